@@ -83,6 +83,15 @@ const rules: Record<string, Rule> = {
     }
     return [da, db];
   },
+  Gemm: (g, n, [dy]) => {
+    const [a, b] = n.inputs;
+    const tA = n.attrs.transA === 1;
+    const tB = n.attrs.transB === 1;
+    if (!tA && !tB) return [g.gemm(dy!, b, false, true), g.gemm(a, dy!, true, false)];
+    if (!tA && tB) return [g.gemm(dy!, b), g.gemm(dy!, a, true, false)];
+    if (tA && !tB) return [g.gemm(b, dy!, false, true), g.gemm(a, dy!)];
+    return [g.gemm(b, dy!, true, true), g.gemm(dy!, a, true, true)];
+  },
   Softmax: (g, n, [dy]) => {
     const y = n.outputs[0];
     const axis = n.attrs.axis as number;

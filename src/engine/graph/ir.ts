@@ -180,6 +180,15 @@ export class Graph {
     return this.node('MatMul', [a, b], {}, [[a.dtype, [...batch, m, n]]])[0];
   }
 
+  /** 2-D matmul with optional transposes, read in place by the kernel (ONNX Gemm without C). */
+  gemm(a: Value, b: Value, transA = false, transB = false): Value {
+    if (a.shape.length !== 2 || b.shape.length !== 2) throw new LanternError('Gemm: operands must be 2-D');
+    const [m, k] = transA ? [a.shape[1], a.shape[0]] : a.shape;
+    const [k2, n] = transB ? [b.shape[1], b.shape[0]] : b.shape;
+    if (k !== k2) throw new LanternError(`Gemm: inner dims differ: ${shapeToString(a.shape)} x ${shapeToString(b.shape)} (transA=${transA}, transB=${transB})`);
+    return this.node('Gemm', [a, b], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 }, [[a.dtype, [m, n]]])[0];
+  }
+
   private axis(x: Value, axis: number): number {
     const r = x.shape.length;
     const a = axis < 0 ? axis + r : axis;
@@ -229,6 +238,11 @@ export class Graph {
     if (inferred >= 0) out[inferred] = inferDim(x.shape, out, inferred);
     else checkSameSize(x.shape, out);
     return this.node('Reshape', [x, this.ints(target)], {}, [[x.dtype, out]])[0];
+  }
+
+  /** Reshape to a runtime shape tensor (int64 [rank]) whose static form is `out`. */
+  reshapeDynamic(x: Value, shape: Value, out: Shape): Value {
+    return this.node('Reshape', [x, shape], {}, [[x.dtype, out]])[0];
   }
 
   /** Reshape to the runtime shape of `like` (used by autodiff, where shapes may be symbolic). */
@@ -377,7 +391,7 @@ export function onnxDType(t: DType): number {
 }
 
 /** The nodes that some graph output depends on, in order (model code may build values it never uses). */
-export function liveNodes(g: Graph): Node[] {
+export function liveNodes(g: { nodes: Node[]; outputs: Value[] }): Node[] {
   const needed = new Set<Value>(g.outputs);
   const keep: Node[] = [];
   for (let i = g.nodes.length - 1; i >= 0; i--) {

@@ -5,7 +5,15 @@
  * protobuf library would add a schema compile step and ~100 KB for ~100 lines of varint code.
  * Field numbers are from onnx/onnx.proto.
  */
-import { Graph, Value, Attr, onnxDType, liveNodes } from './ir.js';
+import { Value, Attr, Node, Constant, onnxDType, liveNodes } from './ir.js';
+
+/** What an ONNX graph is made of (a Graph, or a piece of one). */
+export interface GraphLike {
+  nodes: Node[];
+  inputs: Value[];
+  outputs: Value[];
+  constants: Constant[];
+}
 
 export const IR_VERSION = 10;
 export const OPSET = 21;
@@ -74,7 +82,7 @@ function attribute(w: Writer, name: string, a: Attr) {
   });
 }
 
-export function toOnnx(g: Graph): Uint8Array {
+export function toOnnx(g: GraphLike): Uint8Array {
   const w = new Writer();
   w.int(1, IR_VERSION);
   w.string(2, 'lantern');
@@ -99,7 +107,7 @@ export function toOnnx(g: Graph): Uint8Array {
         tw.bytes(9, new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength));
       });
     }
-    for (const v of g.inputs) valueInfo(gw, 11, v);
+    for (const v of g.inputs) if (used.has(v)) valueInfo(gw, 11, v);
     for (const v of g.outputs) valueInfo(gw, 12, v);
   });
   w.message(8, (ow) => { ow.string(1, ''); ow.int(2, OPSET); });

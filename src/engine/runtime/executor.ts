@@ -10,8 +10,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
-import { Graph } from '../graph/ir.js';
-import { toOnnx } from '../graph/onnx.js';
+import { toOnnx, GraphLike } from '../graph/onnx.js';
 import { Tensor, TensorData } from '../tensor.js';
 import type { DType } from '../graph/ir.js';
 
@@ -107,7 +106,7 @@ export class Executor {
   }
 
   /** Compiles `build()` under `signature` unless a session for it exists. */
-  compile(signature: string, build: () => Graph): Promise<void> {
+  compile(signature: string, build: () => GraphLike): Promise<void> {
     let p = this.compiled.get(signature);
     if (p) {
       this.compiled.delete(signature);
@@ -131,7 +130,7 @@ export class Executor {
    */
   async run(
     signature: string,
-    build: () => Graph,
+    build: () => GraphLike,
     feeds: Record<string, Tensor>,
     opts: { weights?: WeightSet[]; fetch?: string[] } = {},
   ): Promise<Record<string, Tensor>> {

@@ -1,0 +1,150 @@
+/**
+ * GPT-2 as a Lantern graph, written to read like the math (cf. nanoGPT's model.py and
+ * TransformerLens's components/). Every `hook(...)` call is a TransformerLens hook point: the
+ * runner decides per run whether it is cached, intervened on, handed to a JS callback or
+ * differentiated, and returns the value the rest of the model should use.
+ */
+import { Graph, Value } from '../../engine/graph/ir.js';
+import type { ModelConfig } from '../config.js';
+
+/** How a hook's activation is laid out, so interventions know which axes are positions and heads. */
+export type Layout = 'resid' | 'heads' | 'pattern';
+export type Hook = (name: string, v: Value, layout: Layout) => Value;
+
+export const B = 'batch';
+export const T = 'seq';
+
+/** Graph input names of the weights, in Lantern's (TransformerLens-like) naming. */
+export function weightShapes(cfg: ModelConfig): Record<string, number[]> {
+  const { dModel: D, dMlp: F, dVocab: V, nCtx: P } = cfg;
+  const shapes: Record<string, number[]> = { 'embed.W_E': [V, D], 'pos_embed.W_pos': [P, D] };
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const p = `blocks.${l}`;
+    Object.assign(shapes, {
+      [`${p}.ln1.w`]: [D], [`${p}.ln1.b`]: [D],
+      [`${p}.attn.W_QKV`]: [D, 3 * D], [`${p}.attn.b_QKV`]: [3 * D],
+      [`${p}.attn.W_O`]: [D, D], [`${p}.attn.b_O`]: [D],
+      [`${p}.ln2.w`]: [D], [`${p}.ln2.b`]: [D],
+      [`${p}.mlp.W_in`]: [D, F], [`${p}.mlp.b_in`]: [F],
+      [`${p}.mlp.W_out`]: [F, D], [`${p}.mlp.b_out`]: [D],
+    });
+  }
+  shapes['ln_final.w'] = [D];
+  shapes['ln_final.b'] = [D];
+  if (!cfg.tiedUnembed) shapes['unembed.W_U_T'] = [V, D];
+  return shapes;
+}
+
+/** Every hook point of the model, in execution order. */
+export function hookNames(cfg: ModelConfig): string[] {
+  const names = ['hook_embed', 'hook_pos_embed'];
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const p = `blocks.${l}`;
+    names.push(
+      `${p}.hook_resid_pre`, `${p}.ln1.hook_scale`, `${p}.ln1.hook_normalized`,
+      `${p}.attn.hook_q`, `${p}.attn.hook_k`, `${p}.attn.hook_v`,
+      `${p}.attn.hook_attn_scores`, `${p}.attn.hook_pattern`, `${p}.attn.hook_z`, `${p}.attn.hook_result`,
+      `${p}.hook_attn_out`, `${p}.hook_resid_mid`, `${p}.ln2.hook_scale`, `${p}.ln2.hook_normalized`,
+      `${p}.mlp.hook_pre`, `${p}.mlp.hook_post`, `${p}.hook_mlp_out`, `${p}.hook_resid_post`,
+    );
+  }
+  names.push('ln_final.hook_scale', 'ln_final.hook_normalized');
+  return names;
+}
+
+/**
+ * Hooks that cost extra compute and are built only when a run asks for them
+ * (TransformerLens gates hook_result behind use_attn_result for the same reason).
+ */
+export const OPTIONAL_HOOKS = /\.attn\.hook_result$/;
+
+export interface Gpt2Inputs {
+  tokens: Value; // int64 [batch, seq]
+  positions: Value; // int64 [seq]
+  causalMask: Value; // bool [seq, seq], true where a query may attend
+}
+
+export function gpt2Inputs(g: Graph): Gpt2Inputs {
+  return {
+    tokens: g.input('tokens', 'int64', [B, T]),
+    positions: g.input('positions', 'int64', [T]),
+    causalMask: g.input('causal_mask', 'bool', [T, T]),
+  };
+}
+
+/** Builds GPT-2's forward pass on `g`; returns logits [batch, seq, vocab]. */
+export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: Hook, wants: (name: string) => boolean): Value {
+  const W = (name: string) => weightInput(g, cfg, name);
+  const { dModel: D, nHeads: H, dHead: dh } = cfg;
+  const f = (x: number) => g.scalar(x);
+
+  const layerNorm = (x: Value, prefix: string): Value => {
+    const centred = g.sub(x, g.reduceMean(x, [-1]));
+    const scale = hook(`${prefix}.hook_scale`, g.sqrt(g.add(g.reduceMean(g.mul(centred, centred), [-1]), f(cfg.lnEps))), 'resid');
+    const normalized = hook(`${prefix}.hook_normalized`, g.div(centred, scale), 'resid');
+    return g.add(g.mul(normalized, W(`${prefix}.w`)), W(`${prefix}.b`));
+  };
+
+  const activation = (x: Value): Value => {
+    if (cfg.act === 'relu') return g.where(g.greater(x, f(0)), x, g.zerosLike(x));
+    if (cfg.act === 'gelu') return g.mul(g.mul(x, f(0.5)), g.add(f(1), g.erf(g.mul(x, f(Math.SQRT1_2)))));
+    // gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    const inner = g.mul(g.add(x, g.mul(g.pow(x, 3), f(0.044715))), f(Math.sqrt(2 / Math.PI)));
+    return g.mul(g.mul(x, f(0.5)), g.add(f(1), g.tanh(inner)));
+  };
+
+  const heads = (x: Value) => g.reshape(x, [B, T, H, dh]); // [b, t, h, dh]
+
+  const attention = (x: Value, p: string): Value => {
+    const qkv = g.add(g.matmul(x, W(`${p}.attn.W_QKV`)), W(`${p}.attn.b_QKV`));
+    const [q0, k0, v0] = g.split(qkv, -1, [D, D, D]);
+    const q = hook(`${p}.attn.hook_q`, heads(q0), 'heads');
+    const k = hook(`${p}.attn.hook_k`, heads(k0), 'heads');
+    const v = hook(`${p}.attn.hook_v`, heads(v0), 'heads');
+    // scores[b, h, q, k] = q . k / sqrt(dh), -inf where k is in q's future
+    const scores = g.mul(g.matmul(g.transpose(q, [0, 2, 1, 3]), g.transpose(k, [0, 2, 3, 1])), f(1 / Math.sqrt(dh)));
+    const masked = hook(`${p}.attn.hook_attn_scores`, g.where(inp.causalMask, scores, f(-Infinity)), 'pattern');
+    const pattern = hook(`${p}.attn.hook_pattern`, g.softmax(masked, -1), 'pattern');
+    const z = hook(`${p}.attn.hook_z`, g.transpose(g.matmul(pattern, g.transpose(v, [0, 2, 1, 3])), [0, 2, 1, 3]), 'heads');
+    if (wants(`${p}.attn.hook_result`)) {
+      // result[b, t, h, :] = z[b, t, h, :] @ W_O[h]: each head's write to the residual stream.
+      const WO = g.reshape(W(`${p}.attn.W_O`), [H, dh, D]);
+      const result = hook(`${p}.attn.hook_result`, g.transpose(g.matmul(g.transpose(z, [0, 2, 1, 3]), WO), [0, 2, 1, 3]), 'heads');
+      return g.add(g.reduceSum(result, [2], false), W(`${p}.attn.b_O`));
+    }
+    return g.add(g.matmul(g.reshape(z, [B, T, D]), W(`${p}.attn.W_O`)), W(`${p}.attn.b_O`));
+  };
+
+  const mlp = (x: Value, p: string): Value => {
+    const pre = hook(`${p}.mlp.hook_pre`, g.add(g.matmul(x, W(`${p}.mlp.W_in`)), W(`${p}.mlp.b_in`)), 'resid');
+    const post = hook(`${p}.mlp.hook_post`, activation(pre), 'resid');
+    return g.add(g.matmul(post, W(`${p}.mlp.W_out`)), W(`${p}.mlp.b_out`));
+  };
+
+  const embed = hook('hook_embed', g.gather(W('embed.W_E'), inp.tokens), 'resid');
+  const posEmbed = hook('hook_pos_embed', g.expandLike(g.unsqueeze(g.gather(W('pos_embed.W_pos'), inp.positions), [0]), embed), 'resid');
+  let resid = g.add(embed, posEmbed);
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const p = `blocks.${l}`;
+    const residPre = hook(`${p}.hook_resid_pre`, resid, 'resid');
+    const attnOut = hook(`${p}.hook_attn_out`, attention(layerNorm(residPre, `${p}.ln1`), p), 'resid');
+    const residMid = hook(`${p}.hook_resid_mid`, g.add(residPre, attnOut), 'resid');
+    const mlpOut = hook(`${p}.hook_mlp_out`, mlp(layerNorm(residMid, `${p}.ln2`), p), 'resid');
+    resid = hook(`${p}.hook_resid_post`, g.add(residMid, mlpOut), 'resid');
+  }
+  const final = layerNorm(resid, 'ln_final');
+  // logits = final @ W_U. The unembedding is stored as [vocab, d_model] (tied to W_E, or HF's
+  // lm_head layout) and multiplied transposed by Gemm, so it is never copied into [d_model, vocab].
+  const WU_T = cfg.tiedUnembed ? W('embed.W_E') : W('unembed.W_U_T');
+  const logits = g.gemm(g.reshape(final, [-1, D]), WU_T, false, true);
+  const shape = g.concat([g.slice(g.shapeOf(final), 0, 0, 2), g.ints([cfg.dVocab])], 0);
+  return g.reshapeDynamic(logits, shape, [B, T, cfg.dVocab]);
+}
+
+/** Weights enter the graph as inputs (fed from the compute thread's copy, never embedded). */
+function weightInput(g: Graph, cfg: ModelConfig, name: string): Value {
+  const existing = g.inputs.find((v) => v.name === name);
+  if (existing) return existing;
+  const shape = weightShapes(cfg)[name];
+  return g.input(name, 'float32', shape);
+}

@@ -1,0 +1,449 @@
+/**
+ * HookedTransformer: run a model with TransformerLens hook points — cache activations, intervene,
+ * call back into JavaScript, and take gradients — all as ONNX graphs on the compute thread.
+ *
+ * Every kind of run goes through one path: describe what the run needs (a RunSpec), build the
+ * model graph with a hook function that realises that spec, and execute it. The spec, not the
+ * values fed to it, names the compiled session, so a sweep of a thousand patches compiles once.
+ */
+import { LanternError, nearest } from '../errors.js';
+import { Graph, Value, Shape, shapeToString } from '../engine/graph/ir.js';
+import { gradients } from '../engine/autodiff/grad.js';
+import { Executor, WeightSet, defaultExecutor } from '../engine/runtime/executor.js';
+import { Tensor } from '../engine/tensor.js';
+import type { ModelConfig } from './config.js';
+import type { Tokenizer } from './tokenizer.js';
+import { gpt2Forward, gpt2Inputs, hookNames, OPTIONAL_HOOKS, Layout, B, T } from './gpt2/model.js';
+import { ActivationCache } from './cache.js';
+import { splitAtCuts } from '../engine/graph/segment.js';
+
+/** Text, a batch of texts, token ids, or a batch of token ids. */
+export type ModelInput = string | string[] | number[] | number[][];
+
+export type InterventionOp = 'replace' | 'add' | 'scale' | 'zero' | 'mean';
+
+/**
+ * A change to one hook's activation. `positions` (query positions for attention patterns) and
+ * `heads` restrict it; everything else keeps its value. `mean` without a value replaces the
+ * activation by its mean over the batch at each position.
+ */
+export interface Intervention {
+  hook: string;
+  op: InterventionOp;
+  /** replace: the new activation; add: what to add; mean: the mean to substitute. Broadcasts against the activation. */
+  value?: Tensor;
+  /** scale: the factor. */
+  factor?: number;
+  positions?: number[];
+  heads?: number[];
+}
+
+/** A JavaScript function at a hook point: return a tensor of the same shape to replace the activation. */
+export type HookCallback = (activation: Tensor, hook: string) => Tensor | void | Promise<Tensor | void>;
+
+export interface RunOptions {
+  /** Hook names to cache, or a filter over all hook names. */
+  cache?: string[] | ((name: string) => boolean);
+  interventions?: Intervention[];
+  callbacks?: Record<string, HookCallback>;
+}
+
+/** One term of a scalar objective: coef * (logit | log-prob) of `token` at (`batch`, `pos`). */
+export interface ObjectiveTerm {
+  batch?: number;
+  pos: number;
+  token: number;
+  kind: 'logit' | 'logprob';
+  coef?: number;
+}
+
+export const objectives = {
+  logit: (pos: number, token: number, batch = 0): ObjectiveTerm[] => [{ batch, pos, token, kind: 'logit' }],
+  logprob: (pos: number, token: number, batch = 0): ObjectiveTerm[] => [{ batch, pos, token, kind: 'logprob' }],
+  logitDiff: (pos: number, token: number, foil: number, batch = 0): ObjectiveTerm[] => [
+    { batch, pos, token, kind: 'logit', coef: 1 },
+    { batch, pos, token: foil, kind: 'logit', coef: -1 },
+  ],
+  /** Sum of log-probs of `continuation` placed right after position `lastPromptPos` (teacher forcing). */
+  continuationLogprob: (lastPromptPos: number, continuation: number[], batch = 0): ObjectiveTerm[] =>
+    continuation.map((token, i) => ({ batch, pos: lastPromptPos + i, token, kind: 'logprob' })),
+};
+
+export interface Batch {
+  /** Right-padded token ids [batch, seq]. */
+  tokens: number[][];
+  lengths: number[];
+  seq: number;
+}
+
+export interface RunResult {
+  logits: Tensor; // [batch, seq, vocab]
+  cache: ActivationCache;
+  batch: Batch;
+}
+
+export interface GradientResult extends RunResult {
+  /** Sum of all objective terms. */
+  objective: number;
+  /** Each term's value (coef included), in order. */
+  terms: number[];
+  /** d objective / d activation, per requested hook. */
+  grads: Record<string, Tensor>;
+}
+
+interface InterventionPlan {
+  hook: string;
+  op: InterventionOp;
+  valueShape?: Shape; // declared shape of the fed value (symbolic where it follows batch/seq)
+  maskShape?: Shape;
+}
+
+interface RunSpec {
+  cache: string[];
+  interventions: InterventionPlan[];
+  callbacks: string[];
+  gradWrt: string[] | null;
+}
+
+export class HookedTransformer {
+  readonly hookNames: string[];
+  private readonly hookSet: Set<string>;
+  /** Static shapes of every hook (symbolic in batch/seq), from a dry build of the graph. */
+  readonly hookShapes: Map<string, Shape>;
+  private readonly hookLayouts: Map<string, Layout>;
+
+  constructor(
+    readonly cfg: ModelConfig,
+    readonly weights: WeightSet,
+    readonly tokenizer: Tokenizer | undefined,
+    /** Where the model came from (folder or hub id), for saved results. */
+    readonly source: string,
+    readonly executor: Executor = defaultExecutor(),
+  ) {
+    this.hookNames = hookNames(cfg);
+    this.hookSet = new Set(this.hookNames);
+    this.hookShapes = new Map();
+    this.hookLayouts = new Map();
+    const g = new Graph();
+    gpt2Forward(g, cfg, gpt2Inputs(g), (name, v, layout) => {
+      this.hookShapes.set(name, v.shape);
+      this.hookLayouts.set(name, layout);
+      return v;
+    }, () => true);
+  }
+
+  static async create(cfg: ModelConfig, weights: Record<string, Tensor>, tokenizer: Tokenizer | undefined, source: string, executor = defaultExecutor()) {
+    return new HookedTransformer(cfg, await executor.registerWeights(weights), tokenizer, source, executor);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Input
+
+  private requireTokenizer(): Tokenizer {
+    if (!this.tokenizer) throw new LanternError(`model ${this.source} has no tokenizer.json; pass token ids instead of text`);
+    return this.tokenizer;
+  }
+
+  toTokens(text: string): number[] {
+    return this.requireTokenizer().encode(text);
+  }
+
+  toString(tokens: number[]): string {
+    return this.requireTokenizer().decode(tokens);
+  }
+
+  tokenStrings(tokens: number[]): string[] {
+    return this.requireTokenizer().tokenStrings(tokens);
+  }
+
+  /** Tokenizes and right-pads a batch. Right padding keeps every real token's result identical to an unpadded run: causal attention never looks at later (padded) positions. */
+  toBatch(input: ModelInput): Batch {
+    const rows: number[][] =
+      typeof input === 'string' ? [this.toTokens(input)]
+      : input.length === 0 ? []
+      : typeof input[0] === 'string' ? (input as string[]).map((s) => this.toTokens(s))
+      : typeof input[0] === 'number' ? [input as number[]]
+      : (input as number[][]);
+    if (rows.length === 0) throw new LanternError('empty input: give at least one prompt');
+    rows.forEach((r, b) => {
+      if (r.length === 0) throw new LanternError(`prompt ${b} is empty (no tokens)`);
+      if (r.length > this.cfg.nCtx) {
+        throw new LanternError(`prompt ${b} is ${r.length} tokens, longer than the model's context of ${this.cfg.nCtx}`);
+      }
+      for (const t of r) {
+        if (!Number.isInteger(t) || t < 0 || t >= this.cfg.dVocab) throw new LanternError(`token id ${t} is outside the vocabulary [0, ${this.cfg.dVocab})`);
+      }
+    });
+    const seq = Math.max(...rows.map((r) => r.length));
+    return { tokens: rows, lengths: rows.map((r) => r.length), seq };
+  }
+
+  private baseFeeds(batch: Batch): Record<string, Tensor> {
+    const { seq } = batch;
+    const ids = new BigInt64Array(batch.tokens.length * seq);
+    batch.tokens.forEach((r, b) => r.forEach((t, i) => (ids[b * seq + i] = BigInt(t))));
+    const mask = new Uint8Array(seq * seq);
+    for (let q = 0; q < seq; q++) for (let k = 0; k <= q; k++) mask[q * seq + k] = 1;
+    return {
+      tokens: new Tensor('int64', ids, [batch.tokens.length, seq]),
+      positions: Tensor.i64(Array.from({ length: seq }, (_, i) => i), [seq]),
+      causal_mask: new Tensor('bool', mask, [seq, seq]),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Hook names
+
+  /** Throws a LanternError naming the closest valid hooks when `name` is not a hook point. */
+  checkHook(name: string): void {
+    if (this.hookSet.has(name)) return;
+    throw new LanternError(`unknown hook '${name}'; did you mean ${nearest(name, this.hookNames).map((n) => `'${n}'`).join(', ')}?`);
+  }
+
+  private resolveCache(cache: RunOptions['cache']): string[] {
+    if (!cache) return [];
+    if (typeof cache === 'function') return this.hookNames.filter(cache);
+    cache.forEach((n) => this.checkHook(n));
+    return [...new Set(cache)];
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Runs
+
+  /** Logits for `input` (no hooks). */
+  async run(input: ModelInput): Promise<Tensor> {
+    return (await this.runWithHooks(input, {})).logits;
+  }
+
+  /** Logits plus the activations at `names` (default: every hook point except the optional hook_result). */
+  async runWithCache(input: ModelInput, names?: string[] | ((name: string) => boolean)): Promise<RunResult> {
+    return this.runWithHooks(input, { cache: names ?? ((n) => !OPTIONAL_HOOKS.test(n)) });
+  }
+
+  async runWithHooks(input: ModelInput, opts: RunOptions): Promise<RunResult> {
+    const batch = this.toBatch(input);
+    const { spec, feeds } = this.plan(batch, opts, null);
+    const callbacks = opts.callbacks ?? {};
+    const out = spec.callbacks.length
+      ? await this.runSegmented(spec, feeds, callbacks)
+      : await this.execute(spec, feeds);
+    return this.result(out, spec, batch);
+  }
+
+  /**
+   * Gradient of a scalar objective of the logits with respect to hook activations
+   * (default: the token embeddings, `hook_embed`). Interventions apply as in runWithHooks, so
+   * e.g. integrated gradients can replace hook_embed by scaled embeddings.
+   */
+  async gradients(
+    input: ModelInput,
+    terms: ObjectiveTerm[],
+    opts: { wrt?: string[]; interventions?: Intervention[]; cache?: RunOptions['cache'] } = {},
+  ): Promise<GradientResult> {
+    const batch = this.toBatch(input);
+    const wrt = opts.wrt ?? ['hook_embed'];
+    wrt.forEach((n) => this.checkHook(n));
+    if (terms.length === 0) throw new LanternError('objective has no terms');
+    const { spec, feeds } = this.plan(batch, { interventions: opts.interventions, cache: opts.cache }, wrt);
+    const n = terms.length;
+    const rows = new BigInt64Array(n);
+    const toks = new BigInt64Array(n);
+    const cl = new Float32Array(n);
+    const cp = new Float32Array(n);
+    terms.forEach((t, i) => {
+      const b = t.batch ?? 0;
+      if (b < 0 || b >= batch.tokens.length) throw new LanternError(`objective term ${i}: batch ${b} out of range`);
+      if (t.pos < 0 || t.pos >= batch.lengths[b]) throw new LanternError(`objective term ${i}: position ${t.pos} outside prompt ${b} (length ${batch.lengths[b]})`);
+      if (t.token < 0 || t.token >= this.cfg.dVocab) throw new LanternError(`objective term ${i}: token ${t.token} outside the vocabulary`);
+      rows[i] = BigInt(b * batch.seq + t.pos);
+      toks[i] = BigInt(t.token);
+      (t.kind === 'logit' ? cl : cp)[i] = t.coef ?? 1;
+    });
+    Object.assign(feeds, {
+      'objective.rows': new Tensor('int64', rows, [n]),
+      'objective.tokens': new Tensor('int64', toks, [n, 1]),
+      'objective.coef_logit': Tensor.f32(cl, [n, 1]),
+      'objective.coef_logprob': Tensor.f32(cp, [n, 1]),
+    });
+    const out = await this.execute(spec, feeds);
+    const res = this.result(out, spec, batch);
+    const grads: Record<string, Tensor> = {};
+    for (const name of wrt) grads[name] = out[`grad:${name}`];
+    return { ...res, objective: out.objective.toArray()[0], terms: out['objective.terms'].toArray(), grads };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Planning: user options -> a RunSpec (what the graph computes) + feeds (the values)
+
+  private plan(batch: Batch, opts: RunOptions, gradWrt: string[] | null): { spec: RunSpec; feeds: Record<string, Tensor> } {
+    const feeds = this.baseFeeds(batch);
+    const interventions = (opts.interventions ?? []).map((iv, k) => this.planIntervention(iv, k, batch, feeds));
+    const callbacks = Object.keys(opts.callbacks ?? {});
+    callbacks.forEach((n) => this.checkHook(n));
+    if (gradWrt && callbacks.length) throw new LanternError('JavaScript hook callbacks cannot be combined with gradients; use declarative interventions');
+    const order = new Map(this.hookNames.map((n, i) => [n, i]));
+    callbacks.sort((a, b) => order.get(a)! - order.get(b)!);
+    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt }, feeds };
+  }
+
+  private planIntervention(iv: Intervention, k: number, batch: Batch, feeds: Record<string, Tensor>): InterventionPlan {
+    this.checkHook(iv.hook);
+    const hookShape = this.hookShapes.get(iv.hook)!;
+    const layout = this.hookLayouts.get(iv.hook)!;
+    const where = `intervention ${k} (${iv.op} at ${iv.hook})`;
+    const plan: InterventionPlan = { hook: iv.hook, op: iv.op };
+    const ops: InterventionOp[] = ['replace', 'add', 'scale', 'zero', 'mean'];
+    if (!ops.includes(iv.op)) throw new LanternError(`${where}: unknown op; use one of ${ops.join(', ')}`);
+    if (iv.op === 'replace' || iv.op === 'add' || (iv.op === 'mean' && iv.value)) {
+      if (!iv.value) throw new LanternError(`${where}: needs a value tensor`);
+      plan.valueShape = this.valueShape(iv.value, hookShape, batch, where);
+      feeds[`iv${k}.value`] = iv.value.dtype === 'float32' ? iv.value : Tensor.f32(Float32Array.from(iv.value.toArray()), iv.value.shape);
+    }
+    if (iv.op === 'scale') {
+      if (typeof iv.factor !== 'number' || !Number.isFinite(iv.factor)) throw new LanternError(`${where}: needs a finite factor`);
+      feeds[`iv${k}.factor`] = Tensor.f32([iv.factor], []);
+    }
+    if (iv.positions || iv.heads) {
+      // Boolean mask over (position, head), broadcast over everything else.
+      const posAxis = layout === 'pattern' ? 2 : 1;
+      const headAxis = layout === 'pattern' ? 1 : layout === 'heads' ? 2 : -1;
+      if (iv.heads && headAxis < 0) throw new LanternError(`${where}: 'heads' applies only to per-head hooks (q, k, v, z, result, attn_scores, pattern)`);
+      const H = this.cfg.nHeads;
+      for (const p of iv.positions ?? []) if (!Number.isInteger(p) || p < 0 || p >= batch.seq) throw new LanternError(`${where}: position ${p} outside the sequence (length ${batch.seq})`);
+      for (const h of iv.heads ?? []) if (!Number.isInteger(h) || h < 0 || h >= H) throw new LanternError(`${where}: head ${h} outside [0, ${H})`);
+      const shape: Shape = hookShape.map(() => 1);
+      const dims = hookShape.map(() => 1);
+      if (iv.positions) { shape[posAxis] = T; dims[posAxis] = batch.seq; }
+      if (iv.heads) { shape[headAxis] = H; dims[headAxis] = H; }
+      const mask = Tensor.bool(new Uint8Array(dims.reduce((p, q) => p * q, 1)), dims);
+      const st = mask.strides;
+      const posSet = new Set(iv.positions ?? []);
+      const headSet = new Set(iv.heads ?? []);
+      for (let i = 0; i < mask.size; i++) {
+        const inPos = !iv.positions || posSet.has(Math.floor(i / st[posAxis]) % dims[posAxis]);
+        const inHead = !iv.heads || headSet.has(Math.floor(i / st[headAxis]) % dims[headAxis]);
+        mask.data[i] = inPos && inHead ? 1 : 0;
+      }
+      feeds[`iv${k}.mask`] = mask;
+      plan.maskShape = shape;
+    }
+    return plan;
+  }
+
+  /** The declared (possibly symbolic) shape of an intervention value, checked against the hook. */
+  private valueShape(v: Tensor, hookShape: Shape, batch: Batch, where: string): Shape {
+    if (v.shape.length > hookShape.length) throw new LanternError(`${where}: value of shape [${v.shape}] has more dims than the activation ${shapeToString(hookShape)}`);
+    const off = hookShape.length - v.shape.length;
+    return v.shape.map((d, i) => {
+      const h = hookShape[i + off];
+      const actual = h === B ? batch.tokens.length : h === T ? batch.seq : h;
+      if (d === 1) return 1;
+      if (d !== actual) {
+        throw new LanternError(`${where}: value of shape [${v.shape}] does not broadcast to the activation [${hookShape.map((x) => (x === B ? batch.tokens.length : x === T ? batch.seq : x))}]`);
+      }
+      return h;
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Building and executing
+
+  private signature(spec: RunSpec): string {
+    return JSON.stringify({ cfg: this.cfg, ...spec });
+  }
+
+  private build(spec: RunSpec): Graph {
+    const g = new Graph();
+    const cache = new Set(spec.cache);
+    const callbacks = new Set(spec.callbacks);
+    const byHook = new Map<string, { plan: InterventionPlan; k: number }[]>();
+    spec.interventions.forEach((plan, k) => byHook.set(plan.hook, [...(byHook.get(plan.hook) ?? []), { plan, k }]));
+    const wrtValues = new Map<string, Value>();
+    const wants = (name: string) => cache.has(name) || callbacks.has(name) || byHook.has(name) || (spec.gradWrt ?? []).includes(name);
+
+    const hook = (name: string, v0: Value): Value => {
+      let v = v0;
+      for (const { plan, k } of byHook.get(name) ?? []) v = applyIntervention(g, v, plan, k);
+      if (callbacks.has(name)) {
+        g.output(`cut:${name}`, v);
+        v = g.input(`cutin:${name}`, v.dtype, v.shape);
+      }
+      if (spec.gradWrt?.includes(name)) {
+        // A fresh node, so the gradient is wrt exactly the activation the rest of the model uses.
+        v = g.identity(v);
+        wrtValues.set(name, v);
+      }
+      if (cache.has(name)) g.output(name, v);
+      return v;
+    };
+    const logits = gpt2Forward(g, this.cfg, gpt2Inputs(g), hook, wants);
+    g.output('logits', logits);
+    if (spec.gradWrt) {
+      const objective = objectiveGraph(g, logits, this.cfg.dVocab);
+      g.output('objective', objective);
+      const grads = gradients(g, objective, spec.gradWrt.map((n) => wrtValues.get(n)!));
+      spec.gradWrt.forEach((n, i) => g.output(`grad:${n}`, grads[i]));
+    }
+    return g;
+  }
+
+  private execute(spec: RunSpec, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    return this.executor.run(this.signature(spec), () => this.build(spec), feeds, { weights: [this.weights] });
+  }
+
+  /** Runs the graph in pieces split at each JS callback, calling back in between. */
+  private async runSegmented(spec: RunSpec, feeds: Record<string, Tensor>, callbacks: Record<string, HookCallback>) {
+    const sig = this.signature(spec);
+    const segments = splitAtCuts(this.build(spec), spec.callbacks);
+    const values: Record<string, Tensor> = { ...feeds };
+    for (let s = 0; s < segments.length; s++) {
+      const out = await this.executor.run(`${sig}#${s}`, () => segments[s], values, { weights: [this.weights] });
+      Object.assign(values, out);
+      const name = spec.callbacks[s];
+      if (name === undefined) continue;
+      const act = values[`cut:${name}`];
+      const replaced = await callbacks[name](act, name);
+      if (replaced) {
+        if (replaced.shape.join(',') !== act.shape.join(',')) {
+          throw new LanternError(`callback at ${name} returned shape [${replaced.shape}], expected [${act.shape}]`);
+        }
+      }
+      values[`cutin:${name}`] = replaced ?? act;
+    }
+    return values;
+  }
+
+  private result(out: Record<string, Tensor>, spec: RunSpec, batch: Batch): RunResult {
+    const cache = new ActivationCache(this.cfg, batch);
+    for (const name of spec.cache) cache.set(name, out[name]);
+    return { logits: out.logits, cache, batch };
+  }
+}
+
+function applyIntervention(g: Graph, act: Value, plan: InterventionPlan, k: number): Value {
+  const value = () => g.input(`iv${k}.value`, 'float32', plan.valueShape!);
+  let target: Value;
+  switch (plan.op) {
+    case 'replace': target = g.add(g.zerosLike(act), value()); break;
+    case 'add': target = g.add(act, value()); break;
+    case 'scale': target = g.mul(act, g.input(`iv${k}.factor`, 'float32', [])); break;
+    case 'zero': target = g.zerosLike(act); break;
+    case 'mean': target = plan.valueShape ? g.add(g.zerosLike(act), value()) : g.expandLike(g.reduceMean(act, [0], true), act); break;
+  }
+  if (!plan.maskShape) return target;
+  return g.where(g.input(`iv${k}.mask`, 'bool', plan.maskShape), target, act);
+}
+
+/** sum_i coef_logit_i * logit_i + coef_logprob_i * logprob_i over gathered (row, token) pairs. */
+function objectiveGraph(g: Graph, logits: Value, vocab: number): Value {
+  const rows = g.input('objective.rows', 'int64', ['terms']);
+  const tokens = g.input('objective.tokens', 'int64', ['terms', 1]);
+  const coefLogit = g.input('objective.coef_logit', 'float32', ['terms', 1]);
+  const coefLogprob = g.input('objective.coef_logprob', 'float32', ['terms', 1]);
+  const picked = g.gather(g.reshape(logits, [-1, vocab]), rows); // [terms, vocab]
+  const logit = g.gatherElements(picked, tokens, 1);
+  const logprob = g.gatherElements(g.logSoftmax(picked, -1), tokens, 1);
+  const terms = g.add(g.mul(coefLogit, logit), g.mul(coefLogprob, logprob));
+  g.output('objective.terms', g.reshape(terms, [-1]));
+  return g.reduceSum(terms, [0, 1], false);
+}
