@@ -81,8 +81,9 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
   const layerNorm = (x: Value, prefix: string): Value => {
     const centred = g.sub(x, g.reduceMean(x, [-1]));
     const scale = hook(`${prefix}.hook_scale`, g.sqrt(g.add(g.reduceMean(g.mul(centred, centred), [-1]), f(cfg.lnEps))), 'resid');
-    const normalized = hook(`${prefix}.hook_normalized`, g.div(centred, scale), 'resid');
-    return g.add(g.mul(normalized, W(`${prefix}.w`)), W(`${prefix}.b`));
+    // As TransformerLens's LayerNorm: hook_normalized is after the affine map, i.e. exactly what the
+    // next linear layer reads (with folded LayerNorm weights, w = 1 and b = 0, it is x / scale).
+    return hook(`${prefix}.hook_normalized`, g.add(g.mul(g.div(centred, scale), W(`${prefix}.w`)), W(`${prefix}.b`)), 'resid');
   };
 
   const activation = (x: Value): Value => {

@@ -1,0 +1,29 @@
+/**
+ * Regenerates the committed reference fixtures in fixtures/ (offline; needs Debian's
+ * python3-torch). Lantern writes seeded random models; the independent float64 PyTorch
+ * implementation in scripts/reference/ computes logits, every hook and an embedding gradient.
+ * Tests rebuild the same weights from the seed and compare; they never run Python.
+ *
+ *   npx tsx scripts/make-fixtures.ts
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { writeRandomGpt2, TINY_GPT2, GPT2_SMALL } from '../src/models/random.js';
+import { FIXTURES } from '../test/fixtures.js';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+fs.mkdirSync(path.join(root, 'fixtures'), { recursive: true });
+for (const f of FIXTURES) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fixture-'));
+  const cfg = f.preset === 'tiny' ? TINY_GPT2 : GPT2_SMALL;
+  writeRandomGpt2(dir, cfg, { seed: f.seed });
+  const out = path.join(root, 'fixtures', f.file);
+  execFileSync('/usr/bin/python3', [
+    path.join(root, 'scripts/reference/gpt2_reference.py'), '--normalized-after-affine',
+    '--grad', `${f.grad.pos}:${f.grad.token}`, dir, out, f.tokens.join(','),
+  ], { stdio: 'inherit' });
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(`wrote ${out} (${(fs.statSync(out).size / 1e6).toFixed(1)} MB)`);
+}

@@ -1,0 +1,70 @@
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { LanternError } from '../../errors.js';
+import { loadModel } from '../../models/load.js';
+import { writeSafetensors, WritableTensor } from '../../models/safetensors.js';
+import { topK } from '../../models/predictions.js';
+import { defaultModel } from './defaults.js';
+
+export function forwardCommand(program: Command): void {
+  program
+    .command('forward')
+    .description('Run the model on a prompt: top next-token predictions, optionally saving logits and activations.')
+    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
+    .requiredOption('-t, --text <text>', 'the prompt')
+    .addOption(new Option('-k, --top-k <n>', 'how many predictions to show').default(10).argParser(positiveInt('--top-k')))
+    .option('-c, --cache <hooks>', 'comma-separated hook names to save with --out (e.g. blocks.0.hook_resid_post,blocks.3.attn.hook_pattern)')
+    .option('-o, --out <file.safetensors>', 'write logits [batch, pos, vocab], the cached activations (float32, named by hook) and tokens (int32)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  lantern forward --text "The capital of France is" --top-k 5 --cache blocks.0.hook_resid_post --out run.safetensors')
+    .action(async (opts) => {
+      const log = (s: string) => console.error(s);
+      const source: string = opts.model ?? defaultModel(log);
+      const names: string[] = opts.cache ? String(opts.cache).split(',').map((s: string) => s.trim()).filter(Boolean) : [];
+      if (names.length && !opts.out) throw new LanternError('--cache needs --out <file.safetensors> to save the activations to');
+      if (opts.out && !String(opts.out).endsWith('.safetensors')) throw new LanternError(`--out must name a .safetensors file, got '${opts.out}'`);
+      const model = await loadModel(source, { progress: process.stderr.isTTY });
+      names.forEach((n) => model.checkHook(n));
+      const tokens = model.toTokens(opts.text);
+      const { logits, cache } = await model.runWithCache([tokens], names);
+      const preds = topK(logits, tokens.length - 1, opts.topK, (id) => model.tokenStrings([id])[0]);
+
+      if (opts.out) {
+        const tensors: Record<string, WritableTensor> = {
+          logits: { dtype: 'F32', shape: logits.shape, data: logits.f32 },
+          tokens: { dtype: 'I32', shape: [1, tokens.length], data: Int32Array.from(tokens) },
+        };
+        for (const [name, t] of cache.entries()) tensors[name] = { dtype: 'F32', shape: t.shape, data: t.f32 };
+        writeSafetensors(opts.out, tensors, { model: source, text: opts.text, generator: 'lantern forward' });
+      }
+      if (opts.json) {
+        console.log(JSON.stringify({
+          model: source, method: 'forward', settings: { topK: opts.topK, cache: names },
+          text: opts.text, tokens, tokenStrings: model.tokenStrings(tokens), predictions: preds,
+          ...(opts.out ? { out: opts.out } : {}),
+        }, null, 2));
+        return;
+      }
+      console.log(`model: ${source}`);
+      console.log(`prompt: ${JSON.stringify(opts.text)} (${tokens.length} tokens)`);
+      console.log(`top ${preds.length} next tokens:`);
+      const width = Math.max(...preds.map((p) => JSON.stringify(p.token).length));
+      preds.forEach((p, i) => {
+        const bar = '█'.repeat(Math.round(p.prob * 30));
+        console.log(`${String(i + 1).padStart(3)}. ${JSON.stringify(p.token).padEnd(width)}  ${(100 * p.prob).toFixed(2).padStart(6)}%  logit ${p.logit.toFixed(3).padStart(8)}  ${bar}`);
+      });
+      if (opts.out) console.log(`saved logits${names.length ? ` and ${names.length} activations` : ''} to ${opts.out}`);
+    });
+}
+
+export function positiveInt(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new LanternError(`${flag} must be a positive integer, got '${v}'`);
+    return n;
+  };
+}
+
+export function assertWritable(file: string): void {
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new LanternError(`${file} is a folder`);
+}

@@ -1,0 +1,20 @@
+import { Tensor } from '../engine/tensor.js';
+
+export interface Prediction {
+  id: number;
+  token: string;
+  prob: number;
+  logit: number;
+}
+
+/** The k most likely next tokens at position `pos` of prompt `batch`, with softmax probabilities. */
+export function topK(logits: Tensor, pos: number, k: number, tokenString: (id: number) => string, batch = 0): Prediction[] {
+  const [, T, V] = logits.shape;
+  const row = logits.f32.subarray((batch * T + pos) * V, (batch * T + pos + 1) * V);
+  let max = -Infinity;
+  for (const x of row) if (x > max) max = x;
+  let z = 0;
+  for (const x of row) z += Math.exp(x - max);
+  const ids = Array.from({ length: V }, (_, i) => i).sort((a, b) => row[b] - row[a]).slice(0, Math.min(k, V));
+  return ids.map((id) => ({ id, token: tokenString(id), prob: Math.exp(row[id] - max) / z, logit: row[id] }));
+}

@@ -1,0 +1,110 @@
+/**
+ * A thin wrapper over `@huggingface/tokenizers` (pure JS, reads Hugging Face `tokenizer.json`),
+ * fixing the options interpretability work needs: no special tokens slipped in, and decoding
+ * that gives back exactly the text that was encoded.
+ */
+import * as fs from 'node:fs';
+import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
+import { LanternError } from '../errors.js';
+
+export class Tokenizer {
+  readonly vocabSize: number;
+  /** id -> token; holes (ids no token has) stay undefined. */
+  private readonly idTokens: (string | undefined)[];
+
+  private constructor(
+    private readonly inner: HFTokenizer,
+    private readonly source: string,
+  ) {
+    const vocab = inner.get_vocab(true);
+    this.idTokens = [];
+    for (const [token, id] of vocab) if (typeof token === 'string') this.idTokens[id] = token;
+    this.vocabSize = this.idTokens.filter((t) => t !== undefined).length;
+  }
+
+  /** Loads a Hugging Face `tokenizer.json`. */
+  static fromFile(path: string): Tokenizer {
+    let text: string;
+    try {
+      text = fs.readFileSync(path, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new LanternError(code === 'ENOENT' ? `${path}: tokenizer file not found` : `${path}: cannot read (${(e as Error).message})`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new LanternError(`${path}: tokenizer file is not JSON (${(e as Error).message})`);
+    }
+    return Tokenizer.build(json, path);
+  }
+
+  static fromJSON(json: object): Tokenizer {
+    return Tokenizer.build(json, 'tokenizer.json');
+  }
+
+  private static build(json: unknown, source: string): Tokenizer {
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+      throw new LanternError(`${source}: tokenizer is not a JSON object`);
+    }
+    const obj = json as Record<string, unknown>;
+    if (typeof obj.model !== 'object' || obj.model === null) {
+      throw new LanternError(`${source}: tokenizer has no "model" section; is this a Hugging Face tokenizer.json?`);
+    }
+    // The library insists these keys exist even though tokenizer.json allows leaving them out.
+    const filled = {
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: null,
+      ...obj,
+      added_tokens: obj.added_tokens ?? [],
+    };
+    try {
+      // clean_up_tokenization_spaces would rewrite " ." to "." and break decode(encode(s)) === s.
+      return new Tokenizer(new HFTokenizer(filled, { clean_up_tokenization_spaces: false }), source);
+    } catch (e) {
+      throw new LanternError(`${source}: cannot build tokenizer (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
+    }
+  }
+
+  /** Token ids of `text`, with no special tokens added (no BOS/EOS). */
+  encode(text: string): number[] {
+    const { ids, tokens } = this.inner.encode(text, { add_special_tokens: false });
+    for (let i = 0; i < ids.length; i++) {
+      // Without an unk token the library yields undefined ids rather than failing.
+      if (ids[i] === undefined) {
+        throw new LanternError(`${this.source}: the vocabulary has no token for ${JSON.stringify(tokens[i])} and no unknown token`);
+      }
+    }
+    return ids;
+  }
+
+  /** Text of `ids`; for byte-level tokenizers decode(encode(s)) === s for any well-formed string. */
+  decode(ids: number[]): string {
+    if (ids.length === 0) return '';
+    for (const id of ids) this.checkId(id);
+    return this.inner.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  }
+
+  /** Each id decoded on its own, for display (a token holding part of a UTF-8 character shows U+FFFD). */
+  tokenStrings(ids: number[]): string[] {
+    return ids.map((id) => this.decode([id]));
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.inner.token_to_id(token);
+  }
+
+  /** The raw vocabulary string of `id` (e.g. "Ġthe" for GPT-2), not its decoded text. */
+  idToToken(id: number): string | undefined {
+    return Number.isInteger(id) ? this.idTokens[id] : undefined;
+  }
+
+  private checkId(id: number): void {
+    if (!Number.isInteger(id) || this.idTokens[id] === undefined) {
+      throw new LanternError(`${this.source}: token id ${id} is not in the vocabulary (ids 0..${this.idTokens.length - 1})`);
+    }
+  }
+}
