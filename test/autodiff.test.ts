@@ -79,7 +79,9 @@ describe('gradient rules match central finite differences', () => {
     await check((g, [x]) => g.log(x), [{ shape: [5], lo: 0.3, hi: 3 }]);
     await check((g, [x]) => g.tanh(x), [{ shape: [5] }]);
     await check((g, [x]) => g.sqrt(x), [{ shape: [5], lo: 0.3, hi: 3 }]);
+    await check((g, [x]) => g.pow(x, 2), [{ shape: [5] }]);
     await check((g, [x]) => g.pow(x, 3), [{ shape: [5] }]);
+    await check((g, [x]) => g.pow(x, 1.5), [{ shape: [5], lo: 0.5, hi: 2 }]);
     await check((g, [x]) => g.pow(x, -0.5), [{ shape: [5], lo: 0.5, hi: 2 }]);
     await check((g, [x]) => g.identity(x), [{ shape: [4] }]);
     // ORT has Erf only in float32: finite differences in float32 with a matching tolerance.

@@ -63,7 +63,9 @@ const rules: Record<string, Rule> = {
   Pow: (g, n, [dy]) => {
     const p: number = n.meta.p;
     const x = n.inputs[0];
-    return [g.mul(dy!, g.mul(g.scalar(p, x.dtype), g.pow(x, p - 1)))];
+    // x^2 as x*x: ORT's Pow kernel is several times slower than Mul (GELU's x^3 hits this).
+    const xp = p === 2 ? x : p === 3 ? g.mul(x, x) : g.pow(x, p - 1);
+    return [g.mul(dy!, g.mul(g.scalar(p, x.dtype), xp))];
   },
   Cast: (g, n, [dy]) => [g.cast(dy!, n.inputs[0].dtype)],
   Expand: (g, n, [dy]) => [unbroadcast(g, dy!, n.inputs[0])],

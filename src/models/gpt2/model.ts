@@ -73,7 +73,16 @@ export function gpt2Inputs(g: Graph): Gpt2Inputs {
 }
 
 /** Builds GPT-2's forward pass on `g`; returns logits [batch, seq, vocab]. */
-export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: Hook, wants: (name: string) => boolean): Value {
+export interface Gpt2Outputs {
+  logits: Value; // [batch, seq, vocab]
+  /** The final residual after ln_final, flattened to [batch * seq, d_model]. */
+  finalFlat: Value;
+  /** rows [n, d_model] -> logits [n, vocab]. */
+  unembed: (rows: Value) => Value;
+}
+
+/** Builds GPT-2's forward pass on `g`. */
+export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: Hook, wants: (name: string) => boolean): Gpt2Outputs {
   const W = (name: string) => weightInput(g, cfg, name);
   const { dModel: D, nHeads: H, dHead: dh } = cfg;
   const f = (x: number) => g.scalar(x);
@@ -137,9 +146,10 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
   // logits = final @ W_U. The unembedding is stored as [vocab, d_model] (tied to W_E, or HF's
   // lm_head layout) and multiplied transposed by Gemm, so it is never copied into [d_model, vocab].
   const WU_T = cfg.tiedUnembed ? W('embed.W_E') : W('unembed.W_U_T');
-  const logits = g.gemm(g.reshape(final, [-1, D]), WU_T, false, true);
+  const unembed = (rows: Value) => g.gemm(rows, WU_T, false, true);
+  const finalFlat = g.reshape(final, [-1, D]);
   const shape = g.concat([g.slice(g.shapeOf(final), 0, 0, 2), g.ints([cfg.dVocab])], 0);
-  return g.reshapeDynamic(logits, shape, [B, T, cfg.dVocab]);
+  return { logits: g.reshapeDynamic(unembed(finalFlat), shape, [B, T, cfg.dVocab]), finalFlat, unembed };
 }
 
 /** Weights enter the graph as inputs (fed from the compute thread's copy, never embedded). */
