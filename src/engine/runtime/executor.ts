@@ -47,7 +47,8 @@ export class Executor {
     this.worker = new Worker(new URL('./ort-worker.mjs', import.meta.url), {
       workerData: {
         threads: opts.threads ?? os.availableParallelism(),
-        executionProviders: opts.executionProviders ?? ['cpu'],
+        // e.g. LANTERN_EXECUTION_PROVIDERS=cuda,cpu on a machine with CUDA 12 (see README).
+        executionProviders: opts.executionProviders ?? process.env.LANTERN_EXECUTION_PROVIDERS?.split(',') ?? ['cpu'],
       },
     });
     this.worker.unref();
