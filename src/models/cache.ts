@@ -89,6 +89,8 @@ export class ActivationCache {
 
   /** The cache for one prompt of the batch, trimmed to its real (unpadded) length. */
   prompt(b: number): ActivationCache {
+    const n = this.batch.lengths.length;
+    if (!Number.isInteger(b) || b < 0 || b >= n) throw new LanternError(`prompt ${b} is outside the batch of ${n}`);
     const len = this.batch.lengths[b];
     const single = new ActivationCache(this.cfg, { tokens: [this.batch.tokens[b]], lengths: [len], seq: len });
     for (const [name, t] of this.acts) single.set(name, trimToPrompt(t, name, b, len));

@@ -13,7 +13,7 @@ import { Executor, WeightSet, defaultExecutor } from '../engine/runtime/executor
 import { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from './config.js';
 import type { Tokenizer } from './tokenizer.js';
-import { gpt2Forward, gpt2Inputs, hookNames, OPTIONAL_HOOKS, Layout, B, T } from './gpt2/model.js';
+import { gpt2Forward, gpt2Inputs, hookNames, OPTIONAL_HOOKS, Layout, Gpt2Outputs, B, T } from './gpt2/model.js';
 import { ActivationCache } from './cache.js';
 import { splitAtCuts } from '../engine/graph/segment.js';
 
@@ -25,7 +25,8 @@ export type InterventionOp = 'replace' | 'add' | 'scale' | 'zero' | 'mean';
 /**
  * A change to one hook's activation. `positions` (query positions for attention patterns) and
  * `heads` restrict it; everything else keeps its value. `mean` without a value replaces the
- * activation by its mean over the batch at each position.
+ * activation by its mean over the batch at each position (over the prompts long enough to have
+ * that position: padding never enters the mean).
  */
 export interface Intervention {
   hook: string;
@@ -96,6 +97,7 @@ interface InterventionPlan {
   op: InterventionOp;
   valueShape?: Shape; // declared shape of the fed value (symbolic where it follows batch/seq)
   maskShape?: Shape;
+  realShape?: Shape; // batch mean: which (prompt, position) pairs are real tokens, not padding
 }
 
 interface RunSpec {
@@ -252,9 +254,10 @@ export class HookedTransformer {
     const cp = new Float32Array(n);
     terms.forEach((t, i) => {
       const b = t.batch ?? 0;
-      if (b < 0 || b >= batch.tokens.length) throw new LanternError(`objective term ${i}: batch ${b} out of range`);
-      if (t.pos < 0 || t.pos >= batch.lengths[b]) throw new LanternError(`objective term ${i}: position ${t.pos} outside prompt ${b} (length ${batch.lengths[b]})`);
-      if (t.token < 0 || t.token >= this.cfg.dVocab) throw new LanternError(`objective term ${i}: token ${t.token} outside the vocabulary`);
+      if (!Number.isInteger(b) || b < 0 || b >= batch.tokens.length) throw new LanternError(`objective term ${i}: batch ${b} out of range`);
+      if (!Number.isInteger(t.pos) || t.pos < 0 || t.pos >= batch.lengths[b]) throw new LanternError(`objective term ${i}: position ${t.pos} outside prompt ${b} (length ${batch.lengths[b]})`);
+      if (!Number.isInteger(t.token) || t.token < 0 || t.token >= this.cfg.dVocab) throw new LanternError(`objective term ${i}: token ${t.token} outside the vocabulary`);
+      if (t.kind !== 'logit' && t.kind !== 'logprob') throw new LanternError(`objective term ${i}: kind '${t.kind}' is not 'logit' or 'logprob'`);
       rows[i] = BigInt(b * batch.seq + t.pos);
       toks[i] = BigInt(t.token);
       (t.kind === 'logit' ? cl : cp)[i] = t.coef ?? 1;
@@ -303,10 +306,21 @@ export class HookedTransformer {
       if (typeof iv.factor !== 'number' || !Number.isFinite(iv.factor)) throw new LanternError(`${where}: needs a finite factor`);
       feeds[`iv${k}.factor`] = Tensor.f32([iv.factor], []);
     }
+    const posAxis = layout === 'pattern' ? 2 : 1;
+    const headAxis = layout === 'pattern' ? 1 : layout === 'heads' ? 2 : -1;
+    if (iv.op === 'mean' && !iv.value) {
+      // The mean at each position is over the prompts that reach it: a shorter prompt's padded
+      // positions hold activations of filler tokens and must not enter other prompts' means.
+      const dims = hookShape.map(() => 1);
+      dims[0] = batch.tokens.length;
+      dims[posAxis] = batch.seq;
+      const real = new Uint8Array(batch.tokens.length * batch.seq);
+      batch.lengths.forEach((len, b) => real.fill(1, b * batch.seq, b * batch.seq + len));
+      feeds[`iv${k}.real`] = Tensor.bool(real, dims);
+      plan.realShape = hookShape.map((_, i) => (i === 0 ? B : i === posAxis ? T : 1));
+    }
     if (iv.positions || iv.heads) {
       // Boolean mask over (position, head), broadcast over everything else.
-      const posAxis = layout === 'pattern' ? 2 : 1;
-      const headAxis = layout === 'pattern' ? 1 : layout === 'heads' ? 2 : -1;
       if (iv.heads && headAxis < 0) throw new LanternError(`${where}: 'heads' applies only to per-head hooks (q, k, v, z, result, attn_scores, pattern)`);
       const H = this.cfg.nHeads;
       for (const p of iv.positions ?? []) if (!Number.isInteger(p) || p < 0 || p >= batch.seq) throw new LanternError(`${where}: position ${p} outside the sequence (length ${batch.seq})`);
@@ -376,10 +390,10 @@ export class HookedTransformer {
       if (cache.has(name)) g.output(name, v);
       return v;
     };
-    const logits = gpt2Forward(g, this.cfg, gpt2Inputs(g), hook, wants);
-    g.output('logits', logits);
+    const model = gpt2Forward(g, this.cfg, gpt2Inputs(g), hook, wants);
+    g.output('logits', model.logits);
     if (spec.gradWrt) {
-      const objective = objectiveGraph(g, logits, this.cfg.dVocab);
+      const objective = objectiveGraph(g, model);
       g.output('objective', objective);
       const grads = gradients(g, objective, spec.gradWrt.map((n) => wrtValues.get(n)!));
       spec.gradWrt.forEach((n, i) => g.output(`grad:${n}`, grads[i]));
@@ -404,9 +418,11 @@ export class HookedTransformer {
       const act = values[`cut:${name}`];
       const replaced = await callbacks[name](act, name);
       if (replaced) {
+        if (!(replaced instanceof Tensor)) throw new LanternError(`callback at ${name} returned something other than a Tensor (or nothing)`);
         if (replaced.shape.join(',') !== act.shape.join(',')) {
           throw new LanternError(`callback at ${name} returned shape [${replaced.shape}], expected [${act.shape}]`);
         }
+        if (replaced.dtype !== act.dtype) throw new LanternError(`callback at ${name} returned a ${replaced.dtype} tensor, expected ${act.dtype}`);
       }
       values[`cutin:${name}`] = replaced ?? act;
     }
@@ -428,19 +444,32 @@ function applyIntervention(g: Graph, act: Value, plan: InterventionPlan, k: numb
     case 'add': target = g.add(act, value()); break;
     case 'scale': target = g.mul(act, g.input(`iv${k}.factor`, 'float32', [])); break;
     case 'zero': target = g.zerosLike(act); break;
-    case 'mean': target = plan.valueShape ? g.add(g.zerosLike(act), value()) : g.expandLike(g.reduceMean(act, [0], true), act); break;
+    case 'mean': {
+      if (plan.valueShape) { target = g.add(g.zerosLike(act), value()); break; }
+      // Sum over the real (unpadded) prompts at each position / their count. Where, not a
+      // multiply by 0/1, so masked -inf attention scores in padded rows cannot turn into NaN.
+      const real = g.input(`iv${k}.real`, 'bool', plan.realShape!);
+      const sum = g.reduceSum(g.where(real, act, g.scalar(0, act.dtype)), [0], true);
+      const count = g.reduceSum(g.cast(real, act.dtype), [0], true);
+      target = g.expandLike(g.div(sum, count), act);
+      break;
+    }
   }
   if (!plan.maskShape) return target;
   return g.where(g.input(`iv${k}.mask`, 'bool', plan.maskShape), target, act);
 }
 
-/** sum_i coef_logit_i * logit_i + coef_logprob_i * logprob_i over gathered (row, token) pairs. */
-function objectiveGraph(g: Graph, logits: Value, vocab: number): Value {
+/**
+ * sum_i coef_logit_i * logit_i + coef_logprob_i * logprob_i over (row, token) pairs. Only the
+ * rows the objective reads are unembedded again, so the backward pass never touches the
+ * [batch * seq, vocab] logits (at T=128 the unembedding is ~30% of GPT-2 small's FLOPs).
+ */
+function objectiveGraph(g: Graph, model: Gpt2Outputs): Value {
   const rows = g.input('objective.rows', 'int64', ['terms']);
   const tokens = g.input('objective.tokens', 'int64', ['terms', 1]);
   const coefLogit = g.input('objective.coef_logit', 'float32', ['terms', 1]);
   const coefLogprob = g.input('objective.coef_logprob', 'float32', ['terms', 1]);
-  const picked = g.gather(g.reshape(logits, [-1, vocab]), rows); // [terms, vocab]
+  const picked = model.unembed(g.gather(model.finalFlat, rows)); // [terms, vocab]
   const logit = g.gatherElements(picked, tokens, 1);
   const logprob = g.gatherElements(g.logSoftmax(picked, -1), tokens, 1);
   const terms = g.add(g.mul(coefLogit, logit), g.mul(coefLogprob, logprob));

@@ -11,6 +11,8 @@ const options = {
   interOpNumThreads: 1,
   graphOptimizationLevel: 'all',
   executionProviders: workerData.executionProviders,
+  ...(process.env.LANTERN_ORT_NO_ARENA ? { enableCpuMemArena: false } : {}),
+  ...(process.env.LANTERN_ORT_NO_PATTERN ? { enableMemPattern: false } : {}),
 };
 
 const toOrt = (t) => new ort.Tensor(t.dtype, t.data, t.dims);
