@@ -27,10 +27,14 @@ export const SUPPORTED_ARCHITECTURES = ['gpt2'];
 
 const ACTIVATIONS: Record<string, Activation> = { gelu_new: 'gelu_new', gelu_pytorch_tanh: 'gelu_new', gelu: 'gelu', relu: 'relu' };
 
-function positiveInt(raw: Record<string, unknown>, key: string, file: string, fallback?: number): number {
-  const v = raw[key] ?? fallback;
+function positiveInt(raw: Record<string, unknown>, key: string, file: string, fallbackKey?: string): number {
+  const usedKey = raw[key] == null && fallbackKey !== undefined && raw[fallbackKey] != null ? fallbackKey : key;
+  const v = raw[usedKey];
+  if (v == null) {
+    throw new LanternError(`${file}: '${key}'${fallbackKey ? ` (or '${fallbackKey}')` : ''} is missing; a GPT-2 config.json needs it`);
+  }
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-    throw new LanternError(`${file}: '${key}' must be a positive integer, got ${JSON.stringify(raw[key])}`);
+    throw new LanternError(`${file}: '${usedKey}' must be a positive integer, got ${JSON.stringify(v)}`);
   }
   return v;
 }
@@ -38,9 +42,12 @@ function positiveInt(raw: Record<string, unknown>, key: string, file: string, fa
 /** Parses a Hugging Face GPT-2 `config.json` object. */
 export function parseConfig(raw: Record<string, unknown>, file = 'config.json'): ModelConfig {
   const type = raw.model_type;
+  if (type == null) {
+    throw new LanternError(`${file}: no 'model_type' given; supported architectures: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
+  }
   if (type !== 'gpt2') {
     throw new LanternError(
-      `${file}: unknown architecture model_type=${JSON.stringify(type)}; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`,
+      `${file}: unsupported architecture model_type=${JSON.stringify(type)}; supported architectures: ${SUPPORTED_ARCHITECTURES.join(', ')}`,
     );
   }
   const dModel = positiveInt(raw, 'n_embd', file);
@@ -58,7 +65,7 @@ export function parseConfig(raw: Record<string, unknown>, file = 'config.json'):
     nHeads,
     dHead: dModel / nHeads,
     dMlp: raw.n_inner == null ? 4 * dModel : positiveInt(raw, 'n_inner', file),
-    nCtx: positiveInt(raw, 'n_positions', file, raw.n_ctx as number | undefined),
+    nCtx: positiveInt(raw, 'n_positions', file, 'n_ctx'),
     dVocab: positiveInt(raw, 'vocab_size', file),
     lnEps: eps,
     act,

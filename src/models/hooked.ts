@@ -373,6 +373,7 @@ export class HookedTransformer {
     const byHook = new Map<string, { plan: InterventionPlan; k: number }[]>();
     spec.interventions.forEach((plan, k) => byHook.set(plan.hook, [...(byHook.get(plan.hook) ?? []), { plan, k }]));
     const wrtValues = new Map<string, Value>();
+    const aliases = cacheAliases(spec, this.cfg.nLayers);
     const wants = (name: string) => cache.has(name) || callbacks.has(name) || byHook.has(name) || (spec.gradWrt ?? []).includes(name);
 
     const hook = (name: string, v0: Value): Value => {
@@ -387,7 +388,7 @@ export class HookedTransformer {
         v = g.identity(v);
         wrtValues.set(name, v);
       }
-      if (cache.has(name)) g.output(name, v);
+      if (cache.has(name) && !aliases.has(name)) g.output(name, v);
       return v;
     };
     const model = gpt2Forward(g, this.cfg, gpt2Inputs(g), hook, wants);
@@ -431,9 +432,26 @@ export class HookedTransformer {
 
   private result(out: Record<string, Tensor>, spec: RunSpec, batch: Batch): RunResult {
     const cache = new ActivationCache(this.cfg, batch);
-    for (const name of spec.cache) cache.set(name, out[name]);
+    const aliases = cacheAliases(spec, this.cfg.nLayers);
+    for (const name of spec.cache) cache.set(name, out[aliases.get(name) ?? name]);
     return { logits: out.logits, cache, batch };
   }
+}
+
+/**
+ * Cached hooks that are the very same tensor as another cached hook, so the run outputs it once:
+ * blocks.{l+1}.hook_resid_pre is blocks.{l}.hook_resid_post unless something acts on either.
+ */
+function cacheAliases(spec: RunSpec, nLayers: number): Map<string, string> {
+  const cached = new Set(spec.cache);
+  const touched = new Set([...spec.interventions.map((p) => p.hook), ...spec.callbacks, ...(spec.gradWrt ?? [])]);
+  const aliases = new Map<string, string>();
+  for (let l = 0; l + 1 < nLayers; l++) {
+    const post = `blocks.${l}.hook_resid_post`;
+    const pre = `blocks.${l + 1}.hook_resid_pre`;
+    if (cached.has(post) && cached.has(pre) && !touched.has(post) && !touched.has(pre)) aliases.set(pre, post);
+  }
+  return aliases;
 }
 
 function applyIntervention(g: Graph, act: Value, plan: InterventionPlan, k: number): Value {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
@@ -23,6 +24,8 @@ export function forwardCommand(program: Command): void {
       const names: string[] = opts.cache ? String(opts.cache).split(',').map((s: string) => s.trim()).filter(Boolean) : [];
       if (names.length && !opts.out) throw new LanternError('--cache needs --out <file.safetensors> to save the activations to');
       if (opts.out && !String(opts.out).endsWith('.safetensors')) throw new LanternError(`--out must name a .safetensors file, got '${opts.out}'`);
+      // Before loading and running the model, so a typo in the path costs nothing.
+      if (opts.out) assertWritable(opts.out, '--out');
       const model = await loadModel(source, { progress: process.stderr.isTTY });
       names.forEach((n) => model.checkHook(n));
       const tokens = model.toTokens(opts.text);
@@ -65,6 +68,17 @@ export function positiveInt(flag: string) {
   };
 }
 
-export function assertWritable(file: string): void {
-  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new LanternError(`${file} is a folder`);
+/** Fails unless `file` can be created: its folder exists and it is not itself a folder. */
+export function assertWritable(file: string, flag: string): void {
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new LanternError(`${flag} ${file} is a folder; give a file name`);
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new LanternError(`${flag} ${file}: folder ${dir} does not exist`);
+}
+
+export function nonNegativeInt(flag: string, max = Number.MAX_SAFE_INTEGER) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > max) throw new LanternError(`${flag} must be an integer from 0 to ${max}, got '${v}'`);
+    return n;
+  };
 }

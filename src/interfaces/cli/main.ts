@@ -1,25 +1,43 @@
 /**
- * The `lantern` command line. Every command prints a one-line error for bad input (LanternError)
- * and exits 1; anything else is a bug and keeps its stack trace.
+ * The `lantern` command line. Every command prints a one-line error for bad input (LanternError,
+ * or a usage error found by commander) and exits 1; anything else is a bug and keeps its stack trace.
  */
 import { Command, CommanderError } from 'commander';
 import { LanternError } from '../../errors.js';
 import { forwardCommand } from './forward.js';
 import { makeRandomCommand, hooksCommand } from './models.js';
 
+// `lantern hooks | head`: a reader that stops early is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  console.error(`lantern: error: cannot write the output: ${e.message}`);
+  process.exit(1);
+});
+
 const program = new Command('lantern')
   .description('Explain and interpret language models: attribution, lenses, patching — on ONNX Runtime.')
-  .showHelpAfterError('(run with --help for usage)')
+  // Commander's usage errors are printed below, as one `lantern: error:` line like every other error.
+  .configureOutput({ outputError: () => {} })
   .exitOverride();
 
 forwardCommand(program);
 hooksCommand(program);
 makeRandomCommand(program);
 
+/** Exits after help or version output, which commander reports as errors under exitOverride. */
+const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof CommanderError) process.exit(e.exitCode);
+  if (e instanceof CommanderError) {
+    if (!NOT_ERRORS.has(e.code)) {
+      const command = program.commands.find((c) => c.name() === process.argv[2]);
+      const message = e.message.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
+      console.error(`lantern: error: ${message}; see 'lantern${command ? ` ${command.name()}` : ''} --help'`);
+    }
+    process.exit(e.exitCode);
+  }
   if (e instanceof LanternError) {
     console.error(`lantern: error: ${e.message}`);
     process.exit(1);

@@ -5,7 +5,7 @@ import { hookNames } from '../../models/gpt2/model.js';
 import { resolveModelFolder } from '../../models/hub.js';
 import { writeRandomGpt2, GPT2_SMALL, TINY_GPT2 } from '../../models/random.js';
 import { defaultModel } from './defaults.js';
-import { positiveInt } from './forward.js';
+import { positiveInt, nonNegativeInt } from './forward.js';
 
 export function hooksCommand(program: Command): void {
   program
@@ -30,7 +30,7 @@ export function makeRandomCommand(program: Command): void {
     .option('--d-mlp <n>', 'MLP width', positiveInt('--d-mlp'))
     .option('--vocab <n>', 'vocabulary size (>= 256; 50257 = GPT-2)', positiveInt('--vocab'))
     .option('--ctx <n>', 'context length', positiveInt('--ctx'))
-    .addOption(new Option('--seed <n>', 'random seed').default(0).argParser(Number))
+    .addOption(new Option('--seed <n>', 'random seed (0 to 4294967295)').default(0).argParser(nonNegativeInt('--seed', 0xffffffff)))
     .addOption(new Option('--dtype <dtype>', 'stored dtype').choices(['F32', 'F16', 'BF16']).default('F32'))
     .addHelpText('after', '\nExample:\n  lantern make-random /tmp/gpt2-random --preset gpt2-small --seed 1')
     .action((folder: string, opts) => {
@@ -44,7 +44,13 @@ export function makeRandomCommand(program: Command): void {
         ...base, nLayers: opts.layers ?? base.nLayers, dModel, nHeads, dHead: dModel / nHeads,
         dMlp: opts.dMlp ?? (opts.dModel ? 4 * dModel : base.dMlp), dVocab: vocab, nCtx: opts.ctx ?? base.nCtx,
       };
-      writeRandomGpt2(folder, cfg, { seed: opts.seed, dtype: opts.dtype });
+      try {
+        writeRandomGpt2(folder, cfg, { seed: opts.seed, dtype: opts.dtype });
+      } catch (e) {
+        // A file in the way, no permission, a full disk: the user's path, not a bug.
+        if (e instanceof LanternError || !(e as NodeJS.ErrnoException).code) throw e;
+        throw new LanternError(`cannot write the model to ${folder}: ${(e as Error).message}`);
+      }
       console.log(`wrote a random GPT-2 (${cfg.nLayers} layers, d_model ${cfg.dModel}, ${cfg.nHeads} heads, vocab ${cfg.dVocab}) to ${folder}`);
     });
 }

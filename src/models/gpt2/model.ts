@@ -112,7 +112,8 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
     const k = hook(`${p}.attn.hook_k`, heads(k0), 'heads');
     const v = hook(`${p}.attn.hook_v`, heads(v0), 'heads');
     // scores[b, h, q, k] = q . k / sqrt(dh), -inf where k is in q's future
-    const scores = g.mul(g.matmul(g.transpose(q, [0, 2, 1, 3]), g.transpose(k, [0, 2, 3, 1])), f(1 / Math.sqrt(dh)));
+    // (Scaling q rather than the [q, k] scores touches T*D values instead of H*T*T.)
+    const scores = g.matmul(g.transpose(g.mul(q, f(1 / Math.sqrt(dh))), [0, 2, 1, 3]), g.transpose(k, [0, 2, 3, 1]));
     const masked = hook(`${p}.attn.hook_attn_scores`, g.where(inp.causalMask, scores, f(-Infinity)), 'pattern');
     const pattern = hook(`${p}.attn.hook_pattern`, g.softmax(masked, -1), 'pattern');
     const z = hook(`${p}.attn.hook_z`, g.transpose(g.matmul(pattern, g.transpose(v, [0, 2, 1, 3])), [0, 2, 1, 3]), 'heads');

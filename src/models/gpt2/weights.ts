@@ -3,10 +3,10 @@
  * [in, out], which is already the layout `x @ W` wants, so loading is a rename plus a dtype
  * conversion (F16/BF16 -> F32) — no transposes, no copies beyond the one read from disk.
  */
-import { LanternError } from '../../errors.js';
+import { LanternError, nearest } from '../../errors.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { ModelConfig } from '../config.js';
-import { openModelWeights, readFloat32 } from '../safetensors.js';
+import { isFloatDType, openModelWeights, readFloat32 } from '../safetensors.js';
 import { weightShapes } from './model.js';
 
 /** Lantern weight name -> Hugging Face GPT-2 tensor name (without the optional `transformer.` prefix). */
@@ -40,7 +40,22 @@ export function loadGpt2Weights(folder: string, cfg: ModelConfig): Record<string
     const hf = stored.has(bare) ? bare : `transformer.${bare}`;
     const found = stored.get(hf);
     if (!found) {
-      throw new LanternError(`${folder}: weights have no tensor '${bare}' (needed for ${name}); is this a GPT-2 checkpoint?`);
+      if (name === 'unembed.W_U_T') {
+        throw new LanternError(
+          `${folder}: config.json sets tie_word_embeddings: false, but the weights have no '${bare}' [${shape}] (the unembedding); ` +
+            'add it, or set tie_word_embeddings: true to reuse the token embedding',
+        );
+      }
+      const near = nearest(bare, stored.keys());
+      throw new LanternError(
+        `${folder}: weights have no tensor '${bare}' (needed for ${name}; is this a GPT-2 checkpoint?)` +
+          (near.length ? `; nearest stored names: ${near.map((n) => `'${n}'`).join(', ')}` : '; the weights hold no tensors'),
+      );
+    }
+    if (!isFloatDType(found.entry.dtype)) {
+      throw new LanternError(
+        `${found.header.path}: tensor '${hf}' is ${found.entry.dtype}; model weights must be floating point (F32, F16, BF16 or F64)`,
+      );
     }
     if (found.entry.shape.join(',') !== shape.join(',')) {
       throw new LanternError(
