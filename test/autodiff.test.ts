@@ -95,6 +95,8 @@ describe('gradient rules match central finite differences', () => {
     await check((g, [a, b]) => g.matmul(a, b), [{ shape: [2, 2, 3] }, { shape: [2, 3, 2] }]);
     await check((g, [a, b]) => g.matmul(a, b), [{ shape: [2, 3, 4] }, { shape: [4, 2] }]);
     await check((g, [a, b]) => g.matmul(a, b), [{ shape: [2, 1, 2, 3] }, { shape: [3, 3, 2] }]);
+    await check((g, [a, b]) => g.matmulTransB(a, b), [{ shape: [2, 3, 4] }, { shape: [5, 4] }]);
+    await check((g, [a, b]) => g.matmulTransB(a, b), [{ shape: [3, 4] }, { shape: [2, 4] }]);
     for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
       await check((g, [a, b]) => g.gemm(a, b, tA, tB), [{ shape: tA ? [3, 2] : [2, 3] }, { shape: tB ? [4, 3] : [3, 4] }]);
     }

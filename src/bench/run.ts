@@ -25,19 +25,33 @@ const report = (name: string, value: number, op: '>=' | '<=', bar: number, detai
   console.log(`${name.padEnd(44)} ${value.toFixed(3).padStart(8)}  (bar ${op} ${bar})  ${detail}`);
 };
 
-async function sgemmPeak(): Promise<number> {
+/**
+ * The machine's sgemm peak through ORT: MatMul 512x768x3072 with B fed as an input (as Lantern
+ * feeds weights: the bar's reference) and as a prepacked initializer (reported alongside). The
+ * product is summed to a scalar inside the graph so that copying 6 MB of output into JavaScript
+ * does not dilute the peak.
+ */
+async function sgemmPeak(): Promise<{ asInput: number; prepacked: number }> {
   const ex = defaultExecutor();
   const [M, K, N] = [512, 768, 3072];
-  const build = () => {
+  const b = new Float32Array(K * N).fill(0.02);
+  const build = (initializer: boolean) => () => {
     const g = new Graph();
-    g.output('y', g.matmul(g.input('a', 'float32', [M, K]), g.input('b', 'float32', [K, N])));
+    const B = g.input('b', 'float32', [K, N]);
+    if (initializer) {
+      g.inputs.pop();
+      g.constants.push({ value: B, data: b });
+    }
+    g.output('y', g.reduceSum(g.matmul(g.input('a', 'float32', [M, K]), B), [0, 1], false));
     return g;
   };
   const a = Tensor.f32(new Float32Array(M * K).fill(0.01), [M, K]);
-  const w = await ex.registerWeights({ b: Tensor.f32(new Float32Array(K * N).fill(0.02), [K, N]) });
-  const ms = await best(() => ex.run('bench:sgemm', build, { a }, { weights: [w] }), 20, 3);
+  const w = await ex.registerWeights({ b: Tensor.f32(b.slice(), [K, N]) });
+  const asInput = await best(() => ex.run('bench:sgemm-input', build(false), { a }, { weights: [w] }), 20, 3);
+  const asInit = await best(() => ex.run('bench:sgemm-init', build(true), { a }), 20, 3);
   await ex.dropWeights(w);
-  return (2 * M * K * N) / (ms * 1e6);
+  const flop = 2 * M * K * N;
+  return { asInput: flop / (asInput * 1e6), prepacked: flop / (asInit * 1e6) };
 }
 
 /**
@@ -72,8 +86,9 @@ async function weightsAsInputs(): Promise<void> {
 async function main() {
   if (process.argv[2] === '--memory') return memoryChild(Number(process.argv[3]));
   console.log('Lantern engine benchmark (random GPT-2-small shape, batch 1)\n');
-  const peak = await sgemmPeak();
-  console.log(`sgemm peak: ORT MatMul 512x768x3072 = ${peak.toFixed(1)} GFLOP/s\n`);
+  const peaks = await sgemmPeak();
+  const peak = peaks.asInput;
+  console.log(`sgemm peak: ORT MatMul 512x768x3072 = ${peak.toFixed(1)} GFLOP/s with B as an input; ${peaks.prepacked.toFixed(1)} GFLOP/s with B prepacked\n`);
   await weightsAsInputs();
   const model = await randomModel(GPT2_SMALL);
   for (const T of [128, 512]) {
@@ -90,7 +105,8 @@ async function main() {
       }
     }
     const gflops = forwardFlops(GPT2_SMALL, T) / (bestMs.fwd * 1e6);
-    report(`T=${T} forward GFLOP/s / sgemm peak`, gflops / peak, '>=', 0.6, `${bestMs.fwd.toFixed(1)} ms, ${gflops.toFixed(1)} GFLOP/s`);
+    report(`T=${T} forward GFLOP/s / sgemm peak`, gflops / peak, '>=', 0.6,
+      `${bestMs.fwd.toFixed(1)} ms, ${gflops.toFixed(1)} GFLOP/s (${(gflops / peaks.prepacked).toFixed(3)} of the prepacked peak)`);
     report(`T=${T} runWithCache(all hooks) / forward`, bestMs.cache / bestMs.fwd, '<=', 1.15, `${bestMs.cache.toFixed(1)} ms`);
     report(`T=${T} forward+backward to embeddings / forward`, bestMs.grad / bestMs.fwd, '<=', 2.5, `${bestMs.grad.toFixed(1)} ms`);
   }

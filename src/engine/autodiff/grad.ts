@@ -94,6 +94,14 @@ const rules: Record<string, Rule> = {
     if (tA && !tB) return [g.gemm(b, dy!, false, true), g.gemm(a, dy!)];
     return [g.gemm(b, dy!, true, true), g.gemm(dy!, a, true, true)];
   },
+  FusedMatMul: (g, n, [dy]) => {
+    // y = a @ b^T (transB only, as Graph.matmulTransB builds it)
+    const [a, b] = n.inputs;
+    const k = a.shape[a.shape.length - 1];
+    const m = b.shape[0];
+    const db = g.gemm(g.reshape(dy!, [-1, m]), g.reshape(a, [-1, k]), true, false);
+    return [g.matmul(dy!, b), db];
+  },
   Softmax: (g, n, [dy]) => {
     const y = n.outputs[0];
     const axis = n.attrs.axis as number;

@@ -189,6 +189,17 @@ export class Graph {
     return this.node('Gemm', [a, b], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 }, [[a.dtype, [m, n]]])[0];
   }
 
+  /**
+   * Batched a @ b^T with b 2-D [n, k] read in place (ORT's FusedMatMul contrib op): the tied
+   * unembedding x @ W_E^T without ever materialising W_E^T.
+   */
+  matmulTransB(a: Value, b: Value): Value {
+    if (b.shape.length !== 2) throw new LanternError('matmulTransB: b must be 2-D');
+    const k = a.shape[a.shape.length - 1];
+    if (k !== b.shape[1]) throw new LanternError(`matmulTransB: inner dims differ: ${shapeToString(a.shape)} @ ${shapeToString(b.shape)}^T`);
+    return this.node('FusedMatMul', [a, b], { transB: 1 }, [[a.dtype, [...a.shape.slice(0, -1), b.shape[0]]]])[0];
+  }
+
   private axis(x: Value, axis: number): number {
     const r = x.shape.length;
     const a = axis < 0 ? axis + r : axis;
@@ -238,11 +249,6 @@ export class Graph {
     if (inferred >= 0) out[inferred] = inferDim(x.shape, out, inferred);
     else checkSameSize(x.shape, out);
     return this.node('Reshape', [x, this.ints(target)], {}, [[x.dtype, out]])[0];
-  }
-
-  /** Reshape to a runtime shape tensor (int64 [rank]) whose static form is `out`. */
-  reshapeDynamic(x: Value, shape: Value, out: Shape): Value {
-    return this.node('Reshape', [x, shape], {}, [[x.dtype, out]])[0];
   }
 
   /** Reshape to the runtime shape of `like` (used by autodiff, where shapes may be symbolic). */

@@ -18,6 +18,9 @@ export interface GraphLike {
 export const IR_VERSION = 10;
 export const OPSET = 21;
 
+/** ONNX Runtime contrib ops we use (CPU kernels in every ORT build). */
+const MICROSOFT_OPS = new Set(['FusedMatMul']);
+
 class Writer {
   private chunks: Uint8Array[] = [];
   private scratch = new Uint8Array(10);
@@ -94,6 +97,7 @@ export function toOnnx(g: GraphLike): Uint8Array {
         for (const i of n.inputs) nw.string(1, i.name);
         for (const o of n.outputs) nw.string(2, o.name);
         nw.string(4, n.op);
+        if (MICROSOFT_OPS.has(n.op)) nw.string(7, 'com.microsoft');
         for (const [k, a] of Object.entries(n.attrs)) attribute(nw, k, a);
       });
     }
@@ -111,5 +115,6 @@ export function toOnnx(g: GraphLike): Uint8Array {
     for (const v of g.outputs) valueInfo(gw, 12, v);
   });
   w.message(8, (ow) => { ow.string(1, ''); ow.int(2, OPSET); });
+  w.message(8, (ow) => { ow.string(1, 'com.microsoft'); ow.int(2, 1); });
   return w.finish();
 }

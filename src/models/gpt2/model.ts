@@ -145,12 +145,10 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
   }
   const final = layerNorm(resid, 'ln_final');
   // logits = final @ W_U. The unembedding is stored as [vocab, d_model] (tied to W_E, or HF's
-  // lm_head layout) and multiplied transposed by Gemm, so it is never copied into [d_model, vocab].
+  // lm_head layout) and read transposed in place, so it is never copied into [d_model, vocab].
   const WU_T = cfg.tiedUnembed ? W('embed.W_E') : W('unembed.W_U_T');
-  const unembed = (rows: Value) => g.gemm(rows, WU_T, false, true);
-  const finalFlat = g.reshape(final, [-1, D]);
-  const shape = g.concat([g.slice(g.shapeOf(final), 0, 0, 2), g.ints([cfg.dVocab])], 0);
-  return { logits: g.reshapeDynamic(unembed(finalFlat), shape, [B, T, cfg.dVocab]), finalFlat, unembed };
+  const unembed = (rows: Value) => g.matmulTransB(rows, WU_T);
+  return { logits: unembed(final), finalFlat: g.reshape(final, [-1, D]), unembed };
 }
 
 /** Weights enter the graph as inputs (fed from the compute thread's copy, never embedded). */
