@@ -18,7 +18,7 @@ function rng(seed: number) {
   };
 }
 
-type In = { shape: number[]; lo?: number; hi?: number; ints?: number[] };
+type In = { shape: number[]; lo?: number; hi?: number; ints?: number[]; declared?: (number | string)[] };
 const covered = new Set<string>();
 let caseId = 0;
 
@@ -30,7 +30,7 @@ async function check(build: (g: Graph, xs: Value[]) => Value, ins: In[], dtype: 
   let weightsLen = 0;
   const graph = () => {
     const g = new Graph();
-    const xs = ins.map((s, i) => g.input(`x${i}`, s.ints ? 'int64' : dtype, s.shape));
+    const xs = ins.map((s, i) => g.input(`x${i}`, s.ints ? 'int64' : dtype, s.declared ?? s.shape));
     const y = build(g, xs);
     for (const n of g.nodes) covered.add(n.op);
     const n = y.shape.reduce((p: number, q) => p * (q as number), 1);
@@ -110,6 +110,8 @@ describe('gradient rules match central finite differences', () => {
     await check((g, [x]) => g.reduceSum(x, [0, 2], false), [{ shape: [2, 3, 2] }]);
     await check((g, [x]) => g.reduceMean(x, [-1], true), [{ shape: [2, 3] }]);
     await check((g, [x]) => g.reduceMean(x, [0], false), [{ shape: [2, 3] }]);
+    // a mean over a symbolic dim (count known only at run time)
+    await check((g, [x]) => g.reduceMean(x, [0, 1], false), [{ shape: [3, 2, 2], declared: ['n', 2, 2] }]);
   });
 
   it('shape ops', async () => {

@@ -115,13 +115,12 @@ const rules: Record<string, Rule> = {
   ReduceSum: (g, n, [dy]) => [spreadReduced(g, n, dy!)],
   ReduceMean: (g, n, [dy]) => {
     const x = n.inputs[0];
-    let count = 1;
-    for (const a of n.meta.axes as number[]) {
-      const d = x.shape[a];
-      if (typeof d !== 'number') throw new LanternError(`ReduceMean gradient needs static reduced dims, got ${d}`);
-      count *= d;
-    }
-    return [g.mul(spreadReduced(g, n, dy!), g.scalar(1 / count, x.dtype))];
+    const dims = (n.meta.axes as number[]).map((a) => x.shape[a]);
+    const count = dims.every((d) => typeof d === 'number')
+      ? g.scalar(1 / (dims as number[]).reduce((p, q) => p * q, 1), x.dtype)
+      // Symbolic reduced dims (e.g. a mean over batch * seq): the count is |x| / |y| at run time.
+      : g.div(g.cast(g.sizeOf(n.outputs[0]), x.dtype), g.cast(g.sizeOf(x), x.dtype));
+    return [g.mul(spreadReduced(g, n, dy!), count)];
   },
   Reshape: (g, n, [dy]) => [g.reshapeLike(dy!, n.inputs[0])],
   Unsqueeze: (g, n, [dy]) => [g.reshapeLike(dy!, n.inputs[0])],

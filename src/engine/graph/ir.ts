@@ -260,6 +260,11 @@ export class Graph {
     return this.node('Shape', [x], {}, [['int64', [x.shape.length]]])[0];
   }
 
+  /** Number of elements of `x` at run time (int64 scalar). */
+  sizeOf(x: Value): Value {
+    return this.node('Size', [x], {}, [['int64', []]])[0];
+  }
+
   /** Broadcasts `x` to the runtime shape of `like`. */
   expandLike(x: Value, like: Value): Value {
     broadcastShapes(x.shape, like.shape, 'Expand');

@@ -133,12 +133,18 @@ export class Executor {
     signature: string,
     build: () => GraphLike,
     feeds: Record<string, Tensor>,
-    opts: { weights?: WeightSet[]; fetch?: string[] } = {},
+    opts: {
+      weights?: WeightSet[];
+      fetch?: string[];
+      /** Outputs that replace registered weights in place (output name -> weight set and name); not returned. */
+      update?: Record<string, { set: WeightSet; name: string }>;
+    } = {},
   ): Promise<Record<string, Tensor>> {
     await this.compile(signature, build);
     const wire: Record<string, WireTensor> = {};
     for (const [name, t] of Object.entries(feeds)) wire[name] = { dtype: t.dtype, data: t.data, dims: t.shape };
-    const r = await this.call({ kind: 'run', signature, feeds: wire, weightSets: (opts.weights ?? []).map((w) => w.id), fetch: opts.fetch });
+    const update = Object.fromEntries(Object.entries(opts.update ?? {}).map(([o, { set, name }]) => [o, { setId: set.id, name }]));
+    const r = await this.call({ kind: 'run', signature, feeds: wire, weightSets: (opts.weights ?? []).map((w) => w.id), fetch: opts.fetch, update });
     this.runMs += r.ms;
     const out: Record<string, Tensor> = {};
     for (const [name, t] of Object.entries(r.outputs as Record<string, WireTensor>)) out[name] = new Tensor(t.dtype, t.data, t.dims);

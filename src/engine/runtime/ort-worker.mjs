@@ -63,6 +63,12 @@ async function handle(msg) {
       const t0 = performance.now();
       const out = await session.run(feeds, msg.fetch ?? session.outputNames);
       const ms = performance.now() - t0;
+      // Outputs that replace registered weights (a training step's new parameters and optimizer
+      // state) stay in this thread; only the rest travel back.
+      for (const [output, { setId, name }] of Object.entries(msg.update ?? {})) {
+        weightSets.get(setId)[name] = out[output];
+        delete out[output];
+      }
       const outputs = {};
       const transfer = [];
       for (const [name, t] of Object.entries(out)) {

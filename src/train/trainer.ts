@@ -1,0 +1,268 @@
+/**
+ * Training a GPT-2 with Lantern's own engine: forward, reverse-mode gradients, global-norm
+ * clipping and AdamW, all in one ONNX graph per step. Parameters and optimizer state live in the
+ * compute thread and are replaced in place by each step's outputs, so a step moves nothing but
+ * the token batch and a few scalars across threads.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Graph, Value } from '../engine/graph/ir.js';
+import { gradients } from '../engine/autodiff/grad.js';
+import { Executor, WeightSet, defaultExecutor } from '../engine/runtime/executor.js';
+import { Tensor } from '../engine/tensor.js';
+import { LanternError } from '../errors.js';
+import type { ModelConfig } from '../models/config.js';
+import { gpt2Forward, gpt2Inputs, weightShapes, B, T } from '../models/gpt2/model.js';
+import { normalSampler } from '../models/random.js';
+import { readSafetensorsHeader, readFloat32, writeSafetensors, WritableTensor } from '../models/safetensors.js';
+
+export interface TrainConfig {
+  batch: number;
+  seq: number;
+  steps: number;
+  warmupSteps: number;
+  lr: number;
+  minLr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  clip: number;
+  seed: number;
+}
+
+/** Linear warmup, then cosine decay to minLr at the last step. */
+export function learningRate(tc: TrainConfig, step: number): number {
+  if (step < tc.warmupSteps) return (tc.lr * (step + 1)) / tc.warmupSteps;
+  const progress = Math.min(1, (step - tc.warmupSteps) / Math.max(1, tc.steps - tc.warmupSteps));
+  return tc.minLr + 0.5 * (tc.lr - tc.minLr) * (1 + Math.cos(Math.PI * progress));
+}
+
+/** GPT-2's initialisation: N(0, 0.02), residual-writing projections scaled by 1/sqrt(2 n_layers), biases 0, LayerNorm 1. */
+export function initGpt2Weights(cfg: ModelConfig, seed: number): Record<string, Tensor> {
+  const normal = normalSampler(seed);
+  const out: Record<string, Tensor> = {};
+  for (const [name, shape] of Object.entries(weightShapes(cfg))) {
+    const n = shape.reduce((p, q) => p * q, 1);
+    const a = new Float32Array(n);
+    if (/\.w$/.test(name)) a.fill(1);
+    else if (shape.length > 1) {
+      const std = /(attn\.W_O|mlp\.W_out)$/.test(name) ? 0.02 / Math.sqrt(2 * cfg.nLayers) : 0.02;
+      for (let i = 0; i < n; i++) a[i] = std * normal();
+    }
+    out[name] = Tensor.f32(a, shape);
+  }
+  return out;
+}
+
+/** Mean next-token cross-entropy (nats) of logits [batch, seq, vocab] against targets [batch, seq]. */
+export function crossEntropy(g: Graph, logits: Value, targets: Value, vocab: number): Value {
+  const logp = g.logSoftmax(g.reshape(logits, [-1, vocab]), -1);
+  const picked = g.gatherElements(logp, g.reshape(targets, [-1, 1]), 1);
+  return g.neg(g.reduceMean(picked, [0, 1], false));
+}
+
+const decays = (shape: number[]) => shape.length >= 2;
+
+export function lossGraph(cfg: ModelConfig): { g: Graph; loss: Value } {
+  const g = new Graph();
+  const model = gpt2Forward(g, cfg, gpt2Inputs(g), (_name, v) => v, () => false);
+  const loss = crossEntropy(g, model.logits, g.input('targets', 'int64', [B, T]), cfg.dVocab);
+  g.output('loss', loss);
+  return { g, loss };
+}
+
+function trainStepGraph(cfg: ModelConfig, tc: TrainConfig): Graph {
+  const { g, loss } = lossGraph(cfg);
+  const shapes = weightShapes(cfg);
+  const names = Object.keys(shapes);
+  const params = names.map((n) => g.inputs.find((v) => v.name === n)!);
+  const grads = gradients(g, loss, params);
+  const f = (x: number) => g.scalar(x);
+
+  // Global-norm clipping: scale = clip / max(norm, clip).
+  let sq: Value = f(0);
+  for (const gr of grads) sq = g.add(sq, g.reduceSum(g.mul(gr, gr), [...gr.shape.keys()], false));
+  const norm = g.sqrt(sq);
+  g.output('grad_norm', norm);
+  const scale = g.where(g.greater(norm, f(tc.clip)), g.div(f(tc.clip), norm), f(1));
+
+  // AdamW; lr and the bias corrections 1/(1-beta^t) are fed per step.
+  const lr = g.input('lr', 'float32', []);
+  const bc1 = g.input('bias_correction1', 'float32', []);
+  const bc2 = g.input('bias_correction2', 'float32', []);
+  names.forEach((name, i) => {
+    const w = params[i];
+    const grad = g.mul(grads[i], scale);
+    const m = g.input(`adam.m.${name}`, 'float32', shapes[name]);
+    const v = g.input(`adam.v.${name}`, 'float32', shapes[name]);
+    const m2 = g.add(g.mul(m, f(tc.beta1)), g.mul(grad, f(1 - tc.beta1)));
+    const v2 = g.add(g.mul(v, f(tc.beta2)), g.mul(g.mul(grad, grad), f(1 - tc.beta2)));
+    let step = g.div(g.mul(m2, bc1), g.add(g.sqrt(g.mul(v2, bc2)), f(tc.eps)));
+    if (decays(shapes[name])) step = g.add(step, g.mul(w, f(tc.weightDecay)));
+    g.output(`new:${name}`, g.sub(w, g.mul(step, lr)));
+    g.output(`new:adam.m.${name}`, m2);
+    g.output(`new:adam.v.${name}`, v2);
+  });
+  return g;
+}
+
+/** Token windows (seq + 1 tokens each) -> inputs [n, seq] and next-token targets [n, seq]. */
+function windowFeeds(windows: { tokens: Uint16Array | number[] }[], seq: number): Record<string, Tensor> {
+  const n = windows.length;
+  const ids = new BigInt64Array(n * seq);
+  const targets = new BigInt64Array(n * seq);
+  windows.forEach((w, b) => {
+    for (let i = 0; i < seq; i++) {
+      ids[b * seq + i] = BigInt(w.tokens[i]);
+      targets[b * seq + i] = BigInt(w.tokens[i + 1]);
+    }
+  });
+  const mask = new Uint8Array(seq * seq);
+  for (let q = 0; q < seq; q++) for (let k = 0; k <= q; k++) mask[q * seq + k] = 1;
+  return {
+    tokens: new Tensor('int64', ids, [n, seq]),
+    targets: new Tensor('int64', targets, [n, seq]),
+    positions: Tensor.i64(Array.from({ length: seq }, (_, i) => i), [seq]),
+    causal_mask: new Tensor('bool', mask, [seq, seq]),
+  };
+}
+
+/**
+ * Mean next-token cross-entropy (nats) of a model over consecutive non-overlapping windows of
+ * `stream` (each window of seq + 1 tokens scores seq predictions).
+ */
+export async function streamLoss(
+  executor: Executor, cfg: ModelConfig, params: WeightSet, stream: Uint16Array,
+  opts: { seq: number; batch: number; maxWindows?: number },
+): Promise<{ loss: number; tokens: number }> {
+  const { seq, batch } = opts;
+  const count = Math.min(opts.maxWindows ?? Infinity, Math.floor((stream.length - 1) / seq));
+  if (count < 1) throw new LanternError(`stream of ${stream.length} tokens is shorter than one window of ${seq}`);
+  let total = 0;
+  for (let w = 0; w < count; w += batch) {
+    const windows = Array.from({ length: Math.min(batch, count - w) }, (_, b) => ({ tokens: stream.subarray((w + b) * seq, (w + b) * seq + seq + 1) }));
+    const out = await executor.run(JSON.stringify({ eval: cfg }), () => lossGraph(cfg).g, windowFeeds(windows, seq), { weights: [params], fetch: ['loss'] });
+    total += out.loss.toArray()[0] * windows.length;
+  }
+  return { loss: total / count, tokens: count * seq };
+}
+
+/** Seedable uniform integers (mulberry32), with its state saved in checkpoints. */
+export class Rng {
+  constructor(public state: number) {}
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) | 0;
+    let t = Math.imul(this.state ^ (this.state >>> 15), 1 | this.state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+}
+
+export interface LogEntry { step: number; loss: number; gradNorm: number; lr: number; tokensPerSecond: number }
+export interface EvalEntry { step: number; loss: number; tokens: number }
+
+export interface TrainState {
+  step: number;
+  rng: number;
+  tokensSeen: number;
+  log: LogEntry[];
+  evals: EvalEntry[];
+}
+
+export class Trainer {
+  private readonly signature: string;
+
+  private constructor(
+    readonly cfg: ModelConfig,
+    readonly tc: TrainConfig,
+    private readonly params: WeightSet,
+    readonly state: TrainState,
+    private readonly executor: Executor,
+  ) {
+    this.signature = JSON.stringify({ train: cfg, tc });
+  }
+
+  /** Fresh weights and optimizer state, or those of `checkpoint` when given. */
+  static async create(cfg: ModelConfig, tc: TrainConfig, checkpoint?: string, executor = defaultExecutor()): Promise<Trainer> {
+    const shapes = weightShapes(cfg);
+    let tensors: Record<string, Tensor>;
+    let state: TrainState = { step: 0, rng: tc.seed, tokensSeen: 0, log: [], evals: [] };
+    if (checkpoint) {
+      const header = readSafetensorsHeader(path.join(checkpoint, 'state.safetensors'));
+      tensors = {};
+      for (const [name] of header.tensors) tensors[name] = Tensor.f32(readFloat32(header, name), header.tensors.get(name)!.shape);
+      for (const name of Object.keys(shapes)) if (!tensors[name]) throw new LanternError(`${checkpoint}: checkpoint lacks ${name}`);
+      state = JSON.parse(fs.readFileSync(path.join(checkpoint, 'state.json'), 'utf8')).state;
+    } else {
+      tensors = initGpt2Weights(cfg, tc.seed);
+      for (const [name, shape] of Object.entries(shapes)) {
+        tensors[`adam.m.${name}`] = Tensor.f32(new Float32Array(shape.reduce((p, q) => p * q, 1)), shape);
+        tensors[`adam.v.${name}`] = Tensor.f32(new Float32Array(shape.reduce((p, q) => p * q, 1)), shape);
+      }
+    }
+    return new Trainer(cfg, tc, await executor.registerWeights(tensors), state, executor);
+  }
+
+  /** One optimizer step on random windows of `stream`; returns the loss before the update. */
+  async step(stream: Uint16Array): Promise<LogEntry> {
+    const { batch, seq } = this.tc;
+    if (stream.length < seq + 2) throw new LanternError(`training stream of ${stream.length} tokens is shorter than one window`);
+    const rng = new Rng(this.state.rng);
+    const windows = Array.from({ length: batch }, () => {
+      const o = rng.int(stream.length - seq - 1);
+      return { tokens: stream.subarray(o, o + seq + 1) };
+    });
+    this.state.rng = rng.state;
+    const t = this.state.step + 1;
+    const lr = learningRate(this.tc, this.state.step);
+    const feeds = {
+      ...windowFeeds(windows, seq),
+      lr: Tensor.f32([lr], []),
+      bias_correction1: Tensor.f32([1 / (1 - this.tc.beta1 ** t)], []),
+      bias_correction2: Tensor.f32([1 / (1 - this.tc.beta2 ** t)], []),
+    };
+    const update: Record<string, { set: WeightSet; name: string }> = {};
+    for (const name of Object.keys(this.params.shapes)) update[`new:${name}`] = { set: this.params, name };
+    const t0 = performance.now();
+    const out = await this.executor.run(this.signature, () => trainStepGraph(this.cfg, this.tc), feeds, { weights: [this.params], update });
+    const seconds = (performance.now() - t0) / 1000;
+    this.state.step = t;
+    this.state.tokensSeen += batch * seq;
+    const entry = { step: t, loss: out.loss.toArray()[0], gradNorm: out.grad_norm.toArray()[0], lr, tokensPerSecond: (batch * seq) / seconds };
+    if (!Number.isFinite(entry.loss)) throw new LanternError(`training diverged at step ${t} (loss ${entry.loss})`);
+    this.state.log.push(entry);
+    return entry;
+  }
+
+  /** Held-out loss (see streamLoss), recorded in the training state. */
+  async evaluate(stream: Uint16Array, maxWindows = Infinity): Promise<EvalEntry> {
+    const r = await streamLoss(this.executor, this.cfg, this.params, stream, { seq: this.tc.seq, batch: this.tc.batch, maxWindows });
+    const entry = { step: this.state.step, ...r };
+    this.state.evals.push(entry);
+    return entry;
+  }
+
+  /** Model weights (float32 copies, Lantern names). */
+  async weights(): Promise<Record<string, Tensor>> {
+    return this.executor.readWeights(this.params, Object.keys(weightShapes(this.cfg)));
+  }
+
+  /** Writes weights, optimizer state and the trainer state so training can resume exactly. */
+  async saveCheckpoint(folder: string, meta: Record<string, unknown> = {}): Promise<void> {
+    const all = await this.executor.readWeights(this.params, Object.keys(this.params.shapes));
+    const tmp = `${folder}.tmp`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { recursive: true });
+    const tensors: Record<string, WritableTensor> = {};
+    for (const [name, t] of Object.entries(all)) tensors[name] = { dtype: 'F32', shape: t.shape, data: t.f32 };
+    writeSafetensors(path.join(tmp, 'state.safetensors'), tensors);
+    fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify({ cfg: this.cfg, tc: this.tc, state: this.state, ...meta }));
+    // Swap in the new checkpoint only once it is complete, so an interrupted save loses nothing.
+    fs.rmSync(folder, { recursive: true, force: true });
+    fs.renameSync(tmp, folder);
+  }
+}
