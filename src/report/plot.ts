@@ -1,0 +1,56 @@
+/**
+ * Static charts for reports and model cards: a Vega-Lite spec rendered to SVG by Vega (no
+ * browser, no canvas), then to PNG by resvg.
+ */
+import * as vega from 'vega';
+import * as vegaLite from 'vega-lite';
+import { Resvg } from '@resvg/resvg-js';
+
+export interface Series {
+  name: string;
+  points: { x: number; y: number }[];
+  /** Draw points (for sparse series such as held-out evaluations). */
+  markers?: boolean;
+}
+
+export interface LineChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  width?: number;
+  height?: number;
+  /** Horizontal reference lines, e.g. a baseline. */
+  rules?: { name: string; y: number }[];
+  yScale?: 'linear' | 'log';
+}
+
+export async function lineChartSvg(series: Series[], opts: LineChartOptions): Promise<string> {
+  const rows = series.flatMap((s) => s.points.map((p) => ({ series: s.name, x: p.x, y: p.y })));
+  const ruleRows = (opts.rules ?? []).map((r) => ({ series: r.name, y: r.y }));
+  const y = { field: 'y', type: 'quantitative', title: opts.yLabel, scale: { type: opts.yScale ?? 'linear', zero: false } } as const;
+  const color = { field: 'series', type: 'nominal', title: null, legend: { orient: 'top-right' } } as const;
+  const spec: vegaLite.TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: opts.title,
+    width: opts.width ?? 640,
+    height: opts.height ?? 360,
+    background: 'white',
+    layer: [
+      ...series.map((s) => ({
+        data: { values: rows.filter((r) => r.series === s.name) },
+        mark: { type: 'line' as const, point: s.markers ?? false, strokeWidth: 1.5 },
+        encoding: { x: { field: 'x', type: 'quantitative' as const, title: opts.xLabel }, y, color },
+      })),
+      ...(ruleRows.length
+        ? [{ data: { values: ruleRows }, mark: { type: 'rule' as const, strokeDash: [6, 4] }, encoding: { y, color } }]
+        : []),
+    ],
+  };
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
+  return view.toSVG();
+}
+
+export async function lineChartPng(series: Series[], opts: LineChartOptions): Promise<Buffer> {
+  const svg = await lineChartSvg(series, opts);
+  return new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, font: { loadSystemFonts: true } }).render().asPng();
+}
