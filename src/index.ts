@@ -16,3 +16,6 @@ export { Tokenizer } from './models/tokenizer.js';
 export { writeRandomGpt2, randomGpt2Weights, GPT2_SMALL, TINY_GPT2 } from './models/random.js';
 export { readSafetensorsHeader, readFloat32, writeSafetensors, openModelWeights } from './models/safetensors.js';
 export { topK } from './models/predictions.js';
+export * from './models/planted/index.js';
+export { generate } from './models/generate.js';
+export { Rng } from './rng.js';

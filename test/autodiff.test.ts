@@ -4,26 +4,18 @@ import { Graph, Value, DType, liveNodes } from '../src/engine/graph/ir.js';
 import { gradients, differentiableOps } from '../src/engine/autodiff/grad.js';
 import { Executor } from '../src/engine/runtime/executor.js';
 import { Tensor } from '../src/engine/tensor.js';
+import { Rng } from '../src/rng.js';
 
 const ex = new Executor();
 afterAll(() => ex.close());
-
-// Deterministic pseudo-random numbers (mulberry32) so failures reproduce.
-function rng(seed: number) {
-  return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type In = { shape: number[]; lo?: number; hi?: number; ints?: number[]; declared?: (number | string)[] };
 const covered = new Set<string>();
 let caseId = 0;
 
 async function check(build: (g: Graph, xs: Value[]) => Value, ins: In[], dtype: DType = 'float64', tol = 1e-6, epsilon?: number) {
-  const rand = rng(++caseId * 7919);
+  const r = new Rng(++caseId * 7919);
+  const rand = () => r.next();
   const sig = `grad-case-${caseId}`;
   const data = ins.map((s) => s.ints ?? Array.from({ length: s.shape.reduce((p, q) => p * q, 1) }, () => (s.lo ?? -1.5) + ((s.hi ?? 1.5) - (s.lo ?? -1.5)) * rand()));
   const floatIdx = ins.map((s, i) => (s.ints ? -1 : i)).filter((i) => i >= 0);

@@ -5,17 +5,14 @@ import { Tensor } from '../src/engine/tensor.js';
 import { HookedTransformer, ObjectiveTerm, objectives } from '../src/models/hooked.js';
 import { trimToPrompt } from '../src/models/cache.js';
 import { TINY_GPT2 } from '../src/models/random.js';
+import { Rng } from '../src/rng.js';
 import { seededModel } from './helpers.js';
 
 const { nHeads: H, dHead: DH, dModel: D, dVocab: V } = TINY_GPT2;
 
 function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 const rand = rng(77);
 const randomTokens = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * V));

@@ -17,6 +17,7 @@ import { Tensor } from '../src/engine/tensor.js';
 import { LanternError } from '../src/errors.js';
 import { HookedTransformer, Intervention, ObjectiveTerm, objectives } from '../src/models/hooked.js';
 import { TINY_GPT2 } from '../src/models/random.js';
+import { Rng } from '../src/rng.js';
 import { seededModel, maxAbsDiff } from './helpers.js';
 
 const { nHeads: H, dHead: DH, dModel: D, dVocab: V } = TINY_GPT2;
@@ -25,12 +26,8 @@ const ABS_TOL = 4e-4;
 const REL_TOL = 1e-3;
 
 function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 const rand = rng(4242);
 const randomTokens = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * V));

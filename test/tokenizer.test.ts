@@ -7,19 +7,15 @@ import { LanternError } from '../src/errors.js';
 import { buildGpt2TokenizerJson, writeGpt2Tokenizer } from '../src/models/gpt2-tokenizer.js';
 import { Tokenizer } from '../src/models/tokenizer.js';
 
+import { Rng } from '../src/rng.js';
+
 const EOT = '<|endoftext|>';
 const EOT_ID = 50256;
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
+/** Deterministic random numbers so failures reproduce. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed >>> 0);
+  return () => r.next();
 }
 
 const SENTENCES = [

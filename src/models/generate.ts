@@ -4,7 +4,7 @@
  */
 import { LanternError } from '../errors.js';
 import type { HookedTransformer } from './hooked.js';
-import { Rng } from '../train/trainer.js';
+import { Rng } from '../rng.js';
 
 export interface GenerateOptions {
   maxNewTokens?: number;

@@ -11,6 +11,7 @@ import { weightShapes } from './gpt2/model.js';
 import { hfName } from './gpt2/weights.js';
 import { writeSafetensors, WritableTensor } from './safetensors.js';
 import { buildGpt2TokenizerJson } from './gpt2-tokenizer.js';
+import { Rng } from '../rng.js';
 
 export const GPT2_SMALL: ModelConfig = {
   architecture: 'gpt2', nLayers: 12, dModel: 768, nHeads: 12, dHead: 64, dMlp: 3072,
@@ -22,23 +23,9 @@ export const TINY_GPT2: ModelConfig = {
   nCtx: 64, dVocab: 1000, lnEps: 1e-5, act: 'gelu_new', tiedUnembed: true,
 };
 
-/** mulberry32 uniform + Box–Muller normals: tiny, seedable, and the same on every platform. */
 export function normalSampler(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  let spare: number | null = null;
-  return () => {
-    if (spare !== null) { const v = spare; spare = null; return v; }
-    const r = Math.sqrt(-2 * Math.log(uniform()));
-    const a = 2 * Math.PI * uniform();
-    spare = r * Math.sin(a);
-    return r * Math.cos(a);
-  };
+  const rng = new Rng(seed >>> 0);
+  return () => rng.normal();
 }
 
 /** Random weights in Lantern naming: GPT-2's init (N(0, 0.02)), with LayerNorm weights and all biases perturbed so every parameter matters. */

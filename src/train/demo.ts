@@ -65,6 +65,8 @@ async function main() {
   const bar = new cliProgress.SingleBar({
     format: 'train |{bar}| {value}/{total} steps | loss {loss} | held-out {heldout} | {tps} tok/s | lr {lr} | ETA {eta_formatted}',
     stream: process.stderr, gracefulExit: false, etaBuffer: 50,
+    // Logs (CI, nohup) get a line every 30 s instead of nothing.
+    noTTYOutput: true, notTTYSchedule: 30_000,
   }, cliProgress.Presets.shades_classic);
   let ema = trainer.state.log.at(-1)?.loss ?? NaN;
   const lastEval = () => trainer.state.evals.at(-1)?.loss.toFixed(3) ?? '-';

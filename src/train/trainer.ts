@@ -14,6 +14,7 @@ import { LanternError } from '../errors.js';
 import type { ModelConfig } from '../models/config.js';
 import { gpt2Forward, gpt2Inputs, weightShapes, B, T } from '../models/gpt2/model.js';
 import { normalSampler } from '../models/random.js';
+import { Rng } from '../rng.js';
 import { readSafetensorsHeader, readFloat32, writeSafetensors, WritableTensor } from '../models/safetensors.js';
 
 export interface TrainConfig {
@@ -146,20 +147,6 @@ export async function streamLoss(
     total += out.loss.toArray()[0] * windows.length;
   }
   return { loss: total / count, tokens: count * seq };
-}
-
-/** Seedable uniform integers (mulberry32), with its state saved in checkpoints. */
-export class Rng {
-  constructor(public state: number) {}
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) | 0;
-    let t = Math.imul(this.state ^ (this.state >>> 15), 1 | this.state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
 }
 
 export interface LogEntry { step: number; loss: number; gradNorm: number; lr: number; tokensPerSecond: number }

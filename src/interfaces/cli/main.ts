@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { LanternError } from '../../errors.js';
 import { forwardCommand } from './forward.js';
 import { makeRandomCommand, hooksCommand } from './models.js';
+import { makePlantedCommand } from './planted.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -23,6 +24,7 @@ const program = new Command('lantern')
 forwardCommand(program);
 hooksCommand(program);
 makeRandomCommand(program);
+makePlantedCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -1,17 +1,13 @@
 /** Small helpers shared by the planted kinds: a seeded RNG, token tables, and measurements on runs. */
 import { Tensor } from '../../engine/tensor.js';
+import { Rng } from '../../rng.js';
 import type { HookCallback, Intervention, RunOptions } from '../hooked.js';
 import type { PlantedComponent } from './types.js';
 
-/** mulberry32: uniform in [0, 1), seedable, identical on every platform. */
+/** Uniform in [0, 1) from a seed (see src/rng.ts). */
 export function uniformSampler(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed >>> 0);
+  return () => rng.next();
 }
 
 /** `k` distinct items of `items`, in random order. */
@@ -114,7 +110,7 @@ export function mean(xs: number[]): number {
 /** Rounds for planted.json (metrics are measurements, not bit patterns). */
 export function round(x: number, digits = 4): number {
   const f = 10 ** digits;
-  return Math.round(x * f) / f;
+  return Math.round(x * f) / f + 0; // + 0: no -0 in JSON round trips
 }
 
 export function roundAll(m: Record<string, number>): Record<string, number> {
