@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { lanternHome } from '../src/paths.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LanternError } from '../src/errors.js';
 import { BigramModel, bigramBaseline, neyDiscount } from '../src/data/bigram.js';
@@ -9,7 +10,6 @@ import {
   brownDocs,
   brownSplits,
   brownTagged,
-  defaultCacheDir,
   detokenize,
   docText,
   gpt2Tokenizer,
@@ -225,7 +225,7 @@ describe('GPT-2 token streams', () => {
     const saved = process.env.LANTERN_HOME;
     try {
       process.env.LANTERN_HOME = '/somewhere/lantern';
-      expect(defaultCacheDir()).toBe('/somewhere/lantern');
+      expect(lanternHome()).toBe('/somewhere/lantern');
     } finally {
       if (saved === undefined) delete process.env.LANTERN_HOME;
       else process.env.LANTERN_HOME = saved;

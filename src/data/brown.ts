@@ -16,9 +16,9 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
-import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { encode as gpt3Encode } from 'gpt-3-encoder';
+import { lanternHome } from '../paths.js';
 import { LanternError } from '../errors.js';
 import { buildGpt2TokenizerJson } from '../models/gpt2-tokenizer.js';
 import { Tokenizer } from '../models/tokenizer.js';
@@ -320,9 +320,6 @@ export interface TokenizedSplits {
   seconds: number;
 }
 
-export function defaultCacheDir(): string {
-  return process.env.LANTERN_HOME ?? nodePath.join(process.env.XDG_CACHE_HOME ?? nodePath.join(os.homedir(), '.cache'), 'lantern');
-}
 
 /**
  * Hash of everything the streams depend on: the split documents' exact texts (so any change to
@@ -391,7 +388,7 @@ function readStreams(path: string): { train: Uint16Array; heldout: Uint16Array }
  */
 export function tokenizeSplits(opts: TokenizeOptions = {}): TokenizedSplits {
   const splits = brownSplits();
-  const path = nodePath.join(opts.cacheDir ?? defaultCacheDir(), 'data', `brown-gpt2-${pipelineHash(splits)}.tok`);
+  const path = nodePath.join(opts.cacheDir ?? lanternHome(), 'data', `brown-gpt2-${pipelineHash(splits)}.tok`);
   if (!opts.refresh) {
     const got = readStreams(path);
     if (got) return { ...got, path, cached: true, seconds: 0 };

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { Trainer, TrainConfig, streamLoss } from './trainer.js';
-import type { ModelConfig } from '../models/config.js';
+import { DEMO_CONFIG, DEMO_TRAINING } from './demo-config.js';
 import { toHfConfig } from '../models/config.js';
 import { hfName } from '../models/gpt2/weights.js';
 import { writeSafetensors, WritableTensor } from '../models/safetensors.js';
@@ -18,20 +18,8 @@ import { generate } from '../models/generate.js';
 import { tokenizeSplits, brownSplits } from '../data/brown.js';
 import { bigramBaseline } from '../data/bigram.js';
 import { lineChartPng } from '../report/plot.js';
-import { lanternHome, BUNDLED_MODEL } from '../interfaces/cli/defaults.js';
+import { lanternHome, BUNDLED_MODEL } from '../paths.js';
 import { LanternError } from '../errors.js';
-
-/** 4 layers x 256 wide: small enough to train in about an hour on 2 cores. The 50257 x 256
- * unembedding is 80% of the parameters and ~75% of the FLOPs of a step. */
-export const DEMO_CONFIG: ModelConfig = {
-  architecture: 'gpt2', nLayers: 4, dModel: 256, nHeads: 8, dHead: 32, dMlp: 1024,
-  nCtx: 256, dVocab: 50257, lnEps: 1e-5, act: 'gelu_new', tiedUnembed: true,
-};
-
-export const DEMO_TRAINING: TrainConfig = {
-  batch: 4, seq: 256, steps: 3000, warmupSteps: 100, lr: 1e-3, minLr: 1e-4,
-  beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1, seed: 0,
-};
 
 const SAMPLE_PROMPTS = ['The president said that', 'In the morning, she', 'The church was', 'He looked at the'];
 

@@ -19,8 +19,7 @@ export function forwardCommand(program: Command): void {
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  lantern forward --text "The capital of France is" --top-k 5 --cache blocks.0.hook_resid_post --out run.safetensors')
     .action(async (opts) => {
-      const log = (s: string) => console.error(s);
-      const source: string = opts.model ?? defaultModel(log);
+      const source: string = opts.model ?? defaultModel();
       const names: string[] = opts.cache ? String(opts.cache).split(',').map((s: string) => s.trim()).filter(Boolean) : [];
       if (names.length && !opts.out) throw new LanternError('--cache needs --out <file.safetensors> to save the activations to');
       if (opts.out && !String(opts.out).endsWith('.safetensors')) throw new LanternError(`--out must name a .safetensors file, got '${opts.out}'`);

@@ -13,7 +13,7 @@ export function hooksCommand(program: Command): void {
     .description("List the model's hook points (TransformerLens names).")
     .option('-m, --model <folder|hub-id>', 'model folder or Hub id (default: the bundled model)')
     .action(async (opts) => {
-      const folder = await resolveModelFolder(opts.model ?? defaultModel((s) => console.error(s)));
+      const folder = await resolveModelFolder(opts.model ?? defaultModel());
       for (const name of hookNames(readConfig(folder))) console.log(name);
     });
 }

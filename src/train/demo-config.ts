@@ -1,0 +1,16 @@
+/** The bundled demo model's architecture and training recipe (see src/train/demo.ts). */
+import type { ModelConfig } from '../models/config.js';
+import type { TrainConfig } from './trainer.js';
+
+/** 4 layers x 256 wide: small enough to train in about an hour on 2 cores. The 50257 x 256
+ * unembedding is 80% of the parameters and ~75% of the FLOPs of a step. */
+export const DEMO_CONFIG: ModelConfig = {
+  architecture: 'gpt2', nLayers: 4, dModel: 256, nHeads: 8, dHead: 32, dMlp: 1024,
+  nCtx: 256, dVocab: 50257, lnEps: 1e-5, act: 'gelu_new', tiedUnembed: true,
+};
+
+export const DEMO_TRAINING: TrainConfig = {
+  batch: 4, seq: 256, steps: 3000, warmupSteps: 100, lr: 1e-3, minLr: 1e-4,
+  beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1, seed: 0,
+};
+
