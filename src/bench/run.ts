@@ -15,7 +15,7 @@ import { Tensor } from '../engine/tensor.js';
 import { defaultExecutor } from '../engine/runtime/executor.js';
 import { GPT2_SMALL, randomGpt2Weights } from '../models/random.js';
 import { HookedTransformer, objectives } from '../models/hooked.js';
-import { gpt2Forward, gpt2Inputs, weightShapes } from '../models/gpt2/model.js';
+import { gpt2Forward, gpt2Inputs, positionFeeds, weightShapes } from '../models/gpt2/model.js';
 import { best, forwardFlops, randomModel, randomTokens } from './common.js';
 
 interface Row { name: string; value: number; bar: string; ok: boolean; detail: string }
@@ -66,8 +66,7 @@ async function weightsAsInputs(): Promise<void> {
   const tensors = () => Object.fromEntries(Object.entries(raw).map(([n, d]) => [n, Tensor.f32(d.slice(), shapes[n])]));
   const model = await HookedTransformer.create(cfg, tensors(), undefined, 'bench');
   const T = 128;
-  const feeds = { tokens: Tensor.i64(randomTokens(T, 256), [1, T]), positions: Tensor.i64([...Array(T).keys()], [T]),
-    causal_mask: Tensor.bool(Array.from({ length: T * T }, (_, i) => i % T <= Math.floor(i / T)), [T, T]) };
+  const feeds = { tokens: Tensor.i64(randomTokens(T, 256), [1, T]), ...positionFeeds(T) };
   const build = (inline: boolean) => () => {
     const g = new Graph();
     g.output('logits', gpt2Forward(g, cfg, gpt2Inputs(g), (_n, v) => v, () => false).logits);

@@ -13,7 +13,7 @@ import { Executor, WeightSet, defaultExecutor } from '../engine/runtime/executor
 import { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from './config.js';
 import type { Tokenizer } from './tokenizer.js';
-import { gpt2Forward, gpt2Inputs, hookNames, OPTIONAL_HOOKS, Layout, Gpt2Outputs, B, T } from './gpt2/model.js';
+import { gpt2Forward, gpt2Inputs, positionFeeds, hookNames, OPTIONAL_HOOKS, Layout, Gpt2Outputs, B, T } from './gpt2/model.js';
 import { ActivationCache } from './cache.js';
 import { splitAtCuts } from '../engine/graph/segment.js';
 
@@ -184,13 +184,7 @@ export class HookedTransformer {
     const { seq } = batch;
     const ids = new BigInt64Array(batch.tokens.length * seq);
     batch.tokens.forEach((r, b) => r.forEach((t, i) => (ids[b * seq + i] = BigInt(t))));
-    const mask = new Uint8Array(seq * seq);
-    for (let q = 0; q < seq; q++) for (let k = 0; k <= q; k++) mask[q * seq + k] = 1;
-    return {
-      tokens: new Tensor('int64', ids, [batch.tokens.length, seq]),
-      positions: Tensor.i64(Array.from({ length: seq }, (_, i) => i), [seq]),
-      causal_mask: new Tensor('bool', mask, [seq, seq]),
-    };
+    return { tokens: new Tensor('int64', ids, [batch.tokens.length, seq]), ...positionFeeds(seq) };
   }
 
   // ---------------------------------------------------------------------------------------------

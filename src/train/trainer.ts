@@ -12,7 +12,7 @@ import { Executor, WeightSet, defaultExecutor } from '../engine/runtime/executor
 import { Tensor } from '../engine/tensor.js';
 import { LanternError } from '../errors.js';
 import type { ModelConfig } from '../models/config.js';
-import { gpt2Forward, gpt2Inputs, weightShapes, B, T } from '../models/gpt2/model.js';
+import { gpt2Forward, gpt2Inputs, positionFeeds, weightShapes, B, T } from '../models/gpt2/model.js';
 import { normalSampler } from '../models/random.js';
 import { Rng } from '../rng.js';
 import { readSafetensorsHeader, readFloat32, writeSafetensors, WritableTensor } from '../models/safetensors.js';
@@ -119,14 +119,7 @@ function windowFeeds(windows: { tokens: Uint16Array | number[] }[], seq: number)
       targets[b * seq + i] = BigInt(w.tokens[i + 1]);
     }
   });
-  const mask = new Uint8Array(seq * seq);
-  for (let q = 0; q < seq; q++) for (let k = 0; k <= q; k++) mask[q * seq + k] = 1;
-  return {
-    tokens: new Tensor('int64', ids, [n, seq]),
-    targets: new Tensor('int64', targets, [n, seq]),
-    positions: Tensor.i64(Array.from({ length: seq }, (_, i) => i), [seq]),
-    causal_mask: new Tensor('bool', mask, [seq, seq]),
-  };
+  return { tokens: new Tensor('int64', ids, [n, seq]), targets: new Tensor('int64', targets, [n, seq]), ...positionFeeds(seq) };
 }
 
 /**

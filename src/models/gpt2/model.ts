@@ -5,6 +5,7 @@
  * differentiated, and returns the value the rest of the model should use.
  */
 import { Graph, Value } from '../../engine/graph/ir.js';
+import { Tensor } from '../../engine/tensor.js';
 import type { ModelConfig } from '../config.js';
 
 /** How a hook's activation is laid out, so interventions know which axes are positions and heads. */
@@ -62,6 +63,16 @@ export interface Gpt2Inputs {
   tokens: Value; // int64 [batch, seq]
   positions: Value; // int64 [seq]
   causalMask: Value; // bool [seq, seq], true where a query may attend
+}
+
+/** Values for the `positions` and `causal_mask` inputs at sequence length `seq`. */
+export function positionFeeds(seq: number): { positions: Tensor; causal_mask: Tensor } {
+  const mask = new Uint8Array(seq * seq);
+  for (let q = 0; q < seq; q++) for (let k = 0; k <= q; k++) mask[q * seq + k] = 1;
+  return {
+    positions: Tensor.i64(Array.from({ length: seq }, (_, i) => i), [seq]),
+    causal_mask: new Tensor('bool', mask, [seq, seq]),
+  };
 }
 
 export function gpt2Inputs(g: Graph): Gpt2Inputs {
