@@ -7,6 +7,9 @@ import { LanternError } from '../../errors.js';
 import { forwardCommand } from './forward.js';
 import { makeRandomCommand, hooksCommand } from './models.js';
 import { makePlantedCommand } from './planted.js';
+import { attributeCommand } from './attribute.js';
+import { lensCommand } from './lens.js';
+import { patchCommand } from './patch.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -25,6 +28,9 @@ forwardCommand(program);
 hooksCommand(program);
 makeRandomCommand(program);
 makePlantedCommand(program);
+attributeCommand(program);
+lensCommand(program);
+patchCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -1,0 +1,96 @@
+import { Command, Option } from 'commander';
+import { LanternError } from '../../errors.js';
+import { loadModel } from '../../models/load.js';
+import { activationPatching, PatchingResult, SWEEPS } from '../../methods/patching/activation.js';
+import { defaultModel } from './defaults.js';
+import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
+import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor, writeOut } from './lens.js';
+
+/** The result as rows × columns for display: rows are layers (or layer-head pairs), columns positions or heads. */
+function table(r: PatchingResult, tokens: string[]): { rows: string[]; cols: string[]; at: (i: number, j: number) => number } {
+  const [L, A, P] = r.shape;
+  if (r.axes.length === 3) {
+    // layer × head × pos: one row per head.
+    return {
+      rows: Array.from({ length: L * A }, (_, i) => `L${Math.floor(i / A)}H${i % A}`),
+      cols: tokens.map((t, p) => `${p}:${t}`),
+      at: (i, j) => r.effects[i * P + j],
+    };
+  }
+  const cols = r.axes[1] === 'head' ? Array.from({ length: A }, (_, h) => `H${h}`) : tokens.map((t, p) => `${p}:${t}`);
+  return { rows: Array.from({ length: L }, (_, l) => `L${l}`), cols, at: (i, j) => r.effects[i * A + j] };
+}
+
+function patchHtml(r: PatchingResult, tokens: string[], title: string, caption: string): string {
+  const t = table(r, tokens);
+  const head = `<tr><th></th>${t.cols.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}</tr>`;
+  const rows = t.rows.map((row, i) => `<tr><th>${escapeHtml(row)}</th>${t.cols.map((_, j) => {
+    const v = t.at(i, j);
+    return `<td style="background:${cssSigned(v)}">${v.toFixed(2)}</td>`;
+  }).join('')}</tr>`).join('\n');
+  return htmlPage(title, `<p>${escapeHtml(caption)}</p>\n<table>\n${head}\n${rows}\n</table>`);
+}
+
+export function patchCommand(program: Command): void {
+  program
+    .command('patch')
+    .description('Activation patching: run the corrupted prompt with one activation from the clean run, for every layer and position / head; 1 = clean behaviour restored, 0 = corrupted.')
+    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
+    .requiredOption('--clean <text>', 'the clean prompt')
+    .requiredOption('--corrupt <text>', 'the corrupted prompt (the same number of tokens)')
+    .requiredOption('--answer <token>', "the clean answer, one token (e.g. ' Mary')")
+    .option('--wrong <token>', "the wrong answer, one token; the metric is logit(answer) - logit(wrong) (without it: log p(answer))")
+    .addOption(new Option('--metric <metric>', 'logit-diff (needs --wrong) or logprob').choices(['logit-diff', 'logprob']))
+    .option('--sweep <sweep>', `what to patch: ${SWEEPS.join(', ')}`, 'resid')
+    .option('--by-position', 'heads / pattern: one patch per position too (pattern: the query position)')
+    .addOption(new Option('--pos <n>', 'position whose prediction is measured (default: the last)').argParser(nonNegativeInt('--pos')))
+    .addOption(new Option('--batch-size <n>', 'patched runs per ONNX Runtime call').default(64).argParser(positiveInt('--batch-size')))
+    .option('--json [file]', 'write the result as JSON to <file> (or print it when no file is given)')
+    .option('--html <file>', 'write an HTML heatmap')
+    .addHelpText('after', '\nSweeps:\n  resid    layer x position at blocks.{l}.hook_resid_pre\n  attn     layer x position at blocks.{l}.hook_attn_out\n  mlp      layer x position at blocks.{l}.hook_mlp_out\n  heads    layer x head at blocks.{l}.attn.hook_z (all positions; --by-position: x position)\n  pattern  layer x head at blocks.{l}.attn.hook_pattern (--by-position: x query position)\n\nExample:\n  lantern patch --clean "When Mary and John went to the store, John gave a drink to" \\\n    --corrupt "When Mary and John went to the store, Mary gave a drink to" --answer " Mary" --wrong " John" --sweep heads')
+    .action(async (opts) => {
+      if (!(SWEEPS as readonly string[]).includes(opts.sweep)) throw new LanternError(`unknown sweep '${opts.sweep}'; sweeps: ${SWEEPS.join(', ')}`);
+      const source: string = opts.model ?? defaultModel();
+      if (typeof opts.json === 'string') assertWritable(opts.json, '--json');
+      if (opts.html) assertWritable(opts.html, '--html');
+      const model = await loadModel(source, { progress: process.stderr.isTTY });
+      const r = await activationPatching(model, {
+        clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong, metric: opts.metric,
+        sweep: opts.sweep, byPosition: !!opts.byPosition, pos: opts.pos, batchSize: opts.batchSize,
+      });
+      const tokens = model.tokenStrings(r.corruptTokens);
+      const settings = {
+        clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong ?? null, metric: r.metric, sweep: r.sweep,
+        byPosition: r.settings.byPosition, pos: r.pos, batchSize: r.settings.batchSize,
+      };
+      const { method: _m, settings: _s, ...rest } = r;
+      const saved = { model: source, method: 'activation-patching', settings, ...rest, cleanTokenStrings: model.tokenStrings(r.cleanTokens), corruptTokenStrings: tokens };
+      const metricName = r.metric === 'logit-diff' ? `logit(${JSON.stringify(opts.answer)}) - logit(${JSON.stringify(opts.wrong)})` : `log p(${JSON.stringify(opts.answer)})`;
+      const caption = `${r.sweep} patching (${r.hook}), metric ${metricName} at position ${r.pos}: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupt.toFixed(4)}; cells: (patched - corrupted) / (clean - corrupted).`;
+      const html = () => patchHtml(r, tokens, `Activation patching — ${source}`, caption);
+      if (opts.json === true) {
+        console.log(JSON.stringify(saved, null, 2));
+        if (opts.html) writeOut(opts.html, html());
+        return;
+      }
+      if (typeof opts.json === 'string') writeOut(opts.json, JSON.stringify(saved, null, 2) + '\n');
+      if (opts.html) writeOut(opts.html, html());
+      console.log(`model: ${source}`);
+      console.log(caption);
+      const color = useColor();
+      const t = table(r, tokens);
+      const W = 8;
+      const labelW = Math.max(...t.rows.map((x) => x.length), 3);
+      console.log(`${''.padEnd(labelW)} ${t.cols.map((c) => cellText(c, W)).join(' ')}`);
+      t.rows.forEach((row, i) => {
+        const cells = t.cols.map((_, j) => {
+          const v = t.at(i, j);
+          const text = (v >= 0 ? '+' : '') + v.toFixed(2);
+          return color ? ansiSigned(text.padStart(W), v) : text.padStart(W);
+        });
+        console.log(`${row.padEnd(labelW)} ${cells.join(' ')}`);
+      });
+      if (typeof opts.json === 'string') console.log(`saved JSON to ${opts.json}`);
+      if (opts.html) console.log(`saved HTML to ${opts.html}`);
+    });
+}

@@ -1,0 +1,93 @@
+/**
+ * Shared machinery: token embeddings, and batched runs where each example has its own token
+ * embeddings (a `replace` intervention at hook_embed with a [batch, seq, d_model] value).
+ * Position embeddings are added after hook_embed, so they are never attributed or perturbed.
+ */
+import { LanternError } from '../../errors.js';
+import { Tensor } from '../../engine/tensor.js';
+import type { HookedTransformer, ObjectiveTerm } from '../../models/hooked.js';
+import { rowValues, TargetRow } from './targets.js';
+
+export const EMBED_HOOK = 'hook_embed';
+
+/** The token embeddings of `tokens`, [seq * d_model] (row-major). */
+export async function tokenEmbeddings(model: HookedTransformer, tokens: number[]): Promise<Float32Array> {
+  const { cache } = await model.runWithCache([tokens], [EMBED_HOOK]);
+  return Float32Array.from(cache.get(EMBED_HOOK).f32);
+}
+
+/** The embedding vector of one token id, [d_model]. */
+export async function embeddingOf(model: HookedTransformer, token: number): Promise<Float32Array> {
+  return tokenEmbeddings(model, [token]);
+}
+
+export function checkBatchSize(n: number | undefined, fallback: number): number {
+  const b = n ?? fallback;
+  if (!Number.isInteger(b) || b < 1) throw new LanternError(`batch size must be a positive integer, got ${n}`);
+  return b;
+}
+
+/** Splits [0, n) into chunks of at most `size`. */
+export function chunks(n: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
+  return out;
+}
+
+/** One example of a batched evaluation: the embeddings to feed (default: the real ones) and which row to score. */
+export interface Example {
+  embed?: Float32Array;
+  /** Token ids to feed instead of the input (same length): token-substitution masking. */
+  tokens?: number[];
+  row: number;
+}
+
+/**
+ * Value (and, with `grad`, the gradient wrt the token embeddings) of each example's row, in
+ * batches of `batchSize`. Every example in a batch is the same input sequence with its own
+ * embeddings; rows are independent, so the gradient of Σ_b row_b wrt batch b's embeddings is
+ * row_b's own gradient.
+ */
+export async function evaluate(
+  model: HookedTransformer, tokens: number[], rows: TargetRow[], examples: Example[], opts: { grad: boolean; batchSize: number },
+): Promise<{ values: number[]; grads: Float32Array[] }> {
+  const seq = tokens.length;
+  const d = model.cfg.dModel;
+  const values: number[] = [];
+  const grads: Float32Array[] = [];
+  for (const [s, e] of chunks(examples.length, opts.batchSize)) {
+    const batch = examples.slice(s, e);
+    const input = batch.map((x) => x.tokens ?? tokens);
+    const withEmbed = batch.some((x) => x.embed);
+    let interventions;
+    if (withEmbed) {
+      const real = batch.some((x) => !x.embed) ? await tokenEmbeddings(model, tokens) : undefined;
+      const value = new Float32Array(batch.length * seq * d);
+      batch.forEach((x, i) => value.set(x.embed ?? real!, i * seq * d));
+      interventions = [{ hook: EMBED_HOOK, op: 'replace' as const, value: Tensor.f32(value, [batch.length, seq, d]) }];
+    }
+    if (!opts.grad) {
+      const { logits } = await model.runWithHooks(input, { interventions });
+      batch.forEach((x, i) => values.push(rowValues(logits, i, [rows[x.row]])[0]));
+      continue;
+    }
+    const terms: ObjectiveTerm[] = [];
+    const owner: number[] = [];
+    batch.forEach((x, i) => rows[x.row].terms.forEach((t) => { terms.push({ ...t, batch: i }); owner.push(i); }));
+    const res = await model.gradients(input, terms, { wrt: [EMBED_HOOK], interventions });
+    const sums = new Float64Array(batch.length);
+    res.terms.forEach((v, k) => (sums[owner[k]] += v));
+    const g = res.grads[EMBED_HOOK].f32;
+    batch.forEach((x, i) => {
+      const gi = Float32Array.from(g.subarray(i * seq * d, (i + 1) * seq * d));
+      let v = sums[i];
+      if (rows[x.row].exp) {
+        v = Math.exp(v);
+        for (let k = 0; k < gi.length; k++) gi[k] *= v;
+      }
+      values.push(v);
+      grads.push(gi);
+    });
+  }
+  return { values, grads };
+}

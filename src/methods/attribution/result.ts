@@ -1,0 +1,124 @@
+/**
+ * The result of an attribution, its JSON file format, and word-level merging.
+ *
+ * JSON (format 'lantern-attribution', version 1): model { source, weightsSha256, config }, method,
+ * settings, seed, text, tokens, tokenStrings, target (TargetInfo), scores [rows][prompt tokens],
+ * and optionally convergenceDelta (IG) and faithfulness. `weightsSha256` is the SHA-256 of the
+ * config JSON followed by every weight's name, shape and float32 bytes in name order, so two
+ * results agree on it exactly when they came from the same numbers.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { LanternError } from '../../errors.js';
+import type { HookedTransformer } from '../../models/hooked.js';
+import type { Faithfulness } from './faithfulness.js';
+import type { TargetInfo } from './targets.js';
+
+export const RESULT_FORMAT = 'lantern-attribution';
+export const RESULT_VERSION = 1;
+
+export interface AttributionResult {
+  model: { source: string; weightsSha256: string; config: Record<string, unknown> };
+  method: string;
+  settings: Record<string, unknown>;
+  seed: number;
+  text?: string;
+  /** The prompt's token ids (the columns). */
+  tokens: number[];
+  tokenStrings: string[];
+  target: TargetInfo;
+  /** scores[row][token]: rows follow target.rows. */
+  scores: number[][];
+  /** IG only: Σ attributions − (f(x) − f(baseline)), per row. */
+  convergenceDelta?: number[];
+  faithfulness?: Faithfulness;
+}
+
+const hashes = new WeakMap<HookedTransformer, Promise<string>>();
+
+/** SHA-256 of the model's config and weights (cached per model object). */
+export function weightsHash(model: HookedTransformer): Promise<string> {
+  let h = hashes.get(model);
+  if (!h) {
+    h = (async () => {
+      const names = Object.keys(model.weights.shapes).sort();
+      const hash = crypto.createHash('sha256');
+      hash.update(JSON.stringify(model.cfg));
+      // A few at a time: every weight is copied out of the compute thread once.
+      for (let i = 0; i < names.length; i += 8) {
+        const got = await model.executor.readWeights(model.weights, names.slice(i, i + 8));
+        for (const n of names.slice(i, i + 8)) {
+          const t = got[n];
+          hash.update(`${n}:${t.shape.join('x')}:`);
+          hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+        }
+      }
+      return hash.digest('hex');
+    })();
+    hashes.set(model, h);
+  }
+  return h;
+}
+
+export function resultToJSON(r: AttributionResult): object {
+  return { format: RESULT_FORMAT, version: RESULT_VERSION, ...r };
+}
+
+export function saveResult(file: string, r: AttributionResult): void {
+  fs.writeFileSync(file, JSON.stringify(resultToJSON(r), null, 2) + '\n');
+}
+
+/** Parses and checks a saved result. */
+export function parseResult(json: unknown, source = 'attribution JSON'): AttributionResult {
+  const o = json as Record<string, unknown> | null;
+  if (typeof o !== 'object' || o === null || o.format !== RESULT_FORMAT) throw new LanternError(`${source} is not a Lantern attribution result (format '${RESULT_FORMAT}')`);
+  if (o.version !== RESULT_VERSION) throw new LanternError(`${source}: unsupported version ${String(o.version)} (this Lantern reads version ${RESULT_VERSION})`);
+  const tokens = o.tokens as unknown;
+  const scores = o.scores as unknown;
+  const strs = o.tokenStrings as unknown;
+  const isNums = (a: unknown): a is number[] => Array.isArray(a) && a.every((x) => typeof x === 'number');
+  if (!isNums(tokens) || !Array.isArray(strs) || strs.length !== tokens.length) throw new LanternError(`${source}: tokens and tokenStrings must be arrays of the same length`);
+  if (!Array.isArray(scores) || !scores.every((r) => isNums(r) && r.length === tokens.length)) throw new LanternError(`${source}: scores must be rows of one number per token`);
+  const target = o.target as TargetInfo | undefined;
+  if (!target || !Array.isArray(target.rows) || target.rows.length !== scores.length) throw new LanternError(`${source}: target.rows must label each row of scores`);
+  if (typeof o.method !== 'string' || typeof o.model !== 'object' || o.model === null) throw new LanternError(`${source}: missing method or model`);
+  const { format: _f, version: _v, ...rest } = o;
+  return rest as unknown as AttributionResult;
+}
+
+export function loadResult(file: string): AttributionResult {
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new LanternError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  return parseResult(json, file);
+}
+
+export type WordAggregation = 'sum' | 'absmax' | 'mean';
+
+/**
+ * Merges subword tokens into words: a token starts a new word when its text begins with
+ * whitespace (GPT-2's byte-level BPE puts the space on the word's first token) or it is the first
+ * token; punctuation-only tokens also stand alone. Scores of a word's tokens are combined by
+ * 'sum' (default: additive methods stay additive), 'mean', or 'absmax' (Inseq's default: the
+ * value with the largest magnitude, sign kept).
+ */
+export function mergeWords(tokenStrings: string[], scores: number[][], how: WordAggregation = 'sum'): { words: string[]; spans: [number, number][]; scores: number[][] } {
+  const spans: [number, number][] = [];
+  const punct = /^\s*[^\p{L}\p{N}\s]+\s*$/u;
+  tokenStrings.forEach((s, i) => {
+    const startsWord = i === 0 || /^\s/.test(s) || punct.test(s) || punct.test(tokenStrings[i - 1]);
+    if (startsWord) spans.push([i, i + 1]);
+    else spans[spans.length - 1][1] = i + 1;
+  });
+  const words = spans.map(([a, b]) => tokenStrings.slice(a, b).join(''));
+  const merged = scores.map((row) => spans.map(([a, b]) => {
+    const xs = row.slice(a, b);
+    if (how === 'mean') return xs.reduce((p, q) => p + q, 0) / xs.length;
+    if (how === 'absmax') return xs.reduce((p, q) => (Math.abs(q) > Math.abs(p) ? q : p), 0);
+    return xs.reduce((p, q) => p + q, 0);
+  }));
+  return { words, spans, scores: merged };
+}

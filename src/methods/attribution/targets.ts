@@ -1,0 +1,183 @@
+/**
+ * What an attribution explains: a scalar function of the model's logits, one per *row* of the
+ * result. Three kinds of target:
+ *
+ *   next-token    the logit, log-prob or probability of one next token after the prompt
+ *                 (default: the model's top token); one row.
+ *   contrastive   logit(target) − logit(foil) at the next position (Yin & Neubig 2022); one row.
+ *                 (The log-prob difference is the same number: the log-normaliser cancels.)
+ *   continuation  a fixed multi-token continuation fed by teacher forcing after the prompt (as
+ *                 Captum's LLMAttribution): row 0 is Σ_t log p(y_t | prompt, y_<t) (with 'prob',
+ *                 the joint probability exp Σ), then one row per continuation token.
+ *
+ * Columns are always the prompt's tokens: the continuation is model input (teacher forcing) but
+ * is not attributed to.
+ */
+import { LanternError } from '../../errors.js';
+import type { Tensor } from '../../engine/tensor.js';
+import type { HookedTransformer, ObjectiveTerm } from '../../models/hooked.js';
+
+/** How a token's score is read from the logits. Default 'logprob'. */
+export type ScoreKind = 'logit' | 'logprob' | 'prob';
+export const SCORE_KINDS: readonly ScoreKind[] = ['logit', 'logprob', 'prob'];
+
+export interface TargetRequest {
+  /** The next token to explain (id, or text that is exactly one token). Default: the model's top prediction. */
+  target?: number | string;
+  /** Contrastive: explain logit(target) − logit(foil). Needs `target`. */
+  foil?: number | string;
+  /** Teacher-forced continuation (ids or text); excludes `target` and `foil`. */
+  continuation?: number[] | string;
+  kind?: ScoreKind;
+}
+
+/** One scalar being explained: Σ coef·(logit|logprob) over `terms`, exponentiated when `exp`. */
+export interface TargetRow {
+  label: string;
+  /** Terms on batch 0; methods re-index the batch. */
+  terms: ObjectiveTerm[];
+  /** Value = exp(Σ terms) (probabilities); the gradient is then value · ∇Σ terms. */
+  exp: boolean;
+}
+
+export interface TargetInfo {
+  mode: 'next-token' | 'contrastive' | 'continuation';
+  /** 'logit-diff' for contrastive targets. */
+  kind: ScoreKind | 'logit-diff';
+  /** The position whose next-token distribution is explained (the last prompt token). */
+  position: number;
+  token?: number;
+  tokenString?: string;
+  foil?: number;
+  foilString?: string;
+  continuation?: number[];
+  continuationStrings?: string[];
+  /** True when the target was the model's own top token (no target given). */
+  predicted?: boolean;
+  /** One label per row of scores. */
+  rows: string[];
+  /** Each row's value on the unperturbed input. */
+  values: number[];
+}
+
+/** A resolved target: what to feed (prompt + teacher-forced continuation) and the rows' objectives. */
+export interface ResolvedTarget {
+  info: TargetInfo;
+  rows: TargetRow[];
+  /** Tokens fed to the model: the prompt, then the continuation without its last token. */
+  input: number[];
+  promptLength: number;
+}
+
+function tokenString(model: HookedTransformer, id: number): string {
+  return model.tokenizer ? model.tokenStrings([id])[0] : `#${id}`;
+}
+
+function oneToken(model: HookedTransformer, t: number | string, what: string): number {
+  if (typeof t === 'number') {
+    if (!Number.isInteger(t) || t < 0 || t >= model.cfg.dVocab) throw new LanternError(`${what} token id ${t} is outside the vocabulary [0, ${model.cfg.dVocab})`);
+    return t;
+  }
+  const ids = model.toTokens(t);
+  if (ids.length !== 1) {
+    throw new LanternError(`${what} ${JSON.stringify(t)} is ${ids.length} tokens (${JSON.stringify(model.tokenStrings(ids))}); it must be exactly one token${what === 'target' ? ' (use a continuation for several)' : ''}`);
+  }
+  return ids[0];
+}
+
+function logSoftmaxAt(row: Float32Array, token: number): number {
+  let max = -Infinity;
+  for (const x of row) if (x > max) max = x;
+  let z = 0;
+  for (const x of row) z += Math.exp(x - max);
+  return row[token] - max - Math.log(z);
+}
+
+/** Each row's value for prompt `b` of a batched run's logits ([batch, seq, vocab]). */
+export function rowValues(logits: Tensor, b: number, rows: TargetRow[]): number[] {
+  const [, T, V] = logits.shape;
+  const data = logits.f32;
+  return rows.map((r) => {
+    let s = 0;
+    for (const t of r.terms) {
+      const row = data.subarray((b * T + t.pos) * V, (b * T + t.pos + 1) * V);
+      const v = t.kind === 'logit' ? row[t.token] : logSoftmaxAt(row, t.token);
+      s += (t.coef ?? 1) * v;
+    }
+    return r.exp ? Math.exp(s) : s;
+  });
+}
+
+/** Checks a request and turns it into rows of objectives (runs the model once, for the values and the default target). */
+export async function resolveTarget(model: HookedTransformer, prompt: number[], req: TargetRequest): Promise<ResolvedTarget> {
+  const kind = req.kind ?? 'logprob';
+  if (!SCORE_KINDS.includes(kind)) throw new LanternError(`unknown target kind '${kind}'; use one of ${SCORE_KINDS.join(', ')}`);
+  if (prompt.length === 0) throw new LanternError('the prompt is empty (no tokens)');
+  if (req.foil !== undefined && req.target === undefined) throw new LanternError('a foil needs a target: give the token to contrast it with');
+  if (req.continuation !== undefined && (req.target !== undefined || req.foil !== undefined)) {
+    throw new LanternError('give either a continuation or a target (and foil), not both');
+  }
+  const position = prompt.length - 1;
+  const termKind = kind === 'logit' ? 'logit' : 'logprob';
+  const exp = kind === 'prob';
+  const label = (id: number) => `${kind}(${JSON.stringify(tokenString(model, id))})`;
+
+  if (req.continuation !== undefined) {
+    const cont = typeof req.continuation === 'string' ? model.toTokens(req.continuation) : req.continuation;
+    if (cont.length === 0) throw new LanternError('the continuation is empty (no tokens)');
+    cont.forEach((t) => oneToken(model, t, 'continuation'));
+    const input = [...prompt, ...cont.slice(0, -1)];
+    if (input.length > model.cfg.nCtx) throw new LanternError(`prompt + continuation is ${input.length} tokens, longer than the model's context of ${model.cfg.nCtx}`);
+    const terms: ObjectiveTerm[] = cont.map((token, i) => ({ pos: position + i, token, kind: termKind }));
+    const rows: TargetRow[] = [
+      { label: kind === 'prob' ? 'joint prob(continuation)' : `sum ${kind}(continuation)`, terms, exp },
+      ...terms.map((t) => ({ label: label(t.token), terms: [t], exp })),
+    ];
+    const logits = await model.run([input]);
+    return {
+      input, promptLength: prompt.length, rows,
+      info: {
+        mode: 'continuation', kind, position, continuation: cont, continuationStrings: cont.map((t) => tokenString(model, t)),
+        rows: rows.map((r) => r.label), values: rowValues(logits, 0, rows),
+      },
+    };
+  }
+
+  const logits = await model.run([prompt]);
+  if (req.foil !== undefined) {
+    const token = oneToken(model, req.target!, 'target');
+    const foil = oneToken(model, req.foil, 'foil');
+    if (foil === token) throw new LanternError('the foil is the same token as the target');
+    const rows: TargetRow[] = [{
+      label: `logit(${JSON.stringify(tokenString(model, token))}) − logit(${JSON.stringify(tokenString(model, foil))})`,
+      terms: [{ pos: position, token, kind: 'logit', coef: 1 }, { pos: position, token: foil, kind: 'logit', coef: -1 }],
+      exp: false,
+    }];
+    return {
+      input: prompt, promptLength: prompt.length, rows,
+      info: {
+        mode: 'contrastive', kind: 'logit-diff', position, token, tokenString: tokenString(model, token), foil, foilString: tokenString(model, foil),
+        rows: rows.map((r) => r.label), values: rowValues(logits, 0, rows),
+      },
+    };
+  }
+
+  let token: number;
+  const predicted = req.target === undefined;
+  if (req.target === undefined) {
+    const V = logits.shape[2];
+    const row = logits.f32.subarray(position * V, (position + 1) * V);
+    token = 0;
+    for (let i = 1; i < V; i++) if (row[i] > row[token]) token = i;
+  } else {
+    token = oneToken(model, req.target, 'target');
+  }
+  const rows: TargetRow[] = [{ label: label(token), terms: [{ pos: position, token, kind: termKind }], exp }];
+  return {
+    input: prompt, promptLength: prompt.length, rows,
+    info: {
+      mode: 'next-token', kind, position, token, tokenString: tokenString(model, token), predicted,
+      rows: rows.map((r) => r.label), values: rowValues(logits, 0, rows),
+    },
+  };
+}
