@@ -1,49 +1,24 @@
 // `lantern attribute` as a user runs it (a subprocess), on a random tiny model written here: its
 // saved JSON must equal the library's result in this process, its HTML must be written, and bad
 // input must be exactly one `lantern: error:` line with exit code 1.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runLantern, expectOneLineError } from './helpers.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
 import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
 import { attribute, loadResult } from '../src/methods/attribution/index.js';
 
-const ROOT = path.resolve(__dirname, '..');
-const MAIN = path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts');
 
 let tmp: string;
 let tiny: string;
 let model: HookedTransformer;
 
-interface Run { code: number | null; stdout: string; stderr: string }
 
-function lantern(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('nice', ['-n', '19', process.execPath, '--import', 'tsx', MAIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, LANTERN_HOME: path.join(tmp, 'home'), HF_HOME: path.join(tmp, 'hf'), HF_HUB_OFFLINE: '1', HF_ENDPOINT: 'http://127.0.0.1:9', FORCE_COLOR: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const lantern = (...args: string[]) => runLantern(args, tmp);
 
-function expectOneLineError(r: Run, pattern: RegExp): void {
-  expect(r.code, r.stderr).toBe(1);
-  expect(r.stdout).toBe('');
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^lantern: error: /);
-  expect(lines[0]).toMatch(pattern);
-}
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-attr-cli-'));

@@ -11,7 +11,7 @@ import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
 import { readFloat32, readInt32, readSafetensorsHeader } from '../src/models/safetensors.js';
 import { TINY_GPT2 } from '../src/models/random.js';
-import { maxAbsDiff } from './helpers.js';
+import { maxAbsDiff, runLantern, expectOneLineError, CliRun } from './helpers.js';
 import { Tensor } from '../src/engine/tensor.js';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -28,43 +28,13 @@ let tiny: string; // make-random defaults: TINY_GPT2, seed 0
 let ctx8: string; // context of 8 tokens
 let model: HookedTransformer;
 
-function lantern(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        LANTERN_HOME: path.join(tmp, 'lantern-home'),
-        HF_HOME: path.join(tmp, 'hf-home'),
-        HF_HUB_OFFLINE: '1', // never the network, whatever a path is taken for
-        HF_ENDPOINT: 'http://127.0.0.1:9',
-        FORCE_COLOR: '0',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const lantern = (...args: string[]) => runLantern(args, tmp);
 
-function expectOk(r: Run): void {
+function expectOk(r: CliRun): void {
   expect(r.code, r.stderr).toBe(0);
 }
 
 /** Bad input: exit 1, nothing on stdout, exactly one `lantern: error:` line on stderr, no stack trace. */
-function expectOneLineError(r: Run, pattern: RegExp, label: string): void {
-  expect(r.code, `${label}: exit code (stderr: ${r.stderr})`).toBe(1);
-  expect(r.stdout, `${label}: stdout`).toBe('');
-  expect(r.stderr, `${label}: stack trace`).not.toMatch(/\n\s+at /);
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  expect(lines, `${label}: stderr lines`).toHaveLength(1);
-  expect(lines[0], label).toMatch(/^lantern: error: /);
-  expect(lines[0], label).toMatch(pattern);
-}
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-cli-'));
@@ -247,7 +217,7 @@ describe('--help and hooks', () => {
     fs.mkdirSync(deep);
     const config = JSON.parse(fs.readFileSync(path.join(tiny, 'config.json'), 'utf8'));
     fs.writeFileSync(path.join(deep, 'config.json'), JSON.stringify({ ...config, n_layer: 300 }));
-    const r = await new Promise<Run>((resolve, reject) => {
+    const r = await new Promise<CliRun>((resolve, reject) => {
       const cmd = `"${process.execPath}" --import tsx "${MAIN}" hooks --model "${deep}" | head -1; exit \${PIPESTATUS[0]}`;
       const child = spawn('bash', ['-c', cmd], { cwd: ROOT, env: { ...process.env, LANTERN_HOME: path.join(tmp, 'lantern-home'), HF_HUB_OFFLINE: '1' } });
       let stdout = '';

@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { expect } from 'vitest';
 import { Tensor } from '../src/engine/tensor.js';
 import { HookedTransformer } from '../src/models/hooked.js';
@@ -36,4 +38,44 @@ export function maxAbsDiff(a: Tensor, b: Tensor): number {
   let m = 0;
   for (let i = 0; i < a.size; i++) m = Math.max(m, Math.abs(Number(a.data[i]) - Number(b.data[i])));
   return m;
+}
+
+export const ROOT = path.resolve(__dirname, '..');
+const CLI_MAIN = path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts');
+
+export interface CliRun { code: number | null; stdout: string; stderr: string }
+
+/** Runs the `lantern` CLI from source in a subprocess: offline, no colour, Lantern's home in `home`. */
+export function runLantern(args: string[], home: string): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, ...args], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        LANTERN_HOME: path.join(home, 'lantern-home'),
+        HF_HOME: path.join(home, 'hf-home'),
+        HF_HUB_OFFLINE: '1', // never the network, whatever a path is taken for
+        HF_ENDPOINT: 'http://127.0.0.1:9',
+        FORCE_COLOR: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Bad input: exit 1, nothing on stdout, exactly one `lantern: error:` line on stderr, no stack trace. */
+export function expectOneLineError(r: CliRun, pattern: RegExp, label = ''): void {
+  expect(r.code, `${label}: exit code (stderr: ${r.stderr})`).toBe(1);
+  expect(r.stdout, `${label}: stdout`).toBe('');
+  expect(r.stderr, `${label}: stack trace`).not.toMatch(/\n\s+at /);
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  expect(lines, `${label}: stderr lines`).toHaveLength(1);
+  expect(lines[0], label).toMatch(/^lantern: error: /);
+  expect(lines[0], label).toMatch(pattern);
 }

@@ -2,7 +2,6 @@
 // one ONNX graph. Checked against the model's own log-softmaxed logits at the last layer, against
 // ln_final(resid_pre_l) @ W_U written out here in float64 JavaScript at earlier layers, against
 // its own full log-probs for top-k and target rank, and through the CLI.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,10 +13,8 @@ import { loadModel } from '../src/models/load.js';
 import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
 import { decodeResid, logitLens } from '../src/methods/lens/index.js';
 import { makePlanted, inductionPrompts } from '../src/models/planted/index.js';
-import { seededModel } from './helpers.js';
+import { seededModel, runLantern } from './helpers.js';
 
-const ROOT = path.resolve(__dirname, '..');
-const MAIN = path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts');
 
 let tmp: string;
 let tinyFolder: string;
@@ -160,23 +157,8 @@ describe('logitLens', () => {
 
 // ---- CLI
 
-interface Run { code: number | null; stdout: string; stderr: string }
 
-function lantern(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, LANTERN_HOME: path.join(tmp, 'home'), HF_HOME: path.join(tmp, 'hf'), HF_HUB_OFFLINE: '1', FORCE_COLOR: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const lantern = (...args: string[]) => runLantern(args, tmp);
 
 describe('lantern lens', () => {
   it('prints a layer x position grid and saves JSON (model, method, settings) and HTML equal to the library result', async () => {

@@ -2,11 +2,11 @@
 // each with its own mask) are checked against one-at-a-time patching through the public
 // runWithHooks `replace` intervention, for every sweep; then on the planted IOI and induction
 // models, head patching must find exactly the planted heads.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runLantern, expectOneLineError } from './helpers.js';
 import { LanternError } from '../src/errors.js';
 import type { HookedTransformer, Intervention } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
@@ -14,8 +14,6 @@ import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
 import { activationPatching, effectAt, PatchingResult, PatchSlot, Sweep, SWEEP_HOOKS } from '../src/methods/patching/index.js';
 import { inductionPrompts, ioiPrompts, IOI_NAMES, LETTER_IDS, makePlanted, SPACE } from '../src/models/planted/index.js';
 
-const ROOT = path.resolve(__dirname, '..');
-const MAIN = path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts');
 
 let tmp: string;
 let tinyFolder: string;
@@ -246,32 +244,9 @@ describe('planted induction: head patching finds the planted heads', () => {
 
 // ---- CLI
 
-interface Run { code: number | null; stdout: string; stderr: string }
 
-function lantern(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, LANTERN_HOME: path.join(tmp, 'home'), HF_HOME: path.join(tmp, 'hf'), HF_HUB_OFFLINE: '1', FORCE_COLOR: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const lantern = (...args: string[]) => runLantern(args, tmp);
 
-function expectOneLineError(r: Run, pattern: RegExp): void {
-  expect(r.code, r.stderr).toBe(1);
-  expect(r.stdout).toBe('');
-  const lines = r.stderr.split('\n').filter(Boolean);
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(/^lantern: error: /);
-  expect(lines[0]).toMatch(pattern);
-}
 
 describe('lantern patch', () => {
   const clean = 'When Mary and John went to the store, John gave a drink to';

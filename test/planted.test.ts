@@ -5,11 +5,11 @@
 // control does not — and a sweep over every head (and neuron) finds exactly the components the
 // description lists as planted. Prompts use seeds other than the ones the description's metrics
 // were measured on.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runLantern } from './helpers.js';
 import { Tensor } from '../src/engine/tensor.js';
 import { LanternError } from '../src/errors.js';
 import type { HookedTransformer, RunOptions } from '../src/models/hooked.js';
@@ -22,8 +22,6 @@ import {
 } from '../src/models/planted/index.js';
 import type { PlantedComponent, PlantedDescription, PlantedPrompt } from '../src/models/planted/index.js';
 
-const ROOT = path.resolve(__dirname, '..');
-const MAIN = path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts');
 
 let tmp: string;
 const loaded: HookedTransformer[] = [];
@@ -418,21 +416,7 @@ describe('library and CLI', () => {
     expect(() => readPlantedDescription(tmp)).toThrow(LanternError);
   });
 
-  function lantern(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-        cwd: ROOT,
-        env: { ...process.env, LANTERN_HOME: path.join(tmp, 'home'), HF_HUB_OFFLINE: '1', FORCE_COLOR: '0' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const lantern = (...args: string[]) => runLantern(args, tmp);
 
   it('lantern make-planted: --help lists the kinds, an unknown kind is one error line, a kind writes the model and a summary', async () => {
     const [help, bad, ok] = await Promise.all([
