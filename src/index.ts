@@ -19,3 +19,6 @@ export { topK } from './models/predictions.js';
 export * from './models/planted/index.js';
 export { generate } from './models/generate.js';
 export { Rng } from './rng.js';
+export * as attribution from './methods/attribution/index.js';
+export * as lens from './methods/lens/index.js';
+export * as patching from './methods/patching/index.js';
