@@ -28,7 +28,7 @@ export async function lineChartSvg(series: Series[], opts: LineChartOptions): Pr
   const rows = series.flatMap((s) => s.points.map((p) => ({ series: s.name, x: p.x, y: p.y })));
   const ruleRows = (opts.rules ?? []).map((r) => ({ series: r.name, y: r.y }));
   const y = { field: 'y', type: 'quantitative', title: opts.yLabel, scale: { type: opts.yScale ?? 'linear', zero: false } } as const;
-  const color = { field: 'series', type: 'nominal', title: null, legend: { orient: 'top-right' } } as const;
+  const color = { field: 'series', type: 'nominal', title: null, legend: { orient: 'top-right', labelLimit: 0 } } as const;
   const spec: vegaLite.TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: opts.title,
