@@ -116,3 +116,27 @@ export function round(x: number, digits = 4): number {
 export function roundAll(m: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v)]));
 }
+
+/** Where a head lives and where to observe or ablate it. */
+export function headComponent(x: { layer: number; head: number }): Pick<PlantedComponent, 'component' | 'layer' | 'head' | 'hooks'> {
+  return {
+    component: `blocks.${x.layer}.attn`, layer: x.layer, head: x.head,
+    hooks: [`blocks.${x.layer}.attn.hook_pattern`, `blocks.${x.layer}.attn.hook_z`, `blocks.${x.layer}.attn.hook_result`],
+  };
+}
+
+/** Two control heads that work but feed nothing: a previous-token head and a current-token head. */
+export function tokenDistractors(previous: { layer: number; head: number }, current: { layer: number; head: number }): PlantedComponent[] {
+  return [
+    {
+      ...headComponent(previous), role: 'distractor head (previous token)', planted: false,
+      attends: 'query t -> key t-1', reads: ['POS (QK)', 'TOK (OV)'], writes: ['PREVJ (read by nothing)'],
+      ablation: 'no effect on the task', details: 'A previous-token head whose output nothing reads.',
+    },
+    {
+      ...headComponent(current), role: 'distractor head (current token)', planted: false,
+      attends: 'query t -> key t', reads: ['POS (QK)', 'TOK (OV)'], writes: ['CURJ (read by nothing)'],
+      ablation: 'no effect on the task', details: 'Attends to itself; nothing reads its output.',
+    },
+  ];
+}

@@ -27,7 +27,7 @@
 import type { ModelConfig } from '../config.js';
 import type { HookedTransformer } from '../hooked.js';
 import { attnScale, ResidualLayout, WeightBuilder } from './builder.js';
-import { ablationOf, argmax, LETTER_IDS, LETTERS, logitRow, mean, patternAt, roundAll, sampleDistinct, uniformSampler } from './common.js';
+import { ablationOf, argmax, LETTER_IDS, LETTERS, logitRow, mean, patternAt, roundAll, sampleDistinct, uniformSampler, headComponent, tokenDistractors } from './common.js';
 import { cfgSummary } from './induction.js';
 import type { PlantedBuild, PlantedKindImpl, PlantedPrompt } from './kind.js';
 import type { PlantedComponent, PlantedDescription } from './types.js';
@@ -112,20 +112,16 @@ function build(): PlantedBuild {
     W.unembed(successor(id), L.dim(TOK, u), GAMMA); // the direct path: current token x -> succ(x)
   });
 
-  const head = (x: { layer: number; head: number }) => ({
-    component: `blocks.${x.layer}.attn`, layer: x.layer, head: x.head,
-    hooks: [`blocks.${x.layer}.attn.hook_pattern`, `blocks.${x.layer}.attn.hook_z`, `blocks.${x.layer}.attn.hook_result`],
-  });
   const mechanism: PlantedComponent[] = [
     {
-      ...head(cp), role: 'copying head', planted: true,
+      ...headComponent(cp), role: 'copying head', planted: true,
       attends: 'every query -> key 0', reads: ['POS=0 (K)', 'TOK (OV)'], writes: ['OUT (+s_0)'],
       positions: 'all positions attend to position 0 and copy s_0 (the first token of the prompt)',
       ablation: 'total effect ~0: with nothing proposed, the suppression head stops attending to position 0 and stops suppressing (accuracy unchanged, s_0 logit unchanged); direct effect on logit(s_0) is +beta',
       details: `Raises logit(s_0) by ${BETA} at every position (more than the direct path's ${GAMMA} for the right answer).`,
     },
     {
-      ...head(sp), role: 'copy-suppression head', planted: true,
+      ...headComponent(sp), role: 'copy-suppression head', planted: true,
       attends: 'query t -> the position of the token OUT proposes (position 0); with nothing proposed -> itself',
       reads: ['OUT (Q)', 'TOK (Q fallback, K, OV)'], writes: ['OUT (-s_0)'],
       positions: 'queries t >= 1 attend to position 0',
@@ -133,18 +129,7 @@ function build(): PlantedBuild {
       details: `QK: ${M_COPY}·[key token is proposed] + ${M_SELF}·[key token = my token]; OV: negative copying (TOK -> -OUT), logit(s_0) -= ${BETA}.`,
     },
   ];
-  const controls: PlantedComponent[] = [
-    {
-      ...head(pd), role: 'distractor head (previous token)', planted: false,
-      attends: 'query t -> key t-1', reads: ['POS (QK)', 'TOK (OV)'], writes: ['PREVJ (read by nothing)'],
-      ablation: 'no effect on the task', details: 'A previous-token head whose output nothing reads.',
-    },
-    {
-      ...head(cd), role: 'distractor head (current token)', planted: false,
-      attends: 'query t -> key t', reads: ['POS (QK)', 'TOK (OV)'], writes: ['CURJ (read by nothing)'],
-      ablation: 'no effect on the task', details: 'Attends to itself; nothing reads its output.',
-    },
-  ];
+  const controls = tokenDistractors(pd, cd);
   const description: PlantedDescription = {
     kind: 'copy-suppression',
     version: 1,

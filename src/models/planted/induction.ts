@@ -25,7 +25,7 @@
 import type { ModelConfig } from '../config.js';
 import type { HookedTransformer } from '../hooked.js';
 import { attnScale, ResidualLayout, WeightBuilder } from './builder.js';
-import { ablationOf, argmax, LETTER_IDS, LETTERS, logitRow, mean, patternAt, prob, roundAll, sampleDistinct, SPACE, uniformSampler } from './common.js';
+import { ablationOf, argmax, LETTER_IDS, LETTERS, logitRow, mean, patternAt, prob, roundAll, sampleDistinct, SPACE, uniformSampler, headComponent } from './common.js';
 import type { PlantedBuild, PlantedKindImpl, PlantedPrompt } from './kind.js';
 import type { PlantedComponent, PlantedDescription } from './types.js';
 
@@ -107,20 +107,16 @@ function build(): PlantedBuild {
   // A default: ' ' has logit 2 everywhere, so without an induction match (first half, or ablations) ' ' is predicted.
   W.unembedBias(SPACE, BIAS, DEFAULT_LOGIT);
 
-  const head = (x: { layer: number; head: number }) => ({
-    component: `blocks.${x.layer}.attn`, layer: x.layer, head: x.head,
-    hooks: [`blocks.${x.layer}.attn.hook_pattern`, `blocks.${x.layer}.attn.hook_z`, `blocks.${x.layer}.attn.hook_result`],
-  });
   const mechanism: PlantedComponent[] = [
     {
-      ...head(pt), role: 'previous-token head', planted: true,
+      ...headComponent(pt), role: 'previous-token head', planted: true,
       attends: 'query t -> key t-1 (position 0 -> itself)', reads: ['POS (QK)', 'TOK (OV)'], writes: ['PREV'],
       positions: 'every position t >= 1',
       ablation: 'the induction head finds no matching key and attends evenly to earlier positions: second-half accuracy collapses (to ~0: the answer occurs once in the context, other letters twice)',
       details: `QK on the positional embedding only (score margin ${MARGIN}); OV copies the token identity into PREV.`,
     },
     {
-      ...head(ind), role: 'induction head', planted: true,
+      ...headComponent(ind), role: 'induction head', planted: true,
       attends: 'query t (token x) -> the key whose previous token is x, i.e. the position after the earlier copy of x (t-L+1 in a repeated sequence of half-length L); never key 0',
       reads: ['TOK (Q, OV)', 'PREV (K)', 'POS=0 (K, penalty)'], writes: ['OUT'],
       positions: 'second-half queries t = L .. 2L-1 attend to t-L+1',
@@ -130,13 +126,13 @@ function build(): PlantedBuild {
   ];
   const controls: PlantedComponent[] = [
     {
-      ...head(cd), role: 'distractor head (current token)', planted: false,
+      ...headComponent(cd), role: 'distractor head (current token)', planted: false,
       attends: 'query t -> key t (itself)', reads: ['POS (QK)', 'TOK (OV)'], writes: ['CUR (read by nothing)'],
       ablation: 'no effect on the task (only rescales LayerNorm inputs slightly)',
       details: 'Writes a full block, so ablating it changes the residual norm; nothing reads what it writes.',
     },
     {
-      ...head(fd), role: 'distractor head (first token)', planted: false,
+      ...headComponent(fd), role: 'distractor head (first token)', planted: false,
       attends: 'every query -> key 0', reads: ['POS=0 (K)', 'TOK (OV)'], writes: ['POS0 (read by nothing)'],
       ablation: 'no effect on the task',
       details: 'A BOS-like attention sink pattern with an output no later component reads.',

@@ -25,7 +25,7 @@
 import type { ModelConfig } from '../config.js';
 import type { HookedTransformer } from '../hooked.js';
 import { attnScale, ResidualLayout, WeightBuilder } from './builder.js';
-import { ablationOf, argmax, logitRow, mean, patternAt, prob, randInt, roundAll, sampleDistinct, SPACE, uniformSampler } from './common.js';
+import { ablationOf, argmax, logitRow, mean, patternAt, prob, randInt, roundAll, sampleDistinct, SPACE, uniformSampler, headComponent, tokenDistractors } from './common.js';
 import { cfgSummary } from './induction.js';
 import type { PlantedBuild, PlantedKindImpl, PlantedPrompt } from './kind.js';
 import type { PlantedComponent, PlantedDescription } from './types.js';
@@ -123,39 +123,24 @@ function build(): PlantedBuild {
   for (const u of names) W.unembed(IOI_NAMES[u].id, L.dim(OUT, u), BETA);
   W.unembedBias(SPACE, BIAS, DEFAULT_LOGIT);
 
-  const head = (x: { layer: number; head: number }) => ({
-    component: `blocks.${x.layer}.attn`, layer: x.layer, head: x.head,
-    hooks: [`blocks.${x.layer}.attn.hook_pattern`, `blocks.${x.layer}.attn.hook_z`, `blocks.${x.layer}.attn.hook_result`],
-  });
   const nameIds = IOI_NAMES.map((n) => n.id);
   const mechanism: PlantedComponent[] = [
     {
-      ...head(nm), role: 'name mover head', planted: true,
+      ...headComponent(nm), role: 'name mover head', planted: true,
       attends: 'END -> IO (the name that is not the latest name)', reads: ['TOK (K, OV)', 'SNAME (Q, negatively)'], writes: ['OUT'],
       tokens: { names: nameIds }, positions: 'query END (the last position) -> key IO position (1 or 3)',
       ablation: "no name is predicted (all name logits 0, the default ' ' wins): IO-S logit difference 0, accuracy 0",
       details: `score = ${MOVER_NAME}·[key is a name] - ${MOVER_INHIBIT}·[key's name = SNAME]; OV copies the name into OUT, logit ${BETA}.`,
     },
     {
-      ...head(si), role: 'S-inhibition head', planted: true,
+      ...headComponent(si), role: 'S-inhibition head', planted: true,
       attends: 'each position -> the latest name at or before it; END -> S2', reads: ['TOK (K: is a name; OV)', 'POS (K: recency)'], writes: ['SNAME'],
       tokens: { names: nameIds }, positions: 'query END -> key S2 position',
       ablation: 'the name mover attends to IO, S1 and S2 alike: S (twice) beats IO, the logit difference becomes negative (about -beta/3)',
       details: `score = ${NAME_SCORE}·[key is a name] + ${RECENCY}·(key position); OV copies the name into SNAME, which the name mover's query reads with weight -${MOVER_INHIBIT}.`,
     },
   ];
-  const controls: PlantedComponent[] = [
-    {
-      ...head(pd), role: 'distractor head (previous token)', planted: false,
-      attends: 'query t -> key t-1', reads: ['POS (QK)', 'TOK (OV)'], writes: ['PREVJ (read by nothing)'],
-      ablation: 'no effect on the task', details: 'A previous-token head whose output nothing reads.',
-    },
-    {
-      ...head(cd), role: 'distractor head (current token)', planted: false,
-      attends: 'query t -> key t', reads: ['POS (QK)', 'TOK (OV)'], writes: ['CURJ (read by nothing)'],
-      ablation: 'no effect on the task', details: 'Attends to itself; nothing reads its output.',
-    },
-  ];
+  const controls = tokenDistractors(pd, cd);
   const description: PlantedDescription = {
     kind: 'ioi',
     version: 1,
