@@ -98,6 +98,7 @@ describe('gradient rules match central finite differences', () => {
     await check((g, [x]) => g.softmax(x, -1), [{ shape: [2, 4] }]);
     await check((g, [x]) => g.softmax(x, 0), [{ shape: [3, 2] }]);
     await check((g, [x]) => g.logSoftmax(x, -1), [{ shape: [2, 4] }]);
+    await check((g, [x, t]) => g.softmaxCrossEntropy(x, t), [{ shape: [3, 5] }, { shape: [3], ints: [4, 0, 4] }]);
     await check((g, [x]) => g.reduceSum(x, [1], true), [{ shape: [2, 3, 2] }]);
     await check((g, [x]) => g.reduceSum(x, [0, 2], false), [{ shape: [2, 3, 2] }]);
     await check((g, [x]) => g.reduceMean(x, [-1], true), [{ shape: [2, 3] }]);

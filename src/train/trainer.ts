@@ -58,9 +58,7 @@ export function initGpt2Weights(cfg: ModelConfig, seed: number): Record<string, 
 
 /** Mean next-token cross-entropy (nats) of logits [batch, seq, vocab] against targets [batch, seq]. */
 export function crossEntropy(g: Graph, logits: Value, targets: Value, vocab: number): Value {
-  const logp = g.logSoftmax(g.reshape(logits, [-1, vocab]), -1);
-  const picked = g.gatherElements(logp, g.reshape(targets, [-1, 1]), 1);
-  return g.neg(g.reduceMean(picked, [0, 1], false));
+  return g.softmaxCrossEntropy(g.reshape(logits, [-1, vocab]), g.reshape(targets, [-1]));
 }
 
 const decays = (shape: number[]) => shape.length >= 2;

@@ -102,6 +102,16 @@ const rules: Record<string, Rule> = {
     const db = g.gemm(g.reshape(dy!, [-1, m]), g.reshape(a, [-1, k]), true, false);
     return [g.matmul(dy!, b), db];
   },
+  SoftmaxCrossEntropyLoss: (g, n, [dy]) => {
+    // d mean_i(-log p_i[t_i]) / d logits = (softmax - onehot(t)) / n, from the log-probs the
+    // forward already computed.
+    const [logits, targets] = n.inputs;
+    const t = g.unsqueeze(targets, [1]);
+    const minusOne = g.expandLike(g.scalar(-1, logits.dtype), t);
+    const shifted = g.scatterElementsAdd(g.exp(n.outputs[1]), t, minusOne, 1);
+    const count = g.cast(g.sizeOf(targets), logits.dtype);
+    return [g.mul(shifted, g.div(dy!, count)), undefined];
+  },
   Softmax: (g, n, [dy]) => {
     const y = n.outputs[0];
     const axis = n.attrs.axis as number;

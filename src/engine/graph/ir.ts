@@ -200,6 +200,17 @@ export class Graph {
     return this.node('FusedMatMul', [a, b], { transB: 1 }, [[a.dtype, [...a.shape.slice(0, -1), b.shape[0]]]])[0];
   }
 
+  /**
+   * Mean cross-entropy of logits [n, classes] against integer targets [n] (ONNX
+   * SoftmaxCrossEntropyLoss). One op instead of log-softmax + gather keeps a language model's
+   * [tokens, vocab] backward to a single pass (see its gradient rule).
+   */
+  softmaxCrossEntropy(logits: Value, targets: Value): Value {
+    if (logits.shape.length !== 2 || targets.shape.length !== 1) throw new LanternError('softmaxCrossEntropy: logits must be [n, classes] and targets [n]');
+    if (targets.dtype !== 'int64') throw new LanternError('softmaxCrossEntropy: targets must be int64');
+    return this.node('SoftmaxCrossEntropyLoss', [logits, targets], { reduction: 'mean' }, [[logits.dtype, []], [logits.dtype, logits.shape]])[0];
+  }
+
   private axis(x: Value, axis: number): number {
     const r = x.shape.length;
     const a = axis < 0 ? axis + r : axis;
