@@ -168,7 +168,7 @@ describe('lantern lens', () => {
     const r = await lantern('lens', '--model', tinyFolder, '--text', text, '--target', ' the', '--top-k', '3', '--json', json, '--html', html);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.split('\n');
-    for (const label of ['0_pre', '1_pre', 'final_post']) expect(lines.filter((l) => l.startsWith(label))).toHaveLength(2); // top-token grid + target grid
+    for (const label of ['0_pre', '1_pre', 'final_post']) expect(lines.filter((l) => l.startsWith(label))).toHaveLength(3); // top-token, target probability and target rank grids
     expect(r.stdout).not.toMatch(/\x1b\[/); // FORCE_COLOR=0
     const saved = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(saved.model).toBe(tinyFolder);

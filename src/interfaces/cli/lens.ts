@@ -140,10 +140,16 @@ function printLens(r: LogitLensResult, source: string, target?: string): void {
     return [cellText(top.token ?? String(top.id), W), top.prob];
   });
   if (target !== undefined) {
-    console.log(`\ntarget ${JSON.stringify(target)}: probability (rank) at each layer and position`);
+    // Rank on its own line of cells: "prob%(rank)" does not fit a token-wide column.
+    console.log(`\ntarget ${JSON.stringify(target)}: probability at each layer and position`);
     grid((l, p) => {
       const t = r.cells[l][p].target!;
-      return [`${(100 * t.prob).toFixed(1)}%(${t.rank})`.slice(0, W).padEnd(W), t.prob];
+      return [(t.prob >= 1e-3 ? `${(100 * t.prob).toFixed(1)}%` : t.prob.toExponential(1)).padEnd(W), t.prob];
+    });
+    console.log(`\ntarget ${JSON.stringify(target)}: rank (0 = top) at each layer and position`);
+    grid((l, p) => {
+      const t = r.cells[l][p].target!;
+      return [String(t.rank).padEnd(W), t.prob];
     });
   }
 }
