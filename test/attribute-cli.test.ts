@@ -66,7 +66,7 @@ describe('lantern attribute', () => {
   it('bad input is one error line', async () => {
     const base = ['attribute', '--model', tiny, '--text', 'Hello world'];
     const cases: [string[], RegExp][] = [
-      [['--method', 'lime'], /unknown attribution method 'lime'.*methods: ig, saliency/],
+      [['--method', 'lrp'], /unknown attribution method 'lrp'.*methods: ig, saliency/],
       [['--foil', ' x'], /--foil needs --target/],
       [['--target', ', this is', '--foil', ' x'], /one-token target/],
       [['--steps', '0'], /--steps must be a positive integer/],

@@ -247,7 +247,7 @@ describe('results', () => {
   });
 
   it('rejects bad requests with clear errors', async () => {
-    await expect(attribute(tiny, { tokens: PROMPT, method: 'lime' })).rejects.toThrow(/unknown attribution method 'lime'/);
+    await expect(attribute(tiny, { tokens: PROMPT, method: 'lrp' })).rejects.toThrow(/unknown attribution method 'lrp'/);
     await expect(attribute(tiny, { tokens: PROMPT, foil: 3, method: 'ig' })).rejects.toThrow(/foil needs a target/);
     await expect(attribute(tiny, { tokens: PROMPT, target: 3, foil: 3, method: 'ig' })).rejects.toThrow(/same token/);
     await expect(attribute(tiny, { tokens: PROMPT, method: 'ig', settings: { steps: 0 } })).rejects.toThrow(/steps must be a positive integer/);

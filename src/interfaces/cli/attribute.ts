@@ -36,6 +36,14 @@ function tokenChoice(model: HookedTransformer, flag: string, v: string | undefin
   return { token: ids[0] };
 }
 
+function positiveNumber(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new LanternError(`${flag} must be a positive number, got '${v}'`);
+    return n;
+  };
+}
+
 function wordLevel(r: AttributionResult): AttributionResult {
   const w = mergeWords(r.tokenStrings, r.scores);
   return { ...r, tokenStrings: w.words, tokens: w.spans.map(([a]) => r.tokens[a]), scores: w.scores };
@@ -49,7 +57,7 @@ function useColor(): boolean {
 export function attributeCommand(program: Command): void {
   program
     .command('attribute')
-    .description('Input attribution: how much each prompt token contributes to a prediction (gradients, attention or occlusion).')
+    .description('Input attribution: how much each prompt token contributes to a prediction (gradients, attention, occlusion, LIME or Shapley values).')
     .option('-m, --model <folder|hub-id>', 'model folder or Hub id (default: the bundled model)')
     .requiredOption('-t, --text <text>', 'the prompt')
     .option('--target <text>', "what to explain: one token (next-token target) or several (a teacher-forced continuation); default: the model's top next token")
@@ -63,10 +71,12 @@ export function attributeCommand(program: Command): void {
     .option('--batch-size <n>', 'inputs per model run (ig steps, masked copies)', positiveInt('--batch-size'))
     .option('--layers <list>', 'attention/rollout: layers to use, e.g. 0,1 (default all)', intList('--layers'))
     .option('--heads <list>', 'attention/rollout: heads to average (default all)', intList('--heads'))
-    .option('--mask <m>', "occlusion and --eval: 'zero' (zero the token embedding, default) or 'token:<id or text>' (substitute that token)")
+    .option('--samples <n>', 'lime: random masks (default 200); shap: coalition budget (default max(200, 4 × tokens); all coalitions when 2^n − 2 fit); shapley: permutations (default 50)', positiveInt('--samples'))
+    .option('--kernel-width <w>', 'lime: width of the exponential kernel on cosine distance to the full prompt (default 0.25)', positiveNumber('--kernel-width'))
+    .option('--mask <m>', "occlusion, lime, shap, shapley and --eval: 'zero' (zero the token embedding, default) or 'token:<id or text>' (substitute that token)")
     .option('--eval', 'also measure faithfulness: comprehensiveness, sufficiency, AOPC (10%..100%), Kendall tau vs leave-one-out')
     .option('--words', 'show scores merged into words (summed over each word\'s tokens); --json stays per token')
-    .addOption(new Option('--seed <n>', 'recorded with the result').default(0).argParser(nonNegativeInt('--seed', 0xffffffff)))
+    .addOption(new Option('--seed <n>', 'seeds lime, shap and shapley sampling; recorded with the result').default(0).argParser(nonNegativeInt('--seed', 0xffffffff)))
     .option('--html <file.html>', 'write a self-contained HTML report')
     .option('--json <file.json>', 'write the result as JSON (reload with loadResult)')
     .option('--no-color', 'plain text output')
@@ -77,7 +87,10 @@ export function attributeCommand(program: Command): void {
       const igOnly = ['steps', 'rule', 'baseline'].filter((k) => opts[k] !== undefined);
       if (igOnly.length && method !== 'ig') throw new LanternError(`--${igOnly[0]} applies only to --method ig`);
       if ((opts.layers || opts.heads) && method !== 'attention' && method !== 'rollout') throw new LanternError(`--${opts.layers ? 'layers' : 'heads'} applies only to --method attention or rollout`);
-      if (opts.mask !== undefined && method !== 'occlusion' && !opts.eval) throw new LanternError('--mask applies only to --method occlusion or --eval');
+      const masking = ['occlusion', 'lime', 'shap', 'shapley'];
+      if (opts.mask !== undefined && !masking.includes(method) && !opts.eval) throw new LanternError('--mask applies only to --method occlusion, lime, shap, shapley or --eval');
+      if (opts.samples !== undefined && !['lime', 'shap', 'shapley'].includes(method)) throw new LanternError('--samples applies only to --method lime, shap or shapley');
+      if (opts.kernelWidth !== undefined && method !== 'lime') throw new LanternError('--kernel-width applies only to --method lime');
       if (opts.aggregate && !['ig', 'saliency', 'input-x-grad'].includes(method)) throw new LanternError('--aggregate applies only to gradient methods (ig, saliency, input-x-grad)');
       if (opts.html) assertWritable(opts.html, '--html');
       if (opts.json) assertWritable(opts.json, '--json');
@@ -94,7 +107,7 @@ export function attributeCommand(program: Command): void {
       }
       const settings: AttributionSettings = {
         steps: opts.steps, rule: opts.rule as IntegrationRule | undefined, aggregate: opts.aggregate, batchSize: opts.batchSize,
-        layers: opts.layers, heads: opts.heads,
+        layers: opts.layers, heads: opts.heads, samples: opts.samples, kernelWidth: opts.kernelWidth,
         baseline: tokenChoice(model, '--baseline', opts.baseline) as Baseline | undefined,
         mask: tokenChoice(model, '--mask', opts.mask) as Masking | undefined,
       };

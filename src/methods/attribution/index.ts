@@ -6,7 +6,8 @@
  *   r.scores[0];   // one score per prompt token
  *
  * Methods: 'saliency', 'input-x-grad', 'ig' (gradient.ts), 'attention', 'rollout' (attention.ts),
- * 'occlusion' (perturbation.ts). Targets: targets.ts. Faithfulness (`evaluate: true`):
+ * 'occlusion' (perturbation.ts), 'lime', 'shap' (KernelSHAP), 'shapley' (Shapley value sampling)
+ * (sampling.ts; seeded by `seed`). Targets: targets.ts. Faithfulness (`evaluate: true`):
  * faithfulness.ts. Output: render.ts (terminal, HTML), result.ts (JSON, word merging).
  */
 import { LanternError, nearest } from '../../errors.js';
@@ -16,12 +17,13 @@ import { evaluateFaithfulness } from './faithfulness.js';
 import { inputXGradient, integratedGradients, saliency, GradientSettings, IgSettings, MethodOutput } from './gradient.js';
 import { occlusion, OcclusionSettings, Masking } from './perturbation.js';
 import { AttributionResult, weightsHash } from './result.js';
+import { kernelShap, lime, shapleySampling, SamplingSettings } from './sampling.js';
 import { resolveTarget, ResolvedTarget, ScoreKind } from './targets.js';
 
-export const METHODS = ['ig', 'saliency', 'input-x-grad', 'attention', 'rollout', 'occlusion'] as const;
+export const METHODS = ['ig', 'saliency', 'input-x-grad', 'attention', 'rollout', 'occlusion', 'lime', 'shap', 'shapley'] as const;
 export type Method = (typeof METHODS)[number];
 
-export type AttributionSettings = IgSettings & GradientSettings & AttentionSettings & OcclusionSettings;
+export type AttributionSettings = IgSettings & GradientSettings & AttentionSettings & OcclusionSettings & SamplingSettings;
 
 export interface AttributeOptions {
   text?: string;
@@ -34,7 +36,7 @@ export interface AttributeOptions {
   kind?: ScoreKind;
   method: Method | string;
   settings?: AttributionSettings;
-  /** Recorded with the result (every method here is deterministic; sampling methods will use it). */
+  /** Seeds the sampling methods (lime, shap, shapley); recorded with the result. Default 0. */
   seed?: number;
   /** Also compute comprehensiveness, sufficiency, AOPC and Kendall τ vs leave-one-out. */
   evaluate?: boolean;
@@ -48,7 +50,7 @@ export function checkMethod(m: string): Method {
   throw new LanternError(`unknown attribution method '${m}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}; methods: ${METHODS.join(', ')}`);
 }
 
-async function run(model: HookedTransformer, method: Method, t: ResolvedTarget, s: AttributionSettings): Promise<MethodOutput> {
+async function run(model: HookedTransformer, method: Method, t: ResolvedTarget, s: AttributionSettings, seed: number): Promise<MethodOutput> {
   switch (method) {
     case 'ig': return integratedGradients(model, t, s);
     case 'saliency': return saliency(model, t, s);
@@ -56,6 +58,9 @@ async function run(model: HookedTransformer, method: Method, t: ResolvedTarget, 
     case 'attention': return rawAttention(model, t, s);
     case 'rollout': return attentionRollout(model, t, s);
     case 'occlusion': return occlusion(model, t, s);
+    case 'lime': return lime(model, t, s, seed);
+    case 'shap': return kernelShap(model, t, s, seed);
+    case 'shapley': return shapleySampling(model, t, s, seed);
   }
 }
 
@@ -67,7 +72,7 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
   if (!Number.isInteger(seed)) throw new LanternError(`seed must be an integer, got ${seed}`);
   const t = await resolveTarget(model, prompt, { target: opts.target, foil: opts.foil, continuation: opts.continuation, kind: opts.kind });
   const settings = opts.settings ?? {};
-  const out = await run(model, method, t, settings);
+  const out = await run(model, method, t, settings, seed);
   const result: AttributionResult = {
     model: { source: model.source, weightsSha256: await weightsHash(model), config: { ...model.cfg } },
     method,
@@ -81,6 +86,8 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
   };
   const delta = out.extra?.convergenceDelta as number[] | undefined;
   if (delta) result.convergenceDelta = delta;
+  const r2 = out.extra?.surrogateR2 as number[] | undefined;
+  if (r2) result.surrogateR2 = r2;
   if (opts.evaluate) {
     result.faithfulness = await evaluateFaithfulness(model, t, out.scores, { mask: opts.evalMask ?? settings.mask ?? 'zero', batchSize: settings.batchSize });
   }
@@ -95,6 +102,11 @@ export { rawAttention, attentionRollout } from './attention.js';
 export type { AttentionSettings } from './attention.js';
 export { occlusion, maskedValues, leaveOneOutMasks } from './perturbation.js';
 export type { Masking, OcclusionSettings } from './perturbation.js';
+export {
+  lime, kernelShap, shapleySampling, limeFit, kernelShapFit, shapleySamplingFit, limeKernel, shapleyKernel, weightedLeastSquares, weightedR2,
+  modelScorer, LIME_DEFAULTS, EDGE_WEIGHT,
+} from './sampling.js';
+export type { SamplingSettings, CoalitionScorer } from './sampling.js';
 export { evaluateFaithfulness, faithfulnessPlan, kendallTau, rationaleSizes, ranking, AOPC_FRACTIONS } from './faithfulness.js';
 export type { Faithfulness, FaithfulnessRow } from './faithfulness.js';
 export { saveResult, loadResult, parseResult, resultToJSON, weightsHash, mergeWords, RESULT_FORMAT } from './result.js';

@@ -31,6 +31,8 @@ export interface AttributionResult {
   scores: number[][];
   /** IG only: Σ attributions − (f(x) − f(baseline)), per row. */
   convergenceDelta?: number[];
+  /** LIME only: the surrogate's weighted R², per row. */
+  surrogateR2?: number[];
   faithfulness?: Faithfulness;
 }
 
