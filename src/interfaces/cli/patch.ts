@@ -2,12 +2,15 @@ import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import { activationPatching, PatchingResult, SWEEPS } from '../../methods/patching/activation.js';
+import { attributionPatching, pearson } from '../../methods/patching/attribution.js';
 import { defaultModel } from './defaults.js';
 import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
 import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor, writeOut } from './lens.js';
 
 /** The result as rows × columns for display: rows are layers (or layer-head pairs), columns positions or heads. */
-function table(r: PatchingResult, tokens: string[]): { rows: string[]; cols: string[]; at: (i: number, j: number) => number } {
+type Grid = Pick<PatchingResult, 'axes' | 'shape' | 'effects'>;
+
+function table(r: Grid, tokens: string[]): { rows: string[]; cols: string[]; at: (i: number, j: number) => number } {
   const [L, A, P] = r.shape;
   if (r.axes.length === 3) {
     // layer × head × pos: one row per head.
@@ -21,7 +24,7 @@ function table(r: PatchingResult, tokens: string[]): { rows: string[]; cols: str
   return { rows: Array.from({ length: L }, (_, l) => `L${l}`), cols, at: (i, j) => r.effects[i * A + j] };
 }
 
-function patchHtml(r: PatchingResult, tokens: string[], title: string, caption: string): string {
+function patchHtml(r: Grid, tokens: string[], title: string, caption: string): string {
   const t = table(r, tokens);
   const head = `<tr><th></th>${t.cols.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}</tr>`;
   const rows = t.rows.map((row, i) => `<tr><th>${escapeHtml(row)}</th>${t.cols.map((_, j) => {
@@ -34,7 +37,7 @@ function patchHtml(r: PatchingResult, tokens: string[], title: string, caption: 
 export function patchCommand(program: Command): void {
   program
     .command('patch')
-    .description('Activation patching: run the corrupted prompt with one activation from the clean run, for every layer and position / head; 1 = clean behaviour restored, 0 = corrupted.')
+    .description('Activation patching: run the corrupted prompt with one activation from the clean run, for every layer and position / head; 1 = clean behaviour restored, 0 = corrupted. --method attribution: its linear approximation from one forward and backward.')
     .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
     .requiredOption('--clean <text>', 'the clean prompt')
     .requiredOption('--corrupt <text>', 'the corrupted prompt (the same number of tokens)')
@@ -45,6 +48,7 @@ export function patchCommand(program: Command): void {
     .option('--by-position', 'heads / pattern: one patch per position too (pattern: the query position)')
     .addOption(new Option('--pos <n>', 'position whose prediction is measured (default: the last)').argParser(nonNegativeInt('--pos')))
     .addOption(new Option('--batch-size <n>', 'patched runs per ONNX Runtime call').default(64).argParser(positiveInt('--batch-size')))
+    .addOption(new Option('--method <method>', 'activation (patched runs), attribution (linear approximation: one forward+backward), or both (and their Pearson r)').choices(['activation', 'attribution', 'both']).default('activation'))
     .option('--json [file]', 'write the result as JSON to <file> (or print it when no file is given)')
     .option('--html <file>', 'write an HTML heatmap')
     .addHelpText('after', '\nSweeps:\n  resid    layer x position at blocks.{l}.hook_resid_pre\n  attn     layer x position at blocks.{l}.hook_attn_out\n  mlp      layer x position at blocks.{l}.hook_mlp_out\n  heads    layer x head at blocks.{l}.attn.hook_z (all positions; --by-position: x position)\n  pattern  layer x head at blocks.{l}.attn.hook_pattern (--by-position: x query position)\n\nExample:\n  lantern patch --clean "When Mary and John went to the store, John gave a drink to" \\\n    --corrupt "When Mary and John went to the store, Mary gave a drink to" --answer " Mary" --wrong " John" --sweep heads')
@@ -54,20 +58,35 @@ export function patchCommand(program: Command): void {
       if (typeof opts.json === 'string') assertWritable(opts.json, '--json');
       if (opts.html) assertWritable(opts.html, '--html');
       const model = await loadModel(source, { progress: process.stderr.isTTY });
-      const r = await activationPatching(model, {
+      const common = {
         clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong, metric: opts.metric,
-        sweep: opts.sweep, byPosition: !!opts.byPosition, pos: opts.pos, batchSize: opts.batchSize,
-      });
+        sweep: opts.sweep, byPosition: !!opts.byPosition, pos: opts.pos,
+      };
+      const method: 'activation' | 'attribution' | 'both' = opts.method;
+      const act = method === 'attribution' ? undefined : await activationPatching(model, { ...common, batchSize: opts.batchSize });
+      const attr = method === 'activation' ? undefined : await attributionPatching(model, common);
+      // The displayed grids, in order; `r` (the first) carries the shared fields.
+      const grids: { name: string; r: Grid }[] = [
+        ...(act ? [{ name: 'activation patching', r: act }] : []),
+        ...(attr ? [{ name: 'attribution patching', r: attr }] : []),
+      ];
+      const r = (act ?? attr)!;
+      const corr = act && attr ? pearson(act.effects, attr.effects) : undefined;
       const tokens = model.tokenStrings(r.corruptTokens);
       const settings = {
         clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong ?? null, metric: r.metric, sweep: r.sweep,
-        byPosition: r.settings.byPosition, pos: r.pos, batchSize: r.settings.batchSize,
+        byPosition: r.settings.byPosition, pos: r.pos, ...(act ? { batchSize: act.settings.batchSize } : {}),
       };
       const { method: _m, settings: _s, ...rest } = r;
-      const saved = { model: source, method: 'activation-patching', settings, ...rest, cleanTokenStrings: model.tokenStrings(r.cleanTokens), corruptTokenStrings: tokens };
+      const strings = { cleanTokenStrings: model.tokenStrings(r.cleanTokens), corruptTokenStrings: tokens };
+      const saved = act && attr
+        ? { model: source, method: 'both', settings: { ...settings, method }, pearson: corr, activation: { ...act, settings: undefined }, attribution: { ...attr, settings: undefined }, ...strings }
+        : { model: source, method: r.method, settings, ...rest, ...strings };
       const metricName = r.metric === 'logit-diff' ? `logit(${JSON.stringify(opts.answer)}) - logit(${JSON.stringify(opts.wrong)})` : `log p(${JSON.stringify(opts.answer)})`;
-      const caption = `${r.sweep} patching (${r.hook}), metric ${metricName} at position ${r.pos}: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupt.toFixed(4)}; cells: (patched - corrupted) / (clean - corrupted).`;
-      const html = () => patchHtml(r, tokens, `Activation patching — ${source}`, caption);
+      const caption = `${r.sweep} patching (${r.hook}), metric ${metricName} at position ${r.pos}: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupt.toFixed(4)}; cells: (${method === 'activation' ? 'patched' : method === 'attribution' ? 'predicted' : 'patched or predicted'} - corrupted) / (clean - corrupted)${method === 'activation' ? '' : ', predicted = corrupted + (a_clean - a_corrupted) · d metric / d a'}.`;
+      const html = () => grids.length === 1
+        ? patchHtml(grids[0].r, tokens, `${grids[0].name[0].toUpperCase()}${grids[0].name.slice(1)} — ${source}`, caption)
+        : patchHtml(attr!, tokens, `Attribution patching — ${source}`, `${caption} Pearson r with activation patching: ${corr!.toFixed(4)}.`);
       if (opts.json === true) {
         console.log(JSON.stringify(saved, null, 2));
         if (opts.html) writeOut(opts.html, html());
@@ -78,18 +97,22 @@ export function patchCommand(program: Command): void {
       console.log(`model: ${source}`);
       console.log(caption);
       const color = useColor();
-      const t = table(r, tokens);
-      const W = 8;
-      const labelW = Math.max(...t.rows.map((x) => x.length), 3);
-      console.log(`${''.padEnd(labelW)} ${t.cols.map((c) => cellText(c, W)).join(' ')}`);
-      t.rows.forEach((row, i) => {
-        const cells = t.cols.map((_, j) => {
-          const v = t.at(i, j);
-          const text = (v >= 0 ? '+' : '') + v.toFixed(2);
-          return color ? ansiSigned(text.padStart(W), v) : text.padStart(W);
+      for (const grid of grids) {
+        if (grids.length > 1) console.log(`\n${grid.name}:`);
+        const t = table(grid.r, tokens);
+        const W = 8;
+        const labelW = Math.max(...t.rows.map((x) => x.length), 3);
+        console.log(`${''.padEnd(labelW)} ${t.cols.map((c) => cellText(c, W)).join(' ')}`);
+        t.rows.forEach((row, i) => {
+          const cells = t.cols.map((_, j) => {
+            const v = t.at(i, j);
+            const text = (v >= 0 ? '+' : '') + v.toFixed(2);
+            return color ? ansiSigned(text.padStart(W), v) : text.padStart(W);
+          });
+          console.log(`${row.padEnd(labelW)} ${cells.join(' ')}`);
         });
-        console.log(`${row.padEnd(labelW)} ${cells.join(' ')}`);
-      });
+      }
+      if (corr !== undefined) console.log(`\nPearson r (activation vs attribution): ${corr.toFixed(4)}`);
       if (typeof opts.json === 'string') console.log(`saved JSON to ${opts.json}`);
       if (opts.html) console.log(`saved HTML to ${opts.html}`);
     });

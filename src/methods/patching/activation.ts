@@ -78,17 +78,17 @@ export interface PatchingResult {
 }
 
 /** Normalised effect at `index` (one number per axis). */
-export function effectAt(r: PatchingResult, ...index: number[]): number {
+export function effectAt(r: Pick<PatchingResult, 'shape' | 'effects'>, ...index: number[]): number {
   let i = 0;
   r.shape.forEach((n, a) => (i = i * n + index[a]));
   return r.effects[i];
 }
 
-function toTokenIds(model: HookedTransformer, x: string | number[]): number[] {
+export function toTokenIds(model: HookedTransformer, x: string | number[]): number[] {
   return typeof x === 'string' ? model.toTokens(x) : x;
 }
 
-function toOneToken(model: HookedTransformer, x: number | string, what: string): number {
+export function toOneToken(model: HookedTransformer, x: number | string, what: string): number {
   if (typeof x === 'number') {
     if (!Number.isInteger(x) || x < 0 || x >= model.cfg.dVocab) throw new LanternError(`${what} token ${x} is outside the vocabulary [0, ${model.cfg.dVocab})`);
     return x;

@@ -1,2 +1,4 @@
 export { activationPatching, sweepSlots, effectAt, SWEEPS, SWEEP_HOOKS } from './activation.js';
 export type { PatchingOptions, PatchingResult, PatchSlot, PatchMetric, Sweep } from './activation.js';
+export { attributionPatching, linearAttribution, pearson } from './attribution.js';
+export type { AttributionOptions, AttributionResult, LinearAttribution } from './attribution.js';
