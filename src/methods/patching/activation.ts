@@ -129,13 +129,8 @@ function maskIndex(sweep: Sweep, b: number, pos: number, head: number, seq: numb
   return b * seq + pos;
 }
 
-/**
- * Activation patching of one clean/corrupted pair over a sweep: resid (layer × position at
- * hook_resid_pre), attn / mlp (layer × position at hook_attn_out / hook_mlp_out), heads (layer ×
- * head at hook_z, optionally × position) or pattern (layer × head at hook_pattern, optionally ×
- * query position).
- */
-export async function activationPatching(model: HookedTransformer, opts: PatchingOptions): Promise<PatchingResult> {
+/** Checks a clean/corrupted pair and its answer tokens; what every patching method starts from. */
+export function resolvePair(model: HookedTransformer, opts: Pick<PatchingOptions, 'sweep' | 'clean' | 'corrupt' | 'answer' | 'wrong' | 'metric' | 'pos'>) {
   if (!(SWEEPS as readonly string[]).includes(opts.sweep)) throw new LanternError(`unknown sweep '${opts.sweep}'; sweeps: ${SWEEPS.join(', ')}`);
   const sweep = opts.sweep as Sweep;
   const cleanTokens = toTokenIds(model, opts.clean);
@@ -152,6 +147,17 @@ export async function activationPatching(model: HookedTransformer, opts: Patchin
   if (metric === 'logit-diff' && wrong === undefined) throw new LanternError('metric logit-diff needs a wrong answer');
   const pos = opts.pos ?? seq - 1;
   if (!Number.isInteger(pos) || pos < 0 || pos >= seq) throw new LanternError(`position ${pos} outside the prompt (length ${seq})`);
+  return { sweep, cleanTokens, corruptTokens, seq, answer, wrong, metric, pos };
+}
+
+/**
+ * Activation patching of one clean/corrupted pair over a sweep: resid (layer × position at
+ * hook_resid_pre), attn / mlp (layer × position at hook_attn_out / hook_mlp_out), heads (layer ×
+ * head at hook_z, optionally × position) or pattern (layer × head at hook_pattern, optionally ×
+ * query position).
+ */
+export async function activationPatching(model: HookedTransformer, opts: PatchingOptions): Promise<PatchingResult> {
+  const { sweep, cleanTokens, corruptTokens, seq, answer, wrong, metric, pos } = resolvePair(model, opts);
   const batchSize = opts.batchSize ?? 64;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new LanternError(`batch size must be a positive integer, got ${batchSize}`);
   const byPosition = !!opts.byPosition && (sweep === 'heads' || sweep === 'pattern');

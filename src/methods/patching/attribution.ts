@@ -21,9 +21,7 @@ import { LanternError } from '../../errors.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer, ObjectiveTerm } from '../../models/hooked.js';
 import { objectives } from '../../models/hooked.js';
-import {
-  PatchingOptions, PatchMetric, PatchSlot, Sweep, SWEEPS, SWEEP_HOOKS, sweepSlots, toOneToken, toTokenIds,
-} from './activation.js';
+import { PatchingOptions, PatchMetric, PatchSlot, Sweep, SWEEP_HOOKS, sweepSlots, resolvePair } from './activation.js';
 
 export type AttributionOptions = Omit<PatchingOptions, 'batchSize'>;
 
@@ -104,22 +102,7 @@ export async function linearAttribution(
  * and normalisation as activationPatching; `batchSize` does not apply).
  */
 export async function attributionPatching(model: HookedTransformer, opts: AttributionOptions): Promise<AttributionResult> {
-  if (!(SWEEPS as readonly string[]).includes(opts.sweep)) throw new LanternError(`unknown sweep '${opts.sweep}'; sweeps: ${SWEEPS.join(', ')}`);
-  const sweep = opts.sweep as Sweep;
-  const cleanTokens = toTokenIds(model, opts.clean);
-  const corruptTokens = toTokenIds(model, opts.corrupt);
-  model.toBatch([cleanTokens, corruptTokens]); // validates ids, emptiness and context length
-  if (cleanTokens.length !== corruptTokens.length) {
-    throw new LanternError(`clean and corrupted prompts must have the same number of tokens (clean ${cleanTokens.length}, corrupted ${corruptTokens.length})`);
-  }
-  const seq = cleanTokens.length;
-  const answer = toOneToken(model, opts.answer, 'answer');
-  const wrong = opts.wrong !== undefined ? toOneToken(model, opts.wrong, 'wrong answer') : undefined;
-  const metric: PatchMetric = opts.metric ?? (wrong !== undefined ? 'logit-diff' : 'logprob');
-  if (metric !== 'logit-diff' && metric !== 'logprob') throw new LanternError(`unknown metric '${metric}'; use logit-diff or logprob`);
-  if (metric === 'logit-diff' && wrong === undefined) throw new LanternError('metric logit-diff needs a wrong answer');
-  const pos = opts.pos ?? seq - 1;
-  if (!Number.isInteger(pos) || pos < 0 || pos >= seq) throw new LanternError(`position ${pos} outside the prompt (length ${seq})`);
+  const { sweep, cleanTokens, corruptTokens, seq, answer, wrong, metric, pos } = resolvePair(model, opts);
   const byPosition = !!opts.byPosition && (sweep === 'heads' || sweep === 'pattern');
   const { nLayers: L, nHeads: H } = model.cfg;
   const hooks = Array.from({ length: L }, (_, l) => SWEEP_HOOKS[sweep](l));
