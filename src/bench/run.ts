@@ -6,7 +6,11 @@
  *   - forward+backward to the embeddings / forward, <= 2.5
  *   - peak RSS holding GPT-2 small / (1.5 x fp32 weight bytes + activations), <= 1 (child process;
  *     activations = every hook activation of the forward plus the logits)
- * on a random GPT-2-small-shaped model (124M), batch 1, T = 128 and 512.
+ * on a random GPT-2-small-shaped model (124M), batch 1, T = 128 and 512; and the methods' batching:
+ *   - T=64: IG, 50 steps batched 50 at a time / 50 single forward+backward passes, <= 0.5
+ *   - T=64: leave-one-out (occlusion) batched / 64 single masked forwards, <= 0.3
+ *   - T=16: one-at-a-time / batched residual-stream activation patching (12 x 16 runs), >= 5
+ *   - T=16: attribution patching of every head / one forward, <= 4
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +21,9 @@ import { GPT2_SMALL, randomGpt2Weights } from '../models/random.js';
 import { HookedTransformer, objectives } from '../models/hooked.js';
 import { gpt2Forward, gpt2Inputs, positionFeeds, weightShapes } from '../models/gpt2/model.js';
 import { best, forwardFlops, randomModel, randomTokens } from './common.js';
+import { integratedGradients, occlusion, resolveTarget } from '../methods/attribution/index.js';
+import { tokenEmbeddings } from '../methods/attribution/common.js';
+import { activationPatching, attributionPatching } from '../methods/patching/index.js';
 
 interface Row { name: string; value: number; bar: string; ok: boolean; detail: string }
 const rows: Row[] = [];
@@ -82,6 +89,65 @@ async function weightsAsInputs(): Promise<void> {
   console.log(`one block, T=${T}: weights as inputs ${asInputs.toFixed(2)} ms, as initializers ${asInit.toFixed(2)} ms (ratio ${(asInputs / asInit).toFixed(3)})\n`);
 }
 
+/** Interleaved rounds, best of each, after one warm-up call of each: background load then hits every variant alike. */
+async function bestOf<K extends string>(runs: Record<K, () => Promise<unknown>>, rounds: number): Promise<Record<K, number>> {
+  const keys = Object.keys(runs) as K[];
+  const ms = Object.fromEntries(keys.map((k) => [k, Infinity])) as Record<K, number>;
+  for (const k of keys) await runs[k]();
+  for (let round = 0; round < rounds; round++) {
+    for (const k of keys) {
+      const t0 = performance.now();
+      await runs[k]();
+      ms[k] = Math.min(ms[k], performance.now() - t0);
+    }
+  }
+  return ms;
+}
+
+/** The methods' batching: batched runs vs the same work one example at a time (a sample of it, scaled). */
+async function methodBench(model: HookedTransformer): Promise<void> {
+  const { dModel: d, dVocab: V, nLayers: L } = GPT2_SMALL;
+  const T = 64;
+  const prompt = randomTokens(T, V, 2);
+  const t = await resolveTarget(model, prompt, {});
+  const x = await tokenEmbeddings(model, prompt);
+  const embed = (e: Float32Array) => [{ hook: 'hook_embed', op: 'replace' as const, value: Tensor.f32(e, [1, T, d]) }];
+  const a = await bestOf({
+    ig: () => integratedGradients(model, t, { steps: 50, batchSize: 50 }),
+    grads10: async () => {
+      for (let i = 1; i <= 10; i++) await model.gradients([prompt], t.rows[0].terms, { interventions: embed(x.map((v) => (v * i) / 10)) });
+    },
+    loo: () => occlusion(model, t),
+    masked16: async () => {
+      for (let i = 0; i < 16; i++) await model.runWithHooks([prompt], { interventions: embed(x.slice().fill(0, i * d, (i + 1) * d)) });
+    },
+  }, 2);
+  report(`T=${T} IG 50 steps batched / 50 single fwd+bwd`, a.ig / (5 * a.grads10), '<=', 0.5,
+    `batchSize 50: ${a.ig.toFixed(0)} ms; single: 10 model.gradients timed (${a.grads10.toFixed(0)} ms) x 5`);
+  report(`T=${T} leave-one-out batched / 64 single`, a.loo / (4 * a.masked16), '<=', 0.3,
+    `occlusion batchSize 32 (default): ${a.loo.toFixed(0)} ms; single: 16 masked runs timed (${a.masked16.toFixed(0)} ms) x 4`);
+
+  const S = 16;
+  const pair = { clean: randomTokens(S, V, 3), corrupt: randomTokens(S, V, 4), answer: 100, wrong: 200 };
+  const hooks = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`);
+  const { cache } = await model.runWithCache([pair.clean], hooks);
+  const p = await bestOf({
+    sweep: () => activationPatching(model, { ...pair, sweep: 'resid' }),
+    single24: async () => {
+      for (let k = 0; k < 24; k++) {
+        const h = hooks[k % L];
+        await model.runWithHooks([pair.corrupt], { interventions: [{ hook: h, op: 'replace', value: cache.get(h), positions: [(k * 7) % S] }] });
+      }
+    },
+    attrib: () => attributionPatching(model, { ...pair, sweep: 'heads' }),
+    fwd: () => model.run([pair.corrupt]),
+  }, 3);
+  report(`T=${S} resid patching one-at-a-time / batched`, (8 * p.single24) / p.sweep, '>=', 5,
+    `batched (batchSize 64) ${p.sweep.toFixed(0)} ms; one-at-a-time: 24 of ${L * S} runWithHooks timed (${p.single24.toFixed(0)} ms) x 8, clean cache not counted`);
+  report(`T=${S} attribution patching (all heads) / forward`, p.attrib / p.fwd, '<=', 4,
+    `${p.attrib.toFixed(1)} ms; forward ${p.fwd.toFixed(1)} ms`);
+}
+
 async function main() {
   if (process.argv[2] === '--memory') return memoryChild(Number(process.argv[3]));
   console.log('Lantern engine benchmark (random GPT-2-small shape, batch 1)\n');
@@ -109,6 +175,7 @@ async function main() {
     report(`T=${T} runWithCache(all hooks) / forward`, bestMs.cache / bestMs.fwd, '<=', 1.15, `${bestMs.cache.toFixed(1)} ms`);
     report(`T=${T} forward+backward to embeddings / forward`, bestMs.grad / bestMs.fwd, '<=', 2.5, `${bestMs.grad.toFixed(1)} ms`);
   }
+  await methodBench(model);
   for (const T of [128, 512]) {
     const out = execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--memory', String(T)], { encoding: 'utf8' });
     const m = JSON.parse(out.trim().split('\n').pop()!);
