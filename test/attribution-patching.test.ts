@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../src/engine/tensor.js';
-import { expectOneLineError, runLantern } from './helpers.js';
+import { expectOneLineError, runLantern, logSoftmaxAt } from './helpers.js';
 import { LanternError } from '../src/errors.js';
 import { objectives } from '../src/models/hooked.js';
 import type { HookedTransformer, Intervention } from '../src/models/hooked.js';
@@ -44,13 +44,6 @@ afterAll(async () => {
 const CLEAN = [17, 402, 9, 999, 250, 3, 77, 640, 12];
 const CORRUPT = [17, 402, 91, 999, 250, 300, 77, 640, 12];
 
-function logSoftmaxAt(row: Float32Array, token: number): number {
-  let max = -Infinity;
-  for (const x of row) max = Math.max(max, x);
-  let z = 0;
-  for (const x of row) z += Math.exp(x - max);
-  return row[token] - max - Math.log(z);
-}
 
 async function metricOf(model: HookedTransformer, r: { corruptTokens: number[]; pos: number; metric: string; answer: number; wrong?: number }, interventions: Intervention[]): Promise<number> {
   const { logits } = await model.runWithHooks([r.corruptTokens], { interventions });

@@ -14,7 +14,7 @@ import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
 import {
   attribute, kernelShapFit, limeFit, loadResult, resolveTarget, shapleySamplingFit, CoalitionScorer,
 } from '../src/methods/attribution/index.js';
-import { expectOneLineError, runLantern, seededModel } from './helpers.js';
+import { expectOneLineError, runLantern, seededModel, logSoftmaxAt } from './helpers.js';
 
 const cfg = { ...TINY_GPT2, nCtx: 16 };
 const PROMPT = [17, 401, 9, 733, 250];
@@ -28,12 +28,7 @@ let fEmpty: number;
 
 function logprobAt(logits: Tensor, b: number, pos: number, token: number): number {
   const [, T, V] = logits.shape;
-  const row = logits.f32.subarray((b * T + pos) * V, (b * T + pos + 1) * V);
-  let m = -Infinity;
-  for (const x of row) m = Math.max(m, x);
-  let z = 0;
-  for (const x of row) z += Math.exp(x - m);
-  return row[token] - m - Math.log(z);
+  return logSoftmaxAt(logits.f32.subarray((b * T + pos) * V, (b * T + pos + 1) * V), token);
 }
 
 function factorial(k: number): number {

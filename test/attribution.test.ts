@@ -17,7 +17,7 @@ import {
   attribute, faithfulnessPlan, kendallTau, loadResult, mergeWords, quadrature, rationaleSizes, renderHtml, renderTerminal,
   resolveTarget, saveResult, weightsHash, INTEGRATION_RULES,
 } from '../src/methods/attribution/index.js';
-import { seededModel } from './helpers.js';
+import { seededModel, logSoftmaxAt } from './helpers.js';
 
 const cfg = { ...TINY_GPT2, nCtx: 16 };
 let tiny: HookedTransformer;
@@ -42,12 +42,7 @@ afterAll(async () => {
 
 function logprobAt(logits: Tensor, b: number, pos: number, token: number): number {
   const [, T, V] = logits.shape;
-  const row = logits.f32.subarray((b * T + pos) * V, (b * T + pos + 1) * V);
-  let m = -Infinity;
-  for (const x of row) m = Math.max(m, x);
-  let z = 0;
-  for (const x of row) z += Math.exp(x - m);
-  return row[token] - m - Math.log(z);
+  return logSoftmaxAt(logits.f32.subarray((b * T + pos) * V, (b * T + pos + 1) * V), token);
 }
 
 async function embeds(model: HookedTransformer, tokens: number[]): Promise<Float32Array> {

@@ -79,3 +79,12 @@ export function expectOneLineError(r: CliRun, pattern: RegExp, label = ''): void
   expect(lines[0], label).toMatch(/^lantern: error: /);
   expect(lines[0], label).toMatch(pattern);
 }
+
+/** log softmax(row)[token] in float64, independently of the library's code. */
+export function logSoftmaxAt(row: Float32Array, token: number): number {
+  let max = -Infinity;
+  for (const x of row) max = Math.max(max, x);
+  let z = 0;
+  for (const x of row) z += Math.exp(x - max);
+  return row[token] - max - Math.log(z);
+}

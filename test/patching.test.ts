@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runLantern, expectOneLineError } from './helpers.js';
+import { runLantern, expectOneLineError, logSoftmaxAt } from './helpers.js';
 import { LanternError } from '../src/errors.js';
 import type { HookedTransformer, Intervention } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
@@ -41,13 +41,6 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function logSoftmaxAt(row: Float32Array, token: number): number {
-  let max = -Infinity;
-  for (const x of row) max = Math.max(max, x);
-  let z = 0;
-  for (const x of row) z += Math.exp(x - max);
-  return row[token] - max - Math.log(z);
-}
 
 /** One patched run through runWithHooks' `replace` intervention, measured here. */
 async function patchOne(model: HookedTransformer, r: PatchingResult, slot: PatchSlot | null): Promise<number> {

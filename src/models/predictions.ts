@@ -18,3 +18,12 @@ export function topK(logits: Tensor, pos: number, k: number, tokenString: (id: n
   const ids = Array.from({ length: V }, (_, i) => i).sort((a, b) => row[b] - row[a]).slice(0, Math.min(k, V));
   return ids.map((id) => ({ id, token: tokenString(id), prob: Math.exp(row[id] - max) / z, logit: row[id] }));
 }
+
+/** log softmax(row)[token], computed stably. */
+export function logSoftmaxAt(row: Float32Array, token: number): number {
+  let max = -Infinity;
+  for (const x of row) max = Math.max(max, x);
+  let z = 0;
+  for (const x of row) z += Math.exp(x - max);
+  return row[token] - max - Math.log(z);
+}

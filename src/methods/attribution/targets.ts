@@ -16,6 +16,7 @@
 import { LanternError } from '../../errors.js';
 import type { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer, ObjectiveTerm } from '../../models/hooked.js';
+import { logSoftmaxAt } from '../../models/predictions.js';
 
 /** How a token's score is read from the logits. Default 'logprob'. */
 export type ScoreKind = 'logit' | 'logprob' | 'prob';
@@ -85,13 +86,6 @@ function oneToken(model: HookedTransformer, t: number | string, what: string): n
   return ids[0];
 }
 
-function logSoftmaxAt(row: Float32Array, token: number): number {
-  let max = -Infinity;
-  for (const x of row) if (x > max) max = x;
-  let z = 0;
-  for (const x of row) z += Math.exp(x - max);
-  return row[token] - max - Math.log(z);
-}
 
 /** Each row's value for prompt `b` of a batched run's logits ([batch, seq, vocab]). */
 export function rowValues(logits: Tensor, b: number, rows: TargetRow[]): number[] {

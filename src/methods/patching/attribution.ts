@@ -22,6 +22,7 @@ import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer, ObjectiveTerm } from '../../models/hooked.js';
 import { objectives } from '../../models/hooked.js';
 import { PatchingOptions, PatchMetric, PatchSlot, Sweep, SWEEP_HOOKS, sweepSlots, resolvePair } from './activation.js';
+import { logSoftmaxAt } from '../../models/predictions.js';
 
 export type AttributionOptions = Omit<PatchingOptions, 'batchSize'>;
 
@@ -57,13 +58,6 @@ export interface LinearAttribution {
   products: Record<string, Tensor>;
 }
 
-function logSoftmaxAt(row: Float32Array, token: number): number {
-  let max = -Infinity;
-  for (const x of row) max = Math.max(max, x);
-  let z = 0;
-  for (const x of row) z += Math.exp(x - max);
-  return row[token] - max - Math.log(z);
-}
 
 /**
  * The building block: elementwise attribution products at any hooks, for any objective of the
