@@ -1,0 +1,69 @@
+/**
+ * The one interface every language-model backend offers to model-agnostic (black-box) methods:
+ * score a fixed continuation after a prompt, and generate. Implemented by Lantern's own engine,
+ * by an OpenAI-compatible HTTP server, and by GGUF models through node-llama-cpp.
+ *
+ * Prompts are either text or token ids: token ids let a black-box method perturb exactly the
+ * tokens a white-box method perturbs (OpenAI's /v1/completions accepts an array of ids), so the
+ * two can be compared number for number.
+ */
+
+export type Prompt = string | number[];
+
+export interface ScoreOptions {
+  signal?: AbortSignal;
+}
+
+export interface ContinuationScore {
+  /** The continuation's tokens as the backend split them (text of each token). */
+  tokens: string[];
+  /** log p(token_t | prompt, tokens_<t), natural log, one per token. */
+  logprobs: number[];
+  /** Σ logprobs. */
+  total: number;
+  /**
+   * True when the backend could not score the continuation exactly (e.g. a chat endpoint that
+   * only reports top-k log-probs of its own sampled tokens): results built on it must say so.
+   */
+  approximate: boolean;
+}
+
+export interface GenerateOptions {
+  maxTokens: number;
+  /** 0 (default) is greedy. */
+  temperature?: number;
+  seed?: number;
+  /** Also return this many most likely alternatives per generated token. */
+  topLogprobs?: number;
+  stop?: string[];
+  signal?: AbortSignal;
+}
+
+export interface Generation {
+  text: string;
+  tokens?: string[];
+  logprobs?: number[];
+  /** Per generated token: alternative token text → log-prob. */
+  topLogprobs?: Record<string, number>[];
+}
+
+/** Token and cost accounting, summed over a backend's lifetime. */
+export interface Usage {
+  requests: number;
+  cachedRequests: number;
+  promptTokens: number;
+  completionTokens: number;
+  retries: number;
+}
+
+export interface LanguageModelBackend {
+  /** Identifies the model in saved results (e.g. 'lantern:lantern-demo', 'http:gpt-4o-mini@https://…', 'gguf:/path/model.gguf'). */
+  readonly id: string;
+  scoreContinuation(prompt: Prompt, continuation: string, opts?: ScoreOptions): Promise<ContinuationScore>;
+  generate(prompt: Prompt, opts: GenerateOptions): Promise<Generation>;
+  /** Token ids of `text` in the backend's own vocabulary, when it can tell. */
+  tokenize?(text: string): Promise<number[]>;
+  detokenize?(ids: number[]): Promise<string>;
+  usage(): Usage;
+  close?(): Promise<void>;
+}
