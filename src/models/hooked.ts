@@ -47,6 +47,12 @@ export interface RunOptions {
   cache?: string[] | ((name: string) => boolean);
   interventions?: Intervention[];
   callbacks?: Record<string, HookCallback>;
+  /**
+   * Compute logits only at these positions (in this order): `logits` is then
+   * [batch, positions.length, vocab]. Hooks and gradients are unaffected; this only skips
+   * unembedding positions nobody reads.
+   */
+  logitPositions?: number[];
 }
 
 /** One term of a scalar objective: coef * (logit | log-prob) of `token` at (`batch`, `pos`). */
@@ -78,7 +84,7 @@ export interface Batch {
 }
 
 export interface RunResult {
-  logits: Tensor; // [batch, seq, vocab]
+  logits: Tensor; // [batch, seq, vocab] ([batch, logitPositions.length, vocab] when asked)
   cache: ActivationCache;
   batch: Batch;
 }
@@ -105,6 +111,7 @@ interface RunSpec {
   interventions: InterventionPlan[];
   callbacks: string[];
   gradWrt: string[] | null;
+  logitPositions: boolean;
 }
 
 export class HookedTransformer {
@@ -234,13 +241,13 @@ export class HookedTransformer {
   async gradients(
     input: ModelInput,
     terms: ObjectiveTerm[],
-    opts: { wrt?: string[]; interventions?: Intervention[]; cache?: RunOptions['cache'] } = {},
+    opts: { wrt?: string[]; interventions?: Intervention[]; cache?: RunOptions['cache']; logitPositions?: number[] } = {},
   ): Promise<GradientResult> {
     const batch = this.toBatch(input);
     const wrt = opts.wrt ?? ['hook_embed'];
     wrt.forEach((n) => this.checkHook(n));
     if (terms.length === 0) throw new LanternError('objective has no terms');
-    const { spec, feeds } = this.plan(batch, { interventions: opts.interventions, cache: opts.cache }, wrt);
+    const { spec, feeds } = this.plan(batch, { interventions: opts.interventions, cache: opts.cache, logitPositions: opts.logitPositions }, wrt);
     const n = terms.length;
     const rows = new BigInt64Array(n);
     const toks = new BigInt64Array(n);
@@ -280,7 +287,13 @@ export class HookedTransformer {
     if (gradWrt && callbacks.length) throw new LanternError('JavaScript hook callbacks cannot be combined with gradients; use declarative interventions');
     const order = new Map(this.hookNames.map((n, i) => [n, i]));
     callbacks.sort((a, b) => order.get(a)! - order.get(b)!);
-    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt }, feeds };
+    const lp = opts.logitPositions;
+    if (lp) {
+      if (!Array.isArray(lp) || lp.length === 0) throw new LanternError('logitPositions must be a non-empty array of positions');
+      for (const p of lp) if (!Number.isInteger(p) || p < 0 || p >= batch.seq) throw new LanternError(`logit position ${p} outside the sequence (length ${batch.seq})`);
+      feeds.logit_positions = Tensor.i64(lp, [lp.length]);
+    }
+    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions: Boolean(lp) }, feeds };
   }
 
   private planIntervention(iv: Intervention, k: number, batch: Batch, feeds: Record<string, Tensor>): InterventionPlan {
@@ -385,7 +398,7 @@ export class HookedTransformer {
       if (cache.has(name) && !aliases.has(name)) g.output(name, v);
       return v;
     };
-    const model = gpt2Forward(g, this.cfg, gpt2Inputs(g), hook, wants);
+    const model = gpt2Forward(g, this.cfg, gpt2Inputs(g, { logitPositions: spec.logitPositions }), hook, wants);
     g.output('logits', model.logits);
     if (spec.gradWrt) {
       const objective = objectiveGraph(g, model);

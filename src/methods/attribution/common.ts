@@ -66,15 +66,18 @@ export async function evaluate(
       batch.forEach((x, i) => value.set(x.embed ?? real!, i * seq * d));
       interventions = [{ hook: EMBED_HOOK, op: 'replace' as const, value: Tensor.f32(value, [batch.length, seq, d]) }];
     }
+    // Only the positions the targets read are unembedded: one or a few of seq.
+    const logitPositions = [...new Set(batch.flatMap((x) => rows[x.row].terms.map((t) => t.pos)))].sort((p, q) => p - q);
     if (!opts.grad) {
-      const { logits } = await model.runWithHooks(input, { interventions });
-      batch.forEach((x, i) => values.push(rowValues(logits, i, [rows[x.row]])[0]));
+      const { logits } = await model.runWithHooks(input, { interventions, logitPositions });
+      const at = new Map(logitPositions.map((p, k) => [p, k]));
+      batch.forEach((x, i) => values.push(rowValues(logits, i, [rows[x.row]], at)[0]));
       continue;
     }
     const terms: ObjectiveTerm[] = [];
     const owner: number[] = [];
     batch.forEach((x, i) => rows[x.row].terms.forEach((t) => { terms.push({ ...t, batch: i }); owner.push(i); }));
-    const res = await model.gradients(input, terms, { wrt: [EMBED_HOOK], interventions });
+    const res = await model.gradients(input, terms, { wrt: [EMBED_HOOK], interventions, logitPositions });
     const sums = new Float64Array(batch.length);
     res.terms.forEach((v, k) => (sums[owner[k]] += v));
     const g = res.grads[EMBED_HOOK].f32;

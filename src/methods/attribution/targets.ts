@@ -87,14 +87,18 @@ function oneToken(model: HookedTransformer, t: number | string, what: string): n
 }
 
 
-/** Each row's value for prompt `b` of a batched run's logits ([batch, seq, vocab]). */
-export function rowValues(logits: Tensor, b: number, rows: TargetRow[]): number[] {
+/**
+ * Each row's value for prompt `b` of a batched run's logits ([batch, seq, vocab]). When the run
+ * computed logits only at some positions (`logitPositions`), `at` maps a position to its index there.
+ */
+export function rowValues(logits: Tensor, b: number, rows: TargetRow[], at?: Map<number, number>): number[] {
   const [, T, V] = logits.shape;
   const data = logits.f32;
   return rows.map((r) => {
     let s = 0;
     for (const t of r.terms) {
-      const row = data.subarray((b * T + t.pos) * V, (b * T + t.pos + 1) * V);
+      const p = at ? at.get(t.pos)! : t.pos;
+      const row = data.subarray((b * T + p) * V, (b * T + p + 1) * V);
       const v = t.kind === 'logit' ? row[t.token] : logSoftmaxAt(row, t.token);
       s += (t.coef ?? 1) * v;
     }

@@ -63,7 +63,12 @@ export interface Gpt2Inputs {
   tokens: Value; // int64 [batch, seq]
   positions: Value; // int64 [seq]
   causalMask: Value; // bool [seq, seq], true where a query may attend
+  /** int64 [logit_pos]: when present, logits are computed only at these positions. */
+  logitPositions?: Value;
 }
+
+/** Symbolic length of the `logit_positions` input. */
+export const LOGIT_POS = 'logit_pos';
 
 /** Values for the `positions` and `causal_mask` inputs at sequence length `seq`. */
 export function positionFeeds(seq: number): { positions: Tensor; causal_mask: Tensor } {
@@ -75,17 +80,18 @@ export function positionFeeds(seq: number): { positions: Tensor; causal_mask: Te
   };
 }
 
-export function gpt2Inputs(g: Graph): Gpt2Inputs {
+/** The model's graph inputs; with `logitPositions`, also `logit_positions` (int64 [logit_pos]). */
+export function gpt2Inputs(g: Graph, opts: { logitPositions?: boolean } = {}): Gpt2Inputs {
   return {
     tokens: g.input('tokens', 'int64', [B, T]),
     positions: g.input('positions', 'int64', [T]),
     causalMask: g.input('causal_mask', 'bool', [T, T]),
+    ...(opts.logitPositions ? { logitPositions: g.input('logit_positions', 'int64', [LOGIT_POS]) } : {}),
   };
 }
 
-/** Builds GPT-2's forward pass on `g`; returns logits [batch, seq, vocab]. */
 export interface Gpt2Outputs {
-  logits: Value; // [batch, seq, vocab]
+  logits: Value; // [batch, seq, vocab], or [batch, logit_pos, vocab] at inp.logitPositions
   /** The final residual after ln_final, flattened to [batch * seq, d_model]. */
   finalFlat: Value;
   /** rows [n, d_model] -> logits [n, vocab]. */
@@ -159,7 +165,11 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
   // lm_head layout) and read transposed in place, so it is never copied into [d_model, vocab].
   const WU_T = cfg.tiedUnembed ? W('embed.W_E') : W('unembed.W_U_T');
   const unembed = (rows: Value) => g.matmulTransB(rows, WU_T);
-  return { logits: unembed(final), finalFlat: g.reshape(final, [-1, D]), unembed };
+  // A method that reads one position's next-token distribution need not unembed the other T − 1
+  // (the unembedding is the largest single matmul of a short prompt, and its output the largest tensor).
+  const atPositions = (x: Value, pos: Value) => g.transpose(g.gather(g.transpose(x, [1, 0, 2]), pos), [1, 0, 2]);
+  const read = inp.logitPositions ? atPositions(final, inp.logitPositions) : final;
+  return { logits: unembed(read), finalFlat: g.reshape(final, [-1, D]), unembed };
 }
 
 /** Weights enter the graph as inputs (fed from the compute thread's copy, never embedded). */

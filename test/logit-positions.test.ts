@@ -1,0 +1,46 @@
+// logitPositions: logits computed only at chosen positions must be exactly the full run's logits
+// at those positions (same graph up to the last gather), with hooks and gradients unchanged.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HookedTransformer } from '../src/models/hooked.js';
+import { TINY_GPT2 } from '../src/models/random.js';
+import { seededModel } from './helpers.js';
+
+const cfg = { ...TINY_GPT2, nCtx: 16 };
+let model: HookedTransformer;
+beforeAll(async () => { model = await seededModel(cfg, 5); });
+afterAll(async () => { await model.executor.dropWeights(model.weights); });
+
+const PROMPTS = [[3, 14, 15, 92, 65, 35], [8, 97, 93, 23, 84, 62]];
+
+describe('logitPositions', () => {
+  it('returns the full run\'s logits at the chosen positions, in the given order, for every prompt', async () => {
+    const full = await model.runWithCache(PROMPTS, ['blocks.0.hook_resid_post']);
+    const positions = [5, 0, 3];
+    const part = await model.runWithHooks(PROMPTS, { logitPositions: positions, cache: ['blocks.0.hook_resid_post'] });
+    const V = cfg.dVocab;
+    const T = PROMPTS[0].length;
+    expect(part.logits.shape).toEqual([2, 3, V]);
+    for (let b = 0; b < 2; b++) {
+      positions.forEach((p, k) => {
+        const want = full.logits.f32.subarray((b * T + p) * V, (b * T + p + 1) * V);
+        const got = part.logits.f32.subarray((b * 3 + k) * V, (b * 3 + k + 1) * V);
+        expect(Array.from(got)).toEqual(Array.from(want));
+      });
+    }
+    expect(Array.from(part.cache.get('blocks.0.hook_resid_post').f32)).toEqual(Array.from(full.cache.get('blocks.0.hook_resid_post').f32));
+  });
+
+  it('leaves gradients and objective values unchanged', async () => {
+    const terms = [{ batch: 0, pos: 5, token: 7, kind: 'logprob' as const }, { batch: 1, pos: 2, token: 9, kind: 'logit' as const, coef: -0.5 }];
+    const a = await model.gradients(PROMPTS, terms);
+    const b = await model.gradients(PROMPTS, terms, { logitPositions: [2, 5] });
+    expect(b.terms).toEqual(a.terms);
+    expect(Array.from(b.grads.hook_embed.f32)).toEqual(Array.from(a.grads.hook_embed.f32));
+    expect(b.logits.shape).toEqual([2, 2, cfg.dVocab]);
+  });
+
+  it('rejects positions outside the sequence and empty lists', async () => {
+    await expect(model.runWithHooks(PROMPTS, { logitPositions: [6] })).rejects.toThrow(/logit position 6 outside the sequence \(length 6\)/);
+    await expect(model.runWithHooks(PROMPTS, { logitPositions: [] })).rejects.toThrow(/non-empty/);
+  });
+});
