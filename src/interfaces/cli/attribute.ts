@@ -69,7 +69,8 @@ export function attributeCommand(program: Command): void {
     .option('--baseline <b>', "ig: 'zero' (default) or 'token:<id or text>' (that token's embedding at every position)")
     .option('--aggregate <how>', "embedding dims -> token score: 'sum' or 'l2' (default: l2 for saliency, sum otherwise)", oneOf('--aggregate', ['sum', 'l2'] as const))
     .option('--batch-size <n>', 'inputs per model run (ig steps, masked copies)', positiveInt('--batch-size'))
-    .option('--layers <list>', 'attention/rollout: layers to use, e.g. 0,1 (default all)', intList('--layers'))
+    .option('--layers <list>', 'attention/rollout: layers to use, e.g. 0,1 (default all); value-zeroing: layers to average (default the last) or roll out (default all)', intList('--layers'))
+    .option('--rollout', 'value-zeroing: multiply the chosen layers\' value-zeroing matrices (value zeroing rollout)')
     .option('--heads <list>', 'attention/rollout: heads to average (default all)', intList('--heads'))
     .option('--samples <n>', 'lime: random masks (default 200); shap: coalition budget (default max(200, 4 × tokens); all coalitions when 2^n − 2 fit); shapley: permutations (default 50)', positiveInt('--samples'))
     .option('--kernel-width <w>', 'lime: width of the exponential kernel on cosine distance to the full prompt (default 0.25)', positiveNumber('--kernel-width'))
@@ -86,7 +87,9 @@ export function attributeCommand(program: Command): void {
       if (opts.foil !== undefined && opts.target === undefined) throw new LanternError('--foil needs --target (the token to contrast the foil with)');
       const igOnly = ['steps', 'rule', 'baseline'].filter((k) => opts[k] !== undefined);
       if (igOnly.length && method !== 'ig') throw new LanternError(`--${igOnly[0]} applies only to --method ig`);
-      if ((opts.layers || opts.heads) && method !== 'attention' && method !== 'rollout') throw new LanternError(`--${opts.layers ? 'layers' : 'heads'} applies only to --method attention or rollout`);
+      if (opts.layers && !['attention', 'rollout', 'value-zeroing'].includes(method)) throw new LanternError('--layers applies only to --method attention, rollout or value-zeroing');
+      if (opts.heads && method !== 'attention' && method !== 'rollout') throw new LanternError('--heads applies only to --method attention or rollout');
+      if (opts.rollout && method !== 'value-zeroing') throw new LanternError('--rollout applies only to --method value-zeroing (use --method rollout for attention rollout)');
       const masking = ['occlusion', 'lime', 'shap', 'shapley'];
       if (opts.mask !== undefined && !masking.includes(method) && !opts.eval) throw new LanternError('--mask applies only to --method occlusion, lime, shap, shapley or --eval');
       if (opts.samples !== undefined && !['lime', 'shap', 'shapley'].includes(method)) throw new LanternError('--samples applies only to --method lime, shap or shapley');
@@ -107,7 +110,7 @@ export function attributeCommand(program: Command): void {
       }
       const settings: AttributionSettings = {
         steps: opts.steps, rule: opts.rule as IntegrationRule | undefined, aggregate: opts.aggregate, batchSize: opts.batchSize,
-        layers: opts.layers, heads: opts.heads, samples: opts.samples, kernelWidth: opts.kernelWidth,
+        layers: opts.layers, heads: opts.heads, rollout: opts.rollout, samples: opts.samples, kernelWidth: opts.kernelWidth,
         baseline: tokenChoice(model, '--baseline', opts.baseline) as Baseline | undefined,
         mask: tokenChoice(model, '--mask', opts.mask) as Masking | undefined,
       };

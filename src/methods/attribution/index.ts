@@ -6,6 +6,7 @@
  *   r.scores[0];   // one score per prompt token
  *
  * Methods: 'saliency', 'input-x-grad', 'ig' (gradient.ts), 'attention', 'rollout' (attention.ts),
+ * 'value-zeroing' (value-zeroing.ts),
  * 'occlusion' (perturbation.ts), 'lime', 'shap' (KernelSHAP), 'shapley' (Shapley value sampling)
  * (sampling.ts; seeded by `seed`). Targets: targets.ts. Faithfulness (`evaluate: true`):
  * faithfulness.ts. Output: render.ts (terminal, HTML), result.ts (JSON, word merging).
@@ -18,12 +19,13 @@ import { inputXGradient, integratedGradients, saliency, GradientSettings, IgSett
 import { occlusion, OcclusionSettings, Masking } from './perturbation.js';
 import { AttributionResult, weightsHash } from './result.js';
 import { kernelShap, lime, shapleySampling, SamplingSettings } from './sampling.js';
+import { valueZeroing, ValueZeroingSettings } from './value-zeroing.js';
 import { resolveTarget, ResolvedTarget, ScoreKind } from './targets.js';
 
-export const METHODS = ['ig', 'saliency', 'input-x-grad', 'attention', 'rollout', 'occlusion', 'lime', 'shap', 'shapley'] as const;
+export const METHODS = ['ig', 'saliency', 'input-x-grad', 'attention', 'rollout', 'value-zeroing', 'occlusion', 'lime', 'shap', 'shapley'] as const;
 export type Method = (typeof METHODS)[number];
 
-export type AttributionSettings = IgSettings & GradientSettings & AttentionSettings & OcclusionSettings & SamplingSettings;
+export type AttributionSettings = IgSettings & GradientSettings & AttentionSettings & ValueZeroingSettings & OcclusionSettings & SamplingSettings;
 
 export interface AttributeOptions {
   text?: string;
@@ -57,6 +59,7 @@ async function run(model: HookedTransformer, method: Method, t: ResolvedTarget, 
     case 'input-x-grad': return inputXGradient(model, t, s);
     case 'attention': return rawAttention(model, t, s);
     case 'rollout': return attentionRollout(model, t, s);
+    case 'value-zeroing': return valueZeroing(model, t, s);
     case 'occlusion': return occlusion(model, t, s);
     case 'lime': return lime(model, t, s, seed);
     case 'shap': return kernelShap(model, t, s, seed);
@@ -99,6 +102,8 @@ export type { ScoreKind, TargetRequest, TargetInfo, TargetRow, ResolvedTarget } 
 export { saliency, inputXGradient, integratedGradients, quadrature, aggregate, INTEGRATION_RULES } from './gradient.js';
 export type { Aggregation, IntegrationRule, Baseline, GradientSettings, IgSettings, MethodOutput } from './gradient.js';
 export { rawAttention, attentionRollout } from './attention.js';
+export { valueZeroing, valueZeroingMatrices } from './value-zeroing.js';
+export type { ValueZeroingSettings } from './value-zeroing.js';
 export type { AttentionSettings } from './attention.js';
 export { occlusion, maskedValues, leaveOneOutMasks } from './perturbation.js';
 export type { Masking, OcclusionSettings } from './perturbation.js';
