@@ -11,8 +11,11 @@ import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
 import { TINY_GPT2 } from '../src/models/random.js';
 import { inductionPrompts, makePlanted } from '../src/models/planted/index.js';
-import { attribute, resolveTarget, valueZeroing, valueZeroingMatrices } from '../src/methods/attribution/index.js';
-import { seededModel } from './helpers.js';
+import {
+  attribute, integratedGradients, layerGradientXActivation, layerIntegratedGradients, resolveTarget, valueZeroing, valueZeroingMatrices,
+} from '../src/methods/attribution/index.js';
+import type { Intervention } from '../src/models/hooked.js';
+import { logSoftmaxAt, seededModel } from './helpers.js';
 
 const cfg = { ...TINY_GPT2, nCtx: 16 };
 let tiny: HookedTransformer;
@@ -105,5 +108,59 @@ describe('value zeroing', () => {
       if (argmaxOf(r.scores[0]) === t - half + 1) hits++;
     }
     expect(hits / prompts.length).toBeGreaterThanOrEqual(0.9);
+  });
+});
+
+/** log p(token) at the last position of one run with `interventions`. */
+async function lastLogprob(model: HookedTransformer, tokens: number[], token: number, interventions: Intervention[] = []): Promise<number> {
+  const { logits } = await model.runWithHooks([tokens], { interventions });
+  const V = model.cfg.dVocab;
+  return logSoftmaxAt(logits.f32.subarray((tokens.length - 1) * V, tokens.length * V), token);
+}
+
+describe('layer attribution', () => {
+  it('gradient × activation at a hook equals the derivative of f along each position’s own activation (finite differences)', async () => {
+    const t = await resolveTarget(tiny, PROMPT, {});
+    const token = t.info.token!;
+    for (const hook of ['blocks.0.hook_resid_post', 'blocks.1.attn.hook_z', 'blocks.0.mlp.hook_post']) {
+      const r = await layerGradientXActivation(tiny, t, { hook });
+      expect(Math.max(...r.scores[0].map(Math.abs)), 'not vacuous').toBeGreaterThan(0.02);
+      const eps = 1e-2;
+      for (let p = 0; p < PROMPT.length; p++) {
+        // d/dε f(a with a_p scaled by 1 + ε) at 0 = Σ_k a_pk ∂f/∂a_pk
+        const up = await lastLogprob(tiny, PROMPT, token, [{ hook, op: 'scale', factor: 1 + eps, positions: [p] }]);
+        const down = await lastLogprob(tiny, PROMPT, token, [{ hook, op: 'scale', factor: 1 - eps, positions: [p] }]);
+        expect(r.scores[0][p], `${hook} position ${p}`).toBeCloseTo((up - down) / (2 * eps), 2);
+      }
+    }
+  });
+
+  it('layer IG is complete: Σ scores = f(x) − f(baseline activation) within 1%, for zero and token baselines', async () => {
+    const t = await resolveTarget(tiny, PROMPT, {});
+    const token = t.info.token!;
+    const hook = 'blocks.0.hook_resid_mid';
+    const fx = await lastLogprob(tiny, PROMPT, token);
+    const all = PROMPT.map((_, i) => i);
+    const fZero = await lastLogprob(tiny, PROMPT, token, [{ hook, op: 'zero', positions: all }]);
+    const base = (await tiny.runWithCache([PROMPT.map(() => 3)], [hook])).cache.get(hook);
+    const fTok = await lastLogprob(tiny, PROMPT, token, [{ hook, op: 'replace', value: base }]);
+    for (const [baseline, fb] of [['zero', fZero], [{ token: 3 }, fTok]] as const) {
+      const r = await layerIntegratedGradients(tiny, t, { hook, steps: 64, baseline });
+      const total = r.scores[0].reduce((p, q) => p + q, 0);
+      expect(Math.abs(total - (fx - fb)), JSON.stringify(baseline)).toBeLessThan(0.01 * Math.abs(fx - fb));
+      const delta = (r.extra!.convergenceDelta as number[])[0];
+      expect(Math.abs(delta - (total - (fx - fb)))).toBeLessThan(1e-4);
+    }
+  });
+
+  it('layer IG at hook_embed is IG; bad hooks are clear errors', async () => {
+    const t = await resolveTarget(tiny, PROMPT, { continuation: [5, 6] });
+    const a = await layerIntegratedGradients(tiny, t, { hook: 'hook_embed', steps: 8 });
+    const b = await integratedGradients(tiny, t, { steps: 8 });
+    a.scores.forEach((row, r) => row.forEach((s, i) => expect(s).toBeCloseTo(b.scores[r][i], 6)));
+    await expect(layerIntegratedGradients(tiny, t, { hook: 'blocks.0.attn.hook_pattern' })).rejects.toThrow(/needs a hook with a position axis/);
+    await expect(layerGradientXActivation(tiny, t, { hook: 'blocks.0.hook_resid' })).rejects.toThrow(/unknown hook 'blocks.0.hook_resid'; did you mean/);
+    const r = await attribute(tiny, { tokens: PROMPT, method: 'layer-grad-x-act', settings: { hook: 'blocks.1.hook_resid_pre' } });
+    expect(r.settings.hook).toBe('blocks.1.hook_resid_pre');
   });
 });

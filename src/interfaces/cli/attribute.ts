@@ -64,9 +64,10 @@ export function attributeCommand(program: Command): void {
     .option('--foil <text>', 'contrastive: explain logit(target) − logit(foil); needs a one-token --target')
     .addOption(new Option('--method <name>', `one of ${METHODS.join(', ')}`).default('ig').argParser((v: string) => checkMethod(v)))
     .addOption(new Option('--kind <kind>', `how the target token is scored: ${SCORE_KINDS.join(', ')} (a --foil always uses the logit difference)`).default('logprob').argParser(oneOf('--kind', SCORE_KINDS)))
+    .option('--hook <name>', 'layer-ig, layer-grad-x-act: the hook point whose activation is attributed, e.g. blocks.3.hook_resid_post (default hook_embed)')
     .option('--steps <n>', 'ig: integration steps (default 50)', positiveInt('--steps'))
     .option('--rule <rule>', `ig: ${INTEGRATION_RULES.join(', ')} (default gausslegendre)`, oneOf('--rule', INTEGRATION_RULES))
-    .option('--baseline <b>', "ig: 'zero' (default) or 'token:<id or text>' (that token's embedding at every position)")
+    .option('--baseline <b>', "ig, layer-ig: 'zero' (default) or 'token:<id or text>' (that token at every prompt position)")
     .option('--aggregate <how>', "embedding dims -> token score: 'sum' or 'l2' (default: l2 for saliency, sum otherwise)", oneOf('--aggregate', ['sum', 'l2'] as const))
     .option('--batch-size <n>', 'inputs per model run (ig steps, masked copies)', positiveInt('--batch-size'))
     .option('--layers <list>', 'attention/rollout: layers to use, e.g. 0,1 (default all); value-zeroing: layers to average (default the last) or roll out (default all)', intList('--layers'))
@@ -86,7 +87,8 @@ export function attributeCommand(program: Command): void {
       const method = opts.method as string;
       if (opts.foil !== undefined && opts.target === undefined) throw new LanternError('--foil needs --target (the token to contrast the foil with)');
       const igOnly = ['steps', 'rule', 'baseline'].filter((k) => opts[k] !== undefined);
-      if (igOnly.length && method !== 'ig') throw new LanternError(`--${igOnly[0]} applies only to --method ig`);
+      if (igOnly.length && method !== 'ig' && method !== 'layer-ig') throw new LanternError(`--${igOnly[0]} applies only to --method ig or layer-ig`);
+      if (opts.hook !== undefined && !method.startsWith('layer-')) throw new LanternError('--hook applies only to --method layer-ig or layer-grad-x-act');
       if (opts.layers && !['attention', 'rollout', 'value-zeroing'].includes(method)) throw new LanternError('--layers applies only to --method attention, rollout or value-zeroing');
       if (opts.heads && method !== 'attention' && method !== 'rollout') throw new LanternError('--heads applies only to --method attention or rollout');
       if (opts.rollout && method !== 'value-zeroing') throw new LanternError('--rollout applies only to --method value-zeroing (use --method rollout for attention rollout)');
@@ -94,7 +96,9 @@ export function attributeCommand(program: Command): void {
       if (opts.mask !== undefined && !masking.includes(method) && !opts.eval) throw new LanternError('--mask applies only to --method occlusion, lime, shap, shapley or --eval');
       if (opts.samples !== undefined && !['lime', 'shap', 'shapley'].includes(method)) throw new LanternError('--samples applies only to --method lime, shap or shapley');
       if (opts.kernelWidth !== undefined && method !== 'lime') throw new LanternError('--kernel-width applies only to --method lime');
-      if (opts.aggregate && !['ig', 'saliency', 'input-x-grad'].includes(method)) throw new LanternError('--aggregate applies only to gradient methods (ig, saliency, input-x-grad)');
+      if (opts.aggregate && !['ig', 'saliency', 'input-x-grad', 'layer-ig', 'layer-grad-x-act'].includes(method)) {
+        throw new LanternError('--aggregate applies only to gradient methods (ig, saliency, input-x-grad, layer-ig, layer-grad-x-act)');
+      }
       if (opts.html) assertWritable(opts.html, '--html');
       if (opts.json) assertWritable(opts.json, '--json');
       const model = await loadModel(opts.model ?? defaultModel(), { progress: process.stderr.isTTY });
@@ -109,7 +113,7 @@ export function attributeCommand(program: Command): void {
         else target = opts.target;
       }
       const settings: AttributionSettings = {
-        steps: opts.steps, rule: opts.rule as IntegrationRule | undefined, aggregate: opts.aggregate, batchSize: opts.batchSize,
+        hook: opts.hook, steps: opts.steps, rule: opts.rule as IntegrationRule | undefined, aggregate: opts.aggregate, batchSize: opts.batchSize,
         layers: opts.layers, heads: opts.heads, rollout: opts.rollout, samples: opts.samples, kernelWidth: opts.kernelWidth,
         baseline: tokenChoice(model, '--baseline', opts.baseline) as Baseline | undefined,
         mask: tokenChoice(model, '--mask', opts.mask) as Masking | undefined,

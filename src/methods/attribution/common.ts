@@ -16,6 +16,14 @@ export async function tokenEmbeddings(model: HookedTransformer, tokens: number[]
   return Float32Array.from(cache.get(EMBED_HOOK).f32);
 }
 
+/** The activation of one prompt at `hook` (batch dimension 1), and its shape. */
+export async function hookActivation(model: HookedTransformer, tokens: number[], hook: string): Promise<{ value: Float32Array; shape: number[] }> {
+  model.checkHook(hook);
+  const { cache } = await model.runWithCache([tokens], [hook]);
+  const a = cache.get(hook);
+  return { value: Float32Array.from(a.f32), shape: a.shape };
+}
+
 /** The embedding vector of one token id, [d_model]. */
 export async function embeddingOf(model: HookedTransformer, token: number): Promise<Float32Array> {
   return tokenEmbeddings(model, [token]);
@@ -36,6 +44,7 @@ export function chunks(n: number, size: number): [number, number][] {
 
 /** One example of a batched evaluation: the embeddings to feed (default: the real ones) and which row to score. */
 export interface Example {
+  /** The activation to feed at the evaluation's hook (hook_embed unless `opts.hook` says otherwise). */
   embed?: Float32Array;
   /** Token ids to feed instead of the input (same length): token-substitution masking. */
   tokens?: number[];
@@ -43,16 +52,20 @@ export interface Example {
 }
 
 /**
- * Value (and, with `grad`, the gradient wrt the token embeddings) of each example's row, in
- * batches of `batchSize`. Every example in a batch is the same input sequence with its own
- * embeddings; rows are independent, so the gradient of Σ_b row_b wrt batch b's embeddings is
- * row_b's own gradient.
+ * Value (and, with `grad`, the gradient wrt the activation at `hook`, default the token
+ * embeddings) of each example's row, in batches of `batchSize`. Every example in a batch is the
+ * same input sequence with its own activation at the hook; rows are independent, so the gradient
+ * of Σ_b row_b wrt batch b's activation is row_b's own gradient.
  */
 export async function evaluate(
-  model: HookedTransformer, tokens: number[], rows: TargetRow[], examples: Example[], opts: { grad: boolean; batchSize: number },
+  model: HookedTransformer, tokens: number[], rows: TargetRow[], examples: Example[], opts: { grad: boolean; batchSize: number; hook?: string },
 ): Promise<{ values: number[]; grads: Float32Array[] }> {
   const seq = tokens.length;
-  const d = model.cfg.dModel;
+  const hook = opts.hook ?? EMBED_HOOK;
+  model.checkHook(hook);
+  // One example's activation at the hook: the hook's shape without the batch axis, at this length.
+  const shape = model.hookShapes.get(hook)!.slice(1).map((x) => (typeof x === 'number' ? x : seq));
+  const d = shape.reduce((p, q) => p * q, 1) / seq;
   const values: number[] = [];
   const grads: Float32Array[] = [];
   for (const [s, e] of chunks(examples.length, opts.batchSize)) {
@@ -61,10 +74,10 @@ export async function evaluate(
     const withEmbed = batch.some((x) => x.embed);
     let interventions;
     if (withEmbed) {
-      const real = batch.some((x) => !x.embed) ? await tokenEmbeddings(model, tokens) : undefined;
+      const real = batch.some((x) => !x.embed) ? (await hookActivation(model, tokens, hook)).value : undefined;
       const value = new Float32Array(batch.length * seq * d);
       batch.forEach((x, i) => value.set(x.embed ?? real!, i * seq * d));
-      interventions = [{ hook: EMBED_HOOK, op: 'replace' as const, value: Tensor.f32(value, [batch.length, seq, d]) }];
+      interventions = [{ hook, op: 'replace' as const, value: Tensor.f32(value, [batch.length, ...shape]) }];
     }
     // Only the positions the targets read are unembedded: one or a few of seq.
     const logitPositions = [...new Set(batch.flatMap((x) => rows[x.row].terms.map((t) => t.pos)))].sort((p, q) => p - q);
@@ -77,10 +90,10 @@ export async function evaluate(
     const terms: ObjectiveTerm[] = [];
     const owner: number[] = [];
     batch.forEach((x, i) => rows[x.row].terms.forEach((t) => { terms.push({ ...t, batch: i }); owner.push(i); }));
-    const res = await model.gradients(input, terms, { wrt: [EMBED_HOOK], interventions, logitPositions });
+    const res = await model.gradients(input, terms, { wrt: [hook], interventions, logitPositions });
     const sums = new Float64Array(batch.length);
     res.terms.forEach((v, k) => (sums[owner[k]] += v));
-    const g = res.grads[EMBED_HOOK].f32;
+    const g = res.grads[hook].f32;
     batch.forEach((x, i) => {
       const gi = Float32Array.from(g.subarray(i * seq * d, (i + 1) * seq * d));
       let v = sums[i];

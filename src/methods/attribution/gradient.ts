@@ -17,10 +17,20 @@
  *                  Only prompt positions are interpolated; a teacher-forced continuation keeps its
  *                  real embeddings. The n_steps × rows interpolated inputs are run `batchSize` at a
  *                  time, each example's embeddings fed by a replace intervention at hook_embed.
+ *
+ * Layer methods (Captum's LayerIntegratedGradients / LayerGradientXActivation) do the same at any
+ * hook point with a position axis (every hook but attn_scores / pattern): a is the hook's
+ * activation at each prompt position, summed ('sum', default) or L2-normed ('l2') over its other
+ * axes (d_model, or head × d_head) into a token score.
+ *   layer-grad-x-act  a ⊙ ∂f/∂a.
+ *   layer-ig          (a − a') ⊙ ∫₀¹ ∂f/∂a(a' + α(a − a')) dα, the rest of the model run from the
+ *                     interpolated activation; complete: Σ = f(a) − f(a'), the delta reported.
+ *                     Baseline a': 'zero' (default), { token } (the hook's activation when every
+ *                     prompt token is that token, as Captum's TextTokenInput baseline), or values.
  */
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { checkBatchSize, embeddingOf, evaluate, Example, tokenEmbeddings } from './common.js';
+import { checkBatchSize, embeddingOf, evaluate, EMBED_HOOK, Example, hookActivation, tokenEmbeddings } from './common.js';
 import type { ResolvedTarget } from './targets.js';
 
 export type Aggregation = 'sum' | 'l2';
@@ -38,6 +48,11 @@ export interface IgSettings extends GradientSettings {
   steps?: number;
   rule?: IntegrationRule;
   baseline?: Baseline;
+}
+
+export interface LayerSettings {
+  /** Hook point whose activation is attributed (layer methods). Default hook_embed. */
+  hook?: string;
 }
 
 export interface MethodOutput {
@@ -192,6 +207,87 @@ export async function integratedGradients(model: HookedTransformer, t: ResolvedT
   return {
     scores,
     settings: { steps, rule, baseline: baselineLabel(baseline), aggregate: agg, batchSize },
+    extra: { convergenceDelta: deltas },
+  };
+}
+
+/** The hook of a layer method, checked: it must have a position axis (axis 1). */
+function layerHook(model: HookedTransformer, hook: string | undefined): string {
+  const h = hook ?? EMBED_HOOK;
+  if (typeof h !== 'string') throw new LanternError(`hook must be a hook name, got ${JSON.stringify(h)}`);
+  model.checkHook(h);
+  if (/attn\.hook_(attn_scores|pattern)$/.test(h)) throw new LanternError(`layer attribution needs a hook with a position axis; ${h} is [batch, head, query, key]`);
+  return h;
+}
+
+export async function layerGradientXActivation(model: HookedTransformer, t: ResolvedTarget, s: GradientSettings & LayerSettings = {}): Promise<MethodOutput> {
+  const hook = layerHook(model, s.hook);
+  const agg = checkAggregation(s.aggregate, 'sum');
+  const batchSize = checkBatchSize(s.batchSize, 16);
+  const { value: a } = await hookActivation(model, t.input, hook);
+  const d = a.length / t.input.length;
+  const { grads } = await evaluate(model, t.input, t.rows, t.rows.map((_, row) => ({ row })), { grad: true, batchSize, hook });
+  const scores = grads.map((g) => aggregate(g.map((v, k) => v * a[k]), t.promptLength, d, agg));
+  return { scores, settings: { hook, aggregate: agg, batchSize } };
+}
+
+/** The hook activation a' of a layer-IG baseline, at the prompt's positions ([promptLength * d]). */
+async function layerBaseline(model: HookedTransformer, t: ResolvedTarget, hook: string, b: Baseline, d: number): Promise<Float32Array> {
+  const n = t.promptLength * d;
+  if (b === 'zero') return new Float32Array(n);
+  if (Array.isArray(b) || b instanceof Float32Array) {
+    if (b.length !== n) throw new LanternError(`a baseline at ${hook} needs prompt length × ${d} = ${n} values, got ${b.length}`);
+    return Float32Array.from(b);
+  }
+  if (typeof b === 'object' && b !== null && 'token' in b) {
+    if (!Number.isInteger(b.token) || b.token < 0 || b.token >= model.cfg.dVocab) throw new LanternError(`baseline token ${b.token} is outside the vocabulary`);
+    const tokens = t.input.map((tok, i) => (i < t.promptLength ? b.token : tok));
+    return (await hookActivation(model, tokens, hook)).value.slice(0, n);
+  }
+  throw new LanternError(`unknown baseline ${JSON.stringify(b)}; use 'zero', { token: id } or explicit values`);
+}
+
+export async function layerIntegratedGradients(model: HookedTransformer, t: ResolvedTarget, s: IgSettings & LayerSettings = {}): Promise<MethodOutput> {
+  const hook = layerHook(model, s.hook);
+  const agg = checkAggregation(s.aggregate, 'sum');
+  const steps = s.steps ?? 50;
+  const rule = s.rule ?? 'gausslegendre';
+  const batchSize = checkBatchSize(s.batchSize, 16);
+  const baseline = s.baseline ?? 'zero';
+  const { alphas, weights } = quadrature(steps, rule);
+  const { value: a } = await hookActivation(model, t.input, hook);
+  const d = a.length / t.input.length;
+  const P = t.promptLength * d;
+  const ab = await layerBaseline(model, t, hook, baseline, d);
+  const diff = new Float64Array(P);
+  for (let k = 0; k < P; k++) diff[k] = a[k] - ab[k];
+  const point = (alpha: number): Float32Array => {
+    const e = Float32Array.from(a); // continuation positions keep their real activations
+    for (let k = 0; k < P; k++) e[k] = ab[k] + alpha * diff[k];
+    return e;
+  };
+  const examples: Example[] = [];
+  const paths = alphas.map(point);
+  t.rows.forEach((_, row) => paths.forEach((embed) => examples.push({ row, embed })));
+  const { grads } = await evaluate(model, t.input, t.rows, examples, { grad: true, batchSize, hook });
+  const ends: Example[] = t.rows.flatMap((_, row) => [{ row, embed: a }, { row, embed: point(0) }]);
+  const { values: endValues } = await evaluate(model, t.input, t.rows, ends, { grad: false, batchSize, hook });
+  const scores: number[][] = [];
+  const deltas: number[] = [];
+  t.rows.forEach((_, row) => {
+    const acc = new Float64Array(t.input.length * d);
+    for (let st = 0; st < steps; st++) {
+      const g = grads[row * steps + st];
+      for (let k = 0; k < P; k++) acc[k] += weights[st] * g[k];
+    }
+    let total = 0;
+    for (let k = 0; k < P; k++) { acc[k] *= diff[k]; total += acc[k]; }
+    scores.push(aggregate(acc, t.promptLength, d, agg));
+    deltas.push(total - (endValues[2 * row] - endValues[2 * row + 1]));
+  });
+  return {
+    scores,
+    settings: { hook, steps, rule, baseline: baselineLabel(baseline), aggregate: agg, batchSize },
     extra: { convergenceDelta: deltas },
   };
 }

@@ -5,7 +5,7 @@
  *   const r = await attribute(model, { text: 'The Eiffel Tower is in', target: ' Paris', method: 'ig' });
  *   r.scores[0];   // one score per prompt token
  *
- * Methods: 'saliency', 'input-x-grad', 'ig' (gradient.ts), 'attention', 'rollout' (attention.ts),
+ * Methods: 'saliency', 'input-x-grad', 'ig', 'layer-ig', 'layer-grad-x-act' (gradient.ts), 'attention', 'rollout' (attention.ts),
  * 'value-zeroing' (value-zeroing.ts),
  * 'occlusion' (perturbation.ts), 'lime', 'shap' (KernelSHAP), 'shapley' (Shapley value sampling)
  * (sampling.ts; seeded by `seed`). Targets: targets.ts. Faithfulness (`evaluate: true`):
@@ -15,17 +15,19 @@ import { LanternError, nearest } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { attentionRollout, rawAttention, AttentionSettings } from './attention.js';
 import { evaluateFaithfulness } from './faithfulness.js';
-import { inputXGradient, integratedGradients, saliency, GradientSettings, IgSettings, MethodOutput } from './gradient.js';
+import {
+  inputXGradient, integratedGradients, layerGradientXActivation, layerIntegratedGradients, saliency, GradientSettings, IgSettings, LayerSettings, MethodOutput,
+} from './gradient.js';
 import { occlusion, OcclusionSettings, Masking } from './perturbation.js';
 import { AttributionResult, weightsHash } from './result.js';
 import { kernelShap, lime, shapleySampling, SamplingSettings } from './sampling.js';
 import { valueZeroing, ValueZeroingSettings } from './value-zeroing.js';
 import { resolveTarget, ResolvedTarget, ScoreKind } from './targets.js';
 
-export const METHODS = ['ig', 'saliency', 'input-x-grad', 'attention', 'rollout', 'value-zeroing', 'occlusion', 'lime', 'shap', 'shapley'] as const;
+export const METHODS = ['ig', 'saliency', 'input-x-grad', 'layer-ig', 'layer-grad-x-act', 'attention', 'rollout', 'value-zeroing', 'occlusion', 'lime', 'shap', 'shapley'] as const;
 export type Method = (typeof METHODS)[number];
 
-export type AttributionSettings = IgSettings & GradientSettings & AttentionSettings & ValueZeroingSettings & OcclusionSettings & SamplingSettings;
+export type AttributionSettings = IgSettings & GradientSettings & LayerSettings & AttentionSettings & ValueZeroingSettings & OcclusionSettings & SamplingSettings;
 
 export interface AttributeOptions {
   text?: string;
@@ -57,6 +59,8 @@ async function run(model: HookedTransformer, method: Method, t: ResolvedTarget, 
     case 'ig': return integratedGradients(model, t, s);
     case 'saliency': return saliency(model, t, s);
     case 'input-x-grad': return inputXGradient(model, t, s);
+    case 'layer-ig': return layerIntegratedGradients(model, t, s);
+    case 'layer-grad-x-act': return layerGradientXActivation(model, t, s);
     case 'attention': return rawAttention(model, t, s);
     case 'rollout': return attentionRollout(model, t, s);
     case 'value-zeroing': return valueZeroing(model, t, s);
@@ -99,8 +103,10 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
 
 export { resolveTarget, rowValues, SCORE_KINDS } from './targets.js';
 export type { ScoreKind, TargetRequest, TargetInfo, TargetRow, ResolvedTarget } from './targets.js';
-export { saliency, inputXGradient, integratedGradients, quadrature, aggregate, INTEGRATION_RULES } from './gradient.js';
-export type { Aggregation, IntegrationRule, Baseline, GradientSettings, IgSettings, MethodOutput } from './gradient.js';
+export {
+  saliency, inputXGradient, integratedGradients, layerIntegratedGradients, layerGradientXActivation, quadrature, aggregate, INTEGRATION_RULES,
+} from './gradient.js';
+export type { Aggregation, IntegrationRule, Baseline, GradientSettings, IgSettings, LayerSettings, MethodOutput } from './gradient.js';
 export { rawAttention, attentionRollout } from './attention.js';
 export { valueZeroing, valueZeroingMatrices } from './value-zeroing.js';
 export type { ValueZeroingSettings } from './value-zeroing.js';
