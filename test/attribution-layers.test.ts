@@ -12,7 +12,7 @@ import { loadModel } from '../src/models/load.js';
 import { TINY_GPT2 } from '../src/models/random.js';
 import { inductionPrompts, makePlanted } from '../src/models/planted/index.js';
 import {
-  attribute, integratedGradients, layerGradientXActivation, layerIntegratedGradients, resolveTarget, valueZeroing, valueZeroingMatrices,
+  attribute, curveAuc, faithfulnessPlan, integratedGradients, layerGradientXActivation, rationaleSizes, ERASER_FRACTIONS, layerIntegratedGradients, resolveTarget, valueZeroing, valueZeroingMatrices,
 } from '../src/methods/attribution/index.js';
 import type { Intervention } from '../src/models/hooked.js';
 import { logSoftmaxAt, seededModel } from './helpers.js';
@@ -162,5 +162,56 @@ describe('layer attribution', () => {
     await expect(layerGradientXActivation(tiny, t, { hook: 'blocks.0.hook_resid' })).rejects.toThrow(/unknown hook 'blocks.0.hook_resid'; did you mean/);
     const r = await attribute(tiny, { tokens: PROMPT, method: 'layer-grad-x-act', settings: { hook: 'blocks.1.hook_resid_pre' } });
     expect(r.settings.hook).toBe('blocks.1.hook_resid_pre');
+  });
+});
+
+describe('deletion and insertion curves', () => {
+  it('match a hand-computed case: f = Σ of the unmasked tokens’ weights [1, 2, 3, 4], scores [3, 1, 2, 0]', () => {
+    const w = [1, 2, 3, 4];
+    const { masks, assemble } = faithfulnessPlan([3, 1, 2, 0]);
+    // Each distinct masked prompt once: x, deletion k=1..4, insertion k=1..3, and the two
+    // leave-one-out masks that are not already curve points (top and bottom token are).
+    expect(masks).toHaveLength(10);
+    const r = assemble(masks.map((m) => w.filter((_, i) => !m[i]).reduce((p, q) => p + q, 0)));
+    // Ranking 0, 2, 1, 3: delete w0, w2, w1, w3 in turn; insert them in the same order.
+    expect(r.deletionCurve).toEqual([10, 9, 6, 4, 0]);
+    expect(r.insertionCurve).toEqual([0, 1, 4, 6, 10]);
+    expect(r.deletionAuc).toBe((9.5 + 7.5 + 5 + 2) / 4);
+    expect(r.insertionAuc).toBe((0.5 + 2.5 + 5 + 8) / 4);
+    expect(r.deletionAucNormalized).toBeCloseTo(0.6, 12);
+    expect(r.insertionAucNormalized).toBeCloseTo(0.4, 12);
+    expect(r.leaveOneOut).toEqual([1, 2, 3, 4]);
+    expect(r.comprehensiveness).toEqual([1, 4, 6, 10]);
+    expect(r.sufficiency).toEqual([9, 6, 4, 0]);
+    // The best order (by weight) scores better on both: deletion 10, 6, 3, 1, 0 → 3.75 / 10;
+    // insertion 0, 4, 7, 9, 10 → 6.25 / 10.
+    const best = faithfulnessPlan([1, 2, 3, 4]);
+    const rb = best.assemble(best.masks.map((m) => w.filter((_, i) => !m[i]).reduce((p, q) => p + q, 0)));
+    expect(rb.deletionAucNormalized).toBeCloseTo(0.375, 12);
+    expect(rb.insertionAucNormalized).toBeCloseTo(0.625, 12);
+    expect(curveAuc([2, 2])).toBe(2);
+    expect(rationaleSizes(20, ERASER_FRACTIONS)).toEqual([1, 2, 4, 10]);
+  });
+
+  it('on a model: every curve point equals the masked prompt run on its own; ERASER bins on request', async () => {
+    const r = await attribute(tiny, { tokens: PROMPT, target: 5, method: 'input-x-grad', evaluate: true, aopc: 'eraser' });
+    const f = r.faithfulness!.rows[0];
+    expect(r.faithfulness!.fractions).toEqual(ERASER_FRACTIONS);
+    expect(f.k).toEqual(rationaleSizes(PROMPT.length, ERASER_FRACTIONS));
+    const order = r.scores[0].map((s, i) => [s, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, i]) => i);
+    const V = cfg.dVocab;
+    const T = PROMPT.length;
+    for (let k = 0; k <= T; k++) {
+      const top = order.slice(0, k);
+      const rest = order.slice(k);
+      const run = async (positions: number[]) => {
+        const { logits } = await tiny.runWithHooks([PROMPT], positions.length ? { interventions: [{ hook: 'hook_embed', op: 'zero', positions }] } : {});
+        return logSoftmaxAt(logits.f32.subarray((T - 1) * V, T * V), 5);
+      };
+      expect(f.deletionCurve[k]).toBeCloseTo(await run(top), 5);
+      expect(f.insertionCurve[k]).toBeCloseTo(await run(rest), 5);
+    }
+    expect(f.deletionAucNormalized).toBeCloseTo((f.deletionAuc - f.deletionCurve[T]) / (f.deletionCurve[0] - f.deletionCurve[T]), 12);
+    await expect(attribute(tiny, { tokens: PROMPT, method: 'saliency', evaluate: true, aopc: [0, 0.5] })).rejects.toThrow(/fractions must be .* in \(0, 1\]/);
   });
 });

@@ -76,7 +76,8 @@ export function attributeCommand(program: Command): void {
     .option('--samples <n>', 'lime: random masks (default 200); shap: coalition budget (default max(200, 4 × tokens); all coalitions when 2^n − 2 fit); shapley: permutations (default 50)', positiveInt('--samples'))
     .option('--kernel-width <w>', 'lime: width of the exponential kernel on cosine distance to the full prompt (default 0.25)', positiveNumber('--kernel-width'))
     .option('--mask <m>', "occlusion, lime, shap, shapley and --eval: 'zero' (zero the token embedding, default) or 'token:<id or text>' (substitute that token)")
-    .option('--eval', 'also measure faithfulness: comprehensiveness, sufficiency, AOPC (10%..100%), Kendall tau vs leave-one-out')
+    .option('--eval', 'also measure faithfulness: comprehensiveness, sufficiency, AOPC, Kendall tau vs leave-one-out, deletion and insertion AUC')
+    .option('--aopc <bins>', "--eval: AOPC rationale sizes, 'ferret' (10%..100%, default) or 'eraser' (1, 5, 10, 20, 50%)", oneOf('--aopc', ['ferret', 'eraser'] as const))
     .option('--words', 'show scores merged into words (summed over each word\'s tokens); --json stays per token')
     .addOption(new Option('--seed <n>', 'seeds lime, shap and shapley sampling; recorded with the result').default(0).argParser(nonNegativeInt('--seed', 0xffffffff)))
     .option('--html <file.html>', 'write a self-contained HTML report')
@@ -95,6 +96,7 @@ export function attributeCommand(program: Command): void {
       const masking = ['occlusion', 'lime', 'shap', 'shapley'];
       if (opts.mask !== undefined && !masking.includes(method) && !opts.eval) throw new LanternError('--mask applies only to --method occlusion, lime, shap, shapley or --eval');
       if (opts.samples !== undefined && !['lime', 'shap', 'shapley'].includes(method)) throw new LanternError('--samples applies only to --method lime, shap or shapley');
+      if (opts.aopc !== undefined && !opts.eval) throw new LanternError('--aopc applies only with --eval');
       if (opts.kernelWidth !== undefined && method !== 'lime') throw new LanternError('--kernel-width applies only to --method lime');
       if (opts.aggregate && !['ig', 'saliency', 'input-x-grad', 'layer-ig', 'layer-grad-x-act'].includes(method)) {
         throw new LanternError('--aggregate applies only to gradient methods (ig, saliency, input-x-grad, layer-ig, layer-grad-x-act)');
@@ -120,7 +122,7 @@ export function attributeCommand(program: Command): void {
       };
       for (const k of Object.keys(settings) as (keyof AttributionSettings)[]) if (settings[k] === undefined) delete settings[k];
       const result = await attribute(model, {
-        text: opts.text, target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings, seed: opts.seed, evaluate: Boolean(opts.eval),
+        text: opts.text, target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings, seed: opts.seed, evaluate: Boolean(opts.eval), aopc: opts.aopc,
       });
       const shown = opts.words ? wordLevel(result) : result;
       if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(resultToJSON(result), null, 2) + '\n');

@@ -14,7 +14,7 @@
 import { LanternError, nearest } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { attentionRollout, rawAttention, AttentionSettings } from './attention.js';
-import { evaluateFaithfulness } from './faithfulness.js';
+import { evaluateFaithfulness, AopcBins } from './faithfulness.js';
 import {
   inputXGradient, integratedGradients, layerGradientXActivation, layerIntegratedGradients, saliency, GradientSettings, IgSettings, LayerSettings, MethodOutput,
 } from './gradient.js';
@@ -42,10 +42,12 @@ export interface AttributeOptions {
   settings?: AttributionSettings;
   /** Seeds the sampling methods (lime, shap, shapley); recorded with the result. Default 0. */
   seed?: number;
-  /** Also compute comprehensiveness, sufficiency, AOPC and Kendall τ vs leave-one-out. */
+  /** Also compute comprehensiveness, sufficiency, AOPC, Kendall τ vs leave-one-out and deletion / insertion AUC. */
   evaluate?: boolean;
   /** Masking for `evaluate` (default: settings.mask, else 'zero'). */
   evalMask?: Masking;
+  /** AOPC rationale sizes for `evaluate`: 'ferret' (10%…100%, default), 'eraser' (1, 5, 10, 20, 50%) or fractions. */
+  aopc?: AopcBins | number[];
 }
 
 export function checkMethod(m: string): Method {
@@ -96,7 +98,9 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
   const r2 = out.extra?.surrogateR2 as number[] | undefined;
   if (r2) result.surrogateR2 = r2;
   if (opts.evaluate) {
-    result.faithfulness = await evaluateFaithfulness(model, t, out.scores, { mask: opts.evalMask ?? settings.mask ?? 'zero', batchSize: settings.batchSize });
+    result.faithfulness = await evaluateFaithfulness(model, t, out.scores, {
+      mask: opts.evalMask ?? settings.mask ?? 'zero', batchSize: settings.batchSize, fractions: opts.aopc,
+    });
   }
   return result;
 }
@@ -118,8 +122,10 @@ export {
   modelScorer, LIME_DEFAULTS, EDGE_WEIGHT,
 } from './sampling.js';
 export type { SamplingSettings, CoalitionScorer } from './sampling.js';
-export { evaluateFaithfulness, faithfulnessPlan, kendallTau, rationaleSizes, ranking, AOPC_FRACTIONS } from './faithfulness.js';
-export type { Faithfulness, FaithfulnessRow } from './faithfulness.js';
+export {
+  evaluateFaithfulness, faithfulnessPlan, kendallTau, rationaleSizes, ranking, curveAuc, checkFractions, AOPC_FRACTIONS, ERASER_FRACTIONS, AOPC_BINS,
+} from './faithfulness.js';
+export type { Faithfulness, FaithfulnessRow, AopcBins } from './faithfulness.js';
 export { saveResult, loadResult, parseResult, resultToJSON, weightsHash, mergeWords, RESULT_FORMAT } from './result.js';
 export type { AttributionResult, WordAggregation } from './result.js';
 export { renderTerminal, renderHtml, scoreColor } from './render.js';

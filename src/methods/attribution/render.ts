@@ -64,9 +64,15 @@ export function renderTerminal(r: AttributionResult, opts: { color?: boolean } =
     lines.push('', `faithfulness (masking ${JSON.stringify(r.faithfulness.masking)}):`);
     r.faithfulness.rows.forEach((f, i) => {
       lines.push(`  ${r.target.rows[i]}: AOPC comprehensiveness ${fmt(f.aopcComprehensiveness)} (higher is better), AOPC sufficiency ${fmt(f.aopcSufficiency)} (lower is better), Kendall tau vs leave-one-out ${f.kendallTauLoo === null ? 'n/a' : fmt(f.kendallTauLoo)}`);
+      // Results saved before deletion / insertion curves existed have none.
+      if (f.deletionCurve) lines.push(`    deletion AUC ${normFmt(f.deletionAucNormalized)} (lower is better), insertion AUC ${normFmt(f.insertionAucNormalized)} (higher is better); normalised so f(x) = 1, fully masked = 0`);
     });
   }
   return lines.join('\n');
+}
+
+function normFmt(x: number | null | undefined): string {
+  return x === null || x === undefined ? 'n/a' : fmt(x);
 }
 
 function esc(s: string): string {
@@ -85,9 +91,9 @@ export function renderHtml(r: AttributionResult): string {
     return `<section class="row"><h3>${esc(r.target.rows[i])} = ${fmt(r.target.values[i])}${delta}</h3><div class="toks">${toks}</div>
 <div class="legend"><span>${fmt(-max)}</span><span class="bar"></span><span>${fmt(max)}</span></div></section>`;
   }).join('\n');
-  const faith = r.faithfulness ? `<h2>Faithfulness</h2><p>Masking: ${esc(JSON.stringify(r.faithfulness.masking))}. Comprehensiveness f(x) − f(x∖r<sub>k</sub>) (higher is better), sufficiency f(x) − f(r<sub>k</sub>) (lower is better), averaged over k = ${esc(r.faithfulness.rows[0]?.k.join(', ') ?? '')} top tokens; Kendall τ<sub>b</sub> against leave-one-out.</p>
-<table><tr><th>target</th><th>AOPC comprehensiveness</th><th>AOPC sufficiency</th><th>Kendall τ (LOO)</th></tr>
-${r.faithfulness.rows.map((f, i) => `<tr><td>${esc(r.target.rows[i])}</td><td>${fmt(f.aopcComprehensiveness)}</td><td>${fmt(f.aopcSufficiency)}</td><td>${f.kendallTauLoo === null ? 'n/a' : fmt(f.kendallTauLoo)}</td></tr>`).join('\n')}</table>` : '';
+  const faith = r.faithfulness ? `<h2>Faithfulness</h2><p>Masking: ${esc(JSON.stringify(r.faithfulness.masking))}. Comprehensiveness f(x) − f(x∖r<sub>k</sub>) (higher is better), sufficiency f(x) − f(r<sub>k</sub>) (lower is better), averaged over k = ${esc(r.faithfulness.rows[0]?.k.join(', ') ?? '')} top tokens; Kendall τ<sub>b</sub> against leave-one-out; deletion (lower is better) and insertion (higher is better) AUC: tokens masked, or unmasked from the fully masked prompt, in decreasing score order, the area normalised so that f(x) is 1 and the fully masked prompt 0.</p>
+<table><tr><th>target</th><th>AOPC comprehensiveness</th><th>AOPC sufficiency</th><th>Kendall τ (LOO)</th><th>deletion AUC</th><th>insertion AUC</th></tr>
+${r.faithfulness.rows.map((f, i) => `<tr><td>${esc(r.target.rows[i])}</td><td>${fmt(f.aopcComprehensiveness)}</td><td>${fmt(f.aopcSufficiency)}</td><td>${f.kendallTauLoo === null ? 'n/a' : fmt(f.kendallTauLoo)}</td><td>${normFmt(f.deletionAucNormalized)}</td><td>${normFmt(f.insertionAucNormalized)}</td></tr>`).join('\n')}</table>` : '';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Lantern attribution: ${esc(r.method)}</title>
 <style>
