@@ -35,6 +35,15 @@ export function checkBatchSize(n: number | undefined, fallback: number): number 
   return b;
 }
 
+/**
+ * Default examples per run: at most `cap`, and about `tokens` tokens in all, so that a long
+ * prompt's backward pass (which keeps every activation of every example) stays within memory.
+ * Batching past a few hundred tokens buys little more on a CPU (matmuls are already large).
+ */
+export function defaultBatchSize(seq: number, cap = 16, tokens = 1024): number {
+  return Math.max(1, Math.min(cap, Math.floor(tokens / seq)));
+}
+
 /** Splits [0, n) into chunks of at most `size`. */
 export function chunks(n: number, size: number): [number, number][] {
   const out: [number, number][] = [];

@@ -16,7 +16,8 @@
  *                  id at every prompt position ({ token }), or explicit [prompt_len · d_model] values.
  *                  Only prompt positions are interpolated; a teacher-forced continuation keeps its
  *                  real embeddings. The n_steps × rows interpolated inputs are run `batchSize` at a
- *                  time, each example's embeddings fed by a replace intervention at hook_embed.
+ *                  time (default: 16, fewer for prompts over 64 tokens, about 1024 tokens a run),
+ *                  each example's embeddings fed by a replace intervention at hook_embed.
  *
  * Layer methods (Captum's LayerIntegratedGradients / LayerGradientXActivation) do the same at any
  * hook point with a position axis (every hook but attn_scores / pattern): a is the hook's
@@ -30,7 +31,7 @@
  */
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { checkBatchSize, embeddingOf, evaluate, EMBED_HOOK, Example, hookActivation, tokenEmbeddings } from './common.js';
+import { checkBatchSize, defaultBatchSize, embeddingOf, evaluate, EMBED_HOOK, Example, hookActivation, tokenEmbeddings } from './common.js';
 import type { ResolvedTarget } from './targets.js';
 
 export type Aggregation = 'sum' | 'l2';
@@ -120,7 +121,7 @@ function checkAggregation(a: string | undefined, fallback: Aggregation): Aggrega
 
 export async function saliency(model: HookedTransformer, t: ResolvedTarget, s: GradientSettings = {}): Promise<MethodOutput> {
   const agg = checkAggregation(s.aggregate, 'l2');
-  const batchSize = checkBatchSize(s.batchSize, 16);
+  const batchSize = checkBatchSize(s.batchSize, defaultBatchSize(t.input.length));
   const { grads } = await evaluate(model, t.input, t.rows, t.rows.map((_, row) => ({ row })), { grad: true, batchSize });
   const d = model.cfg.dModel;
   const scores = grads.map((g) => aggregate(agg === 'sum' ? g.map(Math.abs) : g, t.promptLength, d, agg));
@@ -129,7 +130,7 @@ export async function saliency(model: HookedTransformer, t: ResolvedTarget, s: G
 
 export async function inputXGradient(model: HookedTransformer, t: ResolvedTarget, s: GradientSettings = {}): Promise<MethodOutput> {
   const agg = checkAggregation(s.aggregate, 'sum');
-  const batchSize = checkBatchSize(s.batchSize, 16);
+  const batchSize = checkBatchSize(s.batchSize, defaultBatchSize(t.input.length));
   const x = await tokenEmbeddings(model, t.input);
   const { grads } = await evaluate(model, t.input, t.rows, t.rows.map((_, row) => ({ row })), { grad: true, batchSize });
   const d = model.cfg.dModel;
@@ -163,7 +164,7 @@ export async function integratedGradients(model: HookedTransformer, t: ResolvedT
   const agg = checkAggregation(s.aggregate, 'sum');
   const steps = s.steps ?? 50;
   const rule = s.rule ?? 'gausslegendre';
-  const batchSize = checkBatchSize(s.batchSize, 16);
+  const batchSize = checkBatchSize(s.batchSize, defaultBatchSize(t.input.length));
   const baseline = s.baseline ?? 'zero';
   const { alphas, weights } = quadrature(steps, rule);
   const d = model.cfg.dModel;
@@ -223,7 +224,7 @@ function layerHook(model: HookedTransformer, hook: string | undefined): string {
 export async function layerGradientXActivation(model: HookedTransformer, t: ResolvedTarget, s: GradientSettings & LayerSettings = {}): Promise<MethodOutput> {
   const hook = layerHook(model, s.hook);
   const agg = checkAggregation(s.aggregate, 'sum');
-  const batchSize = checkBatchSize(s.batchSize, 16);
+  const batchSize = checkBatchSize(s.batchSize, defaultBatchSize(t.input.length));
   const { value: a } = await hookActivation(model, t.input, hook);
   const d = a.length / t.input.length;
   const { grads } = await evaluate(model, t.input, t.rows, t.rows.map((_, row) => ({ row })), { grad: true, batchSize, hook });
@@ -252,7 +253,7 @@ export async function layerIntegratedGradients(model: HookedTransformer, t: Reso
   const agg = checkAggregation(s.aggregate, 'sum');
   const steps = s.steps ?? 50;
   const rule = s.rule ?? 'gausslegendre';
-  const batchSize = checkBatchSize(s.batchSize, 16);
+  const batchSize = checkBatchSize(s.batchSize, defaultBatchSize(t.input.length));
   const baseline = s.baseline ?? 'zero';
   const { alphas, weights } = quadrature(steps, rule);
   const { value: a } = await hookActivation(model, t.input, hook);

@@ -24,7 +24,7 @@
 import { LanternError } from '../../errors.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer, Intervention } from '../../models/hooked.js';
-import { checkBatchSize, chunks } from './common.js';
+import { checkBatchSize, chunks, defaultBatchSize } from './common.js';
 import type { MethodOutput } from './gradient.js';
 import type { ResolvedTarget } from './targets.js';
 
@@ -64,7 +64,7 @@ function cosineDistance(a: Float32Array, ao: number, b: Float32Array, bo: number
 export async function valueZeroingMatrices(
   model: HookedTransformer, tokens: number[], layers: number[], opts: { batchSize?: number; normalize?: boolean } = {},
 ): Promise<Float64Array[]> {
-  const batchSize = checkBatchSize(opts.batchSize, 16);
+  const batchSize = checkBatchSize(opts.batchSize, defaultBatchSize(tokens.length, 16, 2048));
   const T = tokens.length;
   const { dModel: D, nHeads: H, dHead: dh } = model.cfg;
   const names = (l: number) => ({ pre: `blocks.${l}.hook_resid_pre`, v: `blocks.${l}.attn.hook_v`, post: `blocks.${l}.hook_resid_post` });
@@ -123,7 +123,7 @@ export async function valueZeroing(model: HookedTransformer, t: ResolvedTarget, 
   const rollout = s.rollout ?? false;
   if (typeof rollout !== 'boolean') throw new LanternError(`rollout must be true or false, got ${JSON.stringify(rollout)}`);
   const layers = checkLayers(s.layers, L, rollout ? Array.from({ length: L }, (_, l) => l) : [L - 1]);
-  const batchSize = checkBatchSize(s.batchSize, 16);
+  const batchSize = checkBatchSize(s.batchSize, defaultBatchSize(t.input.length, 16, 2048));
   const Cs = await valueZeroingMatrices(model, t.input, layers, { batchSize });
   const T = t.input.length;
   let M: Float64Array;
