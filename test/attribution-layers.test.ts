@@ -7,9 +7,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HookedTransformer } from '../src/models/hooked.js';
+import { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { TINY_GPT2 } from '../src/models/random.js';
+import { randomGpt2Weights, truncatedGpt2Tokenizer, TINY_GPT2 } from '../src/models/random.js';
+import { Tokenizer } from '../src/models/tokenizer.js';
+import { weightShapes } from '../src/models/gpt2/model.js';
+import { Tensor } from '../src/engine/tensor.js';
 import { inductionPrompts, makePlanted } from '../src/models/planted/index.js';
 import {
   attribute, curveAuc, faithfulnessPlan, integratedGradients, layerGradientXActivation, rationaleSizes, ERASER_FRACTIONS, layerIntegratedGradients, resolveTarget, valueZeroing, valueZeroingMatrices,
@@ -213,5 +216,51 @@ describe('deletion and insertion curves', () => {
     }
     expect(f.deletionAucNormalized).toBeCloseTo((f.deletionAuc - f.deletionCurve[T]) / (f.deletionCurve[0] - f.deletionCurve[T]), 12);
     await expect(attribute(tiny, { tokens: PROMPT, method: 'saliency', evaluate: true, aopc: [0, 0.5] })).rejects.toThrow(/fractions must be .* in \(0, 1\]/);
+  });
+});
+
+describe('special tokens in chat-style prompts', () => {
+  it('are kept as context and left out unless asked: IG completeness over the rest, occlusion columns, --eval never masks them', async () => {
+    // A tiny model whose tokenizer has a special token (id 999, GPT-2's <|endoftext|>).
+    const json = truncatedGpt2Tokenizer(cfg.dVocab) as { model: { vocab: Record<string, number> } };
+    const vocab = Object.fromEntries(Object.entries(json.model.vocab).filter(([, id]) => id !== 999));
+    vocab['<|endoftext|>'] = 999;
+    const tokenizer = Tokenizer.fromJSON({
+      ...json, model: { ...json.model, vocab },
+      added_tokens: [{ id: 999, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+    });
+    const shapes = weightShapes(cfg);
+    const raw = randomGpt2Weights(cfg, 11);
+    const demo = await HookedTransformer.create(cfg, Object.fromEntries(Object.entries(raw).map(([n, d]) => [n, Tensor.f32(d, shapes[n])])), tokenizer, 'tiny+special');
+    loaded.push(demo);
+    const text = 'Hi<|endoftext|>User: Hello<|endoftext|>Assistant:';
+    const prompt = demo.toTokens(text);
+    const special = prompt.flatMap((id, i) => (id === 999 ? [i] : []));
+    expect(special).toHaveLength(2);
+    const words = prompt.flatMap((_, i) => (special.includes(i) ? [] : [i]));
+
+    const ig = await attribute(demo, { text, method: 'ig', settings: { steps: 24 }, kind: 'logit' });
+    expect(ig.tokens).toEqual(words.map((i) => prompt[i]));
+    expect(ig.skippedSpecial!.map((s) => [s.position, s.string])).toEqual(special.map((p) => [p, '<|endoftext|>']));
+    // Baseline: the words' embeddings zeroed, the special tokens' kept.
+    const { logits } = await demo.runWithHooks([prompt], { interventions: [{ hook: 'hook_embed', op: 'zero', positions: words }] });
+    const V = demo.cfg.dVocab;
+    const fb = logits.f32[(prompt.length - 1) * V + ig.target.token!];
+    const fx = ig.target.values[0];
+    const total = ig.scores[0].reduce((p, q) => p + q, 0);
+    expect(Math.abs(total - (fx - fb))).toBeLessThan(0.01 * Math.abs(fx - fb));
+
+    const all = await attribute(demo, { text, method: 'occlusion', special: true });
+    expect(all.tokens).toEqual(prompt);
+    expect(all.skippedSpecial).toBeUndefined();
+    const some = await attribute(demo, { text, method: 'occlusion', evaluate: true });
+    some.scores[0].forEach((s, c) => expect(s).toBeCloseTo(all.scores[0][words[c]], 5));
+    // Leave-one-out over the word columns only, and the fully masked prompt keeps the specials.
+    some.faithfulness!.rows[0].leaveOneOut.forEach((v, c) => expect(v).toBeCloseTo(all.scores[0][words[c]], 5));
+    expect(some.faithfulness!.rows[0].deletionCurve).toHaveLength(words.length + 1);
+    const empty = (await demo.runWithHooks([prompt], { interventions: [{ hook: 'hook_embed', op: 'zero', positions: words }] })).logits;
+    const row = empty.f32.subarray((prompt.length - 1) * V, prompt.length * V);
+    expect(some.faithfulness!.rows[0].deletionCurve.at(-1)).toBeCloseTo(logSoftmaxAt(row, some.target.token!), 4);
+    await expect(attribute(demo, { text: '<|endoftext|>', method: 'saliency' })).rejects.toThrow(/every prompt token is a special token/);
   });
 });

@@ -93,6 +93,13 @@ export class Tokenizer {
     return ids.map((id) => this.decode([id]));
   }
 
+  /** Ids of the special tokens (added tokens marked special, e.g. GPT-2's <|endoftext|>). */
+  specialIds(): Set<number> {
+    const ids = new Set<number>();
+    for (const [id, t] of this.inner.get_added_tokens_decoder()) if (t.special) ids.add(id);
+    return ids;
+  }
+
   tokenToId(token: string): number | undefined {
     return this.inner.token_to_id(token);
   }

@@ -78,6 +78,7 @@ export function attributeCommand(program: Command): void {
     .option('--mask <m>', "occlusion, lime, shap, shapley and --eval: 'zero' (zero the token embedding, default) or 'token:<id or text>' (substitute that token)")
     .option('--eval', 'also measure faithfulness: comprehensiveness, sufficiency, AOPC, Kendall tau vs leave-one-out, deletion and insertion AUC')
     .option('--aopc <bins>', "--eval: AOPC rationale sizes, 'ferret' (10%..100%, default) or 'eraser' (1, 5, 10, 20, 50%)", oneOf('--aopc', ['ferret', 'eraser'] as const))
+    .option('--special', 'also attribute to special tokens (e.g. <|endoftext|> between chat turns); by default they are kept as context and left out')
     .option('--words', 'show scores merged into words (summed over each word\'s tokens); --json stays per token')
     .addOption(new Option('--seed <n>', 'seeds lime, shap and shapley sampling; recorded with the result').default(0).argParser(nonNegativeInt('--seed', 0xffffffff)))
     .option('--html <file.html>', 'write a self-contained HTML report')
@@ -122,7 +123,7 @@ export function attributeCommand(program: Command): void {
       };
       for (const k of Object.keys(settings) as (keyof AttributionSettings)[]) if (settings[k] === undefined) delete settings[k];
       const result = await attribute(model, {
-        text: opts.text, target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings, seed: opts.seed, evaluate: Boolean(opts.eval), aopc: opts.aopc,
+        text: opts.text, target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings, seed: opts.seed, evaluate: Boolean(opts.eval), aopc: opts.aopc, special: Boolean(opts.special),
       });
       const shown = opts.words ? wordLevel(result) : result;
       if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(resultToJSON(result), null, 2) + '\n');

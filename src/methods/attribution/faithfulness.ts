@@ -172,15 +172,23 @@ export function faithfulnessPlan(scores: number[], fractions = AOPC_FRACTIONS) {
 
 /** Faithfulness of `scores` (one array per target row) on the model, all masked inputs batched. */
 export async function evaluateFaithfulness(
-  model: HookedTransformer, t: ResolvedTarget, scores: number[][], opts: { mask?: Masking; batchSize?: number; fractions?: AopcBins | number[] } = {},
+  model: HookedTransformer, t: ResolvedTarget, scores: number[][],
+  opts: { mask?: Masking; batchSize?: number; fractions?: AopcBins | number[]; columns?: number[] } = {},
 ): Promise<Faithfulness> {
   const mask = opts.mask ?? 'zero';
+  // Scores may cover only some prompt positions (special tokens left out); the rest are never masked.
+  const columns = opts.columns ?? Array.from({ length: t.promptLength }, (_, i) => i);
+  const toPrompt = (m: boolean[]) => {
+    const full = new Array(t.promptLength).fill(false);
+    m.forEach((on, c) => { full[columns[c]] = on; });
+    return full;
+  };
   const fractions = checkFractions(opts.fractions);
   const rows: FaithfulnessRow[] = [];
   for (let r = 0; r < t.rows.length; r++) {
     const plan = faithfulnessPlan(scores[r], fractions);
     const sub: ResolvedTarget = { ...t, rows: [t.rows[r]] };
-    const [f] = await maskedValues(model, sub, plan.masks, { mask, batchSize: opts.batchSize });
+    const [f] = await maskedValues(model, sub, plan.masks.map(toPrompt), { mask, batchSize: opts.batchSize });
     rows.push(plan.assemble(f));
   }
   return { masking: mask, fractions, rows };

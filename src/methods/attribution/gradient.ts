@@ -171,6 +171,7 @@ export async function integratedGradients(model: HookedTransformer, t: ResolvedT
   const P = t.promptLength * d;
   const x = await tokenEmbeddings(model, t.input);
   const xb = await baselineEmbeddings(model, baseline, t.promptLength);
+  for (const p of t.fixed ?? []) xb.set(x.subarray(p * d, (p + 1) * d), p * d);
   const diff = new Float64Array(P);
   for (let k = 0; k < P; k++) diff[k] = x[k] - xb[k];
 
@@ -260,6 +261,7 @@ export async function layerIntegratedGradients(model: HookedTransformer, t: Reso
   const d = a.length / t.input.length;
   const P = t.promptLength * d;
   const ab = await layerBaseline(model, t, hook, baseline, d);
+  for (const p of t.fixed ?? []) ab.set(a.subarray(p * d, (p + 1) * d), p * d);
   const diff = new Float64Array(P);
   for (let k = 0; k < P; k++) diff[k] = a[k] - ab[k];
   const point = (alpha: number): Float32Array => {

@@ -46,6 +46,12 @@ export interface AttributeOptions {
   evaluate?: boolean;
   /** Masking for `evaluate` (default: settings.mask, else 'zero'). */
   evalMask?: Masking;
+  /**
+   * Attribute to special tokens (e.g. <|endoftext|> separating the turns of a chat prompt) too.
+   * Default false: they stay in the prompt as context, get no score column, are never masked by
+   * --eval, and IG keeps them in its baseline. (Perturbation methods still perturb them.)
+   */
+  special?: boolean;
   /** AOPC rationale sizes for `evaluate`: 'ferret' (10%…100%, default), 'eraser' (1, 5, 10, 20, 50%) or fractions. */
   aopc?: AopcBins | number[];
 }
@@ -80,26 +86,33 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
   const seed = opts.seed ?? 0;
   if (!Number.isInteger(seed)) throw new LanternError(`seed must be an integer, got ${seed}`);
   const t = await resolveTarget(model, prompt, { target: opts.target, foil: opts.foil, continuation: opts.continuation, kind: opts.kind });
+  const specialIds = opts.special ? new Set<number>() : model.tokenizer?.specialIds() ?? new Set<number>();
+  const skipped = prompt.flatMap((id, position) => (specialIds.has(id) ? [position] : []));
+  if (skipped.length === prompt.length) throw new LanternError('every prompt token is a special token, so there is nothing to attribute (attribute them with special: true, or --special)');
+  if (skipped.length) t.fixed = skipped;
+  const columns = prompt.flatMap((_, i) => (skipped.includes(i) ? [] : [i]));
   const settings = opts.settings ?? {};
   const out = await run(model, method, t, settings, seed);
+  const strings = model.tokenizer ? model.tokenStrings(prompt) : prompt.map((id) => `#${id}`);
   const result: AttributionResult = {
     model: { source: model.source, weightsSha256: await weightsHash(model), config: { ...model.cfg } },
     method,
     settings: out.settings,
     seed,
     ...(opts.text !== undefined ? { text: opts.text } : {}),
-    tokens: prompt,
-    tokenStrings: model.tokenizer ? model.tokenStrings(prompt) : prompt.map((id) => `#${id}`),
+    tokens: columns.map((i) => prompt[i]),
+    tokenStrings: columns.map((i) => strings[i]),
     target: t.info,
-    scores: out.scores,
+    scores: out.scores.map((row) => columns.map((i) => row[i])),
   };
+  if (skipped.length) result.skippedSpecial = skipped.map((position) => ({ position, token: prompt[position], string: strings[position] }));
   const delta = out.extra?.convergenceDelta as number[] | undefined;
   if (delta) result.convergenceDelta = delta;
   const r2 = out.extra?.surrogateR2 as number[] | undefined;
   if (r2) result.surrogateR2 = r2;
   if (opts.evaluate) {
-    result.faithfulness = await evaluateFaithfulness(model, t, out.scores, {
-      mask: opts.evalMask ?? settings.mask ?? 'zero', batchSize: settings.batchSize, fractions: opts.aopc,
+    result.faithfulness = await evaluateFaithfulness(model, t, result.scores, {
+      mask: opts.evalMask ?? settings.mask ?? 'zero', batchSize: settings.batchSize, fractions: opts.aopc, columns,
     });
   }
   return result;

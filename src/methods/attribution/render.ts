@@ -44,6 +44,7 @@ export function renderTerminal(r: AttributionResult, opts: { color?: boolean } =
   lines.push(`model: ${r.model.source}`);
   lines.push(`method: ${r.method} ${JSON.stringify(r.settings)}`);
   lines.push(`target: ${describeTarget(r)}`);
+  if (r.skippedSpecial?.length) lines.push(`special tokens kept as context, not attributed: ${r.skippedSpecial.map((x) => `${JSON.stringify(x.string)} at ${x.position}`).join(', ')}`);
   r.scores.forEach((row, i) => {
     const max = rowMax(row);
     lines.push('');

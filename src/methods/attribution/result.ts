@@ -34,6 +34,11 @@ export interface AttributionResult {
   /** LIME only: the surrogate's weighted R², per row. */
   surrogateR2?: number[];
   faithfulness?: Faithfulness;
+  /**
+   * Special tokens of the prompt that were kept as context and not attributed (their positions
+   * in the prompt); `tokens`, `tokenStrings` and the score columns leave them out.
+   */
+  skippedSpecial?: { position: number; token: number; string: string }[];
 }
 
 const hashes = new WeakMap<HookedTransformer, Promise<string>>();

@@ -68,6 +68,11 @@ export interface ResolvedTarget {
   /** Tokens fed to the model: the prompt, then the continuation without its last token. */
   input: number[];
   promptLength: number;
+  /**
+   * Prompt positions that are context, not features (special tokens of a chat template, unless
+   * asked for): IG keeps their real embedding in its baseline, so they get no share of f(x) − f(x').
+   */
+  fixed?: number[];
 }
 
 function tokenString(model: HookedTransformer, id: number): string {
