@@ -18,7 +18,9 @@ import {
   attribute, curveAuc, faithfulnessPlan, integratedGradients, layerGradientXActivation, rationaleSizes, ERASER_FRACTIONS, layerIntegratedGradients, resolveTarget, valueZeroing, valueZeroingMatrices,
 } from '../src/methods/attribution/index.js';
 import type { Intervention } from '../src/models/hooked.js';
-import { logSoftmaxAt, seededModel } from './helpers.js';
+import { expectOneLineError, logSoftmaxAt, runLantern, seededModel } from './helpers.js';
+import { writeRandomGpt2 } from '../src/models/random.js';
+import { loadResult } from '../src/methods/attribution/index.js';
 
 const cfg = { ...TINY_GPT2, nCtx: 16 };
 let tiny: HookedTransformer;
@@ -262,5 +264,38 @@ describe('special tokens in chat-style prompts', () => {
     const row = empty.f32.subarray((prompt.length - 1) * V, prompt.length * V);
     expect(some.faithfulness!.rows[0].deletionCurve.at(-1)).toBeCloseTo(logSoftmaxAt(row, some.target.token!), 4);
     await expect(attribute(demo, { text: '<|endoftext|>', method: 'saliency' })).rejects.toThrow(/every prompt token is a special token/);
+  });
+});
+
+describe('lantern attribute (new methods and --eval curves)', () => {
+  it('value-zeroing, layer-ig and deletion / insertion AUC from the command line; misplaced flags are one-line errors', async () => {
+    const folder = path.join(tmp, 'cli-tiny');
+    writeRandomGpt2(folder, TINY_GPT2, { seed: 4 });
+    const model = await loadModel(folder);
+    loaded.push(model);
+    const json = path.join(tmp, 'vz.json');
+    const text = 'Hello world, this is';
+    const base = ['attribute', '--model', folder, '--text', text];
+    const [vz, lig, ...bad] = await Promise.all([
+      runLantern([...base, '--method', 'value-zeroing', '--rollout', '--eval', '--aopc', 'eraser', '--json', json], tmp),
+      runLantern([...base, '--method', 'layer-ig', '--hook', 'blocks.1.hook_resid_pre', '--steps', '8'], tmp),
+      runLantern([...base, '--method', 'ig', '--hook', 'blocks.0.hook_resid_post'], tmp),
+      runLantern([...base, '--method', 'ig', '--rollout'], tmp),
+      runLantern([...base, '--aopc', 'eraser'], tmp),
+      runLantern([...base, '--method', 'layer-ig', '--hook', 'blocks.0.attn.hook_pattern'], tmp),
+    ]);
+    expect(vz.code, vz.stderr).toBe(0);
+    expect(vz.stdout).toContain('method: value-zeroing');
+    expect(vz.stdout).toMatch(/deletion AUC .* insertion AUC/);
+    const saved = loadResult(json);
+    const here = await attribute(model, { text, method: 'value-zeroing', settings: { rollout: true }, evaluate: true, aopc: 'eraser' });
+    saved.scores[0].forEach((x, i) => expect(x).toBeCloseTo(here.scores[0][i], 6));
+    expect(saved.faithfulness!.rows[0].deletionCurve).toHaveLength(saved.tokens.length + 1);
+    expect(lig.code, lig.stderr).toBe(0);
+    expect(lig.stdout).toContain('"hook":"blocks.1.hook_resid_pre"');
+    expectOneLineError(bad[0], /--hook applies only to --method layer-ig or layer-grad-x-act/);
+    expectOneLineError(bad[1], /--rollout applies only to --method value-zeroing/);
+    expectOneLineError(bad[2], /--aopc applies only with --eval/);
+    expectOneLineError(bad[3], /needs a hook with a position axis/);
   });
 });
