@@ -299,3 +299,28 @@ describe('lantern attribute (new methods and --eval curves)', () => {
     expectOneLineError(bad[3], /needs a hook with a position axis/);
   });
 });
+
+describe('contrastive probability difference', () => {
+  it('explains p(target) − p(foil): values from the logits, IG complete against a zero-embedding run, any batch size', async () => {
+    const V = cfg.dVocab;
+    const T = PROMPT.length;
+    const probs = async (interventions: Intervention[] = []) => {
+      const { logits } = await tiny.runWithHooks([PROMPT], { interventions });
+      const row = logits.f32.subarray((T - 1) * V, T * V);
+      return [Math.exp(logSoftmaxAt(row, 5)), Math.exp(logSoftmaxAt(row, 9))];
+    };
+    const [pt, pf] = await probs();
+    const [bt, bf] = await probs([{ hook: 'hook_embed', op: 'zero' }]);
+    const r = await attribute(tiny, { tokens: PROMPT, target: 5, foil: 9, kind: 'prob', method: 'ig', settings: { steps: 64 } });
+    expect(r.target.kind).toBe('prob-diff');
+    expect(r.target.rows[0]).toMatch(/^prob\(.*\) − prob\(/);
+    expect(r.target.values[0]).toBeCloseTo(pt - pf, 6);
+    const total = r.scores[0].reduce((p, q) => p + q, 0);
+    expect(Math.abs(total - ((pt - pf) - (bt - bf)))).toBeLessThan(0.01 * Math.abs((pt - pf) - (bt - bf)));
+    const one = await attribute(tiny, { tokens: PROMPT, target: 5, foil: 9, kind: 'prob', method: 'ig', settings: { steps: 64, batchSize: 1 } });
+    one.scores[0].forEach((s, i) => expect(s).toBeCloseTo(r.scores[0][i], 6));
+    const occ = await attribute(tiny, { tokens: PROMPT, target: 5, foil: 9, kind: 'prob', method: 'occlusion' });
+    const [mt, mf] = await probs([{ hook: 'hook_embed', op: 'zero', positions: [2] }]);
+    expect(occ.scores[0][2]).toBeCloseTo((pt - pf) - (mt - mf), 6);
+  });
+});

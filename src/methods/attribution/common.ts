@@ -75,43 +75,54 @@ export async function evaluate(
   // One example's activation at the hook: the hook's shape without the batch axis, at this length.
   const shape = model.hookShapes.get(hook)!.slice(1).map((x) => (typeof x === 'number' ? x : seq));
   const d = shape.reduce((p, q) => p * q, 1) / seq;
-  const values: number[] = [];
+  // A batch entry. A row of the form Σ c·exp(term) (a probability difference) needs each term's
+  // own gradient, and one backward pass gives only the gradient of a sum, so each of its terms is
+  // a batch entry of its own; every other row is one entry.
+  interface Unit { ex: number; terms: ObjectiveTerm[]; post: 'sum' | 'exp' | 'coefExp'; coef: number }
+  const units: Unit[] = [];
+  examples.forEach((x, ex) => {
+    const r = rows[x.row];
+    if (opts.grad && r.expEach) r.terms.forEach((t) => units.push({ ex, terms: [{ ...t, coef: 1 }], post: 'coefExp', coef: t.coef ?? 1 }));
+    else units.push({ ex, terms: r.terms, post: r.exp ? 'exp' : 'sum', coef: 1 });
+  });
+  const values = new Array<number>(examples.length).fill(0);
   const grads: Float32Array[] = [];
-  for (const [s, e] of chunks(examples.length, opts.batchSize)) {
-    const batch = examples.slice(s, e);
-    const input = batch.map((x) => x.tokens ?? tokens);
-    const withEmbed = batch.some((x) => x.embed);
+  for (const [s, e] of chunks(units.length, opts.batchSize)) {
+    const batch = units.slice(s, e);
+    const input = batch.map((u) => examples[u.ex].tokens ?? tokens);
+    const withEmbed = batch.some((u) => examples[u.ex].embed);
     let interventions;
     if (withEmbed) {
-      const real = batch.some((x) => !x.embed) ? (await hookActivation(model, tokens, hook)).value : undefined;
+      const real = batch.some((u) => !examples[u.ex].embed) ? (await hookActivation(model, tokens, hook)).value : undefined;
       const value = new Float32Array(batch.length * seq * d);
-      batch.forEach((x, i) => value.set(x.embed ?? real!, i * seq * d));
+      batch.forEach((u, i) => value.set(examples[u.ex].embed ?? real!, i * seq * d));
       interventions = [{ hook, op: 'replace' as const, value: Tensor.f32(value, [batch.length, ...shape]) }];
     }
     // Only the positions the targets read are unembedded: one or a few of seq.
-    const logitPositions = [...new Set(batch.flatMap((x) => rows[x.row].terms.map((t) => t.pos)))].sort((p, q) => p - q);
+    const logitPositions = [...new Set(batch.flatMap((u) => u.terms.map((t) => t.pos)))].sort((p, q) => p - q);
     if (!opts.grad) {
       const { logits } = await model.runWithHooks(input, { interventions, logitPositions });
       const at = new Map(logitPositions.map((p, k) => [p, k]));
-      batch.forEach((x, i) => values.push(rowValues(logits, i, [rows[x.row]], at)[0]));
+      batch.forEach((u, i) => (values[u.ex] = rowValues(logits, i, [rows[examples[u.ex].row]], at)[0]));
       continue;
     }
     const terms: ObjectiveTerm[] = [];
     const owner: number[] = [];
-    batch.forEach((x, i) => rows[x.row].terms.forEach((t) => { terms.push({ ...t, batch: i }); owner.push(i); }));
+    batch.forEach((u, i) => u.terms.forEach((t) => { terms.push({ ...t, batch: i }); owner.push(i); }));
     const res = await model.gradients(input, terms, { wrt: [hook], interventions, logitPositions });
     const sums = new Float64Array(batch.length);
     res.terms.forEach((v, k) => (sums[owner[k]] += v));
     const g = res.grads[hook].f32;
-    batch.forEach((x, i) => {
-      const gi = Float32Array.from(g.subarray(i * seq * d, (i + 1) * seq * d));
-      let v = sums[i];
-      if (rows[x.row].exp) {
-        v = Math.exp(v);
-        for (let k = 0; k < gi.length; k++) gi[k] *= v;
-      }
-      values.push(v);
-      grads.push(gi);
+    batch.forEach((u, i) => {
+      const v = sums[i];
+      // value and d value/d(Σ terms): exp(v) for probabilities, c·exp(v) for one term of Σ c·exp.
+      const f = u.post === 'sum' ? v : u.post === 'exp' ? Math.exp(v) : u.coef * Math.exp(v);
+      const scale = u.post === 'sum' ? 1 : f;
+      const gi = g.subarray(i * seq * d, (i + 1) * seq * d);
+      values[u.ex] += f;
+      const acc = grads[u.ex];
+      if (!acc) grads[u.ex] = scale === 1 ? Float32Array.from(gi) : gi.map((x) => x * scale);
+      else for (let k = 0; k < acc.length; k++) acc[k] += scale * gi[k];
     });
   }
   return { values, grads };

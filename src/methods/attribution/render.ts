@@ -32,7 +32,7 @@ function fmt(x: number): string {
 
 function describeTarget(r: AttributionResult): string {
   const t = r.target;
-  if (t.mode === 'contrastive') return `${JSON.stringify(t.tokenString)} vs foil ${JSON.stringify(t.foilString)} (logit difference)`;
+  if (t.mode === 'contrastive') return `${JSON.stringify(t.tokenString)} vs foil ${JSON.stringify(t.foilString)} (${t.kind === 'prob-diff' ? 'probability' : 'logit'} difference)`;
   if (t.mode === 'continuation') return `continuation ${JSON.stringify((t.continuationStrings ?? []).join(''))} (${t.kind}, teacher forcing)`;
   return `next token ${JSON.stringify(t.tokenString)}${t.predicted ? ' (the top prediction)' : ''} (${t.kind})`;
 }

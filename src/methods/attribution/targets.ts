@@ -6,6 +6,7 @@
  *                 (default: the model's top token); one row.
  *   contrastive   logit(target) − logit(foil) at the next position (Yin & Neubig 2022); one row.
  *                 (The log-prob difference is the same number: the log-normaliser cancels.)
+ *                 With kind 'prob': p(target) − p(foil) (Inseq's contrast_prob_diff).
  *   continuation  a fixed multi-token continuation fed by teacher forcing after the prompt (as
  *                 Captum's LLMAttribution): row 0 is Σ_t log p(y_t | prompt, y_<t) (with 'prob',
  *                 the joint probability exp Σ), then one row per continuation token.
@@ -32,19 +33,24 @@ export interface TargetRequest {
   kind?: ScoreKind;
 }
 
-/** One scalar being explained: Σ coef·(logit|logprob) over `terms`, exponentiated when `exp`. */
+/**
+ * One scalar being explained: Σ coef·(logit|logprob) over `terms`, exponentiated when `exp`; or,
+ * with `expEach`, Σ coef·exp(term) (a difference of probabilities).
+ */
 export interface TargetRow {
   label: string;
   /** Terms on batch 0; methods re-index the batch. */
   terms: ObjectiveTerm[];
   /** Value = exp(Σ terms) (probabilities); the gradient is then value · ∇Σ terms. */
   exp: boolean;
+  /** Value = Σ coef·exp(term), each term a log-prob; the gradient Σ coef·exp(term)·∇term. */
+  expEach?: boolean;
 }
 
 export interface TargetInfo {
   mode: 'next-token' | 'contrastive' | 'continuation';
-  /** 'logit-diff' for contrastive targets. */
-  kind: ScoreKind | 'logit-diff';
+  /** 'logit-diff' or 'prob-diff' for contrastive targets. */
+  kind: ScoreKind | 'logit-diff' | 'prob-diff';
   /** The position whose next-token distribution is explained (the last prompt token). */
   position: number;
   token?: number;
@@ -105,7 +111,7 @@ export function rowValues(logits: Tensor, b: number, rows: TargetRow[], at?: Map
       const p = at ? at.get(t.pos)! : t.pos;
       const row = data.subarray((b * T + p) * V, (b * T + p + 1) * V);
       const v = t.kind === 'logit' ? row[t.token] : logSoftmaxAt(row, t.token);
-      s += (t.coef ?? 1) * v;
+      s += (t.coef ?? 1) * (r.expEach ? Math.exp(v) : v);
     }
     return r.exp ? Math.exp(s) : s;
   });
@@ -151,15 +157,18 @@ export async function resolveTarget(model: HookedTransformer, prompt: number[], 
     const token = oneToken(model, req.target!, 'target');
     const foil = oneToken(model, req.foil, 'foil');
     if (foil === token) throw new LanternError('the foil is the same token as the target');
+    const prob = kind === 'prob';
+    const fn = prob ? 'prob' : 'logit';
     const rows: TargetRow[] = [{
-      label: `logit(${JSON.stringify(tokenString(model, token))}) − logit(${JSON.stringify(tokenString(model, foil))})`,
-      terms: [{ pos: position, token, kind: 'logit', coef: 1 }, { pos: position, token: foil, kind: 'logit', coef: -1 }],
+      label: `${fn}(${JSON.stringify(tokenString(model, token))}) − ${fn}(${JSON.stringify(tokenString(model, foil))})`,
+      terms: [{ pos: position, token, kind: prob ? 'logprob' : 'logit', coef: 1 }, { pos: position, token: foil, kind: prob ? 'logprob' : 'logit', coef: -1 }],
       exp: false,
+      expEach: prob,
     }];
     return {
       input: prompt, promptLength: prompt.length, rows,
       info: {
-        mode: 'contrastive', kind: 'logit-diff', position, token, tokenString: tokenString(model, token), foil, foilString: tokenString(model, foil),
+        mode: 'contrastive', kind: prob ? 'prob-diff' : 'logit-diff', position, token, tokenString: tokenString(model, token), foil, foilString: tokenString(model, foil),
         rows: rows.map((r) => r.label), values: rowValues(logits, 0, rows),
       },
     };
