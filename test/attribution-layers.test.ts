@@ -19,6 +19,8 @@ import {
 } from '../src/methods/attribution/index.js';
 import type { Intervention } from '../src/models/hooked.js';
 import { expectOneLineError, logSoftmaxAt, runLantern, seededModel } from './helpers.js';
+import { FIXTURES } from './fixtures.js';
+import { readFloat32, readSafetensorsHeader } from '../src/models/safetensors.js';
 import { writeRandomGpt2 } from '../src/models/random.js';
 import { loadResult } from '../src/methods/attribution/index.js';
 
@@ -322,5 +324,41 @@ describe('contrastive probability difference', () => {
     const occ = await attribute(tiny, { tokens: PROMPT, target: 5, foil: 9, kind: 'prob', method: 'occlusion' });
     const [mt, mf] = await probs([{ hook: 'hook_embed', op: 'zero', positions: [2] }]);
     expect(occ.scores[0][2]).toBeCloseTo((pt - pf) - (mt - mf), 6);
+  });
+});
+
+describe('gradient methods against the float64 PyTorch fixture and the bundled model', () => {
+  // fixtures/gpt2-tiny-seed7: d log p(grad.token at grad.pos) / d resid_pre0, which is also the
+  // gradient wrt the token embeddings (resid_pre0 = embed + pos_embed); grad.pos is the last token.
+  it('saliency and input × gradient equal the reference gradient’s per-token L2 norm and x · g to 1e-4', async () => {
+    const f = FIXTURES.find((x) => x.preset === 'tiny')!;
+    expect(f.grad.pos).toBe(f.tokens.length - 1);
+    const header = readSafetensorsHeader(path.join(__dirname, '..', 'fixtures', f.file));
+    const g = readFloat32(header, 'grad_resid_pre0');
+    const x = readFloat32(header, 'hook_embed');
+    const model = await seededModel(TINY_GPT2, f.seed);
+    loaded.push(model);
+    const d = TINY_GPT2.dModel;
+    const sal = await attribute(model, { tokens: [...f.tokens], target: f.grad.token, method: 'saliency' });
+    const ixg = await attribute(model, { tokens: [...f.tokens], target: f.grad.token, method: 'input-x-grad' });
+    const norm = f.tokens.map((_, p) => Math.hypot(...g.subarray(p * d, (p + 1) * d)));
+    const dot = f.tokens.map((_, p) => x.subarray(p * d, (p + 1) * d).reduce((acc, v, k) => acc + v * g[p * d + k], 0));
+    const scale = (xs: number[]) => Math.max(...xs.map(Math.abs));
+    sal.scores[0].forEach((s, p) => expect(Math.abs(s - norm[p]) / scale(norm), `saliency ${p}`).toBeLessThan(1e-4));
+    ixg.scores[0].forEach((s, p) => expect(Math.abs(s - dot[p]) / scale(dot), `input x grad ${p}`).toBeLessThan(1e-4));
+  });
+
+  it('IG on the bundled model is complete to 1% (50 Gauss–Legendre steps, zero baseline)', async () => {
+    const demo = await loadModel(path.join(__dirname, '..', 'models', 'lantern-demo'));
+    loaded.push(demo);
+    const text = 'He opened the door and looked at the';
+    const r = await attribute(demo, { text, method: 'ig' });
+    const prompt = demo.toTokens(text);
+    const { logits } = await demo.runWithHooks([prompt], { interventions: [{ hook: 'hook_embed', op: 'zero' }] });
+    const V = demo.cfg.dVocab;
+    const fb = logSoftmaxAt(logits.f32.subarray((prompt.length - 1) * V, prompt.length * V), r.target.token!);
+    const want = r.target.values[0] - fb;
+    const total = r.scores[0].reduce((p, q) => p + q, 0);
+    expect(Math.abs(total - want)).toBeLessThan(0.01 * Math.abs(want));
   });
 });
