@@ -2,3 +2,5 @@ export { activationPatching, sweepSlots, effectAt, SWEEPS, SWEEP_HOOKS } from '.
 export type { PatchingOptions, PatchingResult, PatchSlot, PatchMetric, Sweep } from './activation.js';
 export { attributionPatching, linearAttribution, pearson } from './attribution.js';
 export type { AttributionOptions, AttributionResult, LinearAttribution } from './attribution.js';
+export { promptPairs, ioiPairs, greaterThanPairs, factualPairs, pairTokens, taskPairs, TASKS, IOI_TEXT_TEMPLATES, FACT_RELATIONS } from './prompts.js';
+export type { PromptPair, PairOptions, TokenizedPair, Task } from './prompts.js';
