@@ -22,3 +22,4 @@ export { Rng } from './rng.js';
 export * as attribution from './methods/attribution/index.js';
 export * as lens from './methods/lens/index.js';
 export * as patching from './methods/patching/index.js';
+export * as circuits from './methods/circuits/index.js';

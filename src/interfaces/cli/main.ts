@@ -11,6 +11,7 @@ import { attributeCommand } from './attribute.js';
 import { lensCommand } from './lens.js';
 import { patchCommand } from './patch.js';
 import { promptsCommand } from './prompts.js';
+import { circuitCommand } from './circuit.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -33,6 +34,7 @@ attributeCommand(program);
 lensCommand(program);
 patchCommand(program);
 promptsCommand(program);
+circuitCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -183,7 +183,7 @@ export async function acdc(model: HookedTransformer, opts: DiscoveryOptions): Pr
   }
   const kept = new Set<number>();
   for (const [s, r] of space.edges()) if (patched[r * S + s] === 0) kept.add(r * S + s);
-  return finish(runner, data, 'acdc', opts.threshold, kept, scores, { threshold: opts.threshold, metric: 'kl' }, runs);
+  return finish(runner, data, 'acdc', opts.threshold, kept, scores, { threshold: opts.threshold, criterion: 'kl' }, runs);
 }
 
 export async function eap(model: HookedTransformer, opts: DiscoveryOptions & { igSteps?: number }): Promise<Circuit> {
