@@ -12,6 +12,7 @@ import { lensCommand } from './lens.js';
 import { patchCommand } from './patch.js';
 import { promptsCommand } from './prompts.js';
 import { circuitCommand } from './circuit.js';
+import { tunedLensCommand } from './tuned-lens.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -35,6 +36,7 @@ lensCommand(program);
 patchCommand(program);
 promptsCommand(program);
 circuitCommand(program);
+tunedLensCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
