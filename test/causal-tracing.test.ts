@@ -12,6 +12,7 @@ import { TINY_GPT2, randomGpt2Weights, writeRandomGpt2 } from '../src/models/ran
 import { ioiPrompts, makePlanted } from '../src/models/planted/index.js';
 import { causalTrace, traceNoise, traceWindow, TRACE_HOOKS } from '../src/methods/patching/causal-tracing.js';
 import { Tensor } from '../src/engine/tensor.js';
+import { expectOneLineError, runLantern } from './helpers.js';
 
 let tmp: string;
 let tiny: HookedTransformer;
@@ -136,5 +137,19 @@ describe('causal tracing', () => {
     await expect(causalTrace(tiny, { prompt: PROMPT, answer: ANSWER, subject: 'Paris' })).rejects.toThrow(/subject as token positions/);
     await expect(causalTrace(tiny, { prompt: PROMPT, answer: ANSWER, subject: [1], kinds: ['heads' as 'resid'] })).rejects.toThrow(/unknown state kind 'heads'/);
     await expect(causalTrace(tiny, { prompt: PROMPT, answer: ANSWER, subject: [1], samples: 0 })).rejects.toThrow(/samples must be a positive integer/);
+  });
+
+  it('lantern trace: JSON with model, settings and seed; the subject found in the text; one-line errors', async () => {
+    const model = path.join(tmp, 'ioi');
+    const r = await runLantern(['trace', '--model', model, '--text', 'When John and Mary went to the store, Mary gave a drink to', '--subject', ' John', '--answer', ' John', '--samples', '2', '--kinds', 'resid,attn', '--json'], tmp);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.model).toBe(model);
+    expect(j.method).toBe('causal-tracing');
+    expect(j.subjectPositions).toEqual([1]);
+    expect(j.settings).toMatchObject({ noise: 3, samples: 2, seed: 1, kinds: ['resid', 'attn'], window: 1 });
+    expect(Object.keys(j.effects)).toEqual(['resid', 'attn']);
+    expect(j.effects.resid.normalised[0][1]).toBeGreaterThan(0.95); // the IO position's early residual, as above
+    expectOneLineError(await runLantern(['trace', '--model', model, '--text', 'When John and Mary went', '--subject', 'Paul', '--answer', ' John'], tmp), /subject "Paul" does not occur in the prompt/);
   });
 });

@@ -13,6 +13,7 @@ import { patchCommand } from './patch.js';
 import { promptsCommand } from './prompts.js';
 import { circuitCommand } from './circuit.js';
 import { tunedLensCommand } from './tuned-lens.js';
+import { traceCommand } from './trace.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -37,6 +38,7 @@ patchCommand(program);
 promptsCommand(program);
 circuitCommand(program);
 tunedLensCommand(program);
+traceCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
