@@ -26,7 +26,7 @@ import { klMean, metricMean, prepare, PreparedData } from './data.js';
 export interface CircuitEdge {
   sender: string;
   receiver: string;
-  /** ACDC: the KL increase when this edge alone is patched from the final circuit... (see method); EAP: the normalised score. */
+  /** ACDC: how much KL(clean || circuit) rose when the edge was tried (on top of the edges removed before it); EAP: its normalised score. */
   score: number;
 }
 
