@@ -47,7 +47,7 @@ export interface Circuit {
   faithfulness: number;
   /** Mean KL(clean || circuit) at the targets. */
   circuitKl: number;
-  /** Every edge's score (EAP) or KL increase when tried (ACDC), by 'sender->receiver'. */
+  /** Every edge's score (EAP) or KL increase when tried (ACDC; 0 for edges into nodes that no longer fed anything, removed without a run), by 'sender->receiver'. */
   scores: Record<string, number>;
   settings: Record<string, unknown>;
   /** ORT forward runs (ACDC), or forward+backward runs (EAP). */
