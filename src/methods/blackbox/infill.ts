@@ -40,7 +40,7 @@ export function backendInfiller(backend: LanguageModelBackend, opts: BackendInfi
       const punct = TRAILING_PUNCT.exec(original)?.[0] ?? '';
       for (let a = 0; a < attempts; a++) {
         calls++;
-        const g = await backend.generate(left, { maxTokens: 2 * n + 2, temperature, seed: seed + a });
+        const g = await backend.generate(left, { maxTokens: n + 2, temperature, seed: seed + a });
         const words = splitWords(g.text).slice(0, n);
         const text = words.join(' ').replace(TRAILING_PUNCT, '');
         if (text.length > 0 && text + punct !== original) return text + punct;
