@@ -132,18 +132,18 @@ describe('CELL on the bundled model (LanternBackend as model and infiller)', asy
     const prompt = 'The old man walked to the river';
     for (const search of [cell, mcell]) {
       const before = backend.usage().requests;
-      const r = await search(backend, prompt, { scorer: bleuScorer(), infiller: backendInfiller(backend), budget: 6, maxTokens: 4, seed: 2 });
-      expect(r.calls.model).toBeLessThanOrEqual(6);
+      const r = await search(backend, prompt, { scorer: bleuScorer(), infiller: backendInfiller(backend), budget: 5, maxTokens: 3, seed: 2 });
+      expect(r.calls.model).toBeLessThanOrEqual(5);
       // One backend answers both the model's and the infiller's calls.
       expect(backend.usage().requests - before).toBe(r.calls.model + r.calls.infiller);
       expect(r.backend).toBe(`lantern:${BUNDLED_MODEL}`);
       expect(r.chunks).toEqual(splitWords(prompt));
-      expect(r.response).toBe((await backend.generate(prompt, { maxTokens: 4 })).text);
+      expect(r.response).toBe((await backend.generate(prompt, { maxTokens: 3 })).text);
       expect(r.edits.length).toBeGreaterThan(0);
       const chunks = [...r.chunks];
       for (const e of r.edits) chunks[e.position] = e.to;
       expect(r.editedPrompt).toBe(chunks.filter(Boolean).join(' '));
-      expect(r.editedResponse).toBe((await backend.generate(r.editedPrompt, { maxTokens: 4 })).text);
+      expect(r.editedResponse).toBe((await backend.generate(r.editedPrompt, { maxTokens: 3 })).text);
       expect(r.score).toBeCloseTo(bleuScore(prompt, r.response, r.editedPrompt, r.editedResponse), 12);
       expect(r.found).toBe(Math.abs(r.score) > 0.5);
     }
