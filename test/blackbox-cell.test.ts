@@ -73,6 +73,9 @@ describe('CELL', () => {
       const model = flips();
       const r = await cell(model, PROMPT, { scorer: bleuScorer(), infiller: backendInfiller(wordModel()), budget: 30, seed });
       expect(r.found, `seed ${seed}`).toBe(true);
+      // It stops at the first contrast rather than spending the rest of the budget.
+      expect(r.stopReason).toBe('found');
+      expect(Math.abs(r.score)).toBeGreaterThan(0.5);
       expect(r.edits.map((e) => e.from)).toContain('good');
       expect(r.editedResponse).toBe(REFUSAL);
       expect(r.score).toBeCloseTo(bleuScore(PROMPT, PRAISE, r.editedPrompt, REFUSAL), 12);
@@ -108,6 +111,17 @@ describe('CELL', () => {
         if (r.method === 'cell') expect(r.stopReason).toBe('budget');
         if (r.stopReason === 'budget') expect(r.calls.model).toBe(budget);
       }
+    }
+  });
+
+  it('never pays twice for the same edited prompt', async () => {
+    // An infiller that always writes "blue" makes the same edit sets reachable along many paths.
+    for (const search of [cell, mcell]) {
+      const model = new RuleBackend('rule:constant', () => REFUSAL);
+      const blue = new RuleBackend('rule:blue', () => 'blue');
+      const r = await search(model, PROMPT, { scorer: bleuScorer(), infiller: backendInfiller(blue), budget: 60, seed: 1 });
+      expect(new Set(model.prompts).size).toBe(model.prompts.length);
+      expect(r.calls.model).toBe(model.prompts.length);
     }
   });
 

@@ -8,6 +8,7 @@ import { splitWords } from '../src/methods/blackbox/text.js';
 export class RuleBackend implements LanguageModelBackend {
   generateCalls = 0;
   scoreCalls = 0;
+  readonly prompts: string[] = [];
 
   constructor(
     readonly id: string,
@@ -18,6 +19,7 @@ export class RuleBackend implements LanguageModelBackend {
   async generate(prompt: Prompt, opts: GenerateOptions): Promise<Generation> {
     if (typeof prompt !== 'string') throw new Error('RuleBackend reads text prompts');
     this.generateCalls++;
+    this.prompts.push(prompt);
     return { text: this.rule(prompt, opts) };
   }
 
