@@ -23,8 +23,9 @@ export class RuleBackend implements LanguageModelBackend {
     return { text: this.rule(prompt, opts) };
   }
 
-  async scoreContinuation(prompt: Prompt, continuation: string): Promise<ContinuationScore> {
-    if (typeof prompt !== 'string') throw new Error('RuleBackend reads text prompts');
+  // `string | number[]`: also the continuation type once backends may score token ids.
+  async scoreContinuation(prompt: Prompt, continuation: string | number[]): Promise<ContinuationScore> {
+    if (typeof prompt !== 'string' || typeof continuation !== 'string') throw new Error('RuleBackend reads text');
     this.scoreCalls++;
     const lp = this.logprob(prompt, continuation);
     return { tokens: [continuation], logprobs: [lp], total: lp, approximate: false };

@@ -67,6 +67,9 @@ function renderSmile(r: SmileResult, color: boolean): string {
     `prompt:   ${q(r.prompt)}`,
     `response: ${q(r.response)}`,
     `surrogate weighted R² = ${r.r2.toFixed(4)}, intercept ${r.intercept.toFixed(4)}`,
+    ...(r.samples.every((s) => s.outputDistance === r.samples[0].outputDistance)
+      ? ['(every perturbed prompt gave a response equally far from the original: no word moved the output, so every importance is 0)']
+      : []),
     '',
     'word importances (how much keeping the word keeps the response; sorted by |importance|):',
   ];

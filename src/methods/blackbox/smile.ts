@@ -96,7 +96,8 @@ function binomial(n: number, k: number): number {
 export function smileMasks(d: number, samples: number, keepProbability: number, minKept: number, seed: number): boolean[][] {
   let available = 0;
   for (let k = minKept; k < d; k++) available += binomial(d, k);
-  if (available <= samples) {
+  // Enumerating is only possible for short prompts; long ones always have more masks than asked.
+  if (d <= 20 && available <= samples) {
     const all: boolean[][] = [];
     for (let bits = 0; bits < 2 ** d; bits++) {
       const z = Array.from({ length: d }, (_, i) => ((bits >> i) & 1) === 1);
