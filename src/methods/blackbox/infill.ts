@@ -35,7 +35,7 @@ export function backendInfiller(backend: LanguageModelBackend, opts: BackendInfi
       const original = chunks[position];
       const n = Math.max(1, splitWords(original).length);
       // At the start of the prompt there is no left context; a newline is where documents begin.
-      const left = chunks.slice(0, position).join(' ') || '\n';
+      const left = chunks.slice(0, position).filter((c) => c.length > 0).join(' ') || '\n';
       // The chunk's closing punctuation ends its sentence; the replacement keeps it.
       const punct = TRAILING_PUNCT.exec(original)?.[0] ?? '';
       for (let a = 0; a < attempts; a++) {
