@@ -44,6 +44,17 @@ describe('m-CELL', () => {
     expect(r.candidates).toBe(10);
   });
 
+  it('edits whole chunks of k words within sentences', async () => {
+    const prompt = 'please write me a good review. of the new film';
+    const r = await mcell(flips(), prompt, { scorer: bleuScorer(), infiller: backendInfiller(wordModel()), budget: 50, chunkWords: 2 });
+    expect(r.chunks).toEqual(['please write', 'me a', 'good review.', 'of the', 'new film']);
+    expect(r.found).toBe(true);
+    expect(r.edits).toHaveLength(1);
+    expect(r.edits[0].position).toBe(2);
+    expect(r.edits[0].to).toMatch(/^\w+ \w+\.$/);
+    expect(r.calls.model).toBe(6);
+  });
+
   it('flips under an LLM-judge preference scorer, with P(A) − P(B) as the judge gives it', async () => {
     // The judge prefers whichever response praises the film: log p = −0.5 vs −3.
     const judge = new RuleBackend('rule:judge', () => '', (prompt, c) => {
@@ -64,6 +75,25 @@ describe('m-CELL', () => {
     expect(await raw.score(PROMPT, REFUSAL, 'x', PRAISE)).toBeCloseTo(pB - pA, 12);
     expect(await raw.score(PROMPT, PRAISE, 'x', PRAISE)).toBe(0);
     expect(preferencePrompt('Q', 'a', 'b')).toBe('POST: Q\n\n RESPONSE A: a. \n\n RESPONSE B: b. \n\n Which response is better? RESPONSE');
+  });
+});
+
+describe('infilling with a backend', () => {
+  it('reads the left context, keeps the chunk\'s closing punctuation, and retries with new seeds', async () => {
+    const lm = wordModel();
+    const inf = backendInfiller(lm);
+    const chunks = ['I', 'liked', 'the', 'good old', 'film.'];
+    // Seed 0 writes "blue river paper": one word for a one-word chunk, two for two.
+    expect(await inf.infill(chunks, 4, 0)).toBe('blue.');
+    expect(await inf.infill(chunks, 3, 0)).toBe('blue river');
+    expect(await inf.infill(chunks, 0, 1)).toBe('seven');
+    expect(lm.prompts).toEqual(['I liked the good old', 'I liked the', '\n']);
+    // A model that repeats the chunk gets `attempts` tries, then the chunk is deleted.
+    const parrot = new RuleBackend('rule:parrot', () => 'film.');
+    const p = backendInfiller(parrot, { attempts: 2 });
+    expect(await p.infill(chunks, 4, 0)).toBe('');
+    expect(parrot.generateCalls).toBe(2);
+    expect(p.calls()).toBe(2);
   });
 });
 
