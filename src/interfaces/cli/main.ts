@@ -14,6 +14,7 @@ import { promptsCommand } from './prompts.js';
 import { circuitCommand } from './circuit.js';
 import { tunedLensCommand } from './tuned-lens.js';
 import { traceCommand } from './trace.js';
+import { explainBlackboxCommand } from './explain-blackbox.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -39,6 +40,7 @@ promptsCommand(program);
 circuitCommand(program);
 tunedLensCommand(program);
 traceCommand(program);
+explainBlackboxCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

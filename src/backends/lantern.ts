@@ -1,0 +1,71 @@
+/**
+ * Lantern's own engine behind the black-box backend interface: the same model a white-box method
+ * opens, seen only through "score this continuation" and "generate".
+ */
+import { LanternError } from '../errors.js';
+import { generate } from '../models/generate.js';
+import type { HookedTransformer } from '../models/hooked.js';
+import { logSoftmaxAt } from '../models/predictions.js';
+import type { ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
+
+export class LanternBackend implements LanguageModelBackend {
+  readonly id: string;
+  private readonly counts: Usage = { requests: 0, cachedRequests: 0, promptTokens: 0, completionTokens: 0, retries: 0 };
+
+  constructor(readonly model: HookedTransformer) {
+    this.id = `lantern:${model.source}`;
+  }
+
+  private promptTokens(prompt: Prompt): number[] {
+    const ids = typeof prompt === 'string' ? this.model.toTokens(prompt) : [...prompt];
+    if (ids.length === 0) throw new LanternError('empty prompt: give at least one token');
+    return ids;
+  }
+
+  async scoreContinuation(prompt: Prompt, continuation: string): Promise<ContinuationScore> {
+    const p = this.promptTokens(prompt);
+    const c = this.model.toTokens(continuation);
+    if (c.length === 0) throw new LanternError('empty continuation: nothing to score');
+    const input = [...p, ...c];
+    const logits = await this.model.run([input]);
+    const V = this.model.cfg.dVocab;
+    // The token at input position p.length + t is predicted by the logits at the position before it.
+    const logprobs = c.map((tok, t) => {
+      const pos = p.length + t - 1;
+      return logSoftmaxAt(logits.f32.subarray(pos * V, (pos + 1) * V), tok);
+    });
+    this.counts.requests++;
+    this.counts.promptTokens += input.length;
+    return { tokens: this.model.tokenStrings(c), logprobs, total: logprobs.reduce((a, b) => a + b, 0), approximate: false };
+  }
+
+  async generate(prompt: Prompt, opts: GenerateOptions): Promise<Generation> {
+    const p = this.promptTokens(prompt);
+    const out = await generate(this.model, p, { maxNewTokens: opts.maxTokens, temperature: opts.temperature ?? 0, seed: opts.seed ?? 0 });
+    let text = out.text;
+    let tokens = out.tokens;
+    for (const s of opts.stop ?? []) {
+      const at = text.indexOf(s);
+      if (at >= 0) {
+        text = text.slice(0, at);
+        tokens = this.model.toTokens(text);
+      }
+    }
+    this.counts.requests++;
+    this.counts.promptTokens += p.length;
+    this.counts.completionTokens += tokens.length;
+    return { text, tokens: this.model.tokenStrings(tokens) };
+  }
+
+  async tokenize(text: string): Promise<number[]> {
+    return this.model.toTokens(text);
+  }
+
+  async detokenize(ids: number[]): Promise<string> {
+    return this.model.toString(ids);
+  }
+
+  usage(): Usage {
+    return { ...this.counts };
+  }
+}
