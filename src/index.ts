@@ -22,3 +22,7 @@ export { Rng } from './rng.js';
 export * as attribution from './methods/attribution/index.js';
 export * as lens from './methods/lens/index.js';
 export * as patching from './methods/patching/index.js';
+export * as circuits from './methods/circuits/index.js';
+export * as blackbox from './methods/blackbox/index.js';
+export { LanternBackend } from './backends/lantern.js';
+export type { LanguageModelBackend, Prompt, GenerateOptions, Generation, ContinuationScore, Usage } from './backends/types.js';

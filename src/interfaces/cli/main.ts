@@ -10,6 +10,11 @@ import { makePlantedCommand } from './planted.js';
 import { attributeCommand } from './attribute.js';
 import { lensCommand } from './lens.js';
 import { patchCommand } from './patch.js';
+import { promptsCommand } from './prompts.js';
+import { circuitCommand } from './circuit.js';
+import { tunedLensCommand } from './tuned-lens.js';
+import { traceCommand } from './trace.js';
+import { explainBlackboxCommand } from './explain-blackbox.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -31,6 +36,11 @@ makePlantedCommand(program);
 attributeCommand(program);
 lensCommand(program);
 patchCommand(program);
+promptsCommand(program);
+circuitCommand(program);
+tunedLensCommand(program);
+traceCommand(program);
+explainBlackboxCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
