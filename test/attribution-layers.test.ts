@@ -20,6 +20,7 @@ import {
 import type { Intervention } from '../src/models/hooked.js';
 import { expectOneLineError, logSoftmaxAt, runLantern, seededModel } from './helpers.js';
 import { FIXTURES } from './fixtures.js';
+import { chunks, defaultBatchSize } from '../src/methods/attribution/common.js';
 import { readFloat32, readSafetensorsHeader } from '../src/models/safetensors.js';
 import { writeRandomGpt2 } from '../src/models/random.js';
 import { loadResult } from '../src/methods/attribution/index.js';
@@ -360,5 +361,16 @@ describe('gradient methods against the float64 PyTorch fixture and the bundled m
     const want = r.target.values[0] - fb;
     const total = r.scores[0].reduce((p, q) => p + q, 0);
     expect(Math.abs(total - want)).toBeLessThan(0.01 * Math.abs(want));
+  });
+});
+
+describe('batching', () => {
+  it('splits examples into the fewest runs of near-equal size; default batch sizes follow the prompt length', () => {
+    expect(chunks(65, 32)).toEqual([[0, 22], [22, 44], [44, 65]]);
+    expect(chunks(64, 32)).toEqual([[0, 32], [32, 64]]);
+    expect(chunks(5, 16)).toEqual([[0, 5]]);
+    expect(chunks(3, 1)).toEqual([[0, 1], [1, 2], [2, 3]]);
+    expect(chunks(0, 4)).toEqual([]);
+    expect([8, 64, 65, 512, 2000].map((T) => defaultBatchSize(T))).toEqual([16, 16, 15, 2, 1]);
   });
 });

@@ -44,10 +44,19 @@ export function defaultBatchSize(seq: number, cap = 16, tokens = 1024): number {
   return Math.max(1, Math.min(cap, Math.floor(tokens / seq)));
 }
 
-/** Splits [0, n) into chunks of at most `size`. */
+/**
+ * Splits [0, n) into as few chunks of at most `size` as possible, of equal sizes (± 1): 65
+ * examples at 32 a run are 22 + 22 + 21, not 32 + 32 + 1, whose last run would cost nearly a full
+ * run's fixed overhead for one example.
+ */
 export function chunks(n: number, size: number): [number, number][] {
+  const k = Math.ceil(n / size);
   const out: [number, number][] = [];
-  for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
+  for (let i = 0, s = 0; i < k; i++) {
+    const e = s + Math.floor(n / k) + (i < n % k ? 1 : 0);
+    out.push([s, e]);
+    s = e;
+  }
   return out;
 }
 
