@@ -27,3 +27,15 @@ for (const f of FIXTURES) {
   fs.rmSync(dir, { recursive: true, force: true });
   console.log(`wrote ${out} (${(fs.statSync(out).size / 1e6).toFixed(1)} MB)`);
 }
+
+// Integrated gradients (float64 PyTorch, numpy's Gauss–Legendre nodes) on the tiny fixture's model
+// and prompt, for test/attribution-layers.test.ts.
+{
+  const f = FIXTURES.find((x) => x.preset === 'tiny')!;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fixture-'));
+  writeRandomGpt2(dir, TINY_GPT2, { seed: f.seed });
+  const out = path.join(root, 'fixtures', 'ig-tiny-seed7.safetensors');
+  execFileSync('/usr/bin/python3', [path.join(root, 'scripts/reference/ig_reference.py'), dir, out, f.tokens.join(','), String(f.grad.token), '16'], { stdio: 'inherit' });
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(`wrote ${out}`);
+}

@@ -349,6 +349,20 @@ describe('gradient methods against the float64 PyTorch fixture and the bundled m
     ixg.scores[0].forEach((s, p) => expect(Math.abs(s - dot[p]) / scale(dot), `input x grad ${p}`).toBeLessThan(1e-4));
   });
 
+  // fixtures/ig-tiny-seed7 (scripts/reference/ig_reference.py): float64 PyTorch IG of the same
+  // target, 16 Gauss–Legendre nodes from numpy's leggauss, zero baseline.
+  it('IG equals the float64 PyTorch reference to 1e-4', async () => {
+    const f = FIXTURES.find((x) => x.preset === 'tiny')!;
+    const header = readSafetensorsHeader(path.join(__dirname, '..', 'fixtures', 'ig-tiny-seed7.safetensors'));
+    const want = Array.from(readFloat32(header, 'ig_scores'));
+    const model = await seededModel(TINY_GPT2, f.seed);
+    loaded.push(model);
+    const r = await attribute(model, { tokens: [...f.tokens], target: f.grad.token, method: 'ig', settings: { steps: 16 } });
+    const scale = Math.max(...want.map(Math.abs));
+    r.scores[0].forEach((s, p) => expect(Math.abs(s - want[p]) / scale, `position ${p}`).toBeLessThan(1e-4));
+    expect(r.target.values[0]).toBeCloseTo(readFloat32(header, 'f_x')[0], 4);
+  });
+
   it('IG on the bundled model is complete to 1% (50 Gauss–Legendre steps, zero baseline)', async () => {
     const demo = await loadModel(path.join(__dirname, '..', 'models', 'lantern-demo'));
     loaded.push(demo);
