@@ -25,7 +25,8 @@
  *                         to 0 whatever the target's units (log-prob, logit, probability): an
  *                         immediate drop gives a deletion AUC near 0, an immediate recovery an
  *                         insertion AUC near 1. Lower deletion and higher insertion are better.
- *                         The normalised AUCs are null when f(x) = f(∅).
+ *                         The normalised AUCs are null when f(x) = f(∅), and leave [0, 1] when a
+ *                         curve passes below f(∅) or above f(x) (masking some tokens can help f).
  * Every distinct masked prompt is evaluated once (the curves contain r_k and its complement, and
  * leave-one-out of the top and bottom tokens), all batched: about 3n + 1 runs per row.
  */
