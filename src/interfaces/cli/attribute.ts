@@ -57,7 +57,7 @@ function useColor(): boolean {
 export function attributeCommand(program: Command): void {
   program
     .command('attribute')
-    .description('Input attribution: how much each prompt token contributes to a prediction (gradients, attention, occlusion, LIME or Shapley values).')
+    .description('Input attribution: how much each prompt token contributes to a prediction (gradients at the input or any hook, attention, value zeroing, occlusion, LIME or Shapley values).')
     .option('-m, --model <folder|hub-id>', 'model folder or Hub id (default: the bundled model)')
     .requiredOption('-t, --text <text>', 'the prompt')
     .option('--target <text>', "what to explain: one token (next-token target) or several (a teacher-forced continuation); default: the model's top next token")
@@ -65,8 +65,8 @@ export function attributeCommand(program: Command): void {
     .addOption(new Option('--method <name>', `one of ${METHODS.join(', ')}`).default('ig').argParser((v: string) => checkMethod(v)))
     .addOption(new Option('--kind <kind>', `how the target token is scored: ${SCORE_KINDS.join(', ')} (with a --foil: prob gives the probability difference, otherwise the logit difference)`).default('logprob').argParser(oneOf('--kind', SCORE_KINDS)))
     .option('--hook <name>', 'layer-ig, layer-grad-x-act: the hook point whose activation is attributed, e.g. blocks.3.hook_resid_post (default hook_embed)')
-    .option('--steps <n>', 'ig: integration steps (default 50)', positiveInt('--steps'))
-    .option('--rule <rule>', `ig: ${INTEGRATION_RULES.join(', ')} (default gausslegendre)`, oneOf('--rule', INTEGRATION_RULES))
+    .option('--steps <n>', 'ig, layer-ig: integration steps (default 50)', positiveInt('--steps'))
+    .option('--rule <rule>', `ig, layer-ig: ${INTEGRATION_RULES.join(', ')} (default gausslegendre)`, oneOf('--rule', INTEGRATION_RULES))
     .option('--baseline <b>', "ig, layer-ig: 'zero' (default) or 'token:<id or text>' (that token at every prompt position)")
     .option('--aggregate <how>', "embedding dims -> token score: 'sum' or 'l2' (default: l2 for saliency, sum otherwise)", oneOf('--aggregate', ['sum', 'l2'] as const))
     .option('--batch-size <n>', 'inputs per model run (ig steps, masked copies)', positiveInt('--batch-size'))
