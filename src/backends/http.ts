@@ -284,8 +284,9 @@ export class HttpBackend implements LanguageModelBackend {
       if (!Array.isArray(offsets) || offsets.length !== lp.tokens.length) throw this.malformed('has no text_offset to find where the continuation starts');
       const at = codePoints(prompt as string);
       start = offsets.findIndex((o) => o >= at);
-      if (start < 0) throw this.malformed('echoed fewer characters than were sent');
+      if (start < 0) start = offsets.length;
       if (offsets[start] !== at) {
+        if (start === 0) throw this.malformed('has text offsets that do not match the prompt');
         throw new LanternError(`${this.id}: the server's tokenizer merged the end of the prompt with the start of the continuation into one token (${JSON.stringify(lp.tokens[start - 1])}); start the continuation with a space or pass token ids`);
       }
     }

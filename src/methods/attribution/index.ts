@@ -15,7 +15,9 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import { attentionRollout, rawAttention, AttentionSettings } from './attention.js';
 import { evaluateFaithfulness } from './faithfulness.js';
 import { inputXGradient, integratedGradients, saliency, GradientSettings, IgSettings, MethodOutput } from './gradient.js';
-import { occlusion, OcclusionSettings, Masking } from './perturbation.js';
+import { faithfulnessVia } from './agnostic.js';
+import { checkBatchSize } from './common.js';
+import { checkMasking, occlusion, spanScorer, OcclusionSettings, Masking } from './perturbation.js';
 import { AttributionResult, weightsHash } from './result.js';
 import { kernelShap, lime, shapleySampling, SamplingSettings } from './sampling.js';
 import { resolveTarget, ResolvedTarget, ScoreKind } from './targets.js';
@@ -73,6 +75,8 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
   const t = await resolveTarget(model, prompt, { target: opts.target, foil: opts.foil, continuation: opts.continuation, kind: opts.kind });
   const settings = opts.settings ?? {};
   const out = await run(model, method, t, settings, seed);
+  const spans = out.extra?.spans as [number, number][] | undefined;
+  const strs = model.tokenizer ? model.tokenStrings(prompt) : prompt.map((id) => `#${id}`);
   const result: AttributionResult = {
     model: { source: model.source, weightsSha256: await weightsHash(model), config: { ...model.cfg } },
     method,
@@ -80,16 +84,21 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
     seed,
     ...(opts.text !== undefined ? { text: opts.text } : {}),
     tokens: prompt,
-    tokenStrings: model.tokenizer ? model.tokenStrings(prompt) : prompt.map((id) => `#${id}`),
+    tokenStrings: spans ? spans.map(([a, b]) => strs.slice(a, b).join('')) : strs,
     target: t.info,
     scores: out.scores,
+    ...(spans ? { spans, granularity: settings.granularity } : {}),
   };
   const delta = out.extra?.convergenceDelta as number[] | undefined;
   if (delta) result.convergenceDelta = delta;
   const r2 = out.extra?.surrogateR2 as number[] | undefined;
   if (r2) result.surrogateR2 = r2;
   if (opts.evaluate) {
-    result.faithfulness = await evaluateFaithfulness(model, t, out.scores, { mask: opts.evalMask ?? settings.mask ?? 'zero', batchSize: settings.batchSize });
+    const mask = opts.evalMask ?? settings.mask ?? 'zero';
+    // Word/sentence scores: remove whole features, as the method itself did.
+    result.faithfulness = spans
+      ? await faithfulnessVia(spanScorer(model, t, spans, { mask: checkMasking(model, mask), batchSize: checkBatchSize(settings.batchSize, 32) }), out.scores, mask)
+      : await evaluateFaithfulness(model, t, out.scores, { mask, batchSize: settings.batchSize });
   }
   return result;
 }
@@ -100,7 +109,13 @@ export { saliency, inputXGradient, integratedGradients, quadrature, aggregate, I
 export type { Aggregation, IntegrationRule, Baseline, GradientSettings, IgSettings, MethodOutput } from './gradient.js';
 export { rawAttention, attentionRollout } from './attention.js';
 export type { AttentionSettings } from './attention.js';
-export { occlusion, maskedValues, leaveOneOutMasks } from './perturbation.js';
+export { occlusion, occlusionFit, maskedValues, leaveOneOutMasks, featureSpans, spanScorer } from './perturbation.js';
+export { checkGranularity, expandSpans, textUnits, tokenSpans, GRANULARITIES } from './features.js';
+export type { Granularity } from './features.js';
+export {
+  explainWithBackend, backendProblem, runPerturbation, faithfulnessVia, checkPerturbationMethod, PERTURBATION_METHODS,
+} from './agnostic.js';
+export type { ExplainOptions, BackendMasking, BackendProblem, BackendAttribution, PerturbationMethod, PerturbationSettings } from './agnostic.js';
 export type { Masking, OcclusionSettings } from './perturbation.js';
 export {
   lime, kernelShap, shapleySampling, limeFit, kernelShapFit, shapleySamplingFit, limeKernel, shapleyKernel, weightedLeastSquares, weightedR2,
