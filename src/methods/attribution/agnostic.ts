@@ -144,8 +144,9 @@ export async function backendProblem(backend: LanguageModelBackend, o: ExplainOp
   } else {
     units = textUnits(o.prompt as string, granularity);
   }
-  if (ids && 'text' in (mask as object)) throw new LanternError("token granularity masks with 'delete' or { token: id }, not { text }");
-  if (units && 'token' in (mask as object)) throw new LanternError(`${granularity} granularity masks with 'delete' or { text: '…' }, not { token }`);
+  const substitutes = (k: 'text' | 'token') => typeof mask === 'object' && k in mask;
+  if (ids && substitutes('text')) throw new LanternError("token granularity masks with 'delete' or { token: id }, not { text }");
+  if (units && substitutes('token')) throw new LanternError(`${granularity} granularity masks with 'delete' or { text: '…' }, not { token }`);
   const n = (units ?? ids!).length;
   if (n === 0) throw new LanternError('the prompt has no features to attribute');
 
@@ -153,7 +154,7 @@ export async function backendProblem(backend: LanguageModelBackend, o: ExplainOp
   const leadingSpace = !idsPrompt && /^\s/.test(o.prompt as string);
   const promptOf = (keep: boolean[]): string | number[] => {
     if (ids) {
-      const out = 'token' in (mask as object)
+      const out = substitutes('token')
         ? ids.map((t, i) => (keep[i] ? t : (mask as { token: number }).token))
         : ids.filter((_, i) => keep[i]);
       if (out.length === 0) throw new LanternError("deleting every token leaves an empty prompt, which cannot be scored; mask with { token: id } (CLI: --mask token:<id>)");

@@ -48,7 +48,9 @@ export function textUnits(text: string, granularity: 'word' | 'sentence'): strin
   let last = 0;
   for (const m of text.matchAll(re)) {
     if (m[0].length === 0) break;
-    units.push(m[0]);
+    // Whitespace after the last sentence belongs to it.
+    if (units.length && /^\s*$/.test(m[0])) units[units.length - 1] += m[0];
+    else units.push(m[0]);
     last = m.index! + m[0].length;
   }
   // Trailing whitespace belongs to the last unit, so the units always rebuild the text.
