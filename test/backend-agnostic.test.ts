@@ -136,7 +136,7 @@ describe('word and sentence features', () => {
       return logSoftmaxAt(logits.f32.subarray((ids.length - 2) * V, (ids.length - 1) * V), ids[ids.length - 1]);
     };
     const fx = await lp(text);
-    const want = [];
+    const want: number[] = [];
     for (const p of rec.prompts.slice(-6)) want.push(fx - (await lp(p as string)));
     r.scores[0].forEach((s, i) => expect(s).toBeCloseTo(want[i], 9));
     expect(r.granularity).toBe('word');
