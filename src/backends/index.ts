@@ -19,6 +19,8 @@ export { LanternBackend } from './lantern.js';
 export interface OpenBackendOptions extends Partial<Omit<HttpBackendOptions, 'baseURL'>> {
   /** GGUF: context size in tokens (default 2048, or the model's training context if smaller). */
   contextSize?: number;
+  /** GGUF: CPU threads (default: one fewer than the cores, at most 4). */
+  threads?: number;
 }
 
 export async function openBackend(spec: string, o: OpenBackendOptions = {}): Promise<LanguageModelBackend> {
@@ -33,7 +35,7 @@ export async function openBackend(spec: string, o: OpenBackendOptions = {}): Pro
   }
   if (spec.startsWith('gguf:')) {
     const { GgufBackend } = await import('./gguf.js');
-    return GgufBackend.open(spec.slice(5), { contextSize: o.contextSize });
+    return GgufBackend.open(spec.slice(5), { contextSize: o.contextSize, threads: o.threads });
   }
   return new LanternBackend(await loadModel(spec.replace(/^lantern:/, '')));
 }
