@@ -93,6 +93,12 @@ function errorText(body: string): string {
   return body.replace(/\s+/g, ' ').slice(0, 200) || '(empty body)';
 }
 
+/** The useful part of a fetch failure: undici wraps the socket error (sometimes an AggregateError) in `cause`. */
+function networkReason(e: unknown): string {
+  const c = (e as { cause?: { code?: string; message?: string; errors?: { code?: string }[] } }).cause;
+  return c?.code ?? c?.errors?.find((x) => x.code)?.code ?? c?.message ?? (e as Error).message;
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -219,10 +225,9 @@ export class HttpBackend implements LanguageModelBackend {
         }
       } catch (e) {
         if (signal?.aborted) throw signal.reason ?? e;
-        const err = e as Error & { cause?: { code?: string; message?: string } };
         outcome = timeout.aborted
           ? { retryable: true, reason: `no complete response within ${this.opts.timeoutMs} ms` }
-          : { retryable: true, reason: `network error: ${err.cause?.code ?? err.cause?.message ?? err.message}` };
+          : { retryable: true, reason: `network error: ${networkReason(e)}` };
       }
       if (!outcome.retryable || attempt >= this.opts.retries) {
         this.counts.failures++;
@@ -394,7 +399,7 @@ export async function listModels(baseURL: string, apiKey = process.env.OPENAI_AP
   try {
     res = await fetch(`${b}/models`, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {}, signal: AbortSignal.timeout(timeoutMs) });
   } catch (e) {
-    throw new LanternError(`cannot reach ${b}/models: ${((e as Error & { cause?: { code?: string } }).cause?.code) ?? (e as Error).message}`);
+    throw new LanternError(`cannot reach ${b}/models: ${networkReason(e)}`);
   }
   const text = await res.text();
   if (!res.ok) throw new LanternError(`${b}/models: HTTP ${res.status}: ${errorText(text)}`);

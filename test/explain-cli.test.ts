@@ -1,0 +1,67 @@
+// `lantern explain` as a user runs it (a subprocess): against the bundled model directly and
+// against Lantern's OpenAI-compatible server on an ephemeral port, with the JSON it writes checked
+// against the library's result; bad input is one line.
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LanternBackend } from '../src/backends/lantern.js';
+import { serveOpenAI, RunningServer } from '../src/interfaces/server/openai-compat.js';
+import { explainWithBackend, loadResult } from '../src/methods/attribution/index.js';
+import type { HookedTransformer } from '../src/models/hooked.js';
+import { loadModel } from '../src/models/load.js';
+import { BUNDLED_MODEL } from '../src/paths.js';
+import { expectOneLineError, runLantern } from './helpers.js';
+
+let tmp: string;
+let model: HookedTransformer;
+let srv: RunningServer;
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-explain-'));
+  model = await loadModel(BUNDLED_MODEL);
+  srv = await serveOpenAI(model, { id: 'demo' });
+});
+afterAll(async () => {
+  await srv?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('lantern explain', () => {
+  it('explains through the OpenAI-compatible server; the JSON equals the library result on the engine', async () => {
+    const json = path.join(tmp, 'http.json');
+    const r = await runLantern(['explain', '--backend', srv.baseURL, '--text', 'The jury said that the city', '--target', ' was', '--method', 'shap', '--json', json, '--no-color'], tmp);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/logprob\(" was"\)/);
+    expect(r.stdout).toMatch(/backend http:demo@http:\/\/127\.0\.0\.1:\d+\/v1: \d+ requests/);
+    const saved = loadResult(json) as Awaited<ReturnType<typeof explainWithBackend>>;
+    const here = await explainWithBackend(new LanternBackend(model), { prompt: 'The jury said that the city', target: ' was', method: 'shap' });
+    expect(saved.tokenStrings).toEqual(['The', ' jury', ' said', ' that', ' the', ' city']);
+    expect(saved.settings).toMatchObject({ granularity: 'word', mask: 'delete', enumerated: true });
+    saved.scores[0].forEach((s, i) => expect(s).toBeCloseTo(here.scores[0][i], 9));
+    expect(saved.backend.approximate).toBe(false);
+  });
+
+  it('runs on the bundled model by default, token ids and { token } masking included', async () => {
+    const ids = model.toTokens('The jury said that');
+    const r = await runLantern(['explain', '--tokens', ids.join(','), '--target-ids', String(model.toTokens(' the')[0]), '--mask', 'token:220', '--no-color'], tmp);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/backend lantern:/);
+  });
+
+  it('bad input is one line', async () => {
+    expectOneLineError(await runLantern(['explain', '--text', 'a b', '--method', 'ig'], tmp), /--method must be one of occlusion, lime, shap, shapley, got 'ig'/);
+    expectOneLineError(await runLantern(['explain', '--target', ' x'], tmp), /give the prompt as --text or as --tokens/);
+    expectOneLineError(await runLantern(['explain', '--text', 'a b', '--mask', 'blank'], tmp), /--mask must be 'delete', 'text:<replacement>' or 'token:<id>'/);
+    expectOneLineError(await runLantern(['explain', '--text', 'a b', '--concurrency', '2'], tmp), /--concurrency applies only to an http\(s\):\/\/ backend/);
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    expectOneLineError(await runLantern(['explain', '--backend', `http://127.0.0.1:${port}/v1`, '--text', 'a b'], tmp), /cannot reach http:\/\/127\.0\.0\.1:\d+\/v1\/models: ECONNREFUSED/);
+    expectOneLineError(await runLantern(['explain', '--backend', srv.baseURL, '--remote-model', 'nope', '--retries', '0', '--text', 'a b', '--target', ' c'], tmp), /HTTP 404: The model 'nope' does not exist/);
+  });
+});
