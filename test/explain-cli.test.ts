@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LanternBackend } from '../src/backends/lantern.js';
 import { serveOpenAI, RunningServer } from '../src/interfaces/server/openai-compat.js';
-import { explainWithBackend, loadResult } from '../src/methods/attribution/index.js';
+import { attribute, explainWithBackend, loadResult } from '../src/methods/attribution/index.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
@@ -50,6 +50,23 @@ describe('lantern explain', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/backend lantern:/);
+  });
+
+  it('lantern attribute --granularity word: white-box word occlusion with --eval, as the library computes it', async () => {
+    const json = path.join(tmp, 'words.json');
+    const text = 'The antidisestablishment jury said';
+    const r = await runLantern(['attribute', '--text', text, '--method', 'occlusion', '--granularity', 'word', '--eval', '--json', json, '--no-color'], tmp);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const saved = loadResult(json);
+    const here = await attribute(model, { text, method: 'occlusion', settings: { granularity: 'word' }, evaluate: true });
+    expect(saved.tokenStrings).toEqual(['The', ' antidisestablishment', ' jury', ' said']);
+    expect(saved.spans).toEqual(here.spans);
+    saved.scores[0].forEach((s, i) => expect(s).toBeCloseTo(here.scores[0][i], 5));
+    // Kendall tau of leave-one-out against itself.
+    expect(saved.faithfulness!.rows[0].kendallTauLoo).toBe(1);
+    saved.faithfulness!.rows[0].leaveOneOut.forEach((v, i) => expect(v).toBeCloseTo(here.scores[0][i], 5));
+    expectOneLineError(await runLantern(['attribute', '--text', text, '--method', 'ig', '--granularity', 'word'], tmp), /--granularity applies only to --method occlusion/);
   });
 
   it('bad input is one line', async () => {

@@ -51,6 +51,8 @@ export interface HttpBackendOptions {
   maxBackoffMs?: number;
   /** Answer identical queries from memory (default true). */
   cache?: boolean;
+  /** Most answers kept; the oldest are dropped first (default 10000). */
+  cacheEntries?: number;
   /** Price per million prompt / completion tokens, for Usage.cost. */
   prices?: { prompt: number; completion: number };
   /** Chat scoring: alternatives asked per token (default 20, OpenAI's maximum). */
@@ -138,6 +140,7 @@ export class HttpBackend implements LanguageModelBackend {
   private readonly apiKey: string | undefined;
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly cache: Map<string, Promise<unknown>> | undefined;
+  private readonly cacheEntries: number;
   private readonly counts: Required<Usage> = { requests: 0, cachedRequests: 0, promptTokens: 0, completionTokens: 0, retries: 0, failures: 0, cost: 0 };
 
   constructor(private readonly o: HttpBackendOptions) {
@@ -164,6 +167,7 @@ export class HttpBackend implements LanguageModelBackend {
       topLogprobs: positiveInt(o.topLogprobs, 20, 'top logprobs', 0),
     };
     this.cache = o.cache === false ? undefined : new Map();
+    this.cacheEntries = positiveInt(o.cacheEntries, 10_000, 'cache entries');
   }
 
   usage(): Usage {
@@ -187,6 +191,8 @@ export class HttpBackend implements LanguageModelBackend {
     }
     const p = this.limit(() => this.send<T>(path, body, signal));
     if (key) {
+      // A Map iterates in insertion order: the first key is the oldest.
+      if (this.cache!.size >= this.cacheEntries) this.cache!.delete(this.cache!.keys().next().value!);
       this.cache!.set(key, p);
       // A failed query is not an answer: the next identical one asks again.
       p.catch(() => this.cache!.delete(key));

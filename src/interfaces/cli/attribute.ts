@@ -74,6 +74,7 @@ export function attributeCommand(program: Command): void {
     .option('--samples <n>', 'lime: random masks (default 200); shap: coalition budget (default max(200, 4 × tokens); all coalitions when 2^n − 2 fit); shapley: permutations (default 50)', positiveInt('--samples'))
     .option('--kernel-width <w>', 'lime: width of the exponential kernel on cosine distance to the full prompt (default 0.25)', positiveNumber('--kernel-width'))
     .option('--mask <m>', "occlusion, lime, shap, shapley and --eval: 'zero' (zero the token embedding, default) or 'token:<id or text>' (substitute that token)")
+    .option('--granularity <g>', "occlusion, lime, shap, shapley: mask each 'token' (default), or whole 'word's or 'sentence's together (one score each)", oneOf('--granularity', ['token', 'word', 'sentence'] as const))
     .option('--eval', 'also measure faithfulness: comprehensiveness, sufficiency, AOPC (10%..100%), Kendall tau vs leave-one-out')
     .option('--words', 'show scores merged into words (summed over each word\'s tokens); --json stays per token')
     .addOption(new Option('--seed <n>', 'seeds lime, shap and shapley sampling; recorded with the result').default(0).argParser(nonNegativeInt('--seed', 0xffffffff)))
@@ -89,6 +90,7 @@ export function attributeCommand(program: Command): void {
       if ((opts.layers || opts.heads) && method !== 'attention' && method !== 'rollout') throw new LanternError(`--${opts.layers ? 'layers' : 'heads'} applies only to --method attention or rollout`);
       const masking = ['occlusion', 'lime', 'shap', 'shapley'];
       if (opts.mask !== undefined && !masking.includes(method) && !opts.eval) throw new LanternError('--mask applies only to --method occlusion, lime, shap, shapley or --eval');
+      if (opts.granularity !== undefined && !masking.includes(method)) throw new LanternError('--granularity applies only to --method occlusion, lime, shap or shapley');
       if (opts.samples !== undefined && !['lime', 'shap', 'shapley'].includes(method)) throw new LanternError('--samples applies only to --method lime, shap or shapley');
       if (opts.kernelWidth !== undefined && method !== 'lime') throw new LanternError('--kernel-width applies only to --method lime');
       if (opts.aggregate && !['ig', 'saliency', 'input-x-grad'].includes(method)) throw new LanternError('--aggregate applies only to gradient methods (ig, saliency, input-x-grad)');
@@ -107,7 +109,7 @@ export function attributeCommand(program: Command): void {
       }
       const settings: AttributionSettings = {
         steps: opts.steps, rule: opts.rule as IntegrationRule | undefined, aggregate: opts.aggregate, batchSize: opts.batchSize,
-        layers: opts.layers, heads: opts.heads, samples: opts.samples, kernelWidth: opts.kernelWidth,
+        layers: opts.layers, heads: opts.heads, samples: opts.samples, kernelWidth: opts.kernelWidth, granularity: opts.granularity,
         baseline: tokenChoice(model, '--baseline', opts.baseline) as Baseline | undefined,
         mask: tokenChoice(model, '--mask', opts.mask) as Masking | undefined,
       };
