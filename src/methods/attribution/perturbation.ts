@@ -1,5 +1,5 @@
 /**
- * Perturbation: occlusion / leave-one-out at token granularity.
+ * Perturbation: occlusion / leave-one-out at token, word or sentence granularity.
  *
  * Score of prompt token i = f(x) − f(x with token i masked), signed (positive: the token supports
  * the target). Masking keeps the sequence length and positions (nothing is deleted):
@@ -7,7 +7,11 @@
  *                position embedding stays) — every masked copy gets its own [seq, d_model]
  *                embeddings through one replace intervention with a [batch, seq, d_model] value;
  *   { token }    the token id is replaced by a baseline token (e.g. a space or an UNK-like id).
- * All masked copies (× rows) run `batchSize` at a time.
+ * All masked copies (× rows) run `batchSize` at a time. With `granularity` 'word' or 'sentence'
+ * (features.ts) a feature's tokens are masked together and each feature gets one score.
+ *
+ * Leave-one-out itself (`occlusionFit`) sees only a CoalitionScorer, so the same code runs on a
+ * black-box backend (agnostic.ts); `spanScorer` is the white-box scorer.
  */
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';

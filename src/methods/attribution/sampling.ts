@@ -33,7 +33,9 @@
  *              Shapley values at rate 1/√samples.
  *
  * The estimators themselves (`limeFit`, `kernelShapFit`, `shapleySamplingFit`) take any
- * `CoalitionScorer`, so they can be checked on functions whose attributions are known.
+ * `CoalitionScorer`, so they can be checked on functions whose attributions are known, and run
+ * unchanged on black-box backends (agnostic.ts). With `granularity` 'word' or 'sentence' the n
+ * features are words or sentences, each masking all of its tokens.
  */
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
