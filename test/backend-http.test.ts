@@ -264,6 +264,43 @@ describe('HttpBackend transport faults (a real local server)', () => {
     await s.close();
   });
 
+  it('a whole explanation through a faulty proxy in front of the real server completes, equals the fault-free run, and reports its retries', async () => {
+    // Every third request fails in turn as 429, 500, a hang and malformed JSON; the rest are
+    // forwarded to Lantern's server.
+    const faults: Behaviour[] = ['429', '500', 'hang', 'malformed'];
+    let n = 0;
+    const proxy = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', async () => {
+        const k = n++;
+        const fault = k % 3 === 1 ? faults[Math.floor(k / 3) % faults.length] : undefined;
+        if (fault === 'hang') return;
+        if (fault === '429') { res.writeHead(429, { 'retry-after': '0' }); return res.end('{}'); }
+        if (fault === '500') { res.writeHead(500); return res.end('oops'); }
+        const upstream = await fetch(new URL(req.url!, srv.baseURL.replace(/\/v1$/, '/')), { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const text = await upstream.text();
+        res.writeHead(upstream.status, { 'content-type': 'application/json' });
+        res.end(fault === 'malformed' ? text.slice(0, text.length / 2) : text);
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/v1`;
+    const events: HttpEvent[] = [];
+    const flaky = new HttpBackend({ baseURL: url, model: ID, ...fast, timeoutMs: 2000, retries: 3, onEvent: (e) => events.push(e) });
+    const { explainWithBackend } = await import('../src/methods/attribution/index.js');
+    // 12 words: 13 queries, enough for every kind of fault to come up.
+    const opts = { prompt: 'The jury said that the city was clean and the people were happy', target: ' and', method: 'occlusion' as const };
+    const got = await explainWithBackend(flaky, opts);
+    const want = await explainWithBackend(new HttpBackend({ baseURL: srv.baseURL, model: ID }), opts);
+    expect(got.scores).toEqual(want.scores);
+    expect(new Set(events.map((e) => e.reason.replace(/:.*/, '')))).toEqual(new Set(['HTTP 429', 'HTTP 500', 'no complete response within 2000 ms', 'malformed JSON in a 200 response']));
+    expect(got.backend.usage.retries).toBe(events.length);
+    expect(got.backend.usage.failures).toBe(0);
+    proxy.closeAllConnections();
+    proxy.close();
+  });
+
   it('counts cost from a price table, sends the API key, and rejects bad options in one line', async () => {
     let auth: string | undefined;
     const server = http.createServer((req, res) => {
