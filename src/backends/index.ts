@@ -4,9 +4,11 @@
  *                              or the server's only model is used)
  *   gguf:/path/model.gguf      a GGUF file through node-llama-cpp (GgufBackend, loaded on demand)
  *   lantern:<folder|hub-id>    Lantern's own engine (LanternBackend); a bare folder or hub id also works
+ *   lantern                    the bundled model
  */
 import { LanternError } from '../errors.js';
 import { loadModel } from '../models/load.js';
+import { BUNDLED_MODEL } from '../paths.js';
 import { HttpBackend, HttpBackendOptions, listModels } from './http.js';
 import { LanternBackend } from './lantern.js';
 import type { LanguageModelBackend } from './types.js';
@@ -37,5 +39,6 @@ export async function openBackend(spec: string, o: OpenBackendOptions = {}): Pro
     const { GgufBackend } = await import('./gguf.js');
     return GgufBackend.open(spec.slice(5), { contextSize: o.contextSize, threads: o.threads });
   }
+  if (spec === 'lantern') return new LanternBackend(await loadModel(BUNDLED_MODEL));
   return new LanternBackend(await loadModel(spec.replace(/^lantern:/, '')));
 }

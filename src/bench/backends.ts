@@ -1,8 +1,8 @@
 /**
  * Black-box attribution against a local OpenAI-compatible server (Lantern's own plugin serving the
  * bundled model on an ephemeral port, in this process): word leave-one-out over a 50-word prompt
- * with its faithfulness check (`lantern explain --eval`, which asks the leave-one-out prompts
- * again), through HttpBackend
+ * with its faithfulness check (`lantern attribute --backend … --eval`, which asks the
+ * leave-one-out prompts again), through HttpBackend
  *   sequential:  concurrency 1, no cache
  *   fast:        concurrency 4, query cache
  * bar: sequential / fast >= 2. Concurrency alone (4, no cache) is reported beside it, so the two

@@ -7,6 +7,7 @@ import {
   attribute, checkMethod, mergeWords, renderHtml, renderTerminal, resultToJSON, INTEGRATION_RULES, METHODS, SCORE_KINDS,
 } from '../../methods/attribution/index.js';
 import type { AttributionResult, AttributionSettings, Baseline, IntegrationRule, Masking, ScoreKind } from '../../methods/attribution/index.js';
+import { attributeViaBackend, backendOptions, rejectBackendOnly } from './attribute-backend.js';
 import { defaultModel } from './defaults.js';
 import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
 
@@ -55,7 +56,7 @@ function useColor(): boolean {
 }
 
 export function attributeCommand(program: Command): void {
-  program
+  const cmd = program
     .command('attribute')
     .description('Input attribution: how much each prompt token contributes to a prediction (gradients, attention, occlusion, LIME or Shapley values).')
     .option('-m, --model <folder|hub-id>', 'model folder or Hub id (default: the bundled model)')
@@ -73,16 +74,18 @@ export function attributeCommand(program: Command): void {
     .option('--heads <list>', 'attention/rollout: heads to average (default all)', intList('--heads'))
     .option('--samples <n>', 'lime: random masks (default 200); shap: coalition budget (default max(200, 4 × tokens); all coalitions when 2^n − 2 fit); shapley: permutations (default 50)', positiveInt('--samples'))
     .option('--kernel-width <w>', 'lime: width of the exponential kernel on cosine distance to the full prompt (default 0.25)', positiveNumber('--kernel-width'))
-    .option('--mask <m>', "occlusion, lime, shap, shapley and --eval: 'zero' (zero the token embedding, default) or 'token:<id or text>' (substitute that token)")
-    .option('--granularity <g>', "occlusion, lime, shap, shapley: mask each 'token' (default), or whole 'word's or 'sentence's together (one score each)", oneOf('--granularity', ['token', 'word', 'sentence'] as const))
+    .option('--mask <m>', "occlusion, lime, shap, shapley and --eval: 'zero' (zero the token embedding, default) or 'token:<id or text>' (substitute that token); with --backend: 'delete' (default), 'text:<replacement>' or 'token:<id>'")
+    .option('--granularity <g>', "occlusion, lime, shap, shapley: mask each 'token' (default; 'word' with --backend), or whole 'word's or 'sentence's together (one score each)", oneOf('--granularity', ['token', 'word', 'sentence'] as const))
     .option('--eval', 'also measure faithfulness: comprehensiveness, sufficiency, AOPC (10%..100%), Kendall tau vs leave-one-out')
     .option('--words', 'show scores merged into words (summed over each word\'s tokens); --json stays per token')
     .addOption(new Option('--seed <n>', 'seeds lime, shap and shapley sampling; recorded with the result').default(0).argParser(nonNegativeInt('--seed', 0xffffffff)))
     .option('--html <file.html>', 'write a self-contained HTML report')
     .option('--json <file.json>', 'write the result as JSON (reload with loadResult)')
     .option('--no-color', 'plain text output')
-    .addHelpText('after', '\nExample:\n  lantern attribute --text "The capital of France is" --target " Paris" --foil " Rome" --method ig --steps 64 --eval --html out.html')
+    .addHelpText('after', '\nExamples:\n  lantern attribute --text "The capital of France is" --target " Paris" --foil " Rome" --method ig --steps 64 --eval --html out.html\n  lantern attribute --backend http://127.0.0.1:8000/v1 --text "The capital of France is" --target " Paris" --method shap --granularity word')
     .action(async (opts) => {
+      if (opts.backend !== undefined) return attributeViaBackend(opts, cmd.getOptionValueSource('method') !== 'default');
+      rejectBackendOnly(opts);
       const method = opts.method as string;
       if (opts.foil !== undefined && opts.target === undefined) throw new LanternError('--foil needs --target (the token to contrast the foil with)');
       const igOnly = ['steps', 'rule', 'baseline'].filter((k) => opts[k] !== undefined);
@@ -109,10 +112,11 @@ export function attributeCommand(program: Command): void {
       }
       const settings: AttributionSettings = {
         steps: opts.steps, rule: opts.rule as IntegrationRule | undefined, aggregate: opts.aggregate, batchSize: opts.batchSize,
-        layers: opts.layers, heads: opts.heads, samples: opts.samples, kernelWidth: opts.kernelWidth, granularity: opts.granularity,
+        layers: opts.layers, heads: opts.heads, samples: opts.samples, kernelWidth: opts.kernelWidth,
         baseline: tokenChoice(model, '--baseline', opts.baseline) as Baseline | undefined,
         mask: tokenChoice(model, '--mask', opts.mask) as Masking | undefined,
       };
+      settings.granularity = opts.granularity;
       for (const k of Object.keys(settings) as (keyof AttributionSettings)[]) if (settings[k] === undefined) delete settings[k];
       const result = await attribute(model, {
         text: opts.text, target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings, seed: opts.seed, evaluate: Boolean(opts.eval),
@@ -124,4 +128,5 @@ export function attributeCommand(program: Command): void {
       if (opts.json) console.log(`saved the result to ${opts.json}`);
       if (opts.html) console.log(`saved the HTML report to ${opts.html}`);
     });
+  for (const o of backendOptions()) cmd.addOption(o);
 }

@@ -10,7 +10,6 @@ import { makePlantedCommand } from './planted.js';
 import { attributeCommand } from './attribute.js';
 import { lensCommand } from './lens.js';
 import { patchCommand } from './patch.js';
-import { explainCommand } from './explain.js';
 import { exportGgufCommand } from './export-gguf.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
@@ -33,7 +32,6 @@ makePlantedCommand(program);
 attributeCommand(program);
 lensCommand(program);
 patchCommand(program);
-explainCommand(program);
 exportGgufCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */

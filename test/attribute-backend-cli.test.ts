@@ -1,4 +1,4 @@
-// `lantern explain` as a user runs it (a subprocess): against the bundled model directly and
+// `lantern attribute --backend …` (black-box perturbation methods) as a user runs it (a subprocess): against the bundled model directly and
 // against Lantern's OpenAI-compatible server on an ephemeral port, with the JSON it writes checked
 // against the library's result; bad input is one line.
 import fs from 'node:fs';
@@ -28,10 +28,10 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-describe('lantern explain', () => {
+describe('lantern attribute --backend', () => {
   it('explains through the OpenAI-compatible server; the JSON equals the library result on the engine', async () => {
     const json = path.join(tmp, 'http.json');
-    const r = await runLantern(['explain', '--backend', srv.baseURL, '--text', 'The jury said that the city', '--target', ' was', '--method', 'shap', '--json', json, '--no-color'], tmp);
+    const r = await runLantern(['attribute', '--backend', srv.baseURL, '--text', 'The jury said that the city', '--target', ' was', '--method', 'shap', '--json', json, '--no-color'], tmp);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/logprob\(" was"\)/);
@@ -44,12 +44,15 @@ describe('lantern explain', () => {
     expect(saved.backend.approximate).toBe(false);
   });
 
-  it('runs on the bundled model by default, token ids and { token } masking included', async () => {
-    const ids = model.toTokens('The jury said that');
-    const r = await runLantern(['explain', '--tokens', ids.join(','), '--target-ids', String(model.toTokens(' the')[0]), '--mask', 'token:220', '--no-color'], tmp);
+  it('token granularity with { token } masking over HTTP gives the white-box numbers of --mask token:220', async () => {
+    const json = path.join(tmp, 'tok.json');
+    const text = 'The jury said that';
+    const r = await runLantern(['attribute', '--backend', srv.baseURL, '--text', text, '--target', ' the', '--granularity', 'token', '--mask', 'token:220', '--json', json, '--no-color'], tmp);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/backend lantern:/);
+    expect(r.stdout).toMatch(/method: occlusion/); // the default with --backend
+    const white = await attribute(model, { text, target: ' the', method: 'occlusion', settings: { mask: { token: 220 } } });
+    expect(loadResult(json).scores).toEqual(white.scores);
   });
 
   it('lantern attribute --granularity word: white-box word occlusion with --eval, as the library computes it', async () => {
@@ -70,15 +73,17 @@ describe('lantern explain', () => {
   });
 
   it('bad input is one line', async () => {
-    expectOneLineError(await runLantern(['explain', '--text', 'a b', '--method', 'ig'], tmp), /--method must be one of occlusion, lime, shap, shapley, got 'ig'/);
-    expectOneLineError(await runLantern(['explain', '--target', ' x'], tmp), /give the prompt as --text or as --tokens/);
-    expectOneLineError(await runLantern(['explain', '--text', 'a b', '--mask', 'blank'], tmp), /--mask must be 'delete', 'text:<replacement>' or 'token:<id>'/);
-    expectOneLineError(await runLantern(['explain', '--text', 'a b', '--concurrency', '2'], tmp), /--concurrency applies only to an http\(s\):\/\/ backend/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--text', 'a b', '--method', 'ig'], tmp), /--method ig needs the model's internals; with --backend use occlusion, lime, shap, shapley/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--text', 'a b', '--mask', 'zero'], tmp), /with --backend, --mask must be 'delete', 'text:<replacement>' or 'token:<id>'/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--text', 'a b', '--concurrency', '2'], tmp), /--concurrency applies only to an http\(s\):\/\/ backend/);
+    expectOneLineError(await runLantern(['attribute', '--text', 'a b', '--remote-model', 'x'], tmp), /--remote-model applies only with --backend/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--text', 'a b', '--steps', '4'], tmp), /--steps does not apply with --backend/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--text', 'a b', '--kind', 'logit'], tmp), /--kind logit needs the model's logits/);
     const closed = net.createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as net.AddressInfo).port;
     await new Promise((r) => closed.close(r));
-    expectOneLineError(await runLantern(['explain', '--backend', `http://127.0.0.1:${port}/v1`, '--text', 'a b'], tmp), /cannot reach http:\/\/127\.0\.0\.1:\d+\/v1\/models: ECONNREFUSED/);
-    expectOneLineError(await runLantern(['explain', '--backend', srv.baseURL, '--remote-model', 'nope', '--retries', '0', '--text', 'a b', '--target', ' c'], tmp), /HTTP 404: The model 'nope' does not exist/);
+    expectOneLineError(await runLantern(['attribute', '--backend', `http://127.0.0.1:${port}/v1`, '--text', 'a b'], tmp), /cannot reach http:\/\/127\.0\.0\.1:\d+\/v1\/models: ECONNREFUSED/);
+    expectOneLineError(await runLantern(['attribute', '--backend', srv.baseURL, '--remote-model', 'nope', '--retries', '0', '--text', 'a b', '--target', ' c'], tmp), /HTTP 404: The model 'nope' does not exist/);
   });
 });
