@@ -150,6 +150,11 @@ describe('HttpBackend against the served model', () => {
     const off = await chat.scoreContinuation(prompt, second + ' the');
     expect(off.tokens).toEqual([second]);
     expect(off.logprobs[0]).toBe(top.topLogprobs![0][second]);
+    // An explanation through the chat API (of the reply's first token) carries the flag into its result.
+    const { explainWithBackend } = await import('../src/methods/attribution/index.js');
+    const r = await explainWithBackend(chat, { prompt, target: reply.tokens![0], method: 'occlusion' });
+    expect(r.backend.approximate).toBe(true);
+    expect(r.scores[0].every(Number.isFinite)).toBe(true);
   });
 });
 
