@@ -152,7 +152,8 @@ describe('HttpBackend against the served model', () => {
     expect(off.logprobs[0]).toBe(top.topLogprobs![0][second]);
     // An explanation through the chat API (of the reply's first token) carries the flag into its result.
     const { explainWithBackend } = await import('../src/methods/attribution/index.js');
-    const r = await explainWithBackend(chat, { prompt, target: reply.tokens![0], method: 'occlusion' });
+    const first = (await chat.generate(prompt, { maxTokens: 1 })).text;
+    const r = await explainWithBackend(chat, { prompt, target: first, method: 'occlusion' });
     expect(r.backend.approximate).toBe(true);
     expect(r.scores[0].every(Number.isFinite)).toBe(true);
   });
