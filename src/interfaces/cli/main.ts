@@ -10,6 +10,7 @@ import { makePlantedCommand } from './planted.js';
 import { attributeCommand } from './attribute.js';
 import { lensCommand } from './lens.js';
 import { patchCommand } from './patch.js';
+import { serveCommand } from './serve.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -31,6 +32,7 @@ makePlantedCommand(program);
 attributeCommand(program);
 lensCommand(program);
 patchCommand(program);
+serveCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
