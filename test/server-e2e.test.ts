@@ -1,0 +1,144 @@
+/**
+ * The Workbench in a real browser: Debian's chromium driven by playwright-core, against a real
+ * server. Screenshots go to test-artifacts/workbench/ (gitignored).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build } from 'vite';
+import { chromium, Browser, Page } from 'playwright-core';
+import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
+import { loadModel } from '../src/models/load.js';
+import { BUNDLED_MODEL } from '../src/paths.js';
+import { ROOT } from './helpers.js';
+
+const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
+const WEB_DIR = path.join(ROOT, 'web', 'dist');
+const PROMPT = 'The quick brown fox jumps over the lazy';
+
+let tmp: string;
+let browser: Browser;
+let page: Page;
+
+async function startServer(): Promise<{ app: LanternServer; url: string }> {
+  const app = await buildServer({ dataDir: path.join(tmp, 'data'), webDir: WEB_DIR, allowHub: false });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { app, url: url.replace('127.0.0.1', 'localhost') };
+}
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-e2e-'));
+  fs.mkdirSync(SHOTS, { recursive: true });
+  // The app the user gets from `npm start`, built the same way.
+  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error' });
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('workbench in chromium', () => {
+  it('predicts, attributes with a heatmap of one cell per token, and reopens the run after a restart', async () => {
+    const lib = await loadModel(BUNDLED_MODEL);
+    const nTokens = lib.toTokens(PROMPT).length;
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+
+    let { app, url } = await startServer();
+    try {
+      await page.goto(url);
+      await page.locator('#model option').first().waitFor({ state: 'attached' });
+      expect(await page.locator('#model').inputValue()).toBe('bundled');
+
+      // Predictions
+      await page.fill('#prompt', PROMPT);
+      await page.click('#view-predict button.run');
+      await page.locator('#view-predict .chart svg.marks').waitFor();
+      expect(await page.locator('#view-predict .meta').textContent()).toContain(`${nTokens} tokens`);
+      await page.screenshot({ path: path.join(SHOTS, '1-predictions.png'), fullPage: true });
+
+      // Attribution: integrated gradients with faithfulness
+      await page.click('#tab-attribution');
+      await page.fill('#view-attribution input[name=target]', ' dog');
+      await page.fill('#view-attribution input[name=steps]', '16');
+      await page.check('#view-attribution input[name=evaluate]');
+      await page.click('#view-attribution button.run');
+      await page.locator('#view-attribution .chart svg.marks').waitFor({ timeout: 60_000 });
+      expect(await page.locator('#view-attribution .error').isHidden()).toBe(true);
+      expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(nTokens);
+      // The heatmap: one rect per token in its one target row (vega-lite marks are SVG paths with aria roles).
+      const cells = page.locator('#view-attribution .chart svg.marks g.mark-rect.layer_0_marks path');
+      expect(await cells.count()).toBe(nTokens);
+      expect(await page.locator('#view-attribution table.faith').textContent()).toContain('AOPC comprehensiveness');
+      await page.screenshot({ path: path.join(SHOTS, '2-attribution.png'), fullPage: true });
+
+      // Word view: fewer columns than tokens only when words span several tokens; here each word is one token.
+      await page.check('#view-attribution input[name=words]');
+      expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(PROMPT.split(' ').length);
+
+      // Bad input is shown in place.
+      await page.fill('#view-attribution input[name=target]', '');
+      await page.fill('#view-attribution input[name=foil]', ' cat');
+      await page.click('#view-attribution button.run');
+      await page.locator('#view-attribution .error:not([hidden])').waitFor();
+      expect(await page.locator('#view-attribution .error').textContent()).toMatch(/foil needs a target/);
+      await page.fill('#view-attribution input[name=foil]', '');
+    } finally {
+      await app.close();
+    }
+
+    // A fresh server on the same data: the saved run opens with the same heatmap.
+    ({ app, url } = await startServer());
+    try {
+      await page.goto(`${url}/#runs`);
+      const row = page.locator('table.runs tbody tr').filter({ hasText: 'attribution' }).filter({ hasText: 'done' }).first();
+      await row.waitFor();
+      await row.locator('button', { hasText: 'Open' }).click();
+      await page.locator('#view-attribution .chart svg.marks').waitFor();
+      expect(await page.locator('#view-attribution').isVisible()).toBe(true);
+      expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBeGreaterThan(0);
+      expect(await page.locator('#view-attribution input[name=target]').inputValue()).toBe(' dog');
+      expect(await page.locator('#prompt').inputValue()).toBe(PROMPT);
+      await page.screenshot({ path: path.join(SHOTS, '3-reopened.png'), fullPage: true });
+
+      await page.click('#tab-runs');
+      await page.locator('table.runs').waitFor();
+      await page.screenshot({ path: path.join(SHOTS, '4-runs.png'), fullPage: true });
+
+      // Logit lens, attention and patching render too.
+      await page.click('#tab-lens');
+      await page.fill('#view-lens input[name=target]', ' dog');
+      await page.click('#view-lens button.run');
+      await page.locator('#view-lens .chart svg.marks').waitFor();
+      await page.screenshot({ path: path.join(SHOTS, '5-lens.png'), fullPage: true });
+
+      await page.click('#tab-attention');
+      await page.click('#view-attention button.run');
+      await page.locator('#view-attention .chart svg.marks').waitFor();
+      await page.locator('[data-testid=attention-tokens] .token-chip').nth(3).hover();
+      expect(await page.locator('[data-testid=attention-tokens] .token-chip.query').count()).toBe(1);
+      await page.screenshot({ path: path.join(SHOTS, '6-attention.png'), fullPage: true });
+
+      await page.click('#tab-patching');
+      await page.selectOption('#view-patching select[name=sweep]', 'heads');
+      await page.click('#view-patching button.run');
+      await page.locator('#view-patching .chart svg.marks').waitFor();
+      await page.screenshot({ path: path.join(SHOTS, '7-patching.png'), fullPage: true });
+
+      // Narrow screens: the layout reflows.
+      await page.setViewportSize({ width: 420, height: 900 });
+      await page.click('#tab-attribution');
+      await page.screenshot({ path: path.join(SHOTS, '8-narrow.png'), fullPage: true });
+      expect(errors).toEqual([]);
+    } finally {
+      await app.close();
+    }
+  });
+});
