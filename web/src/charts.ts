@@ -29,7 +29,7 @@ export function predictionsSpec(preds: { token: string; prob: number; logit: num
     mark: { type: 'bar', tooltip: true, color: '#1f77b4' },
     encoding: {
       y: { field: 'token', type: 'nominal', sort: null, title: null, axis: { labelFont: 'ui-monospace, monospace', labelLimit: 200 } },
-      x: { field: 'prob', type: 'quantitative', title: 'probability', axis: { format: '.0%' } },
+      x: { field: 'prob', type: 'quantitative', title: 'probability', axis: { format: '.1~%', tickCount: 6 } },
       tooltip: [{ field: 'token' }, { field: 'prob', format: '.2%' }, { field: 'logit', format: '.3f' }],
     },
   };
@@ -90,13 +90,14 @@ export function lensSpec(tokens: string[], layers: string[], cells: { top: { tok
       {
         mark: { type: 'rect', tooltip: true },
         encoding: {
-          color: { field: 'prob', type: 'quantitative', title: target ? 'p(target)' : 'p(top token)', scale: { scheme: 'viridis', domain: [0, 1] }, legend: { format: '.0%' } },
+          // Log scale: a target's probability is often 1e-5 at early layers and 0.3 at the last; linear would show one colour.
+          color: { field: 'prob', type: 'quantitative', title: target ? 'p(target)' : 'p(top token)', scale: { type: 'log', scheme: 'viridis', domain: [1e-6, 1], clamp: true }, legend: { format: '.0e', values: [1e-6, 1e-4, 1e-2, 1] } },
           tooltip: [{ field: 'layer' }, { field: 'pos', title: 'position' }, { field: 'top', title: 'top token' }, { field: 'prob', format: '.2%', title: target ? 'p(target)' : 'p(top)' }, ...(target ? [{ field: 'rank', title: 'target rank' }] : []), { field: 'alts', title: 'top tokens' }],
         },
       },
       {
         mark: { type: 'text', fontSize: 10, font: 'ui-monospace, monospace', limit: 60 },
-        encoding: { text: { field: 'top' }, color: { condition: { test: 'datum.prob > 0.5', value: 'black' }, value: 'white' } },
+        encoding: { text: { field: 'top' }, color: { condition: { test: 'datum.prob > 0.01', value: 'black' }, value: 'white' } },
       },
     ],
   };

@@ -127,8 +127,8 @@ const attribution: View = {
       const v = scores[0][i];
       return h('span', { class: 'token-chip', style: `background:${diverging(v / max)};color:${Math.abs(v / max) > 0.6 ? 'white' : 'black'}`, title: `${show(s)}: ${v.toFixed(4)}`, tabindex: 0, text: show(s) });
     }));
-    out.append(toggle, h('p', { class: 'muted', text: `First row (${rows[0]}), coloured by score:` }), chips, legend(-max, max), h('div', { class: 'chart' }));
-    if (r.faithfulness) out.append(faithTable(r.faithfulness, rows));
+    out.append(toggle, h('p', { class: 'muted', text: `First row (${rows[0]}), coloured by score:` }), chips, legend(-max, max), h('div', { class: 'chart scroll' }));
+    if (r.faithfulness) out.append(h('div', { class: 'scroll' }, faithTable(r.faithfulness, rows)));
     await draw($('.chart', out), attributionSpec(labels(strings), rows, scores));
   },
 };
@@ -202,9 +202,9 @@ const attention: View = {
 };
 
 // ---- Patching
-const patchClean = h('textarea', { name: 'clean', rows: 1 });
+const patchClean = h('textarea', { name: 'clean', rows: 2 });
 patchClean.value = 'When Mary and John went to the store, John gave a drink to';
-const patchCorrupt = h('textarea', { name: 'corrupt', rows: 1 });
+const patchCorrupt = h('textarea', { name: 'corrupt', rows: 2 });
 patchCorrupt.value = 'When Mary and John went to the store, Mary gave a drink to';
 const patchAnswer = input('answer', { type: 'text', value: ' Mary' });
 const patchWrong = input('wrong', { type: 'text', value: ' John' });
