@@ -59,7 +59,7 @@ describe('workbench in chromium', () => {
 
       // Predictions
       await page.fill('#prompt', PROMPT);
-      await page.click('#view-predict button.run');
+      await page.press('#prompt', 'Control+Enter');
       await page.locator('#view-predict .chart svg.marks').waitFor();
       expect(await page.locator('#view-predict .meta').textContent()).toContain(`${nTokens} tokens`);
       await page.screenshot({ path: path.join(SHOTS, '1-predictions.png'), fullPage: true });
@@ -131,6 +131,18 @@ describe('workbench in chromium', () => {
       await page.click('#view-patching button.run');
       await page.locator('#view-patching .chart svg.marks').waitFor();
       await page.screenshot({ path: path.join(SHOTS, '7-patching.png'), fullPage: true });
+
+      // A long sweep (one patched run per call) shows its progress and is cancelled in place.
+      await page.check('#view-patching input[name=byPosition]');
+      await page.fill('#view-patching input[name=batchSize]', '1');
+      await page.click('#view-patching button.run');
+      await page.waitForFunction(() => Number((document.querySelector('#progress') as HTMLProgressElement).value) > 0.05);
+      expect(await page.locator('#status-text').textContent()).toMatch(/running patching · \d+%/);
+      await page.screenshot({ path: path.join(SHOTS, '7b-progress.png'), fullPage: true });
+      await page.click('#cancel');
+      await page.locator('#view-patching .error:not([hidden])').waitFor();
+      expect(await page.locator('#view-patching .error').textContent()).toBe('Cancelled.');
+      expect(await page.locator('#status').isHidden()).toBe(true);
 
       // Narrow screens: the layout reflows.
       await page.setViewportSize({ width: 420, height: 900 });

@@ -211,15 +211,18 @@ const patchWrong = input('wrong', { type: 'text', value: ' John' });
 const patchSweep = select('sweep', ['resid', 'attn', 'mlp', 'heads', 'pattern'], 'resid');
 const patchMethod = select('method', ['activation', 'attribution'], 'activation');
 const patchByPos = input('byPosition', { type: 'checkbox', role: 'switch' });
+const patchBatch = input('batchSize', { type: 'number', min: 1, max: 256, value: 64 });
 const patching: View = {
   id: 'patching', label: 'Patching', kind: 'patching',
   panel: panel('patching', 'Patching', [
     field('Clean prompt', patchClean), field('Corrupted prompt', patchCorrupt, 'same number of tokens'),
     field('Answer', patchAnswer), field('Wrong answer', patchWrong, 'empty: log p(answer)'), field('Sweep', patchSweep), field('Method', patchMethod),
+    field('Batch size', patchBatch, 'patched runs per call'),
     h('label', { class: 'switch' }, patchByPos, 'Heads by position'),
   ]),
   body: () => ({
     clean: patchClean.value, corrupt: patchCorrupt.value, answer: patchAnswer.value, sweep: patchSweep.value, method: patchMethod.value,
+    ...(patchMethod.value === 'activation' ? { batchSize: Number(patchBatch.value) } : {}),
     ...(patchWrong.value ? { wrong: patchWrong.value } : {}), ...(patchByPos.checked ? { byPosition: true } : {}),
   }),
   restore: (r) => {
@@ -230,6 +233,7 @@ const patching: View = {
     patchSweep.value = r.sweep ?? 'resid';
     patchMethod.value = r.method ?? 'activation';
     patchByPos.checked = !!r.byPosition;
+    patchBatch.value = String(r.batchSize ?? 64);
   },
   render: async (run) => {
     const r = run.result;
@@ -446,12 +450,21 @@ async function loadModels(select?: string): Promise<void> {
   modelEl.replaceChildren(...models.map((m) => h('option', { value: m.ref, text: m.label, title: m.path ?? m.ref })));
   modelEl.value = select ?? def;
 }
-$('#add-folder').addEventListener('click', async () => {
-  const p = prompt('Absolute path of a local GPT-2 model folder (config.json, model.safetensors, tokenizer.json):');
-  if (!p) return;
+$('#add-model').addEventListener('click', async () => {
+  const p = prompt('A local GPT-2 model folder (absolute path, with config.json, model.safetensors, tokenizer.json) or a Hugging Face Hub id (e.g. gpt2):');
+  if (!p?.trim()) return;
+  const given = p.trim();
   try {
-    const f = await api.addFolder(p);
-    await loadModels(f.ref);
+    if (given.startsWith('/')) {
+      const f = await api.addFolder(given);
+      await loadModels(f.ref);
+    } else {
+      // Hub ids are checked (and downloaded, with progress) by the first run that uses them.
+      const ref = `hub:${given}`;
+      if (![...modelEl.options].some((o) => o.value === ref)) modelEl.append(h('option', { value: ref, text: `${given} (Hub)` }));
+      modelEl.value = ref;
+    }
+    showError(current, null);
   } catch (e) {
     showError(current, (e as Error).message);
   }

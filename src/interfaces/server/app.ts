@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import Fastify, { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import { LanternError } from '../../errors.js';
@@ -34,6 +34,11 @@ export interface ServerOptions {
   webDir?: string;
   /** Allow 'hub:' models (default: true unless HF_HUB_OFFLINE is set). */
   allowHub?: boolean;
+  /**
+   * More Fastify plugins (e.g. an OpenAI-compatible API), registered after the Workbench API and
+   * behind the same token and Host checks.
+   */
+  plugins?: { plugin: FastifyPluginAsync<any>; options?: Record<string, unknown> }[];
   /** Largest request body, in bytes (default 256 KiB). */
   bodyLimit?: number;
   logger?: boolean;
@@ -227,7 +232,12 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
       }
     };
     job.on('event', onEvent);
-    req.raw.on('close', () => job.off('event', onEvent));
+    // A comment line now and then keeps idle connections (proxies, long queues) from timing out.
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    res.on('close', () => {
+      clearInterval(ping);
+      job.off('event', onEvent);
+    });
   });
 
   app.post('/api/jobs/:id/cancel', { schema: { tags: ['jobs'], params: idParams } }, async (req, reply) => {
@@ -289,6 +299,9 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     if (!store.delete(id)) return reply.code(404).send({ error: `no saved run ${id}`, statusCode: 404 });
     return reply.code(204).send();
   });
+
+  // Other interfaces plug in here, before the web app's catch-all static files.
+  for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
 
   const webDir = opts.webDir ?? DEFAULT_WEB_DIR;
   if (fs.existsSync(path.join(webDir, 'index.html'))) {
