@@ -370,7 +370,8 @@ async function start(v: View): Promise<void> {
   statusEl.hidden = false;
   progressEl.removeAttribute('value');
   statusText.textContent = 'queued';
-  v.panel.setAttribute('aria-busy', 'true');
+  // Not aria-busy on the panel: Pico turns any aria-busy element into an inline spinner.
+  $('.output', v.panel).classList.add('stale');
   try {
     const run = await runJob(v.kind, body, (p) => {
       if (p.fraction === null) progressEl.removeAttribute('value');
@@ -384,7 +385,7 @@ async function start(v: View): Promise<void> {
     jobId = undefined;
     statusEl.hidden = true;
     button?.removeAttribute('aria-busy');
-    v.panel.removeAttribute('aria-busy');
+    $('.output', v.panel).classList.remove('stale');
   }
 }
 
