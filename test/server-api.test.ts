@@ -17,7 +17,7 @@ import { activationPatching } from '../src/methods/patching/index.js';
 import { writeRandomGpt2, TINY_GPT2 } from '../src/models/random.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
-import { ROOT } from './helpers.js';
+import { expectOneLineError, ROOT, runLantern } from './helpers.js';
 
 const PROMPT = 'The cat sat on the';
 const CLEAN = 'When Mary and John went to the store, John gave a drink to';
@@ -184,7 +184,10 @@ describe('bad input is a 4xx naming the problem', () => {
     expect(broken.json.error).toMatch(/JSON/);
   });
 
-  it('unknown routes and runs are 404', async () => {
+  it('health answers; unknown routes, runs, jobs and folders are 404', async () => {
+    expect((await api('GET', '/api/health')).json).toMatchObject({ ok: true, apiVersion: '1' });
+    expect((await api('DELETE', '/api/models/folders/nope')).status).toBe(404);
+    expect((await api('GET', '/api/jobs/nope')).status).toBe(404);
     expect((await api('GET', '/api/nothing')).status).toBe(404);
     expect((await api('GET', '/api/runs/nope')).json.error).toMatch(/no saved run nope/);
     expect((await api('PATCH', '/api/runs/nope', { title: 'x' })).status).toBe(404);
@@ -344,6 +347,14 @@ describe('token', () => {
     } finally {
       await secured.close();
     }
+  });
+});
+
+describe('lantern serve', () => {
+  it('refuses a non-loopback host without a token, and a short token', async () => {
+    expectOneLineError(await runLantern(['serve', '--host', '0.0.0.0'], tmp), /--host 0\.0\.0\.0 is reachable from other machines; give --token/);
+    expectOneLineError(await runLantern(['serve', '--host', '0.0.0.0', '--token', 'abc'], tmp), /--token must be at least 8 characters/);
+    expectOneLineError(await runLantern(['serve', '--port', '70000'], tmp), /--port must be an integer from 0 to 65535/);
   });
 });
 

@@ -44,113 +44,123 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+// The tests share one browser page and one data folder, in order: each stays well under vitest's
+// 60 s worker-RPC limit even on a loaded machine.
 describe('workbench in chromium', () => {
-  it('predicts, attributes with a heatmap of one cell per token, and reopens the run after a restart', async () => {
-    const lib = await loadModel(BUNDLED_MODEL);
-    const nTokens = lib.toTokens(PROMPT).length;
-    const errors: string[] = [];
+  let app: LanternServer | undefined;
+  let url = '';
+  let nTokens = 0;
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    nTokens = (await loadModel(BUNDLED_MODEL)).toTokens(PROMPT).length;
     page.on('pageerror', (e) => errors.push(e.message));
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
 
-    let { app, url } = await startServer();
-    try {
-      await page.goto(url);
-      await page.locator('#model option').first().waitFor({ state: 'attached' });
-      expect(await page.locator('#model').inputValue()).toBe('bundled');
-
-      // Predictions
-      await page.fill('#prompt', PROMPT);
-      await page.press('#prompt', 'Control+Enter');
-      await page.locator('#view-predict .chart svg.marks').waitFor();
-      expect(await page.locator('#view-predict .meta').textContent()).toContain(`${nTokens} tokens`);
-      await page.screenshot({ path: path.join(SHOTS, '1-predictions.png'), fullPage: true });
-
-      // Attribution: integrated gradients with faithfulness
-      await page.click('#tab-attribution');
-      await page.fill('#view-attribution input[name=target]', ' dog');
-      await page.fill('#view-attribution input[name=steps]', '16');
-      await page.check('#view-attribution input[name=evaluate]');
-      await page.click('#view-attribution button.run');
-      await page.locator('#view-attribution .chart svg.marks').waitFor({ timeout: 60_000 });
-      expect(await page.locator('#view-attribution .error').isHidden()).toBe(true);
-      expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(nTokens);
-      // The heatmap: one rect per token in its one target row (vega-lite marks are SVG paths with aria roles).
-      const cells = page.locator('#view-attribution .chart svg.marks g.mark-rect.layer_0_marks path');
-      expect(await cells.count()).toBe(nTokens);
-      expect(await page.locator('#view-attribution table.faith').textContent()).toContain('AOPC comprehensiveness');
-      await page.screenshot({ path: path.join(SHOTS, '2-attribution.png'), fullPage: true });
-
-      // Word view: fewer columns than tokens only when words span several tokens; here each word is one token.
-      await page.check('#view-attribution input[name=words]');
-      expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(PROMPT.split(' ').length);
-
-      // Bad input is shown in place.
-      await page.fill('#view-attribution input[name=target]', '');
-      await page.fill('#view-attribution input[name=foil]', ' cat');
-      await page.click('#view-attribution button.run');
-      await page.locator('#view-attribution .error:not([hidden])').waitFor();
-      expect(await page.locator('#view-attribution .error').textContent()).toMatch(/foil needs a target/);
-      await page.fill('#view-attribution input[name=foil]', '');
-    } finally {
-      await app.close();
-    }
-
-    // A fresh server on the same data: the saved run opens with the same heatmap.
+  it('types a prompt and shows next-token predictions (Ctrl+Enter)', async () => {
     ({ app, url } = await startServer());
-    try {
-      await page.goto(`${url}/#runs`);
-      const row = page.locator('table.runs tbody tr').filter({ hasText: 'attribution' }).filter({ hasText: 'done' }).first();
-      await row.waitFor();
-      await row.locator('button', { hasText: 'Open' }).click();
-      await page.locator('#view-attribution .chart svg.marks').waitFor();
-      expect(await page.locator('#view-attribution').isVisible()).toBe(true);
-      expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBeGreaterThan(0);
-      expect(await page.locator('#view-attribution input[name=target]').inputValue()).toBe(' dog');
-      expect(await page.locator('#prompt').inputValue()).toBe(PROMPT);
-      await page.screenshot({ path: path.join(SHOTS, '3-reopened.png'), fullPage: true });
+    await page.goto(url);
+    await page.locator('#model option').first().waitFor({ state: 'attached' });
+    expect(await page.locator('#model').inputValue()).toBe('bundled');
+    await page.fill('#prompt', '');
+    await page.type('#prompt', PROMPT);
+    await page.press('#prompt', 'Control+Enter');
+    await page.locator('#view-predict .chart svg.marks').waitFor();
+    expect(await page.locator('#view-predict .meta').textContent()).toContain(`${nTokens} tokens`);
+    expect(await page.locator('#view-predict .chart svg.marks g.mark-rect path').count()).toBe(10);
+    await page.screenshot({ path: path.join(SHOTS, '1-predictions.png'), fullPage: true });
+  });
 
-      await page.click('#tab-runs');
-      await page.locator('table.runs').waitFor();
-      await page.screenshot({ path: path.join(SHOTS, '4-runs.png'), fullPage: true });
+  it('runs an attribution: one heatmap cell and one coloured chip per token, faithfulness, word toggle', async () => {
+    await page.click('#tab-attribution');
+    await page.fill('#view-attribution input[name=target]', ' dog');
+    await page.fill('#view-attribution input[name=steps]', '16');
+    await page.check('#view-attribution input[name=evaluate]');
+    await page.click('#view-attribution button.run');
+    await page.locator('#view-attribution .chart svg.marks').waitFor({ timeout: 45_000 });
+    expect(await page.locator('#view-attribution .error').isHidden()).toBe(true);
+    expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(nTokens);
+    // The heatmap's rect layer (vega-lite draws one path per datum): one target row x nTokens columns.
+    expect(await page.locator('#view-attribution .chart svg.marks g.mark-rect.layer_0_marks path').count()).toBe(nTokens);
+    expect(await page.locator('#view-attribution table.faith').textContent()).toContain('AOPC comprehensiveness');
+    await page.screenshot({ path: path.join(SHOTS, '2-attribution.png'), fullPage: true });
 
-      // Logit lens, attention and patching render too.
-      await page.click('#tab-lens');
-      await page.fill('#view-lens input[name=target]', ' dog');
-      await page.click('#view-lens button.run');
-      await page.locator('#view-lens .chart svg.marks').waitFor();
-      await page.screenshot({ path: path.join(SHOTS, '5-lens.png'), fullPage: true });
+    // Here every word is one token, so the word view has as many columns as words.
+    await page.check('#view-attribution input[name=words]');
+    expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(PROMPT.split(' ').length);
+    await page.uncheck('#view-attribution input[name=words]');
 
-      await page.click('#tab-attention');
-      await page.click('#view-attention button.run');
-      await page.locator('#view-attention .chart svg.marks').waitFor();
-      await page.locator('[data-testid=attention-tokens] .token-chip').nth(3).hover();
-      expect(await page.locator('[data-testid=attention-tokens] .token-chip.query').count()).toBe(1);
-      await page.screenshot({ path: path.join(SHOTS, '6-attention.png'), fullPage: true });
+    // Bad input is shown in place.
+    await page.fill('#view-attribution input[name=target]', '');
+    await page.fill('#view-attribution input[name=foil]', ' cat');
+    await page.click('#view-attribution button.run');
+    await page.locator('#view-attribution .error:not([hidden])').waitFor();
+    expect(await page.locator('#view-attribution .error').textContent()).toMatch(/foil needs a target/);
+    await page.fill('#view-attribution input[name=foil]', '');
+  });
 
-      await page.click('#tab-patching');
-      await page.selectOption('#view-patching select[name=sweep]', 'heads');
-      await page.click('#view-patching button.run');
-      await page.locator('#view-patching .chart svg.marks').waitFor();
-      await page.screenshot({ path: path.join(SHOTS, '7-patching.png'), fullPage: true });
+  it('opens the saved attribution after a server restart', async () => {
+    await app!.close();
+    ({ app, url } = await startServer());
+    await page.goto(`${url}/#runs`);
+    const row = page.locator('table.runs tbody tr').filter({ hasText: 'attribution' }).filter({ hasText: 'done' }).first();
+    await row.waitFor();
+    await page.screenshot({ path: path.join(SHOTS, '3-runs.png'), fullPage: true });
+    await row.locator('button', { hasText: 'Open' }).click();
+    await page.locator('#view-attribution .chart svg.marks').waitFor();
+    expect(await page.locator('#view-attribution').isVisible()).toBe(true);
+    expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(nTokens);
+    expect(await page.locator('#view-attribution .chart svg.marks g.mark-rect.layer_0_marks path').count()).toBe(nTokens);
+    expect(await page.locator('#view-attribution input[name=target]').inputValue()).toBe(' dog');
+    expect(await page.locator('#prompt').inputValue()).toBe(PROMPT);
+    await page.screenshot({ path: path.join(SHOTS, '4-reopened.png'), fullPage: true });
+  });
 
-      // A long sweep (one patched run per call) shows its progress and is cancelled in place.
-      await page.check('#view-patching input[name=byPosition]');
-      await page.fill('#view-patching input[name=batchSize]', '1');
-      await page.click('#view-patching button.run');
-      await page.waitForFunction(() => Number((document.querySelector('#progress') as HTMLProgressElement).value) > 0.05);
-      expect(await page.locator('#status-text').textContent()).toMatch(/running patching · \d+%/);
-      await page.screenshot({ path: path.join(SHOTS, '7b-progress.png'), fullPage: true });
-      await page.click('#cancel');
-      await page.locator('#view-patching .error:not([hidden])').waitFor();
-      expect(await page.locator('#view-patching .error').textContent()).toBe('Cancelled.');
-      expect(await page.locator('#status').isHidden()).toBe(true);
+  it('draws the logit lens and the attention grid; hovering a token marks it as the query', async () => {
+    await page.click('#tab-lens');
+    await page.fill('#view-lens input[name=target]', ' dog');
+    await page.click('#view-lens button.run');
+    await page.locator('#view-lens .chart svg.marks').waitFor();
+    await page.screenshot({ path: path.join(SHOTS, '5-lens.png'), fullPage: true });
 
-      // Narrow screens: the layout reflows.
-      await page.setViewportSize({ width: 420, height: 900 });
-      await page.click('#tab-attribution');
-      await page.screenshot({ path: path.join(SHOTS, '8-narrow.png'), fullPage: true });
-      expect(errors).toEqual([]);
-    } finally {
-      await app.close();
-    }
+    await page.click('#tab-attention');
+    await page.click('#view-attention button.run');
+    await page.locator('#view-attention .chart svg.marks').waitFor();
+    await page.locator('[data-testid=attention-tokens] .token-chip').nth(3).hover();
+    expect(await page.locator('[data-testid=attention-tokens] .token-chip.query').count()).toBe(1);
+    await page.screenshot({ path: path.join(SHOTS, '6-attention.png'), fullPage: true });
+  });
+
+  it('draws a patching heatmap, and cancels a long sweep in place', async () => {
+    await page.click('#tab-patching');
+    await page.selectOption('#view-patching select[name=sweep]', 'heads');
+    await page.click('#view-patching button.run');
+    await page.locator('#view-patching .chart svg.marks').waitFor();
+    // layer x head: 4 x 8 cells.
+    expect(await page.locator('#view-patching .chart svg.marks g.mark-rect.layer_0_marks path').count()).toBe(32);
+    await page.screenshot({ path: path.join(SHOTS, '7-patching.png'), fullPage: true });
+
+    // One patched run per call: long enough to watch its progress and cancel it.
+    await page.check('#view-patching input[name=byPosition]');
+    await page.fill('#view-patching input[name=batchSize]', '1');
+    await page.click('#view-patching button.run');
+    await page.waitForFunction(() => Number((document.querySelector('#progress') as HTMLProgressElement).value) > 0.05);
+    expect(await page.locator('#status-text').textContent()).toMatch(/running patching · \d+%/);
+    await page.screenshot({ path: path.join(SHOTS, '8-progress.png'), fullPage: true });
+    await page.click('#cancel');
+    await page.locator('#view-patching .error:not([hidden])').waitFor();
+    expect(await page.locator('#view-patching .error').textContent()).toBe('Cancelled.');
+    expect(await page.locator('#status').isHidden()).toBe(true);
+  });
+
+  it('fits a narrow screen without horizontal scrolling, and raised no page errors', async () => {
+    await page.setViewportSize({ width: 420, height: 900 });
+    await page.click('#tab-attribution');
+    await page.screenshot({ path: path.join(SHOTS, '9-narrow.png'), fullPage: true });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(420);
+    expect(errors).toEqual([]);
   });
 });

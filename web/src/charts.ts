@@ -3,8 +3,11 @@ import embed from 'vega-embed';
 import type { VisualizationSpec } from 'vega-embed';
 
 export async function draw(el: HTMLElement, spec: VisualizationSpec): Promise<void> {
-  el.replaceChildren();
-  await embed(el, spec, { actions: { export: true, source: false, compiled: false, editor: false }, renderer: 'svg' });
+  // vega-embed makes its element an inline-block as wide as the chart; inside `el` (a block that
+  // scrolls) a wide chart scrolls instead of widening the page on small screens.
+  const inner = document.createElement('div');
+  el.replaceChildren(inner);
+  await embed(inner, spec, { actions: { export: true, source: false, compiled: false, editor: false }, renderer: 'svg' });
 }
 
 /** A token as a readable label: leading space as '·', newline as '↵', never empty. */
