@@ -159,6 +159,7 @@ describe('bad input is a 4xx naming the problem', () => {
     ['multi-token foil target', '/api/attribution', { text: PROMPT, target: ' the big mat', foil: ' dog', method: 'saliency' }, 400, /is 3 tokens; a contrastive foil needs a one-token target/],
     ['multi-token lens target', '/api/lens', { text: PROMPT, target: ' big mat' }, 400, /is 2 tokens \(" big", " mat"\), not a single token/],
     ['longer than the context', '/api/forward', { text: 'word '.repeat(300) }, 400, /text is 301 tokens; the model's context is 256/],
+    ['attention prompt too long', '/api/attention', { text: 'word '.repeat(150) }, 400, /attention patterns are limited to 128 tokens \(the prompt is 151\)/],
     ['pair of different lengths', '/api/patching', { clean: 'The cat sat', corrupt: 'The big cat sat', answer: ' on' }, 400, /token/],
     ['unknown model', '/api/forward', { text: 'a', model: 'gpt9' }, 400, /unknown model 'gpt9'/],
     ['unknown planted kind', '/api/forward', { text: 'a', model: 'planted:nope' }, 400, /unknown planted model 'nope'; kinds: induction/],

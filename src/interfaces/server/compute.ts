@@ -17,6 +17,8 @@ import type { JobContext } from './queue.js';
 
 /** Prompts longer than this (in characters) are refused before tokenizing. */
 export const MAX_TEXT = 4000;
+/** Longest prompt for the attention endpoint, whose result grows as layers x heads x tokens². */
+export const MAX_ATTENTION_TOKENS = 128;
 
 const text = { type: 'string', minLength: 1, maxLength: MAX_TEXT };
 const model = { type: 'string', minLength: 1, maxLength: 300, description: "a reference from GET /api/models: 'bundled', 'planted:<kind>', 'folder:<id>', 'hub:<id>' or 'default' (default: the server's model)" };
@@ -139,6 +141,8 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
       return { tokens: first, tokenStrings: str(first), predictions: topK(logits, first.length - 1, body.topK ?? 10, (id) => str([id])[0]) };
     }
     case 'attention': {
+      // Every layer and head's T x T pattern goes into the response and the saved run.
+      if (first.length > MAX_ATTENTION_TOKENS) throw new LanternError(`attention patterns are limited to ${MAX_ATTENTION_TOKENS} tokens (the prompt is ${first.length}); use a shorter prompt`);
       const L = m.cfg.nLayers;
       const names = Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_pattern`);
       const { cache } = await m.runWithCache([first], names);
