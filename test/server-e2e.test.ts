@@ -109,6 +109,13 @@ describe('workbench in chromium', () => {
     const row = page.locator('table.runs tbody tr').filter({ hasText: 'attribution' }).filter({ hasText: 'done' }).first();
     await row.waitFor();
     await page.screenshot({ path: path.join(SHOTS, '3-runs.png'), fullPage: true });
+    // Runs made so far: one forward, one attribution, one failed attribution.
+    expect(await page.locator('table.runs tbody tr').count()).toBe(3);
+    await page.selectOption('#view-runs select[name=kind]', 'forward');
+    await page.locator('table.runs tbody tr').nth(1).waitFor({ state: 'detached' });
+    expect(await page.locator('table.runs tbody tr').count()).toBe(1);
+    await page.selectOption('#view-runs select[name=kind]', 'all kinds');
+    await page.locator('table.runs tbody tr').nth(2).waitFor();
     await row.locator('button', { hasText: 'Open' }).click();
     await page.locator('#view-attribution .chart svg.marks').waitFor();
     expect(await page.locator('#view-attribution').isVisible()).toBe(true);

@@ -46,7 +46,7 @@ async function call<T>(method: string, url: string, body?: unknown): Promise<T> 
 export const api = {
   models: () => call<{ default: string; models: ModelChoice[] }>('GET', 'api/models'),
   addFolder: (path: string) => call<ModelChoice & { ref: string }>('POST', 'api/models/folders', { path }),
-  runs: () => call<{ runs: RunSummary[]; total: number }>('GET', 'api/runs?limit=200'),
+  runs: (kind?: string) => call<{ runs: RunSummary[]; total: number }>('GET', `api/runs?limit=200${kind ? `&kind=${kind}` : ''}`),
   run: (id: string) => call<Run>('GET', `api/runs/${encodeURIComponent(id)}`),
   rename: (id: string, title: string) => call<Run>('PATCH', `api/runs/${encodeURIComponent(id)}`, { title }),
   remove: (id: string) => call<void>('DELETE', `api/runs/${encodeURIComponent(id)}`),

@@ -259,11 +259,15 @@ const patching: View = {
 };
 
 // ---- Saved runs
+const runsKind = select('kind', ['all kinds', 'forward', 'attribution', 'lens', 'attention', 'patching'], 'all kinds');
 const runsView: View = {
   id: 'runs', label: 'Saved runs',
   panel: panel('runs', 'Saved runs', []),
   onShow: () => void refreshRuns(),
 };
+
+runsView.panel.prepend(h('div', { class: 'grid-controls' }, field('Show', runsKind)));
+runsKind.addEventListener('change', () => void refreshRuns());
 
 const views: View[] = [predict, attribution, lens, attention, patching, runsView];
 const byKind = new Map(views.filter((v) => v.kind).map((v) => [v.kind!, v]));
@@ -409,7 +413,7 @@ async function refreshRuns(): Promise<void> {
   const out = output(runsView);
   out.append(h('p', { 'aria-busy': 'true', text: 'Loading saved runs…' }));
   try {
-    const { runs, total } = await api.runs();
+    const { runs, total } = await api.runs(runsKind.value === 'all kinds' ? undefined : runsKind.value);
     meta(runsView, `${total} saved run${total === 1 ? '' : 's'}`);
     const table = h('table', { class: 'striped runs' }, h('thead', {}, h('tr', {}, ...['Title', 'Kind', 'Model', 'Created', 'Status', ''].map((t) => h('th', { text: t })))));
     const tbody = h('tbody');
