@@ -21,8 +21,8 @@ let tmp: string;
 let browser: Browser;
 let page: Page;
 
-async function startServer(): Promise<{ app: LanternServer; url: string }> {
-  const app = await buildServer({ dataDir: path.join(tmp, 'data'), webDir: WEB_DIR, allowHub: false });
+async function startServer(token?: string): Promise<{ app: LanternServer; url: string }> {
+  const app = await buildServer({ dataDir: path.join(tmp, token ? 'secured' : 'data'), webDir: WEB_DIR, allowHub: false, token });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   return { app, url: url.replace('127.0.0.1', 'localhost') };
 }
@@ -169,5 +169,22 @@ describe('workbench in chromium', () => {
     await page.screenshot({ path: path.join(SHOTS, '9-narrow.png'), fullPage: true });
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(420);
     expect(errors).toEqual([]);
+  });
+
+  it('with a token: the URL with ?token= opens the app, whose requests and progress stream then work', async () => {
+    const secured = await startServer('e2e-secret-token');
+    try {
+      const denied = await page.goto(secured.url);
+      expect(denied!.status()).toBe(401);
+      await page.goto(`${secured.url}/?token=e2e-secret-token`);
+      await page.locator('#model option').first().waitFor({ state: 'attached' });
+      await page.click('#tab-predict');
+      await page.fill('#prompt', 'Hello');
+      await page.click('#view-predict button.run');
+      await page.locator('#view-predict .chart svg.marks').waitFor();
+      expect(await page.locator('#view-predict .error').isHidden()).toBe(true);
+    } finally {
+      await secured.app.close();
+    }
   });
 });
