@@ -252,6 +252,61 @@ describe('models', () => {
   });
 });
 
+describe('Hub models', () => {
+  it("'hub:<id>' downloads through HF_ENDPOINT with 'downloading' progress, then runs like the same folder loaded directly", async () => {
+    // A miniature Hub serving one folder: /{repo}/resolve/{rev}/{file} with the headers the client checks.
+    const folder = path.join(tmp, 'hub-src');
+    writeRandomGpt2(folder, { ...TINY_GPT2, dVocab: 50257 }, { seed: 5 });
+    fs.copyFileSync(path.join(BUNDLED_MODEL, 'tokenizer.json'), path.join(folder, 'tokenizer.json'));
+    const { createServer } = await import('node:http');
+    const { createHash } = await import('node:crypto');
+    const hub = createServer((req, res) => {
+      const m = /^\/tiny\/gpt\/resolve\/[^/]+\/(.+)$/.exec(req.url ?? '');
+      const file = m && path.join(folder, decodeURIComponent(m[1]));
+      const headers = { 'x-repo-commit': 'a'.repeat(40) };
+      if (!file || !fs.existsSync(file)) {
+        res.writeHead(404, { ...headers, 'x-error-code': 'EntryNotFound' }).end();
+        return;
+      }
+      const body = fs.readFileSync(file);
+      res.writeHead(200, { ...headers, etag: `"${createHash('sha256').update(body).digest('hex')}"`, 'content-length': body.length }).end(body);
+    });
+    await new Promise<void>((r) => hub.listen(0, '127.0.0.1', r));
+    const saved = { endpoint: process.env.HF_ENDPOINT, home: process.env.HF_HOME, offline: process.env.HF_HUB_OFFLINE };
+    process.env.HF_ENDPOINT = `http://127.0.0.1:${(hub.address() as { port: number }).port}`;
+    process.env.HF_HOME = path.join(tmp, 'hf-home');
+    delete process.env.HF_HUB_OFFLINE;
+    const online = await buildServer({ dataDir: path.join(tmp, 'hub-data'), allowHub: true });
+    const onlineBase = await online.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const start = await fetch(`${onlineBase}/api/forward?async=true`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'Hello there', model: 'hub:tiny/gpt', topK: 3 }),
+      }).then((r) => r.json());
+      const text = await fetch(onlineBase + start.events).then((r) => r.text());
+      const evs = text.split('\n\n').filter((b) => b.includes('data: ')).map((b) => JSON.parse(b.slice(b.indexOf('data: ') + 6)));
+      expect(evs.some((e) => e.type === 'progress' && e.stage === 'downloading' && /model\.safetensors/.test(e.message))).toBe(true);
+      expect(evs.at(-1).type).toBe('done');
+      const run = await fetch(`${onlineBase}/api/runs/${start.id}`).then((r) => r.json());
+      const direct = await loadModel(folder);
+      const tokens = direct.toTokens('Hello there');
+      expect(run.result.predictions.map((p: any) => p.id)).toEqual(topK(await direct.run([tokens]), tokens.length - 1, 3, String).map((p) => p.id));
+      // Hub ids never name local paths.
+      for (const bad of ['hub:../etc', 'hub:/etc/passwd', 'hub:models']) {
+        const r = await fetch(`${onlineBase}/api/forward`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'a', model: bad }) });
+        expect(r.status, bad).toBe(400);
+        expect((await r.json()).error).toMatch(/is not a Hub model id/);
+      }
+    } finally {
+      await online.close();
+      hub.close();
+      for (const [k, v] of [['HF_ENDPOINT', saved.endpoint], ['HF_HOME', saved.home], ['HF_HUB_OFFLINE', saved.offline]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+});
+
 describe('runs, jobs and progress', () => {
   it('lists, reopens, renames, exports and deletes saved runs', async () => {
     const made = await api('POST', '/api/forward', { text: 'Once upon a time', title: 'fairy tale' });
