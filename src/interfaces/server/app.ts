@@ -175,7 +175,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     }, async (req, reply) => {
       const body = req.body as Record<string, any>;
       const ref = body.model ?? models.defaultRef;
-      await models.resolve(ref); // an unknown model is a 400 now, not a failed job later
+      await models.resolve(ref, false); // an unknown model is a 400 now, not a failed job later
       const { title, model: _m, ...params } = body;
       const job = queue.enqueue(kind as RunKind, ref, title ?? defaultTitle(kind, body), { ...params, model: ref }, async (ctx) => {
         ctx.stage('loading', `loading ${ref}`);

@@ -80,8 +80,12 @@ export class ModelRegistry {
     return this.opts.store.addFolder(real, name?.trim() || path.basename(real));
   }
 
-  /** The path or Hub id behind a reference; LanternError (a 400) for anything not allowed. */
-  async resolve(ref: string): Promise<string> {
+  /**
+   * The path or Hub id behind a reference; LanternError (a 400) for anything not allowed. With
+   * `prepare` false it only checks, so a request handler can refuse a bad reference at once while
+   * writing a planted model is left to the (serial) compute queue.
+   */
+  async resolve(ref: string, prepare = true): Promise<string> {
     if (ref === 'default') {
       if (this.opts.defaultSource === undefined) throw new LanternError("model 'default' exists only when the server was started with --model");
       return this.opts.defaultSource;
@@ -95,7 +99,7 @@ export class ModelRegistry {
     if (scheme === 'planted') {
       if (!(PLANTED_KINDS as readonly string[]).includes(arg)) throw new LanternError(`unknown planted model '${arg}'; kinds: ${PLANTED_KINDS.join(', ')}`);
       const folder = path.join(this.opts.plantedDir, arg);
-      if (!fs.existsSync(path.join(folder, PLANTED_FILE))) await makePlanted(arg, folder, { measure: false, executor: this.opts.executor });
+      if (prepare && !fs.existsSync(path.join(folder, PLANTED_FILE))) await makePlanted(arg, folder, { measure: false, executor: this.opts.executor });
       return folder;
     }
     if (scheme === 'folder') {
