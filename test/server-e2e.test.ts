@@ -124,6 +124,16 @@ describe('workbench in chromium', () => {
     expect(await page.locator('#view-attribution input[name=target]').inputValue()).toBe(' dog');
     expect(await page.locator('#prompt').inputValue()).toBe(PROMPT);
     await page.screenshot({ path: path.join(SHOTS, '4-reopened.png'), fullPage: true });
+
+    // Rename and delete from the list (native prompt and confirm dialogs).
+    await page.click('#tab-runs');
+    page.once('dialog', (d) => void d.accept('fox attribution'));
+    await page.locator('table.runs tbody tr').filter({ hasText: 'done' }).filter({ hasText: 'attribution' }).locator('button', { hasText: 'Rename' }).click();
+    await page.locator('table.runs td.title', { hasText: 'fox attribution' }).waitFor();
+    page.once('dialog', (d) => void d.accept());
+    await page.locator('table.runs tbody tr').filter({ hasText: 'error' }).locator('button', { hasText: 'Delete' }).click();
+    await page.locator('table.runs tbody tr').nth(2).waitFor({ state: 'detached' });
+    expect(await page.locator('table.runs tbody tr').count()).toBe(2);
   });
 
   it('draws the logit lens and the attention grid; hovering a token marks it as the query', async () => {
