@@ -437,7 +437,7 @@ async function refreshRuns(): Promise<void> {
         }
       });
       tbody.append(h('tr', { 'data-run': r.id },
-        h('td', { class: 'title', text: r.title }), h('td', { text: r.kind }), h('td', { text: r.model }),
+        h('td', { class: 'title' }, r.title, ...(r.error ? [h('small', { class: 'run-error', text: r.error })] : [])), h('td', { text: r.kind }), h('td', { text: r.model }),
         h('td', { text: new Date(r.createdAt).toLocaleString() }), h('td', { text: r.status, title: r.error ?? '' }),
         h('td', { class: 'actions' }, openBtn, renameBtn, exportLink, delBtn)));
     }
