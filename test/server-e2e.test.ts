@@ -93,12 +93,16 @@ describe('workbench in chromium', () => {
     expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(PROMPT.split(' ').length);
     await page.uncheck('#view-attribution input[name=words]');
 
-    // Bad input is shown in place.
+    // Bad input is shown in place: refused at once (no target for the foil) ...
     await page.fill('#view-attribution input[name=target]', '');
     await page.fill('#view-attribution input[name=foil]', ' cat');
     await page.click('#view-attribution button.run');
     await page.locator('#view-attribution .error:not([hidden])').waitFor();
     expect(await page.locator('#view-attribution .error').textContent()).toMatch(/foil needs a target/);
+    // ... or found by the job (a foil needs a one-token target), which is saved as a failed run.
+    await page.fill('#view-attribution input[name=target]', ' big dog');
+    await page.click('#view-attribution button.run');
+    await page.waitForFunction(() => /a contrastive foil needs a one-token target/.test(document.querySelector('#view-attribution .error')!.textContent ?? ''));
     await page.fill('#view-attribution input[name=foil]', '');
   });
 

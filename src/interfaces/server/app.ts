@@ -18,7 +18,7 @@ import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import { LanternError } from '../../errors.js';
 import { lanternHome } from '../../paths.js';
-import { compute, defaultTitle, SCHEMAS } from './compute.js';
+import { compute, defaultTitle, precheck, SCHEMAS } from './compute.js';
 import { ModelRegistry } from './models.js';
 import { CancelledError, ComputeQueue, Job, JobExecutor } from './queue.js';
 import { RUN_KINDS, RunKind, RunStore } from './store.js';
@@ -176,6 +176,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
       const body = req.body as Record<string, any>;
       const ref = body.model ?? models.defaultRef;
       await models.resolve(ref, false); // an unknown model is a 400 now, not a failed job later
+      precheck(kind, body);
       const { title, model: _m, ...params } = body;
       const job = queue.enqueue(kind as RunKind, ref, title ?? defaultTitle(kind, body), { ...params, model: ref }, async (ctx) => {
         ctx.stage('loading', `loading ${ref}`);

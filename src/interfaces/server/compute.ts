@@ -94,6 +94,35 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
 
 type Body = Record<string, any>;
 
+/** Which attribution methods read each setting; a setting sent to another method is a mistake to report, not ignore. */
+const SETTING_METHODS: Record<string, readonly string[]> = {
+  steps: ['ig'], rule: ['ig'], baseline: ['ig'],
+  aggregate: ['ig', 'saliency', 'input-x-grad'],
+  layers: ['attention', 'rollout'], heads: ['attention', 'rollout'],
+  samples: ['lime', 'shap', 'shapley'], kernelWidth: ['lime'],
+  mask: ['occlusion', 'lime', 'shap', 'shapley'],
+};
+
+/**
+ * Rules between fields that need no model, checked before a job is queued, so a request that can
+ * only fail is a 400 at once rather than a saved failed run.
+ */
+export function precheck(kind: RunKind, body: Body): void {
+  if (kind === 'attribution') {
+    const method = body.method ?? 'ig';
+    if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
+    for (const [k, methods] of Object.entries(SETTING_METHODS)) {
+      if (body[k] === undefined || methods.includes(method)) continue;
+      if (k === 'mask' && body.evaluate) continue; // faithfulness masks too
+      throw new LanternError(`${k} applies only to method ${methods.join(', ')} (the method is ${method})`);
+    }
+  }
+  if (kind === 'patching') {
+    if (body.byPosition && body.sweep !== 'heads' && body.sweep !== 'pattern') throw new LanternError(`byPosition applies only to the heads and pattern sweeps (the sweep is ${body.sweep})`);
+    if (body.metric === 'logit-diff' && body.wrong === undefined) throw new LanternError('metric logit-diff needs a wrong answer');
+  }
+}
+
 /** A short default title for a saved run. */
 export function defaultTitle(kind: RunKind, body: Body): string {
   const t = String(kind === 'patching' ? body.clean : body.text).replace(/\s+/g, ' ').trim();
