@@ -180,7 +180,15 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
       const { title, model: _m, ...params } = body;
       const job = queue.enqueue(kind as RunKind, ref, title ?? defaultTitle(kind, body), { ...params, model: ref }, async (ctx) => {
         ctx.stage('loading', `loading ${ref}`);
-        const m = await models.load(ref, (e) => ctx.stage('downloading', `downloading ${e.file} (${Math.round(e.received / 1e6)} MB)`));
+        // The downloader reports every chunk; one event per whole megabyte is plenty.
+        let shown = '';
+        const m = await models.load(ref, (e) => {
+          const mb = `${e.file} ${Math.floor(e.received / 1e6)}`;
+          if (mb === shown) return;
+          shown = mb;
+          const of = e.total ? ` of ${(e.total / 1e6).toFixed(1)} MB` : ' MB';
+          ctx.stage('downloading', `downloading ${e.file}: ${(e.received / 1e6).toFixed(1)}${of}`);
+        });
         return compute(kind, m, params, ctx);
       });
       const q = (req.query as { async?: string }).async;
