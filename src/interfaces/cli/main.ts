@@ -15,6 +15,7 @@ import { circuitCommand } from './circuit.js';
 import { tunedLensCommand } from './tuned-lens.js';
 import { traceCommand } from './trace.js';
 import { explainBlackboxCommand } from './explain-blackbox.js';
+import { serveCommand } from './serve.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -41,6 +42,7 @@ circuitCommand(program);
 tunedLensCommand(program);
 traceCommand(program);
 explainBlackboxCommand(program);
+serveCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
