@@ -22,6 +22,8 @@ export { Rng } from './rng.js';
 export * as attribution from './methods/attribution/index.js';
 export * as lens from './methods/lens/index.js';
 export * as patching from './methods/patching/index.js';
+export * as circuits from './methods/circuits/index.js';
+export * as blackbox from './methods/blackbox/index.js';
 export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';
 export type {
   LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, HttpBackendOptions, HttpEvent, HttpApi,

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '../src/rng.js';
-import { Trainer, TrainConfig, learningRate, lossGraph, initGpt2Weights, streamLoss } from '../src/train/trainer.js';
+import { Trainer, TrainConfig, learningRate, lossGraph, initGpt2Weights, streamLoss, totalSteps, isPrefixOf } from '../src/train/trainer.js';
 import { gradients } from '../src/engine/autodiff/grad.js';
 import { defaultExecutor } from '../src/engine/runtime/executor.js';
 import { Tensor } from '../src/engine/tensor.js';
@@ -35,6 +35,20 @@ describe('training', () => {
     // halfway through the cosine: (lr + minLr) / 2
     expect(learningRate(tc, 5 + 55 / 2)).toBeCloseTo((tc.lr + tc.minLr) / 2, 12);
     expect(learningRate(tc, 60)).toBeCloseTo(tc.minLr, 12);
+  });
+
+  it('learning rate: a later phase restarts with its own warmup and cosine (by hand)', () => {
+    const two: TrainConfig = { ...tc, then: [{ steps: 40, warmupSteps: 4, lr: 1e-3, minLr: 1e-4 }] };
+    expect(totalSteps(two)).toBe(100);
+    expect(learningRate(two, 59)).toBeCloseTo(learningRate(tc, 59), 12);
+    expect(learningRate(two, 60)).toBeCloseTo(1e-3 / 4, 12);
+    expect(learningRate(two, 63)).toBeCloseTo(1e-3, 12);
+    expect(learningRate(two, 60 + 4 + 36 / 2)).toBeCloseTo((1e-3 + 1e-4) / 2, 12);
+    expect(learningRate(two, 100)).toBeCloseTo(1e-4, 12);
+    // A finished one-phase run may be trained on by the two-phase recipe, not the other way round.
+    expect(isPrefixOf(tc, two)).toBe(true);
+    expect(isPrefixOf(two, tc)).toBe(false);
+    expect(isPrefixOf({ ...tc, lr: 1e-2 }, two)).toBe(false);
   });
 
   it('gradients of the loss wrt every kind of weight match finite differences', async () => {

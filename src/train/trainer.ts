@@ -30,13 +30,47 @@ export interface TrainConfig {
   weightDecay: number;
   clip: number;
   seed: number;
+  /**
+   * Further phases after the first `steps`, each with its own warmup and cosine decay: how a
+   * finished run is trained on (a warm restart) while its checkpoint stays a valid prefix.
+   */
+  then?: SchedulePhase[];
 }
 
-/** Linear warmup, then cosine decay to minLr at the last step. */
+export interface SchedulePhase {
+  steps: number;
+  warmupSteps: number;
+  lr: number;
+  minLr: number;
+}
+
+/** Steps over all phases. */
+export function totalSteps(tc: TrainConfig): number {
+  return tc.steps + (tc.then ?? []).reduce((n, p) => n + p.steps, 0);
+}
+
+/** True when a run with settings `saved` is the start of a run with settings `tc` (same run, maybe fewer phases). */
+export function isPrefixOf(saved: TrainConfig, tc: TrainConfig): boolean {
+  const phases = saved.then ?? [];
+  const { then: _a, ...savedBase } = saved;
+  const { then: later = [], ...base } = tc;
+  return JSON.stringify(savedBase) === JSON.stringify(base) && phases.every((p, i) => JSON.stringify(p) === JSON.stringify(later[i]));
+}
+
+/** Per phase: linear warmup, then cosine decay to minLr at the phase's last step. */
 export function learningRate(tc: TrainConfig, step: number): number {
-  if (step < tc.warmupSteps) return (tc.lr * (step + 1)) / tc.warmupSteps;
-  const progress = Math.min(1, (step - tc.warmupSteps) / Math.max(1, tc.steps - tc.warmupSteps));
-  return tc.minLr + 0.5 * (tc.lr - tc.minLr) * (1 + Math.cos(Math.PI * progress));
+  let start = 0;
+  for (const p of [tc, ...(tc.then ?? [])]) {
+    if (step < start + p.steps || p === (tc.then?.at(-1) ?? tc)) return phaseRate(p, step - start);
+    start += p.steps;
+  }
+  throw new Error('unreachable');
+}
+
+function phaseRate(p: SchedulePhase, step: number): number {
+  if (step < p.warmupSteps) return (p.lr * (step + 1)) / p.warmupSteps;
+  const progress = Math.min(1, (step - p.warmupSteps) / Math.max(1, p.steps - p.warmupSteps));
+  return p.minLr + 0.5 * (p.lr - p.minLr) * (1 + Math.cos(Math.PI * progress));
 }
 
 /** GPT-2's initialisation: N(0, 0.02), residual-writing projections scaled by 1/sqrt(2 n_layers), biases 0, LayerNorm 1. */

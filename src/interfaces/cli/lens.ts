@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadModel } from '../../models/load.js';
 import { logitLens, LogitLensResult } from '../../methods/lens/logit-lens.js';
+import { loadTunedLens, tunedLensPath } from '../../methods/lens/tuned-lens.js';
 import { defaultModel } from './defaults.js';
 import { assertWritable, positiveInt } from './forward.js';
 
@@ -92,16 +93,19 @@ export function lensCommand(program: Command): void {
     .addOption(new Option('-k, --top-k <n>', 'top tokens per cell in the JSON and HTML').default(5).argParser(positiveInt('--top-k')))
     .option('--json [file]', 'write the result as JSON to <file> (or print it when no file is given)')
     .option('--html <file>', 'write an HTML heatmap')
+    .option('--tuned [file]', 'decode through a tuned lens (default: <model>/tuned-lens.safetensors; train one with lantern tuned-lens train)')
     .addHelpText('after', '\nExample:\n  lantern lens --text "The capital of France is" --target " Paris" --html lens.html')
     .action(async (opts) => {
       const source: string = opts.model ?? defaultModel();
       if (typeof opts.json === 'string') assertWritable(opts.json, '--json');
       if (opts.html) assertWritable(opts.html, '--html');
       const model = await loadModel(source, { progress: process.stderr.isTTY });
-      const r = await logitLens(model, opts.text, { topK: opts.topK, target: opts.target });
+      const tunedFile = opts.tuned === undefined ? undefined : opts.tuned === true ? tunedLensPath(source) : String(opts.tuned);
+      const tuned = tunedFile ? loadTunedLens(tunedFile, model) : undefined;
+      const r = await logitLens(model, opts.text, { topK: opts.topK, target: opts.target, tuned });
       const saved = {
-        model: source, method: 'logit-lens',
-        settings: { topK: opts.topK, ...(opts.target !== undefined ? { target: opts.target, targetId: r.settings.target } : {}) },
+        model: source, method: tuned ? 'tuned-lens' : 'logit-lens',
+        settings: { topK: opts.topK, ...(opts.target !== undefined ? { target: opts.target, targetId: r.settings.target } : {}), ...(tunedFile ? { tunedLens: tunedFile } : {}) },
         text: opts.text, tokens: r.tokens, tokenStrings: r.tokenStrings, layers: r.layers, cells: r.cells,
       };
       if (opts.json === true) {
@@ -111,19 +115,19 @@ export function lensCommand(program: Command): void {
       }
       if (typeof opts.json === 'string') writeOut(opts.json, JSON.stringify(saved, null, 2) + '\n');
       if (opts.html) writeOut(opts.html, lensHtml(r, source));
-      printLens(r, source, opts.target);
+      printLens(r, source, opts.target, !!tuned);
       if (typeof opts.json === 'string') console.log(`saved JSON to ${opts.json}`);
       if (opts.html) console.log(`saved HTML to ${opts.html}`);
     });
 }
 
-function printLens(r: LogitLensResult, source: string, target?: string): void {
+function printLens(r: LogitLensResult, source: string, target?: string, tuned = false): void {
   const color = useColor();
   const W = 8;
   const toks = r.tokenStrings ?? r.tokens.map(String);
   const labelW = Math.max(...r.layers.map((l) => l.length), 5);
   console.log(`model: ${source}`);
-  console.log(`logit lens: top token at each layer (rows) and position (columns)${color ? ', coloured by its probability' : ''}`);
+  console.log(`${tuned ? 'tuned' : 'logit'} lens: top token at each layer (rows) and position (columns)${color ? ', coloured by its probability' : ''}`);
   const grid = (cell: (l: number, p: number) => [string, number]) => {
     console.log(`${'pos'.padEnd(labelW)} ${toks.map((_, p) => String(p).padEnd(W)).join(' ')}`);
     console.log(`${'token'.padEnd(labelW)} ${toks.map((t) => cellText(t, W)).join(' ')}`);

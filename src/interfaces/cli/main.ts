@@ -10,6 +10,12 @@ import { makePlantedCommand } from './planted.js';
 import { attributeCommand } from './attribute.js';
 import { lensCommand } from './lens.js';
 import { patchCommand } from './patch.js';
+import { promptsCommand } from './prompts.js';
+import { circuitCommand } from './circuit.js';
+import { tunedLensCommand } from './tuned-lens.js';
+import { traceCommand } from './trace.js';
+import { explainBlackboxCommand } from './explain-blackbox.js';
+import { serveCommand } from './serve.js';
 import { exportGgufCommand } from './export-gguf.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
@@ -32,6 +38,12 @@ makePlantedCommand(program);
 attributeCommand(program);
 lensCommand(program);
 patchCommand(program);
+promptsCommand(program);
+circuitCommand(program);
+tunedLensCommand(program);
+traceCommand(program);
+explainBlackboxCommand(program);
+serveCommand(program);
 exportGgufCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */

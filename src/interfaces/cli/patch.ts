@@ -49,6 +49,7 @@ export function patchCommand(program: Command): void {
     .addOption(new Option('--pos <n>', 'position whose prediction is measured (default: the last)').argParser(nonNegativeInt('--pos')))
     .addOption(new Option('--batch-size <n>', 'patched runs per ONNX Runtime call').default(64).argParser(positiveInt('--batch-size')))
     .addOption(new Option('--method <method>', 'activation (patched runs), attribution (linear approximation: one forward+backward), or both (and their Pearson r)').choices(['activation', 'attribution', 'both']).default('activation'))
+    .addOption(new Option('--ig-steps <n>', 'attribution: average gradients over n embeddings interpolated from the corrupted to the clean prompt (integrated attribution; fixes saturated attention)').default(0).argParser(nonNegativeInt('--ig-steps')))
     .option('--json [file]', 'write the result as JSON to <file> (or print it when no file is given)')
     .option('--html <file>', 'write an HTML heatmap')
     .addHelpText('after', '\nSweeps:\n  resid    layer x position at blocks.{l}.hook_resid_pre\n  attn     layer x position at blocks.{l}.hook_attn_out\n  mlp      layer x position at blocks.{l}.hook_mlp_out\n  heads    layer x head at blocks.{l}.attn.hook_z (all positions; --by-position: x position)\n  pattern  layer x head at blocks.{l}.attn.hook_pattern (--by-position: x query position)\n\nExample:\n  lantern patch --clean "When Mary and John went to the store, John gave a drink to" \\\n    --corrupt "When Mary and John went to the store, Mary gave a drink to" --answer " Mary" --wrong " John" --sweep heads')
@@ -64,7 +65,7 @@ export function patchCommand(program: Command): void {
       };
       const method: 'activation' | 'attribution' | 'both' = opts.method;
       const act = method === 'attribution' ? undefined : await activationPatching(model, { ...common, batchSize: opts.batchSize });
-      const attr = method === 'activation' ? undefined : await attributionPatching(model, common);
+      const attr = method === 'activation' ? undefined : await attributionPatching(model, { ...common, igSteps: opts.igSteps });
       // The displayed grids, in order; `r` (the first) carries the shared fields.
       const grids: { name: string; r: Grid }[] = [
         ...(act ? [{ name: 'activation patching', r: act }] : []),
@@ -75,7 +76,7 @@ export function patchCommand(program: Command): void {
       const tokens = model.tokenStrings(r.corruptTokens);
       const settings = {
         clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong ?? null, metric: r.metric, sweep: r.sweep,
-        byPosition: r.settings.byPosition, pos: r.pos, ...(act ? { batchSize: act.settings.batchSize } : {}),
+        byPosition: r.settings.byPosition, pos: r.pos, ...(act ? { batchSize: act.settings.batchSize } : {}), ...(attr && opts.igSteps ? { igSteps: opts.igSteps } : {}),
       };
       const { method: _m, settings: _s, ...rest } = r;
       const strings = { cleanTokenStrings: model.tokenStrings(r.cleanTokens), corruptTokenStrings: tokens };

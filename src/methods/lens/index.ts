@@ -1,2 +1,4 @@
 export { logitLens, decodeResid, singleToken } from './logit-lens.js';
 export type { LogitLensResult, LogitLensOptions, LensCell, Decoded, DecodeOptions } from './logit-lens.js';
+export { trainTunedLens, evaluateLens, collectResiduals, saveTunedLens, loadTunedLens, identityLens, translate, translateStack, tunedLensPath, TUNED_LENS_FILE } from './tuned-lens.js';
+export type { TunedLens, Residuals, LensEvaluation, TrainLensOptions } from './tuned-lens.js';

@@ -11,6 +11,7 @@ import { Graph, Value } from '../../engine/graph/ir.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { weightShapes } from '../../models/gpt2/model.js';
+import { translateStack, TunedLens } from './tuned-lens.js';
 
 export interface DecodeOptions {
   /** How many top tokens per (layer, position); 0 for none (default 5, at most the vocabulary). */
@@ -129,6 +130,8 @@ export interface LogitLensOptions {
   topK?: number;
   /** A token id (every position) or one id per position; a string is tokenized and must be one token. */
   target?: number | number[] | string;
+  /** Decode through this tuned lens's translators instead (the final layer is untouched either way). */
+  tuned?: TunedLens;
 }
 
 /**
@@ -142,7 +145,8 @@ export async function logitLens(model: HookedTransformer, input: string | number
   const { cache } = await model.runWithCache([tokens], names);
   const { stack, labels } = cache.accumulatedResid(); // [L + 1, 1, seq, d]
   const seq = tokens.length;
-  const resid = stack.reshape([L + 1, seq, model.cfg.dModel]);
+  const raw = stack.reshape([L + 1, seq, model.cfg.dModel]);
+  const resid = opts.tuned ? translateStack(opts.tuned, raw) : raw;
   const target = typeof opts.target === 'string' ? singleToken(model, opts.target, 'target') : opts.target;
   const topK = opts.topK ?? 5;
   const d = await decodeResid(model, resid, { topK, target });

@@ -24,7 +24,15 @@ import { objectives } from '../../models/hooked.js';
 import { PatchingOptions, PatchMetric, PatchSlot, Sweep, SWEEP_HOOKS, sweepSlots, resolvePair } from './activation.js';
 import { logSoftmaxAt } from '../../models/predictions.js';
 
-export type AttributionOptions = Omit<PatchingOptions, 'batchSize'>;
+export type AttributionOptions = Omit<PatchingOptions, 'batchSize'> & {
+  /**
+   * Integrated attribution (as EAP-IG, Hanna et al., 2024): average the gradient over `igSteps`
+   * runs whose token embeddings lie evenly (midpoints) on the line from the corrupted to the clean
+   * prompt's, instead of taking it at the corrupted run alone. Fixes the linearisation where an
+   * attention softmax is saturated at the corrupted end (default 0: plain attribution patching).
+   */
+  igSteps?: number;
+};
 
 export interface AttributionResult {
   method: 'attribution-patching';
@@ -47,7 +55,7 @@ export interface AttributionResult {
   answer: number;
   wrong?: number;
   pos: number;
-  settings: { byPosition: boolean };
+  settings: { byPosition: boolean; igSteps?: number };
 }
 
 export interface LinearAttribution {
@@ -65,13 +73,16 @@ export interface LinearAttribution {
  * forward with cache and backward.
  */
 export async function linearAttribution(
-  model: HookedTransformer, cleanTokens: number[], corruptTokens: number[], terms: ObjectiveTerm[], hooks: string[],
+  model: HookedTransformer, cleanTokens: number[], corruptTokens: number[], terms: ObjectiveTerm[], hooks: string[], igSteps = 0,
 ): Promise<LinearAttribution> {
   if (cleanTokens.length !== corruptTokens.length) {
     throw new LanternError(`clean and corrupted prompts must have the same number of tokens (clean ${cleanTokens.length}, corrupted ${corruptTokens.length})`);
   }
-  const cleanRun = await model.runWithCache([cleanTokens], hooks);
-  const corruptRun = await model.gradients([corruptTokens], terms, { wrt: hooks, cache: hooks });
+  if (!Number.isInteger(igSteps) || igSteps < 0) throw new LanternError(`IG steps must be a non-negative integer, got ${igSteps}`);
+  const cleanRun = await model.runWithCache([cleanTokens], igSteps ? [...new Set([...hooks, 'hook_embed'])] : hooks);
+  const corruptRun = igSteps
+    ? await integratedGradients(model, cleanRun.cache.get('hook_embed'), corruptTokens, terms, hooks, igSteps)
+    : await model.gradients([corruptTokens], terms, { wrt: hooks, cache: hooks });
   const V = model.cfg.dVocab;
   const logits = cleanRun.logits.f32;
   let clean = 0;
@@ -92,6 +103,35 @@ export async function linearAttribution(
 }
 
 /**
+ * The corrupted run's objective and cache, with the gradient at each hook averaged over `steps`
+ * runs (one batch) whose embeddings interpolate from the corrupted to the clean prompt's.
+ */
+async function integratedGradients(model: HookedTransformer, cleanEmbed: Tensor, corruptTokens: number[], terms: ObjectiveTerm[], hooks: string[], steps: number) {
+  const corruptRun = await model.gradients([corruptTokens], terms, { wrt: ['hook_embed'], cache: [...new Set([...hooks, 'hook_embed'])] });
+  const c = corruptRun.cache.get('hook_embed').f32;
+  const a = cleanEmbed.f32;
+  const n = c.length;
+  const interp = new Float32Array(steps * n);
+  for (let j = 0; j < steps; j++) {
+    const alpha = (j + 0.5) / steps;
+    for (let i = 0; i < n; i++) interp[j * n + i] = c[i] + alpha * (a[i] - c[i]);
+  }
+  const batchTerms = Array.from({ length: steps }, (_, j) => terms.map((t) => ({ ...t, batch: j, coef: (t.coef ?? 1) / steps }))).flat();
+  const ig = await model.gradients(Array.from({ length: steps }, () => corruptTokens), batchTerms, {
+    wrt: hooks, interventions: [{ hook: 'hook_embed', op: 'replace', value: Tensor.f32(interp, [steps, ...cleanEmbed.shape.slice(1)]) }],
+  });
+  const grads: Record<string, Tensor> = {};
+  for (const h of hooks) {
+    const g = ig.grads[h];
+    const per = g.size / steps;
+    const sum = new Float32Array(per);
+    for (let j = 0; j < steps; j++) for (let i = 0; i < per; i++) sum[i] += g.f32[j * per + i];
+    grads[h] = Tensor.f32(sum, [1, ...g.shape.slice(1)]);
+  }
+  return { objective: corruptRun.objective, cache: corruptRun.cache, grads };
+}
+
+/**
  * Attribution patching of one clean/corrupted pair over a sweep (the same sweeps, options, slots
  * and normalisation as activationPatching; `batchSize` does not apply).
  */
@@ -102,7 +142,8 @@ export async function attributionPatching(model: HookedTransformer, opts: Attrib
   const hooks = Array.from({ length: L }, (_, l) => SWEEP_HOOKS[sweep](l));
   const terms = metric === 'logit-diff' ? objectives.logitDiff(pos, answer, wrong!) : objectives.logprob(pos, answer);
 
-  const { clean, corrupt, products } = await linearAttribution(model, cleanTokens, corruptTokens, terms, hooks);
+  const igSteps = opts.igSteps ?? 0;
+  const { clean, corrupt, products } = await linearAttribution(model, cleanTokens, corruptTokens, terms, hooks, igSteps);
   if (!(Math.abs(clean - corrupt) > 1e-6 * Math.max(1, Math.abs(clean)))) {
     throw new LanternError(`the clean and corrupted prompts give the same ${metric} (${clean.toFixed(4)}), so patching effects cannot be normalised`);
   }
@@ -142,7 +183,7 @@ export async function attributionPatching(model: HookedTransformer, opts: Attrib
   return {
     method: 'attribution-patching', sweep, metric, hook: SWEEP_HOOKS[sweep](0).replace('blocks.0.', 'blocks.{l}.'),
     axes, shape, effects, values, attributions, slots, clean, corrupt, cleanTokens, corruptTokens, answer,
-    ...(wrong !== undefined ? { wrong } : {}), pos, settings: { byPosition },
+    ...(wrong !== undefined ? { wrong } : {}), pos, settings: { byPosition, ...(igSteps ? { igSteps } : {}) },
   };
 }
 

@@ -1,0 +1,295 @@
+/**
+ * The computational graph of heads and MLPs (Conmy et al., 2023, ACDC; Syed et al., 2023, EAP;
+ * Wang et al., 2022, path patching), as one ONNX graph in which every edge can be patched.
+ *
+ * Nodes that write to the residual stream are *senders*: the input (token + position embedding),
+ * every attention head and every MLP. Nodes that read it are *receivers*: each head's query, key
+ * and value inputs (separately, as TransformerLens's use_split_qkv_input), each MLP's input, and
+ * the logits. Receiver r reads
+ *
+ *     x_r = resid_r + sum_s m[s, r] · (ref_s - actual_s)
+ *
+ * where resid_r is the residual stream the model would give it (the sum of every upstream
+ * sender's actual output, plus attention output biases), ref_s a fed activation per row (usually
+ * the sender's output on the corrupted prompt) and m[s, r] a per-row edge mask. m = 0 is the plain
+ * model; m[s, r] = 1 patches edge s -> r alone, leaving every other reader of s untouched. The
+ * mask is a float input, so d metric / d m[s, r] at m = 0 is (ref_s - actual_s) · d metric / d x_r:
+ * edge attribution patching in one backward pass.
+ *
+ * Each receiver gets its own LayerNorm, so the graph equals the model exactly when m = 0.
+ */
+import { LanternError, nearest } from '../../errors.js';
+import { Graph, Value } from '../../engine/graph/ir.js';
+import { gradients } from '../../engine/autodiff/grad.js';
+import { Tensor } from '../../engine/tensor.js';
+import type { HookedTransformer } from '../../models/hooked.js';
+import { positionFeeds, weightShapes } from '../../models/gpt2/model.js';
+
+const Bn = 'rows';
+const Tn = 'seq';
+
+/** Names and indices of the senders and receivers of a model's head/MLP graph. */
+export class EdgeSpace {
+  readonly senders: string[] = ['input'];
+  readonly receivers: string[] = [];
+  /** For each receiver, how many senders (a prefix of `senders`) lie upstream of it. */
+  readonly upstream: number[] = [];
+  /** The sender each receiver belongs to (its node), or -1 for the logits. */
+  readonly receiverNode: number[] = [];
+  private readonly senderIndex = new Map<string, number>();
+  private readonly receiverIndex = new Map<string, number>();
+
+  constructor(readonly nLayers: number, readonly nHeads: number) {
+    const H = nHeads;
+    for (let l = 0; l < nLayers; l++) {
+      const before = this.senders.length;
+      for (const kind of ['q', 'k', 'v']) {
+        for (let h = 0; h < H; h++) {
+          this.receivers.push(`L${l}H${h}.${kind}`);
+          this.upstream.push(before);
+          this.receiverNode.push(before + h);
+        }
+      }
+      for (let h = 0; h < H; h++) this.senders.push(`L${l}H${h}`);
+      this.receivers.push(`MLP${l}`);
+      this.upstream.push(this.senders.length);
+      this.receiverNode.push(this.senders.length);
+      this.senders.push(`MLP${l}`);
+    }
+    this.receivers.push('logits');
+    this.upstream.push(this.senders.length);
+    this.receiverNode.push(-1);
+    this.senders.forEach((s, i) => this.senderIndex.set(s, i));
+    this.receivers.forEach((r, i) => this.receiverIndex.set(r, i));
+  }
+
+  get S(): number { return this.senders.length; }
+  get R(): number { return this.receivers.length; }
+
+  /** Index of the first receiver of layer l's attention (q of head 0); its MLP is at +3H. */
+  attnBase(l: number): number { return l * (3 * this.nHeads + 1); }
+
+  sender(name: string): number {
+    const i = this.senderIndex.get(name);
+    if (i === undefined) throw new LanternError(`unknown sender '${name}'; did you mean ${nearest(name, this.senders).map((n) => `'${n}'`).join(', ')}? (senders: input, L{l}H{h}, MLP{l})`);
+    return i;
+  }
+
+  receiver(name: string): number {
+    const i = this.receiverIndex.get(name);
+    if (i === undefined) throw new LanternError(`unknown receiver '${name}'; did you mean ${nearest(name, this.receivers).map((n) => `'${n}'`).join(', ')}? (receivers: L{l}H{h}.q|k|v, MLP{l}, logits)`);
+    return i;
+  }
+
+  /** Every edge (sender upstream of receiver), as [sender, receiver] index pairs, receivers in order. */
+  edges(): [number, number][] {
+    const out: [number, number][] = [];
+    this.receivers.forEach((_, r) => {
+      for (let s = 0; s < this.upstream[r]; s++) out.push([s, r]);
+    });
+    return out;
+  }
+
+  edgeName(s: number, r: number): string {
+    return `${this.senders[s]}->${this.receivers[r]}`;
+  }
+}
+
+/** One prompt of an edge run: tokens, and the (position, answer, wrong) targets its metric reads. */
+export interface EdgeTarget { pos: number; answer: number; wrong?: number }
+
+export type EdgeMetric = 'logit-diff' | 'logprob';
+
+export interface EdgeRunSpec {
+  /** Output every sender's activation ([rows, seq, S, d_model]), to serve as refs. */
+  senders: boolean;
+  /** Gradient of sum_n coef_n · metric_n wrt the mask. */
+  grad: EdgeMetric | null;
+}
+
+/** Builds the edge graph. Inputs: tokens, positions, causal_mask, edge.mask [rows, R, S], edge.ref [rows, seq, S, D], edge.rows, edge.targets, edge.clean_logprobs, (edge.coef). */
+export function edgeGraph(model: HookedTransformer, space: EdgeSpace, spec: EdgeRunSpec): Graph {
+  const { cfg } = model;
+  const { dModel: D, nHeads: H, dHead: dh, nLayers: L } = cfg;
+  const g = new Graph();
+  const shapes = weightShapes(cfg);
+  const W = (name: string) => g.inputs.find((v) => v.name === name) ?? g.input(name, 'float32', shapes[name]);
+  const f = (x: number) => g.scalar(x);
+  const S = space.S;
+  const tokens = g.input('tokens', 'int64', [Bn, Tn]);
+  const positions = g.input('positions', 'int64', [Tn]);
+  const causal = g.input('causal_mask', 'bool', [Tn, Tn]);
+  const maskIn = g.input('edge.mask', 'float32', [Bn, space.R, S]);
+  const mask = g.identity(maskIn); // a node of its own, so the gradient is wrt exactly what the graph reads
+  const ref = g.input('edge.ref', 'float32', [Bn, Tn, S, D]);
+
+  const layerNorm = (x: Value, prefix: string): Value => {
+    const centred = g.sub(x, g.reduceMean(x, [-1]));
+    const scale = g.sqrt(g.add(g.reduceMean(g.mul(centred, centred), [-1]), f(cfg.lnEps)));
+    return g.add(g.mul(g.div(centred, scale), W(`${prefix}.w`)), W(`${prefix}.b`));
+  };
+  const activation = (x: Value): Value => {
+    if (cfg.act === 'relu') return g.where(g.greater(x, f(0)), x, g.zerosLike(x));
+    if (cfg.act === 'gelu') return g.mul(g.mul(x, f(0.5)), g.add(f(1), g.erf(g.mul(x, f(Math.SQRT1_2)))));
+    const inner = g.mul(g.add(x, g.mul(g.pow(x, 3), f(0.044715))), f(Math.sqrt(2 / Math.PI)));
+    return g.mul(g.mul(x, f(0.5)), g.add(f(1), g.tanh(inner)));
+  };
+
+  const embed = g.add(g.gather(W('embed.W_E'), tokens), g.unsqueeze(g.gather(W('pos_embed.W_pos'), positions), [0])); // [rows, seq, D]
+  const actual: Value[] = [g.unsqueeze(embed, [2])]; // pieces of [rows, seq, k, D], concatenated along axis 2
+  let resid = embed;
+
+  /** resid (+ patched edges) for receivers [r0, r0 + n): [rows, seq, n, D]. */
+  const receiverInputs = (r0: number, n: number, upstream: number): Value => {
+    const act = actual.length === 1 ? actual[0] : g.concat([...actual], 2); // a copy: the node keeps the array it is given // [rows, seq, up, D]
+    const delta = g.sub(g.slice(ref, 2, 0, upstream), act);
+    const m = g.unsqueeze(g.slice(g.slice(mask, 1, r0, r0 + n), 2, 0, upstream), [1]); // [rows, 1, n, up]
+    return g.add(g.unsqueeze(resid, [2]), g.matmul(m, delta)); // [rows, seq, n, D]
+  };
+
+  for (let l = 0; l < L; l++) {
+    const p = `blocks.${l}`;
+    const base = space.attnBase(l);
+    const up = space.upstream[base];
+    const x = layerNorm(receiverInputs(base, 3 * H, up), `${p}.ln1`); // [rows, seq, 3H, D]
+    // W_QKV [D, 3D] -> [3H, D, dh]; b_QKV -> [3H, 1, dh]
+    const wqkv = g.reshape(g.transpose(g.reshape(W(`${p}.attn.W_QKV`), [D, 3 * H, dh]), [1, 0, 2]), [3 * H, D, dh]);
+    const bqkv = g.reshape(W(`${p}.attn.b_QKV`), [3 * H, 1, dh]);
+    const qkv = g.add(g.matmul(g.transpose(x, [0, 2, 1, 3]), wqkv), bqkv); // [rows, 3H, seq, dh]
+    const [q, k, v] = g.split(qkv, 1, [H, H, H]);
+    const scores = g.matmul(g.mul(q, f(1 / Math.sqrt(dh))), g.transpose(k, [0, 1, 3, 2]));
+    const pattern = g.softmax(g.where(causal, scores, f(-Infinity)), -1);
+    const z = g.matmul(pattern, v); // [rows, H, seq, dh]
+    const WO = g.reshape(W(`${p}.attn.W_O`), [H, dh, D]);
+    const heads = g.transpose(g.matmul(z, WO), [0, 2, 1, 3]); // [rows, seq, H, D]
+    actual.push(heads);
+    resid = g.add(g.add(resid, g.reduceSum(heads, [2], false)), W(`${p}.attn.b_O`));
+
+    const mlpR = base + 3 * H;
+    const xm = g.reshape(receiverInputs(mlpR, 1, space.upstream[mlpR]), [Bn, Tn, D]);
+    const hidden = activation(g.add(g.matmul(layerNorm(xm, `${p}.ln2`), W(`${p}.mlp.W_in`)), W(`${p}.mlp.b_in`)));
+    const mlpOut = g.add(g.matmul(hidden, W(`${p}.mlp.W_out`)), W(`${p}.mlp.b_out`));
+    actual.push(g.unsqueeze(mlpOut, [2]));
+    resid = g.add(resid, mlpOut);
+  }
+  const logitsR = space.R - 1;
+  const xf = g.reshape(receiverInputs(logitsR, 1, S), [Bn, Tn, D]);
+  const final = g.reshape(layerNorm(xf, 'ln_final'), [-1, D]);
+  if (spec.senders) g.output('edge.senders', g.concat([...actual], 2));
+
+  const rows = g.input('edge.rows', 'int64', ['n']);
+  const WU_T = cfg.tiedUnembed ? W('embed.W_E') : W('unembed.W_U_T');
+  const logits = g.matmulTransB(g.gather(final, rows), WU_T); // [n, vocab]
+  const logprobs = g.logSoftmax(logits, -1);
+  const targets = g.input('edge.targets', 'int64', ['n', 2]); // answer, wrong
+  const picked = g.gatherElements(logits, targets, 1); // [n, 2]
+  const [la, lw] = g.split(picked, 1, [1, 1]);
+  const logitDiff = g.reshape(g.sub(la, lw), [-1]);
+  const answerLogprob = g.reshape(g.slice(g.gatherElements(logprobs, targets, 1), 1, 0, 1), [-1]);
+  g.output('edge.logit_diff', logitDiff);
+  g.output('edge.logprob', answerLogprob);
+  const clean = g.input('edge.clean_logprobs', 'float32', ['n', cfg.dVocab]);
+  // KL(clean || patched) per target row.
+  g.output('edge.kl', g.reduceSum(g.mul(g.exp(clean), g.sub(clean, logprobs)), [1], false));
+  if (spec.grad) {
+    const coef = g.input('edge.coef', 'float32', ['n']);
+    const objective = g.reduceSum(g.mul(coef, spec.grad === 'logit-diff' ? logitDiff : answerLogprob), [0], false);
+    g.output('edge.objective', objective);
+    g.output('edge.grad', gradients(g, objective, [mask])[0]);
+  }
+  return g;
+}
+
+/** A clean/corrupted example for edge runs. */
+export interface EdgeExample {
+  clean: number[];
+  corrupt: number[];
+  targets: EdgeTarget[];
+}
+
+export interface EdgeOutputs {
+  logitDiff: Float32Array;
+  logprob: Float32Array;
+  kl: Float32Array;
+  senders?: Tensor;
+  grad?: Tensor;
+  objective?: number;
+}
+
+/**
+ * Runs rows of the edge graph. Row b has tokens `tokens[b]`, edge mask `masks[b]` (R x S, row
+ * major) and refs `refs[b]` ([seq, S, D] or null for zeros); metric rows are each row's targets.
+ */
+export class EdgeRunner {
+  readonly space: EdgeSpace;
+
+  constructor(readonly model: HookedTransformer) {
+    this.space = new EdgeSpace(model.cfg.nLayers, model.cfg.nHeads);
+  }
+
+  async run(rows: { tokens: number[]; mask: Float32Array | null; ref: Float32Array | null; targets: EdgeTarget[]; cleanLogprobs?: Float32Array; coef?: number[] }[], seq: number, spec: EdgeRunSpec): Promise<EdgeOutputs> {
+    const { model, space } = this;
+    const { dModel: D, dVocab: V } = model.cfg;
+    const n = rows.length;
+    const S = space.S;
+    const R = space.R;
+    const ids = new BigInt64Array(n * seq);
+    const mask = new Float32Array(n * R * S);
+    const ref = new Float32Array(n * seq * S * D);
+    const flat: number[] = [];
+    const tg: number[] = [];
+    const coef: number[] = [];
+    const nTargets = rows.reduce((a, r) => a + r.targets.length, 0);
+    const clean = new Float32Array(nTargets * V);
+    let t = 0;
+    rows.forEach((r, b) => {
+      if (r.tokens.length > seq) throw new LanternError(`row ${b} is longer than ${seq}`);
+      r.tokens.forEach((x, i) => (ids[b * seq + i] = BigInt(x)));
+      if (r.mask) mask.set(r.mask, b * R * S);
+      if (r.ref) ref.set(r.ref.subarray(0, Math.min(r.ref.length, seq * S * D)), b * seq * S * D);
+      r.targets.forEach((x, j) => {
+        flat.push(b * seq + x.pos);
+        tg.push(x.answer, x.wrong ?? x.answer);
+        coef.push(r.coef?.[j] ?? 0);
+        if (r.cleanLogprobs) clean.set(r.cleanLogprobs.subarray(j * V, (j + 1) * V), t * V);
+        t++;
+      });
+    });
+    const feeds: Record<string, Tensor> = {
+      ...positionFeeds(seq),
+      tokens: new Tensor('int64', ids, [n, seq]),
+      'edge.mask': Tensor.f32(mask, [n, R, S]),
+      'edge.ref': Tensor.f32(ref, [n, seq, S, D]),
+      'edge.rows': Tensor.i64(flat, [flat.length]),
+      'edge.targets': Tensor.i64(tg, [flat.length, 2]),
+      'edge.clean_logprobs': Tensor.f32(clean, [flat.length, V]),
+    };
+    if (spec.grad) feeds['edge.coef'] = Tensor.f32(coef, [flat.length]);
+    const signature = JSON.stringify({ method: 'edge-graph', cfg: model.cfg, grad: spec.grad });
+    const fetch = ['edge.logit_diff', 'edge.logprob', 'edge.kl', ...(spec.senders ? ['edge.senders'] : []), ...(spec.grad ? ['edge.objective', 'edge.grad'] : [])];
+    // One graph serves every run; senders are fetched only when asked for.
+    const out = await model.executor.run(signature, () => edgeGraph(model, space, { senders: true, grad: spec.grad }), feeds, { weights: [model.weights], fetch });
+    return {
+      logitDiff: out['edge.logit_diff'].f32, logprob: out['edge.logprob'].f32, kl: out['edge.kl'].f32,
+      ...(spec.senders ? { senders: out['edge.senders'] } : {}),
+      ...(spec.grad ? { grad: out['edge.grad'], objective: out['edge.objective'].f32[0] } : {}),
+    };
+  }
+}
+
+/** Log-probs [targets, vocab] of the logits at each target, from a plain forward. */
+export async function targetLogprobs(model: HookedTransformer, tokens: number[], targets: EdgeTarget[]): Promise<Float32Array> {
+  const logits = await model.run([tokens]);
+  const V = model.cfg.dVocab;
+  const out = new Float32Array(targets.length * V);
+  targets.forEach((t, j) => {
+    const row = logits.f32.subarray(t.pos * V, (t.pos + 1) * V);
+    let max = -Infinity;
+    for (const x of row) max = Math.max(max, x);
+    let z = 0;
+    for (const x of row) z += Math.exp(x - max);
+    const lz = max + Math.log(z);
+    for (let i = 0; i < V; i++) out[j * V + i] = row[i] - lz;
+  });
+  return out;
+}

@@ -1,0 +1,9 @@
+export { EdgeSpace, EdgeRunner, edgeGraph, targetLogprobs } from './graph.js';
+export type { EdgeExample, EdgeTarget, EdgeMetric } from './graph.js';
+export { taskExamples, inductionExamples, prepare, CIRCUIT_TASKS, TASK_METRIC } from './data.js';
+export type { CircuitTask, PreparedData } from './data.js';
+export { pathPatching, pathPatchingSweep, resolvePath } from './path-patching.js';
+export type { PathPatchingOptions, PathPatchingResult, PathEffect } from './path-patching.js';
+export { acdc, eap, pruneDangling } from './discovery.js';
+export type { Circuit, CircuitEdge, DiscoveryOptions } from './discovery.js';
+export { circuitSvg, circuitHtml } from './render.js';
