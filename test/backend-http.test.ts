@@ -326,3 +326,29 @@ describe('HttpBackend transport faults (a real local server)', () => {
     expect(() => new HttpBackend({ baseURL: 'http://x', model: 'm', concurrency: 0 })).toThrow(/concurrency must be an integer >= 1/);
   });
 });
+
+describe('the OpenAI-compatible API inside the Workbench server (lantern serve)', () => {
+  it('answers OpenAI clients under /v1 behind the Workbench token, loading the model on first use', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { buildServer } = await import('../src/interfaces/server/app.js');
+    const { openAIPluginFor } = await import('../src/interfaces/server/openai-compat.js');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-serve-openai-'));
+    const openai = openAIPluginFor(BUNDLED_MODEL);
+    const app = await buildServer({ dataDir: tmp, token: 'secret-token-1', allowHub: false, plugins: [openai] });
+    try {
+      const address = await app.listen({ port: 0, host: '127.0.0.1' });
+      const ok = new OpenAI({ baseURL: `${address}/v1`, apiKey: 'secret-token-1', maxRetries: 0 });
+      expect((await ok.models.list()).data.map((m) => m.id)).toEqual([openai.id]);
+      const ids = model.toTokens('The jury said that');
+      const r = await ok.completions.create({ model: openai.id, prompt: ids, max_tokens: 0, echo: true, logprobs: 0 });
+      expect(r.choices[0].logprobs!.token_logprobs!.slice(1)).toEqual(await engineLogprobs(ids));
+      const denied = new OpenAI({ baseURL: `${address}/v1`, apiKey: 'wrong', maxRetries: 0 });
+      await expect(denied.models.list()).rejects.toMatchObject({ status: 401 });
+    } finally {
+      await app.close();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { buildServer } from '../server/app.js';
+import { openAIPluginFor } from '../server/openai-compat.js';
+import { defaultModel } from './defaults.js';
 import { nonNegativeInt } from './forward.js';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -18,7 +20,9 @@ export function serveCommand(program: Command): void {
     .action(async (opts) => {
       if (!LOOPBACK.has(opts.host) && !opts.token) throw new LanternError(`--host ${opts.host} is reachable from other machines; give --token <secret> too`);
       if (opts.token !== undefined && String(opts.token).length < 8) throw new LanternError('--token must be at least 8 characters');
-      const app = await buildServer({ model: opts.model, token: opts.token, dataDir: opts.dataDir });
+      // The default model also answers OpenAI clients under /v1 (with --token as their API key).
+      const openai = openAIPluginFor(opts.model ?? defaultModel());
+      const app = await buildServer({ model: opts.model, token: opts.token, dataDir: opts.dataDir, plugins: [openai] });
       let address: string;
       try {
         address = await app.listen({ port: opts.port, host: opts.host });
@@ -33,6 +37,7 @@ export function serveCommand(program: Command): void {
       if (opts.token) url.searchParams.set('token', opts.token);
       console.log(`Lantern Workbench: ${url.href}`);
       console.log('API description: ' + new URL('/api/openapi.json', url).href.replace(/\?.*/, ''));
+      console.log(`OpenAI-compatible API: ${new URL('/v1', url).href.replace(/\?.*/, '')} (model '${openai.id}')`);
       const stop = () => {
         void app.close().then(() => process.exit(0));
       };

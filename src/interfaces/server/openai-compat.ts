@@ -20,20 +20,25 @@
  *   const srv = await serveOpenAI(model, { port: 0 });  // standalone, for tests and benches
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import Fastify, { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { LanternError } from '../../errors.js';
 import { generate } from '../../models/generate.js';
 import type { HookedTransformer } from '../../models/hooked.js';
+import { loadModel } from '../../models/load.js';
 
 export interface ChatMessage {
   role: string;
   content: string;
 }
 
+/** A served model, or a loader called on first use (once), so a server can start before loading. */
+export type ServedModel = HookedTransformer | (() => Promise<HookedTransformer>);
+
 export interface OpenAICompatOptions {
   /** Served models by the id clients name. */
-  models: Record<string, HookedTransformer>;
+  models: Record<string, ServedModel>;
   chatTemplate?: (messages: ChatMessage[]) => string;
   /** Cap on max_tokens per request (default 512). */
   maxTokensLimit?: number;
@@ -148,6 +153,18 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
   const template = opts.chatTemplate ?? plainChatTemplate;
   const maxTokensLimit = opts.maxTokensLimit ?? 512;
   const created = Math.floor(Date.now() / 1000);
+  const loaded = new Map<string, Promise<HookedTransformer>>();
+  const load = (id: string): Promise<HookedTransformer> => {
+    let m = loaded.get(id);
+    if (!m) {
+      const v = opts.models[id];
+      m = typeof v === 'function' ? v() : Promise.resolve(v);
+      loaded.set(id, m);
+      // A failed load is retried by the next request rather than remembered.
+      m.catch(() => loaded.delete(id));
+    }
+    return m;
+  };
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
     if (err instanceof ApiError) return reply.code(err.status).send({ error: { message: err.message, type: err.type, param: err.param, code: null } });
@@ -157,12 +174,11 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     return reply.code(status).send({ error: { message: status === 500 ? `internal error: ${err.message}` : err.message, type: status === 500 ? 'server_error' : 'invalid_request_error', param: null, code: null } });
   });
 
-  function modelOf(body: Record<string, unknown>): [string, HookedTransformer] {
+  async function modelOf(body: Record<string, unknown>): Promise<[string, HookedTransformer]> {
     const id = body.model;
     if (typeof id !== 'string') throw bad('model is required (see GET /v1/models)', 'model');
-    const m = opts.models[id];
-    if (!m) throw new ApiError(404, `The model '${id}' does not exist; this server has ${ids.map((i) => `'${i}'`).join(', ')}`, 'model');
-    return [id, m];
+    if (!Object.hasOwn(opts.models, id)) throw new ApiError(404, `The model '${id}' does not exist; this server has ${ids.map((i) => `'${i}'`).join(', ')}`, 'model');
+    return [id, await load(id)];
   }
 
   function bodyOf(req: FastifyRequest): Record<string, unknown> {
@@ -206,12 +222,12 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
 
   app.get('/v1/models', async () => ({
     object: 'list',
-    data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'lantern', root: path.basename(opts.models[id].source) })),
+    data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'lantern' })),
   }));
 
   app.post('/v1/completions', async (req) => {
     const b = bodyOf(req);
-    const [id, model] = modelOf(b);
+    const [id, model] = await modelOf(b);
     if (b.n !== undefined && b.n !== 1) throw bad('only n = 1 is supported', 'n');
     if (b.stream) throw bad('streaming is not supported', 'stream');
     const maxTokens = intIn(b.max_tokens, 'max_tokens', 0, maxTokensLimit, 16);
@@ -249,7 +265,7 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
 
   app.post('/v1/chat/completions', async (req) => {
     const b = bodyOf(req);
-    const [id, model] = modelOf(b);
+    const [id, model] = await modelOf(b);
     if (b.n !== undefined && b.n !== 1) throw bad('only n = 1 is supported', 'n');
     if (b.stream) throw bad('streaming is not supported', 'stream');
     const msgs = b.messages;
@@ -281,7 +297,7 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
 
   app.post('/tokenize', async (req) => {
     const b = bodyOf(req);
-    const [, model] = modelOf(b);
+    const [, model] = await modelOf(b);
     if (typeof b.prompt !== 'string') throw bad('prompt must be a string', 'prompt');
     const tokens = model.toTokens(b.prompt);
     return { tokens, count: tokens.length, max_model_len: model.cfg.nCtx };
@@ -289,12 +305,22 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
 
   app.post('/detokenize', async (req) => {
     const b = bodyOf(req);
-    const [, model] = modelOf(b);
+    const [, model] = await modelOf(b);
     if (!Array.isArray(b.tokens) || !b.tokens.every((t) => typeof t === 'number')) throw bad('tokens must be an array of token ids', 'tokens');
     checkIds(model, b.tokens as number[], 0);
     return { prompt: model.toString(b.tokens as number[]) };
   });
 };
+
+/**
+ * The plugin entry for the Workbench (`buildServer({ plugins: [...] })`): the model `source`
+ * (folder or Hub id) under /v1, loaded on its first request, behind the Workbench's token checks.
+ */
+export function openAIPluginFor(source: string): { plugin: FastifyPluginAsync<OpenAICompatOptions>; options: Record<string, unknown>; id: string } {
+  const id = fs.existsSync(source) ? path.basename(path.resolve(source)) : source;
+  const options: OpenAICompatOptions = { models: { [id]: () => loadModel(source) } };
+  return { plugin: openAICompat, options: { ...options }, id };
+}
 
 export interface ServeOptions {
   port?: number;
@@ -313,10 +339,10 @@ export interface RunningServer {
 }
 
 /** Serves one model (or several by id) on its own Fastify instance; port 0 picks a free port. */
-export async function serveOpenAI(models: HookedTransformer | Record<string, HookedTransformer>, o: ServeOptions = {}): Promise<RunningServer> {
+export async function serveOpenAI(models: HookedTransformer | Record<string, ServedModel>, o: ServeOptions = {}): Promise<RunningServer> {
   const record = 'cfg' in models && 'run' in models
     ? { [o.id ?? path.basename(path.resolve((models as HookedTransformer).source))]: models as HookedTransformer }
-    : (models as Record<string, HookedTransformer>);
+    : (models as Record<string, ServedModel>);
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
   await app.register(openAICompat, { models: record, chatTemplate: o.chatTemplate });
   const host = o.host ?? '127.0.0.1';
