@@ -12,6 +12,9 @@ import { attribute, explainWithBackend, loadResult } from '../src/methods/attrib
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
+import { modelEmbedder, smile } from '../src/methods/blackbox/index.js';
+import type { SmileResult } from '../src/methods/blackbox/index.js';
+import { loadBlackboxResult } from '../src/methods/blackbox/result.js';
 import { expectOneLineError, runLantern } from './helpers.js';
 
 let tmp: string;
@@ -70,6 +73,18 @@ describe('lantern attribute --backend', () => {
     expect(saved.faithfulness!.rows[0].kendallTauLoo).toBe(1);
     saved.faithfulness!.rows[0].leaveOneOut.forEach((v, i) => expect(v).toBeCloseTo(here.scores[0][i], 5));
     expectOneLineError(await runLantern(['attribute', '--text', text, '--method', 'ig', '--granularity', 'word'], tmp), /--granularity applies only to --method occlusion/);
+  });
+
+  it('lantern explain --method smile (SMILE) runs through the OpenAI-compatible server too, with the responses of the engine', async () => {
+    const json = path.join(tmp, 'smile.json');
+    const prompt = 'The old man walked to the river';
+    const r = await runLantern(['explain', '--method', 'smile', '--backend', srv.baseURL, '--text', prompt, '--samples', '8', '--max-tokens', '3', '--seed', '4', '--json', json, '--quiet'], tmp);
+    expect(r.code, r.stderr).toBe(0);
+    const saved = loadBlackboxResult(json) as SmileResult;
+    const here = await smile(new LanternBackend(model), prompt, { embedder: modelEmbedder(model), samples: 8, maxTokens: 3, seed: 4 });
+    expect(saved.backend).toMatch(/^http:demo@/);
+    expect(saved.samples.map((s) => [s.mask, s.response])).toEqual(here.samples.map((s) => [s.mask, s.response]));
+    saved.importances.forEach((v, i) => expect(v).toBeCloseTo(here.importances[i], 9));
   });
 
   it('bad input is one line', async () => {
