@@ -24,5 +24,13 @@ export * as lens from './methods/lens/index.js';
 export * as patching from './methods/patching/index.js';
 export * as circuits from './methods/circuits/index.js';
 export * as blackbox from './methods/blackbox/index.js';
-export { LanternBackend } from './backends/lantern.js';
-export type { LanguageModelBackend, Prompt, GenerateOptions, Generation, ContinuationScore, Usage } from './backends/types.js';
+export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';
+export type {
+  LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, HttpBackendOptions, HttpEvent, HttpApi,
+  OpenBackendOptions,
+} from './backends/index.js';
+export { exportGguf } from './backends/gguf-export.js';
+// gguf.ts loads node-llama-cpp only when a model is opened.
+export { GgufBackend } from './backends/gguf.js';
+export { openAICompat, serveOpenAI, plainChatTemplate } from './interfaces/server/openai-compat.js';
+export type { OpenAICompatOptions, ServeOptions, RunningServer, ChatMessage } from './interfaces/server/openai-compat.js';

@@ -61,7 +61,7 @@ describe('lantern explain', () => {
       [['--method', 'lime', '--text', 'a b c'], /--method must be one of smile, cell, mcell, got 'lime'/],
       [['--method', 'cell', '--text', 'a b c', '--samples', '5'], /--samples applies only to --method smile/],
       [['--method', 'smile', '--text', 'a b c', '--budget', '5'], /--budget applies only to --method cell or mcell/],
-      [['--method', 'cell', '--text', 'a b c', '--backend', 'http://localhost:8080'], /--backend 'http:\/\/localhost:8080' is not a backend this build knows/],
+      [['--method', 'cell', '--text', 'a b c', '--backend', 'ollama:llama3'], /--backend 'ollama:llama3' is not a backend this build knows/],
       [['--method', 'cell', '--text', 'a b c', '--budget', '1'], /CELL budget \(model calls\) must be an integer ≥ 2, got 1/],
       [['--method', 'smile', '--text', 'a b c', '--keep-prob', '1.5'], /keep probability must be a number strictly between 0 and 1, got 1.5/],
       [['--method', 'mcell', '--text', 'a b c', '--judge', 'lantern'], /--judge applies only to --scorer preference/],

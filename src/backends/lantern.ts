@@ -6,7 +6,7 @@ import { LanternError } from '../errors.js';
 import { generate } from '../models/generate.js';
 import type { HookedTransformer } from '../models/hooked.js';
 import { logSoftmaxAt } from '../models/predictions.js';
-import type { ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
+import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
 
 export class LanternBackend implements LanguageModelBackend {
   readonly id: string;
@@ -22,13 +22,16 @@ export class LanternBackend implements LanguageModelBackend {
     return ids;
   }
 
-  async scoreContinuation(prompt: Prompt, continuation: string): Promise<ContinuationScore> {
+  async scoreContinuation(prompt: Prompt, continuation: Continuation): Promise<ContinuationScore> {
     const p = this.promptTokens(prompt);
-    const c = this.model.toTokens(continuation);
+    const c = typeof continuation === 'string' ? this.model.toTokens(continuation) : [...continuation];
+    const V = this.model.cfg.dVocab;
+    const bad = [...p, ...c].find((t) => !Number.isInteger(t) || t < 0 || t >= V);
+    if (bad !== undefined) throw new LanternError(`token id ${bad} is outside the vocabulary [0, ${V})`);
     if (c.length === 0) throw new LanternError('empty continuation: nothing to score');
     const input = [...p, ...c];
+    if (input.length > this.model.cfg.nCtx) throw new LanternError(`prompt + continuation is ${input.length} tokens, longer than the model's context of ${this.model.cfg.nCtx}`);
     const logits = await this.model.run([input]);
-    const V = this.model.cfg.dVocab;
     // The token at input position p.length + t is predicted by the logits at the position before it.
     const logprobs = c.map((tok, t) => {
       const pos = p.length + t - 1;

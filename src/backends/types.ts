@@ -10,6 +10,12 @@
 
 export type Prompt = string | number[];
 
+/**
+ * What to score after the prompt: text, or token ids in the backend's vocabulary. Ids are needed
+ * with a token-id prompt on a remote server, whose tokenizer this side cannot know.
+ */
+export type Continuation = string | number[];
+
 export interface ScoreOptions {
   signal?: AbortSignal;
 }
@@ -54,12 +60,16 @@ export interface Usage {
   promptTokens: number;
   completionTokens: number;
   retries: number;
+  /** Requests that failed for good (after every retry). */
+  failures?: number;
+  /** Estimated cost in the currency of the backend's price table, when it has one. */
+  cost?: number;
 }
 
 export interface LanguageModelBackend {
   /** Identifies the model in saved results (e.g. 'lantern:lantern-demo', 'http:gpt-4o-mini@https://…', 'gguf:/path/model.gguf'). */
   readonly id: string;
-  scoreContinuation(prompt: Prompt, continuation: string, opts?: ScoreOptions): Promise<ContinuationScore>;
+  scoreContinuation(prompt: Prompt, continuation: Continuation, opts?: ScoreOptions): Promise<ContinuationScore>;
   generate(prompt: Prompt, opts: GenerateOptions): Promise<Generation>;
   /** Token ids of `text` in the backend's own vocabulary, when it can tell. */
   tokenize?(text: string): Promise<number[]>;

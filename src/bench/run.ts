@@ -12,6 +12,8 @@
  *     (the single passes go through the very code path of the batched ones, with batch size 1)
  *   - T=16: one-at-a-time / batched residual-stream activation patching (12 x 16 runs), >= 5
  *   - T=16: attribution patching of every head / one forward, <= 4
+ * and black-box attribution over HTTP (backends.ts):
+ *   - word leave-one-out + faithfulness over 50 words, sequential / concurrency 4 + cache, >= 2
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +27,7 @@ import { best, forwardFlops, randomModel, randomTokens } from './common.js';
 import { integratedGradients, occlusion, resolveTarget } from '../methods/attribution/index.js';
 import { defaultBatchSize, evaluate, tokenEmbeddings } from '../methods/attribution/common.js';
 import { activationPatching, attributionPatching } from '../methods/patching/index.js';
+import { backendBench } from './backends.js';
 
 interface Row { name: string; value: number; bar: string; ok: boolean; detail: string }
 const rows: Row[] = [];
@@ -181,6 +184,7 @@ async function main() {
     report(`T=${T} forward+backward to embeddings / forward`, bestMs.grad / bestMs.fwd, '<=', 2.5, `${bestMs.grad.toFixed(1)} ms`);
   }
   await methodBench(model);
+  await backendBench(report);
   for (const T of [128, 512]) {
     const out = execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--memory', String(T)], { encoding: 'utf8' });
     const m = JSON.parse(out.trim().split('\n').pop()!);

@@ -7,6 +7,7 @@ import {
   attribute, checkMethod, mergeWords, renderHtml, renderTerminal, resultToJSON, INTEGRATION_RULES, METHODS, SCORE_KINDS,
 } from '../../methods/attribution/index.js';
 import type { AttributionResult, AttributionSettings, Baseline, IntegrationRule, Masking, ScoreKind } from '../../methods/attribution/index.js';
+import { attributeViaBackend, backendOptions, rejectBackendOnly } from './attribute-backend.js';
 import { defaultModel } from './defaults.js';
 import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
 
@@ -55,7 +56,7 @@ function useColor(): boolean {
 }
 
 export function attributeCommand(program: Command): void {
-  program
+  const cmd = program
     .command('attribute')
     .description('Input attribution: how much each prompt token contributes to a prediction (gradients at the input or any hook, attention, value zeroing, occlusion, LIME or Shapley values).')
     .option('-m, --model <folder|hub-id>', 'model folder or Hub id (default: the bundled model)')
@@ -75,7 +76,8 @@ export function attributeCommand(program: Command): void {
     .option('--heads <list>', 'attention/rollout: heads to average (default all)', intList('--heads'))
     .option('--samples <n>', 'lime: random masks (default 200); shap: coalition budget (default max(200, 4 × tokens); all coalitions when 2^n − 2 fit); shapley: permutations (default 50)', positiveInt('--samples'))
     .option('--kernel-width <w>', 'lime: width of the exponential kernel on cosine distance to the full prompt (default 0.25)', positiveNumber('--kernel-width'))
-    .option('--mask <m>', "occlusion, lime, shap, shapley and --eval: 'zero' (zero the token embedding, default) or 'token:<id or text>' (substitute that token)")
+    .option('--mask <m>', "occlusion, lime, shap, shapley and --eval: 'zero' (zero the token embedding, default) or 'token:<id or text>' (substitute that token); with --backend: 'delete' (default), 'text:<replacement>' or 'token:<id>'")
+    .option('--granularity <g>', "occlusion, lime, shap, shapley: mask each 'token' (default; 'word' with --backend), or whole 'word's or 'sentence's together (one score each)", oneOf('--granularity', ['token', 'word', 'sentence'] as const))
     .option('--eval', 'also measure faithfulness: comprehensiveness, sufficiency, AOPC, Kendall tau vs leave-one-out, deletion and insertion AUC')
     .option('--aopc <bins>', "--eval: AOPC rationale sizes, 'ferret' (10%..100%, default) or 'eraser' (1, 5, 10, 20, 50%)", oneOf('--aopc', ['ferret', 'eraser'] as const))
     .option('--special', 'also attribute to special tokens (e.g. <|endoftext|> between chat turns); by default they are kept as context and left out')
@@ -84,8 +86,10 @@ export function attributeCommand(program: Command): void {
     .option('--html <file.html>', 'write a self-contained HTML report')
     .option('--json <file.json>', 'write the result as JSON (reload with loadResult)')
     .option('--no-color', 'plain text output')
-    .addHelpText('after', '\nExample:\n  lantern attribute --text "The capital of France is" --target " Paris" --foil " Rome" --method ig --steps 64 --eval --html out.html')
+    .addHelpText('after', '\nExamples:\n  lantern attribute --text "The capital of France is" --target " Paris" --foil " Rome" --method ig --steps 64 --eval --html out.html\n  lantern attribute --backend http://127.0.0.1:8000/v1 --text "The capital of France is" --target " Paris" --method shap --granularity word')
     .action(async (opts) => {
+      if (opts.backend !== undefined) return attributeViaBackend(opts, cmd.getOptionValueSource('method') !== 'default');
+      rejectBackendOnly(opts);
       const method = opts.method as string;
       if (opts.foil !== undefined && opts.target === undefined) throw new LanternError('--foil needs --target (the token to contrast the foil with)');
       const igOnly = ['steps', 'rule', 'baseline'].filter((k) => opts[k] !== undefined);
@@ -96,6 +100,7 @@ export function attributeCommand(program: Command): void {
       if (opts.rollout && method !== 'value-zeroing') throw new LanternError('--rollout applies only to --method value-zeroing (use --method rollout for attention rollout)');
       const masking = ['occlusion', 'lime', 'shap', 'shapley'];
       if (opts.mask !== undefined && !masking.includes(method) && !opts.eval) throw new LanternError('--mask applies only to --method occlusion, lime, shap, shapley or --eval');
+      if (opts.granularity !== undefined && !masking.includes(method)) throw new LanternError('--granularity applies only to --method occlusion, lime, shap or shapley');
       if (opts.samples !== undefined && !['lime', 'shap', 'shapley'].includes(method)) throw new LanternError('--samples applies only to --method lime, shap or shapley');
       if (opts.aopc !== undefined && !opts.eval) throw new LanternError('--aopc applies only with --eval');
       if (opts.kernelWidth !== undefined && method !== 'lime') throw new LanternError('--kernel-width applies only to --method lime');
@@ -121,6 +126,7 @@ export function attributeCommand(program: Command): void {
         baseline: tokenChoice(model, '--baseline', opts.baseline) as Baseline | undefined,
         mask: tokenChoice(model, '--mask', opts.mask) as Masking | undefined,
       };
+      settings.granularity = opts.granularity;
       for (const k of Object.keys(settings) as (keyof AttributionSettings)[]) if (settings[k] === undefined) delete settings[k];
       const result = await attribute(model, {
         text: opts.text, target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings, seed: opts.seed, evaluate: Boolean(opts.eval), aopc: opts.aopc, special: Boolean(opts.special),
@@ -132,4 +138,5 @@ export function attributeCommand(program: Command): void {
       if (opts.json) console.log(`saved the result to ${opts.json}`);
       if (opts.html) console.log(`saved the HTML report to ${opts.html}`);
     });
+  for (const o of backendOptions()) cmd.addOption(o);
 }

@@ -4,6 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
+import { openBackend } from '../../backends/index.js';
 import { LanternBackend } from '../../backends/lantern.js';
 import type { LanguageModelBackend } from '../../backends/types.js';
 import { loadModel } from '../../models/load.js';
@@ -47,8 +48,12 @@ class Backends {
 
   static check(spec: string, flag: string): void {
     if (spec === 'lantern' || (spec.startsWith('lantern:') && spec.length > 'lantern:'.length)) return;
-    throw new LanternError(`${flag} '${spec}' is not a backend this build knows; use 'lantern' (the bundled model) or 'lantern:<model folder or Hub id>'`);
+    if (/^https?:\/\/./.test(spec) || (spec.startsWith('gguf:') && spec.length > 'gguf:'.length)) return;
+    throw new LanternError(`${flag} '${spec}' is not a backend this build knows; use 'lantern' (the bundled model), 'lantern:<model folder or Hub id>', an OpenAI-compatible http(s):// URL or gguf:<file.gguf>`);
   }
+
+  /** Remote and GGUF backends (src/backends), opened once per spec. */
+  private readonly others = new Map<string, Promise<LanguageModelBackend>>();
 
   model(source: string): Promise<HookedTransformer> {
     let m = this.models.get(source);
@@ -59,11 +64,20 @@ class Backends {
     return m;
   }
 
+  /** The Lantern model behind a spec; for a remote or GGUF backend, the bundled model (e.g. for SMILE's embeddings). */
   static source(spec: string): string {
-    return spec === 'lantern' ? defaultModel() : spec.slice('lantern:'.length);
+    return spec === 'lantern' || !spec.startsWith('lantern:') ? defaultModel() : spec.slice('lantern:'.length);
   }
 
-  async open(spec: string): Promise<LanternBackend> {
+  async open(spec: string): Promise<LanguageModelBackend> {
+    if (spec !== 'lantern' && !spec.startsWith('lantern:')) {
+      let b = this.others.get(spec);
+      if (!b) {
+        b = openBackend(spec);
+        this.others.set(spec, b);
+      }
+      return b;
+    }
     const source = Backends.source(spec);
     let b = this.backends.get(source);
     if (!b) {
@@ -110,7 +124,7 @@ export function explainBlackboxCommand(program: Command): void {
     .description('Black-box explanation of a generation, through any backend: SMILE word importances, or CELL / m-CELL contrastive prompt edits.')
     .addOption(new Option('--method <name>', `one of ${METHODS.join(', ')}`).makeOptionMandatory().argParser(oneOf('--method', METHODS)))
     .requiredOption('-t, --text <text>', 'the prompt')
-    .option('--backend <spec>', "the model explained: 'lantern' (the bundled model, default) or 'lantern:<model folder or Hub id>'", 'lantern')
+    .option('--backend <spec>', "the model explained: 'lantern' (the bundled model, default), 'lantern:<model folder or Hub id>', an OpenAI-compatible http(s)://host:port/v1, or gguf:<file.gguf>", 'lantern')
     .option('--max-tokens <n>', `response length in tokens (default ${SMILE_DEFAULTS.maxTokens})`, positiveInt('--max-tokens'))
     .addOption(new Option('--seed <n>', 'seeds every random choice; recorded with the result').default(0).argParser(nonNegativeInt('--seed', 0x7fffffff)))
     .option('--samples <n>', `smile: perturbed prompts (default ${SMILE_DEFAULTS.samples})`, positiveInt('--samples'))

@@ -18,7 +18,9 @@ import { evaluateFaithfulness, AopcBins } from './faithfulness.js';
 import {
   inputXGradient, integratedGradients, layerGradientXActivation, layerIntegratedGradients, saliency, GradientSettings, IgSettings, LayerSettings, MethodOutput,
 } from './gradient.js';
-import { occlusion, OcclusionSettings, Masking } from './perturbation.js';
+import { faithfulnessVia } from './agnostic.js';
+import { checkBatchSize } from './common.js';
+import { checkMasking, occlusion, spanScorer, OcclusionSettings, Masking } from './perturbation.js';
 import { AttributionResult, weightsHash } from './result.js';
 import { kernelShap, lime, shapleySampling, SamplingSettings } from './sampling.js';
 import { valueZeroing, ValueZeroingSettings } from './value-zeroing.js';
@@ -93,27 +95,33 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
   const columns = prompt.flatMap((_, i) => (skipped.includes(i) ? [] : [i]));
   const settings = opts.settings ?? {};
   const out = await run(model, method, t, settings, seed);
+  const spans = out.extra?.spans as [number, number][] | undefined;
   const strings = model.tokenizer ? model.tokenStrings(prompt) : prompt.map((id) => `#${id}`);
+  // Word/sentence spans cover every token, special ones included; token columns leave them out.
+  const cols = spans ? prompt.map((_, i) => i) : columns;
   const result: AttributionResult = {
     model: { source: model.source, weightsSha256: await weightsHash(model), config: { ...model.cfg } },
     method,
     settings: out.settings,
     seed,
     ...(opts.text !== undefined ? { text: opts.text } : {}),
-    tokens: columns.map((i) => prompt[i]),
-    tokenStrings: columns.map((i) => strings[i]),
+    tokens: spans ? prompt : cols.map((i) => prompt[i]),
+    tokenStrings: spans ? spans.map(([a, b]) => strings.slice(a, b).join('')) : cols.map((i) => strings[i]),
     target: t.info,
-    scores: out.scores.map((row) => columns.map((i) => row[i])),
+    scores: spans ? out.scores : out.scores.map((row) => cols.map((i) => row[i])),
+    ...(spans ? { spans, granularity: settings.granularity } : {}),
   };
-  if (skipped.length) result.skippedSpecial = skipped.map((position) => ({ position, token: prompt[position], string: strings[position] }));
+  if (skipped.length && !spans) result.skippedSpecial = skipped.map((position) => ({ position, token: prompt[position], string: strings[position] }));
   const delta = out.extra?.convergenceDelta as number[] | undefined;
   if (delta) result.convergenceDelta = delta;
   const r2 = out.extra?.surrogateR2 as number[] | undefined;
   if (r2) result.surrogateR2 = r2;
   if (opts.evaluate) {
-    result.faithfulness = await evaluateFaithfulness(model, t, result.scores, {
-      mask: opts.evalMask ?? settings.mask ?? 'zero', batchSize: settings.batchSize, fractions: opts.aopc, columns,
-    });
+    const mask = opts.evalMask ?? settings.mask ?? 'zero';
+    // Word/sentence scores: remove whole features, as the method itself did.
+    result.faithfulness = spans
+      ? await faithfulnessVia(spanScorer(model, t, spans, { mask: checkMasking(model, mask), batchSize: checkBatchSize(settings.batchSize, 32) }), out.scores, mask)
+      : await evaluateFaithfulness(model, t, result.scores, { mask, batchSize: settings.batchSize, fractions: opts.aopc, columns: cols });
   }
   return result;
 }
@@ -128,7 +136,13 @@ export { rawAttention, attentionRollout } from './attention.js';
 export { valueZeroing, valueZeroingMatrices } from './value-zeroing.js';
 export type { ValueZeroingSettings } from './value-zeroing.js';
 export type { AttentionSettings } from './attention.js';
-export { occlusion, maskedValues, leaveOneOutMasks } from './perturbation.js';
+export { occlusion, occlusionFit, maskedValues, leaveOneOutMasks, featureSpans, spanScorer } from './perturbation.js';
+export { checkGranularity, expandSpans, textUnits, tokenSpans, GRANULARITIES } from './features.js';
+export type { Granularity } from './features.js';
+export {
+  explainWithBackend, backendProblem, runPerturbation, faithfulnessVia, checkPerturbationMethod, PERTURBATION_METHODS,
+} from './agnostic.js';
+export type { ExplainOptions, BackendMasking, BackendProblem, BackendAttribution, PerturbationMethod, PerturbationSettings } from './agnostic.js';
 export type { Masking, OcclusionSettings } from './perturbation.js';
 export {
   lime, kernelShap, shapleySampling, limeFit, kernelShapFit, shapleySamplingFit, limeKernel, shapleyKernel, weightedLeastSquares, weightedR2,

@@ -1,5 +1,5 @@
 /**
- * Perturbation: occlusion / leave-one-out at token granularity.
+ * Perturbation: occlusion / leave-one-out at token, word or sentence granularity.
  *
  * Score of prompt token i = f(x) − f(x with token i masked), signed (positive: the token supports
  * the target). Masking keeps the sequence length and positions (nothing is deleted):
@@ -7,12 +7,18 @@
  *                position embedding stays) — every masked copy gets its own [seq, d_model]
  *                embeddings through one replace intervention with a [batch, seq, d_model] value;
  *   { token }    the token id is replaced by a baseline token (e.g. a space or an UNK-like id).
- * All masked copies (× rows) run `batchSize` at a time.
+ * All masked copies (× rows) run `batchSize` at a time. With `granularity` 'word' or 'sentence'
+ * (features.ts) a feature's tokens are masked together and each feature gets one score.
+ *
+ * Leave-one-out itself (`occlusionFit`) sees only a CoalitionScorer, so the same code runs on a
+ * black-box backend (agnostic.ts); `spanScorer` is the white-box scorer.
  */
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { checkBatchSize, evaluate, Example, tokenEmbeddings } from './common.js';
+import { checkGranularity, expandSpans, tokenSpans, Granularity } from './features.js';
 import type { MethodOutput } from './gradient.js';
+import type { CoalitionScorer } from './sampling.js';
 import type { ResolvedTarget } from './targets.js';
 
 export type Masking = 'zero' | { token: number };
@@ -20,6 +26,8 @@ export type Masking = 'zero' | { token: number };
 export interface OcclusionSettings {
   mask?: Masking;
   batchSize?: number;
+  /** Mask whole words or sentences together (default 'token'); scores are then one per feature. */
+  granularity?: Granularity;
 }
 
 export function checkMasking(model: HookedTransformer, m: Masking | undefined): Masking {
@@ -59,12 +67,39 @@ export function leaveOneOutMasks(n: number): boolean[][] {
   return Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => j === i));
 }
 
+/** Leave-one-out through any scorer: score_i = f(all features) − f(all but feature i), per row. */
+export async function occlusionFit(n: number, scorer: CoalitionScorer): Promise<{ scores: number[][]; values: number[] }> {
+  // Variant 0 is the unperturbed input, scored the same way, so f(x) and f(x∖i) share one code path.
+  const keep = [new Array(n).fill(true), ...Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => j !== i))];
+  const ys = await scorer(keep);
+  return { scores: ys.map((y) => y.slice(1).map((v) => y[0] - v)), values: ys.map((y) => y[0]) };
+}
+
+/** Token spans of the prompt's features; words and sentences need the model's tokenizer. */
+export function featureSpans(model: HookedTransformer, t: ResolvedTarget, granularity: Granularity): [number, number][] {
+  const n = t.promptLength;
+  if (granularity === 'token') return Array.from({ length: n }, (_, i) => [i, i + 1]);
+  if (!model.tokenizer) throw new LanternError(`${granularity} granularity needs the model's tokenizer (${model.source} has no tokenizer.json)`);
+  return tokenSpans(model.tokenStrings(t.input.slice(0, n)), granularity);
+}
+
+/**
+ * A CoalitionScorer over feature spans: keep-masks over features become token masks, and every
+ * masked copy runs through `maskedValues` (batched).
+ */
+export function spanScorer(model: HookedTransformer, t: ResolvedTarget, spans: [number, number][], opts: { mask: Masking; batchSize: number }): CoalitionScorer {
+  return (keep) => maskedValues(model, t, keep.map((z) => expandSpans(z, spans, t.promptLength).map((b) => !b)), opts);
+}
+
 export async function occlusion(model: HookedTransformer, t: ResolvedTarget, s: OcclusionSettings = {}): Promise<MethodOutput> {
   const mask = checkMasking(model, s.mask);
   const batchSize = checkBatchSize(s.batchSize, 32);
-  const n = t.promptLength;
-  // Variant 0 is the unmasked input, run the same way, so f(x) and f(x∖i) share one code path.
-  const vals = await maskedValues(model, t, [new Array(n).fill(false), ...leaveOneOutMasks(n)], { mask, batchSize });
-  const scores = vals.map((v) => v.slice(1).map((masked) => v[0] - masked));
-  return { scores, settings: { mask, batchSize } };
+  const granularity = checkGranularity(s.granularity);
+  const spans = featureSpans(model, t, granularity);
+  const r = await occlusionFit(spans.length, spanScorer(model, t, spans, { mask, batchSize }));
+  return {
+    scores: r.scores,
+    settings: { mask, batchSize, ...(s.granularity ? { granularity } : {}) },
+    ...(granularity !== 'token' ? { extra: { spans } } : {}),
+  };
 }

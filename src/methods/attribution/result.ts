@@ -23,9 +23,13 @@ export interface AttributionResult {
   settings: Record<string, unknown>;
   seed: number;
   text?: string;
-  /** The prompt's token ids (the columns). */
+  /** The prompt's token ids (the columns, unless `spans` groups them). */
   tokens: number[];
+  /** The text of each column. */
   tokenStrings: string[];
+  /** Perturbation methods at word or sentence granularity: each column's token range [start, end). */
+  spans?: [number, number][];
+  granularity?: 'token' | 'word' | 'sentence';
   target: TargetInfo;
   /** scores[row][token]: rows follow target.rows. */
   scores: number[][];
@@ -84,8 +88,11 @@ export function parseResult(json: unknown, source = 'attribution JSON'): Attribu
   const scores = o.scores as unknown;
   const strs = o.tokenStrings as unknown;
   const isNums = (a: unknown): a is number[] => Array.isArray(a) && a.every((x) => typeof x === 'number');
-  if (!isNums(tokens) || !Array.isArray(strs) || strs.length !== tokens.length) throw new LanternError(`${source}: tokens and tokenStrings must be arrays of the same length`);
-  if (!Array.isArray(scores) || !scores.every((r) => isNums(r) && r.length === tokens.length)) throw new LanternError(`${source}: scores must be rows of one number per token`);
+  const spans = o.spans as unknown;
+  if (spans !== undefined && !(Array.isArray(spans) && spans.every((s) => isNums(s) && s.length === 2))) throw new LanternError(`${source}: spans must be [start, end] pairs`);
+  const columns = spans !== undefined ? (spans as unknown[]).length : isNums(tokens) ? tokens.length : -1;
+  if (!isNums(tokens) || !Array.isArray(strs) || strs.length !== columns) throw new LanternError(`${source}: tokens and tokenStrings must be arrays of the same length (or tokenStrings one per span)`);
+  if (!Array.isArray(scores) || !scores.every((r) => isNums(r) && r.length === columns)) throw new LanternError(`${source}: scores must be rows of one number per token (or per span)`);
   const target = o.target as TargetInfo | undefined;
   if (!target || !Array.isArray(target.rows) || target.rows.length !== scores.length) throw new LanternError(`${source}: target.rows must label each row of scores`);
   if (typeof o.method !== 'string' || typeof o.model !== 'object' || o.model === null) throw new LanternError(`${source}: missing method or model`);

@@ -33,14 +33,18 @@
  *              Shapley values at rate 1/√samples.
  *
  * The estimators themselves (`limeFit`, `kernelShapFit`, `shapleySamplingFit`) take any
- * `CoalitionScorer`, so they can be checked on functions whose attributions are known.
+ * `CoalitionScorer`, so they can be checked on functions whose attributions are known, and run
+ * unchanged on black-box backends (agnostic.ts). With `granularity` 'word' or 'sentence' the n
+ * features are words or sentences, each masking all of its tokens.
  */
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { Rng } from '../../rng.js';
 import { checkBatchSize } from './common.js';
 import type { MethodOutput } from './gradient.js';
-import { checkMasking, maskedValues, Masking } from './perturbation.js';
+import type { Granularity } from './features.js';
+import { checkGranularity } from './features.js';
+import { checkMasking, featureSpans, maskedValues, spanScorer, Masking } from './perturbation.js';
 import type { ResolvedTarget } from './targets.js';
 
 export interface SamplingSettings {
@@ -54,6 +58,8 @@ export interface SamplingSettings {
   antithetic?: boolean;
   mask?: Masking;
   batchSize?: number;
+  /** Features: tokens (default), or whole words or sentences masked together. */
+  granularity?: Granularity;
 }
 
 /**
@@ -282,29 +288,37 @@ export function modelScorer(model: HookedTransformer, t: ResolvedTarget, opts: {
   return (keep) => maskedValues(model, t, keep.map((z) => z.map((b) => !b)), opts);
 }
 
-function common(model: HookedTransformer, s: SamplingSettings): { mask: Masking; batchSize: number } {
-  return { mask: checkMasking(model, s.mask), batchSize: checkBatchSize(s.batchSize, 32) };
+/** The white-box problem: feature spans of the prompt, and a batched scorer over them. */
+function problem(model: HookedTransformer, t: ResolvedTarget, s: SamplingSettings) {
+  const c = { mask: checkMasking(model, s.mask), batchSize: checkBatchSize(s.batchSize, 32) };
+  const granularity = checkGranularity(s.granularity);
+  const spans = featureSpans(model, t, granularity);
+  return {
+    n: spans.length, scorer: spanScorer(model, t, spans, c),
+    settings: { ...c, ...(s.granularity ? { granularity } : {}) },
+    extra: granularity !== 'token' ? { spans } : {},
+  };
 }
 
 export async function lime(model: HookedTransformer, t: ResolvedTarget, s: SamplingSettings = {}, seed = 0): Promise<MethodOutput> {
-  const c = common(model, s);
+  const p = problem(model, t, s);
   const samples = s.samples ?? LIME_DEFAULTS.samples;
   const kernelWidth = s.kernelWidth ?? LIME_DEFAULTS.kernelWidth;
   const ridge = s.ridge ?? LIME_DEFAULTS.ridge;
-  const r = await limeFit(t.promptLength, modelScorer(model, t, c), { samples, kernelWidth, ridge, seed });
-  return { scores: r.scores, settings: { samples, kernelWidth, ridge, ...c }, extra: { surrogateR2: r.r2, intercepts: r.intercepts } };
+  const r = await limeFit(p.n, p.scorer, { samples, kernelWidth, ridge, seed });
+  return { scores: r.scores, settings: { samples, kernelWidth, ridge, ...p.settings }, extra: { surrogateR2: r.r2, intercepts: r.intercepts, ...p.extra } };
 }
 
 export async function kernelShap(model: HookedTransformer, t: ResolvedTarget, s: SamplingSettings = {}, seed = 0): Promise<MethodOutput> {
-  const c = common(model, s);
-  const r = await kernelShapFit(t.promptLength, modelScorer(model, t, c), { samples: s.samples, seed });
-  return { scores: r.scores, settings: { samples: r.samples, enumerated: r.enumerated, ...c }, extra: { base: r.base } };
+  const p = problem(model, t, s);
+  const r = await kernelShapFit(p.n, p.scorer, { samples: s.samples, seed });
+  return { scores: r.scores, settings: { samples: r.samples, enumerated: r.enumerated, ...p.settings }, extra: { base: r.base, ...p.extra } };
 }
 
 export async function shapleySampling(model: HookedTransformer, t: ResolvedTarget, s: SamplingSettings = {}, seed = 0): Promise<MethodOutput> {
-  const c = common(model, s);
+  const p = problem(model, t, s);
   const samples = s.samples ?? 50;
   const antithetic = s.antithetic ?? true;
-  const r = await shapleySamplingFit(t.promptLength, modelScorer(model, t, c), { samples, antithetic, seed });
-  return { scores: r.scores, settings: { samples, antithetic, ...c } };
+  const r = await shapleySamplingFit(p.n, p.scorer, { samples, antithetic, seed });
+  return { scores: r.scores, settings: { samples, antithetic, ...p.settings }, extra: p.extra };
 }

@@ -1,0 +1,44 @@
+/**
+ * Opening a backend from one string, as the CLI takes it:
+ *   http(s)://host:port[/v1]   an OpenAI-compatible server (HttpBackend; `model` names the remote model,
+ *                              or the server's only model is used)
+ *   gguf:/path/model.gguf      a GGUF file through node-llama-cpp (GgufBackend, loaded on demand)
+ *   lantern:<folder|hub-id>    Lantern's own engine (LanternBackend); a bare folder or hub id also works
+ *   lantern                    the bundled model
+ */
+import { LanternError } from '../errors.js';
+import { loadModel } from '../models/load.js';
+import { BUNDLED_MODEL } from '../paths.js';
+import { HttpBackend, HttpBackendOptions, listModels } from './http.js';
+import { LanternBackend } from './lantern.js';
+import type { LanguageModelBackend } from './types.js';
+
+export type { LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions } from './types.js';
+export { HttpBackend, listModels } from './http.js';
+export type { HttpBackendOptions, HttpEvent, HttpApi } from './http.js';
+export { LanternBackend } from './lantern.js';
+
+export interface OpenBackendOptions extends Partial<Omit<HttpBackendOptions, 'baseURL'>> {
+  /** GGUF: context size in tokens (default 2048, or the model's training context if smaller). */
+  contextSize?: number;
+  /** GGUF: CPU threads (default: one fewer than the cores, at most 4). */
+  threads?: number;
+}
+
+export async function openBackend(spec: string, o: OpenBackendOptions = {}): Promise<LanguageModelBackend> {
+  if (/^https?:\/\//.test(spec)) {
+    let model = o.model;
+    if (!model) {
+      const models = await listModels(spec, o.apiKey ?? process.env[o.apiKeyEnv ?? 'OPENAI_API_KEY']);
+      if (models.length !== 1) throw new LanternError(`${spec} serves ${models.length} models (${models.slice(0, 5).join(', ')}); name one with --remote-model`);
+      model = models[0];
+    }
+    return new HttpBackend({ ...o, baseURL: spec, model });
+  }
+  if (spec.startsWith('gguf:')) {
+    const { GgufBackend } = await import('./gguf.js');
+    return GgufBackend.open(spec.slice(5), { contextSize: o.contextSize, threads: o.threads });
+  }
+  if (spec === 'lantern') return new LanternBackend(await loadModel(BUNDLED_MODEL));
+  return new LanternBackend(await loadModel(spec.replace(/^lantern:/, '')));
+}

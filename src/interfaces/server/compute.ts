@@ -1,0 +1,226 @@
+/**
+ * What each compute endpoint does: its request schema (JSON Schema, which Fastify validates and
+ * the OpenAPI description shows) and the library call it makes. Results are the library's own
+ * result objects, plus token strings, so an API result can be checked against a direct call.
+ */
+import { LanternError } from '../../errors.js';
+import type { HookedTransformer } from '../../models/hooked.js';
+import { topK } from '../../models/predictions.js';
+import {
+  attribute, mergeWords, resultToJSON, INTEGRATION_RULES, METHODS, SCORE_KINDS,
+} from '../../methods/attribution/index.js';
+import type { AttributionSettings, Baseline, Masking } from '../../methods/attribution/index.js';
+import { logitLens } from '../../methods/lens/index.js';
+import { activationPatching, attributionPatching, SWEEPS } from '../../methods/patching/index.js';
+import type { RunKind } from './store.js';
+import type { JobContext } from './queue.js';
+
+/** Prompts longer than this (in characters) are refused before tokenizing. */
+export const MAX_TEXT = 4000;
+/** Longest prompt for the attention endpoint, whose result grows as layers x heads x tokens². */
+export const MAX_ATTENTION_TOKENS = 128;
+
+const text = { type: 'string', minLength: 1, maxLength: MAX_TEXT };
+const model = { type: 'string', minLength: 1, maxLength: 300, description: "a reference from GET /api/models: 'bundled', 'planted:<kind>', 'folder:<id>', 'hub:<id>' or 'default' (default: the server's model)" };
+const common = {
+  model,
+  title: { type: 'string', maxLength: 200, description: 'a name for the saved run (default: from the prompt)' },
+};
+const tokenChoice = {
+  description: "'zero', or { token: <id> } / { text: <one token> }",
+  oneOf: [
+    { type: 'string', enum: ['zero'] },
+    { type: 'object', additionalProperties: false, required: ['token'], properties: { token: { type: 'integer', minimum: 0 } } },
+    { type: 'object', additionalProperties: false, required: ['text'], properties: { text: { type: 'string', minLength: 1, maxLength: 100 } } },
+  ],
+};
+
+export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
+  forward: {
+    type: 'object', additionalProperties: false, required: ['text'],
+    properties: { ...common, text, topK: { type: 'integer', minimum: 1, maximum: 100, default: 10 } },
+  },
+  attention: {
+    type: 'object', additionalProperties: false, required: ['text'],
+    properties: { ...common, text: { ...text, maxLength: 1000 } },
+  },
+  lens: {
+    type: 'object', additionalProperties: false, required: ['text'],
+    properties: {
+      ...common, text,
+      target: { type: 'string', minLength: 1, maxLength: 100, description: 'one token to follow at every cell' },
+      topK: { type: 'integer', minimum: 1, maximum: 20, default: 5 },
+    },
+  },
+  attribution: {
+    type: 'object', additionalProperties: false, required: ['text'],
+    properties: {
+      ...common, text,
+      method: { type: 'string', enum: [...METHODS], default: 'ig' },
+      target: { type: 'string', minLength: 1, maxLength: 400, description: "one token (next-token target) or several (a teacher-forced continuation); default: the model's top prediction" },
+      foil: { type: 'string', minLength: 1, maxLength: 100, description: 'contrastive: explain logit(target) − logit(foil); needs a one-token target' },
+      kind: { type: 'string', enum: [...SCORE_KINDS], default: 'logprob' },
+      evaluate: { type: 'boolean', default: false, description: 'also measure faithfulness (comprehensiveness, sufficiency, AOPC, Kendall τ)' },
+      seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, default: 0 },
+      steps: { type: 'integer', minimum: 1, maximum: 512 },
+      rule: { type: 'string', enum: [...INTEGRATION_RULES] },
+      aggregate: { type: 'string', enum: ['sum', 'l2'] },
+      batchSize: { type: 'integer', minimum: 1, maximum: 256 },
+      layers: { type: 'array', items: { type: 'integer', minimum: 0 }, maxItems: 128 },
+      heads: { type: 'array', items: { type: 'integer', minimum: 0 }, maxItems: 128 },
+      samples: { type: 'integer', minimum: 1, maximum: 5000 },
+      kernelWidth: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
+      baseline: tokenChoice,
+      mask: tokenChoice,
+    },
+  },
+  patching: {
+    type: 'object', additionalProperties: false, required: ['clean', 'corrupt', 'answer'],
+    properties: {
+      ...common,
+      clean: { ...text, maxLength: 1000 },
+      corrupt: { ...text, maxLength: 1000 },
+      answer: { type: 'string', minLength: 1, maxLength: 100, description: 'the clean answer, one token' },
+      wrong: { type: 'string', minLength: 1, maxLength: 100, description: 'the wrong answer, one token (metric logit-diff)' },
+      metric: { type: 'string', enum: ['logit-diff', 'logprob'] },
+      sweep: { type: 'string', enum: [...SWEEPS], default: 'resid' },
+      byPosition: { type: 'boolean', default: false },
+      pos: { type: 'integer', minimum: 0 },
+      method: { type: 'string', enum: ['activation', 'attribution'], default: 'activation' },
+      batchSize: { type: 'integer', minimum: 1, maximum: 256, default: 64 },
+    },
+  },
+};
+
+type Body = Record<string, any>;
+
+/** Which attribution methods read each setting; a setting sent to another method is a mistake to report, not ignore. */
+const SETTING_METHODS: Record<string, readonly string[]> = {
+  steps: ['ig'], rule: ['ig'], baseline: ['ig'],
+  aggregate: ['ig', 'saliency', 'input-x-grad'],
+  layers: ['attention', 'rollout'], heads: ['attention', 'rollout'],
+  samples: ['lime', 'shap', 'shapley'], kernelWidth: ['lime'],
+  mask: ['occlusion', 'lime', 'shap', 'shapley'],
+};
+
+/**
+ * Rules between fields that need no model, checked before a job is queued, so a request that can
+ * only fail is a 400 at once rather than a saved failed run.
+ */
+export function precheck(kind: RunKind, body: Body): void {
+  if (kind === 'attribution') {
+    const method = body.method ?? 'ig';
+    if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
+    for (const [k, methods] of Object.entries(SETTING_METHODS)) {
+      if (body[k] === undefined || methods.includes(method)) continue;
+      if (k === 'mask' && body.evaluate) continue; // faithfulness masks too
+      throw new LanternError(`${k} applies only to method ${methods.join(', ')} (the method is ${method})`);
+    }
+  }
+  if (kind === 'patching') {
+    if (body.byPosition && body.sweep !== 'heads' && body.sweep !== 'pattern') throw new LanternError(`byPosition applies only to the heads and pattern sweeps (the sweep is ${body.sweep})`);
+    if (body.metric === 'logit-diff' && body.wrong === undefined) throw new LanternError('metric logit-diff needs a wrong answer');
+  }
+}
+
+/** A short default title for a saved run. */
+export function defaultTitle(kind: RunKind, body: Body): string {
+  const t = String(kind === 'patching' ? body.clean : body.text).replace(/\s+/g, ' ').trim();
+  return t.length > 60 ? `${t.slice(0, 59)}…` : t;
+}
+
+function checkLength(m: HookedTransformer, tokens: number[], what: string): void {
+  if (tokens.length === 0) throw new LanternError(`${what} is empty after tokenizing`);
+  if (tokens.length > m.cfg.nCtx) throw new LanternError(`${what} is ${tokens.length} tokens; the model's context is ${m.cfg.nCtx}`);
+}
+
+function tokenOf(m: HookedTransformer, what: string, v: unknown): Baseline | Masking | undefined {
+  if (v === undefined || v === 'zero') return v as 'zero' | undefined;
+  const o = v as { token?: number; text?: string };
+  if (o.token !== undefined) {
+    if (o.token >= m.cfg.dVocab) throw new LanternError(`${what}.token ${o.token} is outside the vocabulary [0, ${m.cfg.dVocab})`);
+    return { token: o.token };
+  }
+  const ids = m.toTokens(o.text!);
+  if (ids.length !== 1) throw new LanternError(`${what}.text ${JSON.stringify(o.text)} is ${ids.length} tokens; give exactly one token`);
+  return { token: ids[0] };
+}
+
+const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** Rough graph-run counts, so progress can show a fraction; null where a method's count is not known up front. */
+function expectedRuns(kind: RunKind, body: Body, seq: number, m: HookedTransformer): number | undefined {
+  if (kind === 'patching' && body.method !== 'attribution') {
+    const L = m.cfg.nLayers;
+    const slots = body.sweep === 'heads' || body.sweep === 'pattern' ? L * m.cfg.nHeads * (body.byPosition ? seq : 1) : L * seq;
+    return Math.ceil(slots / (body.batchSize ?? 64)) + 2;
+  }
+  if (kind === 'attribution' && (body.method ?? 'ig') === 'ig') return Math.ceil((body.steps ?? 50) / (body.batchSize ?? 50)) + 2;
+  return undefined;
+}
+
+export async function compute(kind: RunKind, m: HookedTransformer, body: Body, ctx: JobContext): Promise<unknown> {
+  const str = (ids: number[]) => m.tokenStrings(ids);
+  const first = kind === 'patching' ? m.toTokens(body.clean) : m.toTokens(body.text);
+  checkLength(m, first, kind === 'patching' ? 'clean' : 'text');
+  ctx.stage('computing', `running ${kind}`, expectedRuns(kind, body, first.length, m));
+  switch (kind) {
+    case 'forward': {
+      const logits = await m.run([first]);
+      return { tokens: first, tokenStrings: str(first), predictions: topK(logits, first.length - 1, body.topK ?? 10, (id) => str([id])[0]) };
+    }
+    case 'attention': {
+      // Every layer and head's T x T pattern goes into the response and the saved run.
+      if (first.length > MAX_ATTENTION_TOKENS) throw new LanternError(`attention patterns are limited to ${MAX_ATTENTION_TOKENS} tokens (the prompt is ${first.length}); use a shorter prompt`);
+      const L = m.cfg.nLayers;
+      const names = Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+      const { cache } = await m.runWithCache([first], names);
+      const T = first.length;
+      const H = m.cfg.nHeads;
+      // patterns[layer][head][query][key], rounded to 1e-6 to keep the JSON small.
+      const patterns = names.map((n) => {
+        const p = cache.get(n).f32;
+        return Array.from({ length: H }, (_, h) => Array.from({ length: T }, (_, q) => Array.from(p.subarray((h * T + q) * T, (h * T + q + 1) * T), round)));
+      });
+      return { tokens: first, tokenStrings: str(first), nLayers: L, nHeads: H, patterns };
+    }
+    case 'lens': {
+      const r = await logitLens(m, first, { topK: body.topK ?? 5, target: body.target });
+      return { ...r, text: body.text };
+    }
+    case 'attribution': {
+      if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
+      let target: string | undefined;
+      let continuation: string | undefined;
+      if (body.target !== undefined) {
+        const n = m.toTokens(body.target).length;
+        if (n === 0) throw new LanternError('target is empty after tokenizing');
+        if (n > 1 && body.foil !== undefined) throw new LanternError(`target ${JSON.stringify(body.target)} is ${n} tokens; a contrastive foil needs a one-token target`);
+        if (n > 1) continuation = body.target;
+        else target = body.target;
+      }
+      const settings: AttributionSettings = {};
+      for (const k of ['steps', 'rule', 'aggregate', 'batchSize', 'layers', 'heads', 'samples', 'kernelWidth'] as const) {
+        if (body[k] !== undefined) (settings as Record<string, unknown>)[k] = body[k];
+      }
+      const baseline = tokenOf(m, 'baseline', body.baseline);
+      const mask = tokenOf(m, 'mask', body.mask);
+      if (baseline !== undefined) settings.baseline = baseline as Baseline;
+      if (mask !== undefined) settings.mask = mask as Masking;
+      const r = await attribute(m, {
+        text: body.text, target, foil: body.foil, continuation, kind: body.kind, method: body.method ?? 'ig', settings, seed: body.seed ?? 0, evaluate: !!body.evaluate,
+      });
+      return { ...resultToJSON(r), words: mergeWords(r.tokenStrings, r.scores) };
+    }
+    case 'patching': {
+      const corrupt = m.toTokens(body.corrupt);
+      checkLength(m, corrupt, 'corrupt');
+      const opts = {
+        clean: body.clean, corrupt: body.corrupt, answer: body.answer, wrong: body.wrong, metric: body.metric,
+        sweep: body.sweep ?? 'resid', byPosition: !!body.byPosition, pos: body.pos,
+      };
+      const r = body.method === 'attribution' ? await attributionPatching(m, opts) : await activationPatching(m, { ...opts, batchSize: body.batchSize ?? 64 });
+      return { ...r, cleanTokenStrings: str(r.cleanTokens), corruptTokenStrings: str(r.corruptTokens) };
+    }
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The model picker: which models a request may name, and loading them.
+ *
+ * Requests name a model by reference, never by path: 'bundled', 'planted:<kind>',
+ * 'folder:<id>' (a folder the user added, checked when added), 'hub:<org/name>', or 'default'
+ * (the server's --model, trusted because it came from the command line). So an API client cannot
+ * make the server open files it was not pointed at.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { LanternError } from '../../errors.js';
+import type { Executor } from '../../engine/runtime/executor.js';
+import { readConfig } from '../../models/config.js';
+import type { HookedTransformer } from '../../models/hooked.js';
+import { loadModel } from '../../models/load.js';
+import type { DownloadProgress } from '../../models/hub.js';
+import { makePlanted, PLANTED_KINDS, PLANTED_FILE } from '../../models/planted/index.js';
+import { BUNDLED_MODEL } from '../../paths.js';
+import type { ModelFolder, RunStore } from './store.js';
+
+export interface ModelChoice {
+  ref: string;
+  label: string;
+  kind: 'bundled' | 'planted' | 'folder' | 'hub' | 'default';
+  /** For folders: where it is (the user added it, so showing it back leaks nothing). */
+  path?: string;
+}
+
+// huggingface_hub's repo id pattern (ASCII): 'name' or 'org/name'.
+const REPO_ID = /^(?:[\w.-]+\/)?[\w.-]+$/;
+
+/** How many loaded models stay in memory (each holds its weights in the compute thread). */
+const KEEP_LOADED = 2;
+
+export interface ModelRegistryOptions {
+  store: RunStore;
+  executor: Executor;
+  /** Where planted models are written the first time they are picked. */
+  plantedDir: string;
+  /** The server's --model (a folder or Hub id given on the command line). */
+  defaultSource?: string;
+  /** Allow 'hub:' references (off when HF_HUB_OFFLINE is set and nothing is cached). */
+  allowHub?: boolean;
+}
+
+export class ModelRegistry {
+  private loaded = new Map<string, Promise<HookedTransformer>>();
+
+  constructor(private opts: ModelRegistryOptions) {}
+
+  get defaultRef(): string {
+    return this.opts.defaultSource !== undefined ? 'default' : 'bundled';
+  }
+
+  choices(): ModelChoice[] {
+    const out: ModelChoice[] = [];
+    if (this.opts.defaultSource !== undefined) out.push({ ref: 'default', label: `${this.opts.defaultSource} (--model)`, kind: 'default' });
+    out.push({ ref: 'bundled', label: 'lantern-demo (bundled)', kind: 'bundled' });
+    for (const k of PLANTED_KINDS) out.push({ ref: `planted:${k}`, label: `planted: ${k}`, kind: 'planted' });
+    for (const f of this.opts.store.folders()) out.push({ ref: `folder:${f.id}`, label: f.name, kind: 'folder', path: f.path });
+    return out;
+  }
+
+  /**
+   * Checks a folder the user wants to add: an absolute path to a directory (after resolving
+   * links) with a GPT-2 config.json and safetensors weights. Only then is it remembered.
+   */
+  addFolder(given: string, name?: string): ModelFolder {
+    if (typeof given !== 'string' || !path.isAbsolute(given)) throw new LanternError(`path must be an absolute folder path, got ${JSON.stringify(given)}`);
+    let real: string;
+    try {
+      real = fs.realpathSync(given);
+    } catch {
+      throw new LanternError(`no folder at ${given}`);
+    }
+    if (!fs.statSync(real).isDirectory()) throw new LanternError(`${given} is not a folder; give the model folder that contains config.json`);
+    readConfig(real); // throws a clear LanternError unless it is a GPT-2 config
+    const hasWeights = ['model.safetensors', 'model.safetensors.index.json'].some((f) => fs.existsSync(path.join(real, f)));
+    if (!hasWeights) throw new LanternError(`${given} has no model.safetensors (or model.safetensors.index.json)`);
+    return this.opts.store.addFolder(real, name?.trim() || path.basename(real));
+  }
+
+  /**
+   * The path or Hub id behind a reference; LanternError (a 400) for anything not allowed. With
+   * `prepare` false it only checks, so a request handler can refuse a bad reference at once while
+   * writing a planted model is left to the (serial) compute queue.
+   */
+  async resolve(ref: string, prepare = true): Promise<string> {
+    if (ref === 'default') {
+      if (this.opts.defaultSource === undefined) throw new LanternError("model 'default' exists only when the server was started with --model");
+      return this.opts.defaultSource;
+    }
+    if (ref === 'bundled') {
+      if (!fs.existsSync(path.join(BUNDLED_MODEL, 'config.json'))) throw new LanternError('the bundled model is missing from this checkout');
+      return BUNDLED_MODEL;
+    }
+    const [scheme, ...rest] = ref.split(':');
+    const arg = rest.join(':');
+    if (scheme === 'planted') {
+      if (!(PLANTED_KINDS as readonly string[]).includes(arg)) throw new LanternError(`unknown planted model '${arg}'; kinds: ${PLANTED_KINDS.join(', ')}`);
+      const folder = path.join(this.opts.plantedDir, arg);
+      if (prepare && !fs.existsSync(path.join(folder, PLANTED_FILE))) await makePlanted(arg, folder, { measure: false, executor: this.opts.executor });
+      return folder;
+    }
+    if (scheme === 'folder') {
+      const f = this.opts.store.folders().find((x) => x.id === arg);
+      if (!f) throw new LanternError(`no added model folder with id '${arg}'; add it first with POST /api/models/folders`);
+      return f.path;
+    }
+    if (scheme === 'hub') {
+      if (this.opts.allowHub === false) throw new LanternError('Hub models are turned off on this server');
+      // A Hub id that is also a path here would be read as that local folder.
+      if (!REPO_ID.test(arg) || arg.includes('..') || fs.existsSync(arg)) throw new LanternError(`'${arg}' is not a Hub model id (like 'gpt2' or 'org/name')`);
+      return arg;
+    }
+    throw new LanternError(`unknown model '${ref}'; use 'bundled', 'planted:<kind>', 'folder:<id>' or 'hub:<id>' (GET /api/models lists them)`);
+  }
+
+  async load(ref: string, onProgress?: (e: DownloadProgress) => void): Promise<HookedTransformer> {
+    const source = await this.resolve(ref);
+    const key = `${ref}\0${source}`;
+    let p = this.loaded.get(key);
+    if (p) {
+      this.loaded.delete(key);
+      this.loaded.set(key, p);
+      return p;
+    }
+    p = loadModel(source, { executor: this.opts.executor, progress: false, onProgress });
+    this.loaded.set(key, p);
+    p.catch(() => this.loaded.delete(key));
+    while (this.loaded.size > KEEP_LOADED) {
+      const [oldest, old] = this.loaded.entries().next().value as [string, Promise<HookedTransformer>];
+      this.loaded.delete(oldest);
+      void old.then((m) => m.executor.dropWeights(m.weights)).catch(() => {});
+    }
+    return p;
+  }
+}

@@ -1,0 +1,354 @@
+/**
+ * Lantern models behind an OpenAI-compatible API, as a Fastify (v5) plugin:
+ *
+ *   GET  /v1/models
+ *   POST /v1/completions        prompt as text, token ids, or a batch of either; `echo` and
+ *                               `logprobs` (0..5) as OpenAI's legacy API: with `echo` and
+ *                               `max_tokens: 0` the log-prob of every prompt token (the first is
+ *                               null), which is how a black-box client scores a fixed continuation.
+ *   POST /v1/chat/completions   `logprobs` / `top_logprobs` (0..20). The models have no chat
+ *                               template, so messages are rendered as plain text — "System: …",
+ *                               "User: …", "Assistant: …" lines, then "Assistant:" — unless the
+ *                               plugin is given `chatTemplate`.
+ *   POST /tokenize, /detokenize vLLM's endpoints, so clients can perturb the server's own tokens.
+ *
+ * Log-probs are natural logs of the softmax of the model's raw logits (temperature does not
+ * change them, as with OpenAI). `text_offset` counts code points, as OpenAI's Python servers do.
+ * Errors are OpenAI-shaped: { error: { message, type, param, code } } with 400 / 404.
+ *
+ *   await app.register(openAICompat, { models: { 'lantern-demo': model } });
+ *   const srv = await serveOpenAI(model, { port: 0 });  // standalone, for tests and benches
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Fastify, { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { LanternError } from '../../errors.js';
+import { generate } from '../../models/generate.js';
+import type { HookedTransformer } from '../../models/hooked.js';
+import { loadModel } from '../../models/load.js';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** A served model, or a loader called on first use (once), so a server can start before loading. */
+export type ServedModel = HookedTransformer | (() => Promise<HookedTransformer>);
+
+export interface OpenAICompatOptions {
+  /** Served models by the id clients name. */
+  models: Record<string, ServedModel>;
+  chatTemplate?: (messages: ChatMessage[]) => string;
+  /** Cap on max_tokens per request (default 512). */
+  maxTokensLimit?: number;
+}
+
+/** The default rendering of chat messages for models without a chat template. */
+export function plainChatTemplate(messages: ChatMessage[]): string {
+  const title = (r: string) => r.charAt(0).toUpperCase() + r.slice(1);
+  return messages.map((m) => `${title(m.role)}: ${m.content}\n`).join('') + 'Assistant:';
+}
+
+class ApiError extends Error {
+  constructor(readonly status: number, message: string, readonly param: string | null = null, readonly type = 'invalid_request_error') {
+    super(message);
+  }
+}
+
+const bad = (message: string, param: string | null = null) => new ApiError(400, message, param);
+
+interface TokenLogprobs {
+  ids: number[];
+  strings: string[];
+  logprobs: (number | null)[];
+  /** Top alternatives per position: [token string, id, logprob][]. */
+  top: ([string, number, number][] | null)[];
+}
+
+/**
+ * Log-probs of `ids[from..]` given what precedes them (position 0 has none: null), and the `k`
+ * most likely alternatives at those positions, from one forward pass.
+ */
+async function tokenLogprobs(model: HookedTransformer, ids: number[], from: number, k: number): Promise<TokenLogprobs> {
+  const out: TokenLogprobs = { ids: ids.slice(from), strings: model.tokenStrings(ids.slice(from)), logprobs: [], top: [] };
+  if (ids.length === 0 || from >= ids.length) return out;
+  const logits = await model.run([ids]);
+  const V = model.cfg.dVocab;
+  for (let t = from; t < ids.length; t++) {
+    if (t === 0) {
+      out.logprobs.push(null);
+      out.top.push(null);
+      continue;
+    }
+    const row = logits.f32.subarray((t - 1) * V, t * V);
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
+    let z = 0;
+    for (let i = 0; i < V; i++) z += Math.exp(row[i] - max);
+    // Same operations, in the same order, as logSoftmaxAt (what white-box methods use), so a
+    // black-box client gets bit-identical numbers.
+    const logZ = Math.log(z);
+    out.logprobs.push(row[ids[t]] - max - logZ);
+    if (k > 0) {
+      // Top k by insertion into a short sorted list: k <= 20, V large.
+      const best: number[] = [];
+      for (let i = 0; i < V; i++) {
+        if (best.length === k && row[i] <= row[best[k - 1]]) continue;
+        let j = best.length === k ? k - 1 : best.length;
+        while (j > 0 && row[best[j - 1]] < row[i]) j--;
+        best.splice(j, 0, i);
+        if (best.length > k) best.pop();
+      }
+      const strs = model.tokenStrings(best);
+      out.top.push(best.map((id, j) => [strs[j], id, row[id] - max - logZ]));
+    } else {
+      out.top.push(null);
+    }
+  }
+  return out;
+}
+
+function intIn(v: unknown, name: string, lo: number, hi: number, fallback: number): number {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw bad(`${name} must be an integer in [${lo}, ${hi}], got ${JSON.stringify(v)}`, name);
+  return v;
+}
+
+function numberIn(v: unknown, name: string, lo: number, hi: number, fallback: number): number {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) throw bad(`${name} must be a number in [${lo}, ${hi}], got ${JSON.stringify(v)}`, name);
+  return v;
+}
+
+function stops(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  const a = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(a) || a.length > 4 || !a.every((s) => typeof s === 'string' && s.length > 0)) throw bad('stop must be a non-empty string or an array of up to 4 of them', 'stop');
+  return a as string[];
+}
+
+const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number');
+
+/** A completion's prompts: a string, an array of ids, or a batch of either. */
+function prompts(v: unknown): (string | number[])[] {
+  if (typeof v === 'string') return [v];
+  if (isIds(v)) return [v];
+  if (Array.isArray(v) && v.length > 0 && v.every((p) => typeof p === 'string' || isIds(p))) return v as (string | number[])[];
+  throw bad('prompt must be a string, an array of token ids, or a non-empty array of either', 'prompt');
+}
+
+const codePoints = (s: string): number => [...s].length;
+
+interface Generated {
+  promptIds: number[];
+  ids: number[];
+  text: string;
+  finish: 'stop' | 'length';
+}
+
+export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app, opts) => {
+  const ids = Object.keys(opts.models);
+  if (ids.length === 0) throw new LanternError('the OpenAI-compatible server needs at least one model');
+  const template = opts.chatTemplate ?? plainChatTemplate;
+  const maxTokensLimit = opts.maxTokensLimit ?? 512;
+  const created = Math.floor(Date.now() / 1000);
+  const loaded = new Map<string, Promise<HookedTransformer>>();
+  const load = (id: string): Promise<HookedTransformer> => {
+    let m = loaded.get(id);
+    if (!m) {
+      const v = opts.models[id];
+      m = typeof v === 'function' ? v() : Promise.resolve(v);
+      loaded.set(id, m);
+      // A failed load is retried by the next request rather than remembered.
+      m.catch(() => loaded.delete(id));
+    }
+    return m;
+  };
+
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
+    if (err instanceof ApiError) return reply.code(err.status).send({ error: { message: err.message, type: err.type, param: err.param, code: null } });
+    if (err instanceof LanternError) return reply.code(400).send({ error: { message: err.message, type: 'invalid_request_error', param: null, code: null } });
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) app.log.error(err);
+    return reply.code(status).send({ error: { message: status === 500 ? `internal error: ${err.message}` : err.message, type: status === 500 ? 'server_error' : 'invalid_request_error', param: null, code: null } });
+  });
+
+  async function modelOf(body: Record<string, unknown>): Promise<[string, HookedTransformer]> {
+    const id = body.model;
+    if (typeof id !== 'string') throw bad('model is required (see GET /v1/models)', 'model');
+    if (!Object.hasOwn(opts.models, id)) throw new ApiError(404, `The model '${id}' does not exist; this server has ${ids.map((i) => `'${i}'`).join(', ')}`, 'model');
+    return [id, await load(id)];
+  }
+
+  function bodyOf(req: FastifyRequest): Record<string, unknown> {
+    const b = req.body;
+    if (typeof b !== 'object' || b === null || Array.isArray(b)) throw bad('the request body must be a JSON object');
+    return b as Record<string, unknown>;
+  }
+
+  function checkIds(model: HookedTransformer, p: number[], extra: number): void {
+    const V = model.cfg.dVocab;
+    const badId = p.find((t) => !Number.isInteger(t) || t < 0 || t >= V);
+    if (badId !== undefined) throw bad(`token id ${badId} is outside the vocabulary [0, ${V})`, 'prompt');
+    if (p.length + extra > model.cfg.nCtx) {
+      throw bad(`This model's maximum context length is ${model.cfg.nCtx} tokens; the prompt has ${p.length} and ${extra} more were requested`, 'max_tokens');
+    }
+  }
+
+  async function complete(model: HookedTransformer, prompt: string | number[], b: Record<string, unknown>, maxTokens: number): Promise<Generated> {
+    const promptIds = typeof prompt === 'string' ? model.toTokens(prompt) : prompt;
+    if (promptIds.length === 0) throw bad('the prompt is empty (no tokens)', 'prompt');
+    checkIds(model, promptIds, maxTokens);
+    if (maxTokens === 0) return { promptIds, ids: [], text: '', finish: 'length' };
+    const temperature = numberIn(b.temperature, 'temperature', 0, 2, 1);
+    const seed = intIn(b.seed, 'seed', 0, 2 ** 32 - 1, crypto.randomInt(2 ** 31));
+    const g = await generate(model, promptIds, { maxNewTokens: maxTokens, temperature, topK: 0, seed });
+    let out = g.tokens;
+    let text = g.text;
+    let finish: Generated['finish'] = out.length < maxTokens ? 'stop' : 'length';
+    for (const s of stops(b.stop)) {
+      const at = text.indexOf(s);
+      if (at < 0) continue;
+      // Keep the tokens whose text lies wholly before the stop string.
+      let n = 0;
+      while (n < out.length && model.toString(out.slice(0, n + 1)).length <= at) n++;
+      text = text.slice(0, at);
+      out = out.slice(0, n);
+      finish = 'stop';
+    }
+    return { promptIds, ids: out, text, finish };
+  }
+
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'lantern' })),
+  }));
+
+  app.post('/v1/completions', async (req) => {
+    const b = bodyOf(req);
+    const [id, model] = await modelOf(b);
+    if (b.n !== undefined && b.n !== 1) throw bad('only n = 1 is supported', 'n');
+    if (b.stream) throw bad('streaming is not supported', 'stream');
+    const maxTokens = intIn(b.max_tokens, 'max_tokens', 0, maxTokensLimit, 16);
+    const k = b.logprobs === undefined || b.logprobs === null ? null : intIn(b.logprobs, 'logprobs', 0, 5, 0);
+    const echo = b.echo === true;
+    let promptTokens = 0;
+    let completionTokens = 0;
+    const choices = [];
+    for (const [index, p] of prompts(b.prompt).entries()) {
+      const g = await complete(model, p, b, maxTokens);
+      promptTokens += g.promptIds.length;
+      completionTokens += g.ids.length;
+      const promptText = model.toString(g.promptIds);
+      let logprobs = null;
+      if (k !== null) {
+        const all = [...g.promptIds, ...g.ids];
+        const from = echo ? 0 : g.promptIds.length;
+        const lp = await tokenLogprobs(model, all, from, k);
+        let offset = echo ? 0 : codePoints(promptText);
+        const text_offset = lp.strings.map((s) => { const o = offset; offset += codePoints(s); return o; });
+        logprobs = {
+          tokens: lp.strings,
+          token_logprobs: lp.logprobs,
+          top_logprobs: lp.top.map((t) => (t ? Object.fromEntries(t.map(([s, , v]) => [s, v])) : null)),
+          text_offset,
+        };
+      }
+      choices.push({ text: (echo ? promptText : '') + g.text, index, logprobs, finish_reason: g.finish });
+    }
+    return {
+      id: `cmpl-${crypto.randomUUID()}`, object: 'text_completion', created: Math.floor(Date.now() / 1000), model: id, choices,
+      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+    };
+  });
+
+  app.post('/v1/chat/completions', async (req) => {
+    const b = bodyOf(req);
+    const [id, model] = await modelOf(b);
+    if (b.n !== undefined && b.n !== 1) throw bad('only n = 1 is supported', 'n');
+    if (b.stream) throw bad('streaming is not supported', 'stream');
+    const msgs = b.messages;
+    if (!Array.isArray(msgs) || msgs.length === 0 || !msgs.every((m) => typeof m?.role === 'string' && typeof m?.content === 'string')) {
+      throw bad('messages must be a non-empty array of { role, content } with string content', 'messages');
+    }
+    const maxTokens = intIn(b.max_completion_tokens ?? b.max_tokens, 'max_tokens', 1, maxTokensLimit, 16);
+    const wantLogprobs = b.logprobs === true;
+    const k = intIn(b.top_logprobs, 'top_logprobs', 0, 20, 0);
+    if (k > 0 && !wantLogprobs) throw bad('top_logprobs needs logprobs: true', 'top_logprobs');
+    const g = await complete(model, template(msgs as ChatMessage[]), b, maxTokens);
+    let logprobs = null;
+    if (wantLogprobs) {
+      const lp = await tokenLogprobs(model, [...g.promptIds, ...g.ids], g.promptIds.length, k);
+      const bytes = (s: string) => [...Buffer.from(s, 'utf8')];
+      logprobs = {
+        content: lp.strings.map((token, i) => ({
+          token, logprob: lp.logprobs[i], bytes: bytes(token),
+          top_logprobs: (lp.top[i] ?? []).map(([s, , v]) => ({ token: s, logprob: v, bytes: bytes(s) })),
+        })),
+      };
+    }
+    return {
+      id: `chatcmpl-${crypto.randomUUID()}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: id,
+      choices: [{ index: 0, message: { role: 'assistant', content: g.text }, logprobs, finish_reason: g.finish }],
+      usage: { prompt_tokens: g.promptIds.length, completion_tokens: g.ids.length, total_tokens: g.promptIds.length + g.ids.length },
+    };
+  });
+
+  app.post('/tokenize', async (req) => {
+    const b = bodyOf(req);
+    const [, model] = await modelOf(b);
+    if (typeof b.prompt !== 'string') throw bad('prompt must be a string', 'prompt');
+    const tokens = model.toTokens(b.prompt);
+    return { tokens, count: tokens.length, max_model_len: model.cfg.nCtx };
+  });
+
+  app.post('/detokenize', async (req) => {
+    const b = bodyOf(req);
+    const [, model] = await modelOf(b);
+    if (!Array.isArray(b.tokens) || !b.tokens.every((t) => typeof t === 'number')) throw bad('tokens must be an array of token ids', 'tokens');
+    checkIds(model, b.tokens as number[], 0);
+    return { prompt: model.toString(b.tokens as number[]) };
+  });
+};
+
+/**
+ * The plugin entry for the Workbench (`buildServer({ plugins: [...] })`): the model `source`
+ * (folder or Hub id) under /v1, loaded on its first request, behind the Workbench's token checks.
+ */
+export function openAIPluginFor(source: string): { plugin: FastifyPluginAsync<OpenAICompatOptions>; options: Record<string, unknown>; id: string } {
+  const id = fs.existsSync(source) ? path.basename(path.resolve(source)) : source;
+  const options: OpenAICompatOptions = { models: { [id]: () => loadModel(source) } };
+  return { plugin: openAICompat, options: { ...options }, id };
+}
+
+export interface ServeOptions {
+  port?: number;
+  host?: string;
+  /** The id clients use (default: the model folder's name). */
+  id?: string;
+  chatTemplate?: OpenAICompatOptions['chatTemplate'];
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  /** e.g. 'http://127.0.0.1:41234/v1' — what an OpenAI client takes as baseURL. */
+  baseURL: string;
+  ids: string[];
+  close(): Promise<void>;
+}
+
+/** Serves one model (or several by id) on its own Fastify instance; port 0 picks a free port. */
+export async function serveOpenAI(models: HookedTransformer | Record<string, ServedModel>, o: ServeOptions = {}): Promise<RunningServer> {
+  const record = 'cfg' in models && 'run' in models
+    ? { [o.id ?? path.basename(path.resolve((models as HookedTransformer).source))]: models as HookedTransformer }
+    : (models as Record<string, ServedModel>);
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  await app.register(openAICompat, { models: record, chatTemplate: o.chatTemplate });
+  const host = o.host ?? '127.0.0.1';
+  await app.listen({ port: o.port ?? 0, host });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  return { app, baseURL: `http://${host.includes(':') ? `[${host}]` : host}:${port}/v1`, ids: Object.keys(record), close: () => app.close() };
+}
+

@@ -1,0 +1,104 @@
+// `lantern attribute --backend …` (black-box perturbation methods) as a user runs it (a subprocess): against the bundled model directly and
+// against Lantern's OpenAI-compatible server on an ephemeral port, with the JSON it writes checked
+// against the library's result; bad input is one line.
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LanternBackend } from '../src/backends/lantern.js';
+import { serveOpenAI, RunningServer } from '../src/interfaces/server/openai-compat.js';
+import { attribute, explainWithBackend, loadResult } from '../src/methods/attribution/index.js';
+import type { HookedTransformer } from '../src/models/hooked.js';
+import { loadModel } from '../src/models/load.js';
+import { BUNDLED_MODEL } from '../src/paths.js';
+import { modelEmbedder, smile } from '../src/methods/blackbox/index.js';
+import type { SmileResult } from '../src/methods/blackbox/index.js';
+import { loadBlackboxResult } from '../src/methods/blackbox/result.js';
+import { expectOneLineError, runLantern } from './helpers.js';
+
+let tmp: string;
+let model: HookedTransformer;
+let srv: RunningServer;
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-explain-'));
+  model = await loadModel(BUNDLED_MODEL);
+  srv = await serveOpenAI(model, { id: 'demo' });
+});
+afterAll(async () => {
+  await srv?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('lantern attribute --backend', () => {
+  it('explains through the OpenAI-compatible server; the JSON equals the library result on the engine', async () => {
+    const json = path.join(tmp, 'http.json');
+    const r = await runLantern(['attribute', '--backend', srv.baseURL, '--text', 'The jury said that the city', '--target', ' was', '--method', 'shap', '--json', json, '--no-color'], tmp);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/logprob\(" was"\)/);
+    expect(r.stdout).toMatch(/backend http:demo@http:\/\/127\.0\.0\.1:\d+\/v1: \d+ requests/);
+    const saved = loadResult(json) as Awaited<ReturnType<typeof explainWithBackend>>;
+    const here = await explainWithBackend(new LanternBackend(model), { prompt: 'The jury said that the city', target: ' was', method: 'shap' });
+    expect(saved.tokenStrings).toEqual(['The', ' jury', ' said', ' that', ' the', ' city']);
+    expect(saved.settings).toMatchObject({ granularity: 'word', mask: 'delete', enumerated: true });
+    saved.scores[0].forEach((s, i) => expect(s).toBeCloseTo(here.scores[0][i], 9));
+    expect(saved.backend.approximate).toBe(false);
+  });
+
+  it('token granularity with { token } masking over HTTP gives the white-box numbers of --mask token:220', async () => {
+    const json = path.join(tmp, 'tok.json');
+    const text = 'The jury said that';
+    const r = await runLantern(['attribute', '--backend', srv.baseURL, '--text', text, '--target', ' the', '--granularity', 'token', '--mask', 'token:220', '--json', json, '--no-color'], tmp);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/method: occlusion/); // the default with --backend
+    const white = await attribute(model, { text, target: ' the', method: 'occlusion', settings: { mask: { token: 220 } } });
+    expect(loadResult(json).scores).toEqual(white.scores);
+  });
+
+  it('lantern attribute --granularity word: white-box word occlusion with --eval, as the library computes it', async () => {
+    const json = path.join(tmp, 'words.json');
+    const text = 'The antidisestablishment jury said';
+    const r = await runLantern(['attribute', '--text', text, '--method', 'occlusion', '--granularity', 'word', '--eval', '--json', json, '--no-color'], tmp);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const saved = loadResult(json);
+    const here = await attribute(model, { text, method: 'occlusion', settings: { granularity: 'word' }, evaluate: true });
+    expect(saved.tokenStrings).toEqual(['The', ' antidisestablishment', ' jury', ' said']);
+    expect(saved.spans).toEqual(here.spans);
+    saved.scores[0].forEach((s, i) => expect(s).toBeCloseTo(here.scores[0][i], 5));
+    // Kendall tau of leave-one-out against itself.
+    expect(saved.faithfulness!.rows[0].kendallTauLoo).toBe(1);
+    saved.faithfulness!.rows[0].leaveOneOut.forEach((v, i) => expect(v).toBeCloseTo(here.scores[0][i], 5));
+    expectOneLineError(await runLantern(['attribute', '--text', text, '--method', 'ig', '--granularity', 'word'], tmp), /--granularity applies only to --method occlusion/);
+  });
+
+  it('lantern explain --method smile (SMILE) runs through the OpenAI-compatible server too, with the responses of the engine', async () => {
+    const json = path.join(tmp, 'smile.json');
+    const prompt = 'The old man walked to the river';
+    const r = await runLantern(['explain', '--method', 'smile', '--backend', srv.baseURL, '--text', prompt, '--samples', '8', '--max-tokens', '3', '--seed', '4', '--json', json, '--quiet'], tmp);
+    expect(r.code, r.stderr).toBe(0);
+    const saved = loadBlackboxResult(json) as SmileResult;
+    const here = await smile(new LanternBackend(model), prompt, { embedder: modelEmbedder(model), samples: 8, maxTokens: 3, seed: 4 });
+    expect(saved.backend).toMatch(/^http:demo@/);
+    expect(saved.samples.map((s) => [s.mask, s.response])).toEqual(here.samples.map((s) => [s.mask, s.response]));
+    saved.importances.forEach((v, i) => expect(v).toBeCloseTo(here.importances[i], 9));
+  });
+
+  it('bad input is one line', async () => {
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--text', 'a b', '--method', 'ig'], tmp), /--method ig needs the model's internals; with --backend use occlusion, lime, shap, shapley/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--text', 'a b', '--mask', 'zero'], tmp), /with --backend, --mask must be 'delete', 'text:<replacement>' or 'token:<id>'/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--text', 'a b', '--concurrency', '2'], tmp), /--concurrency applies only to an http\(s\):\/\/ backend/);
+    expectOneLineError(await runLantern(['attribute', '--text', 'a b', '--remote-model', 'x'], tmp), /--remote-model applies only with --backend/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--text', 'a b', '--steps', '4'], tmp), /--steps does not apply with --backend/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--text', 'a b', '--kind', 'logit'], tmp), /--kind logit needs the model's logits/);
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    expectOneLineError(await runLantern(['attribute', '--backend', `http://127.0.0.1:${port}/v1`, '--text', 'a b'], tmp), /cannot reach http:\/\/127\.0\.0\.1:\d+\/v1\/models: ECONNREFUSED/);
+    expectOneLineError(await runLantern(['attribute', '--backend', srv.baseURL, '--remote-model', 'nope', '--retries', '0', '--text', 'a b', '--target', ' c'], tmp), /HTTP 404: The model 'nope' does not exist/);
+  });
+});

@@ -1,0 +1,204 @@
+/**
+ * The Workbench in a real browser: Debian's chromium driven by playwright-core, against a real
+ * server. Screenshots go to test-artifacts/workbench/ (gitignored).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build } from 'vite';
+import { chromium, Browser, Page } from 'playwright-core';
+import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
+import { loadModel } from '../src/models/load.js';
+import { BUNDLED_MODEL } from '../src/paths.js';
+import { ROOT } from './helpers.js';
+
+const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
+const WEB_DIR = path.join(ROOT, 'web', 'dist');
+const PROMPT = 'The quick brown fox jumps over the lazy';
+
+let tmp: string;
+let browser: Browser;
+let page: Page;
+
+async function startServer(token?: string): Promise<{ app: LanternServer; url: string }> {
+  const app = await buildServer({ dataDir: path.join(tmp, token ? 'secured' : 'data'), webDir: WEB_DIR, allowHub: false, token });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { app, url: url.replace('127.0.0.1', 'localhost') };
+}
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-e2e-'));
+  fs.mkdirSync(SHOTS, { recursive: true });
+  // The app the user gets from `npm start`, built the same way.
+  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error' });
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+// The tests share one browser page and one data folder, in order: each stays well under vitest's
+// 60 s worker-RPC limit even on a loaded machine.
+describe('workbench in chromium', () => {
+  let app: LanternServer | undefined;
+  let url = '';
+  let nTokens = 0;
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    nTokens = (await loadModel(BUNDLED_MODEL)).toTokens(PROMPT).length;
+    page.on('pageerror', (e) => errors.push(e.message));
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('types a prompt and shows next-token predictions (Ctrl+Enter)', async () => {
+    ({ app, url } = await startServer());
+    await page.goto(url);
+    await page.locator('#model option').first().waitFor({ state: 'attached' });
+    expect(await page.locator('#model').inputValue()).toBe('bundled');
+    await page.fill('#prompt', '');
+    await page.type('#prompt', PROMPT);
+    await page.press('#prompt', 'Control+Enter');
+    await page.locator('#view-predict .chart svg.marks').waitFor();
+    expect(await page.locator('#view-predict .meta').textContent()).toContain(`${nTokens} tokens`);
+    expect(await page.locator('#view-predict .chart svg.marks g.mark-rect path').count()).toBe(10);
+    await page.screenshot({ path: path.join(SHOTS, '1-predictions.png'), fullPage: true });
+  });
+
+  it('runs an attribution: one heatmap cell and one coloured chip per token, faithfulness, word toggle', async () => {
+    await page.click('#tab-attribution');
+    await page.fill('#view-attribution input[name=target]', ' dog');
+    await page.fill('#view-attribution input[name=steps]', '16');
+    await page.check('#view-attribution input[name=evaluate]');
+    await page.click('#view-attribution button.run');
+    await page.locator('#view-attribution .chart svg.marks').waitFor({ timeout: 45_000 });
+    expect(await page.locator('#view-attribution .error').isHidden()).toBe(true);
+    expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(nTokens);
+    // The heatmap's rect layer (vega-lite draws one path per datum): one target row x nTokens columns.
+    expect(await page.locator('#view-attribution .chart svg.marks g.mark-rect.layer_0_marks path').count()).toBe(nTokens);
+    expect(await page.locator('#view-attribution table.faith').textContent()).toContain('AOPC comprehensiveness');
+    await page.screenshot({ path: path.join(SHOTS, '2-attribution.png'), fullPage: true });
+
+    // Here every word is one token, so the word view has as many columns as words.
+    await page.check('#view-attribution input[name=words]');
+    expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(PROMPT.split(' ').length);
+    await page.uncheck('#view-attribution input[name=words]');
+
+    // Bad input is shown in place: refused at once (no target for the foil) ...
+    await page.fill('#view-attribution input[name=target]', '');
+    await page.fill('#view-attribution input[name=foil]', ' cat');
+    await page.click('#view-attribution button.run');
+    await page.locator('#view-attribution .error:not([hidden])').waitFor();
+    expect(await page.locator('#view-attribution .error').textContent()).toMatch(/foil needs a target/);
+    // ... or found by the job (a foil needs a one-token target), which is saved as a failed run.
+    await page.fill('#view-attribution input[name=target]', ' big dog');
+    await page.click('#view-attribution button.run');
+    await page.waitForFunction(() => /a contrastive foil needs a one-token target/.test(document.querySelector('#view-attribution .error')!.textContent ?? ''));
+    await page.fill('#view-attribution input[name=foil]', '');
+  });
+
+  it('opens the saved attribution after a server restart', async () => {
+    await app!.close();
+    ({ app, url } = await startServer());
+    await page.goto(`${url}/#runs`);
+    const row = page.locator('table.runs tbody tr').filter({ hasText: 'attribution' }).filter({ hasText: 'done' }).first();
+    await row.waitFor();
+    await page.screenshot({ path: path.join(SHOTS, '3-runs.png'), fullPage: true });
+    // Runs made so far: one forward, one attribution, one failed attribution.
+    expect(await page.locator('table.runs tbody tr').count()).toBe(3);
+    await page.selectOption('#view-runs select[name=kind]', 'forward');
+    await page.locator('table.runs tbody tr').nth(1).waitFor({ state: 'detached' });
+    expect(await page.locator('table.runs tbody tr').count()).toBe(1);
+    await page.selectOption('#view-runs select[name=kind]', 'all kinds');
+    await page.locator('table.runs tbody tr').nth(2).waitFor();
+    await row.locator('button', { hasText: 'Open' }).click();
+    await page.locator('#view-attribution .chart svg.marks').waitFor();
+    expect(await page.locator('#view-attribution').isVisible()).toBe(true);
+    expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(nTokens);
+    expect(await page.locator('#view-attribution .chart svg.marks g.mark-rect.layer_0_marks path').count()).toBe(nTokens);
+    expect(await page.locator('#view-attribution input[name=target]').inputValue()).toBe(' dog');
+    expect(await page.locator('#prompt').inputValue()).toBe(PROMPT);
+    await page.screenshot({ path: path.join(SHOTS, '4-reopened.png'), fullPage: true });
+
+    // Rename and delete from the list (native prompt and confirm dialogs).
+    await page.click('#tab-runs');
+    page.once('dialog', (d) => void d.accept('fox attribution'));
+    await page.locator('table.runs tbody tr').filter({ hasText: 'done' }).filter({ hasText: 'attribution' }).locator('button', { hasText: 'Rename' }).click();
+    await page.locator('table.runs td.title', { hasText: 'fox attribution' }).waitFor();
+    page.once('dialog', (d) => void d.accept());
+    await page.locator('table.runs tbody tr').filter({ hasText: 'error' }).locator('button', { hasText: 'Delete' }).click();
+    await page.locator('table.runs tbody tr').nth(2).waitFor({ state: 'detached' });
+    expect(await page.locator('table.runs tbody tr').count()).toBe(2);
+  });
+
+  it('draws the logit lens and the attention grid; hovering a token marks it as the query', async () => {
+    await page.click('#tab-lens');
+    await page.fill('#view-lens input[name=target]', ' dog');
+    await page.click('#view-lens button.run');
+    await page.locator('#view-lens .chart svg.marks').waitFor();
+    await page.screenshot({ path: path.join(SHOTS, '5-lens.png'), fullPage: true });
+
+    await page.click('#tab-attention');
+    await page.click('#view-attention button.run');
+    await page.locator('#view-attention .chart svg.marks').waitFor();
+    await page.locator('[data-testid=attention-tokens] .token-chip').nth(3).hover();
+    expect(await page.locator('[data-testid=attention-tokens] .token-chip.query').count()).toBe(1);
+    await page.screenshot({ path: path.join(SHOTS, '6-attention.png'), fullPage: true });
+  });
+
+  it('draws a patching heatmap, and cancels a long sweep in place', async () => {
+    await page.click('#tab-patching');
+    await page.selectOption('#view-patching select[name=sweep]', 'heads');
+    await page.click('#view-patching button.run');
+    await page.locator('#view-patching .chart svg.marks').waitFor();
+    // layer x head: 4 x 8 cells.
+    expect(await page.locator('#view-patching .chart svg.marks g.mark-rect.layer_0_marks path').count()).toBe(32);
+    await page.screenshot({ path: path.join(SHOTS, '7-patching.png'), fullPage: true });
+
+    // One patched run per call: long enough to watch its progress and cancel it.
+    await page.check('#view-patching input[name=byPosition]');
+    await page.fill('#view-patching input[name=batchSize]', '1');
+    await page.click('#view-patching button.run');
+    await page.waitForFunction(() => Number((document.querySelector('#progress') as HTMLProgressElement).value) > 0.05);
+    expect(await page.locator('#status-text').textContent()).toMatch(/running patching · \d+%/);
+    await page.screenshot({ path: path.join(SHOTS, '8-progress.png'), fullPage: true });
+    await page.click('#cancel');
+    await page.locator('#view-patching .error:not([hidden])').waitFor();
+    expect(await page.locator('#view-patching .error').textContent()).toBe('Cancelled.');
+    expect(await page.locator('#status').isHidden()).toBe(true);
+  });
+
+  it('fits a narrow screen without horizontal scrolling, and raised no page errors', async () => {
+    await page.setViewportSize({ width: 420, height: 900 });
+    await page.click('#tab-attribution');
+    await page.screenshot({ path: path.join(SHOTS, '9-narrow.png'), fullPage: true });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(420);
+    expect(errors).toEqual([]);
+  });
+
+  it('with a token: the URL with ?token= opens the app, whose requests and progress stream then work', async () => {
+    const secured = await startServer('e2e-secret-token');
+    try {
+      const denied = await page.goto(secured.url);
+      expect(denied!.status()).toBe(401);
+      await page.goto(`${secured.url}/?token=e2e-secret-token`);
+      await page.locator('#model option').first().waitFor({ state: 'attached' });
+      await page.click('#tab-predict');
+      await page.fill('#prompt', 'Hello');
+      await page.click('#view-predict button.run');
+      await page.locator('#view-predict .chart svg.marks').waitFor();
+      expect(await page.locator('#view-predict .error').isHidden()).toBe(true);
+    } finally {
+      await secured.app.close();
+    }
+  });
+});

@@ -1,0 +1,98 @@
+/** The Workbench API, as the web app uses it. The token (if any) travels in a cookie the server set. */
+
+export type Kind = 'forward' | 'attribution' | 'lens' | 'attention' | 'patching';
+
+export interface RunSummary {
+  id: string;
+  kind: Kind;
+  title: string;
+  model: string;
+  status: string;
+  createdAt: string;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+export interface Run<R = any> extends RunSummary {
+  request: Record<string, any>;
+  result: R;
+}
+
+export interface ModelChoice {
+  ref: string;
+  label: string;
+  kind: string;
+  path?: string;
+}
+
+export class ApiError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+}
+
+async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 204) return undefined as T;
+  const json = await res.json().catch(() => ({ error: `${res.status} ${res.statusText}` }));
+  if (!res.ok) throw new ApiError(json.error ?? `${res.status} ${res.statusText}`, res.status);
+  return json as T;
+}
+
+export const api = {
+  models: () => call<{ default: string; models: ModelChoice[] }>('GET', 'api/models'),
+  addFolder: (path: string) => call<ModelChoice & { ref: string }>('POST', 'api/models/folders', { path }),
+  runs: (kind?: string) => call<{ runs: RunSummary[]; total: number }>('GET', `api/runs?limit=200${kind ? `&kind=${kind}` : ''}`),
+  run: (id: string) => call<Run>('GET', `api/runs/${encodeURIComponent(id)}`),
+  rename: (id: string, title: string) => call<Run>('PATCH', `api/runs/${encodeURIComponent(id)}`, { title }),
+  remove: (id: string) => call<void>('DELETE', `api/runs/${encodeURIComponent(id)}`),
+  cancel: (id: string) => call<unknown>('POST', `api/jobs/${encodeURIComponent(id)}/cancel`),
+};
+
+export interface Progress {
+  stage: string;
+  message: string;
+  fraction: number | null;
+  elapsedMs: number;
+  position?: number;
+}
+
+/**
+ * Queues a job, follows its progress events, and resolves with the saved run (or rejects with the
+ * server's error). `onJob` gets the job id at once, for cancelling.
+ */
+export async function runJob(kind: Kind, body: Record<string, unknown>, onProgress: (p: Progress) => void, onJob: (id: string) => void): Promise<Run> {
+  const job = await call<{ id: string; events: string }>('POST', `api/${kind}?async=true`, body);
+  onJob(job.id);
+  await new Promise<void>((resolve, reject) => {
+    const es = new EventSource(job.events.replace(/^\//, ''));
+    es.addEventListener('queued', (e) => {
+      const d = JSON.parse((e as MessageEvent).data);
+      onProgress({ stage: 'queued', message: d.position > 0 ? `waiting: ${d.position} job(s) ahead` : 'starting', fraction: null, elapsedMs: 0, position: d.position });
+    });
+    es.addEventListener('progress', (e) => onProgress(JSON.parse((e as MessageEvent).data)));
+    es.addEventListener('done', () => {
+      es.close();
+      resolve();
+    });
+    es.addEventListener('cancelled', () => {
+      es.close();
+      reject(new ApiError('cancelled', 409));
+    });
+    es.addEventListener('error', (e) => {
+      const data = (e as MessageEvent).data;
+      es.close();
+      if (data) {
+        const d = JSON.parse(data);
+        reject(new ApiError(d.message, d.status ?? 500));
+      } else {
+        reject(new ApiError('lost the connection to the server', 0));
+      }
+    });
+  });
+  return api.run(job.id);
+}

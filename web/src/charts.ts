@@ -1,0 +1,166 @@
+/** Vega-Lite charts for each view, drawn with vega-embed. */
+import embed from 'vega-embed';
+import type { VisualizationSpec } from 'vega-embed';
+
+export async function draw(el: HTMLElement, spec: VisualizationSpec): Promise<void> {
+  // vega-embed makes its element an inline-block as wide as the chart; inside `el` (a block that
+  // scrolls) a wide chart scrolls instead of widening the page on small screens.
+  const inner = document.createElement('div');
+  el.replaceChildren(inner);
+  await embed(inner, spec, { actions: { export: true, source: false, compiled: false, editor: false }, renderer: 'svg' });
+}
+
+/** A token as a readable label: leading space as '·', newline as '↵', never empty. */
+export function show(t: string): string {
+  const s = t.replace(/ /g, '·').replace(/\n/g, '↵').replace(/\t/g, '→');
+  return s === '' ? '∅' : s;
+}
+
+/** Unique column labels (a prompt may repeat a token): "3 ·the". */
+export function labels(tokens: string[]): string[] {
+  return tokens.map((t, i) => `${i} ${show(t)}`);
+}
+
+const axisLabels = { labelAngle: -45, labelOverlap: false as const, labelLimit: 120, labelFont: 'ui-monospace, monospace' };
+
+export function predictionsSpec(preds: { token: string; prob: number; logit: number }[]): VisualizationSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: 'container',
+    height: { step: 22 },
+    data: { values: preds.map((p, i) => ({ rank: i + 1, token: `${i + 1}. ${show(p.token)}`, prob: p.prob, logit: p.logit })) },
+    mark: { type: 'bar', tooltip: true, color: '#1f77b4' },
+    encoding: {
+      y: { field: 'token', type: 'nominal', sort: null, title: null, axis: { labelFont: 'ui-monospace, monospace', labelLimit: 200 } },
+      x: { field: 'prob', type: 'quantitative', title: 'probability', axis: { format: '.1~%', tickCount: 6 } },
+      tooltip: [{ field: 'token' }, { field: 'prob', format: '.2%' }, { field: 'logit', format: '.3f' }],
+    },
+  };
+}
+
+/** Signed scores on a diverging scale centred on zero, with a legend. */
+export function attributionSpec(cols: string[], rows: string[], scores: number[][]): VisualizationSpec {
+  const max = Math.max(1e-12, ...scores.flat().map(Math.abs));
+  const values = rows.flatMap((r, i) => cols.map((c, j) => ({ row: r, col: c, score: scores[i][j] })));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: { step: Math.max(28, Math.min(60, 900 / Math.max(1, cols.length))) },
+    height: { step: 30 },
+    data: { values },
+    encoding: {
+      x: { field: 'col', type: 'nominal', sort: null, title: null, axis: axisLabels },
+      y: { field: 'row', type: 'nominal', sort: null, title: 'target' },
+    },
+    layer: [
+      {
+        mark: { type: 'rect', tooltip: true },
+        encoding: {
+          color: { field: 'score', type: 'quantitative', title: 'attribution', scale: { scheme: 'redblue', reverse: true, domain: [-max, max] }, legend: { orient: 'right', gradientLength: 120 } },
+          tooltip: [{ field: 'col', title: 'token' }, { field: 'row', title: 'target' }, { field: 'score', format: '.4f' }],
+        },
+      },
+      {
+        mark: { type: 'text', fontSize: 10 },
+        encoding: {
+          text: { field: 'score', type: 'quantitative', format: '.2f' },
+          color: { condition: { test: `abs(datum.score) > ${0.6 * max}`, value: 'white' }, value: 'black' },
+        },
+      },
+    ],
+  };
+}
+
+export function lensSpec(tokens: string[], layers: string[], cells: { top: { token?: string; id: number; prob: number }[]; target?: { prob: number; rank: number } }[][], target: boolean): VisualizationSpec {
+  const cols = labels(tokens);
+  const values = layers.flatMap((l, i) => cols.map((c, p) => {
+    const cell = cells[i][p];
+    const top = cell.top[0];
+    return {
+      layer: l, pos: c, top: show(top?.token ?? String(top?.id)), prob: target ? cell.target!.prob : top.prob,
+      rank: cell.target?.rank ?? null, alts: cell.top.map((t) => `${show(t.token ?? String(t.id))} ${(100 * t.prob).toFixed(1)}%`).join(', '),
+    };
+  }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: { step: 64 },
+    height: { step: 26 },
+    data: { values },
+    encoding: {
+      x: { field: 'pos', type: 'nominal', sort: null, title: 'position', axis: { ...axisLabels, orient: 'top' } },
+      y: { field: 'layer', type: 'nominal', sort: null, title: 'layer' },
+    },
+    layer: [
+      {
+        mark: { type: 'rect', tooltip: true },
+        encoding: {
+          // Log scale: a target's probability is often 1e-5 at early layers and 0.3 at the last; linear would show one colour.
+          color: { field: 'prob', type: 'quantitative', title: target ? 'p(target)' : 'p(top token)', scale: { type: 'log', scheme: 'viridis', domain: [1e-6, 1], clamp: true }, legend: { format: '.0e', values: [1e-6, 1e-4, 1e-2, 1] } },
+          tooltip: [{ field: 'layer' }, { field: 'pos', title: 'position' }, { field: 'top', title: 'top token' }, { field: 'prob', format: '.2%', title: target ? 'p(target)' : 'p(top)' }, ...(target ? [{ field: 'rank', title: 'target rank' }] : []), { field: 'alts', title: 'top tokens' }],
+        },
+      },
+      {
+        mark: { type: 'text', fontSize: 10, font: 'ui-monospace, monospace', limit: 60 },
+        encoding: { text: { field: 'top' }, color: { condition: { test: 'datum.prob > 0.01', value: 'black' }, value: 'white' } },
+      },
+    ],
+  };
+}
+
+/** Small multiples: one query × key heatmap per (layer, head). */
+export function attentionSpec(tokens: string[], patterns: number[][][][]): VisualizationSpec {
+  const cols = labels(tokens);
+  const values: { layer: string; head: string; q: string; k: string; w: number }[] = [];
+  patterns.forEach((layer, l) => layer.forEach((head, h) => head.forEach((row, q) => row.forEach((w, k) => {
+    if (k <= q) values.push({ layer: `L${l}`, head: `H${h}`, q: cols[q], k: cols[k], w });
+  }))));
+  const cell = Math.max(4, Math.min(12, Math.floor(120 / Math.max(1, tokens.length))));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: { row: { field: 'layer', type: 'nominal', title: 'layer', sort: null }, column: { field: 'head', type: 'nominal', title: 'head', sort: null } },
+    spacing: 4,
+    spec: {
+      width: { step: cell },
+      height: { step: cell },
+      mark: { type: 'rect', tooltip: true },
+      encoding: {
+        x: { field: 'k', type: 'nominal', sort: null, axis: null },
+        y: { field: 'q', type: 'nominal', sort: null, axis: null },
+        color: { field: 'w', type: 'quantitative', title: 'attention', scale: { scheme: 'purples', domain: [0, 1] }, legend: { format: '.0%' } },
+        tooltip: [{ field: 'layer' }, { field: 'head' }, { field: 'q', title: 'query' }, { field: 'k', title: 'key' }, { field: 'w', format: '.1%', title: 'weight' }],
+      },
+    },
+  };
+}
+
+/** Patching effects: 1 = clean behaviour restored, 0 = none; diverging around 0. */
+export function patchingSpec(rows: string[], cols: string[], at: (i: number, j: number) => number): VisualizationSpec {
+  const values = rows.flatMap((r, i) => cols.map((c, j) => ({ row: r, col: c, effect: at(i, j) })));
+  const max = Math.max(1, ...values.map((v) => Math.abs(v.effect)));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: { step: Math.max(26, Math.min(56, 900 / Math.max(1, cols.length))) },
+    height: { step: rows.length > 16 ? 14 : 26 },
+    data: { values },
+    encoding: {
+      x: { field: 'col', type: 'nominal', sort: null, title: null, axis: axisLabels },
+      y: { field: 'row', type: 'nominal', sort: null, title: null },
+    },
+    layer: [
+      {
+        mark: { type: 'rect', tooltip: true },
+        encoding: {
+          color: { field: 'effect', type: 'quantitative', title: 'effect', scale: { scheme: 'redblue', reverse: true, domain: [-max, max] } },
+          tooltip: [{ field: 'row' }, { field: 'col' }, { field: 'effect', format: '.3f' }],
+        },
+      },
+      ...(rows.length * cols.length <= 400 ? [{
+        mark: { type: 'text' as const, fontSize: 9 },
+        encoding: {
+          text: { field: 'effect', type: 'quantitative' as const, format: '.2f' },
+          color: { condition: { test: `abs(datum.effect) > ${0.6 * max}`, value: 'white' }, value: 'black' },
+        },
+      }] : []),
+    ],
+  };
+}

@@ -1,0 +1,480 @@
+/**
+ * The Workbench web app: one prompt box, one view per method, a saved-runs list. Every run goes
+ * through the server's compute queue (progress shown live, cancellable) and is saved there, so any
+ * result can be reopened later from the runs list.
+ */
+import '@picocss/pico/css/pico.min.css';
+import './style.css';
+import { api, ApiError, Kind, Run, runJob } from './api';
+import { attentionSpec, attributionSpec, draw, labels, lensSpec, patchingSpec, predictionsSpec, show } from './charts';
+
+const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector(sel) as T;
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | boolean | number> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false) continue;
+    if (k === 'text') el.textContent = String(v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  el.append(...children);
+  return el;
+}
+
+function field(label: string, input: HTMLElement, hint?: string): HTMLLabelElement {
+  return h('label', {}, label, input, ...(hint ? [h('small', { class: 'muted', text: hint })] : []));
+}
+
+const promptEl = $<HTMLTextAreaElement>('#prompt');
+const modelEl = $<HTMLSelectElement>('#model');
+
+interface View {
+  id: string;
+  label: string;
+  kind?: Kind;
+  panel: HTMLElement;
+  /** The request body for a run, from the controls (throws Error with a message for bad input). */
+  body?: () => Record<string, unknown>;
+  /** Restores the controls from a saved run's request. */
+  restore?: (req: Record<string, any>) => void;
+  render?: (run: Run) => Promise<void> | void;
+  onShow?: () => void;
+}
+
+function panel(id: string, label: string, controls: HTMLElement[], runLabel = 'Run'): HTMLElement {
+  const p = h('section', { id: `view-${id}`, class: 'view', role: 'tabpanel', 'aria-label': label, hidden: true });
+  if (controls.length) {
+    const form = h('form', { class: 'controls' }, ...controls, h('button', { type: 'submit', class: 'run', text: runLabel }));
+    p.append(form);
+  }
+  p.append(h('p', { class: 'error', role: 'alert', hidden: true }), h('div', { class: 'meta' }), h('div', { class: 'output' }));
+  return p;
+}
+
+function select(name: string, options: string[], value?: string): HTMLSelectElement {
+  const s = h('select', { name });
+  for (const o of options) s.append(h('option', { value: o, text: o }));
+  if (value) s.value = value;
+  return s;
+}
+
+const input = (name: string, attrs: Record<string, string | number | boolean> = {}) => h('input', { name, ...attrs });
+
+// ---- Predictions
+const predK = input('topK', { type: 'number', min: 1, max: 100, value: 10 });
+const predict: View = {
+  id: 'predict', label: 'Predictions', kind: 'forward',
+  panel: panel('predict', 'Predictions', [field('Top k', predK)]),
+  body: () => ({ text: promptEl.value, topK: Number(predK.value) }),
+  restore: (r) => (predK.value = String(r.topK ?? 10)),
+  render: async (run) => {
+    const r = run.result;
+    meta(predict, `${r.tokens.length} tokens · next-token predictions after “${show(r.tokenStrings.at(-1))}”`);
+    const out = output(predict);
+    out.append(tokenStrip(r.tokenStrings), h('div', { class: 'chart' }));
+    await draw($('.chart', out), predictionsSpec(r.predictions));
+  },
+};
+
+// ---- Attribution
+const METHODS = ['ig', 'saliency', 'input-x-grad', 'attention', 'rollout', 'occlusion', 'lime', 'shap', 'shapley'];
+const attrMethod = select('method', METHODS, 'ig');
+const attrTarget = input('target', { type: 'text', placeholder: 'top prediction' });
+const attrFoil = input('foil', { type: 'text', placeholder: 'none' });
+const attrKind = select('kind', ['logprob', 'logit', 'prob'], 'logprob');
+const attrSteps = input('steps', { type: 'number', min: 1, max: 512, value: 32 });
+const attrEval = input('evaluate', { type: 'checkbox', role: 'switch' });
+const attrWords = input('words', { type: 'checkbox', role: 'switch' });
+let lastAttribution: Run | undefined;
+const attribution: View = {
+  id: 'attribution', label: 'Attribution', kind: 'attribution',
+  panel: panel('attribution', 'Attribution', [
+    field('Method', attrMethod), field('Target', attrTarget, 'one token, or several for a continuation'), field('Foil', attrFoil, 'contrast: target − foil'),
+    field('Score', attrKind), field('IG steps', attrSteps), h('label', { class: 'switch' }, attrEval, 'Faithfulness'),
+  ]),
+  body: () => {
+    const b: Record<string, unknown> = { text: promptEl.value, method: attrMethod.value, kind: attrKind.value, evaluate: attrEval.checked };
+    if (attrTarget.value) b.target = attrTarget.value;
+    if (attrFoil.value) b.foil = attrFoil.value;
+    if (attrMethod.value === 'ig') b.steps = Number(attrSteps.value);
+    return b;
+  },
+  restore: (r) => {
+    attrMethod.value = r.method ?? 'ig';
+    attrTarget.value = r.target ?? '';
+    attrFoil.value = r.foil ?? '';
+    attrKind.value = r.kind ?? 'logprob';
+    if (r.steps) attrSteps.value = String(r.steps);
+    attrEval.checked = !!r.evaluate;
+  },
+  render: async (run) => {
+    lastAttribution = run;
+    const r = run.result;
+    const words = attrWords.checked;
+    const strings: string[] = words ? r.words.words : r.tokenStrings;
+    const scores: number[][] = words ? r.words.scores : r.scores;
+    const rows: string[] = r.target.rows;
+    const t = r.target;
+    const what = t.mode === 'contrastive' ? `logit(${show(t.tokenString)}) − logit(${show(t.foilString)})`
+      : t.mode === 'continuation' ? `the continuation ${(t.continuationStrings ?? []).map(show).join('')}`
+      : `${t.kind} of ${show(t.tokenString)}${t.predicted ? ' (the top prediction)' : ''}`;
+    meta(attribution, `${r.method} · ${strings.length} ${words ? 'words' : 'tokens'} · explaining ${what} = ${t.values.map((v: number) => v.toFixed(3)).join(', ')}` +
+      (r.convergenceDelta ? ` · convergence δ ${r.convergenceDelta.map((d: number) => d.toExponential(1)).join(', ')}` : ''));
+    const out = output(attribution);
+    const toggle = h('label', { class: 'switch' }, attrWords, 'Merge tokens into words');
+    const max = Math.max(1e-12, ...scores.flat().map(Math.abs));
+    const chips = h('div', { class: 'chips', 'data-testid': 'attribution-tokens' }, ...strings.map((s, i) => {
+      const v = scores[0][i];
+      return h('span', { class: 'token-chip', style: `background:${diverging(v / max)};color:${Math.abs(v / max) > 0.6 ? 'white' : 'black'}`, title: `${show(s)}: ${v.toFixed(4)}`, tabindex: 0, text: show(s) });
+    }));
+    out.append(toggle, h('p', { class: 'muted', text: `First row (${rows[0]}), coloured by score:` }), chips, legend(-max, max), h('div', { class: 'chart scroll' }));
+    if (r.faithfulness) out.append(h('div', { class: 'scroll' }, faithTable(r.faithfulness, rows)));
+    await draw($('.chart', out), attributionSpec(labels(strings), rows, scores));
+  },
+};
+attrWords.addEventListener('change', () => {
+  if (lastAttribution) void attribution.render!(lastAttribution);
+});
+
+const FAITH_LABELS: Record<string, string> = {
+  aopcComprehensiveness: 'AOPC comprehensiveness ↑', aopcSufficiency: 'AOPC sufficiency ↓', kendallTauLoo: 'Kendall τ vs leave-one-out ↑',
+};
+
+function faithTable(f: any, rows: string[]): HTMLElement {
+  const keys = Object.keys(f.rows[0]).filter((k) => typeof f.rows[0][k] === 'number');
+  return h('figure', {}, h('table', { class: 'striped faith' },
+    h('caption', { text: `Faithfulness (masking: ${typeof f.masking === 'string' ? f.masking : JSON.stringify(f.masking)})` }),
+    h('thead', {}, h('tr', {}, h('th', { text: 'target' }), ...keys.map((k) => h('th', { text: FAITH_LABELS[k] ?? k })))),
+    h('tbody', {}, ...f.rows.map((row: any, i: number) => h('tr', {}, h('td', { text: rows[i] ?? String(i) }), ...keys.map((k) => h('td', { text: row[k].toFixed(4) })))))));
+}
+
+// ---- Logit lens
+const lensTarget = input('target', { type: 'text', placeholder: 'optional, one token' });
+const lensK = input('topK', { type: 'number', min: 1, max: 20, value: 5 });
+const lens: View = {
+  id: 'lens', label: 'Logit lens', kind: 'lens',
+  panel: panel('lens', 'Logit lens', [field('Target', lensTarget, 'colour by its probability'), field('Top k', lensK)]),
+  body: () => ({ text: promptEl.value, topK: Number(lensK.value), ...(lensTarget.value ? { target: lensTarget.value } : {}) }),
+  restore: (r) => {
+    lensTarget.value = r.target ?? '';
+    lensK.value = String(r.topK ?? 5);
+  },
+  render: async (run) => {
+    const r = run.result;
+    meta(lens, `Each cell: the top token when the residual stream at that layer is decoded through the final LayerNorm and unembedding${run.request.target ? `; colour: p(${show(run.request.target)})` : ''}.`);
+    const out = output(lens);
+    out.append(h('div', { class: 'chart scroll' }));
+    await draw($('.chart', out), lensSpec(r.tokenStrings, r.layers, r.cells, !!run.request.target));
+  },
+};
+
+// ---- Attention
+const attention: View = {
+  id: 'attention', label: 'Attention', kind: 'attention',
+  panel: panel('attention', 'Attention', [h('p', { class: 'muted', text: 'Every layer × head pattern. Hover a token below to see where the selected head attends from it.' })]),
+  body: () => ({ text: promptEl.value }),
+  render: async (run) => {
+    const r = run.result;
+    meta(attention, `${r.nLayers} layers × ${r.nHeads} heads · ${r.tokens.length} tokens`);
+    const out = output(attention);
+    const layerSel = select('layer', Array.from({ length: r.nLayers }, (_, i) => String(i)));
+    const headSel = select('head', Array.from({ length: r.nHeads }, (_, i) => String(i)));
+    const strip = h('div', { class: 'chips', 'data-testid': 'attention-tokens' });
+    const chips = r.tokenStrings.map((s: string, q: number) => {
+      const c = h('span', { class: 'token-chip', tabindex: 0, text: show(s), 'data-pos': q });
+      const focus = () => {
+        const row: number[] = r.patterns[Number(layerSel.value)][Number(headSel.value)][q];
+        chips.forEach((k: HTMLElement, j: number) => {
+          k.style.background = j <= q ? sequential(row[j]) : '';
+          k.style.color = row[j] > 0.55 ? 'white' : '';
+          k.title = j <= q ? `${(100 * row[j]).toFixed(1)}% of ${show(s)}'s attention` : 'after the query (masked)';
+          k.classList.toggle('query', j === q);
+        });
+      };
+      c.addEventListener('mouseenter', focus);
+      c.addEventListener('focus', focus);
+      return c;
+    });
+    strip.append(...chips);
+    out.append(h('div', { class: 'grid-controls' }, field('Layer', layerSel), field('Head', headSel)), strip, legend(0, 1, true), h('div', { class: 'chart scroll' }));
+    await draw($('.chart', out), attentionSpec(r.tokenStrings, r.patterns));
+  },
+};
+
+// ---- Patching
+const patchClean = h('textarea', { name: 'clean', rows: 2 });
+patchClean.value = 'When Mary and John went to the store, John gave a drink to';
+const patchCorrupt = h('textarea', { name: 'corrupt', rows: 2 });
+patchCorrupt.value = 'When Mary and John went to the store, Mary gave a drink to';
+const patchAnswer = input('answer', { type: 'text', value: ' Mary' });
+const patchWrong = input('wrong', { type: 'text', value: ' John' });
+const patchSweep = select('sweep', ['resid', 'attn', 'mlp', 'heads', 'pattern'], 'resid');
+const patchMethod = select('method', ['activation', 'attribution'], 'activation');
+const patchByPos = input('byPosition', { type: 'checkbox', role: 'switch' });
+const patchBatch = input('batchSize', { type: 'number', min: 1, max: 256, value: 64 });
+const patching: View = {
+  id: 'patching', label: 'Patching', kind: 'patching',
+  panel: panel('patching', 'Patching', [
+    field('Clean prompt', patchClean), field('Corrupted prompt', patchCorrupt, 'same number of tokens'),
+    field('Answer', patchAnswer), field('Wrong answer', patchWrong, 'empty: log p(answer)'), field('Sweep', patchSweep), field('Method', patchMethod),
+    field('Batch size', patchBatch, 'patched runs per call'),
+    h('label', { class: 'switch' }, patchByPos, 'Heads by position'),
+  ]),
+  body: () => ({
+    clean: patchClean.value, corrupt: patchCorrupt.value, answer: patchAnswer.value, sweep: patchSweep.value, method: patchMethod.value,
+    ...(patchMethod.value === 'activation' ? { batchSize: Number(patchBatch.value) } : {}),
+    ...(patchWrong.value ? { wrong: patchWrong.value } : {}), ...(patchByPos.checked ? { byPosition: true } : {}),
+  }),
+  restore: (r) => {
+    patchClean.value = r.clean;
+    patchCorrupt.value = r.corrupt;
+    patchAnswer.value = r.answer;
+    patchWrong.value = r.wrong ?? '';
+    patchSweep.value = r.sweep ?? 'resid';
+    patchMethod.value = r.method ?? 'activation';
+    patchByPos.checked = !!r.byPosition;
+    patchBatch.value = String(r.batchSize ?? 64);
+  },
+  render: async (run) => {
+    const r = run.result;
+    const [L, A, P] = r.shape;
+    const toks = labels(r.corruptTokenStrings);
+    let rows: string[];
+    let cols: string[];
+    let at: (i: number, j: number) => number;
+    if (r.axes.length === 3) {
+      rows = Array.from({ length: L * A }, (_, i) => `L${Math.floor(i / A)}H${i % A}`);
+      cols = toks;
+      at = (i, j) => r.effects[i * P + j];
+    } else {
+      rows = Array.from({ length: L }, (_, l) => `L${l}`);
+      cols = r.axes[1] === 'head' ? Array.from({ length: A }, (_, i) => `H${i}`) : toks;
+      at = (i, j) => r.effects[i * A + j];
+    }
+    meta(patching, `${r.method} · ${r.sweep} at ${r.hook} · metric ${r.metric} at position ${r.pos}: clean ${r.clean.toFixed(3)}, corrupted ${r.corrupt.toFixed(3)} · cell = (patched − corrupted) / (clean − corrupted): 1 restores the clean behaviour`);
+    const out = output(patching);
+    out.append(h('div', { class: 'chart scroll' }));
+    await draw($('.chart', out), patchingSpec(rows, cols, at));
+  },
+};
+
+// ---- Saved runs
+const runsKind = select('kind', ['all kinds', 'forward', 'attribution', 'lens', 'attention', 'patching'], 'all kinds');
+const runsView: View = {
+  id: 'runs', label: 'Saved runs',
+  panel: panel('runs', 'Saved runs', []),
+  onShow: () => void refreshRuns(),
+};
+
+runsView.panel.prepend(h('div', { class: 'grid-controls' }, field('Show', runsKind)));
+runsKind.addEventListener('change', () => void refreshRuns());
+
+const views: View[] = [predict, attribution, lens, attention, patching, runsView];
+const byKind = new Map(views.filter((v) => v.kind).map((v) => [v.kind!, v]));
+
+function output(v: View): HTMLElement {
+  const o = $('.output', v.panel);
+  o.replaceChildren();
+  return o;
+}
+function meta(v: View, text: string): void {
+  $('.meta', v.panel).textContent = text;
+}
+function showError(v: View, msg: string | null): void {
+  const e = $('.error', v.panel);
+  e.hidden = msg === null;
+  e.textContent = msg ?? '';
+}
+
+/** Diverging colour for x in [-1, 1]: blue (negative), white, red (positive). */
+function diverging(x: number): string {
+  const v = Math.max(-1, Math.min(1, x));
+  const a = Math.round(255 * (1 - Math.abs(v)));
+  return v >= 0 ? `rgb(255,${a},${a})` : `rgb(${a},${a},255)`;
+}
+function sequential(x: number): string {
+  const v = Math.max(0, Math.min(1, x));
+  return `rgb(${Math.round(255 - 180 * v)},${Math.round(255 - 215 * v)},${Math.round(255 - 100 * v)})`;
+}
+function legend(lo: number, hi: number, seq = false): HTMLElement {
+  const stops = seq ? [0, 0.5, 1].map(sequential) : [-1, 0, 1].map(diverging);
+  const fmt = (x: number) => (seq ? `${Math.round(100 * x)}%` : x.toPrecision(2));
+  return h('div', { class: 'legend', role: 'img', 'aria-label': `colour scale from ${fmt(lo)} to ${fmt(hi)}` },
+    h('span', { text: fmt(lo) }), h('span', { class: 'bar', style: `background:linear-gradient(to right, ${stops.join(', ')})` }), h('span', { text: fmt(hi) }));
+}
+function tokenStrip(tokens: string[]): HTMLElement {
+  return h('div', { class: 'chips' }, ...tokens.map((t) => h('span', { class: 'token-chip', text: show(t) })));
+}
+
+// ---- Tabs, running, progress
+const tabs = $('.tabs');
+const viewsEl = $('#views');
+let current: View = predict;
+for (const [i, v] of views.entries()) {
+  const b = h('button', { type: 'button', role: 'tab', id: `tab-${v.id}`, 'aria-controls': `view-${v.id}`, class: 'tab', text: v.label, title: `Alt+${i + 1}` });
+  b.addEventListener('click', () => showView(v));
+  tabs.append(b);
+  viewsEl.append(v.panel);
+  const form = v.panel.querySelector('form');
+  form?.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void start(v);
+  });
+}
+
+function showView(v: View): void {
+  current = v;
+  for (const x of views) {
+    x.panel.hidden = x !== v;
+    const tab = $(`#tab-${x.id}`);
+    tab.setAttribute('aria-selected', String(x === v));
+    tab.tabIndex = x === v ? 0 : -1;
+  }
+  history.replaceState(null, '', `#${v.id}`);
+  v.onShow?.();
+}
+
+tabs.addEventListener('keydown', (e) => {
+  const i = views.indexOf(current);
+  const next = e.key === 'ArrowRight' ? views[(i + 1) % views.length] : e.key === 'ArrowLeft' ? views[(i + views.length - 1) % views.length] : undefined;
+  if (next) {
+    showView(next);
+    $(`#tab-${next.id}`).focus();
+  }
+});
+document.addEventListener('keydown', (e) => {
+  if (e.altKey && /^[1-9]$/.test(e.key) && views[Number(e.key) - 1]) {
+    e.preventDefault();
+    showView(views[Number(e.key) - 1]);
+  }
+  if ((e.ctrlKey || e.metaKey) && e.key === 'Enter' && current.kind) {
+    e.preventDefault();
+    void start(current);
+  }
+});
+
+const statusEl = $('#status');
+const progressEl = $<HTMLProgressElement>('#progress');
+const statusText = $('#status-text');
+let jobId: string | undefined;
+$('#cancel').addEventListener('click', () => {
+  if (jobId) void api.cancel(jobId).catch(() => {});
+});
+
+async function start(v: View): Promise<void> {
+  if (!v.kind || !v.body) return;
+  if (jobId) {
+    showError(v, 'another run is in progress; wait for it or cancel it');
+    return;
+  }
+  showError(v, null);
+  const body = { ...v.body(), model: modelEl.value };
+  const button = v.panel.querySelector<HTMLButtonElement>('button.run');
+  if (button) button.setAttribute('aria-busy', 'true');
+  statusEl.hidden = false;
+  progressEl.removeAttribute('value');
+  statusText.textContent = 'queued';
+  // Not aria-busy on the panel: Pico turns any aria-busy element into an inline spinner.
+  $('.output', v.panel).classList.add('stale');
+  try {
+    const run = await runJob(v.kind, body, (p) => {
+      if (p.fraction === null) progressEl.removeAttribute('value');
+      else progressEl.value = p.fraction;
+      statusText.textContent = `${p.message}${p.fraction !== null ? ` · ${Math.round(100 * p.fraction)}%` : ''}${p.elapsedMs ? ` · ${(p.elapsedMs / 1000).toFixed(1)} s` : ''}`;
+    }, (id) => (jobId = id));
+    await v.render!(run);
+  } catch (e) {
+    showError(v, e instanceof ApiError && e.message === 'cancelled' ? 'Cancelled.' : (e as Error).message);
+  } finally {
+    jobId = undefined;
+    statusEl.hidden = true;
+    button?.removeAttribute('aria-busy');
+    $('.output', v.panel).classList.remove('stale');
+  }
+}
+
+async function open(id: string): Promise<void> {
+  try {
+    const run = await api.run(id);
+    const v = byKind.get(run.kind)!;
+    if (run.status !== 'done') throw new Error(`run ${run.title} is ${run.status}${run.error ? `: ${run.error}` : ''}`);
+    if (run.request.text !== undefined) promptEl.value = run.request.text;
+    v.restore?.(run.request);
+    if ([...modelEl.options].some((o) => o.value === run.model)) modelEl.value = run.model;
+    showView(v);
+    showError(v, null);
+    await v.render!(run);
+  } catch (e) {
+    showError(runsView, (e as Error).message);
+  }
+}
+
+async function refreshRuns(): Promise<void> {
+  const out = output(runsView);
+  out.append(h('p', { 'aria-busy': 'true', text: 'Loading saved runs…' }));
+  try {
+    const { runs, total } = await api.runs(runsKind.value === 'all kinds' ? undefined : runsKind.value);
+    meta(runsView, `${total} saved run${total === 1 ? '' : 's'}`);
+    const table = h('table', { class: 'striped runs' }, h('thead', {}, h('tr', {}, ...['Title', 'Kind', 'Model', 'Created', 'Status', ''].map((t) => h('th', { text: t })))));
+    const tbody = h('tbody');
+    for (const r of runs) {
+      const openBtn = h('button', { type: 'button', class: 'small', text: 'Open', disabled: r.status !== 'done' });
+      openBtn.addEventListener('click', () => void open(r.id));
+      const renameBtn = h('button', { type: 'button', class: 'small outline', text: 'Rename' });
+      renameBtn.addEventListener('click', async () => {
+        const t = prompt('New title', r.title);
+        if (t && t.trim()) {
+          await api.rename(r.id, t.trim()).catch((e) => showError(runsView, e.message));
+          void refreshRuns();
+        }
+      });
+      const exportLink = h('a', { href: `api/runs/${r.id}/export`, download: '', role: 'button', class: 'small outline', text: 'Export' });
+      const delBtn = h('button', { type: 'button', class: 'small outline secondary', text: 'Delete' });
+      delBtn.addEventListener('click', async () => {
+        if (confirm(`Delete “${r.title}”?`)) {
+          await api.remove(r.id).catch((e) => showError(runsView, e.message));
+          void refreshRuns();
+        }
+      });
+      tbody.append(h('tr', { 'data-run': r.id },
+        h('td', { class: 'title' }, r.title, ...(r.error ? [h('small', { class: 'run-error', text: r.error })] : [])), h('td', { text: r.kind }), h('td', { text: r.model }),
+        h('td', { text: new Date(r.createdAt).toLocaleString() }), h('td', { text: r.status, title: r.error ?? '' }),
+        h('td', { class: 'actions' }, openBtn, renameBtn, exportLink, delBtn)));
+    }
+    table.append(tbody);
+    out.replaceChildren(runs.length ? h('div', { class: 'scroll' }, table) : h('p', { class: 'muted', text: 'No saved runs yet: every run you make is saved here.' }));
+  } catch (e) {
+    out.replaceChildren();
+    showError(runsView, (e as Error).message);
+  }
+}
+
+// ---- Models
+async function loadModels(select?: string): Promise<void> {
+  const { default: def, models } = await api.models();
+  modelEl.replaceChildren(...models.map((m) => h('option', { value: m.ref, text: m.label, title: m.path ?? m.ref })));
+  modelEl.value = select ?? def;
+}
+$('#add-model').addEventListener('click', async () => {
+  const p = prompt('A local GPT-2 model folder (absolute path, with config.json, model.safetensors, tokenizer.json) or a Hugging Face Hub id (e.g. gpt2):');
+  if (!p?.trim()) return;
+  const given = p.trim();
+  try {
+    if (given.startsWith('/')) {
+      const f = await api.addFolder(given);
+      await loadModels(f.ref);
+    } else {
+      // Hub ids are checked (and downloaded, with progress) by the first run that uses them.
+      const ref = `hub:${given}`;
+      if (![...modelEl.options].some((o) => o.value === ref)) modelEl.append(h('option', { value: ref, text: `${given} (Hub)` }));
+      modelEl.value = ref;
+    }
+    showError(current, null);
+  } catch (e) {
+    showError(current, (e as Error).message);
+  }
+});
+
+const initial = views.find((v) => `#${v.id}` === location.hash) ?? predict;
+showView(initial);
+void loadModels().catch((e) => showError(current, `cannot reach the server: ${(e as Error).message}`));
