@@ -46,7 +46,7 @@ async function meanPatterns(model: HookedTransformer, input: number[], layers: n
 }
 
 /** Rows of `m` [T, T] at the queries of each target row, restricted to the prompt. */
-function rowsAt(m: Float64Array, t: ResolvedTarget): number[][] {
+export function rowsAt(m: Float64Array, t: ResolvedTarget): number[][] {
   const T = t.input.length;
   const at = (q: number) => Array.from({ length: t.promptLength }, (_, k) => m[q * T + k]);
   if (t.info.mode !== 'continuation') return [at(t.info.position)];

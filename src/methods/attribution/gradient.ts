@@ -104,6 +104,21 @@ function gaussLegendre(n: number): { alphas: number[]; weights: number[] } {
   return { alphas: alphas.reverse(), weights: weights.reverse() };
 }
 
+/**
+ * The integration path x' + α (x − x') over the first `P` values (the prompt); later values (a
+ * continuation's positions) keep their real values at every α.
+ */
+function straightLine(x: Float32Array, baseline: Float32Array, P: number): { point: (alpha: number) => Float32Array; diff: Float64Array } {
+  const diff = new Float64Array(P);
+  for (let k = 0; k < P; k++) diff[k] = x[k] - baseline[k];
+  const point = (alpha: number) => {
+    const e = Float32Array.from(x);
+    for (let k = 0; k < P; k++) e[k] = baseline[k] + alpha * diff[k];
+    return e;
+  };
+  return { point, diff };
+}
+
 /** Reduces a [seq, d] attribution to prompt-token scores. */
 export function aggregate(a: Float32Array | Float64Array, promptLength: number, d: number, how: Aggregation): number[] {
   return range(promptLength).map((p) => {
@@ -172,14 +187,7 @@ export async function integratedGradients(model: HookedTransformer, t: ResolvedT
   const x = await tokenEmbeddings(model, t.input);
   const xb = await baselineEmbeddings(model, baseline, t.promptLength);
   for (const p of t.fixed ?? []) xb.set(x.subarray(p * d, (p + 1) * d), p * d);
-  const diff = new Float64Array(P);
-  for (let k = 0; k < P; k++) diff[k] = x[k] - xb[k];
-
-  const point = (alpha: number): Float32Array => {
-    const e = Float32Array.from(x); // continuation positions keep their real embeddings
-    for (let k = 0; k < P; k++) e[k] = xb[k] + alpha * diff[k];
-    return e;
-  };
+  const { point, diff } = straightLine(x, xb, P);
   // Example order: row-major over (row, step), so results do not depend on the batch size.
   const examples: Example[] = [];
   const paths = alphas.map(point);
@@ -262,13 +270,7 @@ export async function layerIntegratedGradients(model: HookedTransformer, t: Reso
   const P = t.promptLength * d;
   const ab = await layerBaseline(model, t, hook, baseline, d);
   for (const p of t.fixed ?? []) ab.set(a.subarray(p * d, (p + 1) * d), p * d);
-  const diff = new Float64Array(P);
-  for (let k = 0; k < P; k++) diff[k] = a[k] - ab[k];
-  const point = (alpha: number): Float32Array => {
-    const e = Float32Array.from(a); // continuation positions keep their real activations
-    for (let k = 0; k < P; k++) e[k] = ab[k] + alpha * diff[k];
-    return e;
-  };
+  const { point, diff } = straightLine(a, ab, P);
   const examples: Example[] = [];
   const paths = alphas.map(point);
   t.rows.forEach((_, row) => paths.forEach((embed) => examples.push({ row, embed })));

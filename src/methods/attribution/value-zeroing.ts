@@ -27,6 +27,7 @@ import type { HookedTransformer, Intervention } from '../../models/hooked.js';
 import { checkBatchSize, chunks, defaultBatchSize } from './common.js';
 import type { MethodOutput } from './gradient.js';
 import type { ResolvedTarget } from './targets.js';
+import { rowsAt } from './attention.js';
 
 export interface ValueZeroingSettings {
   /** Layers to read (mean of their rows), or to roll out. Default: the last layer; all with rollout. */
@@ -106,16 +107,6 @@ export async function valueZeroingMatrices(
     }
   }
   return C;
-}
-
-/** Rows of `m` [T, T] at the queries of each target row, restricted to the prompt (as attention). */
-function rowsAt(m: Float64Array, t: ResolvedTarget): number[][] {
-  const T = t.input.length;
-  const at = (q: number) => Array.from({ length: t.promptLength }, (_, k) => m[q * T + k]);
-  if (t.info.mode !== 'continuation') return [at(t.info.position)];
-  const per = t.rows.slice(1).map((_, i) => at(t.info.position + i));
-  const mean = per[0].map((_, k) => per.reduce((s, r) => s + r[k], 0) / per.length);
-  return [mean, ...per];
 }
 
 export async function valueZeroing(model: HookedTransformer, t: ResolvedTarget, s: ValueZeroingSettings = {}): Promise<MethodOutput> {
