@@ -138,6 +138,8 @@ attrWords.addEventListener('change', () => {
 
 const FAITH_LABELS: Record<string, string> = {
   aopcComprehensiveness: 'AOPC comprehensiveness ↑', aopcSufficiency: 'AOPC sufficiency ↓', kendallTauLoo: 'Kendall τ vs leave-one-out ↑',
+  deletionAuc: 'deletion AUC ↓', insertionAuc: 'insertion AUC ↑',
+  deletionAucNormalized: 'deletion AUC, normalised ↓', insertionAucNormalized: 'insertion AUC, normalised ↑',
 };
 
 function faithTable(f: any, rows: string[]): HTMLElement {
