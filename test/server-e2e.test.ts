@@ -116,8 +116,8 @@ describe('workbench in chromium', () => {
     // Runs made so far: one forward, one attribution, one failed attribution.
     expect(await page.locator('table.runs tbody tr').count()).toBe(3);
     await page.selectOption('#view-runs select[name=kind]', 'forward');
-    await page.locator('table.runs tbody tr').nth(1).waitFor({ state: 'detached' });
-    expect(await page.locator('table.runs tbody tr').count()).toBe(1);
+    // The list is redrawn as a whole, so wait for the count itself rather than one row's detachment.
+    await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(1);
     await page.selectOption('#view-runs select[name=kind]', 'all kinds');
     await page.locator('table.runs tbody tr').nth(2).waitFor();
     await row.locator('button', { hasText: 'Open' }).click();
@@ -136,8 +136,7 @@ describe('workbench in chromium', () => {
     await page.locator('table.runs td.title', { hasText: 'fox attribution' }).waitFor();
     page.once('dialog', (d) => void d.accept());
     await page.locator('table.runs tbody tr').filter({ hasText: 'error' }).locator('button', { hasText: 'Delete' }).click();
-    await page.locator('table.runs tbody tr').nth(2).waitFor({ state: 'detached' });
-    expect(await page.locator('table.runs tbody tr').count()).toBe(2);
+    await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(2);
   });
 
   it('draws the logit lens and the attention grid; hovering a token marks it as the query', async () => {
