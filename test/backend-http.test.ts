@@ -333,10 +333,9 @@ describe('the OpenAI-compatible API inside the Workbench server (lantern serve)'
     const os = await import('node:os');
     const path = await import('node:path');
     const { buildServer } = await import('../src/interfaces/server/app.js');
-    const { openAIPluginFor } = await import('../src/interfaces/server/openai-compat.js');
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-serve-openai-'));
-    const openai = openAIPluginFor(BUNDLED_MODEL);
-    const app = await buildServer({ dataDir: tmp, token: 'secret-token-1', allowHub: false, plugins: [openai] });
+    const openai = { id: path.basename(BUNDLED_MODEL) };
+    const app = await buildServer({ dataDir: tmp, token: 'secret-token-1', allowHub: false, openai: true });
     try {
       const address = await app.listen({ port: 0, host: '127.0.0.1' });
       const ok = new OpenAI({ baseURL: `${address}/v1`, apiKey: 'secret-token-1', maxRetries: 0 });

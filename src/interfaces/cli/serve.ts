@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { buildServer } from '../server/app.js';
-import { openAIPluginFor } from '../server/openai-compat.js';
+import { servedId } from '../server/openai-compat.js';
 import { defaultModel } from './defaults.js';
 import { nonNegativeInt } from './forward.js';
 
@@ -21,8 +21,7 @@ export function serveCommand(program: Command): void {
       if (!LOOPBACK.has(opts.host) && !opts.token) throw new LanternError(`--host ${opts.host} is reachable from other machines; give --token <secret> too`);
       if (opts.token !== undefined && String(opts.token).length < 8) throw new LanternError('--token must be at least 8 characters');
       // The default model also answers OpenAI clients under /v1 (with --token as their API key).
-      const openai = openAIPluginFor(opts.model ?? defaultModel());
-      const app = await buildServer({ model: opts.model, token: opts.token, dataDir: opts.dataDir, plugins: [openai] });
+      const app = await buildServer({ model: opts.model, token: opts.token, dataDir: opts.dataDir, openai: true });
       let address: string;
       try {
         address = await app.listen({ port: opts.port, host: opts.host });
@@ -37,7 +36,7 @@ export function serveCommand(program: Command): void {
       if (opts.token) url.searchParams.set('token', opts.token);
       console.log(`Lantern Workbench: ${url.href}`);
       console.log('API description: ' + new URL('/api/openapi.json', url).href.replace(/\?.*/, ''));
-      console.log(`OpenAI-compatible API: ${new URL('/v1', url).href.replace(/\?.*/, '')} (model '${openai.id}')`);
+      console.log(`OpenAI-compatible API: ${new URL('/v1', url).href.replace(/\?.*/, '')} (model '${servedId(opts.model ?? defaultModel())}')`);
       const stop = () => {
         void app.close().then(() => process.exit(0));
       };

@@ -17,9 +17,10 @@ import Fastify, { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRepl
 import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import { LanternError } from '../../errors.js';
-import { lanternHome } from '../../paths.js';
+import { BUNDLED_MODEL, lanternHome } from '../../paths.js';
 import { compute, defaultTitle, precheck, SCHEMAS } from './compute.js';
 import { ModelRegistry } from './models.js';
+import { openAICompat, servedId } from './openai-compat.js';
 import { CancelledError, ComputeQueue, Job, JobExecutor } from './queue.js';
 import { RUN_KINDS, RunKind, RunStore } from './store.js';
 
@@ -39,6 +40,8 @@ export interface ServerOptions {
    * behind the same token and Host checks.
    */
   plugins?: { plugin: FastifyPluginAsync<any>; options?: Record<string, unknown> }[];
+  /** Also answer OpenAI clients under /v1 with the default model (the registry's own copy). */
+  openai?: boolean;
   /** Largest request body, in bytes (default 256 KiB). */
   bodyLimit?: number;
   logger?: boolean;
@@ -310,6 +313,10 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   });
 
   // Other interfaces plug in here, before the web app's catch-all static files.
+  if (opts.openai) {
+    const id = servedId(opts.model ?? BUNDLED_MODEL);
+    await app.register(openAICompat, { models: { [id]: () => models.load(models.defaultRef) } });
+  }
   for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
 
   const webDir = opts.webDir ?? DEFAULT_WEB_DIR;

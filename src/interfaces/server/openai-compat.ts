@@ -26,14 +26,16 @@ import Fastify, { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fa
 import { LanternError } from '../../errors.js';
 import { generate } from '../../models/generate.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { loadModel } from '../../models/load.js';
 
 export interface ChatMessage {
   role: string;
   content: string;
 }
 
-/** A served model, or a loader called on first use (once), so a server can start before loading. */
+/**
+ * A served model, or a loader called on each request, which caches as it sees fit (the Workbench
+ * passes its model registry's, so /v1 and the Workbench share one copy of the weights).
+ */
 export type ServedModel = HookedTransformer | (() => Promise<HookedTransformer>);
 
 export interface OpenAICompatOptions {
@@ -153,17 +155,9 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
   const template = opts.chatTemplate ?? plainChatTemplate;
   const maxTokensLimit = opts.maxTokensLimit ?? 512;
   const created = Math.floor(Date.now() / 1000);
-  const loaded = new Map<string, Promise<HookedTransformer>>();
   const load = (id: string): Promise<HookedTransformer> => {
-    let m = loaded.get(id);
-    if (!m) {
-      const v = opts.models[id];
-      m = typeof v === 'function' ? v() : Promise.resolve(v);
-      loaded.set(id, m);
-      // A failed load is retried by the next request rather than remembered.
-      m.catch(() => loaded.delete(id));
-    }
-    return m;
+    const v = opts.models[id];
+    return typeof v === 'function' ? v() : Promise.resolve(v);
   };
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
@@ -312,14 +306,9 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
   });
 };
 
-/**
- * The plugin entry for the Workbench (`buildServer({ plugins: [...] })`): the model `source`
- * (folder or Hub id) under /v1, loaded on its first request, behind the Workbench's token checks.
- */
-export function openAIPluginFor(source: string): { plugin: FastifyPluginAsync<OpenAICompatOptions>; options: Record<string, unknown>; id: string } {
-  const id = fs.existsSync(source) ? path.basename(path.resolve(source)) : source;
-  const options: OpenAICompatOptions = { models: { [id]: () => loadModel(source) } };
-  return { plugin: openAICompat, options: { ...options }, id };
+/** The id clients name a model by: a folder's name, or the Hub id itself. */
+export function servedId(source: string): string {
+  return fs.existsSync(source) ? path.basename(path.resolve(source)) : source;
 }
 
 export interface ServeOptions {
