@@ -293,14 +293,16 @@ describe('HttpBackend transport faults (a real local server)', () => {
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/v1`;
     const events: HttpEvent[] = [];
-    const flaky = new HttpBackend({ baseURL: url, model: ID, ...fast, timeoutMs: 2000, retries: 3, onEvent: (e) => events.push(e) });
+    // One request at a time and a generous timeout: on a loaded CI machine, requests queued behind
+    // each other at the real server must not be mistaken for the proxy's injected hang.
+    const flaky = new HttpBackend({ baseURL: url, model: ID, ...fast, concurrency: 1, timeoutMs: 5000, retries: 3, onEvent: (e) => events.push(e) });
     const { explainWithBackend } = await import('../src/methods/attribution/index.js');
     // 12 words: 13 queries, enough for every kind of fault to come up.
     const opts = { prompt: 'The jury said that the city was clean and the people were happy', target: ' and', method: 'occlusion' as const };
     const got = await explainWithBackend(flaky, opts);
     const want = await explainWithBackend(new HttpBackend({ baseURL: srv.baseURL, model: ID }), opts);
     expect(got.scores).toEqual(want.scores);
-    expect(new Set(events.map((e) => e.reason.replace(/:.*/, '')))).toEqual(new Set(['HTTP 429', 'HTTP 500', 'no complete response within 2000 ms', 'malformed JSON in a 200 response']));
+    expect(new Set(events.map((e) => e.reason.replace(/:.*/, '')))).toEqual(new Set(['HTTP 429', 'HTTP 500', 'no complete response within 5000 ms', 'malformed JSON in a 200 response']));
     expect(got.backend.usage.retries).toBe(events.length);
     expect(got.backend.usage.failures).toBe(0);
     proxy.closeAllConnections();
