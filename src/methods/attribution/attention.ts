@@ -89,7 +89,8 @@ function identity(T: number): Float64Array {
   return m;
 }
 
-function matmul(a: Float64Array, b: Float64Array, T: number): Float64Array {
+/** [T, T] × [T, T], row-major. */
+export function matmul(a: Float64Array, b: Float64Array, T: number): Float64Array {
   const c = new Float64Array(T * T);
   for (let i = 0; i < T; i++) for (let k = 0; k < T; k++) {
     const x = a[i * T + k];

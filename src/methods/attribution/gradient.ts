@@ -119,6 +119,44 @@ function straightLine(x: Float32Array, baseline: Float32Array, P: number): { poi
   return { point, diff };
 }
 
+/**
+ * Integrated gradients of every target row along the straight line from the baseline `xb` to the
+ * activation `x` at `hook` ([seq * d]; the baseline covers the prompt), by the quadrature rule:
+ * per-prompt-token scores and the convergence delta Σ attributions − (f(x) − f(x')) per row.
+ * Positions in `t.fixed` keep their real values along the path.
+ */
+async function integrate(
+  model: HookedTransformer, t: ResolvedTarget, hook: string, x: Float32Array, xb: Float32Array, d: number,
+  o: { steps: number; rule: IntegrationRule; batchSize: number; agg: Aggregation },
+): Promise<{ scores: number[][]; deltas: number[] }> {
+  const { alphas, weights } = quadrature(o.steps, o.rule);
+  const P = t.promptLength * d;
+  for (const p of t.fixed ?? []) xb.set(x.subarray(p * d, (p + 1) * d), p * d);
+  const { point, diff } = straightLine(x, xb, P);
+  // Example order: row-major over (row, step), so results do not depend on the batch size.
+  const examples: Example[] = [];
+  const paths = alphas.map(point);
+  t.rows.forEach((_, row) => paths.forEach((embed) => examples.push({ row, embed })));
+  const { grads } = await evaluate(model, t.input, t.rows, examples, { grad: true, batchSize: o.batchSize, hook });
+  // f(x) and f(x') through the same intervention path.
+  const ends: Example[] = t.rows.flatMap((_, row) => [{ row, embed: x }, { row, embed: point(0) }]);
+  const { values: endValues } = await evaluate(model, t.input, t.rows, ends, { grad: false, batchSize: o.batchSize, hook });
+  const scores: number[][] = [];
+  const deltas: number[] = [];
+  t.rows.forEach((_, row) => {
+    const acc = new Float64Array(t.input.length * d);
+    for (let st = 0; st < o.steps; st++) {
+      const g = grads[row * o.steps + st];
+      for (let k = 0; k < P; k++) acc[k] += weights[st] * g[k];
+    }
+    let total = 0;
+    for (let k = 0; k < P; k++) { acc[k] *= diff[k]; total += acc[k]; }
+    scores.push(aggregate(acc, t.promptLength, d, o.agg));
+    deltas.push(total - (endValues[2 * row] - endValues[2 * row + 1]));
+  });
+  return { scores, deltas };
+}
+
 /** Reduces a [seq, d] attribution to prompt-token scores. */
 export function aggregate(a: Float32Array | Float64Array, promptLength: number, d: number, how: Aggregation): number[] {
   return range(promptLength).map((p) => {
@@ -181,39 +219,10 @@ export async function integratedGradients(model: HookedTransformer, t: ResolvedT
   const rule = s.rule ?? 'gausslegendre';
   const batchSize = checkBatchSize(s.batchSize, defaultBatchSize(t.input.length));
   const baseline = s.baseline ?? 'zero';
-  const { alphas, weights } = quadrature(steps, rule);
   const d = model.cfg.dModel;
-  const P = t.promptLength * d;
   const x = await tokenEmbeddings(model, t.input);
   const xb = await baselineEmbeddings(model, baseline, t.promptLength);
-  for (const p of t.fixed ?? []) xb.set(x.subarray(p * d, (p + 1) * d), p * d);
-  const { point, diff } = straightLine(x, xb, P);
-  // Example order: row-major over (row, step), so results do not depend on the batch size.
-  const examples: Example[] = [];
-  const paths = alphas.map(point);
-  t.rows.forEach((_, row) => paths.forEach((embed) => examples.push({ row, embed })));
-  const { grads } = await evaluate(model, t.input, t.rows, examples, { grad: true, batchSize });
-
-  // f(x) and f(x') through the same intervention path.
-  const ends: Example[] = t.rows.flatMap((_, row) => [{ row, embed: x }, { row, embed: point(0) }]);
-  const { values: endValues } = await evaluate(model, t.input, t.rows, ends, { grad: false, batchSize });
-
-  const scores: number[][] = [];
-  const deltas: number[] = [];
-  t.rows.forEach((_, row) => {
-    const acc = new Float64Array(t.input.length * d);
-    for (let st = 0; st < steps; st++) {
-      const g = grads[row * steps + st];
-      const w = weights[st];
-      for (let k = 0; k < P; k++) acc[k] += w * g[k];
-    }
-    let total = 0;
-    for (let k = 0; k < P; k++) { acc[k] *= diff[k]; total += acc[k]; }
-    scores.push(aggregate(acc, t.promptLength, d, agg));
-    const fx = endValues[2 * row];
-    const fb = endValues[2 * row + 1];
-    deltas.push(total - (fx - fb));
-  });
+  const { scores, deltas } = await integrate(model, t, EMBED_HOOK, x, xb, d, { steps, rule, batchSize, agg });
   return {
     scores,
     settings: { steps, rule, baseline: baselineLabel(baseline), aggregate: agg, batchSize },
@@ -264,32 +273,10 @@ export async function layerIntegratedGradients(model: HookedTransformer, t: Reso
   const rule = s.rule ?? 'gausslegendre';
   const batchSize = checkBatchSize(s.batchSize, defaultBatchSize(t.input.length));
   const baseline = s.baseline ?? 'zero';
-  const { alphas, weights } = quadrature(steps, rule);
   const { value: a } = await hookActivation(model, t.input, hook);
   const d = a.length / t.input.length;
-  const P = t.promptLength * d;
   const ab = await layerBaseline(model, t, hook, baseline, d);
-  for (const p of t.fixed ?? []) ab.set(a.subarray(p * d, (p + 1) * d), p * d);
-  const { point, diff } = straightLine(a, ab, P);
-  const examples: Example[] = [];
-  const paths = alphas.map(point);
-  t.rows.forEach((_, row) => paths.forEach((embed) => examples.push({ row, embed })));
-  const { grads } = await evaluate(model, t.input, t.rows, examples, { grad: true, batchSize, hook });
-  const ends: Example[] = t.rows.flatMap((_, row) => [{ row, embed: a }, { row, embed: point(0) }]);
-  const { values: endValues } = await evaluate(model, t.input, t.rows, ends, { grad: false, batchSize, hook });
-  const scores: number[][] = [];
-  const deltas: number[] = [];
-  t.rows.forEach((_, row) => {
-    const acc = new Float64Array(t.input.length * d);
-    for (let st = 0; st < steps; st++) {
-      const g = grads[row * steps + st];
-      for (let k = 0; k < P; k++) acc[k] += weights[st] * g[k];
-    }
-    let total = 0;
-    for (let k = 0; k < P; k++) { acc[k] *= diff[k]; total += acc[k]; }
-    scores.push(aggregate(acc, t.promptLength, d, agg));
-    deltas.push(total - (endValues[2 * row] - endValues[2 * row + 1]));
-  });
+  const { scores, deltas } = await integrate(model, t, hook, a, ab, d, { steps, rule, batchSize, agg });
   return {
     scores,
     settings: { hook, steps, rule, baseline: baselineLabel(baseline), aggregate: agg, batchSize },

@@ -27,7 +27,7 @@ import type { HookedTransformer, Intervention } from '../../models/hooked.js';
 import { checkBatchSize, chunks, defaultBatchSize } from './common.js';
 import type { MethodOutput } from './gradient.js';
 import type { ResolvedTarget } from './targets.js';
-import { rowsAt } from './attention.js';
+import { matmul, rowsAt } from './attention.js';
 
 export interface ValueZeroingSettings {
   /** Layers to read (mean of their rows), or to roll out. Default: the last layer; all with rollout. */
@@ -128,12 +128,3 @@ export async function valueZeroing(model: HookedTransformer, t: ResolvedTarget, 
   return { scores: rowsAt(M, t), settings: { layers, rollout, batchSize, similarity: 'cosine' } };
 }
 
-function matmul(a: Float64Array, b: Float64Array, T: number): Float64Array {
-  const c = new Float64Array(T * T);
-  for (let i = 0; i < T; i++) for (let k = 0; k < T; k++) {
-    const x = a[i * T + k];
-    if (x === 0) continue;
-    for (let j = 0; j < T; j++) c[i * T + j] += x * b[k * T + j];
-  }
-  return c;
-}
