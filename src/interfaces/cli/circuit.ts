@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
-import { acdc, eap, Circuit } from '../../methods/circuits/discovery.js';
+import { acdc, eap, Circuit, IG_PATHS, IgPath } from '../../methods/circuits/discovery.js';
 import { CIRCUIT_TASKS, TASK_METRIC, taskExamples, CircuitTask } from '../../methods/circuits/data.js';
 import { pathPatching, pathPatchingSweep } from '../../methods/circuits/path-patching.js';
 import { circuitHtml, circuitSvg } from '../../methods/circuits/render.js';
@@ -9,7 +9,7 @@ import { defaultModel } from './defaults.js';
 import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
 import { writeOut } from './lens.js';
 
-const METHODS = ['acdc', 'eap', 'eap-ig', 'path'] as const;
+const METHODS = ['acdc', 'eap', 'path'] as const;
 
 function nonNegativeNumber(flag: string) {
   return (v: string): number => {
@@ -30,14 +30,15 @@ function progressBar(label: string) {
 export function circuitCommand(program: Command): void {
   program
     .command('circuit')
-    .description('Circuit discovery over the graph of attention heads and MLPs: ACDC (prune edges by a KL threshold), EAP / EAP-IG (edge attribution patching); or path patching of chosen paths.')
+    .description('Circuit discovery over the graph of attention heads and MLPs: ACDC (prune edges by a KL threshold), EAP (edge attribution patching, integrated gradients by default); or path patching of chosen paths.')
     .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
     .requiredOption('--task <task>', `clean/corrupted examples: ${CIRCUIT_TASKS.join(', ')}`)
-    .addOption(new Option('--method <method>', 'acdc, eap, eap-ig, or path (path patching; needs --sender or --path)').choices([...METHODS]).default('acdc'))
+    .addOption(new Option('--method <method>', 'acdc, eap, or path (path patching; needs --sender or --path)').choices([...METHODS]).default('acdc'))
     .addOption(new Option('--threshold <x>', 'acdc: keep an edge when patching it raises KL(clean || circuit) by at least this; eap: keep edges whose |score| (fraction of the clean-corrupted metric difference) is at least this').default(0.1).argParser(nonNegativeNumber('--threshold')))
     .addOption(new Option('-n, --n <n>', 'examples').default(10).argParser(positiveInt('--n')))
     .addOption(new Option('--seed <n>', 'seed of the examples').default(0).argParser(nonNegativeInt('--seed')))
-    .addOption(new Option('--ig-steps <n>', 'eap-ig: interpolation steps').default(5).argParser(positiveInt('--ig-steps')))
+    .addOption(new Option('--ig-steps <n>', 'eap: integrated-gradient steps from clean to corrupted (EAP-IG); 0 for plain EAP, the gradient at the clean point').default(5).argParser(nonNegativeInt('--ig-steps')))
+    .addOption(new Option('--ig-path <path>', 'eap: receivers (move one layer\'s queries, keys, values, MLP input or the logits at a time, the rest clean) or all (every edge together: cheaper, but blind to edges that need the rest clean)').choices([...IG_PATHS]).default('receivers'))
     .option('--sender <node>', 'path: every direct path out of this node (input, L{l}H{h}, MLP{l})')
     .option('--path <nodes>', 'path: one path, comma-separated: a sender then receivers (L{l}H{h}.q|k|v, MLP{l}, logits), e.g. L0H2,L1H1.k,logits')
     .option('--json [file]', 'write the result as JSON to <file> (or print it when no file is given)')
@@ -72,7 +73,7 @@ export function circuitCommand(program: Command): void {
       }
 
       const common = { examples, metric, threshold: opts.threshold, progress: progressBar(opts.method) };
-      const c: Circuit = opts.method === 'acdc' ? await acdc(model, common) : await eap(model, { ...common, igSteps: opts.method === 'eap-ig' ? opts.igSteps : 0 });
+      const c: Circuit = opts.method === 'acdc' ? await acdc(model, common) : await eap(model, { ...common, igSteps: opts.igSteps, igPath: opts.igPath as IgPath });
       const saved = { ...c, model: source, settings: { ...settings, ...c.settings, method: opts.method } };
       const title = `${c.method.toUpperCase()} circuit — ${task} — ${source}`;
       if (opts.html) writeOut(opts.html, circuitHtml(c, model.cfg.nLayers, model.cfg.nHeads, title));

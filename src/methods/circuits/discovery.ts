@@ -9,11 +9,26 @@
  *
  * EAP (Syed et al., 2023): score every edge at once by the first-order change in the metric when
  * it is patched, (a_corrupt - a_clean) · d metric / d receiver input, which is d metric / d m[s, r]
- * at m = 0 in the edge graph: one forward and one backward. EAP-IG (Hanna et al., 2024) averages
- * that gradient along m = alpha for alpha in (0, 1], which matters where attention is saturated
- * and the gradient at the clean point vanishes. Scores are normalised by m_clean - m_corrupt, so
- * an edge's score is the fraction of the clean-corrupted difference it is predicted to carry; the
- * circuit is the edges with |score| >= threshold.
+ * at m = 0 in the edge graph: one forward and one backward. Where attention is saturated that
+ * gradient vanishes (on the planted models plain EAP scores every edge below 0.05), so the default
+ * is EAP-IG (Hanna et al., 2024): the gradient averaged along a path from clean (m = 0) to
+ * corrupted. Hanna et al. move every edge together. Here, by default, each row moves one receiver
+ * group (a layer's queries, its keys, its values, its MLP input, or the logits: receivers that
+ * read the same stream side by side, none feeding another) while every other receiver reads the
+ * clean stream. A receiver's input is affine in its edges' masks, so this is integrated gradients
+ * on the group's inputs, split exactly over their edges (the scores into a group sum to the
+ * effect of patching all its inputs), and each edge is scored with every other group clean, much
+ * as patching it alone would find it. Scoring one receiver at a time gives the same scores on the
+ * planted models (within 0.01) at (3·heads + 1)/4 times the cost. The joint path misses
+ * edges that matter only while another part is still clean: in planted IOI, S2's key
+ * (input->L1H2.k) draws the name mover's attention only while its query still avoids S. Moved
+ * together, the query stops avoiding S as the key changes, S2's score never nears IO's, and the
+ * edge's integrated gradient is below 1e-5, against an effect of 1.0 when it is patched alone.
+ * Groups cost 4·layers + 1 rows per example and step, the joint path one.
+ *
+ * EAP scores are normalised by m_clean - m_corrupt, so an edge's score is the fraction of the
+ * clean-corrupted difference it is predicted to carry; the circuit is the edges with
+ * |score| >= threshold.
  *
  * Both prune dangling edges (from a node nothing feeds, or into a node that feeds nothing) and
  * report the circuit's faithfulness: the metric with every other edge patched.
@@ -50,7 +65,7 @@ export interface Circuit {
   /** Every edge's score (EAP) or KL increase when tried (ACDC; 0 for edges into nodes that no longer fed anything, removed without a run), by 'sender->receiver'. */
   scores: Record<string, number>;
   settings: Record<string, unknown>;
-  /** ORT forward runs (ACDC), or forward+backward runs (EAP). */
+  /** ORT forward runs (ACDC), or forward+backward runs (EAP), the final evaluation included. */
   runs: number;
 }
 
@@ -58,7 +73,7 @@ export interface DiscoveryOptions {
   examples: EdgeExample[];
   metric: EdgeMetric;
   threshold: number;
-  /** Called with (step, total) as edges are visited (ACDC) or steps run (EAP-IG). */
+  /** Called with (done, total) as edges are visited (ACDC) or rows run (EAP). */
   progress?: (done: number, total: number) => void;
 }
 
@@ -95,17 +110,15 @@ export function pruneDangling(space: EdgeSpace, kept: Set<number>): Set<number> 
   return out;
 }
 
-/** Rows of one edge configuration (1 = patched) over all examples. */
-function rowsFor(data: PreparedData, patched: Float32Array, alpha = 1) {
-  const mask = alpha === 1 ? patched : patched.map((x) => x * alpha);
-  return data.examples.map((e, b) => ({
-    tokens: e.clean, targets: e.targets, mask, ref: data.corruptActs[b], cleanLogprobs: data.cleanLogprobs[b],
-    coef: e.targets.map(() => 1 / (e.targets.length * data.examples.length)),
-  }));
+/** Weights of each target in the mean metric over examples, so that summed over rows the gradient is d mean / d mask. */
+function coefs(data: PreparedData, b: number): number[] {
+  const { targets } = data.examples[b];
+  return targets.map(() => 1 / (targets.length * data.examples.length));
 }
 
 async function evaluate(runner: EdgeRunner, data: PreparedData, patched: Float32Array) {
-  const r = await runner.run(rowsFor(data, patched), data.seq, { senders: false, grad: null });
+  const rows = data.examples.map((e, b) => ({ tokens: e.clean, targets: e.targets, mask: patched, ref: data.corruptActs[b], cleanLogprobs: data.cleanLogprobs[b] }));
+  const r = await runner.run(rows, data.seq, { senders: false, grad: null });
   const targets = data.examples.map((e) => e.targets);
   return { kl: klMean(r.kl, targets), metric: metricMean(r, targets, data.metric) };
 }
@@ -186,25 +199,67 @@ export async function acdc(model: HookedTransformer, opts: DiscoveryOptions): Pr
   return finish(runner, data, 'acdc', opts.threshold, kept, scores, { threshold: opts.threshold, criterion: 'kl' }, runs);
 }
 
-export async function eap(model: HookedTransformer, opts: DiscoveryOptions & { igSteps?: number }): Promise<Circuit> {
+/** How EAP-IG moves from clean to corrupted: one receiver group at a time (the default), or every edge together. */
+export const IG_PATHS = ['receivers', 'all'] as const;
+export type IgPath = (typeof IG_PATHS)[number];
+
+export interface EapOptions extends DiscoveryOptions {
+  /** Integration steps (midpoint rule); 0 is plain EAP, the gradient at the clean point. Default 5. */
+  igSteps?: number;
+  igPath?: IgPath;
+  /** Rows (example x receiver group x step) per forward+backward run. Default 64. */
+  batchSize?: number;
+}
+
+/** Receivers moved together along one EAP-IG path: each layer's queries, keys, values and MLP input, and the logits; or all of them. */
+export function receiverGroups(space: EdgeSpace, path: IgPath): number[][] {
+  if (path === 'all') return [space.receivers.map((_, r) => r)];
+  const H = space.nHeads;
+  const range = (a: number, n: number) => Array.from({ length: n }, (_, i) => a + i);
+  const groups: number[][] = [];
+  for (let l = 0; l < space.nLayers; l++) {
+    const base = space.attnBase(l);
+    groups.push(range(base, H), range(base + H, H), range(base + 2 * H, H), [base + 3 * H]);
+  }
+  groups.push([space.R - 1]);
+  return groups;
+}
+
+export async function eap(model: HookedTransformer, opts: EapOptions): Promise<Circuit> {
   checkThreshold(opts.threshold);
-  const steps = opts.igSteps ?? 0;
+  const steps = opts.igSteps ?? 5;
   if (!Number.isInteger(steps) || steps < 0) throw new LanternError(`IG steps must be a non-negative integer, got ${steps}`);
+  const path = opts.igPath ?? 'receivers';
+  if (!(IG_PATHS as readonly string[]).includes(path)) throw new LanternError(`unknown IG path '${path}'; use ${IG_PATHS.join(' or ')}`);
+  const batchSize = opts.batchSize ?? 64;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new LanternError(`batch size must be a positive integer, got ${batchSize}`);
   const runner = new EdgeRunner(model);
   const { space } = runner;
   const S = space.S;
   const R = space.R;
   const data = await prepare(runner, opts.examples, opts.metric);
-  const ones = new Float32Array(R * S);
-  for (const [s, r] of space.edges()) ones[r * S + s] = 1;
-  const alphas = steps === 0 ? [0] : Array.from({ length: steps }, (_, j) => (j + 1) / steps);
+  // At m = 0 every grouping gives the same gradient: plain EAP needs one row per example.
+  const groups = receiverGroups(space, steps === 0 ? 'all' : path);
+  // Midpoints: with 5 steps the right endpoints (alpha = 1 included) overshoot the planted edges' integrals about twofold.
+  const alphas = steps === 0 ? [0] : Array.from({ length: steps }, (_, j) => (j + 0.5) / steps);
+  const work = alphas.flatMap((alpha) => data.examples.flatMap((_, b) => groups.map((group) => ({ alpha, b, group }))));
   const grad = new Float64Array(R * S);
-  for (let j = 0; j < alphas.length; j++) {
-    // The objective is the mean metric over examples; its gradient summed over rows is d mean / d m.
-    const out = await runner.run(rowsFor(data, ones, alphas[j]), data.seq, { senders: false, grad: data.metric });
+  let runs = 0;
+  for (let i = 0; i < work.length; i += batchSize) {
+    const chunk = work.slice(i, i + batchSize);
+    const rows = chunk.map(({ alpha, b, group }) => {
+      const mask = new Float32Array(R * S);
+      for (const r of group) mask.fill(alpha, r * S, r * S + space.upstream[r]);
+      const e = data.examples[b];
+      return { tokens: e.clean, targets: e.targets, mask, ref: data.corruptActs[b], coef: coefs(data, b) };
+    });
+    const out = await runner.run(rows, data.seq, { senders: false, grad: data.metric });
     const gr = out.grad!.f32;
-    for (let b = 0; b < data.examples.length; b++) for (let i = 0; i < R * S; i++) grad[i] += gr[b * R * S + i] / alphas.length;
-    opts.progress?.(j + 1, alphas.length);
+    chunk.forEach(({ group }, k) => {
+      for (const r of group) for (let s = 0; s < space.upstream[r]; s++) grad[r * S + s] += gr[(k * R + r) * S + s] / alphas.length;
+    });
+    runs++;
+    opts.progress?.(Math.min(i + batchSize, work.length), work.length);
   }
   const denom = data.clean - data.corrupt;
   const scores = new Map<number, number>();
@@ -217,5 +272,6 @@ export async function eap(model: HookedTransformer, opts: DiscoveryOptions & { i
     if (Math.abs(score) >= opts.threshold) kept.add(e);
   }
   const method = steps === 0 ? 'eap' : 'eap-ig';
-  return finish(runner, data, method, opts.threshold, kept, scores, { threshold: opts.threshold, igSteps: steps }, alphas.length);
+  const settings = { threshold: opts.threshold, igSteps: steps, ...(steps === 0 ? {} : { igPath: path }), batchSize };
+  return finish(runner, data, method, opts.threshold, kept, scores, settings, runs);
 }

@@ -4,6 +4,6 @@ export { taskExamples, inductionExamples, prepare, CIRCUIT_TASKS, TASK_METRIC } 
 export type { CircuitTask, PreparedData } from './data.js';
 export { pathPatching, pathPatchingSweep, resolvePath } from './path-patching.js';
 export type { PathPatchingOptions, PathPatchingResult, PathEffect } from './path-patching.js';
-export { acdc, eap, pruneDangling } from './discovery.js';
-export type { Circuit, CircuitEdge, DiscoveryOptions } from './discovery.js';
+export { acdc, eap, pruneDangling, receiverGroups, IG_PATHS } from './discovery.js';
+export type { Circuit, CircuitEdge, DiscoveryOptions, EapOptions, IgPath } from './discovery.js';
 export { circuitSvg, circuitHtml } from './render.js';
