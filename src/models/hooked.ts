@@ -126,6 +126,8 @@ interface RunSpec {
   gradWrt: string[] | null;
   logitPositions: boolean;
   past: boolean;
+  /** The objective reads its rows from the logits (at logitPositions) instead of unembedding them again. */
+  objectiveFromLogits: boolean;
 }
 
 export class HookedTransformer {
@@ -313,6 +315,9 @@ export class HookedTransformer {
     wrt.forEach((n) => this.checkHook(n));
     if (terms.length === 0) throw new LanternError('objective has no terms');
     const { spec, feeds } = this.plan(batch, { interventions: opts.interventions, cache: opts.cache, logitPositions: opts.logitPositions }, wrt);
+    const lp = opts.logitPositions;
+    const at = new Map(lp?.map((p, k) => [p, k]));
+    spec.objectiveFromLogits = Boolean(lp) && terms.every((t) => at.has(t.pos));
     const n = terms.length;
     const rows = new BigInt64Array(n);
     const toks = new BigInt64Array(n);
@@ -324,7 +329,7 @@ export class HookedTransformer {
       if (!Number.isInteger(t.pos) || t.pos < 0 || t.pos >= batch.lengths[b]) throw new LanternError(`objective term ${i}: position ${t.pos} outside prompt ${b} (length ${batch.lengths[b]})`);
       if (!Number.isInteger(t.token) || t.token < 0 || t.token >= this.cfg.dVocab) throw new LanternError(`objective term ${i}: token ${t.token} outside the vocabulary`);
       if (t.kind !== 'logit' && t.kind !== 'logprob') throw new LanternError(`objective term ${i}: kind '${t.kind}' is not 'logit' or 'logprob'`);
-      rows[i] = BigInt(b * batch.seq + t.pos);
+      rows[i] = BigInt(spec.objectiveFromLogits ? b * lp!.length + at.get(t.pos)! : b * batch.seq + t.pos);
       toks[i] = BigInt(t.token);
       (t.kind === 'logit' ? cl : cp)[i] = t.coef ?? 1;
     });
@@ -359,7 +364,7 @@ export class HookedTransformer {
       for (const p of lp) if (!Number.isInteger(p) || p < 0 || p >= batch.seq) throw new LanternError(`logit position ${p} outside the sequence (length ${batch.seq})`);
       feeds.logit_positions = Tensor.i64(lp, [lp.length]);
     }
-    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions: Boolean(lp), past: Boolean(opts.past) }, feeds };
+    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions: Boolean(lp), past: Boolean(opts.past), objectiveFromLogits: false }, feeds };
   }
 
   private planIntervention(iv: Intervention, k: number, batch: Batch, feeds: Record<string, Tensor>, past: boolean): InterventionPlan {
@@ -469,7 +474,7 @@ export class HookedTransformer {
     const model = gpt2Forward(g, this.cfg, gpt2Inputs(g, { logitPositions: spec.logitPositions, past: spec.past ? this.cfg : undefined }), hook, wants);
     g.output('logits', model.logits);
     if (spec.gradWrt) {
-      const objective = objectiveGraph(g, model);
+      const objective = objectiveGraph(g, model, spec.objectiveFromLogits);
       g.output('objective', objective);
       const grads = gradients(g, objective, spec.gradWrt.map((n) => wrtValues.get(n)!));
       spec.gradWrt.forEach((n, i) => g.output(`grad:${n}`, grads[i]));
@@ -553,16 +558,21 @@ function applyIntervention(g: Graph, act: Value, plan: InterventionPlan, k: numb
 }
 
 /**
- * sum_i coef_logit_i * logit_i + coef_logprob_i * logprob_i over (row, token) pairs. Only the
- * rows the objective reads are unembedded again, so the backward pass never touches the
- * [batch * seq, vocab] logits (at T=128 the unembedding is ~30% of GPT-2 small's FLOPs).
+ * sum_i coef_logit_i * logit_i + coef_logprob_i * logprob_i over (row, token) pairs. When the
+ * logits were computed only at positions that include every term's, the rows are read from them
+ * (`fromLogits`; `rows` then index [batch * logit_pos]), so no row is unembedded twice (reading
+ * all of W_U once more per run). Otherwise only the rows the objective reads are unembedded
+ * again, so the backward pass never touches the [batch * seq, vocab] logits (at T=128 the
+ * unembedding is ~30% of GPT-2 small's FLOPs).
  */
-function objectiveGraph(g: Graph, model: Gpt2Outputs): Value {
+function objectiveGraph(g: Graph, model: Gpt2Outputs, fromLogits: boolean): Value {
   const rows = g.input('objective.rows', 'int64', ['terms']);
   const tokens = g.input('objective.tokens', 'int64', ['terms', 1]);
   const coefLogit = g.input('objective.coef_logit', 'float32', ['terms', 1]);
   const coefLogprob = g.input('objective.coef_logprob', 'float32', ['terms', 1]);
-  const picked = model.unembed(g.gather(model.finalFlat, rows)); // [terms, vocab]
+  const picked = fromLogits // [terms, vocab]
+    ? g.gather(g.reshape(model.logits, [-1, model.logits.shape[2]]), rows)
+    : model.unembed(g.gather(model.finalFlat, rows));
   const logit = g.gatherElements(picked, tokens, 1);
   const logprob = g.gatherElements(g.logSoftmax(picked, -1), tokens, 1);
   const terms = g.add(g.mul(coefLogit, logit), g.mul(coefLogprob, logprob));
