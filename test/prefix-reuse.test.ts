@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Tensor } from '../src/engine/tensor.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
@@ -16,12 +16,14 @@ import { attribute, resolveTarget } from '../src/methods/attribution/index.js';
 import { evaluate, Example, tokenEmbeddings } from '../src/methods/attribution/common.js';
 import { logSoftmaxAt, seededModel } from './helpers.js';
 
-const cfg = { ...TINY_GPT2, nCtx: 24 };
+const cfg = { ...TINY_GPT2, nCtx: 64 };
 let tiny: HookedTransformer;
 let ngram: HookedTransformer;
 let tmp: string;
 const PROMPT = [17, 401, 9, 733, 250, 61, 5, 88, 940, 12];
 const T = PROMPT.length;
+/** Long enough that continuing the prompt's prefix saves more than the prompt's own run costs. */
+const LONG = Array.from({ length: 40 }, (_, i) => (i * 131 + 17) % cfg.dVocab);
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-prefix-'));
@@ -105,7 +107,7 @@ describe('runs that continue past keys and values', () => {
     const { cache } = await tiny.runWithCache([PROMPT], tiny.pastHooks);
     const past = tiny.pastKeyValues(cache, 5);
     expect(() => tiny.pastKeyValues(cache, T + 1)).toThrow(/past length 11 outside \[1, 10\]/);
-    await expect(tiny.runWithHooks([Array(cfg.nCtx - 4).fill(1)], { past })).rejects.toThrow(/longer than the model's context of 24/);
+    await expect(tiny.runWithHooks([Array(cfg.nCtx - 4).fill(1)], { past })).rejects.toThrow(/longer than the model's context of 64/);
     await expect(tiny.runWithHooks([[1, 2]], { past: { ...past, keys: past.keys.slice(1) } })).rejects.toThrow(/one tensor per layer/);
     await expect(tiny.runWithHooks([[1, 2]], { past: { ...past, length: 4 } })).rejects.toThrow(/past k of layer 0: expected float32 \[1,4,/);
     const pattern = Tensor.f32(new Float32Array(cfg.nHeads * 2 * 7), [1, cfg.nHeads, 2, 7]);
@@ -115,6 +117,17 @@ describe('runs that continue past keys and values', () => {
 });
 
 describe('evaluate reusing the unperturbed prefix', () => {
+  /** Runs `fn` and returns the past lengths of the runs it made that continued a prefix. */
+  async function pastLengths(model: HookedTransformer, fn: () => Promise<unknown>): Promise<number[]> {
+    const spy = vi.spyOn(model, 'runWithHooks');
+    try {
+      await fn();
+      return spy.mock.calls.flatMap(([, o]) => (o.past ? [o.past.length] : []));
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
   /** Leave-one-out examples (zero embedding at each position) plus the unperturbed input, for every row. */
   async function looExamples(model: HookedTransformer, input: number[], rows: number, n: number): Promise<Example[]> {
     const x = await tokenEmbeddings(model, input);
@@ -129,12 +142,16 @@ describe('evaluate reusing the unperturbed prefix', () => {
 
   it('gives exactly the values of full recomputation, and those of masked prompts run whole (next token and a continuation)', async () => {
     for (const req of [{ target: 5 }, { continuation: [40, 41, 42] }]) {
-      const t = await resolveTarget(tiny, PROMPT, req);
+      const t = await resolveTarget(tiny, LONG, req);
       const examples = await looExamples(tiny, t.input, t.rows.length, t.promptLength);
-      for (const batchSize of [1, 4, 32]) {
-        const reused = await evaluate(tiny, t.input, t.rows, examples, { grad: false, batchSize });
+      for (const batchSize of [1, 8, 32]) {
+        let reused: { values: number[] } | undefined;
+        const past = await pastLengths(tiny, async () => { reused = await evaluate(tiny, t.input, t.rows, examples, { grad: false, batchSize }); });
+        // Runs that start later than 0, none later than seq − 2 (at least two positions each).
+        expect(past.length).toBeGreaterThan(0);
+        expect(Math.max(...past)).toBeLessThanOrEqual(t.input.length - 2);
         const full = await evaluate(tiny, t.input, t.rows, examples, { grad: false, batchSize, reusePrefix: false });
-        expect(reused.values).toEqual(full.values);
+        expect(reused!.values).toEqual(full.values);
       }
       // Independently: each masked prompt run whole through a zero intervention, its rows read here.
       const { values } = await evaluate(tiny, t.input, t.rows, examples, { grad: false, batchSize: 8 });
@@ -151,19 +168,24 @@ describe('evaluate reusing the unperturbed prefix', () => {
   });
 
   it('token substitution from several positions on at once: the run starts at the first substituted token', async () => {
-    const t = await resolveTarget(tiny, PROMPT, { target: 5 });
-    const examples: Example[] = [[2, 7], [5], [8, 9], []].map((ps) => ({ row: 0, tokens: PROMPT.map((tok, i) => (ps.includes(i) ? 0 : tok)) }));
-    const { values } = await evaluate(tiny, t.input, t.rows, examples, { grad: false, batchSize: 4 });
-    const want = await Promise.all(examples.map(async (x) => logSoftmaxAt((await tiny.run([x.tokens!])).f32.subarray((T - 1) * cfg.dVocab, T * cfg.dVocab), 5)));
+    const t = await resolveTarget(tiny, LONG, { target: 5 });
+    const n = LONG.length;
+    const examples: Example[] = [[20, 27], [35], [38, 39], [30, 12], []].map((ps) => ({ row: 0, tokens: LONG.map((tok, i) => (ps.includes(i) ? 0 : tok)) }));
+    let values: number[] = [];
+    const past = await pastLengths(tiny, async () => ({ values } = await evaluate(tiny, t.input, t.rows, examples, { grad: false, batchSize: 1 })));
+    expect(past).toEqual([12, 20, 35, n - 2, n - 2]);
+    const want = await Promise.all(examples.map(async (x) => logSoftmaxAt((await tiny.run([x.tokens!])).f32.subarray((n - 1) * cfg.dVocab, n * cfg.dVocab), 5)));
     values.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(want[i]))));
-    expect(values).toEqual((await evaluate(tiny, t.input, t.rows, examples, { grad: false, batchSize: 4, reusePrefix: false })).values);
+    expect(values).toEqual((await evaluate(tiny, t.input, t.rows, examples, { grad: false, batchSize: 1, reusePrefix: false })).values);
   });
 
   it('on a planted model: occlusion scores equal those of full recomputation and of masked prompts run one at a time', async () => {
-    const p = ngramPrompts(2, { seed: 4, length: 16, bigrams: 1 });
+    const p = ngramPrompts(2, { seed: 4, length: 30, bigrams: 1 });
     for (const { tokens } of p) {
       for (const mask of ['zero', { token: SPACE }] as const) {
-        const r = await attribute(ngram, { tokens, target: NGRAM.predicts, method: 'occlusion', settings: { mask } });
+        let r: Awaited<ReturnType<typeof attribute>> | undefined;
+        const past = await pastLengths(ngram, async () => { r = await attribute(ngram, { tokens, target: NGRAM.predicts, method: 'occlusion', settings: { mask, batchSize: 8 } }); });
+        expect(past.length).toBeGreaterThan(0);
         const t = await resolveTarget(ngram, tokens, { target: NGRAM.predicts });
         const lp = async (input: number[], zeroAt?: number) => {
           const { logits } = await ngram.runWithHooks([input], zeroAt === undefined ? {} : { interventions: [{ hook: 'hook_embed', op: 'zero', positions: [zeroAt] }] });
@@ -173,15 +195,15 @@ describe('evaluate reusing the unperturbed prefix', () => {
         const fx = await lp(tokens);
         for (let i = 0; i < tokens.length; i++) {
           const masked = mask === 'zero' ? await lp(tokens, i) : await lp(tokens.map((tok, j) => (j === i ? SPACE : tok)));
-          expect(Math.abs(r.scores[0][i] - (fx - masked))).toBeLessThan(1e-5 * Math.max(1, Math.abs(fx)));
+          expect(Math.abs(r!.scores[0][i] - (fx - masked))).toBeLessThan(1e-5 * Math.max(1, Math.abs(fx)));
         }
         const x = mask === 'zero' ? await tokenEmbeddings(ngram, tokens) : undefined;
         const d = ngram.cfg.dModel;
         const examples: Example[] = Array.from({ length: tokens.length }, (_, i) => (x
           ? { row: 0, embed: x.slice().fill(0, i * d, (i + 1) * d) }
           : { row: 0, tokens: tokens.map((tok, j) => (j === i ? SPACE : tok)) }));
-        const reused = await evaluate(ngram, t.input, t.rows, examples, { grad: false, batchSize: 32 });
-        const full = await evaluate(ngram, t.input, t.rows, examples, { grad: false, batchSize: 32, reusePrefix: false });
+        const reused = await evaluate(ngram, t.input, t.rows, examples, { grad: false, batchSize: 8 });
+        const full = await evaluate(ngram, t.input, t.rows, examples, { grad: false, batchSize: 8, reusePrefix: false });
         expect(reused.values).toEqual(full.values);
       }
     }

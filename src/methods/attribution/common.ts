@@ -69,9 +69,9 @@ export function chunks(n: number, size: number): [number, number][] {
  * ascending) into runs of at most `size` that each start at their first example's position, so
  * that a run computes rows × (seq − start) positions. Fewer, larger runs use the cores better;
  * runs of nearby starts waste fewer positions: each run is charged RUN_COST positions on top of
- * its own, and the cheapest split is found by dynamic programming.
+ * its own, and the cheapest split (and its cost) is found by dynamic programming.
  */
-function prefixChunks(starts: number[], seq: number, size: number): [number, number][] {
+function prefixChunks(starts: number[], seq: number, size: number): { runs: [number, number][]; cost: number } {
   const n = starts.length;
   const cost = new Float64Array(n + 1).fill(Infinity);
   const from = new Int32Array(n + 1);
@@ -82,9 +82,9 @@ function prefixChunks(starts: number[], seq: number, size: number): [number, num
       if (c < cost[e]) { cost[e] = c; from[e] = s; }
     }
   }
-  const out: [number, number][] = [];
-  for (let e = n; e > 0; e = from[e]) out.unshift([from[e], e]);
-  return out;
+  const runs: [number, number][] = [];
+  for (let e = n; e > 0; e = from[e]) runs.unshift([from[e], e]);
+  return { runs, cost: cost[n] };
 }
 
 /**
@@ -136,15 +136,26 @@ export async function evaluate(
     else units.push({ ex, terms: r.terms, post: r.exp ? 'exp' : 'sum', coef: 1 });
   });
   const reuse = !opts.grad && opts.reusePrefix !== false && seq > 2;
-  const needsReal = examples.some((x) => x.embed) && examples.some((x) => !x.embed);
-  const clean = reuse || needsReal ? await cleanRun(model, tokens, reuse ? [hook, ...model.pastHooks] : [hook]) : undefined;
-  const real = clean?.get(hook).f32;
-  // Where each unit's run may start: its first position that differs from the prompt, and no later
-  // than its first target position nor seq − 2 (two positions at least, see above).
-  const starts = units.map((u) => (reuse ? Math.min(firstChange(examples[u.ex], tokens, real!, d), ...u.terms.map((t) => t.pos), seq - 2) : 0));
-  const order = units.map((_, i) => i);
-  if (reuse) order.sort((i, j) => starts[i] - starts[j]);
-  const runs = reuse ? prefixChunks(order.map((i) => starts[i]), seq, opts.batchSize) : chunks(units.length, opts.batchSize);
+  // The prompt's own activation at the hook: fed to examples without one of their own, and what
+  // prefix reuse compares the others with. Token embeddings are read from W_E; another hook's
+  // activation takes a run of the prompt, which then also keeps the keys and values reuse needs.
+  const needsReal = examples.some((x) => x.embed) && (reuse || examples.some((x) => !x.embed));
+  const prompt = needsReal && hook !== EMBED_HOOK ? await cleanRun(model, tokens, reuse ? [hook, ...model.pastHooks] : [hook]) : undefined;
+  const real = needsReal ? (prompt ? prompt.get(hook).f32 : await tokenEmbeddings(model, tokens)) : undefined;
+  let order = units.map((_, i) => i);
+  let starts = units.map(() => 0);
+  let runs = chunks(units.length, opts.batchSize);
+  if (reuse) {
+    // Where each unit's run may start: its first position that differs from the prompt, and no
+    // later than its first target position nor seq − 2 (two positions at least, see above).
+    const from = units.map((u) => Math.min(firstChange(examples[u.ex], tokens, real, d), ...u.terms.map((t) => t.pos), seq - 2));
+    const sorted = order.slice().sort((i, j) => from[i] - from[j]);
+    const plan = prefixChunks(sorted.map((i) => from[i]), seq, opts.batchSize);
+    // Only worth it when it saves more than the prompt's own run, which gives the keys and values.
+    const whole = runs.reduce((c, [s, e]) => c + RUN_COST + (e - s) * seq, 0);
+    if (plan.cost + RUN_COST + seq < whole) [order, starts, runs] = [sorted, from, plan.runs];
+  }
+  const clean = runs.some(([s]) => starts[order[s]] > 0) ? (prompt?.has(model.pastHooks[0]) ? prompt : await cleanRun(model, tokens, model.pastHooks)) : undefined;
   const values = new Array<number>(examples.length).fill(0);
   const grads: Float32Array[] = [];
   for (const [s, e] of runs) {
@@ -190,7 +201,7 @@ export async function evaluate(
 }
 
 /** The first position at which an example's tokens or activation differ from the prompt's (seq when none does). */
-function firstChange(x: Example, tokens: number[], real: Float32Array, d: number): number {
+function firstChange(x: Example, tokens: number[], real: Float32Array | undefined, d: number): number {
   let first = tokens.length;
   if (x.tokens) {
     const i = x.tokens.findIndex((t, p) => t !== tokens[p]);
@@ -198,7 +209,7 @@ function firstChange(x: Example, tokens: number[], real: Float32Array, d: number
   }
   if (x.embed) {
     for (let k = 0; k < first * d; k++) {
-      if (x.embed[k] !== real[k]) return Math.floor(k / d);
+      if (x.embed[k] !== real![k]) return Math.floor(k / d);
     }
   }
   return first;
