@@ -37,6 +37,10 @@ describe('logitPositions', () => {
     expect(b.terms).toEqual(a.terms);
     expect(Array.from(b.grads.hook_embed.f32)).toEqual(Array.from(a.grads.hook_embed.f32));
     expect(b.logits.shape).toEqual([2, 2, cfg.dVocab]);
+    // Positions that leave out a term's: that term's row is unembedded on its own, same numbers.
+    const c = await model.gradients(PROMPTS, terms, { logitPositions: [5] });
+    expect(c.terms).toEqual(a.terms);
+    expect(Array.from(c.grads.hook_embed.f32)).toEqual(Array.from(a.grads.hook_embed.f32));
   });
 
   it('rejects positions outside the sequence and empty lists', async () => {

@@ -53,6 +53,19 @@ export interface RunOptions {
    * unembedding positions nobody reads.
    */
   logitPositions?: number[];
+  /**
+   * Keys and values of a prompt's first positions (`pastKeyValues`): the input is then what
+   * follows that prefix, and only its positions are computed. Hooks, interventions, logits and
+   * their positions all refer to the input's own positions (0 is the first after the prefix).
+   */
+  past?: PastKeyValues;
+}
+
+/** Every layer's keys and values at a prompt's first `length` positions: [1, length, heads, d_head] each. */
+export interface PastKeyValues {
+  length: number;
+  keys: Tensor[];
+  values: Tensor[];
 }
 
 /** One term of a scalar objective: coef * (logit | log-prob) of `token` at (`batch`, `pos`). */
@@ -112,6 +125,9 @@ interface RunSpec {
   callbacks: string[];
   gradWrt: string[] | null;
   logitPositions: boolean;
+  past: boolean;
+  /** The objective reads its rows from the logits (at logitPositions) instead of unembedding them again. */
+  objectiveFromLogits: boolean;
 }
 
 export class HookedTransformer {
@@ -187,11 +203,48 @@ export class HookedTransformer {
     return { tokens: rows, lengths: rows.map((r) => r.length), seq };
   }
 
-  private baseFeeds(batch: Batch): Record<string, Tensor> {
+  private baseFeeds(batch: Batch, past: number): Record<string, Tensor> {
     const { seq } = batch;
     const ids = new BigInt64Array(batch.tokens.length * seq);
     batch.tokens.forEach((r, b) => r.forEach((t, i) => (ids[b * seq + i] = BigInt(t))));
-    return { tokens: new Tensor('int64', ids, [batch.tokens.length, seq]), ...positionFeeds(seq) };
+    return { tokens: new Tensor('int64', ids, [batch.tokens.length, seq]), ...positionFeeds(seq, past) };
+  }
+
+  /** The hooks a cache needs for `pastKeyValues`: every layer's keys and values. */
+  get pastHooks(): string[] {
+    return Array.from({ length: this.cfg.nLayers }, (_, l) => [`blocks.${l}.attn.hook_k`, `blocks.${l}.attn.hook_v`]).flat();
+  }
+
+  /**
+   * The keys and values of prompt `b`'s first `length` positions in a cache of `pastHooks`, for
+   * runs (`past`) that continue that prefix in other ways: the prefix is then never recomputed.
+   */
+  pastKeyValues(cache: ActivationCache, length: number, b = 0): PastKeyValues {
+    const n = cache.batch.lengths[b];
+    if (n === undefined) throw new LanternError(`prompt ${b} is not in the cache (batch of ${cache.batch.lengths.length})`);
+    if (!Number.isInteger(length) || length < 1 || length > n) throw new LanternError(`past length ${length} outside [1, ${n}] (prompt ${b}'s length)`);
+    const { nHeads: H, dHead: dh } = this.cfg;
+    const prefix = (name: string) => {
+      const o = b * cache.batch.seq * H * dh;
+      return Tensor.f32(cache.get(name).f32.slice(o, o + length * H * dh), [1, length, H, dh]);
+    };
+    const layers = Array.from({ length: this.cfg.nLayers }, (_, l) => l);
+    return { length, keys: layers.map((l) => prefix(`blocks.${l}.attn.hook_k`)), values: layers.map((l) => prefix(`blocks.${l}.attn.hook_v`)) };
+  }
+
+  private feedPast(past: PastKeyValues, batch: Batch, feeds: Record<string, Tensor>): void {
+    const { nLayers: L, nHeads: H, dHead: dh, nCtx } = this.cfg;
+    const P = past.length;
+    if (!Number.isInteger(P) || P < 1) throw new LanternError(`past length ${P} must be a positive integer`);
+    if (P + batch.seq > nCtx) throw new LanternError(`past of ${P} positions plus ${batch.seq} tokens is longer than the model's context of ${nCtx}`);
+    if (past.keys?.length !== L || past.values?.length !== L) throw new LanternError(`past keys and values must have one tensor per layer (${L})`);
+    const want = [1, P, H, dh].join(',');
+    for (let l = 0; l < L; l++) {
+      for (const [kind, t] of [['k', past.keys[l]], ['v', past.values[l]]] as const) {
+        if (t.dtype !== 'float32' || t.shape.join(',') !== want) throw new LanternError(`past ${kind} of layer ${l}: expected float32 [${want}], got ${t.dtype} [${t.shape}]`);
+        feeds[`past.${l}.${kind}`] = t;
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -212,6 +265,20 @@ export class HookedTransformer {
 
   // ---------------------------------------------------------------------------------------------
   // Runs
+
+  /**
+   * The token embeddings (hook_embed) of one prompt, [1, seq, d_model]: rows of W_E, gathered
+   * without running the model.
+   */
+  async embedTokens(tokens: number[]): Promise<Tensor> {
+    const { tokens: ids } = this.baseFeeds(this.toBatch([tokens]), 0);
+    const build = () => {
+      const g = new Graph();
+      g.output('embed', g.gather(g.input('embed.W_E', 'float32', [this.cfg.dVocab, this.cfg.dModel]), g.input('tokens', 'int64', [B, T])));
+      return g;
+    };
+    return (await this.executor.run(JSON.stringify({ cfg: this.cfg, embedTokens: true }), build, { tokens: ids }, { weights: [this.weights] })).embed;
+  }
 
   /** Logits for `input` (no hooks). */
   async run(input: ModelInput): Promise<Tensor> {
@@ -248,6 +315,9 @@ export class HookedTransformer {
     wrt.forEach((n) => this.checkHook(n));
     if (terms.length === 0) throw new LanternError('objective has no terms');
     const { spec, feeds } = this.plan(batch, { interventions: opts.interventions, cache: opts.cache, logitPositions: opts.logitPositions }, wrt);
+    const lp = opts.logitPositions;
+    const at = new Map(lp?.map((p, k) => [p, k]));
+    spec.objectiveFromLogits = Boolean(lp) && terms.every((t) => at.has(t.pos));
     const n = terms.length;
     const rows = new BigInt64Array(n);
     const toks = new BigInt64Array(n);
@@ -259,7 +329,7 @@ export class HookedTransformer {
       if (!Number.isInteger(t.pos) || t.pos < 0 || t.pos >= batch.lengths[b]) throw new LanternError(`objective term ${i}: position ${t.pos} outside prompt ${b} (length ${batch.lengths[b]})`);
       if (!Number.isInteger(t.token) || t.token < 0 || t.token >= this.cfg.dVocab) throw new LanternError(`objective term ${i}: token ${t.token} outside the vocabulary`);
       if (t.kind !== 'logit' && t.kind !== 'logprob') throw new LanternError(`objective term ${i}: kind '${t.kind}' is not 'logit' or 'logprob'`);
-      rows[i] = BigInt(b * batch.seq + t.pos);
+      rows[i] = BigInt(spec.objectiveFromLogits ? b * lp!.length + at.get(t.pos)! : b * batch.seq + t.pos);
       toks[i] = BigInt(t.token);
       (t.kind === 'logit' ? cl : cp)[i] = t.coef ?? 1;
     });
@@ -280,8 +350,9 @@ export class HookedTransformer {
   // Planning: user options -> a RunSpec (what the graph computes) + feeds (the values)
 
   private plan(batch: Batch, opts: RunOptions, gradWrt: string[] | null): { spec: RunSpec; feeds: Record<string, Tensor> } {
-    const feeds = this.baseFeeds(batch);
-    const interventions = (opts.interventions ?? []).map((iv, k) => this.planIntervention(iv, k, batch, feeds));
+    const feeds = this.baseFeeds(batch, opts.past?.length ?? 0);
+    if (opts.past) this.feedPast(opts.past, batch, feeds);
+    const interventions = (opts.interventions ?? []).map((iv, k) => this.planIntervention(iv, k, batch, feeds, Boolean(opts.past)));
     const callbacks = Object.keys(opts.callbacks ?? {});
     callbacks.forEach((n) => this.checkHook(n));
     if (gradWrt && callbacks.length) throw new LanternError('JavaScript hook callbacks cannot be combined with gradients; use declarative interventions');
@@ -293,10 +364,10 @@ export class HookedTransformer {
       for (const p of lp) if (!Number.isInteger(p) || p < 0 || p >= batch.seq) throw new LanternError(`logit position ${p} outside the sequence (length ${batch.seq})`);
       feeds.logit_positions = Tensor.i64(lp, [lp.length]);
     }
-    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions: Boolean(lp) }, feeds };
+    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions: Boolean(lp), past: Boolean(opts.past), objectiveFromLogits: false }, feeds };
   }
 
-  private planIntervention(iv: Intervention, k: number, batch: Batch, feeds: Record<string, Tensor>): InterventionPlan {
+  private planIntervention(iv: Intervention, k: number, batch: Batch, feeds: Record<string, Tensor>, past: boolean): InterventionPlan {
     this.checkHook(iv.hook);
     const hookShape = this.hookShapes.get(iv.hook)!;
     const layout = this.hookLayouts.get(iv.hook)!;
@@ -306,6 +377,8 @@ export class HookedTransformer {
     if (!ops.includes(iv.op)) throw new LanternError(`${where}: unknown op; use one of ${ops.join(', ')}`);
     if (iv.op === 'replace' || iv.op === 'add' || (iv.op === 'mean' && iv.value)) {
       if (!iv.value) throw new LanternError(`${where}: needs a value tensor`);
+      // Their key axis is then past + seq long, which a value's shape cannot be checked against.
+      if (past && layout === 'pattern') throw new LanternError(`${where}: a run with past keys and values takes no attention-pattern values; use zero, scale or mean`);
       plan.valueShape = this.valueShape(iv.value, hookShape, batch, where);
       feeds[`iv${k}.value`] = iv.value.dtype === 'float32' ? iv.value : Tensor.f32(Float32Array.from(iv.value.toArray()), iv.value.shape);
     }
@@ -398,10 +471,10 @@ export class HookedTransformer {
       if (cache.has(name) && !aliases.has(name)) g.output(name, v);
       return v;
     };
-    const model = gpt2Forward(g, this.cfg, gpt2Inputs(g, { logitPositions: spec.logitPositions }), hook, wants);
+    const model = gpt2Forward(g, this.cfg, gpt2Inputs(g, { logitPositions: spec.logitPositions, past: spec.past ? this.cfg : undefined }), hook, wants);
     g.output('logits', model.logits);
     if (spec.gradWrt) {
-      const objective = objectiveGraph(g, model);
+      const objective = objectiveGraph(g, model, spec.objectiveFromLogits);
       g.output('objective', objective);
       const grads = gradients(g, objective, spec.gradWrt.map((n) => wrtValues.get(n)!));
       spec.gradWrt.forEach((n, i) => g.output(`grad:${n}`, grads[i]));
@@ -485,16 +558,21 @@ function applyIntervention(g: Graph, act: Value, plan: InterventionPlan, k: numb
 }
 
 /**
- * sum_i coef_logit_i * logit_i + coef_logprob_i * logprob_i over (row, token) pairs. Only the
- * rows the objective reads are unembedded again, so the backward pass never touches the
- * [batch * seq, vocab] logits (at T=128 the unembedding is ~30% of GPT-2 small's FLOPs).
+ * sum_i coef_logit_i * logit_i + coef_logprob_i * logprob_i over (row, token) pairs. When the
+ * logits were computed only at positions that include every term's, the rows are read from them
+ * (`fromLogits`; `rows` then index [batch * logit_pos]), so no row is unembedded twice (reading
+ * all of W_U once more per run). Otherwise only the rows the objective reads are unembedded
+ * again, so the backward pass never touches the [batch * seq, vocab] logits (at T=128 the
+ * unembedding is ~30% of GPT-2 small's FLOPs).
  */
-function objectiveGraph(g: Graph, model: Gpt2Outputs): Value {
+function objectiveGraph(g: Graph, model: Gpt2Outputs, fromLogits: boolean): Value {
   const rows = g.input('objective.rows', 'int64', ['terms']);
   const tokens = g.input('objective.tokens', 'int64', ['terms', 1]);
   const coefLogit = g.input('objective.coef_logit', 'float32', ['terms', 1]);
   const coefLogprob = g.input('objective.coef_logprob', 'float32', ['terms', 1]);
-  const picked = model.unembed(g.gather(model.finalFlat, rows)); // [terms, vocab]
+  const picked = fromLogits // [terms, vocab]
+    ? g.gather(g.reshape(model.logits, [-1, model.logits.shape[2]]), rows)
+    : model.unembed(g.gather(model.finalFlat, rows));
   const logit = g.gatherElements(picked, tokens, 1);
   const logprob = g.gatherElements(g.logSoftmax(picked, -1), tokens, 1);
   const terms = g.add(g.mul(coefLogit, logit), g.mul(coefLogprob, logprob));

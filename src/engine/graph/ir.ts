@@ -278,8 +278,15 @@ export class Graph {
 
   /** Broadcasts `x` to the runtime shape of `like`. */
   expandLike(x: Value, like: Value): Value {
-    broadcastShapes(x.shape, like.shape, 'Expand');
-    return this.node('Expand', [x, this.shapeOf(like)], {}, [[x.dtype, like.shape]])[0];
+    return this.expand(x, this.shapeOf(like), like.shape);
+  }
+
+  /** ONNX Expand: broadcasts `x` against the runtime int64 `shape`, whose result is declared as `out`. */
+  expand(x: Value, shape: Value, out: Shape): Value {
+    if (shapeToString(broadcastShapes(x.shape, out, 'Expand')) !== shapeToString(out)) {
+      throw new LanternError(`Expand: ${shapeToString(x.shape)} does not broadcast to ${shapeToString(out)}`);
+    }
+    return this.node('Expand', [x, shape], {}, [[x.dtype, out]])[0];
   }
 
   zerosLike(x: Value): Value {
@@ -333,8 +340,8 @@ export class Graph {
 
   concat(xs: Value[], axis: number): Value {
     const a = this.axis(xs[0], axis);
-    let total: Dim = 0;
-    for (const x of xs) {
+    let total: Dim = xs[0].shape[a];
+    for (const x of xs.slice(1)) {
       if (x.shape.length !== xs[0].shape.length || x.shape.some((d, i) => i !== a && d !== xs[0].shape[i])) {
         throw new LanternError(`Concat: shapes ${xs.map((v) => shapeToString(v.shape)).join(', ')} differ off axis ${a}`);
       }

@@ -7,8 +7,10 @@
  *                position embedding stays) — every masked copy gets its own [seq, d_model]
  *                embeddings through one replace intervention with a [batch, seq, d_model] value;
  *   { token }    the token id is replaced by a baseline token (e.g. a space or an UNK-like id).
- * All masked copies (× rows) run `batchSize` at a time. With `granularity` 'word' or 'sentence'
- * (features.ts) a feature's tokens are masked together and each feature gets one score.
+ * All masked copies (× rows) run `batchSize` at a time, a run starting at its copies' first masked
+ * position (before it, the prompt's own keys and values are reused: common.ts `evaluate`). With
+ * `granularity` 'word' or 'sentence' (features.ts) a feature's tokens are masked together and each
+ * feature gets one score.
  *
  * Leave-one-out itself (`occlusionFit`) sees only a CoalitionScorer, so the same code runs on a
  * black-box backend (agnostic.ts); `spanScorer` is the white-box scorer.

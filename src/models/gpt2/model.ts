@@ -14,6 +14,10 @@ export type Hook = (name: string, v: Value, layout: Layout) => Value;
 
 export const B = 'batch';
 export const T = 'seq';
+/** Earlier positions whose keys and values a run takes as inputs instead of computing them. */
+export const PAST = 'past';
+/** What a query of a run with past keys and values attends to: the past positions, then the run's own. */
+export const KEYS = `${PAST}+${T}`;
 
 /** Graph input names of the weights, in Lantern's (TransformerLens-like) naming. */
 export function weightShapes(cfg: ModelConfig): Record<string, number[]> {
@@ -61,32 +65,50 @@ export const OPTIONAL_HOOKS = /\.attn\.hook_result$/;
 
 export interface Gpt2Inputs {
   tokens: Value; // int64 [batch, seq]
-  positions: Value; // int64 [seq]
-  causalMask: Value; // bool [seq, seq], true where a query may attend
+  positions: Value; // int64 [seq], offset by the past length when there is one
+  causalMask: Value; // bool [seq, seq] ([seq, past+seq] with past), true where a query may attend
   /** int64 [logit_pos]: when present, logits are computed only at these positions. */
   logitPositions?: Value;
+  /**
+   * Per layer, the keys and values of one prompt's first `past` positions, [1, past, heads,
+   * d_head], shared by every batch entry: the run computes only the positions after them. Under
+   * causal attention nothing later changes an earlier position, so this equals running the whole
+   * sequence while recomputing only what can differ.
+   */
+  past?: { k: Value; v: Value }[];
 }
 
 /** Symbolic length of the `logit_positions` input. */
 export const LOGIT_POS = 'logit_pos';
 
-/** Values for the `positions` and `causal_mask` inputs at sequence length `seq`. */
-export function positionFeeds(seq: number): { positions: Tensor; causal_mask: Tensor } {
-  const mask = new Uint8Array(seq * seq);
-  for (let q = 0; q < seq; q++) for (let k = 0; k <= q; k++) mask[q * seq + k] = 1;
+/** Values for the `positions` and `causal_mask` inputs at sequence length `seq`, after `past` earlier positions. */
+export function positionFeeds(seq: number, past = 0): { positions: Tensor; causal_mask: Tensor } {
+  const keys = past + seq;
+  const mask = new Uint8Array(seq * keys);
+  for (let q = 0; q < seq; q++) mask.fill(1, q * keys, q * keys + past + q + 1);
   return {
-    positions: Tensor.i64(Array.from({ length: seq }, (_, i) => i), [seq]),
-    causal_mask: new Tensor('bool', mask, [seq, seq]),
+    positions: Tensor.i64(Array.from({ length: seq }, (_, i) => past + i), [seq]),
+    causal_mask: new Tensor('bool', mask, [seq, keys]),
   };
 }
 
-/** The model's graph inputs; with `logitPositions`, also `logit_positions` (int64 [logit_pos]). */
-export function gpt2Inputs(g: Graph, opts: { logitPositions?: boolean } = {}): Gpt2Inputs {
+/**
+ * The model's graph inputs; with `logitPositions`, also `logit_positions` (int64 [logit_pos]);
+ * with `past` (the model's config), each layer's past keys and values `past.{l}.k` / `past.{l}.v`.
+ */
+export function gpt2Inputs(g: Graph, opts: { logitPositions?: boolean; past?: ModelConfig } = {}): Gpt2Inputs {
+  const cfg = opts.past;
   return {
     tokens: g.input('tokens', 'int64', [B, T]),
     positions: g.input('positions', 'int64', [T]),
-    causalMask: g.input('causal_mask', 'bool', [T, T]),
+    causalMask: g.input('causal_mask', 'bool', [T, cfg ? KEYS : T]),
     ...(opts.logitPositions ? { logitPositions: g.input('logit_positions', 'int64', [LOGIT_POS]) } : {}),
+    ...(cfg ? {
+      past: Array.from({ length: cfg.nLayers }, (_, l) => ({
+        k: g.input(`past.${l}.k`, 'float32', [1, PAST, cfg.nHeads, cfg.dHead]),
+        v: g.input(`past.${l}.v`, 'float32', [1, PAST, cfg.nHeads, cfg.dHead]),
+      })),
+    } : {}),
   };
 }
 
@@ -122,18 +144,31 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
 
   const heads = (x: Value) => g.reshape(x, [B, T, H, dh]); // [b, t, h, dh]
 
-  const attention = (x: Value, p: string): Value => {
+  // Past keys (or values) of every batch entry, then the run's own: [b, past + t, h, dh]. Expand,
+  // not a broadcasting matmul against the past, so that each query's scores and its weighted sum
+  // of values are one matmul over all keys, as in a run of the whole sequence.
+  let batchOnes: Value | undefined; // [b, 1, 1, 1]
+  const afterPast = (past: Value, x: Value) => {
+    batchOnes ??= g.concat([g.slice(g.shapeOf(inp.tokens), 0, 0, 1), g.ints([1, 1, 1])], 0);
+    return g.concat([g.expand(past, batchOnes, [B, PAST, H, dh]), x], 1);
+  };
+
+  const attention = (x: Value, l: number): Value => {
+    const p = `blocks.${l}`;
     const qkv = g.add(g.matmul(x, W(`${p}.attn.W_QKV`)), W(`${p}.attn.b_QKV`));
     const [q0, k0, v0] = g.split(qkv, -1, [D, D, D]);
     const q = hook(`${p}.attn.hook_q`, heads(q0), 'heads');
     const k = hook(`${p}.attn.hook_k`, heads(k0), 'heads');
     const v = hook(`${p}.attn.hook_v`, heads(v0), 'heads');
+    const past = inp.past?.[l];
+    const keys = past ? afterPast(past.k, k) : k;
+    const values = past ? afterPast(past.v, v) : v;
     // scores[b, h, q, k] = q . k / sqrt(dh), -inf where k is in q's future
     // (Scaling q rather than the [q, k] scores touches T*D values instead of H*T*T.)
-    const scores = g.matmul(g.transpose(g.mul(q, f(1 / Math.sqrt(dh))), [0, 2, 1, 3]), g.transpose(k, [0, 2, 3, 1]));
+    const scores = g.matmul(g.transpose(g.mul(q, f(1 / Math.sqrt(dh))), [0, 2, 1, 3]), g.transpose(keys, [0, 2, 3, 1]));
     const masked = hook(`${p}.attn.hook_attn_scores`, g.where(inp.causalMask, scores, f(-Infinity)), 'pattern');
     const pattern = hook(`${p}.attn.hook_pattern`, g.softmax(masked, -1), 'pattern');
-    const z = hook(`${p}.attn.hook_z`, g.transpose(g.matmul(pattern, g.transpose(v, [0, 2, 1, 3])), [0, 2, 1, 3]), 'heads');
+    const z = hook(`${p}.attn.hook_z`, g.transpose(g.matmul(pattern, g.transpose(values, [0, 2, 1, 3])), [0, 2, 1, 3]), 'heads');
     if (wants(`${p}.attn.hook_result`)) {
       // result[b, t, h, :] = z[b, t, h, :] @ W_O[h]: each head's write to the residual stream.
       const WO = g.reshape(W(`${p}.attn.W_O`), [H, dh, D]);
@@ -155,7 +190,7 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
   for (let l = 0; l < cfg.nLayers; l++) {
     const p = `blocks.${l}`;
     const residPre = hook(`${p}.hook_resid_pre`, resid, 'resid');
-    const attnOut = hook(`${p}.hook_attn_out`, attention(layerNorm(residPre, `${p}.ln1`), p), 'resid');
+    const attnOut = hook(`${p}.hook_attn_out`, attention(layerNorm(residPre, `${p}.ln1`), l), 'resid');
     const residMid = hook(`${p}.hook_resid_mid`, g.add(residPre, attnOut), 'resid');
     const mlpOut = hook(`${p}.hook_mlp_out`, mlp(layerNorm(residMid, `${p}.ln2`), p), 'resid');
     resid = hook(`${p}.hook_resid_post`, g.add(residMid, mlpOut), 'resid');
