@@ -1,7 +1,10 @@
 // Model-agnostic perturbation attribution (src/methods/attribution/agnostic.ts, features.ts):
 // the same occlusion / KernelSHAP code on the white-box engine and on a planted model served over
-// HTTP by Lantern's OpenAI-compatible plugin, which must agree number for number when both
-// perturb identically (token-id prompts, { token } masking); the planted bigram as the cause SHAP
+// HTTP by Lantern's OpenAI-compatible plugin, which must agree when both perturb identically
+// (token-id prompts, { token } masking) to the precision of the served numbers: the server's
+// log-softmax runs in float32 inside the graph, as a served model's does, the white-box one in
+// float64 over the same float32 logits (1e-5 here; a wrong token, position or prompt is off by
+// orders of magnitude more); the planted bigram as the cause SHAP
 // must find; and word / sentence features, checked against hand-written perturbed prompts.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -45,6 +48,8 @@ function bigramPrompts(n: number, length: number, seed: number): { tokens: numbe
     .map(({ p, end }) => ({ tokens: p.tokens.slice(0, end + 1), end }));
 }
 
+// ORT's float32 log-softmax over the vocabulary against float64 JavaScript: a few 1e-6 apart.
+const FLOAT32_LOGPROB = 1e-5;
 const top = (row: number[], k: number) => row.map((s, i) => [s, i] as const).sort((a, b) => b[0] - a[0]).slice(0, k).map(([, i]) => i);
 
 describe('black-box over HTTP equals white-box on a planted model', () => {
@@ -54,14 +59,14 @@ describe('black-box over HTTP equals white-box on a planted model', () => {
     for (const { tokens } of bigramPrompts(6, 12, 5)) {
       const white = await attribute(ngram, { tokens, target: NGRAM.predicts, method: 'occlusion', settings: { mask } });
       const black = await explainWithBackend(http, { prompt: tokens, target: [NGRAM.predicts], method: 'occlusion', mask });
-      expect(black.target.values).toEqual(white.target.values);
+      expect(Math.abs(black.target.values[0] - white.target.values[0])).toBeLessThan(FLOAT32_LOGPROB);
       expect(black.scores[0].length).toBe(tokens.length);
       black.scores[0].forEach((s, i) => (worst = Math.max(worst, Math.abs(s - white.scores[0][i]))));
       expect(black.backend.approximate).toBe(false);
       expect(black.tokens).toEqual(tokens);
     }
-    // Same float32 logits, same float64 arithmetic on both sides: the numbers are the same.
-    expect(worst).toBe(0);
+    // Same float32 logits; the log-softmax rounds to float32 on the server.
+    expect(worst).toBeLessThan(FLOAT32_LOGPROB);
   });
 
   it('KernelSHAP: the same estimator on both sides gives the same scores; the top token is in the planted bigram', async () => {
@@ -70,7 +75,7 @@ describe('black-box over HTTP equals white-box on a planted model', () => {
       const black = await explainWithBackend(http, { prompt: tokens, target: [NGRAM.predicts], method: 'shap', mask, seed: 1 });
       const white = await attribute(ngram, { tokens, target: NGRAM.predicts, method: 'shap', settings: { mask }, seed: 1 });
       expect(black.settings.enumerated).toBe(true); // 2^n − 2 coalitions fit the default budget: exact Shapley values
-      black.scores[0].forEach((s, i) => expect(s).toBeCloseTo(white.scores[0][i], 9));
+      black.scores[0].forEach((s, i) => expect(Math.abs(s - white.scores[0][i])).toBeLessThan(FLOAT32_LOGPROB));
       // The neuron fires on "t h" only: the two largest Shapley values are the bigram's tokens.
       expect(top(black.scores[0], 2).sort((a, b) => a - b)).toEqual([end - 1, end]);
       expect([end - 1, end]).toContain(top(black.scores[0], 1)[0]);
@@ -82,7 +87,13 @@ describe('black-box over HTTP equals white-box on a planted model', () => {
     const mask = { token: SPACE };
     const black = await explainWithBackend(http, { prompt: tokens, target: [NGRAM.predicts], method: 'occlusion', mask, evaluate: true });
     const white = await attribute(ngram, { tokens, target: NGRAM.predicts, method: 'occlusion', settings: { mask }, evaluate: true });
-    expect(black.faithfulness!.rows[0]).toEqual(white.faithfulness!.rows[0]);
+    const [b, w] = [black.faithfulness!.rows[0], white.faithfulness!.rows[0]];
+    expect(Object.keys(b)).toEqual(Object.keys(w));
+    expect(b.k).toEqual(w.k);
+    const numbers = (r: object): number[] => Object.values(r).flatMap((v) => (Array.isArray(v) ? v.flat(2) : [v])).filter((v): v is number => typeof v === 'number');
+    const [nb, nw] = [numbers(b), numbers(w)];
+    expect(nb.length).toBe(nw.length);
+    nb.forEach((x, i) => expect(Math.abs(x - nw[i]), `faithfulness number ${i}`).toBeLessThan(FLOAT32_LOGPROB));
     // The saved result reloads.
     const file = path.join(tmp, 'black.json');
     saveResult(file, black);
@@ -138,7 +149,7 @@ describe('word and sentence features', () => {
     const fx = await lp(text);
     const want: number[] = [];
     for (const p of rec.prompts.slice(-6)) want.push(fx - (await lp(p as string)));
-    r.scores[0].forEach((s, i) => expect(s).toBeCloseTo(want[i], 9));
+    r.scores[0].forEach((s, i) => expect(Math.abs(s - want[i])).toBeLessThan(FLOAT32_LOGPROB));
     expect(r.granularity).toBe('word');
     expect(r.target.rows).toEqual(['logprob(" was")']);
   });

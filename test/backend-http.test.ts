@@ -21,7 +21,13 @@ let client: OpenAI;
 const ID = 'lantern-demo';
 
 /** log p(ids[t] | ids[<t]) for t >= 1, straight from the engine's logits. */
+/** The engine's scores, which the server must return bit for bit. */
 async function engineLogprobs(ids: number[]): Promise<number[]> {
+  return (await model.tokenLogprobs(ids)).logprobs;
+}
+
+/** An independent computation: float64 log-softmax in JavaScript over the logits of a plain forward. */
+async function referenceLogprobs(ids: number[]): Promise<number[]> {
   const logits = await model.run([ids]);
   const V = model.cfg.dVocab;
   return ids.slice(1).map((tok, t) => logSoftmaxAt(logits.f32.subarray(t * V, (t + 1) * V), tok));
@@ -53,7 +59,8 @@ describe('OpenAI-compatible server, through the official openai client', () => {
       expect(r.choices[0].text).toBe(text);
       expect(lp.tokens).toEqual(model.tokenStrings(ids));
       expect(lp.token_logprobs![0]).toBeNull();
-      expect(lp.token_logprobs!.slice(1)).toEqual(expected); // bit-identical: same float32 logits, same arithmetic
+      expect(lp.token_logprobs!.slice(1)).toEqual(expected); // bit-identical: the engine's own numbers
+      (await referenceLogprobs(ids)).forEach((x, t) => expect(Math.abs(lp.token_logprobs![t + 1]! - x)).toBeLessThan(2e-5));
       expect(lp.text_offset).toEqual([0, 3, 8, 13, 18, 22, 27]);
       // The top alternatives are sorted and the most likely is at least as likely as the actual token.
       const top = Object.values(lp.top_logprobs![3]!);

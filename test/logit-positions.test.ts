@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { TINY_GPT2 } from '../src/models/random.js';
-import { seededModel } from './helpers.js';
+import { logSoftmaxAt, seededModel } from './helpers.js';
 
 const cfg = { ...TINY_GPT2, nCtx: 16 };
 let model: HookedTransformer;
@@ -46,5 +46,26 @@ describe('logitPositions', () => {
   it('rejects positions outside the sequence and empty lists', async () => {
     await expect(model.runWithHooks(PROMPTS, { logitPositions: [6] })).rejects.toThrow(/logit position 6 outside the sequence \(length 6\)/);
     await expect(model.runWithHooks(PROMPTS, { logitPositions: [] })).rejects.toThrow(/non-empty/);
+  });
+});
+
+describe('tokenLogprobs', () => {
+  it('scores every token given the ones before it, with the top alternatives, as a float64 log-softmax of the logits does', async () => {
+    const ids = PROMPTS[0];
+    const V = cfg.dVocab;
+    const logits = (await model.run([ids])).f32;
+    const r = await model.tokenLogprobs(ids, 3);
+    expect(r.logprobs.length).toBe(ids.length - 1);
+    for (let t = 0; t < ids.length - 1; t++) {
+      const row = logits.subarray(t * V, (t + 1) * V);
+      expect(Math.abs(r.logprobs[t] - logSoftmaxAt(row, ids[t + 1]))).toBeLessThan(1e-5);
+      const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, 3);
+      expect(r.top[t].map((x) => x.id)).toEqual(order);
+      r.top[t].forEach((x) => expect(Math.abs(x.logprob - logSoftmaxAt(row, x.id))).toBeLessThan(1e-5));
+    }
+    // Without alternatives the scores are the same numbers; one token has nothing to score.
+    expect((await model.tokenLogprobs(ids)).logprobs).toEqual(r.logprobs);
+    expect(await model.tokenLogprobs([ids[0]])).toEqual({ logprobs: [], top: [] });
+    await expect(model.tokenLogprobs(ids, -1)).rejects.toThrow(/topK must be an integer/);
   });
 });

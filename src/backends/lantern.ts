@@ -5,7 +5,6 @@
 import { LanternError } from '../errors.js';
 import { generate } from '../models/generate.js';
 import type { HookedTransformer } from '../models/hooked.js';
-import { logSoftmaxAt } from '../models/predictions.js';
 import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
 
 export class LanternBackend implements LanguageModelBackend {
@@ -31,12 +30,8 @@ export class LanternBackend implements LanguageModelBackend {
     if (c.length === 0) throw new LanternError('empty continuation: nothing to score');
     const input = [...p, ...c];
     if (input.length > this.model.cfg.nCtx) throw new LanternError(`prompt + continuation is ${input.length} tokens, longer than the model's context of ${this.model.cfg.nCtx}`);
-    const logits = await this.model.run([input]);
-    // The token at input position p.length + t is predicted by the logits at the position before it.
-    const logprobs = c.map((tok, t) => {
-      const pos = p.length + t - 1;
-      return logSoftmaxAt(logits.f32.subarray(pos * V, (pos + 1) * V), tok);
-    });
+    // Entry t - 1 scores input token t; the continuation starts at input position p.length.
+    const logprobs = (await this.model.tokenLogprobs(input)).logprobs.slice(p.length - 1);
     this.counts.requests++;
     this.counts.promptTokens += input.length;
     return { tokens: this.model.tokenStrings(c), logprobs, total: logprobs.reduce((a, b) => a + b, 0), approximate: false };

@@ -13,7 +13,7 @@ import { Executor, WeightSet, defaultExecutor } from '../engine/runtime/executor
 import { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from './config.js';
 import type { Tokenizer } from './tokenizer.js';
-import { gpt2Forward, gpt2Inputs, positionFeeds, hookNames, OPTIONAL_HOOKS, Layout, Gpt2Outputs, B, T } from './gpt2/model.js';
+import { gpt2Forward, gpt2Inputs, positionFeeds, hookNames, OPTIONAL_HOOKS, Layout, Gpt2Outputs, B, T, LOGIT_POS } from './gpt2/model.js';
 import { ActivationCache } from './cache.js';
 import { splitAtCuts } from '../engine/graph/segment.js';
 
@@ -94,6 +94,13 @@ export interface Batch {
   tokens: number[][];
   lengths: number[];
   seq: number;
+}
+
+/** Scores of a token sequence: entry t is about token t + 1, given the tokens before it. */
+export interface TokenLogprobs {
+  logprobs: number[];
+  /** The most likely tokens at each position, most likely first. */
+  top: { id: number; logprob: number }[][];
 }
 
 export interface RunResult {
@@ -278,6 +285,44 @@ export class HookedTransformer {
       return g;
     };
     return (await this.executor.run(JSON.stringify({ cfg: this.cfg, embedTokens: true }), build, { tokens: ids }, { weights: [this.weights] })).embed;
+  }
+
+  /**
+   * log p(ids[t] | ids[..t]) for t = 1 .. seq-1, and the `topK` most likely tokens at each of
+   * those positions. The log-softmax runs inside the graph, so only these numbers leave the
+   * compute thread: a JavaScript pass over the vocabulary at every position cost more than the
+   * bundled model's whole forward, and so did copying out every position's logits. Every position
+   * is scored whatever a caller reads, so a token's score depends only on `ids` (ORT picks another
+   * matmul kernel for a single row, which rounds differently).
+   */
+  async tokenLogprobs(ids: number[], topK = 0): Promise<TokenLogprobs> {
+    if (!Number.isInteger(topK) || topK < 0 || topK > this.cfg.dVocab) throw new LanternError(`topK must be an integer in [0, ${this.cfg.dVocab}], got ${topK}`);
+    const batch = this.toBatch([ids]);
+    const n = ids.length - 1;
+    if (n === 0) return { logprobs: [], top: [] };
+    const build = () => {
+      const g = new Graph();
+      const { logits } = gpt2Forward(g, this.cfg, gpt2Inputs(g, { logitPositions: true }), (_name, v) => v, () => false);
+      const logprobs = g.logSoftmax(logits, -1);
+      g.output('logprobs', g.gatherElements(logprobs, g.input('next_tokens', 'int64', [B, LOGIT_POS, 1]), 2));
+      if (topK > 0) {
+        const [values, indices] = g.topK(logprobs, topK, -1);
+        g.output('top_logprobs', values);
+        g.output('top_ids', indices);
+      }
+      return g;
+    };
+    const feeds = {
+      ...this.baseFeeds(batch, 0),
+      logit_positions: Tensor.i64(Array.from({ length: n }, (_, t) => t), [n]),
+      next_tokens: Tensor.i64(ids.slice(1), [1, n, 1]),
+    };
+    const out = await this.executor.run(JSON.stringify({ cfg: this.cfg, tokenLogprobs: topK }), build, feeds, { weights: [this.weights] });
+    const top = Array.from({ length: n }, (_, t) => Array.from({ length: topK }, (_, j) => ({
+      id: Number(out.top_ids.data[t * topK + j]),
+      logprob: out.top_logprobs.f32[t * topK + j],
+    })));
+    return { logprobs: Array.from(out.logprobs.f32), top };
   }
 
   /** Logits for `input` (no hooks). */

@@ -359,6 +359,14 @@ export class Graph {
     return this.node('Gather', [data, indices], { axis: 0 }, [[data.dtype, [...indices.shape, ...data.shape.slice(1)]]])[0];
   }
 
+  /** ONNX TopK along `axis`: the `k` largest values, sorted, and their indices (int64). */
+  topK(x: Value, k: number, axis = -1): [Value, Value] {
+    const a = this.axis(x, axis);
+    const shape = x.shape.map((d, i) => (i === a ? k : d));
+    const [values, indices] = this.node('TopK', [x, this.ints([k])], { axis: a, largest: 1, sorted: 1 }, [[x.dtype, shape], ['int64', shape]]);
+    return [values, indices];
+  }
+
   /** ONNX GatherElements along `axis`: out shape = indices shape. */
   gatherElements(data: Value, indices: Value, axis: number): Value {
     return this.node('GatherElements', [data, indices], { axis: this.axis(data, axis) }, [[data.dtype, indices.shape]])[0];

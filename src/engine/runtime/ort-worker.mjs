@@ -13,6 +13,8 @@ const options = {
   executionProviders: workerData.executionProviders,
   ...(process.env.LANTERN_ORT_NO_ARENA ? { enableCpuMemArena: false } : {}),
   ...(process.env.LANTERN_ORT_NO_PATTERN ? { enableMemPattern: false } : {}),
+  // e.g. LANTERN_ORT_PROFILE=/tmp/ort: a per-node timing profile of each session (JSON, written when it is released).
+  ...(process.env.LANTERN_ORT_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.LANTERN_ORT_PROFILE } : {}),
 };
 
 const toOrt = (t) => new ort.Tensor(t.dtype, t.data, t.dims);

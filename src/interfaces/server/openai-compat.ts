@@ -75,35 +75,20 @@ interface TokenLogprobs {
 async function tokenLogprobs(model: HookedTransformer, ids: number[], from: number, k: number): Promise<TokenLogprobs> {
   const out: TokenLogprobs = { ids: ids.slice(from), strings: model.tokenStrings(ids.slice(from)), logprobs: [], top: [] };
   if (ids.length === 0 || from >= ids.length) return out;
-  const logits = await model.run([ids]);
-  const V = model.cfg.dVocab;
+  // The engine's own scores (entry t - 1 is token t), so a black-box client gets exactly what a
+  // white-box method reads.
+  const scored = await model.tokenLogprobs(ids, k);
   for (let t = from; t < ids.length; t++) {
     if (t === 0) {
       out.logprobs.push(null);
       out.top.push(null);
       continue;
     }
-    const row = logits.f32.subarray((t - 1) * V, t * V);
-    let max = -Infinity;
-    for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
-    let z = 0;
-    for (let i = 0; i < V; i++) z += Math.exp(row[i] - max);
-    // Same operations, in the same order, as logSoftmaxAt (what white-box methods use), so a
-    // black-box client gets bit-identical numbers.
-    const logZ = Math.log(z);
-    out.logprobs.push(row[ids[t]] - max - logZ);
+    out.logprobs.push(scored.logprobs[t - 1]);
     if (k > 0) {
-      // Top k by insertion into a short sorted list: k <= 20, V large.
-      const best: number[] = [];
-      for (let i = 0; i < V; i++) {
-        if (best.length === k && row[i] <= row[best[k - 1]]) continue;
-        let j = best.length === k ? k - 1 : best.length;
-        while (j > 0 && row[best[j - 1]] < row[i]) j--;
-        best.splice(j, 0, i);
-        if (best.length > k) best.pop();
-      }
-      const strs = model.tokenStrings(best);
-      out.top.push(best.map((id, j) => [strs[j], id, row[id] - max - logZ]));
+      const best = scored.top[t - 1];
+      const strs = model.tokenStrings(best.map((b) => b.id));
+      out.top.push(best.map((b, j) => [strs[j], b.id, b.logprob]));
     } else {
       out.top.push(null);
     }
