@@ -60,7 +60,7 @@ describe('OpenAI-compatible server, through the official openai client', () => {
       expect(lp.tokens).toEqual(model.tokenStrings(ids));
       expect(lp.token_logprobs![0]).toBeNull();
       expect(lp.token_logprobs!.slice(1)).toEqual(expected); // bit-identical: the engine's own numbers
-      (await referenceLogprobs(ids)).forEach((x, t) => expect(Math.abs(lp.token_logprobs![t + 1]! - x)).toBeLessThan(2e-5));
+      (await referenceLogprobs(ids)).forEach((x, t) => expect(Math.abs(lp.token_logprobs![t + 1]! - x)).toBeLessThan(1e-6));
       expect(lp.text_offset).toEqual([0, 3, 8, 13, 18, 22, 27]);
       // The top alternatives are sorted and the most likely is at least as likely as the actual token.
       const top = Object.values(lp.top_logprobs![3]!);

@@ -303,11 +303,15 @@ export class HookedTransformer {
     const build = () => {
       const g = new Graph();
       const { logits } = gpt2Forward(g, this.cfg, gpt2Inputs(g, { logitPositions: true }), (_name, v) => v, () => false);
-      const logprobs = g.logSoftmax(logits, -1);
-      g.output('logprobs', g.gatherElements(logprobs, g.input('next_tokens', 'int64', [B, LOGIT_POS, 1]), 2));
+      // log p = (x - max) - log sum exp(x - max), with the sum accumulated in float64: a float32
+      // sum over 50257 terms (ORT's LogSoftmax) was off by up to ~1e-5, this is within ~1e-7.
+      const shifted = g.sub(logits, g.reduceMax(logits, [-1]));
+      const logZ = g.log(g.reduceSum(g.cast(g.exp(shifted), 'float64'), [-1]));
+      const logprob = (x: Value) => g.sub(g.cast(x, 'float64'), logZ);
+      g.output('logprobs', logprob(g.gatherElements(shifted, g.input('next_tokens', 'int64', [B, LOGIT_POS, 1]), 2)));
       if (topK > 0) {
-        const [values, indices] = g.topK(logprobs, topK, -1);
-        g.output('top_logprobs', values);
+        const [values, indices] = g.topK(shifted, topK, -1);
+        g.output('top_logprobs', logprob(values));
         g.output('top_ids', indices);
       }
       return g;
@@ -320,9 +324,9 @@ export class HookedTransformer {
     const out = await this.executor.run(JSON.stringify({ cfg: this.cfg, tokenLogprobs: topK }), build, feeds, { weights: [this.weights] });
     const top = Array.from({ length: n }, (_, t) => Array.from({ length: topK }, (_, j) => ({
       id: Number(out.top_ids.data[t * topK + j]),
-      logprob: out.top_logprobs.f32[t * topK + j],
+      logprob: (out.top_logprobs.data as Float64Array)[t * topK + j],
     })));
-    return { logprobs: Array.from(out.logprobs.f32), top };
+    return { logprobs: Array.from(out.logprobs.data as Float64Array), top };
   }
 
   /** Logits for `input` (no hooks). */
