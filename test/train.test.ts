@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '../src/rng.js';
-import { Trainer, TrainConfig, learningRate, lossGraph, initGpt2Weights, streamLoss, totalSteps, isPrefixOf } from '../src/train/trainer.js';
+import { Trainer, TrainConfig, learningRate, lossGraph, initGpt2Weights, streamLoss, totalSteps, isPrefixOf, dropoutAt } from '../src/train/trainer.js';
+import { HookedTransformer } from '../src/models/hooked.js';
 import { gradients } from '../src/engine/autodiff/grad.js';
 import { defaultExecutor } from '../src/engine/runtime/executor.js';
 import { Tensor } from '../src/engine/tensor.js';
@@ -126,6 +127,39 @@ describe('training', () => {
       });
     }
     expect(worst).toBeLessThan(2e-6);
+  });
+
+  it('dropout: a step\'s loss is the plain model\'s loss with its masks applied at the hooks from JavaScript', async () => {
+    const p = 0.3;
+    const dtc: TrainConfig = { ...tc, then: [{ steps: 10, warmupSteps: 1, lr: 1e-3, minLr: 1e-4, dropout: p }] };
+    expect([dropoutAt(dtc, 59), dropoutAt(dtc, 60)]).toEqual([0, p]);
+    const tr = await Trainer.create(cfg, { ...dtc, steps: 0 });
+    const model = await HookedTransformer.create(cfg, await tr.weights(), undefined, 'test');
+    // What the step draws from its seeded RNG, in order: the windows, then one mask per hook
+    // (embeddings, then each block's attention and MLP outputs), kept elements scaled by 1/(1-p).
+    const r = new Rng(tc.seed);
+    const windows = Array.from({ length: tc.batch }, () => { const o = r.int(stream.length - tc.seq - 1); return Array.from(stream.subarray(o, o + tc.seq + 1)); });
+    const hooks = ['blocks.0.hook_resid_pre', 'blocks.0.hook_attn_out', 'blocks.0.hook_mlp_out', 'blocks.1.hook_attn_out', 'blocks.1.hook_mlp_out'];
+    const n = tc.batch * tc.seq * cfg.dModel;
+    const masks = hooks.map(() => Array.from({ length: n }, () => (r.next() < p ? 0 : 1 / (1 - p))));
+    const crossEntropy = (logits: Tensor) => {
+      let total = 0;
+      windows.forEach((w, b) => w.slice(1).forEach((target, t) => {
+        const row = logits.f32.subarray((b * tc.seq + t) * cfg.dVocab, (b * tc.seq + t + 1) * cfg.dVocab);
+        const max = Math.max(...row);
+        const logZ = max + Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
+        total += logZ - row[target];
+      }));
+      return total / (tc.batch * tc.seq);
+    };
+    const inputs = windows.map((w) => w.slice(0, tc.seq));
+    const callbacks = Object.fromEntries(hooks.map((h, k) => [h, (a: Tensor) => Tensor.f32(a.f32.map((x, i) => x * masks[k][i]), a.shape)]));
+    const withMasks = crossEntropy((await model.runWithHooks(inputs, { callbacks })).logits);
+    const plain = crossEntropy(await model.run(inputs));
+    const entry = await tr.step(stream);
+    expect(entry.loss).toBeCloseTo(withMasks, 5);
+    // Not vacuous: at initialisation every loss is near log(vocab), yet the masks move it 100x more than the mismatch.
+    expect(Math.abs(entry.loss - plain)).toBeGreaterThan(Math.max(1e-3, 100 * Math.abs(entry.loss - withMasks)));
   });
 
   it('learns a repeating sequence, and resuming from a checkpoint continues exactly', async () => {

@@ -30,6 +30,8 @@ export interface TrainConfig {
   weightDecay: number;
   clip: number;
   seed: number;
+  /** Dropout probability in the first phase (see SchedulePhase.dropout). */
+  dropout?: number;
   /**
    * Further phases after the first `steps`, each with its own warmup and cosine decay: how a
    * finished run is trained on (a warm restart) while its checkpoint stays a valid prefix.
@@ -42,6 +44,12 @@ export interface SchedulePhase {
   warmupSteps: number;
   lr: number;
   minLr: number;
+  /**
+   * GPT-2's embedding and residual dropout during this phase (default 0): the probability of
+   * zeroing each element of the embeddings (token + position) and of every block's attention and
+   * MLP outputs. Attention-probability dropout is left out: its masks are seq times larger.
+   */
+  dropout?: number;
 }
 
 /** Steps over all phases. */
@@ -57,14 +65,37 @@ export function isPrefixOf(saved: TrainConfig, tc: TrainConfig): boolean {
   return JSON.stringify(savedBase) === JSON.stringify(base) && phases.every((p, i) => JSON.stringify(p) === JSON.stringify(later[i]));
 }
 
-/** Per phase: linear warmup, then cosine decay to minLr at the phase's last step. */
-export function learningRate(tc: TrainConfig, step: number): number {
+/** The phase that `step` falls in, and the step's offset within it (the last phase runs on). */
+function phaseAt(tc: TrainConfig, step: number): { phase: SchedulePhase; offset: number } {
   let start = 0;
   for (const p of [tc, ...(tc.then ?? [])]) {
-    if (step < start + p.steps || p === (tc.then?.at(-1) ?? tc)) return phaseRate(p, step - start);
+    if (step < start + p.steps || p === (tc.then?.at(-1) ?? tc)) return { phase: p, offset: step - start };
     start += p.steps;
   }
   throw new Error('unreachable');
+}
+
+/** Per phase: linear warmup, then cosine decay to minLr at the phase's last step. */
+export function learningRate(tc: TrainConfig, step: number): number {
+  const { phase, offset } = phaseAt(tc, step);
+  return phaseRate(phase, offset);
+}
+
+export function dropoutAt(tc: TrainConfig, step: number): number {
+  return phaseAt(tc, step).phase.dropout ?? 0;
+}
+
+/** Where dropout applies, in the order its masks are drawn: the embeddings, then each block's attention and MLP outputs. */
+export function dropoutHooks(cfg: ModelConfig): string[] {
+  return ['blocks.0.hook_resid_pre', ...Array.from({ length: cfg.nLayers }, (_, l) => [`blocks.${l}.hook_attn_out`, `blocks.${l}.hook_mlp_out`]).flat()];
+}
+
+/** Inverted dropout: each element kept with probability 1 - p and then scaled by 1 / (1 - p), so evaluation needs no rescaling. */
+export function dropoutMask(rng: Rng, size: number, p: number): Float32Array {
+  const kept = 1 / (1 - p);
+  const mask = new Float32Array(size);
+  for (let i = 0; i < size; i++) mask[i] = rng.next() < p ? 0 : kept;
+  return mask;
 }
 
 function phaseRate(p: SchedulePhase, step: number): number {
@@ -97,16 +128,19 @@ export function crossEntropy(g: Graph, logits: Value, targets: Value, vocab: num
 
 const decays = (shape: number[]) => shape.length >= 2;
 
-export function lossGraph(cfg: ModelConfig): { g: Graph; loss: Value } {
+/** Mean next-token cross-entropy; with `dropout`, the dropout hooks' activations are multiplied by fed masks (`dropout:<hook>`, [batch, seq, d_model]). */
+export function lossGraph(cfg: ModelConfig, dropout = false): { g: Graph; loss: Value } {
   const g = new Graph();
-  const model = gpt2Forward(g, cfg, gpt2Inputs(g), (_name, v) => v, () => false);
+  const masked = new Set(dropout ? dropoutHooks(cfg) : []);
+  const hook = (name: string, v: Value) => (masked.has(name) ? g.mul(v, g.input(`dropout:${name}`, 'float32', [B, T, cfg.dModel])) : v);
+  const model = gpt2Forward(g, cfg, gpt2Inputs(g), hook, () => false);
   const loss = crossEntropy(g, model.logits, g.input('targets', 'int64', [B, T]), cfg.dVocab);
   g.output('loss', loss);
   return { g, loss };
 }
 
-function trainStepGraph(cfg: ModelConfig, tc: TrainConfig): Graph {
-  const { g, loss } = lossGraph(cfg);
+function trainStepGraph(cfg: ModelConfig, tc: TrainConfig, dropout: boolean): Graph {
+  const { g, loss } = lossGraph(cfg, dropout);
   const shapes = weightShapes(cfg);
   const names = Object.keys(shapes);
   const params = names.map((n) => g.inputs.find((v) => v.name === n)!);
@@ -186,17 +220,13 @@ export interface TrainState {
 }
 
 export class Trainer {
-  private readonly signature: string;
-
   private constructor(
     readonly cfg: ModelConfig,
     readonly tc: TrainConfig,
     private readonly params: WeightSet,
     readonly state: TrainState,
     private readonly executor: Executor,
-  ) {
-    this.signature = JSON.stringify({ train: cfg, tc });
-  }
+  ) {}
 
   /** Fresh weights and optimizer state, or those of `checkpoint` when given. */
   static async create(cfg: ModelConfig, tc: TrainConfig, checkpoint?: string, executor = defaultExecutor()): Promise<Trainer> {
@@ -228,10 +258,14 @@ export class Trainer {
       const o = rng.int(stream.length - seq - 1);
       return { tokens: stream.subarray(o, o + seq + 1) };
     });
+    const p = dropoutAt(this.tc, this.state.step);
+    const masks: Record<string, Tensor> = {};
+    for (const name of p > 0 ? dropoutHooks(this.cfg) : []) masks[`dropout:${name}`] = Tensor.f32(dropoutMask(rng, batch * seq * this.cfg.dModel, p), [batch, seq, this.cfg.dModel]);
     this.state.rng = rng.state;
     const t = this.state.step + 1;
     const lr = learningRate(this.tc, this.state.step);
     const feeds = {
+      ...masks,
       ...windowFeeds(windows, seq),
       lr: Tensor.f32([lr], []),
       bias_correction1: Tensor.f32([1 / (1 - this.tc.beta1 ** t)], []),
@@ -240,7 +274,7 @@ export class Trainer {
     const update: Record<string, { set: WeightSet; name: string }> = {};
     for (const name of Object.keys(this.params.shapes)) update[`new:${name}`] = { set: this.params, name };
     const t0 = performance.now();
-    const out = await this.executor.run(this.signature, () => trainStepGraph(this.cfg, this.tc), feeds, { weights: [this.params], update });
+    const out = await this.executor.run(JSON.stringify({ train: this.cfg, tc: this.tc, dropout: p > 0 }), () => trainStepGraph(this.cfg, this.tc, p > 0), feeds, { weights: [this.params], update });
     const seconds = (performance.now() - t0) / 1000;
     this.state.step = t;
     this.state.tokensSeen += batch * seq;
