@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '../src/rng.js';
-import { Trainer, TrainConfig, learningRate, lossGraph, initGpt2Weights, streamLoss, totalSteps, isPrefixOf, dropoutAt } from '../src/train/trainer.js';
+import { Trainer, TrainConfig, learningRate, lossGraph, initGpt2Weights, streamLoss, totalSteps, isPrefixOf, dropoutAt, slidingLoss } from '../src/train/trainer.js';
 import { HookedTransformer } from '../src/models/hooked.js';
 import { gradients } from '../src/engine/autodiff/grad.js';
 import { defaultExecutor } from '../src/engine/runtime/executor.js';
@@ -160,6 +160,34 @@ describe('training', () => {
     expect(entry.loss).toBeCloseTo(withMasks, 5);
     // Not vacuous: at initialisation every loss is near log(vocab), yet the masks move it 100x more than the mismatch.
     expect(Math.abs(entry.loss - plain)).toBeGreaterThan(Math.max(1e-3, 100 * Math.abs(entry.loss - withMasks)));
+  });
+
+  it('strided evaluation scores every token once, from the context its window gives it (checked token by token)', async () => {
+    // A model that has begun to learn the stream, so that how much context it gets matters.
+    const tr = await Trainer.create(cfg, tc);
+    for (let i = 0; i < 40; i++) await tr.step(stream);
+    const model = await HookedTransformer.create(cfg, await tr.weights(), undefined, 'test');
+    const short = stream.subarray(100, 141); // 41 tokens: 40 predictions
+    const [window, stride] = [16, 6];
+    // Window k covers [k * stride, k * stride + window); token t is first scored in the first window reaching it.
+    const loss = async (contextStart: (t: number) => number) => {
+      let sum = 0;
+      for (let t = 1; t < short.length; t++) {
+        const start = contextStart(t);
+        const logits = (await model.run([Array.from(short.subarray(start, t))])).f32;
+        const row = logits.subarray((t - start - 1) * cfg.dVocab, (t - start) * cfg.dVocab);
+        const max = Math.max(...row);
+        sum += max + Math.log(row.reduce((acc, x) => acc + Math.exp(x - max), 0)) - row[short[t]];
+      }
+      return sum / (short.length - 1);
+    };
+    const expected = await loss((t) => Math.max(0, Math.floor((t - window) / stride) + 1) * stride);
+    const r = await slidingLoss(model, short, window, stride);
+    expect(r.tokens).toBe(40);
+    expect(r.loss).toBeCloseTo(expected, 5);
+    // Not vacuous: consecutive windows (less context for some tokens) score differently.
+    expect(Math.abs(expected - await loss((t) => Math.floor((t - 1) / (window - 1)) * (window - 1)))).toBeGreaterThan(1e-3);
+    await expect(slidingLoss(model, short, window, 0)).rejects.toThrow(/stride 0/);
   });
 
   it('learns a repeating sequence, and resuming from a checkpoint continues exactly', async () => {

@@ -20,6 +20,7 @@ export const DEMO_TRAINING: TrainConfig = {
     { steps: 1500, warmupSteps: 100, lr: 6e-4, minLr: 6e-5 },
     { steps: 3000, warmupSteps: 100, lr: 4e-4, minLr: 4e-5 },
     { steps: 2000, warmupSteps: 100, lr: 3e-4, minLr: 3e-5 },
+    { steps: 3000, warmupSteps: 100, lr: 3e-4, minLr: 3e-5, dropout: 0.1 },
   ],
 };
 

@@ -15,6 +15,7 @@ import type { ModelConfig } from '../models/config.js';
 import { gpt2Forward, gpt2Inputs, positionFeeds, weightShapes, B, T } from '../models/gpt2/model.js';
 import { normalSampler } from '../models/random.js';
 import { Rng } from '../rng.js';
+import type { HookedTransformer } from '../models/hooked.js';
 import { readSafetensorsHeader, readFloat32, writeSafetensors, WritableTensor } from '../models/safetensors.js';
 
 export interface TrainConfig {
@@ -206,6 +207,28 @@ export async function streamLoss(
     total += out.loss.toArray()[0] * windows.length;
   }
   return { loss: total / count, tokens: count * seq };
+}
+
+/**
+ * Mean next-token cross-entropy (nats) with strided windows, as Hugging Face's perplexity guide
+ * computes it for fixed-context models: windows of `window` tokens start every `stride` tokens,
+ * and each scores only the tokens the one before did not, so every token after the first window
+ * is predicted from at least window - stride tokens of context (streamLoss's consecutive windows
+ * give a window's first tokens almost none).
+ */
+export async function slidingLoss(model: HookedTransformer, stream: Uint16Array, window: number, stride: number): Promise<{ loss: number; tokens: number }> {
+  if (!Number.isInteger(stride) || stride < 1 || stride > window) throw new LanternError(`stride ${stride} must be an integer in [1, ${window}]`);
+  if (stream.length < 2) throw new LanternError('a stream of fewer than 2 tokens has nothing to predict');
+  let total = 0;
+  let scored = 0; // tokens 1..scored have been scored
+  for (let start = 0; scored < stream.length - 1; start += stride) {
+    const end = Math.min(start + window, stream.length);
+    const { logprobs } = await model.tokenLogprobs(Array.from(stream.subarray(start, end)), 0);
+    // logprobs[i] is log p(token start + i + 1 | tokens start .. start + i)
+    for (let t = scored + 1; t < end; t++) total -= logprobs[t - start - 1];
+    scored = end - 1;
+  }
+  return { loss: total / (stream.length - 1), tokens: stream.length - 1 };
 }
 
 export interface LogEntry { step: number; loss: number; gradNorm: number; lr: number; tokensPerSecond: number }
