@@ -12,7 +12,8 @@ import { LanternError } from '../../errors.js';
 import { explainWithBackend, renderHtml, renderTerminal, resultToJSON, PERTURBATION_METHODS } from '../../methods/attribution/index.js';
 import type { BackendMasking, Granularity } from '../../methods/attribution/index.js';
 import { defaultModel } from './defaults.js';
-import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
+import { nonNegativeInt, positiveInt } from './forward.js';
+import { assertWritable } from './output.js';
 
 /** Options of `attribute` that only a backend run takes. */
 export function backendOptions(): Option[] {

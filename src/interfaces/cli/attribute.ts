@@ -9,7 +9,8 @@ import {
 import type { AttributionResult, AttributionSettings, Baseline, IntegrationRule, Masking, ScoreKind } from '../../methods/attribution/index.js';
 import { attributeViaBackend, backendOptions, rejectBackendOnly } from './attribute-backend.js';
 import { defaultModel } from './defaults.js';
-import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
+import { nonNegativeInt, positiveInt } from './forward.js';
+import { assertWritable } from './output.js';
 
 function oneOf<T extends string>(flag: string, values: readonly T[]) {
   return (v: string): T => {

@@ -6,8 +6,8 @@ import { CIRCUIT_TASKS, TASK_METRIC, taskExamples, CircuitTask } from '../../met
 import { pathPatching, pathPatchingSweep } from '../../methods/circuits/path-patching.js';
 import { circuitHtml, circuitSvg } from '../../methods/circuits/render.js';
 import { defaultModel } from './defaults.js';
-import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
-import { writeOut } from './lens.js';
+import { nonNegativeInt, positiveInt } from './forward.js';
+import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 
 const METHODS = ['acdc', 'eap', 'path'] as const;
 
@@ -28,7 +28,7 @@ function progressBar(label: string) {
 }
 
 export function circuitCommand(program: Command): void {
-  program
+  const cmd = program
     .command('circuit')
     .description('Circuit discovery over the graph of attention heads and MLPs: ACDC (prune edges by a KL threshold), EAP (edge attribution patching, integrated gradients by default); or path patching of chosen paths.')
     .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
@@ -40,14 +40,13 @@ export function circuitCommand(program: Command): void {
     .addOption(new Option('--ig-steps <n>', 'eap: integrated-gradient steps from clean to corrupted (EAP-IG); 0 for plain EAP, the gradient at the clean point').default(5).argParser(nonNegativeInt('--ig-steps')))
     .addOption(new Option('--ig-path <path>', 'eap: receivers (move one layer\'s queries, keys, values, MLP input or the logits at a time, the rest clean) or all (every edge together: cheaper, but blind to edges that need the rest clean)').choices([...IG_PATHS]).default('receivers'))
     .option('--sender <node>', 'path: every direct path out of this node (input, L{l}H{h}, MLP{l})')
-    .option('--path <nodes>', 'path: one path, comma-separated: a sender then receivers (L{l}H{h}.q|k|v, MLP{l}, logits), e.g. L0H2,L1H1.k,logits')
-    .option('--json [file]', 'write the result as JSON to <file> (or print it when no file is given)')
-    .option('--html <file>', 'write the circuit as an HTML page (graph and edge table)')
+    .option('--path <nodes>', 'path: one path, comma-separated: a sender then receivers (L{l}H{h}.q|k|v, MLP{l}, logits), e.g. L0H2,L1H1.k,logits');
+  addOutputOptions(cmd, 'write the circuit as an HTML page (graph and edge table)')
     .option('--svg <file>', 'write the circuit graph as SVG')
     .addHelpText('after', '\nExamples:\n  lantern make-planted induction /tmp/induction\n  lantern circuit --model /tmp/induction --task induction --method acdc --threshold 0.1 --html circuit.html\n  lantern circuit --model /tmp/induction --task induction --method path --sender L0H2')
     .action(async (opts) => {
       const source: string = opts.model ?? defaultModel();
-      for (const f of ['json', 'html', 'svg'] as const) if (typeof opts[f] === 'string') assertWritable(opts[f], `--${f}`);
+      assertOutputsWritable(opts, ['html', 'svg']);
       if (opts.method === 'path' && !opts.sender && !opts.path) throw new LanternError('--method path needs --sender <node> or --path <sender,receiver,...>');
       if (opts.method !== 'path' && (opts.sender || opts.path)) throw new LanternError('--sender and --path go with --method path');
       const model = await loadModel(source, { progress: process.stderr.isTTY });
@@ -62,28 +61,27 @@ export function circuitCommand(program: Command): void {
           ? await pathPatching(model, [String(opts.path).split(',').map((s: string) => s.trim())], { examples, metric })
           : await pathPatchingSweep(model, opts.sender, { examples, metric });
         const saved = { model: source, ...r, settings: { ...settings, ...r.settings, ...(opts.path ? { path: opts.path } : { sender: opts.sender }) } };
-        if (opts.json === true) return console.log(JSON.stringify(saved, null, 2));
-        if (typeof opts.json === 'string') writeOut(opts.json, JSON.stringify(saved, null, 2) + '\n');
-        console.log(`model: ${source}`);
-        console.log(`path patching, task ${task} (${opts.n} examples), metric ${metric}: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupt.toFixed(4)}; effect = (patched - clean) / (corrupted - clean)`);
-        const w = Math.max(...r.paths.map((p) => p.path.join(' -> ').length));
-        for (const p of r.paths) console.log(`${p.path.join(' -> ').padEnd(w)}  ${(p.effect >= 0 ? '+' : '') + p.effect.toFixed(3)}  KL ${p.kl.toFixed(4)}`);
-        if (typeof opts.json === 'string') console.log(`saved JSON to ${opts.json}`);
-        return;
+        return emitOutputs(opts, saved, {}, () => {
+          console.log(`model: ${source}`);
+          console.log(`path patching, task ${task} (${opts.n} examples), metric ${metric}: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupt.toFixed(4)}; effect = (patched - clean) / (corrupted - clean)`);
+          const w = Math.max(...r.paths.map((p) => p.path.join(' -> ').length));
+          for (const p of r.paths) console.log(`${p.path.join(' -> ').padEnd(w)}  ${(p.effect >= 0 ? '+' : '') + p.effect.toFixed(3)}  KL ${p.kl.toFixed(4)}`);
+        });
       }
 
       const common = { examples, metric, threshold: opts.threshold, progress: progressBar(opts.method) };
       const c: Circuit = opts.method === 'acdc' ? await acdc(model, common) : await eap(model, { ...common, igSteps: opts.igSteps, igPath: opts.igPath as IgPath });
       const saved = { ...c, model: source, settings: { ...settings, ...c.settings, method: opts.method } };
       const title = `${c.method.toUpperCase()} circuit — ${task} — ${source}`;
-      if (opts.html) writeOut(opts.html, circuitHtml(c, model.cfg.nLayers, model.cfg.nHeads, title));
-      if (opts.svg) writeOut(opts.svg, circuitSvg(c, model.cfg.nLayers, model.cfg.nHeads));
-      if (opts.json === true) return console.log(JSON.stringify(saved, null, 2));
-      if (typeof opts.json === 'string') writeOut(opts.json, JSON.stringify(saved, null, 2) + '\n');
-      console.log(`model: ${source}`);
-      console.log(`${c.method} on ${task} (${opts.n} examples, seed ${opts.seed}), threshold ${c.threshold}: ${c.edges.length} of ${c.totalEdges} edges, ${c.runs} runs`);
-      console.log(`metric ${metric}: clean ${c.clean.toFixed(4)}, corrupted ${c.corrupt.toFixed(4)}, circuit only ${c.circuitMetric.toFixed(4)} (faithfulness ${c.faithfulness.toFixed(3)}); KL(clean || circuit) ${c.circuitKl.toFixed(4)}`);
-      for (const e of c.edges) console.log(`  ${e.sender} -> ${e.receiver}  ${c.method === 'acdc' ? 'KL +' : 'score '}${e.score.toFixed(4)}`);
-      for (const f of ['json', 'html', 'svg'] as const) if (typeof opts[f] === 'string') console.log(`saved ${f.toUpperCase()} to ${opts[f]}`);
+      const pages = {
+        html: () => circuitHtml(c, model.cfg.nLayers, model.cfg.nHeads, title),
+        svg: () => circuitSvg(c, model.cfg.nLayers, model.cfg.nHeads),
+      };
+      emitOutputs(opts, saved, pages, () => {
+        console.log(`model: ${source}`);
+        console.log(`${c.method} on ${task} (${opts.n} examples, seed ${opts.seed}), threshold ${c.threshold}: ${c.edges.length} of ${c.totalEdges} edges, ${c.runs} runs`);
+        console.log(`metric ${metric}: clean ${c.clean.toFixed(4)}, corrupted ${c.corrupt.toFixed(4)}, circuit only ${c.circuitMetric.toFixed(4)} (faithfulness ${c.faithfulness.toFixed(3)}); KL(clean || circuit) ${c.circuitKl.toFixed(4)}`);
+        for (const e of c.edges) console.log(`  ${e.sender} -> ${e.receiver}  ${c.method === 'acdc' ? 'KL +' : 'score '}${e.score.toFixed(4)}`);
+      });
     });
 }

@@ -15,7 +15,8 @@ import {
 } from '../../methods/blackbox/index.js';
 import type { BlackboxResult, ContrastScorer } from '../../methods/blackbox/index.js';
 import { defaultModel } from './defaults.js';
-import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
+import { nonNegativeInt, positiveInt } from './forward.js';
+import { assertWritable } from './output.js';
 
 const METHODS = ['smile', 'cell', 'mcell'] as const;
 const SCORERS = ['bleu', 'preference'] as const;

@@ -3,7 +3,7 @@ import { exportGguf } from '../../backends/gguf-export.js';
 import { LanternError } from '../../errors.js';
 import { resolveModelFolder } from '../../models/hub.js';
 import { defaultModel } from './defaults.js';
-import { assertWritable } from './forward.js';
+import { assertWritable } from './output.js';
 
 export function exportGgufCommand(program: Command): void {
   program

@@ -1,11 +1,10 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import { writeSafetensors, WritableTensor } from '../../models/safetensors.js';
 import { topK } from '../../models/predictions.js';
 import { defaultModel } from './defaults.js';
+import { assertWritable } from './output.js';
 
 export function forwardCommand(program: Command): void {
   program
@@ -65,13 +64,6 @@ export function positiveInt(flag: string) {
     if (!Number.isInteger(n) || n <= 0) throw new LanternError(`${flag} must be a positive integer, got '${v}'`);
     return n;
   };
-}
-
-/** Fails unless `file` can be created: its folder exists and it is not itself a folder. */
-export function assertWritable(file: string, flag: string): void {
-  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new LanternError(`${flag} ${file} is a folder; give a file name`);
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new LanternError(`${flag} ${file}: folder ${dir} does not exist`);
 }
 
 export function nonNegativeInt(flag: string, max = Number.MAX_SAFE_INTEGER) {

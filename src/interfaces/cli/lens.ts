@@ -1,10 +1,10 @@
-import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadModel } from '../../models/load.js';
 import { logitLens, LogitLensResult } from '../../methods/lens/logit-lens.js';
 import { loadTunedLens, tunedLensPath } from '../../methods/lens/tuned-lens.js';
 import { defaultModel } from './defaults.js';
-import { assertWritable, positiveInt } from './forward.js';
+import { positiveInt } from './forward.js';
+import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 
 /** ANSI colour unless FORCE_COLOR=0 / NO_COLOR, or stdout is not a terminal (FORCE_COLOR=1 forces it). */
 export function useColor(): boolean {
@@ -65,10 +65,6 @@ export function cssSigned(x: number): string {
   return v >= 0 ? `rgb(255,${a},${a})` : `rgb(${a},${a},255)`;
 }
 
-export function writeOut(file: string, text: string): void {
-  fs.writeFileSync(file, text);
-}
-
 function lensHtml(r: LogitLensResult, source: string): string {
   const toks = r.tokenStrings ?? r.tokens.map(String);
   const head = `<tr><th>layer \\ pos</th>${toks.map((t, p) => `<th>${p}<br>${escapeHtml(JSON.stringify(t))}</th>`).join('')}</tr>`;
@@ -84,21 +80,19 @@ function lensHtml(r: LogitLensResult, source: string): string {
 }
 
 export function lensCommand(program: Command): void {
-  program
+  const cmd = program
     .command('lens')
     .description("Logit lens: decode the residual stream at every layer and position through the model's final LayerNorm and unembedding.")
     .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
     .requiredOption('-t, --text <text>', 'the prompt')
     .option('--target <token>', "a token (one token, e.g. ' Paris') whose probability and rank to show at every cell")
-    .addOption(new Option('-k, --top-k <n>', 'top tokens per cell in the JSON and HTML').default(5).argParser(positiveInt('--top-k')))
-    .option('--json [file]', 'write the result as JSON to <file> (or print it when no file is given)')
-    .option('--html <file>', 'write an HTML heatmap')
+    .addOption(new Option('-k, --top-k <n>', 'top tokens per cell in the JSON and HTML').default(5).argParser(positiveInt('--top-k')));
+  addOutputOptions(cmd, 'write an HTML heatmap')
     .option('--tuned [file]', 'decode through a tuned lens (default: <model>/tuned-lens.safetensors; train one with lantern tuned-lens train)')
     .addHelpText('after', '\nExample:\n  lantern lens --text "The capital of France is" --target " Paris" --html lens.html')
     .action(async (opts) => {
       const source: string = opts.model ?? defaultModel();
-      if (typeof opts.json === 'string') assertWritable(opts.json, '--json');
-      if (opts.html) assertWritable(opts.html, '--html');
+      assertOutputsWritable(opts);
       const model = await loadModel(source, { progress: process.stderr.isTTY });
       const tunedFile = opts.tuned === undefined ? undefined : opts.tuned === true ? tunedLensPath(source) : String(opts.tuned);
       const tuned = tunedFile ? loadTunedLens(tunedFile, model) : undefined;
@@ -108,16 +102,7 @@ export function lensCommand(program: Command): void {
         settings: { topK: opts.topK, ...(opts.target !== undefined ? { target: opts.target, targetId: r.settings.target } : {}), ...(tunedFile ? { tunedLens: tunedFile } : {}) },
         text: opts.text, tokens: r.tokens, tokenStrings: r.tokenStrings, layers: r.layers, cells: r.cells,
       };
-      if (opts.json === true) {
-        console.log(JSON.stringify(saved, null, 2));
-        if (opts.html) writeOut(opts.html, lensHtml(r, source));
-        return;
-      }
-      if (typeof opts.json === 'string') writeOut(opts.json, JSON.stringify(saved, null, 2) + '\n');
-      if (opts.html) writeOut(opts.html, lensHtml(r, source));
-      printLens(r, source, opts.target, !!tuned);
-      if (typeof opts.json === 'string') console.log(`saved JSON to ${opts.json}`);
-      if (opts.html) console.log(`saved HTML to ${opts.html}`);
+      emitOutputs(opts, saved, { html: () => lensHtml(r, source) }, () => printLens(r, source, opts.target, !!tuned));
     });
 }
 

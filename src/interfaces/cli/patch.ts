@@ -4,8 +4,9 @@ import { loadModel } from '../../models/load.js';
 import { activationPatching, PatchingResult, SWEEPS } from '../../methods/patching/activation.js';
 import { attributionPatching, pearson } from '../../methods/patching/attribution.js';
 import { defaultModel } from './defaults.js';
-import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
-import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor, writeOut } from './lens.js';
+import { nonNegativeInt, positiveInt } from './forward.js';
+import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
+import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 
 /** The result as rows × columns for display: rows are layers (or layer-head pairs), columns positions or heads. */
 type Grid = Pick<PatchingResult, 'axes' | 'shape' | 'effects'>;
@@ -35,7 +36,7 @@ function patchHtml(r: Grid, tokens: string[], title: string, caption: string): s
 }
 
 export function patchCommand(program: Command): void {
-  program
+  const cmd = program
     .command('patch')
     .description('Activation patching: run the corrupted prompt with one activation from the clean run, for every layer and position / head; 1 = clean behaviour restored, 0 = corrupted. --method attribution: its linear approximation from one forward and backward.')
     .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
@@ -49,15 +50,13 @@ export function patchCommand(program: Command): void {
     .addOption(new Option('--pos <n>', 'position whose prediction is measured (default: the last)').argParser(nonNegativeInt('--pos')))
     .addOption(new Option('--batch-size <n>', 'patched runs per ONNX Runtime call').default(64).argParser(positiveInt('--batch-size')))
     .addOption(new Option('--method <method>', 'activation (patched runs), attribution (linear approximation: one forward+backward), or both (and their Pearson r)').choices(['activation', 'attribution', 'both']).default('activation'))
-    .addOption(new Option('--ig-steps <n>', 'attribution: average gradients over n embeddings interpolated from the corrupted to the clean prompt (integrated attribution; fixes saturated attention)').default(0).argParser(nonNegativeInt('--ig-steps')))
-    .option('--json [file]', 'write the result as JSON to <file> (or print it when no file is given)')
-    .option('--html <file>', 'write an HTML heatmap')
+    .addOption(new Option('--ig-steps <n>', 'attribution: average gradients over n embeddings interpolated from the corrupted to the clean prompt (integrated attribution; fixes saturated attention)').default(0).argParser(nonNegativeInt('--ig-steps')));
+  addOutputOptions(cmd, 'write an HTML heatmap')
     .addHelpText('after', '\nSweeps:\n  resid    layer x position at blocks.{l}.hook_resid_pre\n  attn     layer x position at blocks.{l}.hook_attn_out\n  mlp      layer x position at blocks.{l}.hook_mlp_out\n  heads    layer x head at blocks.{l}.attn.hook_z (all positions; --by-position: x position)\n  pattern  layer x head at blocks.{l}.attn.hook_pattern (--by-position: x query position)\n\nExample:\n  lantern patch --clean "When Mary and John went to the store, John gave a drink to" \\\n    --corrupt "When Mary and John went to the store, Mary gave a drink to" --answer " Mary" --wrong " John" --sweep heads')
     .action(async (opts) => {
       if (!(SWEEPS as readonly string[]).includes(opts.sweep)) throw new LanternError(`unknown sweep '${opts.sweep}'; sweeps: ${SWEEPS.join(', ')}`);
       const source: string = opts.model ?? defaultModel();
-      if (typeof opts.json === 'string') assertWritable(opts.json, '--json');
-      if (opts.html) assertWritable(opts.html, '--html');
+      assertOutputsWritable(opts);
       const model = await loadModel(source, { progress: process.stderr.isTTY });
       const common = {
         clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong, metric: opts.metric,
@@ -88,33 +87,26 @@ export function patchCommand(program: Command): void {
       const html = () => grids.length === 1
         ? patchHtml(grids[0].r, tokens, `${grids[0].name[0].toUpperCase()}${grids[0].name.slice(1)} — ${source}`, caption)
         : patchHtml(attr!, tokens, `Attribution patching — ${source}`, `${caption} Pearson r with activation patching: ${corr!.toFixed(4)}.`);
-      if (opts.json === true) {
-        console.log(JSON.stringify(saved, null, 2));
-        if (opts.html) writeOut(opts.html, html());
-        return;
-      }
-      if (typeof opts.json === 'string') writeOut(opts.json, JSON.stringify(saved, null, 2) + '\n');
-      if (opts.html) writeOut(opts.html, html());
-      console.log(`model: ${source}`);
-      console.log(caption);
-      const color = useColor();
-      for (const grid of grids) {
-        if (grids.length > 1) console.log(`\n${grid.name}:`);
-        const t = table(grid.r, tokens);
-        const W = 8;
-        const labelW = Math.max(...t.rows.map((x) => x.length), 3);
-        console.log(`${''.padEnd(labelW)} ${t.cols.map((c) => cellText(c, W)).join(' ')}`);
-        t.rows.forEach((row, i) => {
-          const cells = t.cols.map((_, j) => {
-            const v = t.at(i, j);
-            const text = (v >= 0 ? '+' : '') + v.toFixed(2);
-            return color ? ansiSigned(text.padStart(W), v) : text.padStart(W);
+      emitOutputs(opts, saved, { html }, () => {
+        console.log(`model: ${source}`);
+        console.log(caption);
+        const color = useColor();
+        for (const grid of grids) {
+          if (grids.length > 1) console.log(`\n${grid.name}:`);
+          const t = table(grid.r, tokens);
+          const W = 8;
+          const labelW = Math.max(...t.rows.map((x) => x.length), 3);
+          console.log(`${''.padEnd(labelW)} ${t.cols.map((c) => cellText(c, W)).join(' ')}`);
+          t.rows.forEach((row, i) => {
+            const cells = t.cols.map((_, j) => {
+              const v = t.at(i, j);
+              const text = (v >= 0 ? '+' : '') + v.toFixed(2);
+              return color ? ansiSigned(text.padStart(W), v) : text.padStart(W);
+            });
+            console.log(`${row.padEnd(labelW)} ${cells.join(' ')}`);
           });
-          console.log(`${row.padEnd(labelW)} ${cells.join(' ')}`);
-        });
-      }
-      if (corr !== undefined) console.log(`\nPearson r (activation vs attribution): ${corr.toFixed(4)}`);
-      if (typeof opts.json === 'string') console.log(`saved JSON to ${opts.json}`);
-      if (opts.html) console.log(`saved HTML to ${opts.html}`);
+        }
+        if (corr !== undefined) console.log(`\nPearson r (activation vs attribution): ${corr.toFixed(4)}`);
+      });
     });
 }

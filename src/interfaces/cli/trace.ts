@@ -3,8 +3,9 @@ import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import { causalTrace, TRACE_KINDS, TraceKind } from '../../methods/patching/causal-tracing.js';
 import { defaultModel } from './defaults.js';
-import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
-import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor, writeOut } from './lens.js';
+import { nonNegativeInt, positiveInt } from './forward.js';
+import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
+import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 
 function positiveNumber(flag: string) {
   return (v: string): number => {
@@ -15,7 +16,7 @@ function positiveNumber(flag: string) {
 }
 
 export function traceCommand(program: Command): void {
-  program
+  const cmd = program
     .command('trace')
     .description('Causal tracing (ROME): noise the subject\'s token embeddings, restore one clean state (residual, MLP or attention output) at a time, and show how much of p(answer) comes back, per layer and position.')
     .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
@@ -26,14 +27,12 @@ export function traceCommand(program: Command): void {
     .addOption(new Option('--samples <n>', 'noise samples averaged').default(10).argParser(positiveInt('--samples')))
     .addOption(new Option('--seed <n>', 'noise seed').default(1).argParser(nonNegativeInt('--seed')))
     .addOption(new Option('--window <n>', 'mlp/attn: restore this many consecutive layers around each layer').default(1).argParser(positiveInt('--window')))
-    .option('--kinds <list>', `states to restore, comma-separated: ${TRACE_KINDS.join(', ')}`, TRACE_KINDS.join(','))
-    .option('--json [file]', 'write the result as JSON to <file> (or print it when no file is given)')
-    .option('--html <file>', 'write HTML heatmaps')
+    .option('--kinds <list>', `states to restore, comma-separated: ${TRACE_KINDS.join(', ')}`, TRACE_KINDS.join(','));
+  addOutputOptions(cmd, 'write HTML heatmaps')
     .addHelpText('after', '\nExample:\n  lantern trace --text "The Eiffel Tower is located in the city of" --subject "The Eiffel Tower" --answer " Paris"')
     .action(async (opts) => {
       const source: string = opts.model ?? defaultModel();
-      if (typeof opts.json === 'string') assertWritable(opts.json, '--json');
-      if (opts.html) assertWritable(opts.html, '--html');
+      assertOutputsWritable(opts);
       const kinds = String(opts.kinds).split(',').map((s) => s.trim()).filter(Boolean) as TraceKind[];
       const model = await loadModel(source, { progress: process.stderr.isTTY });
       const r = await causalTrace(model, {
@@ -43,32 +42,30 @@ export function traceCommand(program: Command): void {
       const tokens = model.tokenStrings(r.tokens);
       const saved = { model: source, ...r, text: opts.text, subject: opts.subject, tokenStrings: tokens };
       const caption = `p(${JSON.stringify(opts.answer)}): clean ${r.clean.toFixed(4)}, subject noised ${r.corrupt.toFixed(4)} (std ${r.settings.noiseStd.toFixed(4)}, ${r.settings.samples} samples); cells: (p restored - p noised) / (p clean - p noised)`;
-      if (opts.html) {
+      const html = () => {
         const body = Object.entries(r.effects).map(([kind, e]) => {
           const head = `<tr><th></th>${tokens.map((t, p) => `<th>${p}:${escapeHtml(JSON.stringify(t))}${r.subjectPositions.includes(p) ? '*' : ''}</th>`).join('')}</tr>`;
           const rows = e!.normalised.map((row, l) => `<tr><th>L${l}</th>${row.map((v) => `<td style="background:${cssSigned(v)}">${v.toFixed(2)}</td>`).join('')}</tr>`).join('\n');
           return `<h3>${escapeHtml(kind)} (${escapeHtml(e!.hook)})</h3>\n<table>\n${head}\n${rows}\n</table>`;
         }).join('\n');
-        writeOut(opts.html, htmlPage(`Causal tracing — ${source}`, `<p>${escapeHtml(caption)}; * = subject token.</p>\n${body}`));
-      }
-      if (opts.json === true) return console.log(JSON.stringify(saved, null, 2));
-      if (typeof opts.json === 'string') writeOut(opts.json, JSON.stringify(saved, null, 2) + '\n');
-      console.log(`model: ${source}`);
-      console.log(caption);
-      const color = useColor();
-      const W = 8;
-      for (const [kind, e] of Object.entries(r.effects)) {
-        console.log(`\n${kind} (${e!.hook}):`);
-        console.log(`${'   '} ${tokens.map((t, p) => cellText((r.subjectPositions.includes(p) ? '*' : '') + t, W)).join(' ')}`);
-        e!.normalised.forEach((row, l) => {
-          const cells = row.map((v) => {
-            const text = ((v >= 0 ? '+' : '') + v.toFixed(2)).padStart(W);
-            return color ? ansiSigned(text, v) : text;
+        return htmlPage(`Causal tracing — ${source}`, `<p>${escapeHtml(caption)}; * = subject token.</p>\n${body}`);
+      };
+      emitOutputs(opts, saved, { html }, () => {
+        console.log(`model: ${source}`);
+        console.log(caption);
+        const color = useColor();
+        const W = 8;
+        for (const [kind, e] of Object.entries(r.effects)) {
+          console.log(`\n${kind} (${e!.hook}):`);
+          console.log(`${'   '} ${tokens.map((t, p) => cellText((r.subjectPositions.includes(p) ? '*' : '') + t, W)).join(' ')}`);
+          e!.normalised.forEach((row, l) => {
+            const cells = row.map((v) => {
+              const text = ((v >= 0 ? '+' : '') + v.toFixed(2)).padStart(W);
+              return color ? ansiSigned(text, v) : text;
+            });
+            console.log(`${`L${l}`.padEnd(3)} ${cells.join(' ')}`);
           });
-          console.log(`${`L${l}`.padEnd(3)} ${cells.join(' ')}`);
-        });
-      }
-      if (typeof opts.json === 'string') console.log(`saved JSON to ${opts.json}`);
-      if (opts.html) console.log(`saved HTML to ${opts.html}`);
+        }
+      });
     });
 }

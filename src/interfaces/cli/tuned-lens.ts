@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
@@ -5,8 +6,8 @@ import { loadModel } from '../../models/load.js';
 import { tokenizeSplits } from '../../data/brown.js';
 import { collectResiduals, evaluateLens, loadTunedLens, saveTunedLens, trainTunedLens, tunedLensPath, LensEvaluation } from '../../methods/lens/tuned-lens.js';
 import { defaultModel } from './defaults.js';
-import { assertWritable, nonNegativeInt, positiveInt } from './forward.js';
-import { writeOut } from './lens.js';
+import { nonNegativeInt, positiveInt } from './forward.js';
+import { assertWritable } from './output.js';
 
 function positiveNumber(flag: string) {
   return (v: string): number => {
@@ -58,7 +59,7 @@ export function tunedLensCommand(program: Command): void {
       const ev = await evaluateLens(model, lens, held);
       lens.metadata = { ...lens.metadata, model: path.basename(path.resolve(source)), train_tokens: String(train.n), heldout_tokens: String(ev.tokens), heldout_kl_logit: JSON.stringify(ev.logitLens.kl), heldout_kl_tuned: JSON.stringify(ev.tunedLens.kl) };
       saveTunedLens(out, lens);
-      if (opts.json) writeOut(opts.json, JSON.stringify({ model: source, method: 'tuned-lens', settings: { steps: opts.steps, tokensPerStep: opts.tokensPerStep, trainTokens: train.n, heldoutTokens: opts.heldoutTokens, lr: opts.lr, seed: opts.seed, data: 'Brown corpus' }, evaluation: ev }, null, 2) + '\n');
+      if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ model: source, method: 'tuned-lens', settings: { steps: opts.steps, tokensPerStep: opts.tokensPerStep, trainTokens: train.n, heldoutTokens: opts.heldoutTokens, lr: opts.lr, seed: opts.seed, data: 'Brown corpus' }, evaluation: ev }, null, 2) + '\n');
       console.log(`model: ${source}`);
       printEvaluation(ev);
       console.log(`saved the tuned lens to ${out}`);
