@@ -158,6 +158,8 @@ describe('bad input: one `lantern: error:` line, exit 1, no stack trace', () => 
       [['forward', '--model', broken, '--text', 'hi'], /config\.json is not valid JSON/],
       [['forward', '--model', tiny, '--text', 'hi', '--out', path.join(tmp, 'no-dir', 'x.safetensors')], /--out .* folder .*no-dir does not exist/],
       [['forward', '--model', tiny, '--text', 'hi', '--out', path.join(tmp, 'x.bin')], /--out must name a \.safetensors file/],
+      [['lens', '--model', tiny, '--text', 'hi', '--json', ''], /--json needs a file name/],
+      [['lens', '--model', tiny, '--text', 'hi', '--html', ''], /--html needs a file name/],
       [['make-random', path.join(aFile, 'model')], /cannot write the model to .*a-file\/model: ENOTDIR/],
       [['make-random', path.join(tmp, 'never'), '--seed', 'abc'], /--seed must be an integer from 0 to 4294967295, got 'abc'/],
       [['make-random', path.join(tmp, 'never'), '--heads', '5'], /--d-model 64 is not divisible by --heads 5/],

@@ -9,6 +9,7 @@ import { LanternError } from '../../errors.js';
 
 /** Fails unless `file` can be created: its folder exists and it is not itself a folder. */
 export function assertWritable(file: string, flag: string): void {
+  if (file === '') throw new LanternError(`${flag} needs a file name`);
   if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new LanternError(`${flag} ${file} is a folder; give a file name`);
   const dir = path.dirname(path.resolve(file));
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new LanternError(`${flag} ${file}: folder ${dir} does not exist`);
@@ -25,7 +26,7 @@ export function addOutputOptions(cmd: Command, htmlHelp: string): Command {
 export function assertOutputsWritable(opts: Record<string, unknown>, pages: readonly string[] = ['html']): void {
   // Before the model loads, so that a typo in a path costs nothing.
   if (typeof opts.json === 'string') assertWritable(opts.json, '--json');
-  for (const flag of pages) if (opts[flag]) assertWritable(String(opts[flag]), `--${flag}`);
+  for (const flag of pages) if (typeof opts[flag] === 'string') assertWritable(opts[flag] as string, `--${flag}`);
 }
 
 /**
