@@ -58,6 +58,14 @@ export function forwardCommand(program: Command): void {
     });
 }
 
+export function positiveNumber(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!(n > 0) || !Number.isFinite(n)) throw new LanternError(`${flag} must be a positive number, got '${v}'`);
+    return n;
+  };
+}
+
 export function positiveInt(flag: string) {
   return (v: string): number => {
     const n = Number(v);

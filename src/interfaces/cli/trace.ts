@@ -1,19 +1,10 @@
 import { Command, Option } from 'commander';
-import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import { causalTrace, TRACE_KINDS, TraceKind } from '../../methods/patching/causal-tracing.js';
 import { defaultModel } from './defaults.js';
-import { nonNegativeInt, positiveInt } from './forward.js';
+import { nonNegativeInt, positiveInt, positiveNumber } from './forward.js';
 import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
-
-function positiveNumber(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!(n > 0) || !Number.isFinite(n)) throw new LanternError(`${flag} must be a positive number, got '${v}'`);
-    return n;
-  };
-}
 
 export function traceCommand(program: Command): void {
   const cmd = program

@@ -1,21 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import { tokenizeSplits } from '../../data/brown.js';
 import { collectResiduals, evaluateLens, loadTunedLens, saveTunedLens, trainTunedLens, tunedLensPath, LensEvaluation } from '../../methods/lens/tuned-lens.js';
 import { defaultModel } from './defaults.js';
-import { nonNegativeInt, positiveInt } from './forward.js';
+import { nonNegativeInt, positiveInt, positiveNumber } from './forward.js';
 import { assertWritable } from './output.js';
-
-function positiveNumber(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!(n > 0) || !Number.isFinite(n)) throw new LanternError(`${flag} must be a positive number, got '${v}'`);
-    return n;
-  };
-}
 
 export function printEvaluation(ev: LensEvaluation): void {
   console.log(`held-out: ${ev.tokens} tokens; KL(final || lens) in nats and perplexity of the actual next token, per layer`);
