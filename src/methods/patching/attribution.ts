@@ -79,15 +79,18 @@ export async function linearAttribution(
     throw new LanternError(`clean and corrupted prompts must have the same number of tokens (clean ${cleanTokens.length}, corrupted ${corruptTokens.length})`);
   }
   if (!Number.isInteger(igSteps) || igSteps < 0) throw new LanternError(`IG steps must be a non-negative integer, got ${igSteps}`);
-  const cleanRun = await model.runWithCache([cleanTokens], igSteps ? [...new Set([...hooks, 'hook_embed'])] : hooks);
+  // Only the positions the objective reads are unembedded (the unembedding is most of a short prompt's run).
+  const logitPositions = [...new Set(terms.map((t) => t.pos))].sort((p, q) => p - q);
+  const cleanRun = await model.runWithHooks([cleanTokens], { cache: igSteps ? [...new Set([...hooks, 'hook_embed'])] : hooks, logitPositions });
   const corruptRun = igSteps
     ? await integratedGradients(model, cleanRun.cache.get('hook_embed'), corruptTokens, terms, hooks, igSteps)
-    : await model.gradients([corruptTokens], terms, { wrt: hooks, cache: hooks });
+    : await model.gradients([corruptTokens], terms, { wrt: hooks, cache: hooks, logitPositions });
   const V = model.cfg.dVocab;
   const logits = cleanRun.logits.f32;
   let clean = 0;
   for (const t of terms) {
-    const row = logits.subarray(t.pos * V, (t.pos + 1) * V);
+    const k = logitPositions.indexOf(t.pos);
+    const row = logits.subarray(k * V, (k + 1) * V);
     clean += (t.coef ?? 1) * (t.kind === 'logit' ? row[t.token] : logSoftmaxAt(row, t.token));
   }
   const products: Record<string, Tensor> = {};
