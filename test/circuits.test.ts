@@ -177,6 +177,16 @@ const margins = (scores: Record<string, number>, planted: Set<string>) => ({
   planted: Math.min(...[...planted].map((e) => scores[e])),
   other: Math.max(...Object.entries(scores).filter(([e]) => !planted.has(e)).map(([, v]) => Math.abs(v))),
 });
+/** EAP (default settings, threshold 0.1) finds exactly `planted`, each planted edge scoring above 0.6 and every other below 0.06, faithfully. */
+async function eapRecovers(model: HookedTransformer, examples: ReturnType<typeof taskExamples>, metric: 'logprob' | 'logit-diff', planted: Set<string>) {
+  const c = await eap(model, { examples, metric, threshold: 0.1 });
+  expect(edgeSet(c)).toEqual(planted);
+  const m = margins(c.scores, planted);
+  expect(m.planted).toBeGreaterThan(0.6);
+  expect(m.other).toBeLessThan(0.06);
+  expect(c.faithfulness).toBeGreaterThan(0.99);
+  return { c, other: m.other };
+}
 const INDUCTION_EDGES = new Set(['input->L0H2.v', 'L0H2->L1H1.k', 'input->L1H1.v', 'L1H1->logits']);
 const IOI_EDGES = new Set(['input->L0H1.v', 'L0H1->L1H2.q', 'input->L1H2.k', 'L1H2->logits']);
 
@@ -207,13 +217,8 @@ describe('planted induction', () => {
 
   it('EAP (default: EAP-IG by receiver group) recovers exactly the planted edges at threshold 0.1; so does EAP-IG along every edge at once; plain EAP sees almost nothing (saturated attention)', async () => {
     const examples = taskExamples(induction, 'induction', 6, 2);
-    const c = await eap(induction, { examples, metric: 'logprob', threshold: 0.1 });
+    const { c, other } = await eapRecovers(induction, examples, 'logprob', INDUCTION_EDGES);
     expect(c.settings).toMatchObject({ igSteps: 5, igPath: 'receivers' });
-    expect(edgeSet(c)).toEqual(INDUCTION_EDGES);
-    const { planted, other } = margins(c.scores, INDUCTION_EDGES);
-    expect(planted).toBeGreaterThan(0.6);
-    expect(other).toBeLessThan(0.06);
-    expect(c.faithfulness).toBeGreaterThan(0.99);
     const all = await eap(induction, { examples, metric: 'logprob', threshold: 0.1, igPath: 'all' });
     expect(edgeSet(all)).toEqual(INDUCTION_EDGES);
     const allMargins = margins(all.scores, INDUCTION_EDGES);
@@ -244,12 +249,7 @@ describe('planted IOI', () => {
       expect(edgeSet(c)).toEqual(IOI_EDGES);
       expect(c.faithfulness).toBeGreaterThan(0.99);
     }
-    const c = await eap(ioi, { examples, metric: 'logit-diff', threshold: 0.1 });
-    expect(edgeSet(c)).toEqual(IOI_EDGES);
-    const { planted, other } = margins(c.scores, IOI_EDGES);
-    expect(planted).toBeGreaterThan(0.6);
-    expect(other).toBeLessThan(0.06);
-    expect(c.faithfulness).toBeGreaterThan(0.99);
+    const { c, other } = await eapRecovers(ioi, examples, 'logit-diff', IOI_EDGES);
     // Patched alone, input->L1H2.k carries the whole effect (S2's key stops being S, so the name
     // mover, still avoiding S, splits its attention between IO and S2). Moving every edge at once,
     // the query stops avoiding S as the key changes: S2 never scores near IO, the gradient is ~0.
