@@ -133,6 +133,9 @@ describe('training', () => {
     const p = 0.3;
     const dtc: TrainConfig = { ...tc, then: [{ steps: 10, warmupSteps: 1, lr: 1e-3, minLr: 1e-4, dropout: p }] };
     expect([dropoutAt(dtc, 59), dropoutAt(dtc, 60)]).toEqual([0, p]);
+    for (const bad of [1, -0.1, NaN]) {
+      await expect(Trainer.create(cfg, { ...dtc, then: [{ ...dtc.then![0], dropout: bad }] })).rejects.toThrow(/phase 2: dropout must be in \[0, 1\)/);
+    }
     const tr = await Trainer.create(cfg, { ...dtc, steps: 0 });
     const model = await HookedTransformer.create(cfg, await tr.weights(), undefined, 'test');
     // What the step draws from its seeded RNG, in order: the windows, then one mask per hook

@@ -243,16 +243,25 @@ export interface TrainState {
 }
 
 export class Trainer {
+  /** Compiled-graph signatures of a step without and with dropout. */
+  private readonly signatures: [string, string];
+
   private constructor(
     readonly cfg: ModelConfig,
     readonly tc: TrainConfig,
     private readonly params: WeightSet,
     readonly state: TrainState,
     private readonly executor: Executor,
-  ) {}
+  ) {
+    this.signatures = [false, true].map((dropout) => JSON.stringify({ train: cfg, tc, dropout })) as [string, string];
+  }
 
   /** Fresh weights and optimizer state, or those of `checkpoint` when given. */
   static async create(cfg: ModelConfig, tc: TrainConfig, checkpoint?: string, executor = defaultExecutor()): Promise<Trainer> {
+    [tc, ...(tc.then ?? [])].forEach((p, i) => {
+      const d = p.dropout ?? 0;
+      if (!(d >= 0 && d < 1)) throw new LanternError(`phase ${i + 1}: dropout must be in [0, 1), got ${p.dropout}`);
+    });
     const shapes = weightShapes(cfg);
     let tensors: Record<string, Tensor>;
     let state: TrainState = { step: 0, rng: tc.seed, tokensSeen: 0, log: [], evals: [] };
@@ -297,7 +306,7 @@ export class Trainer {
     const update: Record<string, { set: WeightSet; name: string }> = {};
     for (const name of Object.keys(this.params.shapes)) update[`new:${name}`] = { set: this.params, name };
     const t0 = performance.now();
-    const out = await this.executor.run(JSON.stringify({ train: this.cfg, tc: this.tc, dropout: p > 0 }), () => trainStepGraph(this.cfg, this.tc, p > 0), feeds, { weights: [this.params], update });
+    const out = await this.executor.run(this.signatures[p > 0 ? 1 : 0], () => trainStepGraph(this.cfg, this.tc, p > 0), feeds, { weights: [this.params], update });
     const seconds = (performance.now() - t0) / 1000;
     this.state.step = t;
     this.state.tokensSeen += batch * seq;
