@@ -99,7 +99,7 @@ async function weightsAsInputs(): Promise<void> {
  * ArrayBuffer, and on this VM fresh pages cost several times a write into memory already touched.
  * The same copy of the cached activations' sizes, into new buffers vs into the same buffers again.
  */
-async function freshMemoryCost(sizes: number[]): Promise<{ mb: number; fresh: number; reused: number }> {
+function freshMemoryCost(sizes: number[]): { mb: number; fresh: number; reused: number } {
   const source = new Float32Array(Math.max(...sizes)).fill(1.5);
   let fresh = Infinity;
   let reused = Infinity;
@@ -204,7 +204,7 @@ async function main() {
     report(`T=${T} forward GFLOP/s / sgemm peak`, gflops / peak, '>=', 0.6,
       `${bestMs.fwd.toFixed(1)} ms, ${gflops.toFixed(1)} GFLOP/s (${(gflops / peaks.prepacked).toFixed(3)} of the prepacked peak)`);
     report(`T=${T} runWithCache(all hooks) / forward`, bestMs.cache / bestMs.fwd, '<=', 1.15, `${bestMs.cache.toFixed(1)} ms`);
-    const mem = await freshMemoryCost((await model.runWithCache(tokens)).cache.entries().map(([, t]) => t.size));
+    const mem = freshMemoryCost((await model.runWithCache(tokens)).cache.entries().map(([, t]) => t.size));
     console.log(`${''.padEnd(44)} its outputs' ${mem.mb.toFixed(0)} MB written into new buffers: ${mem.fresh.toFixed(1)} ms; into buffers already touched: ${mem.reused.toFixed(1)} ms`);
     report(`T=${T} forward+backward to embeddings / forward`, bestMs.grad / bestMs.fwd, '<=', 2.5, `${bestMs.grad.toFixed(1)} ms`);
   }
