@@ -13,7 +13,7 @@ import { Executor, WeightSet, defaultExecutor } from '../engine/runtime/executor
 import { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from './config.js';
 import type { Tokenizer } from './tokenizer.js';
-import { gpt2Forward, gpt2Inputs, positionFeeds, hookNames, OPTIONAL_HOOKS, Layout, Gpt2Outputs, B, T, LOGIT_POS } from './gpt2/model.js';
+import { gpt2Forward, gpt2Inputs, packedFeeds, positionFeeds, hookNames, OPTIONAL_HOOKS, Layout, Gpt2Outputs, Segment, B, T, LOGIT_POS } from './gpt2/model.js';
 import { ActivationCache } from './cache.js';
 import { splitAtCuts } from '../engine/graph/segment.js';
 
@@ -50,15 +50,22 @@ export interface RunOptions {
   /**
    * Compute logits only at these positions (in this order): `logits` is then
    * [batch, positions.length, vocab]. Hooks and gradients are unaffected; this only skips
-   * unembedding positions nobody reads.
+   * unembedding positions nobody reads. One array per row (all as long) gives each row its own.
    */
-  logitPositions?: number[];
+  logitPositions?: number[] | number[][];
   /**
    * Keys and values of a prompt's first positions (`pastKeyValues`): the input is then what
    * follows that prefix, and only its positions are computed. Hooks, interventions, logits and
    * their positions all refer to the input's own positions (0 is the first after the prefix).
    */
   past?: PastKeyValues;
+  /**
+   * With `past`: each row holds several continuations of the past's prefixes, `segments[b]` in
+   * order (sequence packing, see `Segment`), so short continuations need not each take a row.
+   * Positions are then row positions. The numbers equal separate runs' up to float32 rounding
+   * (~1e-6): a query's softmax and weighted sum run over more (masked) keys.
+   */
+  segments?: Segment[][];
 }
 
 /** Every layer's keys and values at a prompt's first `length` positions: [1, length, heads, d_head] each. */
@@ -131,8 +138,9 @@ interface RunSpec {
   interventions: InterventionPlan[];
   callbacks: string[];
   gradWrt: string[] | null;
-  logitPositions: boolean;
+  logitPositions: boolean | 'rows';
   past: boolean;
+  packed: boolean;
   /** The objective reads its rows from the logits (at logitPositions) instead of unembedding them again. */
   objectiveFromLogits: boolean;
 }
@@ -239,11 +247,11 @@ export class HookedTransformer {
     return { length, keys: layers.map((l) => prefix(`blocks.${l}.attn.hook_k`)), values: layers.map((l) => prefix(`blocks.${l}.attn.hook_v`)) };
   }
 
-  private feedPast(past: PastKeyValues, batch: Batch, feeds: Record<string, Tensor>): void {
+  private feedPast(past: PastKeyValues, batch: Batch, feeds: Record<string, Tensor>, packed: boolean): void {
     const { nLayers: L, nHeads: H, dHead: dh, nCtx } = this.cfg;
     const P = past.length;
     if (!Number.isInteger(P) || P < 1) throw new LanternError(`past length ${P} must be a positive integer`);
-    if (P + batch.seq > nCtx) throw new LanternError(`past of ${P} positions plus ${batch.seq} tokens is longer than the model's context of ${nCtx}`);
+    if (!packed && P + batch.seq > nCtx) throw new LanternError(`past of ${P} positions plus ${batch.seq} tokens is longer than the model's context of ${nCtx}`);
     if (past.keys?.length !== L || past.values?.length !== L) throw new LanternError(`past keys and values must have one tensor per layer (${L})`);
     const want = [1, P, H, dh].join(',');
     for (let l = 0; l < L; l++) {
@@ -400,7 +408,8 @@ export class HookedTransformer {
 
   private plan(batch: Batch, opts: RunOptions, gradWrt: string[] | null): { spec: RunSpec; feeds: Record<string, Tensor> } {
     const feeds = this.baseFeeds(batch, opts.past?.length ?? 0);
-    if (opts.past) this.feedPast(opts.past, batch, feeds);
+    if (opts.past) this.feedPast(opts.past, batch, feeds, Boolean(opts.segments));
+    if (opts.segments) Object.assign(feeds, this.segmentFeeds(opts.segments, batch, opts.past));
     const interventions = (opts.interventions ?? []).map((iv, k) => this.planIntervention(iv, k, batch, feeds, Boolean(opts.past)));
     const callbacks = Object.keys(opts.callbacks ?? {});
     callbacks.forEach((n) => this.checkHook(n));
@@ -408,12 +417,40 @@ export class HookedTransformer {
     const order = new Map(this.hookNames.map((n, i) => [n, i]));
     callbacks.sort((a, b) => order.get(a)! - order.get(b)!);
     const lp = opts.logitPositions;
+    let logitPositions: RunSpec['logitPositions'] = false;
     if (lp) {
       if (!Array.isArray(lp) || lp.length === 0) throw new LanternError('logitPositions must be a non-empty array of positions');
-      for (const p of lp) if (!Number.isInteger(p) || p < 0 || p >= batch.seq) throw new LanternError(`logit position ${p} outside the sequence (length ${batch.seq})`);
-      feeds.logit_positions = Tensor.i64(lp, [lp.length]);
+      const perRow = Array.isArray(lp[0]);
+      if (perRow && gradWrt) throw new LanternError('per-row logitPositions are for runs without gradients');
+      const rows = (perRow ? lp : [lp]) as number[][];
+      if (perRow && rows.length !== batch.tokens.length) throw new LanternError(`per-row logitPositions give ${rows.length} rows for a batch of ${batch.tokens.length}`);
+      for (const r of rows) {
+        if (!Array.isArray(r) || r.length === 0 || r.length !== rows[0].length) throw new LanternError('per-row logitPositions must be non-empty arrays of one length');
+        for (const p of r) if (!Number.isInteger(p) || p < 0 || p >= batch.seq) throw new LanternError(`logit position ${p} outside the sequence (length ${batch.seq})`);
+      }
+      feeds.logit_positions = perRow
+        ? Tensor.i64(rows.flatMap((r, b) => r.map((p) => b * batch.seq + p)), [rows.length, rows[0].length])
+        : Tensor.i64(rows[0], [rows[0].length]);
+      logitPositions = perRow ? 'rows' : true;
     }
-    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions: Boolean(lp), past: Boolean(opts.past), objectiveFromLogits: false }, feeds };
+    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions, past: Boolean(opts.past), packed: Boolean(opts.segments), objectiveFromLogits: false }, feeds };
+  }
+
+  /** Checks packed rows' segments against the batch and the past, and builds their positions and masks. */
+  private segmentFeeds(segments: Segment[][], batch: Batch, past: PastKeyValues | undefined): Record<string, Tensor> {
+    if (!past) throw new LanternError('segments continue a prompt\'s prefixes: give its keys and values as past');
+    if (!Array.isArray(segments) || segments.length !== batch.tokens.length) throw new LanternError(`segments must list each of the batch's ${batch.tokens.length} rows`);
+    segments.forEach((row, b) => {
+      let used = 0;
+      for (const { start, length } of row) {
+        if (!Number.isInteger(start) || start < 0 || start > past.length) throw new LanternError(`row ${b}: segment start ${start} outside [0, ${past.length}] (the past's length)`);
+        if (!Number.isInteger(length) || length < 1) throw new LanternError(`row ${b}: segment length ${length} must be a positive integer`);
+        if (start + length > this.cfg.nCtx) throw new LanternError(`row ${b}: a segment from position ${start} of ${length} tokens is longer than the model's context of ${this.cfg.nCtx}`);
+        used += length;
+      }
+      if (used > batch.seq) throw new LanternError(`row ${b}: segments of ${used} tokens in a row of ${batch.seq}`);
+    });
+    return packedFeeds(segments, batch.seq, past.length);
   }
 
   private planIntervention(iv: Intervention, k: number, batch: Batch, feeds: Record<string, Tensor>, past: boolean): InterventionPlan {
@@ -520,7 +557,7 @@ export class HookedTransformer {
       if (cache.has(name) && !aliases.has(name)) g.output(name, v);
       return v;
     };
-    const model = gpt2Forward(g, this.cfg, gpt2Inputs(g, { logitPositions: spec.logitPositions, past: spec.past ? this.cfg : undefined }), hook, wants);
+    const model = gpt2Forward(g, this.cfg, gpt2Inputs(g, { logitPositions: spec.logitPositions, past: spec.past ? this.cfg : undefined, packed: spec.packed }), hook, wants);
     g.output('logits', model.logits);
     if (spec.gradWrt) {
       const objective = objectiveGraph(g, model, spec.objectiveFromLogits);

@@ -21,9 +21,12 @@ export function topK(logits: Tensor, pos: number, k: number, tokenString: (id: n
 
 /** log softmax(row)[token], computed stably. */
 export function logSoftmaxAt(row: Float32Array, token: number): number {
+  // Indexed loops: iterating a typed array with for-of and Math.max took twice as long (45 ms
+  // for leave-one-out's 65 rows of 50257 on GPT-2 small, 3% of the whole method).
+  const n = row.length;
   let max = -Infinity;
-  for (const x of row) max = Math.max(max, x);
+  for (let i = 0; i < n; i++) if (row[i] > max) max = row[i];
   let z = 0;
-  for (const x of row) z += Math.exp(x - max);
+  for (let i = 0; i < n; i++) z += Math.exp(row[i] - max);
   return row[token] - max - Math.log(z);
 }

@@ -5,7 +5,7 @@
  */
 import { LanternError } from '../../errors.js';
 import { Tensor } from '../../engine/tensor.js';
-import type { HookedTransformer, ObjectiveTerm } from '../../models/hooked.js';
+import type { HookedTransformer, ObjectiveTerm, PastKeyValues } from '../../models/hooked.js';
 import type { ActivationCache } from '../../models/cache.js';
 import { rowValues, TargetRow } from './targets.js';
 
@@ -65,33 +65,43 @@ export function chunks(n: number, size: number): [number, number][] {
 }
 
 /**
- * Splits examples sorted by the position from which they differ from the prompt (`starts`,
- * ascending) into runs of at most `size` that each start at their first example's position, so
- * that a run computes rows × (seq − start) positions. Fewer, larger runs use the cores better;
- * runs of nearby starts waste fewer positions: each run is charged RUN_COST positions on top of
- * its own, and the cheapest split (and its cost) is found by dynamic programming.
- */
-function prefixChunks(starts: number[], seq: number, size: number): { runs: [number, number][]; cost: number } {
-  const n = starts.length;
-  const cost = new Float64Array(n + 1).fill(Infinity);
-  const from = new Int32Array(n + 1);
-  cost[0] = 0;
-  for (let e = 1; e <= n; e++) {
-    for (let s = Math.max(0, e - size); s < e; s++) {
-      const c = cost[s] + RUN_COST + (e - s) * (seq - starts[s]);
-      if (c < cost[e]) { cost[e] = c; from[e] = s; }
-    }
-  }
-  const runs: [number, number][] = [];
-  for (let e = n; e > 0; e = from[e]) runs.unshift([from[e], e]);
-  return { runs, cost: cost[n] };
-}
-
-/**
- * What a run costs beyond its positions, in positions (prefixChunks): mostly reading every weight
+ * What a run costs beyond its positions, in positions (packRows): mostly reading every weight
  * once, which on GPT-2 small's shape (T=64, 2 cores) takes as long as computing 55 to 75 positions.
  */
 const RUN_COST = 64;
+
+/** Positions [start, end) of one unit (an example's row, or one of its terms) in a packed row. */
+interface Piece { unit: number; start: number; end: number }
+
+interface Packing {
+  /** Each row's pieces, in order. */
+  rows: Piece[][];
+  /** Positions per row: the longest piece. */
+  width: number;
+  /** Runs of at most `size` rows each, as [first, end) row ranges. */
+  runs: [number, number][];
+  /** In positions: each row's width, plus RUN_COST per run. */
+  cost: number;
+}
+
+/**
+ * Packs pieces into as few rows as first-fit-decreasing finds, each row as wide as the longest
+ * piece: leave-one-out's suffixes of lengths n, n − 1, …, 1 pair up into n/2 + 1 full rows, so
+ * nothing is computed twice or for nothing.
+ */
+function packRows(pieces: Piece[], size: number): Packing {
+  const sorted = pieces.slice().sort((a, b) => (b.end - b.start) - (a.end - a.start) || a.unit - b.unit);
+  const width = sorted[0].end - sorted[0].start;
+  const rows: Piece[][] = [];
+  const room: number[] = [];
+  for (const pc of sorted) {
+    const n = pc.end - pc.start;
+    const r = room.findIndex((left) => left >= n);
+    if (r >= 0) { rows[r].push(pc); room[r] -= n; } else { rows.push([pc]); room.push(width - n); }
+  }
+  const runs = chunks(rows.length, size);
+  return { rows, width, runs, cost: runs.length * RUN_COST + rows.length * width };
+}
 
 /** One example of a batched evaluation: the embeddings to feed (default: the real ones) and which row to score. */
 export interface Example {
@@ -109,15 +119,21 @@ export interface Example {
  * of Σ_b row_b wrt batch b's activation is row_b's own gradient.
  *
  * Values alone reuse the prompt's shared prefix (unless `reusePrefix` is false): causal attention
- * leaves every position before an example's first change as in the prompt, so the prompt runs
- * once, its keys and values are kept, and each batch computes only the positions from its
- * examples' earliest change on (leave-one-out: half the positions of running every copy whole).
- * The logits are the very numbers a whole run gives, bit for bit, as long as a run has at least two
- * positions (ORT multiplies a single row by another kernel, which rounds differently).
+ * leaves every position before an example's first change as in the prompt, so each example needs
+ * only the positions from its first change to its last target position, continuing the prompt's
+ * keys and values. Those pieces are packed side by side into rows (`Segment`) and run
+ * `batchSize` rows at a time: leave-one-out over n tokens computes about n²/2 positions instead
+ * of n². The values equal whole runs' up to float32 rounding (~1e-6 relative, tested), not bit for
+ * bit: a packed query's softmax runs over more keys, the masked ones adding exact zeros in
+ * another order.
  */
 export async function evaluate(
   model: HookedTransformer, tokens: number[], rows: TargetRow[], examples: Example[],
-  opts: { grad: boolean; batchSize: number; hook?: string; reusePrefix?: boolean },
+  opts: {
+    grad: boolean; batchSize: number; hook?: string; reusePrefix?: boolean;
+    /** A cache of `model.pastHooks` on `tokens` (ResolvedTarget.promptCache): prefix reuse then runs no prompt of its own. */
+    promptCache?: ActivationCache;
+  },
 ): Promise<{ values: number[]; grads: Float32Array[] }> {
   const seq = tokens.length;
   const hook = opts.hook ?? EMBED_HOOK;
@@ -128,52 +144,50 @@ export async function evaluate(
   // A batch entry. A row of the form Σ c·exp(term) (a probability difference) needs each term's
   // own gradient, and one backward pass gives only the gradient of a sum, so each of its terms is
   // a batch entry of its own; every other row is one entry.
-  interface Unit { ex: number; terms: ObjectiveTerm[]; post: 'sum' | 'exp' | 'coefExp'; coef: number }
   const units: Unit[] = [];
   examples.forEach((x, ex) => {
     const r = rows[x.row];
     if (opts.grad && r.expEach) r.terms.forEach((t) => units.push({ ex, terms: [{ ...t, coef: 1 }], post: 'coefExp', coef: t.coef ?? 1 }));
     else units.push({ ex, terms: r.terms, post: r.exp ? 'exp' : 'sum', coef: 1 });
   });
-  const reuse = !opts.grad && opts.reusePrefix !== false && seq > 2;
+  const reuse = !opts.grad && opts.reusePrefix !== false && seq > 1;
   // The prompt's own activation at the hook: fed to examples without one of their own, and what
   // prefix reuse compares the others with. Token embeddings are read from W_E; another hook's
   // activation takes a run of the prompt, which then also keeps the keys and values reuse needs.
   const needsReal = examples.some((x) => x.embed) && (reuse || examples.some((x) => !x.embed));
   const prompt = needsReal && hook !== EMBED_HOOK ? await cleanRun(model, tokens, reuse ? [hook, ...model.pastHooks] : [hook]) : undefined;
   const real = needsReal ? (prompt ? prompt.get(hook).f32 : await tokenEmbeddings(model, tokens)) : undefined;
-  let order = units.map((_, i) => i);
-  let starts = units.map(() => 0);
-  let runs = chunks(units.length, opts.batchSize);
+  const whole = chunks(units.length, opts.batchSize);
   if (reuse) {
-    // Where each unit's run may start: its first position that differs from the prompt, and no
-    // later than its first target position nor seq − 2 (two positions at least, see above).
-    const from = units.map((u) => Math.min(firstChange(examples[u.ex], tokens, real, d), ...u.terms.map((t) => t.pos), seq - 2));
-    const sorted = order.slice().sort((i, j) => from[i] - from[j]);
-    const plan = prefixChunks(sorted.map((i) => from[i]), seq, opts.batchSize);
-    // Only worth it when it saves more than the prompt's own run, which gives the keys and values.
-    const whole = runs.reduce((c, [s, e]) => c + RUN_COST + (e - s) * seq, 0);
-    if (plan.cost + RUN_COST + seq < whole) [order, starts, runs] = [sorted, from, plan.runs];
+    // Each unit's piece: from its first position that differs from the prompt (no later than its
+    // first target position) to its last target position.
+    const pieces = units.map((u, unit) => {
+      const positions = u.terms.map((t) => t.pos);
+      return { unit, start: Math.min(firstChange(examples[u.ex], tokens, real, d), ...positions), end: Math.max(...positions) + 1 };
+    });
+    const plan = packRows(pieces, opts.batchSize);
+    const cache = prompt ?? opts.promptCache;
+    const promptCost = fitsPrompt(model, tokens, cache) ? 0 : RUN_COST + seq;
+    if (plan.cost + promptCost < whole.length * RUN_COST + units.length * seq) {
+      const keysValues = fitsPrompt(model, tokens, cache) ? cache! : await cleanRun(model, tokens, model.pastHooks);
+      return { values: await packedValues(model, { tokens, rows, examples, units, real, hook, shape }, plan, model.pastKeyValues(keysValues, seq)), grads: [] };
+    }
   }
-  const clean = runs.some(([s]) => starts[order[s]] > 0) ? (prompt?.has(model.pastHooks[0]) ? prompt : await cleanRun(model, tokens, model.pastHooks)) : undefined;
   const values = new Array<number>(examples.length).fill(0);
   const grads: Float32Array[] = [];
-  for (const [s, e] of runs) {
-    const batch = order.slice(s, e).map((i) => units[i]);
-    const P = starts[order[s]];
-    const past = P > 0 ? model.pastKeyValues(clean!, P) : undefined;
-    const S = seq - P;
-    const input = batch.map((u) => (examples[u.ex].tokens ?? tokens).slice(P));
+  for (const [s, e] of whole) {
+    const batch = units.slice(s, e);
+    const input = batch.map((u) => examples[u.ex].tokens ?? tokens);
     let interventions;
     if (batch.some((u) => examples[u.ex].embed)) {
-      const value = new Float32Array(batch.length * S * d);
-      batch.forEach((u, i) => value.set((examples[u.ex].embed ?? real!).subarray(P * d, seq * d), i * S * d));
-      interventions = [{ hook, op: 'replace' as const, value: Tensor.f32(value, [batch.length, S, ...shape.slice(1)]) }];
+      const value = new Float32Array(batch.length * seq * d);
+      batch.forEach((u, i) => value.set(examples[u.ex].embed ?? real!, i * seq * d));
+      interventions = [{ hook, op: 'replace' as const, value: Tensor.f32(value, [batch.length, seq, ...shape.slice(1)]) }];
     }
     // Only the positions the targets read are unembedded: one or a few of seq.
     const logitPositions = [...new Set(batch.flatMap((u) => u.terms.map((t) => t.pos)))].sort((p, q) => p - q);
     if (!opts.grad) {
-      const { logits } = await model.runWithHooks(input, { interventions, logitPositions: logitPositions.map((p) => p - P), past });
+      const { logits } = await model.runWithHooks(input, { interventions, logitPositions });
       const at = new Map(logitPositions.map((p, k) => [p, k]));
       batch.forEach((u, i) => (values[u.ex] = rowValues(logits, i, [rows[examples[u.ex].row]], at)[0]));
       continue;
@@ -198,6 +212,65 @@ export async function evaluate(
     });
   }
   return { values, grads };
+}
+
+interface Unit { ex: number; terms: ObjectiveTerm[]; post: 'sum' | 'exp' | 'coefExp'; coef: number }
+
+/** What packedValues reads of an evaluation. */
+interface Evaluation {
+  tokens: number[];
+  rows: TargetRow[];
+  examples: Example[];
+  units: Unit[];
+  real: Float32Array | undefined;
+  hook: string;
+  shape: number[];
+}
+
+/** Each example's value, its piece run in packed rows that continue the prompt's keys and values (`past`). */
+async function packedValues(model: HookedTransformer, ev: Evaluation, plan: Packing, past: PastKeyValues): Promise<number[]> {
+  const { tokens, rows, examples, units, real, hook, shape } = ev;
+  const d = shape.reduce((p, q) => p * q, 1) / tokens.length;
+  const W = plan.width;
+  const values = new Array<number>(examples.length).fill(0);
+  for (const [s, e] of plan.runs) {
+    const batch = plan.rows.slice(s, e);
+    // Where each piece sits in its row.
+    const offsets = batch.map((row) => row.reduce<number[]>((o, pc, j) => [...o, j ? o[j - 1] + row[j - 1].end - row[j - 1].start : 0], []));
+    const input = batch.map((row, b) => {
+      const ids = new Array<number>(W).fill(0);
+      row.forEach((pc, j) => {
+        const src = examples[units[pc.unit].ex].tokens ?? tokens;
+        for (let p = pc.start; p < pc.end; p++) ids[offsets[b][j] + p - pc.start] = src[p];
+      });
+      return ids;
+    });
+    let interventions;
+    if (batch.some((row) => row.some((pc) => examples[units[pc.unit].ex].embed))) {
+      const value = new Float32Array(batch.length * W * d);
+      batch.forEach((row, b) => row.forEach((pc, j) => {
+        value.set((examples[units[pc.unit].ex].embed ?? real!).subarray(pc.start * d, pc.end * d), (b * W + offsets[b][j]) * d);
+      }));
+      interventions = [{ hook, op: 'replace' as const, value: Tensor.f32(value, [batch.length, W, ...shape.slice(1)]) }];
+    }
+    // Each row unembeds only its pieces' target positions, padded to one count by repeating one.
+    const reads = batch.map((row, b) => [...new Set(row.flatMap((pc, j) => units[pc.unit].terms.map((t) => offsets[b][j] + t.pos - pc.start)))]);
+    const K = Math.max(...reads.map((r) => r.length));
+    const logitPositions = reads.map((r) => [...r, ...new Array<number>(K - r.length).fill(r[0])]);
+    const segments = batch.map((row) => row.map((pc) => ({ start: pc.start, length: pc.end - pc.start })));
+    const { logits } = await model.runWithHooks(input, { interventions, logitPositions, past, segments });
+    batch.forEach((row, b) => row.forEach((pc, j) => {
+      const u = units[pc.unit];
+      const at = new Map(u.terms.map((t) => [t.pos, logitPositions[b].indexOf(offsets[b][j] + t.pos - pc.start)]));
+      values[u.ex] = rowValues(logits, b, [rows[examples[u.ex].row]], at)[0];
+    }));
+  }
+  return values;
+}
+
+/** Whether `cache` holds every layer's keys and values on exactly `tokens`. */
+function fitsPrompt(model: HookedTransformer, tokens: number[], cache: ActivationCache | undefined): boolean {
+  return Boolean(cache) && model.pastHooks.every((h) => cache!.has(h)) && cache!.batch.lengths[0] === tokens.length && tokens.every((t, i) => cache!.batch.tokens[0][i] === t);
 }
 
 /** The first position at which an example's tokens or activation differ from the prompt's (seq when none does). */

@@ -60,7 +60,7 @@ export async function maskedValues(
   };
   const vs = masks.map(variant);
   const examples: Example[] = t.rows.flatMap((_, row) => vs.map((v) => ({ ...v, row })));
-  const { values } = await evaluate(model, t.input, t.rows, examples, { grad: false, batchSize });
+  const { values } = await evaluate(model, t.input, t.rows, examples, { grad: false, batchSize, promptCache: t.promptCache });
   return t.rows.map((_, row) => values.slice(row * masks.length, (row + 1) * masks.length));
 }
 

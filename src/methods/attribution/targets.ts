@@ -16,6 +16,7 @@
  */
 import { LanternError } from '../../errors.js';
 import type { Tensor } from '../../engine/tensor.js';
+import type { ActivationCache } from '../../models/cache.js';
 import type { HookedTransformer, ObjectiveTerm } from '../../models/hooked.js';
 import { logSoftmaxAt } from '../../models/predictions.js';
 
@@ -79,6 +80,12 @@ export interface ResolvedTarget {
    * asked for): IG keeps their real embedding in its baseline, so they get no share of f(x) − f(x').
    */
   fixed?: number[];
+  /**
+   * Every layer's keys and values (`model.pastHooks`) on `input`, kept from the run that resolved
+   * the target, so that perturbation methods continue the unperturbed prefix without running the
+   * prompt again.
+   */
+  promptCache?: ActivationCache;
 }
 
 function tokenString(model: HookedTransformer, id: number): string {
@@ -117,6 +124,12 @@ export function rowValues(logits: Tensor, b: number, rows: TargetRow[], at?: Map
   });
 }
 
+/** The unperturbed run: logits at `positions` only (and `at`, their indices), and the keys and values for `promptCache`. */
+async function targetRun(model: HookedTransformer, input: number[], positions: number[]): Promise<{ logits: Tensor; at: Map<number, number>; promptCache: ActivationCache }> {
+  const { logits, cache } = await model.runWithHooks([input], { cache: model.pastHooks, logitPositions: positions });
+  return { logits, at: new Map(positions.map((p, k) => [p, k])), promptCache: cache };
+}
+
 /** Checks a request and turns it into rows of objectives (runs the model once, for the values and the default target). */
 export async function resolveTarget(model: HookedTransformer, prompt: number[], req: TargetRequest): Promise<ResolvedTarget> {
   const kind = req.kind ?? 'logprob';
@@ -142,17 +155,17 @@ export async function resolveTarget(model: HookedTransformer, prompt: number[], 
       { label: kind === 'prob' ? 'joint prob(continuation)' : `sum ${kind}(continuation)`, terms, exp },
       ...terms.map((t) => ({ label: label(t.token), terms: [t], exp })),
     ];
-    const logits = await model.run([input]);
+    const { logits, at, promptCache } = await targetRun(model, input, terms.map((t) => t.pos));
     return {
-      input, promptLength: prompt.length, rows,
+      input, promptLength: prompt.length, rows, promptCache,
       info: {
         mode: 'continuation', kind, position, continuation: cont, continuationStrings: cont.map((t) => tokenString(model, t)),
-        rows: rows.map((r) => r.label), values: rowValues(logits, 0, rows),
+        rows: rows.map((r) => r.label), values: rowValues(logits, 0, rows, at),
       },
     };
   }
 
-  const logits = await model.run([prompt]);
+  const { logits, at, promptCache } = await targetRun(model, prompt, [position]);
   if (req.foil !== undefined) {
     const token = oneToken(model, req.target!, 'target');
     const foil = oneToken(model, req.foil, 'foil');
@@ -166,10 +179,10 @@ export async function resolveTarget(model: HookedTransformer, prompt: number[], 
       expEach: prob,
     }];
     return {
-      input: prompt, promptLength: prompt.length, rows,
+      input: prompt, promptLength: prompt.length, rows, promptCache,
       info: {
         mode: 'contrastive', kind: prob ? 'prob-diff' : 'logit-diff', position, token, tokenString: tokenString(model, token), foil, foilString: tokenString(model, foil),
-        rows: rows.map((r) => r.label), values: rowValues(logits, 0, rows),
+        rows: rows.map((r) => r.label), values: rowValues(logits, 0, rows, at),
       },
     };
   }
@@ -178,7 +191,7 @@ export async function resolveTarget(model: HookedTransformer, prompt: number[], 
   const predicted = req.target === undefined;
   if (req.target === undefined) {
     const V = logits.shape[2];
-    const row = logits.f32.subarray(position * V, (position + 1) * V);
+    const row = logits.f32.subarray(0, V); // the one position computed
     token = 0;
     for (let i = 1; i < V; i++) if (row[i] > row[token]) token = i;
   } else {
@@ -186,10 +199,10 @@ export async function resolveTarget(model: HookedTransformer, prompt: number[], 
   }
   const rows: TargetRow[] = [{ label: label(token), terms: [{ pos: position, token, kind: termKind }], exp }];
   return {
-    input: prompt, promptLength: prompt.length, rows,
+    input: prompt, promptLength: prompt.length, rows, promptCache,
     info: {
       mode: 'next-token', kind, position, token, tokenString: tokenString(model, token), predicted,
-      rows: rows.map((r) => r.label), values: rowValues(logits, 0, rows),
+      rows: rows.map((r) => r.label), values: rowValues(logits, 0, rows, at),
     },
   };
 }

@@ -65,9 +65,20 @@ export const OPTIONAL_HOOKS = /\.attn\.hook_result$/;
 
 export interface Gpt2Inputs {
   tokens: Value; // int64 [batch, seq]
-  positions: Value; // int64 [seq], offset by the past length when there is one
-  causalMask: Value; // bool [seq, seq] ([seq, past+seq] with past), true where a query may attend
-  /** int64 [logit_pos]: when present, logits are computed only at these positions. */
+  /**
+   * int64 [seq], offset by the past length when there is one; [batch, seq] when rows are packed
+   * (`packedFeeds`): each row's own positions.
+   */
+  positions: Value;
+  /**
+   * bool [seq, seq] ([seq, past+seq] with past), true where a query may attend; [batch, seq,
+   * past+seq] when rows are packed.
+   */
+  causalMask: Value;
+  /**
+   * When present, logits are computed only at these positions: int64 [logit_pos], the same in
+   * every row, or [batch, logit_pos] (flat indices b * seq + position), each row's own.
+   */
   logitPositions?: Value;
   /**
    * Per layer, the keys and values of one prompt's first `past` positions, [1, past, heads,
@@ -93,16 +104,53 @@ export function positionFeeds(seq: number, past = 0): { positions: Tensor; causa
 }
 
 /**
- * The model's graph inputs; with `logitPositions`, also `logit_positions` (int64 [logit_pos]);
- * with `past` (the model's config), each layer's past keys and values `past.{l}.k` / `past.{l}.v`.
+ * Several sequences in each row, all continuing one prompt whose keys and values are the run's
+ * past (sequence packing): `segments[b]` lists row b's pieces in order. A piece of `length` tokens
+ * is the continuation of the prompt's first `start` positions: its tokens sit at positions
+ * start, start + 1, … and attend to those past positions and to the piece's own earlier tokens,
+ * nothing else. Positions a row's pieces leave over attend only to themselves.
  */
-export function gpt2Inputs(g: Graph, opts: { logitPositions?: boolean; past?: ModelConfig } = {}): Gpt2Inputs {
+export interface Segment {
+  start: number;
+  length: number;
+}
+
+/** Per-row `positions` [batch, seq] and `causal_mask` [batch, seq, past + seq] of packed rows. */
+export function packedFeeds(segments: Segment[][], seq: number, past: number): { positions: Tensor; causal_mask: Tensor } {
+  const keys = past + seq;
+  const B = segments.length;
+  const positions = new Array<number>(B * seq).fill(0);
+  const mask = new Uint8Array(B * seq * keys);
+  segments.forEach((row, b) => {
+    let offset = 0;
+    for (const { start, length } of row) {
+      for (let j = 0; j < length; j++) {
+        const q = b * seq + offset + j;
+        positions[q] = start + j;
+        mask.fill(1, q * keys, q * keys + start);
+        mask.fill(1, q * keys + past + offset, q * keys + past + offset + j + 1);
+      }
+      offset += length;
+    }
+    for (let q = b * seq + offset; q < (b + 1) * seq; q++) mask[q * keys + past + q - b * seq] = 1;
+  });
+  return { positions: Tensor.i64(positions, [B, seq]), causal_mask: new Tensor('bool', mask, [B, seq, keys]) };
+}
+
+/**
+ * The model's graph inputs; with `logitPositions`, also `logit_positions` (int64 [logit_pos], or
+ * per row [batch, logit_pos] with 'rows'); with `past` (the model's config), each layer's past keys
+ * and values `past.{l}.k` / `past.{l}.v`; with `packed` (which needs `past`), per-row positions
+ * and masks (`packedFeeds`).
+ */
+export function gpt2Inputs(g: Graph, opts: { logitPositions?: boolean | 'rows'; past?: ModelConfig; packed?: boolean } = {}): Gpt2Inputs {
   const cfg = opts.past;
+  const rows = opts.packed ? [B] : [];
   return {
     tokens: g.input('tokens', 'int64', [B, T]),
-    positions: g.input('positions', 'int64', [T]),
-    causalMask: g.input('causal_mask', 'bool', [T, cfg ? KEYS : T]),
-    ...(opts.logitPositions ? { logitPositions: g.input('logit_positions', 'int64', [LOGIT_POS]) } : {}),
+    positions: g.input('positions', 'int64', [...rows, T]),
+    causalMask: g.input('causal_mask', 'bool', [...rows, T, cfg ? KEYS : T]),
+    ...(opts.logitPositions ? { logitPositions: g.input('logit_positions', 'int64', opts.logitPositions === 'rows' ? [B, LOGIT_POS] : [LOGIT_POS]) } : {}),
     ...(cfg ? {
       past: Array.from({ length: cfg.nLayers }, (_, l) => ({
         k: g.input(`past.${l}.k`, 'float32', [1, PAST, cfg.nHeads, cfg.dHead]),
@@ -143,6 +191,8 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
   };
 
   const heads = (x: Value) => g.reshape(x, [B, T, H, dh]); // [b, t, h, dh]
+  // [t, keys] broadcasts over batch and heads; packed rows' [b, t, keys] over heads.
+  const causalMask = inp.causalMask.shape.length === 3 ? g.unsqueeze(inp.causalMask, [1]) : inp.causalMask;
 
   // Past keys (or values) of every batch entry, then the run's own: [b, past + t, h, dh]. Expand,
   // not a broadcasting matmul against the past, so that each query's scores and its weighted sum
@@ -166,7 +216,7 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
     // scores[b, h, q, k] = q . k / sqrt(dh), -inf where k is in q's future
     // (Scaling q rather than the [q, k] scores touches T*D values instead of H*T*T.)
     const scores = g.matmul(g.transpose(g.mul(q, f(1 / Math.sqrt(dh))), [0, 2, 1, 3]), g.transpose(keys, [0, 2, 3, 1]));
-    const masked = hook(`${p}.attn.hook_attn_scores`, g.where(inp.causalMask, scores, f(-Infinity)), 'pattern');
+    const masked = hook(`${p}.attn.hook_attn_scores`, g.where(causalMask, scores, f(-Infinity)), 'pattern');
     const pattern = hook(`${p}.attn.hook_pattern`, g.softmax(masked, -1), 'pattern');
     const z = hook(`${p}.attn.hook_z`, g.transpose(g.matmul(pattern, g.transpose(values, [0, 2, 1, 3])), [0, 2, 1, 3]), 'heads');
     if (wants(`${p}.attn.hook_result`)) {
@@ -185,7 +235,8 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
   };
 
   const embed = hook('hook_embed', g.gather(W('embed.W_E'), inp.tokens), 'resid');
-  const posEmbed = hook('hook_pos_embed', g.expandLike(g.unsqueeze(g.gather(W('pos_embed.W_pos'), inp.positions), [0]), embed), 'resid');
+  const posRows = g.gather(W('pos_embed.W_pos'), inp.positions); // [t, d], or packed rows' [b, t, d]
+  const posEmbed = hook('hook_pos_embed', g.expandLike(posRows.shape.length === 3 ? posRows : g.unsqueeze(posRows, [0]), embed), 'resid');
   let resid = g.add(embed, posEmbed);
   for (let l = 0; l < cfg.nLayers; l++) {
     const p = `blocks.${l}`;
@@ -202,9 +253,12 @@ export function gpt2Forward(g: Graph, cfg: ModelConfig, inp: Gpt2Inputs, hook: H
   const unembed = (rows: Value) => g.matmulTransB(rows, WU_T);
   // A method that reads one position's next-token distribution need not unembed the other T − 1
   // (the unembedding is the largest single matmul of a short prompt, and its output the largest tensor).
-  const atPositions = (x: Value, pos: Value) => g.transpose(g.gather(g.transpose(x, [1, 0, 2]), pos), [1, 0, 2]);
-  const read = inp.logitPositions ? atPositions(final, inp.logitPositions) : final;
-  return { logits: unembed(read), finalFlat: g.reshape(final, [-1, D]), unembed };
+  const finalFlat = g.reshape(final, [-1, D]);
+  const lp = inp.logitPositions;
+  const read = !lp ? final
+    : lp.shape.length === 2 ? g.gather(finalFlat, lp)
+    : g.transpose(g.gather(g.transpose(final, [1, 0, 2]), lp), [1, 0, 2]);
+  return { logits: unembed(read), finalFlat, unembed };
 }
 
 /** Weights enter the graph as inputs (fed from the compute thread's copy, never embedded). */
