@@ -85,6 +85,15 @@ interface Packing {
 }
 
 /**
+ * At most this many rows of `width` continuing `past` positions per run, so that a run's attention
+ * scores ([rows, heads, width, past + width], held about twice) stay within ~1 GB: a 1024-token
+ * prompt's leave-one-out on GPT-2 small then runs 10 rows at a time.
+ */
+function packedRowsPerRun(model: HookedTransformer, past: number, width: number): number {
+  return Math.max(1, Math.floor(2 ** 28 / (model.cfg.nHeads * width * (past + width))));
+}
+
+/**
  * Packs pieces into as few rows as first-fit-decreasing finds, each row as wide as the longest
  * piece: leave-one-out's suffixes of lengths n, n − 1, …, 1 pair up into n/2 + 1 full rows, so
  * nothing is computed twice or for nothing.
@@ -165,7 +174,7 @@ export async function evaluate(
       const positions = u.terms.map((t) => t.pos);
       return { unit, start: Math.min(firstChange(examples[u.ex], tokens, real, d), ...positions), end: Math.max(...positions) + 1 };
     });
-    const plan = packRows(pieces, opts.batchSize);
+    const plan = packRows(pieces, Math.min(opts.batchSize, packedRowsPerRun(model, seq, Math.max(...pieces.map((pc) => pc.end - pc.start)))));
     const cache = prompt ?? opts.promptCache;
     const promptCost = fitsPrompt(model, tokens, cache) ? 0 : RUN_COST + seq;
     if (plan.cost + promptCost < whole.length * RUN_COST + units.length * seq) {
@@ -236,7 +245,10 @@ async function packedValues(model: HookedTransformer, ev: Evaluation, plan: Pack
   for (const [s, e] of plan.runs) {
     const batch = plan.rows.slice(s, e);
     // Where each piece sits in its row.
-    const offsets = batch.map((row) => row.reduce<number[]>((o, pc, j) => [...o, j ? o[j - 1] + row[j - 1].end - row[j - 1].start : 0], []));
+    const offsets = batch.map((row) => {
+      let o = 0;
+      return row.map((pc) => { const at = o; o += pc.end - pc.start; return at; });
+    });
     const input = batch.map((row, b) => {
       const ids = new Array<number>(W).fill(0);
       row.forEach((pc, j) => {
