@@ -55,10 +55,12 @@ describe('lantern attribute --backend', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/method: occlusion/); // the default with --backend
     const white = await attribute(model, { text, target: ' the', method: 'occlusion', settings: { mask: { token: 220 } } });
-    // The server's log-softmax runs in the graph (float32 exponentials), the white-box one in float64 JavaScript.
+    // The server's log-softmax runs in the graph (float32 exponentials), the white-box one in
+    // float64 JavaScript; and the white-box masked copies run packed into shared rows, whose float32
+    // logits round differently from whole runs' (up to ~3e-6 on these log-probs of about −5).
     const black = loadResult(json).scores;
     expect(black[0].length).toBe(white.scores[0].length);
-    black[0].forEach((s, i) => expect(Math.abs(s - white.scores[0][i])).toBeLessThan(2e-6));
+    black[0].forEach((s, i) => expect(Math.abs(s - white.scores[0][i])).toBeLessThan(1e-5));
   });
 
   it('lantern attribute --granularity word: white-box word occlusion with --eval, as the library computes it', async () => {
