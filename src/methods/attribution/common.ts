@@ -86,8 +86,8 @@ interface Packing {
 
 /**
  * At most this many rows of `width` continuing `past` positions per run, so that a run's attention
- * scores ([rows, heads, width, past + width], held about twice) stay within ~1 GB: a 1024-token
- * prompt's leave-one-out on GPT-2 small then runs 10 rows at a time.
+ * scores ([rows, heads, width, past + width] float32, a few such tensors alive at once) stay within
+ * 1 GB each: a 1024-token prompt's leave-one-out on GPT-2 small then runs 10 rows at a time.
  */
 function packedRowsPerRun(model: HookedTransformer, past: number, width: number): number {
   return Math.max(1, Math.floor(2 ** 28 / (model.cfg.nHeads * width * (past + width))));
