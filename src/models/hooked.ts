@@ -218,11 +218,16 @@ export class HookedTransformer {
     return { tokens: rows, lengths: rows.map((r) => r.length), seq };
   }
 
-  private baseFeeds(batch: Batch, past: number): Record<string, Tensor> {
+  /** The batch's token ids, int64 [batch, seq]. */
+  private tokenFeed(batch: Batch): Tensor {
     const { seq } = batch;
     const ids = new BigInt64Array(batch.tokens.length * seq);
     batch.tokens.forEach((r, b) => r.forEach((t, i) => (ids[b * seq + i] = BigInt(t))));
-    return { tokens: new Tensor('int64', ids, [batch.tokens.length, seq]), ...positionFeeds(seq, past) };
+    return new Tensor('int64', ids, [batch.tokens.length, seq]);
+  }
+
+  private baseFeeds(batch: Batch, past: number): Record<string, Tensor> {
+    return { tokens: this.tokenFeed(batch), ...positionFeeds(batch.seq, past) };
   }
 
   /** The hooks a cache needs for `pastKeyValues`: every layer's keys and values. */
@@ -286,7 +291,7 @@ export class HookedTransformer {
    * without running the model.
    */
   async embedTokens(tokens: number[]): Promise<Tensor> {
-    const { tokens: ids } = this.baseFeeds(this.toBatch([tokens]), 0);
+    const ids = this.tokenFeed(this.toBatch([tokens]));
     const build = () => {
       const g = new Graph();
       g.output('embed', g.gather(g.input('embed.W_E', 'float32', [this.cfg.dVocab, this.cfg.dModel]), g.input('tokens', 'int64', [B, T])));
@@ -407,9 +412,11 @@ export class HookedTransformer {
   // Planning: user options -> a RunSpec (what the graph computes) + feeds (the values)
 
   private plan(batch: Batch, opts: RunOptions, gradWrt: string[] | null): { spec: RunSpec; feeds: Record<string, Tensor> } {
-    const feeds = this.baseFeeds(batch, opts.past?.length ?? 0);
+    // Packed rows' segments give each row its own positions and mask instead of the shared ones.
+    const feeds = opts.segments
+      ? { tokens: this.tokenFeed(batch), ...this.segmentFeeds(opts.segments, batch, opts.past) }
+      : this.baseFeeds(batch, opts.past?.length ?? 0);
     if (opts.past) this.feedPast(opts.past, batch, feeds, Boolean(opts.segments));
-    if (opts.segments) Object.assign(feeds, this.segmentFeeds(opts.segments, batch, opts.past));
     const interventions = (opts.interventions ?? []).map((iv, k) => this.planIntervention(iv, k, batch, feeds, Boolean(opts.past)));
     const callbacks = Object.keys(opts.callbacks ?? {});
     callbacks.forEach((n) => this.checkHook(n));

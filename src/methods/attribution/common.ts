@@ -175,10 +175,9 @@ export async function evaluate(
       return { unit, start: Math.min(firstChange(examples[u.ex], tokens, real, d), ...positions), end: Math.max(...positions) + 1 };
     });
     const plan = packRows(pieces, Math.min(opts.batchSize, packedRowsPerRun(model, seq, Math.max(...pieces.map((pc) => pc.end - pc.start)))));
-    const cache = prompt ?? opts.promptCache;
-    const promptCost = fitsPrompt(model, tokens, cache) ? 0 : RUN_COST + seq;
-    if (plan.cost + promptCost < whole.length * RUN_COST + units.length * seq) {
-      const keysValues = fitsPrompt(model, tokens, cache) ? cache! : await cleanRun(model, tokens, model.pastHooks);
+    const given = [prompt, opts.promptCache].find((c) => fitsPrompt(model, tokens, c));
+    if (plan.cost + (given ? 0 : RUN_COST + seq) < whole.length * RUN_COST + units.length * seq) {
+      const keysValues = given ?? await cleanRun(model, tokens, model.pastHooks);
       return { values: await packedValues(model, { tokens, rows, examples, units, real, hook, shape }, plan, model.pastKeyValues(keysValues, seq)), grads: [] };
     }
   }
