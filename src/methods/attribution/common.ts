@@ -164,7 +164,8 @@ export async function evaluate(
   // prefix reuse compares the others with. Token embeddings are read from W_E; another hook's
   // activation takes a run of the prompt, which then also keeps the keys and values reuse needs.
   const needsReal = examples.some((x) => x.embed) && (reuse || examples.some((x) => !x.embed));
-  const prompt = needsReal && hook !== EMBED_HOOK ? await cleanRun(model, tokens, reuse ? [hook, ...model.pastHooks] : [hook]) : undefined;
+  const cached = fitsPrompt(model, tokens, opts.promptCache) ? opts.promptCache : undefined;
+  const prompt = needsReal && hook !== EMBED_HOOK ? await cleanRun(model, tokens, reuse && !cached ? [hook, ...model.pastHooks] : [hook]) : undefined;
   const real = needsReal ? (prompt ? prompt.get(hook).f32 : await tokenEmbeddings(model, tokens)) : undefined;
   const whole = chunks(units.length, opts.batchSize);
   if (reuse) {
@@ -175,7 +176,7 @@ export async function evaluate(
       return { unit, start: Math.min(firstChange(examples[u.ex], tokens, real, d), ...positions), end: Math.max(...positions) + 1 };
     });
     const plan = packRows(pieces, Math.min(opts.batchSize, packedRowsPerRun(model, seq, Math.max(...pieces.map((pc) => pc.end - pc.start)))));
-    const given = [prompt, opts.promptCache].find((c) => fitsPrompt(model, tokens, c));
+    const given = cached ?? (prompt?.has(model.pastHooks[0]) ? prompt : undefined);
     if (plan.cost + (given ? 0 : RUN_COST + seq) < whole.length * RUN_COST + units.length * seq) {
       const keysValues = given ?? await cleanRun(model, tokens, model.pastHooks);
       return { values: await packedValues(model, { tokens, rows, examples, units, real, hook, shape }, plan, model.pastKeyValues(keysValues, seq)), grads: [] };
