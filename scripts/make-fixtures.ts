@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeRandomGpt2, TINY_GPT2, GPT2_SMALL } from '../src/models/random.js';
+import { writeRandomModel, TINY_GPT2, GPT2_SMALL } from '../src/models/random.js';
 import { FIXTURES } from '../test/fixtures.js';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -18,7 +18,7 @@ fs.mkdirSync(path.join(root, 'fixtures'), { recursive: true });
 for (const f of FIXTURES) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fixture-'));
   const cfg = f.preset === 'tiny' ? TINY_GPT2 : GPT2_SMALL;
-  writeRandomGpt2(dir, cfg, { seed: f.seed });
+  writeRandomModel(dir, cfg, { seed: f.seed });
   const out = path.join(root, 'fixtures', f.file);
   execFileSync('/usr/bin/python3', [
     path.join(root, 'scripts/reference/gpt2_reference.py'), '--normalized-after-affine',
@@ -33,7 +33,7 @@ for (const f of FIXTURES) {
 {
   const f = FIXTURES.find((x) => x.preset === 'tiny')!;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fixture-'));
-  writeRandomGpt2(dir, TINY_GPT2, { seed: f.seed });
+  writeRandomModel(dir, TINY_GPT2, { seed: f.seed });
   const out = path.join(root, 'fixtures', 'ig-tiny-seed7.safetensors');
   execFileSync('/usr/bin/python3', [path.join(root, 'scripts/reference/ig_reference.py'), dir, out, f.tokens.join(','), String(f.grad.token), '16'], { stdio: 'inherit' });
   fs.rmSync(dir, { recursive: true, force: true });

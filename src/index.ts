@@ -13,7 +13,7 @@ export { readConfig, parseConfig } from './models/config.js';
 export type { ModelConfig } from './models/config.js';
 export { resolveModelFolder, hubCacheDir } from './models/hub.js';
 export { Tokenizer } from './models/tokenizer.js';
-export { writeRandomGpt2, randomGpt2Weights, GPT2_SMALL, TINY_GPT2 } from './models/random.js';
+export { writeRandomModel, randomWeights, GPT2_SMALL, TINY_GPT2 } from './models/random.js';
 export { readSafetensorsHeader, readFloat32, writeSafetensors, openModelWeights } from './models/safetensors.js';
 export { topK } from './models/predictions.js';
 export * from './models/planted/index.js';

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLantern, expectOneLineError } from './helpers.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
+import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import { attribute, loadResult } from '../src/methods/attribution/index.js';
 
 
@@ -23,7 +23,7 @@ const lantern = (...args: string[]) => runLantern(args, tmp);
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-attr-cli-'));
   tiny = path.join(tmp, 'tiny');
-  writeRandomGpt2(tiny, TINY_GPT2, { seed: 4 });
+  writeRandomModel(tiny, TINY_GPT2, { seed: 4 });
   model = await loadModel(tiny);
 });
 

@@ -9,9 +9,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { randomGpt2Weights, truncatedGpt2Tokenizer, TINY_GPT2 } from '../src/models/random.js';
+import { randomWeights, truncatedGpt2Tokenizer, TINY_GPT2 } from '../src/models/random.js';
 import { Tokenizer } from '../src/models/tokenizer.js';
-import { weightShapes } from '../src/models/gpt2/model.js';
+import { weightShapes } from '../src/models/forward.js';
 import { Tensor } from '../src/engine/tensor.js';
 import { inductionPrompts, makePlanted } from '../src/models/planted/index.js';
 import {
@@ -22,7 +22,7 @@ import { expectOneLineError, logSoftmaxAt, runLantern, seededModel } from './hel
 import { FIXTURES } from './fixtures.js';
 import { chunks, defaultBatchSize } from '../src/methods/attribution/common.js';
 import { readFloat32, readSafetensorsHeader } from '../src/models/safetensors.js';
-import { writeRandomGpt2 } from '../src/models/random.js';
+import { writeRandomModel } from '../src/models/random.js';
 import { loadResult } from '../src/methods/attribution/index.js';
 
 const cfg = { ...TINY_GPT2, nCtx: 16 };
@@ -235,7 +235,7 @@ describe('special tokens in chat-style prompts', () => {
       added_tokens: [{ id: 999, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
     });
     const shapes = weightShapes(cfg);
-    const raw = randomGpt2Weights(cfg, 11);
+    const raw = randomWeights(cfg, 11);
     const demo = await HookedTransformer.create(cfg, Object.fromEntries(Object.entries(raw).map(([n, d]) => [n, Tensor.f32(d, shapes[n])])), tokenizer, 'tiny+special');
     loaded.push(demo);
     const text = 'Hi<|endoftext|>User: Hello<|endoftext|>Assistant:';
@@ -273,7 +273,7 @@ describe('special tokens in chat-style prompts', () => {
 describe('lantern attribute (new methods and --eval curves)', () => {
   it('value-zeroing, layer-ig and deletion / insertion AUC from the command line; misplaced flags are one-line errors', async () => {
     const folder = path.join(tmp, 'cli-tiny');
-    writeRandomGpt2(folder, TINY_GPT2, { seed: 4 });
+    writeRandomModel(folder, TINY_GPT2, { seed: 4 });
     const model = await loadModel(folder);
     loaded.push(model);
     const json = path.join(tmp, 'vz.json');

@@ -13,7 +13,7 @@ import { LanternError } from '../src/errors.js';
 import { objectives } from '../src/models/hooked.js';
 import type { HookedTransformer, Intervention } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
+import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import {
   activationPatching, attributionPatching, AttributionResult, effectAt, linearAttribution, pearson, PatchingResult, PatchSlot, Sweep, SWEEP_HOOKS,
 } from '../src/methods/patching/index.js';
@@ -27,7 +27,7 @@ const loaded: HookedTransformer[] = [];
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-attrpatch-'));
-  writeRandomGpt2(path.join(tmp, 'tiny'), TINY_GPT2, { seed: 5 });
+  writeRandomModel(path.join(tmp, 'tiny'), TINY_GPT2, { seed: 5 });
   await makePlanted('ioi', path.join(tmp, 'ioi'), { measure: false });
   await makePlanted('induction', path.join(tmp, 'induction'), { measure: false });
   tiny = await loadModel(path.join(tmp, 'tiny'), { progress: false });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../src/engine/tensor.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
+import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import {
   attribute, kernelShapFit, limeFit, loadResult, resolveTarget, shapleySamplingFit, CoalitionScorer,
 } from '../src/methods/attribution/index.js';
@@ -68,7 +68,7 @@ function shapleyByBruteForce(v: number[], n: number): number[] {
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-attr-sampling-'));
   folder = path.join(tmp, 'tiny');
-  writeRandomGpt2(folder, TINY_GPT2, { seed: 4 });
+  writeRandomModel(folder, TINY_GPT2, { seed: 4 });
   tiny = await seededModel(cfg, 11);
   const t = await resolveTarget(tiny, PROMPT, {});
   target = t.info.token!;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HookedTransformer, Intervention } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { TINY_GPT2, randomGpt2Weights, writeRandomGpt2 } from '../src/models/random.js';
+import { TINY_GPT2, randomWeights, writeRandomModel } from '../src/models/random.js';
 import { ioiPrompts, makePlanted } from '../src/models/planted/index.js';
 import { causalTrace, traceNoise, traceWindow, TRACE_HOOKS } from '../src/methods/patching/causal-tracing.js';
 import { Tensor } from '../src/engine/tensor.js';
@@ -20,7 +20,7 @@ let ioi: HookedTransformer;
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-trace-'));
-  writeRandomGpt2(path.join(tmp, 'tiny'), TINY_GPT2, { seed: 11 });
+  writeRandomModel(path.join(tmp, 'tiny'), TINY_GPT2, { seed: 11 });
   await makePlanted('ioi', path.join(tmp, 'ioi'), { measure: false });
   tiny = await loadModel(path.join(tmp, 'tiny'), { progress: false });
   ioi = await loadModel(path.join(tmp, 'ioi'), { progress: false });
@@ -96,7 +96,7 @@ describe('causal tracing', () => {
     expect(Math.sqrt(s2 / count)).toBeGreaterThan(0.4);
     expect(Math.sqrt(s2 / count)).toBeLessThan(0.6);
     // The embedding std, computed here from the weights the model folder was written from.
-    const we = randomGpt2Weights(TINY_GPT2, 11)['embed.W_E'];
+    const we = randomWeights(TINY_GPT2, 11)['embed.W_E'];
     const mean = we.reduce((a, b) => a + b, 0) / we.length;
     const std = Math.sqrt(we.reduce((a, b) => a + (b - mean) ** 2, 0) / we.length);
     const r = await causalTrace(tiny, { prompt: PROMPT, answer: ANSWER, subject: [1], samples: 1, kinds: ['resid'] });

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../src/engine/tensor.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
+import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import { makePlanted } from '../src/models/planted/index.js';
 import { EdgeRunner, EdgeSpace } from '../src/methods/circuits/graph.js';
 import { prepare, taskExamples, TASK_METRIC } from '../src/methods/circuits/data.js';
@@ -32,7 +32,7 @@ let ioi: HookedTransformer;
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-circuits-'));
-  writeRandomGpt2(path.join(tmp, 'tiny'), TINY_GPT2, { seed: 3 });
+  writeRandomModel(path.join(tmp, 'tiny'), TINY_GPT2, { seed: 3 });
   await makePlanted('induction', path.join(tmp, 'induction'), { measure: false });
   await makePlanted('ioi', path.join(tmp, 'ioi'), { measure: false });
   tiny = await loadModel(path.join(tmp, 'tiny'), { progress: false });

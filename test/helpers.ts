@@ -3,13 +3,13 @@ import { spawn } from 'node:child_process';
 import { expect } from 'vitest';
 import { Tensor } from '../src/engine/tensor.js';
 import { HookedTransformer } from '../src/models/hooked.js';
-import { randomGpt2Weights } from '../src/models/random.js';
+import { randomWeights } from '../src/models/random.js';
 import type { ModelConfig } from '../src/models/config.js';
-import { weightShapes } from '../src/models/gpt2/model.js';
+import { weightShapes } from '../src/models/forward.js';
 
 /** A model built in memory from the seeded random weights that the fixtures were computed from. */
 export async function seededModel(cfg: ModelConfig, seed: number): Promise<HookedTransformer> {
-  const raw = randomGpt2Weights(cfg, seed);
+  const raw = randomWeights(cfg, seed);
   const shapes = weightShapes(cfg);
   const weights = Object.fromEntries(Object.entries(raw).map(([n, d]) => [n, Tensor.f32(d, shapes[n])]));
   return HookedTransformer.create(cfg, weights, undefined, `random:${seed}`);

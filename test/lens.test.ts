@@ -10,7 +10,7 @@ import { Tensor } from '../src/engine/tensor.js';
 import { LanternError } from '../src/errors.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
+import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import { decodeResid, logitLens } from '../src/methods/lens/index.js';
 import { makePlanted, inductionPrompts } from '../src/models/planted/index.js';
 import { seededModel, runLantern } from './helpers.js';
@@ -25,7 +25,7 @@ const loaded: HookedTransformer[] = [];
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-lens-'));
   tinyFolder = path.join(tmp, 'tiny');
-  writeRandomGpt2(tinyFolder, TINY_GPT2, { seed: 5 });
+  writeRandomModel(tinyFolder, TINY_GPT2, { seed: 5 });
   tiny = await loadModel(tinyFolder, { progress: false });
   seeded = await seededModel({ ...TINY_GPT2, nLayers: 3, tiedUnembed: false }, 11);
   loaded.push(tiny, seeded);

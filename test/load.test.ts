@@ -15,10 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../src/engine/tensor.js';
 import { LanternError } from '../src/errors.js';
 import type { ModelConfig } from '../src/models/config.js';
-import { weightShapes } from '../src/models/gpt2/model.js';
+import { weightShapes } from '../src/models/forward.js';
 import { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { normalSampler, randomGpt2Weights, TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
+import { normalSampler, randomWeights, TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import {
   bfloat16ToFloat32,
   float16ToFloat32,
@@ -139,7 +139,7 @@ const HALF = {
 describe('loadModel from a folder', () => {
   it('F32: a written random model gives exactly the logits of the same seeded weights built in memory', async () => {
     const dir = folder('f32');
-    writeRandomGpt2(dir, cfg, { seed: SEED });
+    writeRandomModel(dir, cfg, { seed: SEED });
     const model = await load(dir);
     expect(model.cfg).toEqual(cfg);
     expect(model.tokenizer).toBeDefined();
@@ -157,12 +157,12 @@ describe('loadModel from a folder', () => {
   for (const dtype of ['F16', 'BF16'] as const) {
     it(`${dtype}: converting on load is exact (logits equal the weights rounded to ${dtype} in memory)`, async () => {
       const dir = folder(dtype.toLowerCase());
-      writeRandomGpt2(dir, cfg, { seed: SEED, dtype });
+      writeRandomModel(dir, cfg, { seed: SEED, dtype });
       const { round, lib } = HALF[dtype];
       let changed = 0;
       let total = 0;
       const rounded: Record<string, Float32Array> = {};
-      for (const [name, data] of Object.entries(randomGpt2Weights(cfg, SEED))) {
+      for (const [name, data] of Object.entries(randomWeights(cfg, SEED))) {
         const r = Float32Array.from(data, round);
         for (let i = 0; i < data.length; i++) {
           // The writer's rounding agrees with the definition, so the file holds exactly `r`.
@@ -185,7 +185,7 @@ describe('loadModel from a folder', () => {
 
   it('sharded checkpoint (index + 2 shards) with the transformer. prefix gives the same logits', async () => {
     const dir = folder('sharded');
-    const weights = randomGpt2Weights(cfg, SEED);
+    const weights = randomWeights(cfg, SEED);
     const shards: Record<string, WritableTensor>[] = [{}, {}];
     const names = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'];
     const weightMap: Record<string, string> = {};
@@ -208,7 +208,7 @@ describe('loadModel from a folder', () => {
 
   it('untied model (tie_word_embeddings: false) unembeds with lm_head.weight, not wte', async () => {
     const dir = folder('untied');
-    const weights = randomGpt2Weights(cfg, SEED);
+    const weights = randomWeights(cfg, SEED);
     const normal = normalSampler(1234);
     const lmHead = Float32Array.from({ length: cfg.dVocab * cfg.dModel }, () => 0.05 * normal());
     const tensors: Record<string, WritableTensor> = {};
@@ -254,7 +254,7 @@ describe('loadModel from a Hub id', () => {
 
   beforeAll(async () => {
     repoFolder = folder('hub-source');
-    writeRandomGpt2(repoFolder, cfg, { seed: SEED + 2 });
+    writeRandomModel(repoFolder, cfg, { seed: SEED + 2 });
     server = http.createServer((req, res) => {
       const url = new URL(req.url!, endpoint);
       hits.push(url.pathname);
@@ -347,7 +347,7 @@ describe('loadModel rejects bad input with a one-line LanternError', () => {
   };
   /** Rewrites model.safetensors from the seeded weights under HF names, changed by `change`. */
   const editWeights = (dir: string, change: (t: Record<string, WritableTensor>) => void) => {
-    const weights = randomGpt2Weights(cfg, 1);
+    const weights = randomWeights(cfg, 1);
     const tensors: Record<string, WritableTensor> = {};
     for (const t of hfTensors(cfg)) tensors[t.hf] = { dtype: 'F32', shape: t.shape, data: weights[t.lantern] };
     change(tensors);
@@ -356,7 +356,7 @@ describe('loadModel rejects bad input with a one-line LanternError', () => {
 
   beforeAll(async () => {
     good = folder('good');
-    writeRandomGpt2(good, cfg, { seed: 1 });
+    writeRandomModel(good, cfg, { seed: 1 });
     model = await load(good);
   });
 
@@ -376,10 +376,13 @@ describe('loadModel rejects bad input with a one-line LanternError', () => {
   });
 
   it('unknown model_type, listing the supported architectures', async () => {
-    const dir = variant('llama', (d) => editConfig(d, (c) => (c.model_type = 'llama')));
-    expect(await rejection(loadModel(dir))).toMatch(/config\.json: unsupported architecture model_type="llama"; supported architectures: gpt2$/);
+    const dir = variant('bert', (d) => editConfig(d, (c) => (c.model_type = 'bert')));
+    expect(await rejection(loadModel(dir))).toMatch(/config\.json: unsupported architecture model_type="bert"; supported architectures: gpt2, llama, .*gpt_neox, phi3$/);
+    // A known family whose fields are missing names the field.
+    const llama = variant('llama', (d) => editConfig(d, (c) => (c.model_type = 'llama')));
+    expect(await rejection(loadModel(llama))).toMatch(/config\.json: 'hidden_size' is missing; a Llama config\.json needs it$/);
     const none = variant('notype', (d) => editConfig(d, (c) => delete c.model_type));
-    expect(await rejection(loadModel(none))).toMatch(/config\.json: no 'model_type' given; supported architectures: gpt2$/);
+    expect(await rejection(loadModel(none))).toMatch(/config\.json: no 'model_type' given; supported architectures: gpt2, llama, /);
   });
 
   it('n_embd not divisible by n_head, and a missing size', async () => {
@@ -403,7 +406,7 @@ describe('loadModel rejects bad input with a one-line LanternError', () => {
   it('weight with the wrong shape, or an integer dtype', async () => {
     // config.json says 128 positions; the file has GPT-2's [64, 64] position table.
     const dir = variant('shape', (d) => editConfig(d, (c) => (c.n_positions = c.n_ctx = 128)));
-    expect(await rejection(loadModel(dir))).toMatch(/model\.safetensors: tensor 'wpe\.weight' has shape \[64,64\], but config\.json implies \[128,64\]$/);
+    expect(await rejection(loadModel(dir))).toMatch(/model\.safetensors: tensor 'wpe\.weight' has shape \[64,64\], but config\.json implies \[128,64\] \(for pos_embed\.W_pos\)$/);
     const ints = variant('int', (d) =>
       editWeights(d, (t) => (t['ln_f.bias'] = { dtype: 'I32', shape: [cfg.dModel], data: new Int32Array(cfg.dModel) })),
     );

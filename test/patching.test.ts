@@ -10,7 +10,7 @@ import { runLantern, expectOneLineError, logSoftmaxAt } from './helpers.js';
 import { LanternError } from '../src/errors.js';
 import type { HookedTransformer, Intervention } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
+import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import { activationPatching, effectAt, PatchingResult, PatchSlot, Sweep, SWEEP_HOOKS } from '../src/methods/patching/index.js';
 import { inductionPrompts, ioiPrompts, IOI_NAMES, LETTER_IDS, makePlanted, SPACE } from '../src/models/planted/index.js';
 
@@ -26,7 +26,7 @@ const loaded: HookedTransformer[] = [];
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-patching-'));
   tinyFolder = path.join(tmp, 'tiny');
-  writeRandomGpt2(tinyFolder, TINY_GPT2, { seed: 5 });
+  writeRandomModel(tinyFolder, TINY_GPT2, { seed: 5 });
   ioiFolder = path.join(tmp, 'ioi');
   await makePlanted('ioi', ioiFolder, { measure: false });
   await makePlanted('induction', path.join(tmp, 'induction'), { measure: false });

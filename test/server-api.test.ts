@@ -14,7 +14,7 @@ import { topK } from '../src/models/predictions.js';
 import { attribute } from '../src/methods/attribution/index.js';
 import { logitLens } from '../src/methods/lens/index.js';
 import { activationPatching } from '../src/methods/patching/index.js';
-import { writeRandomGpt2, TINY_GPT2 } from '../src/models/random.js';
+import { writeRandomModel, TINY_GPT2 } from '../src/models/random.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
 import { expectOneLineError, ROOT, runLantern } from './helpers.js';
@@ -229,7 +229,7 @@ describe('models', () => {
 
   it('adds a checked local folder, runs it, removes it; refuses paths that are not model folders', async () => {
     const folder = path.join(tmp, 'tiny');
-    writeRandomGpt2(folder, { ...TINY_GPT2, dVocab: 50257 }, { seed: 3 });
+    writeRandomModel(folder, { ...TINY_GPT2, dVocab: 50257 }, { seed: 3 });
     fs.copyFileSync(path.join(BUNDLED_MODEL, 'tokenizer.json'), path.join(folder, 'tokenizer.json'));
     const add = await api('POST', '/api/models/folders', { path: folder, name: 'tiny random' });
     expect(add.status).toBe(201);
@@ -260,7 +260,7 @@ describe('Hub models', () => {
   it("'hub:<id>' downloads through HF_ENDPOINT with 'downloading' progress, then runs like the same folder loaded directly", async () => {
     // A miniature Hub serving one folder: /{repo}/resolve/{rev}/{file} with the headers the client checks.
     const folder = path.join(tmp, 'hub-src');
-    writeRandomGpt2(folder, { ...TINY_GPT2, dVocab: 50257 }, { seed: 5 });
+    writeRandomModel(folder, { ...TINY_GPT2, dVocab: 50257 }, { seed: 5 });
     fs.copyFileSync(path.join(BUNDLED_MODEL, 'tokenizer.json'), path.join(folder, 'tokenizer.json'));
     const { createServer } = await import('node:http');
     const { createHash } = await import('node:crypto');

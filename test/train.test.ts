@@ -12,7 +12,7 @@ import { defaultExecutor } from '../src/engine/runtime/executor.js';
 import { Tensor } from '../src/engine/tensor.js';
 import type { ModelConfig } from '../src/models/config.js';
 
-const cfg: ModelConfig = { architecture: 'gpt2', nLayers: 2, dModel: 32, nHeads: 4, dHead: 8, dMlp: 64, nCtx: 16, dVocab: 300, lnEps: 1e-5, act: 'gelu_new', tiedUnembed: true };
+const cfg: ModelConfig = { architecture: 'gpt2', nLayers: 2, dModel: 32, nHeads: 4, nKvHeads: 4, dHead: 8, dMlp: 64, nCtx: 16, dVocab: 300, lnEps: 1e-5, act: 'gelu_new', tiedUnembed: true };
 const tc: TrainConfig = { batch: 4, seq: 12, steps: 60, warmupSteps: 5, lr: 3e-3, minLr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1, seed: 3 };
 // A learnable stream: a fixed pseudo-random sequence of period 37 repeated.
 const stream = Uint16Array.from({ length: 4000 }, (_, i) => ((i % 37) * 97 + 11) % cfg.dVocab);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../src/engine/tensor.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
-import { TINY_GPT2, writeRandomGpt2 } from '../src/models/random.js';
+import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import { Rng } from '../src/rng.js';
 import { decodeResid, logitLens } from '../src/methods/lens/logit-lens.js';
 import {
@@ -35,7 +35,7 @@ function stream(n: number, seed: number): number[] {
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-tuned-'));
   folder = path.join(tmp, 'tiny');
-  writeRandomGpt2(folder, TINY_GPT2, { seed: 21 });
+  writeRandomModel(folder, TINY_GPT2, { seed: 21 });
   model = await loadModel(folder, { progress: false });
   train = await collectResiduals(model, stream(4096, 1), { seq: 64 });
   held = await collectResiduals(model, stream(1024, 2), { seq: 64 });

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LanternError } from '../errors.js';
 import { readConfig } from '../models/config.js';
-import { loadGpt2Weights } from '../models/gpt2/weights.js';
+import { loadWeights } from '../models/weights.js';
 import { float32ToFloat16 } from '../models/safetensors.js';
 
 const ALIGN = 32;
@@ -68,6 +68,7 @@ export function exportGguf(folder: string, out: string, o: ExportGgufOptions = {
   const dtype = o.dtype ?? 'f16';
   if (dtype !== 'f16' && dtype !== 'f32') throw new LanternError(`--dtype must be f16 or f32, got '${String(dtype)}'`);
   const cfg = readConfig(folder);
+  if (cfg.architecture !== 'gpt2') throw new LanternError(`export-gguf writes GPT-2 models; ${folder} is a ${cfg.architecture} model`);
   if (cfg.act !== 'gelu_new') throw new LanternError(`llama.cpp's gpt2 uses the tanh GELU (gelu_new); this model uses ${cfg.act}`);
   const tokPath = path.join(folder, 'tokenizer.json');
   if (!fs.existsSync(tokPath)) throw new LanternError(`${folder} has no tokenizer.json; GGUF files carry their tokenizer`);
@@ -85,7 +86,7 @@ export function exportGguf(folder: string, out: string, o: ExportGgufOptions = {
   const merges = tok.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m));
   const eos = tok.added_tokens?.find((a) => a.content === '<|endoftext|>')?.id ?? cfg.dVocab - 1;
 
-  const W = loadGpt2Weights(folder, cfg);
+  const W = loadWeights(folder, cfg);
   const D = cfg.dModel;
   const F = cfg.dMlp;
   const tensors: { name: string; ne: number[]; data: Float32Array; f16: boolean }[] = [];

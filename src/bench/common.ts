@@ -1,11 +1,11 @@
 import { HookedTransformer } from '../models/hooked.js';
-import { randomGpt2Weights, GPT2_SMALL } from '../models/random.js';
-import { weightShapes } from '../models/gpt2/model.js';
+import { randomWeights, GPT2_SMALL } from '../models/random.js';
+import { weightShapes } from '../models/forward.js';
 import { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from '../models/config.js';
 
 export async function randomModel(cfg: ModelConfig = GPT2_SMALL, seed = 0): Promise<HookedTransformer> {
-  const raw = randomGpt2Weights(cfg, seed);
+  const raw = randomWeights(cfg, seed);
   const shapes = weightShapes(cfg);
   return HookedTransformer.create(cfg, Object.fromEntries(Object.entries(raw).map(([n, d]) => [n, Tensor.f32(d, shapes[n])])), undefined, 'random');
 }

@@ -21,9 +21,10 @@ import { fileURLToPath } from 'node:url';
 import { Graph } from '../engine/graph/ir.js';
 import { Tensor } from '../engine/tensor.js';
 import { defaultExecutor } from '../engine/runtime/executor.js';
-import { GPT2_SMALL, randomGpt2Weights } from '../models/random.js';
+import { GPT2_SMALL, randomWeights } from '../models/random.js';
 import { HookedTransformer, objectives } from '../models/hooked.js';
-import { gpt2Forward, gpt2Inputs, positionFeeds, weightShapes } from '../models/gpt2/model.js';
+import { modelInputs, positionFeeds } from '../models/inputs.js';
+import { buildForward, weightShapes } from '../models/forward.js';
 import { best, forwardFlops, randomModel, randomTokens } from './common.js';
 import { integratedGradients, occlusion, resolveTarget } from '../methods/attribution/index.js';
 import { defaultBatchSize, evaluate, tokenEmbeddings } from '../methods/attribution/common.js';
@@ -73,7 +74,7 @@ async function sgemmPeak(): Promise<{ asInput: number; prepacked: number }> {
  */
 async function weightsAsInputs(): Promise<void> {
   const cfg = { ...GPT2_SMALL, nLayers: 1, dVocab: 256 };
-  const raw = randomGpt2Weights(cfg, 0);
+  const raw = randomWeights(cfg, 0);
   const shapes = weightShapes(cfg);
   const tensors = () => Object.fromEntries(Object.entries(raw).map(([n, d]) => [n, Tensor.f32(d.slice(), shapes[n])]));
   const model = await HookedTransformer.create(cfg, tensors(), undefined, 'bench');
@@ -81,7 +82,7 @@ async function weightsAsInputs(): Promise<void> {
   const feeds = { tokens: Tensor.i64(randomTokens(T, 256), [1, T]), ...positionFeeds(T) };
   const build = (inline: boolean) => () => {
     const g = new Graph();
-    g.output('logits', gpt2Forward(g, cfg, gpt2Inputs(g), (_n, v) => v, () => false).logits);
+    g.output('logits', buildForward(g, cfg, modelInputs(g)).logits);
     if (inline) {
       for (const v of g.inputs.filter((v) => raw[v.name])) g.constants.push({ value: v, data: raw[v.name] });
       g.inputs.splice(0, g.inputs.length, ...g.inputs.filter((v) => !raw[v.name]));

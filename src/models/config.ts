@@ -1,103 +1,96 @@
 /**
- * Model configuration: Hugging Face `config.json` translated into Lantern's architecture-neutral
- * names (TransformerLens's: n_layers, d_model, n_heads, d_head, d_mlp, n_ctx, d_vocab).
+ * Model configuration: a Hugging Face `config.json` translated into Lantern's names
+ * (TransformerLens's: n_layers, d_model, n_heads, d_head, d_mlp, n_ctx, d_vocab) by the
+ * architecture registered for its `model_type` (src/models/architectures/).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { LanternError } from '../errors.js';
+import { architectureFor, SUPPORTED_ARCHITECTURES } from './architectures/index.js';
 
-export type Activation = 'gelu_new' | 'gelu' | 'relu';
+export { SUPPORTED_ARCHITECTURES };
+
+/** gelu_new is GPT-2's tanh approximation (HF's gelu_pytorch_tanh); gelu is the exact erf form. */
+export type Activation = 'gelu_new' | 'gelu' | 'relu' | 'silu';
+export type NormKind = 'layernorm' | 'rmsnorm' | 'rmsnorm_plus_one';
+
+/** Rotary position embedding (Su et al., 2021) on the first `dims` dimensions of each head. */
+export interface Rope {
+  dims: number;
+  base: number;
+  scaling?: { type: 'linear'; factor: number } | {
+    type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalContext: number;
+  };
+}
 
 export interface ModelConfig {
-  architecture: 'gpt2';
+  /** The `model_type` whose architecture runs this model. */
+  architecture: string;
   nLayers: number;
   dModel: number;
   nHeads: number;
+  /** Key/value heads (grouped-query attention shares each among nHeads / nKvHeads query heads). */
+  nKvHeads: number;
   dHead: number;
   dMlp: number;
   nCtx: number;
   dVocab: number;
+  /** The epsilon of every norm (LayerNorm or RMSNorm). */
   lnEps: number;
   act: Activation;
-  /** Unembedding tied to the token embedding (GPT-2's default). */
+  /** Unembedding tied to the token embedding. */
   tiedUnembed: boolean;
+  norm?: NormKind;
+  /** Absent: learned absolute positions (GPT-2). */
+  rope?: Rope;
+  /** Gemma 3: the rotary embedding of sliding-window layers. */
+  localRope?: Rope;
+  /** The window of sliding-window layers: a query sees the `slidingWindow` latest keys, itself included. */
+  slidingWindow?: number;
+  /** Which layers use the sliding window (all, when slidingWindow is set and this is absent). */
+  slidingLayers?: number[];
+  /** The factor on q·k (default 1/sqrt(d_head)). */
+  attnScale?: number;
+  /** Gemma 2: scores become cap·tanh(scores/cap) before masking. */
+  attnSoftcap?: number;
+  finalSoftcap?: number;
+  /** Token embeddings are multiplied by this (Gemma: sqrt(d_model)). */
+  embedScale?: number;
+  qkvBias?: boolean;
+  oBias?: boolean;
+  mlpBias?: boolean;
+  /** Qwen 3, Gemma 3: an RMSNorm over each head of q and k before the rotary embedding. */
+  qkNorm?: boolean;
+  /** Gemma 2 and 3: norms after attention and after the MLP, before each is added to the residual. */
+  postNorms?: boolean;
+  /** GPT-NeoX: attention and MLP both read the block's input: x + attn(ln1 x) + mlp(ln2 x). */
+  parallelResidual?: boolean;
 }
 
-export const SUPPORTED_ARCHITECTURES = ['gpt2'];
-
-const ACTIVATIONS: Record<string, Activation> = { gelu_new: 'gelu_new', gelu_pytorch_tanh: 'gelu_new', gelu: 'gelu', relu: 'relu' };
-
-function positiveInt(raw: Record<string, unknown>, key: string, file: string, fallbackKey?: string): number {
-  const usedKey = raw[key] == null && fallbackKey !== undefined && raw[fallbackKey] != null ? fallbackKey : key;
-  const v = raw[usedKey];
-  if (v == null) {
-    throw new LanternError(`${file}: '${key}'${fallbackKey ? ` (or '${fallbackKey}')` : ''} is missing; a GPT-2 config.json needs it`);
-  }
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-    throw new LanternError(`${file}: '${usedKey}' must be a positive integer, got ${JSON.stringify(v)}`);
-  }
-  return v;
+/** Is layer l a sliding-window layer? */
+export function isSlidingLayer(cfg: ModelConfig, l: number): boolean {
+  return cfg.slidingWindow !== undefined && (cfg.slidingLayers ? cfg.slidingLayers.includes(l) : true);
 }
 
-/** Parses a Hugging Face GPT-2 `config.json` object. */
+/** Parses a Hugging Face `config.json` object with the architecture its `model_type` names. */
 export function parseConfig(raw: Record<string, unknown>, file = 'config.json'): ModelConfig {
   const type = raw.model_type;
-  if (type == null) {
-    throw new LanternError(`${file}: no 'model_type' given; supported architectures: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
-  }
-  if (type !== 'gpt2') {
-    throw new LanternError(
-      `${file}: unsupported architecture model_type=${JSON.stringify(type)}; supported architectures: ${SUPPORTED_ARCHITECTURES.join(', ')}`,
-    );
-  }
-  const dModel = positiveInt(raw, 'n_embd', file);
-  const nHeads = positiveInt(raw, 'n_head', file);
-  if (dModel % nHeads !== 0) throw new LanternError(`${file}: n_embd=${dModel} is not divisible by n_head=${nHeads}`);
-  const actName = String(raw.activation_function ?? 'gelu_new');
-  const act = ACTIVATIONS[actName];
-  if (!act) throw new LanternError(`${file}: unsupported activation_function '${actName}' (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
-  const eps = raw.layer_norm_epsilon ?? 1e-5;
-  if (typeof eps !== 'number' || !(eps > 0)) throw new LanternError(`${file}: 'layer_norm_epsilon' must be a positive number`);
-  return {
-    architecture: 'gpt2',
-    nLayers: positiveInt(raw, 'n_layer', file),
-    dModel,
-    nHeads,
-    dHead: dModel / nHeads,
-    dMlp: raw.n_inner == null ? 4 * dModel : positiveInt(raw, 'n_inner', file),
-    nCtx: positiveInt(raw, 'n_positions', file, 'n_ctx'),
-    dVocab: positiveInt(raw, 'vocab_size', file),
-    lnEps: eps,
-    act,
-    tiedUnembed: raw.tie_word_embeddings !== false,
-  };
+  if (type == null) throw new LanternError(`${file}: no 'model_type' given; supported architectures: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
+  return architectureFor(String(type), file).parseConfig(raw, file);
 }
 
 /** Writes the Hugging Face `config.json` for a Lantern config (inverse of parseConfig). */
 export function toHfConfig(cfg: ModelConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    model_type: 'gpt2',
-    architectures: ['GPT2LMHeadModel'],
-    n_layer: cfg.nLayers,
-    n_embd: cfg.dModel,
-    n_head: cfg.nHeads,
-    n_inner: cfg.dMlp,
-    n_positions: cfg.nCtx,
-    n_ctx: cfg.nCtx,
-    vocab_size: cfg.dVocab,
-    layer_norm_epsilon: cfg.lnEps,
-    activation_function: cfg.act,
-    tie_word_embeddings: cfg.tiedUnembed,
-    bos_token_id: 50256,
-    eos_token_id: 50256,
-    ...extra,
-  };
+  return { ...architectureFor(cfg.architecture).toHfConfig(cfg), ...extra };
 }
 
-export function readConfig(folder: string): ModelConfig {
+export function readConfigJson(folder: string): Record<string, unknown> {
   const file = path.join(folder, 'config.json');
   if (!fs.existsSync(folder)) throw new LanternError(`model folder not found: ${folder}`);
   if (!fs.existsSync(file)) throw new LanternError(`${folder} has no config.json (is it a Hugging Face model folder?)`);
+  const stat = fs.statSync(file);
+  if (!stat.isFile()) throw new LanternError(`${file} is not a regular file`);
+  if (stat.size > 16 << 20) throw new LanternError(`${file} is ${stat.size} bytes; a config.json is a few kilobytes`);
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -105,5 +98,9 @@ export function readConfig(folder: string): ModelConfig {
     throw new LanternError(`${file} is not valid JSON: ${(e as Error).message}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new LanternError(`${file} must hold a JSON object`);
-  return parseConfig(raw as Record<string, unknown>, file);
+  return raw as Record<string, unknown>;
+}
+
+export function readConfig(folder: string): ModelConfig {
+  return parseConfig(readConfigJson(folder), path.join(folder, 'config.json'));
 }

@@ -13,7 +13,9 @@ import { Executor, WeightSet, defaultExecutor } from '../engine/runtime/executor
 import { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from './config.js';
 import type { Tokenizer } from './tokenizer.js';
-import { gpt2Forward, gpt2Inputs, packedFeeds, positionFeeds, hookNames, OPTIONAL_HOOKS, Layout, Gpt2Outputs, Segment, B, T, LOGIT_POS } from './gpt2/model.js';
+import type { Layout } from './architecture.js';
+import { buildForward, hookShapes, OPTIONAL_HOOKS, ForwardOutputs } from './forward.js';
+import { modelInputs, packedFeeds, positionFeeds, Segment, B, T, LOGIT_POS } from './inputs.js';
 import { ActivationCache } from './cache.js';
 import { splitAtCuts } from '../engine/graph/segment.js';
 
@@ -160,16 +162,11 @@ export class HookedTransformer {
     readonly source: string,
     readonly executor: Executor = defaultExecutor(),
   ) {
-    this.hookNames = hookNames(cfg);
+    const hooks = hookShapes(cfg);
+    this.hookNames = hooks.names;
     this.hookSet = new Set(this.hookNames);
-    this.hookShapes = new Map();
-    this.hookLayouts = new Map();
-    const g = new Graph();
-    gpt2Forward(g, cfg, gpt2Inputs(g), (name, v, layout) => {
-      this.hookShapes.set(name, v.shape);
-      this.hookLayouts.set(name, layout);
-      return v;
-    }, () => true);
+    this.hookShapes = hooks.shapes;
+    this.hookLayouts = hooks.layouts;
   }
 
   static async create(cfg: ModelConfig, weights: Record<string, Tensor>, tokenizer: Tokenizer | undefined, source: string, executor = defaultExecutor()) {
@@ -230,9 +227,13 @@ export class HookedTransformer {
     return { tokens: this.tokenFeed(batch), ...positionFeeds(batch.seq, past) };
   }
 
-  /** The hooks a cache needs for `pastKeyValues`: every layer's keys and values. */
+  /** The hooks a cache needs for `pastKeyValues`: every layer's keys (after rotary, where the model has it) and values. */
   get pastHooks(): string[] {
-    return Array.from({ length: this.cfg.nLayers }, (_, l) => [`blocks.${l}.attn.hook_k`, `blocks.${l}.attn.hook_v`]).flat();
+    return Array.from({ length: this.cfg.nLayers }, (_, l) => [this.pastKeyHook(l), `blocks.${l}.attn.hook_v`]).flat();
+  }
+
+  private pastKeyHook(l: number): string {
+    return this.cfg.rope ? `blocks.${l}.attn.hook_rot_k` : `blocks.${l}.attn.hook_k`;
   }
 
   /**
@@ -243,17 +244,17 @@ export class HookedTransformer {
     const n = cache.batch.lengths[b];
     if (n === undefined) throw new LanternError(`prompt ${b} is not in the cache (batch of ${cache.batch.lengths.length})`);
     if (!Number.isInteger(length) || length < 1 || length > n) throw new LanternError(`past length ${length} outside [1, ${n}] (prompt ${b}'s length)`);
-    const { nHeads: H, dHead: dh } = this.cfg;
+    const { nKvHeads: H, dHead: dh } = this.cfg;
     const prefix = (name: string) => {
       const o = b * cache.batch.seq * H * dh;
       return Tensor.f32(cache.get(name).f32.slice(o, o + length * H * dh), [1, length, H, dh]);
     };
     const layers = Array.from({ length: this.cfg.nLayers }, (_, l) => l);
-    return { length, keys: layers.map((l) => prefix(`blocks.${l}.attn.hook_k`)), values: layers.map((l) => prefix(`blocks.${l}.attn.hook_v`)) };
+    return { length, keys: layers.map((l) => prefix(this.pastKeyHook(l))), values: layers.map((l) => prefix(`blocks.${l}.attn.hook_v`)) };
   }
 
   private feedPast(past: PastKeyValues, batch: Batch, feeds: Record<string, Tensor>, packed: boolean): void {
-    const { nLayers: L, nHeads: H, dHead: dh, nCtx } = this.cfg;
+    const { nLayers: L, nKvHeads: H, dHead: dh, nCtx } = this.cfg;
     const P = past.length;
     if (!Number.isInteger(P) || P < 1) throw new LanternError(`past length ${P} must be a positive integer`);
     if (!packed && P + batch.seq > nCtx) throw new LanternError(`past of ${P} positions plus ${batch.seq} tokens is longer than the model's context of ${nCtx}`);
@@ -294,7 +295,8 @@ export class HookedTransformer {
     const ids = this.tokenFeed(this.toBatch([tokens]));
     const build = () => {
       const g = new Graph();
-      g.output('embed', g.gather(g.input('embed.W_E', 'float32', [this.cfg.dVocab, this.cfg.dModel]), g.input('tokens', 'int64', [B, T])));
+      const rows = g.gather(g.input('embed.W_E', 'float32', [this.cfg.dVocab, this.cfg.dModel]), g.input('tokens', 'int64', [B, T]));
+      g.output('embed', this.cfg.embedScale ? g.mul(rows, g.scalar(this.cfg.embedScale)) : rows);
       return g;
     };
     return (await this.executor.run(JSON.stringify({ cfg: this.cfg, embedTokens: true }), build, { tokens: ids }, { weights: [this.weights] })).embed;
@@ -315,7 +317,7 @@ export class HookedTransformer {
     if (n === 0) return { logprobs: [], top: [] };
     const build = () => {
       const g = new Graph();
-      const { logits } = gpt2Forward(g, this.cfg, gpt2Inputs(g, { logitPositions: true }), (_name, v) => v, () => false);
+      const { logits } = buildForward(g, this.cfg, modelInputs(g, { logitPositions: true }));
       // log p = (x - max) - log sum exp(x - max), with the sum accumulated in float64: a float32
       // sum over 50257 terms (ORT's LogSoftmax) was off by up to ~1e-5, this is within ~1e-7.
       const shifted = g.sub(logits, g.reduceMax(logits, [-1]));
@@ -495,9 +497,9 @@ export class HookedTransformer {
     if (iv.positions || iv.heads) {
       // Boolean mask over (position, head), broadcast over everything else.
       if (iv.heads && headAxis < 0) throw new LanternError(`${where}: 'heads' applies only to per-head hooks (q, k, v, z, result, attn_scores, pattern)`);
-      const H = this.cfg.nHeads;
+      const H = headAxis >= 0 ? Number(hookShape[headAxis]) : 0; // query heads, or kv heads for k and v
       for (const p of iv.positions ?? []) if (!Number.isInteger(p) || p < 0 || p >= batch.seq) throw new LanternError(`${where}: position ${p} outside the sequence (length ${batch.seq})`);
-      for (const h of iv.heads ?? []) if (!Number.isInteger(h) || h < 0 || h >= H) throw new LanternError(`${where}: head ${h} outside [0, ${H})`);
+      for (const h of iv.heads ?? []) if (!Number.isInteger(h) || h < 0 || h >= H) throw new LanternError(`${where}: head ${h} outside [0, ${H})${H !== this.cfg.nHeads ? ` (this hook has the model's ${H} key/value heads)` : ''}`);
       const shape: Shape = hookShape.map(() => 1);
       const dims = hookShape.map(() => 1);
       if (iv.positions) { shape[posAxis] = T; dims[posAxis] = batch.seq; }
@@ -564,7 +566,7 @@ export class HookedTransformer {
       if (cache.has(name) && !aliases.has(name)) g.output(name, v);
       return v;
     };
-    const model = gpt2Forward(g, this.cfg, gpt2Inputs(g, { logitPositions: spec.logitPositions, past: spec.past ? this.cfg : undefined, packed: spec.packed }), hook, wants);
+    const model = buildForward(g, this.cfg, modelInputs(g, { logitPositions: spec.logitPositions, past: spec.past ? this.cfg : undefined, packed: spec.packed }), hook, wants);
     g.output('logits', model.logits);
     if (spec.gradWrt) {
       const objective = objectiveGraph(g, model, spec.objectiveFromLogits);
@@ -658,7 +660,7 @@ function applyIntervention(g: Graph, act: Value, plan: InterventionPlan, k: numb
  * again, so the backward pass never touches the [batch * seq, vocab] logits (at T=128 the
  * unembedding is ~30% of GPT-2 small's FLOPs).
  */
-function objectiveGraph(g: Graph, model: Gpt2Outputs, fromLogits: boolean): Value {
+function objectiveGraph(g: Graph, model: ForwardOutputs, fromLogits: boolean): Value {
   const rows = g.input('objective.rows', 'int64', ['terms']);
   const tokens = g.input('objective.tokens', 'int64', ['terms', 1]);
   const coefLogit = g.input('objective.coef_logit', 'float32', ['terms', 1]);

@@ -1,13 +1,13 @@
 /**
  * Loading a model: a local Hugging Face folder or a Hub id -> a HookedTransformer whose weights
- * live in the compute thread.
+ * live in the compute thread. The architecture comes from config.json's model_type.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { readConfig } from './config.js';
 import { resolveModelFolder, ResolveOptions } from './hub.js';
 import { Tokenizer } from './tokenizer.js';
-import { loadGpt2Weights } from './gpt2/weights.js';
+import { loadWeights } from './weights.js';
 import { HookedTransformer } from './hooked.js';
 import { Executor, defaultExecutor } from '../engine/runtime/executor.js';
 
@@ -20,6 +20,6 @@ export async function loadModel(source: string, opts: LoadOptions = {}): Promise
   const cfg = readConfig(folder);
   const tokPath = path.join(folder, 'tokenizer.json');
   const tokenizer = fs.existsSync(tokPath) ? Tokenizer.fromFile(tokPath) : undefined;
-  const weights = loadGpt2Weights(folder, cfg);
+  const weights = loadWeights(folder, cfg);
   return HookedTransformer.create(cfg, weights, tokenizer, source, opts.executor ?? defaultExecutor());
 }

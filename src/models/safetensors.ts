@@ -325,20 +325,22 @@ function streamElements(
  * Reads float tensors (F64/F32/F16/BF16) converted to float32. When `shared` is true the
  * Float32Array is backed by a SharedArrayBuffer (so it can be handed to a worker thread without copying).
  */
-export function readFloat32(header: SafetensorsHeader, name: string, opts: { shared?: boolean } = {}): Float32Array {
+export function readFloat32(header: SafetensorsHeader, name: string, opts: { shared?: boolean; into?: Float32Array } = {}): Float32Array {
   const entry = entryOf(header, name);
   if (!isFloatDType(entry.dtype)) {
     fail(header.path, `tensor "${name}" is ${entry.dtype}, an integer tensor; read it with readInt32`);
   }
   const n = elementCount(entry);
-  const out = new Float32Array(opts.shared ? new SharedArrayBuffer(n * 4) : new ArrayBuffer(n * 4));
+  if (opts.into && opts.into.length !== n) throw new Error(`readFloat32: ${name} has ${n} elements, the destination ${opts.into.length}`);
+  // `into` lets a caller assemble one weight from several tensors (fused q/k/v) with no extra copy.
+  const out = opts.into ?? new Float32Array(opts.shared ? new SharedArrayBuffer(n * 4) : new ArrayBuffer(n * 4));
   if (n === 0) return out;
 
   if (entry.dtype === 'F32' && LITTLE_ENDIAN) {
     // Straight into the destination: no scratch copy for the common case.
     const fd = openForRead(header.path);
     try {
-      const bytes = new Uint8Array(out.buffer);
+      const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
       for (let off = 0; off < bytes.byteLength; off += CHUNK_BYTES) {
         readFully(fd, header.path, bytes.subarray(off, Math.min(off + CHUNK_BYTES, bytes.byteLength)), entry.begin + off);
       }
@@ -348,7 +350,7 @@ export function readFloat32(header: SafetensorsHeader, name: string, opts: { sha
     return out;
   }
 
-  const outBits = new Uint32Array(out.buffer);
+  const outBits = new Uint32Array(out.buffer, out.byteOffset, out.length);
   switch (entry.dtype) {
     case 'F16': {
       const table = f16ToF32BitsTable();
@@ -360,7 +362,7 @@ export function readFloat32(header: SafetensorsHeader, name: string, opts: { sha
     }
     case 'BF16': {
       // An Int32Array target keeps `<< 16` (negative for sign-bit values) on the int fast path.
-      const outI32 = new Int32Array(out.buffer);
+      const outI32 = new Int32Array(out.buffer, out.byteOffset, out.length);
       streamElements(header, entry, (buf, first, count) => {
         const src = LITTLE_ENDIAN ? new Uint16Array(buf, 0, count) : leU16(buf, count);
         for (let i = 0; i < count; i++) outI32[first + i] = src[i] << 16;

@@ -5,7 +5,7 @@ import type { TrainConfig } from './trainer.js';
 /** 4 layers x 256 wide: the first phase (3000 steps) trains in about an hour on 2 cores. The 50257 x 256
  * unembedding is 80% of the parameters and ~75% of the FLOPs of a step. */
 export const DEMO_CONFIG: ModelConfig = {
-  architecture: 'gpt2', nLayers: 4, dModel: 256, nHeads: 8, dHead: 32, dMlp: 1024,
+  architecture: 'gpt2', nLayers: 4, dModel: 256, nHeads: 8, nKvHeads: 8, dHead: 32, dMlp: 1024,
   nCtx: 256, dVocab: 50257, lnEps: 1e-5, act: 'gelu_new', tiedUnembed: true,
 };
 

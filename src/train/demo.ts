@@ -10,7 +10,7 @@ import cliProgress from 'cli-progress';
 import { Trainer, TrainConfig, SchedulePhase, streamLoss, slidingLoss, isPrefixOf, totalSteps } from './trainer.js';
 import { DEMO_CONFIG, DEMO_TRAINING } from './demo-config.js';
 import { toHfConfig } from '../models/config.js';
-import { hfName } from '../models/gpt2/weights.js';
+import { toHfTensors } from '../models/weights.js';
 import { writeSafetensors, WritableTensor } from '../models/safetensors.js';
 import { writeGpt2Tokenizer } from '../models/gpt2-tokenizer.js';
 import { loadModel } from '../models/load.js';
@@ -86,8 +86,7 @@ async function exportModel(trainer: Trainer, data: { train: Uint16Array; heldout
   const full32 = await trainer.evaluate(data.heldout);
   fs.mkdirSync(out, { recursive: true });
   const weights = await trainer.weights();
-  const tensors: Record<string, WritableTensor> = {};
-  for (const [name, t] of Object.entries(weights)) tensors[hfName(name)] = { dtype: 'F16', shape: t.shape, data: t.f32 };
+  const tensors = toHfTensors(DEMO_CONFIG, Object.fromEntries(Object.entries(weights).map(([name, t]) => [name, t.f32])), 'F16');
   writeSafetensors(path.join(out, 'model.safetensors'), tensors, { format: 'pt', trained_by: 'lantern' });
   fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(toHfConfig(DEMO_CONFIG, { lantern_training: trainer.tc }), null, 2));
   writeGpt2Tokenizer(out);

@@ -12,7 +12,8 @@ import { Executor, WeightSet, defaultExecutor } from '../engine/runtime/executor
 import { Tensor } from '../engine/tensor.js';
 import { LanternError } from '../errors.js';
 import type { ModelConfig } from '../models/config.js';
-import { gpt2Forward, gpt2Inputs, positionFeeds, weightShapes, B, T } from '../models/gpt2/model.js';
+import { modelInputs, positionFeeds, B, T } from '../models/inputs.js';
+import { buildForward, weightShapes } from '../models/forward.js';
 import { normalSampler } from '../models/random.js';
 import { Rng } from '../rng.js';
 import type { HookedTransformer } from '../models/hooked.js';
@@ -134,7 +135,7 @@ export function lossGraph(cfg: ModelConfig, dropout = false): { g: Graph; loss: 
   const g = new Graph();
   const masked = new Set(dropout ? dropoutHooks(cfg) : []);
   const hook = (name: string, v: Value) => (masked.has(name) ? g.mul(v, g.input(`dropout:${name}`, 'float32', [B, T, cfg.dModel])) : v);
-  const model = gpt2Forward(g, cfg, gpt2Inputs(g), hook, () => false);
+  const model = buildForward(g, cfg, modelInputs(g), hook);
   const loss = crossEntropy(g, model.logits, g.input('targets', 'int64', [B, T]), cfg.dVocab);
   g.output('loss', loss);
   return { g, loss };

@@ -54,6 +54,10 @@ const rules: Record<string, Rule> = {
     const y = n.outputs[0];
     return [g.mul(dy!, g.sub(g.scalar(1, y.dtype), g.mul(y, y)))];
   },
+  Sigmoid: (g, n, [dy]) => {
+    const y = n.outputs[0];
+    return [g.mul(dy!, g.mul(y, g.sub(g.scalar(1, y.dtype), y)))];
+  },
   Sqrt: (g, n, [dy]) => [g.div(g.mul(dy!, g.scalar(0.5, dy!.dtype)), n.outputs[0])],
   Erf: (g, n, [dy]) => {
     const x = n.inputs[0];

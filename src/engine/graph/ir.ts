@@ -148,6 +148,9 @@ export class Graph {
   tanh(x: Value) { return this.unary('Tanh', x); }
   erf(x: Value) { return this.unary('Erf', x); }
   sqrt(x: Value) { return this.unary('Sqrt', x); }
+  sigmoid(x: Value) { return this.unary('Sigmoid', x); }
+  sin(x: Value) { return this.unary('Sin', x); }
+  cos(x: Value) { return this.unary('Cos', x); }
   identity(x: Value) { return this.unary('Identity', x, false); }
 
   /** x ** p for a constant exponent p. */

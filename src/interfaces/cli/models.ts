@@ -1,9 +1,9 @@
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { readConfig } from '../../models/config.js';
-import { hookNames } from '../../models/gpt2/model.js';
+import { hookNames } from '../../models/forward.js';
 import { resolveModelFolder } from '../../models/hub.js';
-import { writeRandomGpt2, GPT2_SMALL, TINY_GPT2 } from '../../models/random.js';
+import { writeRandomModel, GPT2_SMALL, TINY_GPT2 } from '../../models/random.js';
 import { defaultModel } from './defaults.js';
 import { positiveInt, nonNegativeInt } from './forward.js';
 
@@ -45,7 +45,7 @@ export function makeRandomCommand(program: Command): void {
         dMlp: opts.dMlp ?? (opts.dModel ? 4 * dModel : base.dMlp), dVocab: vocab, nCtx: opts.ctx ?? base.nCtx,
       };
       try {
-        writeRandomGpt2(folder, cfg, { seed: opts.seed, dtype: opts.dtype });
+        writeRandomModel(folder, cfg, { seed: opts.seed, dtype: opts.dtype });
       } catch (e) {
         // A file in the way, no permission, a full disk: the user's path, not a bug.
         if (e instanceof LanternError || !(e as NodeJS.ErrnoException).code) throw e;

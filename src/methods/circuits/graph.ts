@@ -23,7 +23,8 @@ import { Graph, Value } from '../../engine/graph/ir.js';
 import { gradients } from '../../engine/autodiff/grad.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { positionFeeds, weightShapes } from '../../models/gpt2/model.js';
+import { positionFeeds } from '../../models/inputs.js';
+import { weightShapes } from '../../models/forward.js';
 
 const Bn = 'rows';
 const Tn = 'seq';

@@ -10,7 +10,7 @@ import { LanternError } from '../../errors.js';
 import { Graph, Value } from '../../engine/graph/ir.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { weightShapes } from '../../models/gpt2/model.js';
+import { weightShapes } from '../../models/forward.js';
 import { translateStack, TunedLens } from './tuned-lens.js';
 
 export interface DecodeOptions {

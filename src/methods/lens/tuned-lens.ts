@@ -19,7 +19,7 @@ import { Graph, Value } from '../../engine/graph/ir.js';
 import { gradients } from '../../engine/autodiff/grad.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { weightShapes } from '../../models/gpt2/model.js';
+import { weightShapes } from '../../models/forward.js';
 import { readFloat32, readSafetensorsHeader, writeSafetensors } from '../../models/safetensors.js';
 import { Rng } from '../../rng.js';
 

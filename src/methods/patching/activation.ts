@@ -13,7 +13,8 @@ import { LanternError } from '../../errors.js';
 import { Graph, Shape, Value } from '../../engine/graph/ir.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { B, gpt2Forward, gpt2Inputs, positionFeeds } from '../../models/gpt2/model.js';
+import { B, modelInputs, positionFeeds } from '../../models/inputs.js';
+import { buildForward } from '../../models/forward.js';
 
 export const SWEEPS = ['resid', 'attn', 'mlp', 'heads', 'pattern'] as const;
 export type Sweep = (typeof SWEEPS)[number];
@@ -236,7 +237,7 @@ function patchGraph(model: HookedTransformer, hooks: string[], sweep: Sweep): Gr
     const mask = g.input(`patch.mask.${name}`, 'bool', maskShape);
     return g.where(mask, clean, v);
   };
-  const m = gpt2Forward(g, model.cfg, gpt2Inputs(g), hook, () => false);
+  const m = buildForward(g, model.cfg, modelInputs(g), hook);
   // Rows (b, pos) of the final residual: gather pos along seq of [b, seq, d].
   const posIdx = g.input('patch.pos', 'int64', [1]);
   const atPos = g.reshape(g.transpose(g.gather(g.transpose(final!, [1, 0, 2]), posIdx), [1, 0, 2]), [B, model.cfg.dModel]); // [b, d]

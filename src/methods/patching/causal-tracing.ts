@@ -14,7 +14,8 @@ import { LanternError } from '../../errors.js';
 import { Graph, Value } from '../../engine/graph/ir.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { B, gpt2Forward, gpt2Inputs, positionFeeds } from '../../models/gpt2/model.js';
+import { B, modelInputs, positionFeeds } from '../../models/inputs.js';
+import { buildForward } from '../../models/forward.js';
 import { Rng } from '../../rng.js';
 import { toOneToken, toTokenIds } from './activation.js';
 
@@ -205,7 +206,7 @@ function traceGraph(model: HookedTransformer, hooks: string[]): Graph {
     const mask = g.input(`trace.mask.${name}`, 'bool', [B, shape[1], 1]);
     return g.where(mask, clean, v);
   };
-  const m = gpt2Forward(g, model.cfg, gpt2Inputs(g), hook, () => false);
+  const m = buildForward(g, model.cfg, modelInputs(g), hook);
   const last = g.input('trace.pos', 'int64', [1]);
   const atLast = g.reshape(g.transpose(g.gather(g.transpose(final!, [1, 0, 2]), last), [1, 0, 2]), [B, D]);
   const probs = g.softmax(m.unembed(atLast), -1);

@@ -20,8 +20,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ModelConfig } from '../config.js';
 import { toHfConfig } from '../config.js';
-import { weightShapes } from '../gpt2/model.js';
-import { hfName } from '../gpt2/weights.js';
+import { weightShapes } from '../forward.js';
+import { toHfTensors } from '../weights.js';
 import { truncatedGpt2Tokenizer } from '../random.js';
 import { writeSafetensors, WritableTensor } from '../safetensors.js';
 import type { PlantedBlock } from './types.js';
@@ -213,21 +213,15 @@ export function attnScale(cfg: ModelConfig, margin: number): number {
   return margin * Math.sqrt(cfg.dHead);
 }
 
-/** Hugging Face tensor names, as `save_pretrained` of a GPT2LMHeadModel writes them. */
-export function toHfTensors(cfg: ModelConfig, weights: Record<string, Float32Array>): Record<string, WritableTensor> {
-  const shapes = weightShapes(cfg);
-  const out: Record<string, WritableTensor> = {};
-  for (const [name, data] of Object.entries(weights)) {
-    const hf = hfName(name);
-    out[hf === 'lm_head.weight' ? hf : `transformer.${hf}`] = { dtype: 'F32', shape: shapes[name], data };
-  }
-  return out;
+/** Hugging Face tensor names, as `save_pretrained` of a GPT2LMHeadModel writes them (with the `transformer.` prefix). */
+export function gpt2HfTensors(cfg: ModelConfig, weights: Record<string, Float32Array>): Record<string, WritableTensor> {
+  return Object.fromEntries(Object.entries(toHfTensors(cfg, weights)).map(([hf, t]) => [hf === 'lm_head.weight' ? hf : `transformer.${hf}`, t]));
 }
 
 /** Writes config.json, model.safetensors and tokenizer.json: an ordinary Hugging Face GPT-2 folder. */
 export function writeGpt2Folder(folder: string, cfg: ModelConfig, weights: Record<string, Float32Array>, extraConfig: Record<string, unknown>): void {
   fs.mkdirSync(folder, { recursive: true });
-  writeSafetensors(path.join(folder, 'model.safetensors'), toHfTensors(cfg, weights), { format: 'pt' });
+  writeSafetensors(path.join(folder, 'model.safetensors'), gpt2HfTensors(cfg, weights), { format: 'pt' });
   // GPT-2's <|endoftext|> (50256) is outside a truncated vocabulary, so there are no bos/eos ids.
   const config = toHfConfig(cfg, { bos_token_id: null, eos_token_id: null, ...extraConfig });
   fs.writeFileSync(path.join(folder, 'config.json'), JSON.stringify(config, null, 2));

@@ -33,7 +33,7 @@ import type { PlantedBuild, PlantedKindImpl, PlantedPrompt } from './kind.js';
 import type { PlantedComponent, PlantedDescription } from './types.js';
 
 const CFG: ModelConfig = {
-  architecture: 'gpt2', nLayers: 2, dModel: 256, nHeads: 4, dHead: 64, dMlp: 64,
+  architecture: 'gpt2', nLayers: 2, dModel: 256, nHeads: 4, nKvHeads: 4, dHead: 64, dMlp: 64,
   nCtx: 32, dVocab: 256, lnEps: 1e-5, act: 'gelu_new', tiedUnembed: false,
 };
 

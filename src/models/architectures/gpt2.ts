@@ -1,0 +1,109 @@
+/** GPT-2 (Radford et al., 2019): learned positions, pre-LayerNorm blocks, GELU MLP, tied unembedding. */
+import type { Architecture, ModelContext } from '../architecture.js';
+import type { ModelConfig } from '../config.js';
+import type { Value } from '../../engine/graph/ir.js';
+import { norm } from '../components/norms.js';
+import { attend, attentionOutput } from '../components/attention.js';
+import { mlp } from '../components/mlp.js';
+import { B, T } from '../inputs.js';
+import { ConfigFields } from './fields.js';
+
+function embed(m: ModelContext): Value {
+  const { g, inputs } = m;
+  const tokens = m.hook('hook_embed', g.gather(m.W('embed.W_E'), inputs.tokens));
+  const rows = g.gather(m.W('pos_embed.W_pos'), inputs.positions); // [t, d], or packed rows' [b, t, d]
+  const positions = m.hook('hook_pos_embed', g.expandLike(rows.shape.length === 3 ? rows : g.unsqueeze(rows, [0]), tokens));
+  return g.add(tokens, positions);
+}
+
+function block(m: ModelContext, l: number, x: Value): Value {
+  const { g, cfg } = m;
+  const p = `blocks.${l}`;
+  const D = cfg.dModel;
+  const residPre = m.hook(`${p}.hook_resid_pre`, x);
+  const qkv = g.add(g.matmul(norm(m, residPre, `${p}.ln1`), m.W(`${p}.attn.W_QKV`)), m.W(`${p}.attn.b_QKV`));
+  const [q, k, v] = g.split(qkv, -1, [D, D, D]).map((t) => g.reshape(t, [B, T, cfg.nHeads, cfg.dHead]));
+  const attnOut = m.hook(`${p}.hook_attn_out`, attentionOutput(m, l, attend(m, l, q, k, v)));
+  const residMid = m.hook(`${p}.hook_resid_mid`, g.add(residPre, attnOut));
+  const mlpOut = m.hook(`${p}.hook_mlp_out`, mlp(m, p, norm(m, residMid, `${p}.ln2`)));
+  return m.hook(`${p}.hook_resid_post`, g.add(residMid, mlpOut));
+}
+
+/** Lantern weight name -> Hugging Face GPT-2 tensor name (without the optional `transformer.` prefix). */
+export function gpt2HfName(name: string): string {
+  const fixed: Record<string, string> = {
+    'embed.W_E': 'wte.weight', 'pos_embed.W_pos': 'wpe.weight', 'ln_final.w': 'ln_f.weight', 'ln_final.b': 'ln_f.bias', 'unembed.W_U_T': 'lm_head.weight',
+  };
+  if (fixed[name]) return fixed[name];
+  const m = /^blocks\.(\d+)\.(.+)$/.exec(name);
+  const inner: Record<string, string> = {
+    'ln1.w': 'ln_1.weight', 'ln1.b': 'ln_1.bias', 'ln2.w': 'ln_2.weight', 'ln2.b': 'ln_2.bias',
+    'attn.W_QKV': 'attn.c_attn.weight', 'attn.b_QKV': 'attn.c_attn.bias', 'attn.W_O': 'attn.c_proj.weight', 'attn.b_O': 'attn.c_proj.bias',
+    'mlp.W_in': 'mlp.c_fc.weight', 'mlp.b_in': 'mlp.c_fc.bias', 'mlp.W_out': 'mlp.c_proj.weight', 'mlp.b_out': 'mlp.c_proj.bias',
+  };
+  if (!m || !inner[m[2]]) throw new Error(`no Hugging Face name for ${name}`);
+  return `h.${m[1]}.${inner[m[2]]}`;
+}
+
+function weights(cfg: ModelConfig) {
+  const { dModel: D, dMlp: F, dVocab: V, nCtx: P } = cfg;
+  const shapes: [string, number[]][] = [['embed.W_E', [V, D]], ['pos_embed.W_pos', [P, D]]];
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const p = `blocks.${l}`;
+    shapes.push(
+      [`${p}.ln1.w`, [D]], [`${p}.ln1.b`, [D]],
+      [`${p}.attn.W_QKV`, [D, 3 * D]], [`${p}.attn.b_QKV`, [3 * D]], [`${p}.attn.W_O`, [D, D]], [`${p}.attn.b_O`, [D]],
+      [`${p}.ln2.w`, [D]], [`${p}.ln2.b`, [D]],
+      [`${p}.mlp.W_in`, [D, F]], [`${p}.mlp.b_in`, [F]], [`${p}.mlp.W_out`, [F, D]], [`${p}.mlp.b_out`, [D]],
+    );
+  }
+  shapes.push(['ln_final.w', [D]], ['ln_final.b', [D]]);
+  // The unembedding is stored as [vocab, d_model] (tied to W_E, or HF's lm_head) and read
+  // transposed in place, so it is never copied into [d_model, vocab].
+  if (!cfg.tiedUnembed) shapes.push(['unembed.W_U_T', [V, D]]);
+  return shapes.map(([name, shape]) => ({ name, shape, hf: [gpt2HfName(name)], layout: name === 'unembed.W_U_T' ? 'out_in' as const : 'in_out' as const }));
+}
+
+const base = { architecture: 'gpt2', lnEps: 1e-5, act: 'gelu_new', tiedUnembed: true } as const;
+
+export const gpt2: Architecture = {
+  modelType: 'gpt2',
+  covers: 'GPT-2',
+  parseConfig(raw, file) {
+    const f = new ConfigFields(raw, file, 'GPT-2');
+    const dModel = f.int('n_embd');
+    const nHeads = f.int('n_head');
+    const dHead = f.headDim(dModel, nHeads, 'n_embd', 'n_head');
+    if (dHead * nHeads !== dModel) throw new Error('unreachable');
+    f.reject([
+      ['scale_attn_by_inverse_layer_idx', (v) => v === true, 'GPT-2 attention scaled by 1/layer'],
+      ['reorder_and_upcast_attn', (v) => v === true, 'only changes float16 rounding, but is not implemented'],
+      ['scale_attn_weights', (v) => v === false, 'unscaled attention'],
+      ['add_cross_attention', (v) => v === true, 'encoder-decoder cross-attention'],
+    ]);
+    return {
+      ...base,
+      nLayers: f.int('n_layer'), dModel, nHeads, nKvHeads: nHeads, dHead,
+      dMlp: raw.n_inner == null ? 4 * dModel : f.int('n_inner'),
+      nCtx: f.int(['n_positions', 'n_ctx']), dVocab: f.int('vocab_size'),
+      lnEps: f.num('layer_norm_epsilon', 1e-5),
+      act: f.activation(['activation_function'], 'gelu_new'),
+      tiedUnembed: raw.tie_word_embeddings !== false,
+    };
+  },
+  toHfConfig: (cfg) => ({
+    model_type: 'gpt2', architectures: ['GPT2LMHeadModel'],
+    n_layer: cfg.nLayers, n_embd: cfg.dModel, n_head: cfg.nHeads, n_inner: cfg.dMlp, n_positions: cfg.nCtx, n_ctx: cfg.nCtx,
+    vocab_size: cfg.dVocab, layer_norm_epsilon: cfg.lnEps, activation_function: cfg.act, tie_word_embeddings: cfg.tiedUnembed,
+    bos_token_id: 50256, eos_token_id: 50256,
+  }),
+  weights,
+  embed,
+  block,
+  finalNorm: (m, x) => norm(m, x, 'ln_final'),
+  unembed: (m, rows) => m.g.matmulTransB(rows, m.W(m.cfg.tiedUnembed ? 'embed.W_E' : 'unembed.W_U_T')),
+  presets: {
+    tiny: { ...base, nLayers: 2, dModel: 64, nHeads: 4, nKvHeads: 4, dHead: 16, dMlp: 256, nCtx: 64, dVocab: 1000 },
+    'gpt2-small': { ...base, nLayers: 12, dModel: 768, nHeads: 12, nKvHeads: 12, dHead: 64, dMlp: 3072, nCtx: 1024, dVocab: 50257 },
+  },
+};

@@ -1,0 +1,122 @@
+/**
+ * The forward pass of any registered architecture: embedding, blocks, final norm, and logits at
+ * the positions a run reads. Every model graph (runs, gradients, training, lenses) is built here.
+ */
+import { Graph, Value } from '../engine/graph/ir.js';
+import { LanternError } from '../errors.js';
+import type { ModelConfig } from './config.js';
+import type { Architecture, Layout, ModelContext, WeightSpec } from './architecture.js';
+import { architectureFor } from './architectures/index.js';
+import { ModelInputs, modelInputs } from './inputs.js';
+
+export type Hook = (name: string, v: Value, layout: Layout) => Value;
+
+export interface ForwardOutputs {
+  logits: Value; // [batch, seq, vocab], or [batch, logit_pos, vocab] at inputs.logitPositions
+  /** The final residual after the final norm, flattened to [batch * seq, d_model]. */
+  finalFlat: Value;
+  /** Normalised rows [n, d_model] -> logits [n, vocab]. */
+  unembed: (rows: Value) => Value;
+}
+
+/** Which axes of a hook are positions and heads, from its TransformerLens name. */
+export function layoutOf(name: string): Layout {
+  if (/\.hook_(attn_scores|pattern)$/.test(name)) return 'pattern';
+  if (/\.attn\.hook_(q|k|v|z|rot_q|rot_k|result)$/.test(name)) return 'heads';
+  return 'resid';
+}
+
+/** Hooks that cost extra compute and are built only when a run asks for them (TransformerLens's use_attn_result). */
+export const OPTIONAL_HOOKS = /\.attn\.hook_result$/;
+
+const specCache = new WeakMap<ModelConfig, Map<string, WeightSpec>>();
+
+/** The model's weights by Lantern name. */
+export function weightSpecs(cfg: ModelConfig): Map<string, WeightSpec> {
+  let specs = specCache.get(cfg);
+  if (!specs) {
+    specs = new Map(architectureFor(cfg.architecture).weights(cfg).map((w) => [w.name, w]));
+    specCache.set(cfg, specs);
+  }
+  return specs;
+}
+
+/** Weight shapes by Lantern name. */
+export function weightShapes(cfg: ModelConfig): Record<string, number[]> {
+  return Object.fromEntries([...weightSpecs(cfg).values()].map((w) => [w.name, w.shape]));
+}
+
+/** The context an architecture's math is written against (weights enter as graph inputs, fed once from the compute thread). */
+export function modelContext(g: Graph, cfg: ModelConfig, inputs: ModelInputs, hook: Hook = (_n, v) => v, wants: (name: string) => boolean = () => false): ModelContext {
+  const specs = weightSpecs(cfg);
+  const memo = new Map<string, Value>();
+  const spec = (name: string) => {
+    const s = specs.get(name);
+    if (!s) throw new LanternError(`${cfg.architecture} has no weight '${name}'`);
+    return s;
+  };
+  return {
+    g, cfg, inputs, wants,
+    hook: (name, v) => hook(name, v, layoutOf(name)),
+    W: (name) => g.inputs.find((v) => v.name === name) ?? g.input(name, 'float32', spec(name).shape),
+    has: (name) => specs.has(name),
+    layout: (name) => spec(name).layout ?? 'in_out',
+    memo: (key, build) => {
+      let v = memo.get(key);
+      if (!v) memo.set(key, (v = build()));
+      return v;
+    },
+  };
+}
+
+/** Builds the model's forward pass on `g`. */
+export function buildForward(g: Graph, cfg: ModelConfig, inputs: ModelInputs, hook?: Hook, wants?: (name: string) => boolean): ForwardOutputs {
+  const arch = architectureFor(cfg.architecture);
+  const m = modelContext(g, cfg, inputs, hook, wants);
+  let resid = arch.embed(m);
+  for (let l = 0; l < cfg.nLayers; l++) resid = arch.block(m, l, resid);
+  const final = arch.finalNorm(m, resid);
+  // A method that reads one position's next-token distribution need not unembed the other T − 1
+  // (the unembedding is the largest single matmul of a short prompt, and its output the largest tensor).
+  const finalFlat = g.reshape(final, [-1, cfg.dModel]);
+  const lp = inputs.logitPositions;
+  const read = !lp ? final
+    : lp.shape.length === 2 ? g.gather(finalFlat, lp)
+    : g.transpose(g.gather(g.transpose(final, [1, 0, 2]), lp), [1, 0, 2]);
+  const unembed = (rows: Value) => arch.unembed(m, rows);
+  return { logits: unembed(read), finalFlat, unembed };
+}
+
+/** Every hook point of the model, in execution order (from a dry build, so it is exactly what the forward records). */
+export function hookNames(cfg: ModelConfig): string[] {
+  return dryBuild(cfg).names;
+}
+
+/** Every hook's static shape (symbolic in batch and seq) and layout. */
+export function hookShapes(cfg: ModelConfig): HookTable {
+  return dryBuild(cfg);
+}
+
+interface HookTable { names: string[]; shapes: Map<string, Value['shape']>; layouts: Map<string, Layout> }
+
+const dryCache = new WeakMap<ModelConfig, HookTable>();
+
+function dryBuild(cfg: ModelConfig): HookTable {
+  const hit = dryCache.get(cfg);
+  if (hit) return hit;
+  const names: string[] = [];
+  const shapes = new Map<string, Value['shape']>();
+  const layouts = new Map<string, Layout>();
+  const g = new Graph();
+  buildForward(g, cfg, modelInputs(g), (name, v, layout) => {
+    names.push(name);
+    shapes.set(name, v.shape);
+    layouts.set(name, layout);
+    return v;
+  }, () => true);
+  const out = { names, shapes, layouts };
+  dryCache.set(cfg, out);
+  return out;
+}
+
+export type { Architecture };
