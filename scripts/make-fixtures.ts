@@ -11,10 +11,26 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeRandomModel, TINY_GPT2, GPT2_SMALL } from '../src/models/random.js';
-import { FIXTURES } from '../test/fixtures.js';
+import { FIXTURES, FAMILY_FIXTURES } from '../test/fixtures.js';
+import { architectureFor } from '../src/models/architectures/index.js';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-fs.mkdirSync(path.join(root, 'fixtures'), { recursive: true });
+fs.mkdirSync(path.join(root, 'fixtures', 'families'), { recursive: true });
+
+// Every other family: logits, every hook and an embedding gradient from the independent float64
+// reference (scripts/reference/families_reference.py) on each family's tiny random model.
+for (const f of FAMILY_FIXTURES) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fixture-'));
+  writeRandomModel(dir, architectureFor(f.arch).presets.tiny, { seed: f.seed, matrixStd: f.matrixStd });
+  const out = path.join(root, 'fixtures', f.file);
+  execFileSync('/usr/bin/python3', [
+    path.join(root, 'scripts/reference/families_reference.py'), '--selfcheck', '--grad', `${f.grad.pos}:${f.grad.token}`, dir, out, f.tokens.join(','),
+  ], { stdio: 'inherit' });
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(`wrote ${out} (${(fs.statSync(out).size / 1e3).toFixed(0)} kB)`);
+}
+if (process.argv.includes('--families')) process.exit(0);
+
 for (const f of FIXTURES) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fixture-'));
   const cfg = f.preset === 'tiny' ? TINY_GPT2 : GPT2_SMALL;

@@ -8,8 +8,8 @@ import type { ModelConfig } from '../src/models/config.js';
 import { weightShapes } from '../src/models/forward.js';
 
 /** A model built in memory from the seeded random weights that the fixtures were computed from. */
-export async function seededModel(cfg: ModelConfig, seed: number): Promise<HookedTransformer> {
-  const raw = randomWeights(cfg, seed);
+export async function seededModel(cfg: ModelConfig, seed: number, opts: { matrixStd?: number } = {}): Promise<HookedTransformer> {
+  const raw = randomWeights(cfg, seed, opts);
   const shapes = weightShapes(cfg);
   const weights = Object.fromEntries(Object.entries(raw).map(([n, d]) => [n, Tensor.f32(d, shapes[n])]));
   return HookedTransformer.create(cfg, weights, undefined, `random:${seed}`);

@@ -26,7 +26,7 @@ export function normalSampler(seed: number): () => number {
  * Random weights in Lantern naming: GPT-2's init (N(0, 0.02)), with norm weights and all biases
  * perturbed so every parameter matters. The same seed gives the same weights for every family.
  */
-export function randomWeights(cfg: ModelConfig, seed = 0): Record<string, Float32Array> {
+export function randomWeights(cfg: ModelConfig, seed = 0, opts: { matrixStd?: number } = {}): Record<string, Float32Array> {
   const normal = normalSampler(seed);
   const out: Record<string, Float32Array> = {};
   // Gemma's norms scale by (1 + w): their weights sit around 0, everyone else's around 1.
@@ -36,7 +36,7 @@ export function randomWeights(cfg: ModelConfig, seed = 0): Record<string, Float3
     const a = new Float32Array(n);
     const isNormWeight = /\.w$/.test(name);
     const isBias = /\.b(_\w+)?$/.test(name);
-    const std = isNormWeight ? 0.1 : isBias ? 0.02 : name === 'pos_embed.W_pos' ? 0.01 : 0.02;
+    const std = isNormWeight ? 0.1 : isBias ? 0.02 : name === 'pos_embed.W_pos' ? 0.01 : (opts.matrixStd ?? 0.02);
     for (let i = 0; i < n; i++) a[i] = (isNormWeight ? normCentre : 0) + std * normal();
     out[name] = a;
   }
@@ -61,13 +61,15 @@ export function truncatedGpt2Tokenizer(vocab: number): object {
 
 export interface WriteRandomOptions {
   seed?: number;
+  /** The standard deviation of every matrix (default 0.02, GPT-2's init; larger gives sharper attention). */
+  matrixStd?: number;
   dtype?: 'F32' | 'F16' | 'BF16';
 }
 
 /** Writes config.json, model.safetensors (the family's Hugging Face tensor names) and tokenizer.json. */
 export function writeRandomModel(folder: string, cfg: ModelConfig, opts: WriteRandomOptions = {}): void {
   fs.mkdirSync(folder, { recursive: true });
-  const tensors = toHfTensors(cfg, randomWeights(cfg, opts.seed ?? 0), opts.dtype);
+  const tensors = toHfTensors(cfg, randomWeights(cfg, opts.seed ?? 0, { matrixStd: opts.matrixStd }), opts.dtype);
   writeSafetensors(path.join(folder, 'model.safetensors'), tensors, { format: 'pt' });
   fs.writeFileSync(path.join(folder, 'config.json'), JSON.stringify(toHfConfig(cfg, { lantern_random_seed: opts.seed ?? 0 }), null, 2));
   fs.writeFileSync(path.join(folder, 'tokenizer.json'), JSON.stringify(truncatedGpt2Tokenizer(Math.min(cfg.dVocab, 50257))));

@@ -1,0 +1,40 @@
+// Every family against the independent float64 PyTorch reference (scripts/reference/
+// families_reference.py, fixtures/families/ from scripts/make-fixtures.ts): logits, every hook
+// activation and an embedding gradient, on each family's tiny random model (grouped-query
+// attention, sliding windows shorter than the prompt, soft-capping, partial rotary, ...).
+import { describe, it, expect, afterAll } from 'vitest';
+import path from 'node:path';
+import { readSafetensorsHeader, readFloat32 } from '../src/models/safetensors.js';
+import { Tensor } from '../src/engine/tensor.js';
+import { objectives, HookedTransformer } from '../src/models/hooked.js';
+import { architectureFor } from '../src/models/architectures/index.js';
+import { FAMILY_FIXTURES } from './fixtures.js';
+import { seededModel, relError } from './helpers.js';
+
+const TOL = 1e-4;
+
+for (const f of FAMILY_FIXTURES) {
+  describe(`${f.arch} (tiny, seed ${f.seed}) vs float64 PyTorch reference`, () => {
+    const header = readSafetensorsHeader(path.join(__dirname, '..', 'fixtures', f.file));
+    const ref = (name: string) => Tensor.f32(readFloat32(header, name), header.tensors.get(name)!.shape);
+    let model: HookedTransformer;
+    afterAll(async () => model && (await model.executor.dropWeights(model.weights)));
+
+    it('logits and every hook agree to 1e-4 (relative, per-tensor max)', async () => {
+      model = await seededModel(architectureFor(f.arch).presets.tiny, f.seed, { matrixStd: f.matrixStd });
+      const { logits, cache } = await model.runWithCache([[...f.tokens]]);
+      const hooks = [...header.tensors.keys()].filter((n) => n.includes('hook_'));
+      // The reference records exactly the hooks the model has (but the optional per-head result).
+      expect(hooks.sort()).toEqual(model.hookNames.filter((n) => !n.endsWith('hook_result')).sort());
+      const worst: [string, number][] = [['logits', relError(logits, ref('logits'))]];
+      for (const name of hooks) worst.push([name, relError(cache.get(name), ref(name))]);
+      worst.sort((a, b) => b[1] - a[1]);
+      expect(worst[0][1], `worst: ${worst[0][0]}`).toBeLessThan(TOL);
+    });
+
+    it('gradient of a log-prob wrt the residual stream entering block 0 agrees to 1e-4', async () => {
+      const r = await model.gradients([[...f.tokens]], objectives.logprob(f.grad.pos, f.grad.token), { wrt: ['blocks.0.hook_resid_pre'] });
+      expect(relError(r.grads['blocks.0.hook_resid_pre'], ref('grad_resid_pre0'))).toBeLessThan(TOL);
+    });
+  });
+}
