@@ -87,6 +87,18 @@ export function buildForward(g: Graph, cfg: ModelConfig, inputs: ModelInputs, ho
   return { logits: unembed(read), finalFlat, unembed };
 }
 
+/**
+ * The model's own readout of residual-stream vectors [.., d_model] (un-normalised, as the final
+ * norm would receive them): its final norm, then its unembedding (soft-capped where the family
+ * does). Lenses decode every layer through this, never through a copy of the family's math.
+ */
+export function readout(g: Graph, cfg: ModelConfig, resid: Value): Value {
+  const arch = architectureFor(cfg.architecture);
+  const noInputs = new Proxy({} as ModelInputs, { get: () => { throw new LanternError('the readout takes no token inputs'); } });
+  const m = modelContext(g, cfg, noInputs);
+  return arch.unembed(m, arch.finalNorm(m, resid));
+}
+
 /** Every hook point of the model, in execution order (from a dry build, so it is exactly what the forward records). */
 export function hookNames(cfg: ModelConfig): string[] {
   return dryBuild(cfg).names;

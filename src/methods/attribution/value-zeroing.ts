@@ -67,7 +67,9 @@ export async function valueZeroingMatrices(
 ): Promise<Float64Array[]> {
   const batchSize = checkBatchSize(opts.batchSize, defaultBatchSize(tokens.length, 16, 2048));
   const T = tokens.length;
-  const { dModel: D, nHeads: H, dHead: dh } = model.cfg;
+  // hook_v has the model's key/value heads (fewer than its query heads under grouped-query attention).
+  const { dModel: D, nKvHeads: H, dHead: dh } = model.cfg;
+  const V = H * dh;
   const names = (l: number) => ({ pre: `blocks.${l}.hook_resid_pre`, v: `blocks.${l}.attn.hook_v`, post: `blocks.${l}.hook_resid_post` });
   const { cache } = await model.runWithCache([tokens], layers.flatMap((l) => Object.values(names(l))));
   const C = layers.map(() => new Float64Array(T * T));
@@ -79,8 +81,8 @@ export async function valueZeroingMatrices(
       const clean = cache.get(v).f32; // [1, T, H, dh]
       const zeroed = new Float32Array(n * T * H * dh);
       for (let b = 0; b < n; b++) {
-        zeroed.set(clean, b * T * D);
-        zeroed.fill(0, b * T * D + (s + b) * D, b * T * D + (s + b + 1) * D);
+        zeroed.set(clean, b * T * V);
+        zeroed.fill(0, b * T * V + (s + b) * V, b * T * V + (s + b + 1) * V);
       }
       interventions.push({ hook: pre, op: 'replace', value: cache.get(pre) });
       interventions.push({ hook: v, op: 'replace', value: Tensor.f32(zeroed, [n, T, H, dh]) });

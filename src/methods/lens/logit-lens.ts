@@ -10,7 +10,7 @@ import { LanternError } from '../../errors.js';
 import { Graph, Value } from '../../engine/graph/ir.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { weightShapes } from '../../models/forward.js';
+import { readout } from '../../models/forward.js';
 import { translateStack, TunedLens } from './tuned-lens.js';
 
 export interface DecodeOptions {
@@ -33,7 +33,7 @@ export interface Decoded {
 }
 
 /**
- * Decodes residual-stream vectors [n, seq, d_model] through ln_final and the unembedding, in one
+ * Decodes residual-stream vectors [n, seq, d_model] through the final norm and the unembedding, in one
  * graph run on the model's weights. Residual vectors are those the model would feed to
  * ln_final (un-normalised), e.g. `cache.accumulatedResid()`.
  */
@@ -77,18 +77,12 @@ export async function decodeResid(model: HookedTransformer, stack: Tensor, opts:
   return res;
 }
 
-/** ln_final (as the model computes it: centre, divide by sqrt(var + eps), affine) then the unembedding, then log-softmax. */
+/** The model's final norm and unembedding (its own readout), then log-softmax. */
 function lensGraph(model: HookedTransformer, spec: { k: number; target: boolean; logprobs: boolean }): Graph {
   const { cfg } = model;
   const g = new Graph();
-  const shapes = weightShapes(cfg);
-  const W = (name: string) => g.input(name, 'float32', shapes[name]);
   const x = g.input('lens.resid', 'float32', ['n', 'seq', cfg.dModel]);
-  const centred = g.sub(x, g.reduceMean(x, [-1]));
-  const scale = g.sqrt(g.add(g.reduceMean(g.mul(centred, centred), [-1]), g.scalar(cfg.lnEps)));
-  const normalized = g.add(g.mul(g.div(centred, scale), W('ln_final.w')), W('ln_final.b'));
-  const WU_T = cfg.tiedUnembed ? W('embed.W_E') : W('unembed.W_U_T');
-  const logprobs: Value = g.logSoftmax(g.matmulTransB(normalized, WU_T), -1); // [n, seq, vocab]
+  const logprobs: Value = g.logSoftmax(readout(g, cfg, x), -1); // [n, seq, vocab]
   if (spec.logprobs) g.output('lens.logprobs', logprobs);
   if (spec.k > 0) {
     const outShape = ['n', 'seq', spec.k];

@@ -19,7 +19,7 @@ import { Graph, Value } from '../../engine/graph/ir.js';
 import { gradients } from '../../engine/autodiff/grad.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { weightShapes } from '../../models/forward.js';
+import { readout } from '../../models/forward.js';
 import { readFloat32, readSafetensorsHeader, writeSafetensors } from '../../models/safetensors.js';
 import { Rng } from '../../rng.js';
 
@@ -154,15 +154,9 @@ export async function collectResiduals(model: HookedTransformer, tokens: ArrayLi
 // ---------------------------------------------------------------------------------------------
 // Graphs
 
-/** ln_final then unembedding then log-softmax, on rows [..., d]. */
+/** The model's readout (final norm, unembedding) then log-softmax, on rows [..., d]. */
 function decode(g: Graph, model: HookedTransformer, x: Value): Value {
-  const { cfg } = model;
-  const shapes = weightShapes(cfg);
-  const W = (name: string) => g.inputs.find((v) => v.name === name) ?? g.input(name, 'float32', shapes[name]);
-  const centred = g.sub(x, g.reduceMean(x, [-1]));
-  const scale = g.sqrt(g.add(g.reduceMean(g.mul(centred, centred), [-1]), g.scalar(cfg.lnEps)));
-  const normalized = g.add(g.mul(g.div(centred, scale), W('ln_final.w')), W('ln_final.b'));
-  return g.logSoftmax(g.matmulTransB(normalized, cfg.tiedUnembed ? W('embed.W_E') : W('unembed.W_U_T')), -1);
+  return g.logSoftmax(readout(g, model.cfg, x), -1);
 }
 
 /**
