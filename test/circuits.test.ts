@@ -167,7 +167,7 @@ describe('edge graph', () => {
     await expect(pathPatching(tiny, [['L0H0', 'L1H1.z']], opts)).rejects.toThrow(/unknown receiver 'L1H1.z'; did you mean/);
     await expect(pathPatching(tiny, [['L0H0']], opts)).rejects.toThrow(/needs a sender and at least one receiver/);
     await expect(acdc(tiny, { ...opts, threshold: -1 })).rejects.toThrow(/threshold must be a non-negative number/);
-    expect(() => new EdgeSpace(2, 2).sender('MLP3')).toThrow(/did you mean 'MLP0', 'MLP1'/);
+    expect(() => new EdgeSpace({ nLayers: 2, nHeads: 2 }).sender('MLP3')).toThrow(/did you mean 'MLP0', 'MLP1'/);
   });
 });
 

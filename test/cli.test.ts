@@ -43,7 +43,7 @@ beforeAll(async () => {
   const [a, b] = await Promise.all([lantern('make-random', tiny), lantern('make-random', ctx8, '--ctx', '8', '--seed', '3')]);
   expectOk(a);
   expectOk(b);
-  expect(a.stdout).toMatch(/wrote a random GPT-2 \(2 layers, d_model 64, 4 heads, vocab 1000\)/);
+  expect(a.stdout).toMatch(/wrote a random gpt2 \(2 layers, d_model 64, 4 heads, vocab 1000\)/);
   model = await loadModel(tiny, { progress: false });
 });
 
@@ -58,6 +58,24 @@ describe('lantern make-random', () => {
     expect(model.cfg).toEqual(TINY_GPT2);
     const c = JSON.parse(fs.readFileSync(path.join(ctx8, 'config.json'), 'utf8'));
     expect([c.model_type, c.n_positions, c.n_layer, c.n_embd, c.vocab_size, c.lantern_random_seed]).toEqual(['gpt2', 8, 2, 64, 1000, 3]);
+  });
+
+  it('--arch writes any family; hooks lists its hook names (kv heads, rotary, no pos_embed)', async () => {
+    const dir = path.join(tmp, 'qwen3');
+    const r = await lantern('make-random', dir, '--arch', 'qwen3', '--layers', '1', '--seed', '2');
+    expectOk(r);
+    expect(r.stdout).toMatch(/wrote a random qwen3 \(1 layers, d_model 64, 4 heads \(2 key\/value\), vocab 1000\)/);
+    const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect([c.model_type, c.num_hidden_layers, c.num_key_value_heads, c.head_dim]).toEqual(['qwen3', 1, 2, 24]);
+    const h = await lantern('hooks', '--model', dir);
+    expectOk(h);
+    const names = h.stdout.trim().split('\n');
+    expect(names).toContain('blocks.0.attn.hook_rot_k');
+    expect(names).toContain('blocks.0.mlp.hook_pre_linear');
+    expect(names).not.toContain('hook_pos_embed');
+    const bad = await lantern('make-random', path.join(tmp, 'never'), '--arch', 'llama', '--preset', 'gpt2-small');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--preset gpt2-small is not a llama preset; presets: tiny, llama-3.2-1b/);
   });
 });
 
@@ -135,7 +153,7 @@ describe('bad input: one `lantern: error:` line, exit 1, no stack trace', () => 
     const llama = path.join(tmp, 'llama');
     fs.cpSync(tiny, llama, { recursive: true });
     const cfgFile = path.join(llama, 'config.json');
-    fs.writeFileSync(cfgFile, fs.readFileSync(cfgFile, 'utf8').replace('"model_type": "gpt2"', '"model_type": "llama"'));
+    fs.writeFileSync(cfgFile, fs.readFileSync(cfgFile, 'utf8').replace('"model_type": "gpt2"', '"model_type": "bert"'));
     const broken = path.join(tmp, 'broken');
     fs.cpSync(tiny, broken, { recursive: true });
     fs.writeFileSync(path.join(broken, 'config.json'), '{"model_type": "gpt2",');
@@ -154,7 +172,7 @@ describe('bad input: one `lantern: error:` line, exit 1, no stack trace', () => 
       [['forward', '--model', tiny, '--text', 'hi', '--cache', 'blocks.0.hook_resid_post'], /--cache needs --out/],
       [['forward', '--model', tiny, '--text', 'hi', '--top-k', '0'], /--top-k must be a positive integer, got '0'/],
       [['forward', '--model', ctx8, '--text', 'one two three four five six seven eight nine ten'], /is \d+ tokens, longer than the model's context of 8/],
-      [['forward', '--model', llama, '--text', 'hi'], /model_type="llama"; supported architectures: gpt2/],
+      [['forward', '--model', llama, '--text', 'hi'], /model_type="bert"; supported architectures: gpt2, llama/],
       [['forward', '--model', broken, '--text', 'hi'], /config\.json is not valid JSON/],
       [['forward', '--model', tiny, '--text', 'hi', '--out', path.join(tmp, 'no-dir', 'x.safetensors')], /--out .* folder .*no-dir does not exist/],
       [['forward', '--model', tiny, '--text', 'hi', '--out', path.join(tmp, 'x.bin')], /--out must name a \.safetensors file/],
@@ -201,11 +219,11 @@ describe('--help and hooks', () => {
     const r = await lantern('hooks', '--model', tiny);
     expectOk(r);
     const names = r.stdout.trim().split('\n');
-    // TransformerLens's names for a 2-layer GPT-2: embed, pos_embed, 18 per block, ln_final's two.
+    // TransformerLens's names for a 2-layer GPT-2: embed, pos_embed, 19 per block, ln_final's two.
     const perBlock = [
       'hook_resid_pre', 'ln1.hook_scale', 'ln1.hook_normalized', 'attn.hook_q', 'attn.hook_k', 'attn.hook_v',
       'attn.hook_attn_scores', 'attn.hook_pattern', 'attn.hook_z', 'attn.hook_result', 'hook_attn_out', 'hook_resid_mid',
-      'ln2.hook_scale', 'ln2.hook_normalized', 'mlp.hook_pre', 'mlp.hook_post', 'hook_mlp_out', 'hook_resid_post',
+      'hook_mlp_in', 'ln2.hook_scale', 'ln2.hook_normalized', 'mlp.hook_pre', 'mlp.hook_post', 'hook_mlp_out', 'hook_resid_post',
     ];
     const expected = ['hook_embed', 'hook_pos_embed', ...[0, 1].flatMap((l) => perBlock.map((n) => `blocks.${l}.${n}`)), 'ln_final.hook_scale', 'ln_final.hook_normalized'];
     expect([...names].sort()).toEqual([...expected].sort());

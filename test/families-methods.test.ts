@@ -21,6 +21,10 @@ import { activationPatching } from '../src/methods/patching/activation.js';
 import { attributionPatching } from '../src/methods/patching/attribution.js';
 import { causalTrace } from '../src/methods/patching/causal-tracing.js';
 import { LanternBackend } from '../src/backends/lantern.js';
+import { EdgeRunner } from '../src/methods/circuits/graph.js';
+import { prepare } from '../src/methods/circuits/data.js';
+import { acdc, eap } from '../src/methods/circuits/discovery.js';
+import { pathPatching } from '../src/methods/circuits/path-patching.js';
 import { logSoftmaxAt } from '../src/models/predictions.js';
 import { maxAbsDiff } from './helpers.js';
 
@@ -131,6 +135,47 @@ for (const arch of FAMILIES) {
       expect(Math.abs(t.clean - t.corrupt)).toBeGreaterThan(1e-7);
       expect(resid.indirect[L - 1][PROMPT.length - 1]).toBeCloseTo(t.clean - t.corrupt, 6);
       for (let l = 0; l < L; l++) for (const p of [0, 1, 2]) expect(resid.indirect[l][p]).toBeCloseTo(0, 7);
+    });
+
+    it('circuits: the edge graph is the model with no edge patched and the corrupted run with all; EAP equals finite differences; ACDC and path patching run', async () => {
+      const examples = [{ clean: PROMPT, corrupt: CORRUPT, targets: [{ pos: PROMPT.length - 1, answer: 7, wrong: 9 }, { pos: 6, answer: 3, wrong: 4 }] }];
+      const runner = new EdgeRunner(model);
+      const data = await prepare(runner, examples, 'logit-diff');
+      const diff = (logits: Tensor, t: { pos: number; answer: number; wrong: number }) => logits.f32[t.pos * V() + t.answer] - logits.f32[t.pos * V() + t.wrong];
+      const clean = await model.run([PROMPT]);
+      const corrupt = await model.run([CORRUPT]);
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      expect(data.clean).toBeCloseTo(mean(examples[0].targets.map((t) => diff(clean, t))), 4);
+      expect(data.corrupt).toBeCloseTo(mean(examples[0].targets.map((t) => diff(corrupt, t))), 4);
+      const { space } = runner;
+      const metricWith = async (mask: Float32Array) => {
+        const out = await runner.run([{ tokens: PROMPT, mask, ref: data.corruptActs[0], targets: examples[0].targets }], data.seq, { senders: false, grad: null });
+        return mean(Array.from(out.logitDiff));
+      };
+      const all = new Float32Array(space.R * space.S);
+      for (const [sd, r] of space.edges()) all[r * space.S + sd] = 1;
+      expect(await metricWith(all)).toBeCloseTo(data.corrupt, 4);
+      const c = await eap(model, { examples, metric: 'logit-diff', threshold: 0, igSteps: 0 });
+      const senderOf = space.headSenders ? 'L0H1' : 'A0';
+      let largest = 0;
+      for (const name of ['input->L0H0.q', `${senderOf}->L1H0.k`, `${senderOf}->L1H3.v`, 'MLP0->logits', 'input->MLP1']) {
+        const [sd, r] = name.split('->');
+        const eps = 1e-2;
+        const mask = new Float32Array(space.R * space.S);
+        mask[space.receiver(r) * space.S + space.sender(sd)] = eps;
+        const plus = await metricWith(mask);
+        mask[space.receiver(r) * space.S + space.sender(sd)] = -eps;
+        const minus = await metricWith(mask);
+        const fd = -((plus - minus) / (2 * eps)) / (data.clean - data.corrupt);
+        expect(Math.abs(c.scores[name] - fd), name).toBeLessThan(5e-3 * Math.max(1, Math.abs(fd)));
+        largest = Math.max(largest, Math.abs(fd));
+      }
+      expect(largest).toBeGreaterThan(0.05); // the checked edges matter
+      const a = await acdc(model, { examples, metric: 'kl', threshold: 0.05 });
+      expect(a.totalEdges).toBe(space.edges().length);
+      expect(a.edges.every((e) => Number.isFinite(e.score))).toBe(true);
+      const pp = await pathPatching(model, [[senderOf, 'logits']], { examples, metric: 'logit-diff' });
+      expect(Number.isFinite(pp.paths[0].value)).toBe(true);
     });
 
     it("LanternBackend's scores are the model's own log-probs; black-box leave-one-out equals white-box", async () => {

@@ -26,8 +26,11 @@ export function layoutOf(name: string): Layout {
   return 'resid';
 }
 
-/** Hooks that cost extra compute and are built only when a run asks for them (TransformerLens's use_attn_result). */
-export const OPTIONAL_HOOKS = /\.attn\.hook_result$/;
+/**
+ * Hooks a run caches only when asked by name: hook_result costs extra compute (TransformerLens's
+ * use_attn_result), hook_mlp_in is the MLP's own copy of the residual stream (use_hook_mlp_in).
+ */
+export const OPTIONAL_HOOKS = /\.attn\.hook_result$|\.hook_mlp_in$/;
 
 const specCache = new WeakMap<ModelConfig, Map<string, WeightSpec>>();
 
@@ -120,12 +123,13 @@ function dryBuild(cfg: ModelConfig): HookTable {
   const shapes = new Map<string, Value['shape']>();
   const layouts = new Map<string, Layout>();
   const g = new Graph();
+  // Every optional hook, but not the circuit graph's split q/k/v inputs (a different graph).
   buildForward(g, cfg, modelInputs(g), (name, v, layout) => {
     names.push(name);
     shapes.set(name, v.shape);
     layouts.set(name, layout);
     return v;
-  }, () => true);
+  }, (name) => !/\.hook_[qkv]_input$/.test(name));
   const out = { names, shapes, layouts };
   dryCache.set(cfg, out);
   return out;

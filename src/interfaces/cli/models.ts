@@ -3,7 +3,8 @@ import { LanternError } from '../../errors.js';
 import { readConfig } from '../../models/config.js';
 import { hookNames } from '../../models/forward.js';
 import { resolveModelFolder } from '../../models/hub.js';
-import { writeRandomModel, GPT2_SMALL, TINY_GPT2 } from '../../models/random.js';
+import { writeRandomModel } from '../../models/random.js';
+import { architectureFor, architectures, SUPPORTED_ARCHITECTURES } from '../../models/architectures/index.js';
 import { defaultModel } from './defaults.js';
 import { positiveInt, nonNegativeInt } from './forward.js';
 
@@ -19,30 +20,45 @@ export function hooksCommand(program: Command): void {
 }
 
 export function makeRandomCommand(program: Command): void {
+  const presets = architectures().map((a) => `${a.modelType}: ${Object.keys(a.presets).join(', ')}`).join('; ');
   program
     .command('make-random')
-    .description('Write a GPT-2 model with random weights (for tests and benchmarks) as a Hugging Face folder.')
+    .description('Write a model of any family with random weights (for tests and benchmarks) as a Hugging Face folder.')
     .argument('<folder>', 'where to write config.json, model.safetensors and tokenizer.json')
-    .addOption(new Option('--preset <name>', 'starting shape').choices(['tiny', 'gpt2-small']).default('tiny'))
+    .addOption(new Option('--arch <model_type>', 'architecture').choices(SUPPORTED_ARCHITECTURES).default('gpt2'))
+    .option('--preset <name>', `starting shape (${presets})`, 'tiny')
     .option('--layers <n>', 'number of blocks', positiveInt('--layers'))
     .option('--d-model <n>', 'residual width', positiveInt('--d-model'))
     .option('--heads <n>', 'attention heads', positiveInt('--heads'))
+    .option('--kv-heads <n>', 'key/value heads (grouped-query attention)', positiveInt('--kv-heads'))
     .option('--d-mlp <n>', 'MLP width', positiveInt('--d-mlp'))
     .option('--vocab <n>', 'vocabulary size (>= 256; 50257 = GPT-2)', positiveInt('--vocab'))
     .option('--ctx <n>', 'context length', positiveInt('--ctx'))
     .addOption(new Option('--seed <n>', 'random seed (0 to 4294967295)').default(0).argParser(nonNegativeInt('--seed', 0xffffffff)))
     .addOption(new Option('--dtype <dtype>', 'stored dtype').choices(['F32', 'F16', 'BF16']).default('F32'))
-    .addHelpText('after', '\nExample:\n  lantern make-random /tmp/gpt2-random --preset gpt2-small --seed 1')
+    .addHelpText('after', '\nExamples:\n  lantern make-random /tmp/gpt2-random --preset gpt2-small --seed 1\n  lantern make-random /tmp/llama-1b --arch llama --preset llama-3.2-1b --dtype BF16')
     .action((folder: string, opts) => {
-      const base = opts.preset === 'gpt2-small' ? GPT2_SMALL : TINY_GPT2;
+      const arch = architectureFor(opts.arch);
+      const base = arch.presets[opts.preset];
+      if (!base) throw new LanternError(`--preset ${opts.preset} is not a ${arch.modelType} preset; presets: ${Object.keys(arch.presets).join(', ')}`);
       const dModel = opts.dModel ?? base.dModel;
       const nHeads = opts.heads ?? base.nHeads;
-      if (dModel % nHeads !== 0) throw new LanternError(`--d-model ${dModel} is not divisible by --heads ${nHeads}`);
+      const reshaped = opts.dModel !== undefined || opts.heads !== undefined;
+      if (reshaped && dModel % nHeads !== 0) throw new LanternError(`--d-model ${dModel} is not divisible by --heads ${nHeads}`);
+      const dHead = reshaped ? dModel / nHeads : base.dHead;
+      const nKvHeads = opts.kvHeads ?? (opts.heads !== undefined ? nHeads : base.nKvHeads);
+      if (nHeads % nKvHeads !== 0) throw new LanternError(`--heads ${nHeads} is not a multiple of --kv-heads ${nKvHeads}`);
+      if (nKvHeads !== nHeads && (arch.modelType === 'gpt2' || arch.modelType === 'gpt_neox')) throw new LanternError(`${arch.modelType} has no grouped-query attention: --kv-heads must equal --heads`);
       const vocab = opts.vocab ?? base.dVocab;
       if (vocab < 256) throw new LanternError('--vocab must be at least 256 (the byte alphabet)');
+      // Rotary dimensions keep the preset's fraction of each head.
+      const rotary = (r: typeof base.rope) => r && { ...r, dims: Math.max(2, 2 * Math.round((r.dims / base.dHead) * dHead / 2)) };
       const cfg = {
-        ...base, nLayers: opts.layers ?? base.nLayers, dModel, nHeads, dHead: dModel / nHeads,
+        ...base, nLayers: opts.layers ?? base.nLayers, dModel, nHeads, nKvHeads, dHead,
         dMlp: opts.dMlp ?? (opts.dModel ? 4 * dModel : base.dMlp), dVocab: vocab, nCtx: opts.ctx ?? base.nCtx,
+        ...(base.rope ? { rope: rotary(base.rope) } : {}), ...(base.localRope ? { localRope: rotary(base.localRope) } : {}),
+        ...(base.embedScale ? { embedScale: Math.sqrt(dModel) } : {}),
+        ...(base.slidingLayers ? { slidingLayers: base.slidingLayers.filter((l) => l < (opts.layers ?? base.nLayers)) } : {}),
       };
       try {
         writeRandomModel(folder, cfg, { seed: opts.seed, dtype: opts.dtype });
@@ -51,6 +67,7 @@ export function makeRandomCommand(program: Command): void {
         if (e instanceof LanternError || !(e as NodeJS.ErrnoException).code) throw e;
         throw new LanternError(`cannot write the model to ${folder}: ${(e as Error).message}`);
       }
-      console.log(`wrote a random GPT-2 (${cfg.nLayers} layers, d_model ${cfg.dModel}, ${cfg.nHeads} heads, vocab ${cfg.dVocab}) to ${folder}`);
+      const kv = cfg.nKvHeads !== cfg.nHeads ? ` (${cfg.nKvHeads} key/value)` : '';
+      console.log(`wrote a random ${arch.modelType} (${cfg.nLayers} layers, d_model ${cfg.dModel}, ${cfg.nHeads} heads${kv}, vocab ${cfg.dVocab}) to ${folder}`);
     });
 }

@@ -16,18 +16,21 @@
  * mask is a float input, so d metric / d m[s, r] at m = 0 is (ref_s - actual_s) · d metric / d x_r:
  * edge attribution patching in one backward pass.
  *
- * Each receiver gets its own LayerNorm, so the graph equals the model exactly when m = 0.
+ * The graph is the model's one forward pass (any family), asked for split q/k/v inputs, per-head
+ * outputs and the MLP's own input copy, with a hook that records senders and adds the patched
+ * edges at receivers. Each receiver gets its own norm, so the graph equals the model when m = 0.
+ * Where a family normalises the attention output after summing heads (Gemma 2/3's post-attention
+ * norm), heads do not write to the residual stream separately: the whole attention layer of each
+ * block is then one sender, A{l}. With a parallel residual (GPT-NeoX), a block's MLP reads the
+ * block's input, so that block's heads are not upstream of it.
  */
 import { LanternError, nearest } from '../../errors.js';
 import { Graph, Value } from '../../engine/graph/ir.js';
 import { gradients } from '../../engine/autodiff/grad.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { positionFeeds } from '../../models/inputs.js';
-import { weightShapes } from '../../models/forward.js';
-
-const Bn = 'rows';
-const Tn = 'seq';
+import { B, T, modelInputs, positionFeeds } from '../../models/inputs.js';
+import { buildForward } from '../../models/forward.js';
 
 /** Names and indices of the senders and receivers of a model's head/MLP graph. */
 export class EdgeSpace {
@@ -39,21 +42,31 @@ export class EdgeSpace {
   readonly receiverNode: number[] = [];
   private readonly senderIndex = new Map<string, number>();
   private readonly receiverIndex = new Map<string, number>();
+  readonly nLayers: number;
+  readonly nHeads: number;
+  /** Heads are senders of their own (false where a norm mixes them first: one sender per attention layer). */
+  readonly headSenders: boolean;
+  readonly parallel: boolean;
 
-  constructor(readonly nLayers: number, readonly nHeads: number) {
-    const H = nHeads;
+  constructor(cfg: { nLayers: number; nHeads: number; postNorms?: boolean; parallelResidual?: boolean }) {
+    const { nLayers, nHeads: H } = cfg;
+    this.nLayers = nLayers;
+    this.nHeads = H;
+    this.headSenders = !cfg.postNorms;
+    this.parallel = Boolean(cfg.parallelResidual);
     for (let l = 0; l < nLayers; l++) {
       const before = this.senders.length;
       for (const kind of ['q', 'k', 'v']) {
         for (let h = 0; h < H; h++) {
           this.receivers.push(`L${l}H${h}.${kind}`);
           this.upstream.push(before);
-          this.receiverNode.push(before + h);
+          this.receiverNode.push(before + (this.headSenders ? h : 0));
         }
       }
-      for (let h = 0; h < H; h++) this.senders.push(`L${l}H${h}`);
+      if (this.headSenders) for (let h = 0; h < H; h++) this.senders.push(`L${l}H${h}`);
+      else this.senders.push(`A${l}`);
       this.receivers.push(`MLP${l}`);
-      this.upstream.push(this.senders.length);
+      this.upstream.push(this.parallel ? before : this.senders.length);
       this.receiverNode.push(this.senders.length);
       this.senders.push(`MLP${l}`);
     }
@@ -70,9 +83,12 @@ export class EdgeSpace {
   /** Index of the first receiver of layer l's attention (q of head 0); its MLP is at +3H. */
   attnBase(l: number): number { return l * (3 * this.nHeads + 1); }
 
+  /** Index of the first sender of layer l's attention (head 0, or A{l}). */
+  attnSender(l: number): number { return 1 + l * ((this.headSenders ? this.nHeads : 1) + 1); }
+
   sender(name: string): number {
     const i = this.senderIndex.get(name);
-    if (i === undefined) throw new LanternError(`unknown sender '${name}'; did you mean ${nearest(name, this.senders).map((n) => `'${n}'`).join(', ')}? (senders: input, L{l}H{h}, MLP{l})`);
+    if (i === undefined) throw new LanternError(`unknown sender '${name}'; did you mean ${nearest(name, this.senders).map((n) => `'${n}'`).join(', ')}? (senders: input, ${this.headSenders ? 'L{l}H{h}' : 'A{l}'}, MLP{l})`);
     return i;
   }
 
@@ -108,79 +124,48 @@ export interface EdgeRunSpec {
   grad: EdgeMetric | null;
 }
 
-/** Builds the edge graph. Inputs: tokens, positions, causal_mask, edge.mask [rows, R, S], edge.ref [rows, seq, S, D], edge.rows, edge.targets, edge.clean_logprobs, (edge.coef). */
+/** Builds the edge graph. Inputs: the model's, edge.mask [rows, R, S], edge.ref [rows, seq, S, D], edge.rows, edge.targets, edge.clean_logprobs, (edge.coef). */
 export function edgeGraph(model: HookedTransformer, space: EdgeSpace, spec: EdgeRunSpec): Graph {
   const { cfg } = model;
-  const { dModel: D, nHeads: H, dHead: dh, nLayers: L } = cfg;
+  const { dModel: D, nHeads: H, nLayers: L } = cfg;
   const g = new Graph();
-  const shapes = weightShapes(cfg);
-  const W = (name: string) => g.inputs.find((v) => v.name === name) ?? g.input(name, 'float32', shapes[name]);
-  const f = (x: number) => g.scalar(x);
   const S = space.S;
-  const tokens = g.input('tokens', 'int64', [Bn, Tn]);
-  const positions = g.input('positions', 'int64', [Tn]);
-  const causal = g.input('causal_mask', 'bool', [Tn, Tn]);
-  const maskIn = g.input('edge.mask', 'float32', [Bn, space.R, S]);
+  const maskIn = g.input('edge.mask', 'float32', [B, space.R, S]);
   const mask = g.identity(maskIn); // a node of its own, so the gradient is wrt exactly what the graph reads
-  const ref = g.input('edge.ref', 'float32', [Bn, Tn, S, D]);
+  const ref = g.input('edge.ref', 'float32', [B, T, S, D]);
+  const actual: Value[] = []; // sender outputs so far, pieces of [rows, seq, k, D]
 
-  const layerNorm = (x: Value, prefix: string): Value => {
-    const centred = g.sub(x, g.reduceMean(x, [-1]));
-    const scale = g.sqrt(g.add(g.reduceMean(g.mul(centred, centred), [-1]), f(cfg.lnEps)));
-    return g.add(g.mul(g.div(centred, scale), W(`${prefix}.w`)), W(`${prefix}.b`));
+  /** x [rows, seq, n, D], the inputs of receivers [r0, r0 + n), plus their patched edges. */
+  const receive = (x: Value, r0: number, n: number): Value => {
+    const up = space.upstream[r0];
+    const act = actual.length === 1 ? actual[0] : g.concat([...actual], 2); // a copy: the node keeps the array it is given
+    const delta = g.sub(g.slice(ref, 2, 0, up), g.slice(act, 2, 0, up)); // [rows, seq, up, D]
+    const m = g.unsqueeze(g.slice(g.slice(mask, 1, r0, r0 + n), 2, 0, up), [1]); // [rows, 1, n, up]
+    return g.add(x, g.matmul(m, delta));
   };
-  const activation = (x: Value): Value => {
-    if (cfg.act === 'relu') return g.where(g.greater(x, f(0)), x, g.zerosLike(x));
-    if (cfg.act === 'gelu') return g.mul(g.mul(x, f(0.5)), g.add(f(1), g.erf(g.mul(x, f(Math.SQRT1_2)))));
-    const inner = g.mul(g.add(x, g.mul(g.pow(x, 3), f(0.044715))), f(Math.sqrt(2 / Math.PI)));
-    return g.mul(g.mul(x, f(0.5)), g.add(f(1), g.tanh(inner)));
+  const one = (x: Value, r: number) => g.squeeze(receive(g.unsqueeze(x, [2]), r, 1), [2]);
+  const layerOf = (name: string) => Number(/^blocks\.(\d+)\./.exec(name)?.[1]);
+
+  const hook = (name: string, v: Value): Value => {
+    if (name === 'blocks.0.hook_resid_pre') actual.push(g.unsqueeze(v, [2]));
+    else if (name.endsWith('.attn.hook_result')) actual.push(v);
+    else if (!space.headSenders && name.endsWith('.hook_attn_out')) actual.push(g.unsqueeze(v, [2]));
+    else if (name.endsWith('.hook_mlp_out')) actual.push(g.unsqueeze(v, [2]));
+    else if (/\.hook_[qkv]_input$/.test(name)) {
+      const kind = 'qkv'.indexOf(name.slice(-7, -6));
+      return receive(v, space.attnBase(layerOf(name)) + kind * H, H);
+    } else if (name.endsWith('.hook_mlp_in')) return one(v, space.attnBase(layerOf(name)) + 3 * H);
+    else if (name === `blocks.${L - 1}.hook_resid_post`) return one(v, space.R - 1);
+    return v;
   };
-
-  const embed = g.add(g.gather(W('embed.W_E'), tokens), g.unsqueeze(g.gather(W('pos_embed.W_pos'), positions), [0])); // [rows, seq, D]
-  const actual: Value[] = [g.unsqueeze(embed, [2])]; // pieces of [rows, seq, k, D], concatenated along axis 2
-  let resid = embed;
-
-  /** resid (+ patched edges) for receivers [r0, r0 + n): [rows, seq, n, D]. */
-  const receiverInputs = (r0: number, n: number, upstream: number): Value => {
-    const act = actual.length === 1 ? actual[0] : g.concat([...actual], 2); // a copy: the node keeps the array it is given // [rows, seq, up, D]
-    const delta = g.sub(g.slice(ref, 2, 0, upstream), act);
-    const m = g.unsqueeze(g.slice(g.slice(mask, 1, r0, r0 + n), 2, 0, upstream), [1]); // [rows, 1, n, up]
-    return g.add(g.unsqueeze(resid, [2]), g.matmul(m, delta)); // [rows, seq, n, D]
-  };
-
-  for (let l = 0; l < L; l++) {
-    const p = `blocks.${l}`;
-    const base = space.attnBase(l);
-    const up = space.upstream[base];
-    const x = layerNorm(receiverInputs(base, 3 * H, up), `${p}.ln1`); // [rows, seq, 3H, D]
-    // W_QKV [D, 3D] -> [3H, D, dh]; b_QKV -> [3H, 1, dh]
-    const wqkv = g.reshape(g.transpose(g.reshape(W(`${p}.attn.W_QKV`), [D, 3 * H, dh]), [1, 0, 2]), [3 * H, D, dh]);
-    const bqkv = g.reshape(W(`${p}.attn.b_QKV`), [3 * H, 1, dh]);
-    const qkv = g.add(g.matmul(g.transpose(x, [0, 2, 1, 3]), wqkv), bqkv); // [rows, 3H, seq, dh]
-    const [q, k, v] = g.split(qkv, 1, [H, H, H]);
-    const scores = g.matmul(g.mul(q, f(1 / Math.sqrt(dh))), g.transpose(k, [0, 1, 3, 2]));
-    const pattern = g.softmax(g.where(causal, scores, f(-Infinity)), -1);
-    const z = g.matmul(pattern, v); // [rows, H, seq, dh]
-    const WO = g.reshape(W(`${p}.attn.W_O`), [H, dh, D]);
-    const heads = g.transpose(g.matmul(z, WO), [0, 2, 1, 3]); // [rows, seq, H, D]
-    actual.push(heads);
-    resid = g.add(g.add(resid, g.reduceSum(heads, [2], false)), W(`${p}.attn.b_O`));
-
-    const mlpR = base + 3 * H;
-    const xm = g.reshape(receiverInputs(mlpR, 1, space.upstream[mlpR]), [Bn, Tn, D]);
-    const hidden = activation(g.add(g.matmul(layerNorm(xm, `${p}.ln2`), W(`${p}.mlp.W_in`)), W(`${p}.mlp.b_in`)));
-    const mlpOut = g.add(g.matmul(hidden, W(`${p}.mlp.W_out`)), W(`${p}.mlp.b_out`));
-    actual.push(g.unsqueeze(mlpOut, [2]));
-    resid = g.add(resid, mlpOut);
-  }
-  const logitsR = space.R - 1;
-  const xf = g.reshape(receiverInputs(logitsR, 1, S), [Bn, Tn, D]);
-  const final = g.reshape(layerNorm(xf, 'ln_final'), [-1, D]);
+  const wants = (name: string) => /\.hook_([qkv]_input|mlp_in)$/.test(name) || (space.headSenders && name.endsWith('.attn.hook_result'));
+  const model_ = buildForward(g, cfg, modelInputs(g), hook, wants);
+  const recorded = actual.reduce((n, v) => n + Number(v.shape[2]), 0);
+  if (recorded !== S) throw new LanternError(`edge graph: ${recorded} sender outputs for ${S} senders`);
   if (spec.senders) g.output('edge.senders', g.concat([...actual], 2));
 
   const rows = g.input('edge.rows', 'int64', ['n']);
-  const WU_T = cfg.tiedUnembed ? W('embed.W_E') : W('unembed.W_U_T');
-  const logits = g.matmulTransB(g.gather(final, rows), WU_T); // [n, vocab]
+  const logits = model_.unembed(g.gather(model_.finalFlat, rows)); // [n, vocab]
   const logprobs = g.logSoftmax(logits, -1);
   const targets = g.input('edge.targets', 'int64', ['n', 2]); // answer, wrong
   const picked = g.gatherElements(logits, targets, 1); // [n, 2]
@@ -225,7 +210,7 @@ export class EdgeRunner {
   readonly space: EdgeSpace;
 
   constructor(readonly model: HookedTransformer) {
-    this.space = new EdgeSpace(model.cfg.nLayers, model.cfg.nHeads);
+    this.space = new EdgeSpace(model.cfg);
   }
 
   async run(rows: { tokens: number[]; mask: Float32Array | null; ref: Float32Array | null; targets: EdgeTarget[]; cleanLogprobs?: Float32Array; coef?: number[] }[], seq: number, spec: EdgeRunSpec): Promise<EdgeOutputs> {

@@ -103,7 +103,7 @@ export async function pathPatching(model: HookedTransformer, paths: string[][], 
 
 /** Every direct path out of `sender` (to each downstream receiver), batched. */
 export async function pathPatchingSweep(model: HookedTransformer, sender: string, opts: PathPatchingOptions): Promise<PathPatchingResult> {
-  const space = new EdgeSpace(model.cfg.nLayers, model.cfg.nHeads);
+  const space = new EdgeSpace(model.cfg);
   const s = space.sender(sender);
   const receivers = space.receivers.filter((_, r) => space.upstream[r] > s);
   return pathPatching(model, receivers.map((r) => [sender, r]), opts);

@@ -17,8 +17,11 @@ export function circuitSvg(c: Circuit, nLayers: number, nHeads: number): string 
   const y = (row: number) => height - 30 - row * rowH;
   const pos = new Map<string, [number, number]>();
   pos.set('input', [width / 2, y(0)]);
+  // Families whose attention output is normalised after the heads are summed have one sender per attention layer, A{l}.
+  const layerSenders = c.nodes.some((n) => /^A\d+$/.test(n)) || c.edges.some((e) => /^A\d+$/.test(e.sender));
   for (let l = 0; l < nLayers; l++) {
     for (let h = 0; h < nHeads; h++) pos.set(`L${l}H${h}`, [40 + h * colW + colW / 2, y(1 + 2 * l)]);
+    if (layerSenders) pos.set(`A${l}`, [20 + colW / 2, y(1 + 2 * l) - 26]);
     pos.set(`MLP${l}`, [width / 2, y(2 + 2 * l)]);
   }
   pos.set('logits', [width / 2, y(rows - 1)]);

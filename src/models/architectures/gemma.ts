@@ -13,16 +13,16 @@ import type { Value } from '../../engine/graph/ir.js';
 import { norm } from '../components/norms.js';
 import { gatedMlp } from '../components/mlp.js';
 import { ConfigFields } from './fields.js';
-import { decoderConfig, decoderWeights, fusedQkvAttention, layerTypes, llamaHfConfig, tokenEmbedding, unembed, LLAMA_NAMES } from './llama.js';
+import { attention, decoderConfig, decoderWeights, layerTypes, llamaHfConfig, tokenEmbedding, unembed, LLAMA_NAMES } from './llama.js';
 
 function block(m: ModelContext, l: number, x: Value): Value {
   const { g, cfg } = m;
   const p = `blocks.${l}`;
   const post = (v: Value, prefix: string) => (cfg.postNorms ? norm(m, v, prefix) : v);
   const residPre = m.hook(`${p}.hook_resid_pre`, x);
-  const attnOut = m.hook(`${p}.hook_attn_out`, post(fusedQkvAttention(m, l, norm(m, residPre, `${p}.ln1`)), `${p}.ln1_post`));
+  const attnOut = m.hook(`${p}.hook_attn_out`, post(attention(m, l, residPre), `${p}.ln1_post`));
   const residMid = m.hook(`${p}.hook_resid_mid`, g.add(residPre, attnOut));
-  const mlpOut = m.hook(`${p}.hook_mlp_out`, post(gatedMlp(m, p, norm(m, residMid, `${p}.ln2`)), `${p}.ln2_post`));
+  const mlpOut = m.hook(`${p}.hook_mlp_out`, post(gatedMlp(m, p, norm(m, m.hook(`${p}.hook_mlp_in`, residMid), `${p}.ln2`)), `${p}.ln2_post`));
   return m.hook(`${p}.hook_resid_post`, g.add(residMid, mlpOut));
 }
 

@@ -8,33 +8,41 @@ import type { Architecture, ModelContext, WeightSpec } from '../architecture.js'
 import type { ModelConfig } from '../config.js';
 import type { Value } from '../../engine/graph/ir.js';
 import { norm } from '../components/norms.js';
-import { attend, attentionOutput } from '../components/attention.js';
+import { attentionSublayer, HeadWeights } from '../components/attention.js';
 import { mlp } from '../components/mlp.js';
 import { linear } from '../components/linear.js';
 import { B, T } from '../inputs.js';
 import { ConfigFields } from './fields.js';
 import { LanternError } from '../../errors.js';
 
-function attention(m: ModelContext, l: number, x: Value): Value {
+/** q, k, v from query_key_value, whose output rows are ordered (head, {q, k, v}, d_head). */
+function qkv(m: ModelContext, l: number, x: Value): Value[] {
   const { g, cfg } = m;
   const p = `blocks.${l}.attn`;
-  // query_key_value's output rows are ordered (head, {q, k, v}, d_head).
-  const qkv = g.reshape(linear(m, x, `${p}.W_QKV`, `${p}.b_QKV`), [B, T, cfg.nHeads, 3 * cfg.dHead]);
-  const [q, k, v] = g.split(qkv, 3, [cfg.dHead, cfg.dHead, cfg.dHead]);
-  return attentionOutput(m, l, attend(m, l, q, k, v));
+  const fused = g.reshape(linear(m, x, `${p}.W_QKV`, `${p}.b_QKV`), [B, T, cfg.nHeads, 3 * cfg.dHead]);
+  return g.split(fused, 3, [cfg.dHead, cfg.dHead, cfg.dHead]);
+}
+
+function headWeights(m: ModelContext, l: number): HeadWeights {
+  const { g, cfg } = m;
+  const { nHeads: H, dHead: dh, dModel: D } = cfg;
+  const p = `blocks.${l}.attn`;
+  const W = g.split(g.reshape(m.W(`${p}.W_QKV`), [H, 3, dh, D]), 1, [1, 1, 1]).map((t) => g.transpose(g.reshape(t, [H, dh, D]), [0, 2, 1]));
+  const b = g.split(g.reshape(m.W(`${p}.b_QKV`), [H, 3, dh]), 1, [1, 1, 1]).map((t) => g.reshape(t, [H, 1, dh]));
+  return { q: { W: W[0], b: b[0] }, k: { W: W[1], b: b[1] }, v: { W: W[2], b: b[2] } };
 }
 
 function block(m: ModelContext, l: number, x: Value): Value {
   const { g, cfg } = m;
   const p = `blocks.${l}`;
   const residPre = m.hook(`${p}.hook_resid_pre`, x);
-  const attnOut = m.hook(`${p}.hook_attn_out`, attention(m, l, norm(m, residPre, `${p}.ln1`)));
+  const attnOut = m.hook(`${p}.hook_attn_out`, attentionSublayer(m, l, residPre, (h) => qkv(m, l, h), headWeights));
   if (cfg.parallelResidual) {
-    const mlpOut = m.hook(`${p}.hook_mlp_out`, mlp(m, p, norm(m, residPre, `${p}.ln2`)));
+    const mlpOut = m.hook(`${p}.hook_mlp_out`, mlp(m, p, norm(m, m.hook(`${p}.hook_mlp_in`, residPre), `${p}.ln2`)));
     return m.hook(`${p}.hook_resid_post`, g.add(g.add(residPre, attnOut), mlpOut));
   }
   const residMid = m.hook(`${p}.hook_resid_mid`, g.add(residPre, attnOut));
-  const mlpOut = m.hook(`${p}.hook_mlp_out`, mlp(m, p, norm(m, residMid, `${p}.ln2`)));
+  const mlpOut = m.hook(`${p}.hook_mlp_out`, mlp(m, p, norm(m, m.hook(`${p}.hook_mlp_in`, residMid), `${p}.ln2`)));
   return m.hook(`${p}.hook_resid_post`, g.add(residMid, mlpOut));
 }
 

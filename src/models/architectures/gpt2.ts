@@ -3,7 +3,7 @@ import type { Architecture, ModelContext } from '../architecture.js';
 import type { ModelConfig } from '../config.js';
 import type { Value } from '../../engine/graph/ir.js';
 import { norm } from '../components/norms.js';
-import { attend, attentionOutput } from '../components/attention.js';
+import { attentionSublayer, HeadWeights } from '../components/attention.js';
 import { mlp } from '../components/mlp.js';
 import { B, T } from '../inputs.js';
 import { ConfigFields } from './fields.js';
@@ -16,16 +16,31 @@ function embed(m: ModelContext): Value {
   return g.add(tokens, positions);
 }
 
-function block(m: ModelContext, l: number, x: Value): Value {
+/** q, k, v from the fused [D, 3D] projection (Conv1D layout: columns [q heads | k heads | v heads]). */
+function qkv(m: ModelContext, l: number, x: Value): Value[] {
   const { g, cfg } = m;
-  const p = `blocks.${l}`;
+  const p = `blocks.${l}.attn`;
   const D = cfg.dModel;
+  const fused = g.add(g.matmul(x, m.W(`${p}.W_QKV`)), m.W(`${p}.b_QKV`));
+  return g.split(fused, -1, [D, D, D]).map((t) => g.reshape(t, [B, T, cfg.nHeads, cfg.dHead]));
+}
+
+function headWeights(m: ModelContext, l: number): HeadWeights {
+  const { g, cfg } = m;
+  const { dModel: D, nHeads: H, dHead: dh } = cfg;
+  const p = `blocks.${l}.attn`;
+  const W = g.split(g.transpose(g.reshape(m.W(`${p}.W_QKV`), [D, 3, H, dh]), [1, 2, 0, 3]), 0, [1, 1, 1]).map((t) => g.reshape(t, [H, D, dh]));
+  const b = g.split(g.reshape(m.W(`${p}.b_QKV`), [3, H, 1, dh]), 0, [1, 1, 1]).map((t) => g.reshape(t, [H, 1, dh]));
+  return { q: { W: W[0], b: b[0] }, k: { W: W[1], b: b[1] }, v: { W: W[2], b: b[2] } };
+}
+
+function block(m: ModelContext, l: number, x: Value): Value {
+  const { g } = m;
+  const p = `blocks.${l}`;
   const residPre = m.hook(`${p}.hook_resid_pre`, x);
-  const qkv = g.add(g.matmul(norm(m, residPre, `${p}.ln1`), m.W(`${p}.attn.W_QKV`)), m.W(`${p}.attn.b_QKV`));
-  const [q, k, v] = g.split(qkv, -1, [D, D, D]).map((t) => g.reshape(t, [B, T, cfg.nHeads, cfg.dHead]));
-  const attnOut = m.hook(`${p}.hook_attn_out`, attentionOutput(m, l, attend(m, l, q, k, v)));
+  const attnOut = m.hook(`${p}.hook_attn_out`, attentionSublayer(m, l, residPre, (h) => qkv(m, l, h), headWeights));
   const residMid = m.hook(`${p}.hook_resid_mid`, g.add(residPre, attnOut));
-  const mlpOut = m.hook(`${p}.hook_mlp_out`, mlp(m, p, norm(m, residMid, `${p}.ln2`)));
+  const mlpOut = m.hook(`${p}.hook_mlp_out`, mlp(m, p, norm(m, m.hook(`${p}.hook_mlp_in`, residMid), `${p}.ln2`)));
   return m.hook(`${p}.hook_resid_post`, g.add(residMid, mlpOut));
 }
 

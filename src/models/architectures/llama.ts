@@ -10,29 +10,46 @@ import type { ModelConfig } from '../config.js';
 import type { Value } from '../../engine/graph/ir.js';
 import { LanternError } from '../../errors.js';
 import { norm } from '../components/norms.js';
-import { attend, attentionOutput } from '../components/attention.js';
+import { attentionSublayer, HeadWeights } from '../components/attention.js';
 import { gatedMlp } from '../components/mlp.js';
 import { linear } from '../components/linear.js';
 import { B, T } from '../inputs.js';
 import { ConfigFields } from './fields.js';
 
-/** Self-attention from one fused projection whose rows are [q heads; k heads; v heads]. */
-export function fusedQkvAttention(m: ModelContext, l: number, x: Value): Value {
+/** q, k, v from one fused projection whose rows are [q heads; k heads; v heads]. */
+function qkv(m: ModelContext, l: number, x: Value): Value[] {
   const { g, cfg } = m;
   const { nHeads: H, nKvHeads: K, dHead: dh } = cfg;
   const p = `blocks.${l}.attn`;
   const [q, k, v] = g.split(linear(m, x, `${p}.W_QKV`, `${p}.b_QKV`), -1, [H * dh, K * dh, K * dh]);
   const heads = (t: Value, n: number) => g.reshape(t, [B, T, n, dh]);
-  return attentionOutput(m, l, attend(m, l, heads(q, H), heads(k, K), heads(v, K)));
+  return [heads(q, H), heads(k, K), heads(v, K)];
+}
+
+/** The same weights per head: rows h·dh … (h + 1)·dh of each block, as [heads, d_model, d_head]. */
+function headWeights(m: ModelContext, l: number): HeadWeights {
+  const { g, cfg } = m;
+  const { nHeads: H, nKvHeads: K, dHead: dh, dModel: D } = cfg;
+  const p = `blocks.${l}.attn`;
+  const sizes = [H * dh, K * dh, K * dh];
+  const counts = [H, K, K];
+  const W = g.split(m.W(`${p}.W_QKV`), 0, sizes).map((t, i) => g.transpose(g.reshape(t, [counts[i], dh, D]), [0, 2, 1]));
+  const b = m.has(`${p}.b_QKV`) ? g.split(m.W(`${p}.b_QKV`), 0, sizes).map((t, i) => g.reshape(t, [counts[i], 1, dh])) : [];
+  return { q: { W: W[0], b: b[0] }, k: { W: W[1], b: b[1] }, v: { W: W[2], b: b[2] } };
+}
+
+/** Block l's attention sublayer (ln1, attention, output projection) from its residual input. */
+export function attention(m: ModelContext, l: number, resid: Value): Value {
+  return attentionSublayer(m, l, resid, (x) => qkv(m, l, x), headWeights);
 }
 
 export function llamaBlock(m: ModelContext, l: number, x: Value): Value {
   const { g } = m;
   const p = `blocks.${l}`;
   const residPre = m.hook(`${p}.hook_resid_pre`, x);
-  const attnOut = m.hook(`${p}.hook_attn_out`, fusedQkvAttention(m, l, norm(m, residPre, `${p}.ln1`)));
+  const attnOut = m.hook(`${p}.hook_attn_out`, attention(m, l, residPre));
   const residMid = m.hook(`${p}.hook_resid_mid`, g.add(residPre, attnOut));
-  const mlpOut = m.hook(`${p}.hook_mlp_out`, gatedMlp(m, p, norm(m, residMid, `${p}.ln2`)));
+  const mlpOut = m.hook(`${p}.hook_mlp_out`, gatedMlp(m, p, norm(m, m.hook(`${p}.hook_mlp_in`, residMid), `${p}.ln2`)));
   return m.hook(`${p}.hook_resid_post`, g.add(residMid, mlpOut));
 }
 

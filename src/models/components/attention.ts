@@ -8,9 +8,48 @@ import type { Value } from '../../engine/graph/ir.js';
 import { isSlidingLayer } from '../config.js';
 import type { ModelContext } from '../architecture.js';
 import { B, T, PAST } from '../inputs.js';
-import { headNorm } from './norms.js';
+import { headNorm, norm } from './norms.js';
 import { linear } from './linear.js';
 import { rotate } from './rotary.js';
+
+/** Per-head projection weights [heads, d_model, d_head] and biases [heads, 1, d_head] (kv heads for k and v). */
+export interface HeadWeights {
+  q: { W: Value; b?: Value };
+  k: { W: Value; b?: Value };
+  v: { W: Value; b?: Value };
+}
+
+/**
+ * The attention sublayer of block l, from the residual stream it reads: ln1, the family's q/k/v
+ * projection (`project`), attention and the output projection.
+ *
+ * When a graph asks for `hook_q_input` (the circuit graph does), each query head's q, k and v
+ * inputs are separate copies of the residual stream, [batch, seq, heads, d_model], each normalised
+ * on its own and projected with that head's weights (`headWeights`): TransformerLens's
+ * use_split_qkv_input, with grouped-query attention ungrouped (each query head reads its own
+ * copy of its key/value head's input). With the copies unchanged this equals the fused path.
+ */
+export function attentionSublayer(m: ModelContext, l: number, resid: Value, project: (x: Value) => Value[], headWeights: (m: ModelContext, l: number) => HeadWeights): Value {
+  const p = `blocks.${l}`;
+  if (!m.wants(`${p}.hook_q_input`)) {
+    const [q, k, v] = project(norm(m, resid, `${p}.ln1`));
+    return attentionOutput(m, l, attend(m, l, q, k, v));
+  }
+  const { g, cfg } = m;
+  const H = cfg.nHeads;
+  const G = H / cfg.nKvHeads;
+  const w = headWeights(m, l);
+  const copies = g.expand(g.unsqueeze(resid, [2]), g.concat([g.slice(g.shapeOf(resid), 0, 0, 2), g.ints([H, cfg.dModel])], 0), [B, T, H, cfg.dModel]);
+  const perHead = (kind: 'q' | 'k' | 'v') => {
+    const x = norm(m, m.hook(`${p}.hook_${kind}_input`, copies), `${p}.ln1`, undefined, false); // [b, t, h, d]
+    const { W, b } = w[kind];
+    // Key/value head j serves query heads j·G … j·G + G − 1: give each query head its kv head's weights.
+    const repeat = (t: Value) => (kind === 'q' || G === 1 ? t : g.reshape(g.expand(g.unsqueeze(t, [1]), g.ints([cfg.nKvHeads, G, ...t.shape.slice(1) as number[]]), [cfg.nKvHeads, G, ...t.shape.slice(1)]), [H, ...t.shape.slice(1)]));
+    const y = g.matmul(g.transpose(x, [0, 2, 1, 3]), repeat(W)); // [b, h, t, dh]
+    return g.transpose(b ? g.add(y, repeat(b)) : y, [0, 2, 1, 3]);
+  };
+  return attentionOutput(m, l, attend(m, l, perHead('q'), perHead('k'), perHead('v')));
+}
 
 /**
  * q [batch, seq, heads, d_head] and k, v [batch, seq, kv_heads, d_head], as projected, to the
@@ -85,7 +124,7 @@ function afterPast(m: ModelContext, past: Value, x: Value): Value {
 function repeatKv(m: ModelContext, x: Value): Value {
   const { g, cfg } = m;
   const G = cfg.nHeads / cfg.nKvHeads;
-  if (G === 1) return x;
+  if (G === 1 || x.shape[2] === cfg.nHeads) return x; // split inputs already give every query head its own
   const [b, t] = x.shape;
   const shape = g.concat([g.slice(g.shapeOf(x), 0, 0, 3), g.ints([G, cfg.dHead])], 0);
   const repeated = g.expand(g.unsqueeze(x, [3]), shape, [b, t, cfg.nKvHeads, G, cfg.dHead]);

@@ -8,17 +8,18 @@ import type { NormKind } from '../config.js';
 import type { ModelContext } from '../architecture.js';
 
 /** The norm at `prefix` (e.g. blocks.3.ln1), of the model's kind unless given. */
-export function norm(m: ModelContext, x: Value, prefix: string, kind: NormKind = m.cfg.norm ?? 'layernorm'): Value {
+export function norm(m: ModelContext, x: Value, prefix: string, kind: NormKind = m.cfg.norm ?? 'layernorm', hooked = true): Value {
   const { g } = m;
+  const hook = hooked ? m.hook : (_name: string, v: Value) => v;
   if (kind === 'layernorm') {
     // (x - mean) / sqrt(var + eps) * w + b
     const centred = g.sub(x, g.reduceMean(x, [-1]));
-    const scale = m.hook(`${prefix}.hook_scale`, g.sqrt(g.add(g.reduceMean(g.mul(centred, centred), [-1]), g.scalar(m.cfg.lnEps))));
-    return m.hook(`${prefix}.hook_normalized`, g.add(g.mul(g.div(centred, scale), m.W(`${prefix}.w`)), m.W(`${prefix}.b`)));
+    const scale = hook(`${prefix}.hook_scale`, g.sqrt(g.add(g.reduceMean(g.mul(centred, centred), [-1]), g.scalar(m.cfg.lnEps))));
+    return hook(`${prefix}.hook_normalized`, g.add(g.mul(g.div(centred, scale), m.W(`${prefix}.w`)), m.W(`${prefix}.b`)));
   }
   // x / sqrt(mean(x^2) + eps) * w (Llama), or * (1 + w) (Gemma)
-  const scale = m.hook(`${prefix}.hook_scale`, rmsScale(m, x));
-  return m.hook(`${prefix}.hook_normalized`, g.mul(g.div(x, scale), rmsWeight(m, `${prefix}.w`, kind)));
+  const scale = hook(`${prefix}.hook_scale`, rmsScale(m, x));
+  return hook(`${prefix}.hook_normalized`, g.mul(g.div(x, scale), rmsWeight(m, `${prefix}.w`, kind)));
 }
 
 /** An RMSNorm without hooks (the per-head q and k norms of Qwen 3 and Gemma 3). */
