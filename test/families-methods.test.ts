@@ -171,7 +171,7 @@ for (const arch of FAMILIES) {
         largest = Math.max(largest, Math.abs(fd));
       }
       expect(largest).toBeGreaterThan(0.05); // the checked edges matter
-      const a = await acdc(model, { examples, metric: 'kl', threshold: 0.05 });
+      const a = await acdc(model, { examples, metric: 'logit-diff', threshold: 0.05 });
       expect(a.totalEdges).toBe(space.edges().length);
       expect(a.edges.every((e) => Number.isFinite(e.score))).toBe(true);
       const pp = await pathPatching(model, [[senderOf, 'logits']], { examples, metric: 'logit-diff' });

@@ -23,7 +23,7 @@ export class LanternBackend implements LanguageModelBackend {
 
   async scoreContinuation(prompt: Prompt, continuation: Continuation): Promise<ContinuationScore> {
     const p = this.promptTokens(prompt);
-    const c = typeof continuation === 'string' ? this.model.toTokens(continuation) : [...continuation];
+    const c = typeof continuation === 'string' ? this.model.encode(continuation) : [...continuation];
     const V = this.model.cfg.dVocab;
     const bad = [...p, ...c].find((t) => !Number.isInteger(t) || t < 0 || t >= V);
     if (bad !== undefined) throw new LanternError(`token id ${bad} is outside the vocabulary [0, ${V})`);
@@ -46,7 +46,7 @@ export class LanternBackend implements LanguageModelBackend {
       const at = text.indexOf(s);
       if (at >= 0) {
         text = text.slice(0, at);
-        tokens = this.model.toTokens(text);
+        tokens = this.model.encode(text);
       }
     }
     this.counts.requests++;

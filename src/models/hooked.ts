@@ -181,8 +181,25 @@ export class HookedTransformer {
     return this.tokenizer;
   }
 
-  toTokens(text: string): number[] {
+  /**
+   * Token ids of a prompt, beginning with the model's BOS token when its tokenizer adds one
+   * (Llama 3, Gemma; not GPT-2 or Qwen), as Hugging Face's tokenizer does. Text that continues
+   * a prompt (targets, continuations) is `encode`d instead.
+   */
+  toTokens(text: string, opts: { prependBos?: boolean } = {}): number[] {
+    const ids = this.requireTokenizer().encode(text);
+    const bos = this.tokenizer!.bos;
+    return bos && (opts.prependBos ?? true) ? [bos.id, ...ids] : ids;
+  }
+
+  /** Token ids of text that continues a prompt: never a BOS. */
+  encode(text: string): number[] {
     return this.requireTokenizer().encode(text);
+  }
+
+  /** The BOS id that `toTokens` puts before every prompt, if any. */
+  get bos(): number | undefined {
+    return this.tokenizer?.bos?.id;
   }
 
   toString(tokens: number[]): string {

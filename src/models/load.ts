@@ -18,8 +18,7 @@ export interface LoadOptions extends ResolveOptions {
 export async function loadModel(source: string, opts: LoadOptions = {}): Promise<HookedTransformer> {
   const folder = await resolveModelFolder(source, opts);
   const cfg = readConfig(folder);
-  const tokPath = path.join(folder, 'tokenizer.json');
-  const tokenizer = fs.existsSync(tokPath) ? Tokenizer.fromFile(tokPath) : undefined;
+  const tokenizer = fs.existsSync(path.join(folder, 'tokenizer.json')) ? Tokenizer.fromFolder(folder) : undefined;
   const weights = loadWeights(folder, cfg);
   return HookedTransformer.create(cfg, weights, tokenizer, source, opts.executor ?? defaultExecutor());
 }

@@ -4,6 +4,7 @@
  * that gives back exactly the text that was encoded.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { LanternError } from '../errors.js';
 
@@ -11,6 +12,12 @@ export class Tokenizer {
   readonly vocabSize: number;
   /** id -> token; holes (ids no token has) stay undefined. */
   private readonly idTokens: (string | undefined)[];
+
+  /**
+   * The BOS token Hugging Face's tokenizer puts before a prompt (encode with add_special_tokens),
+   * or undefined when it adds none (GPT-2, Qwen). Set from tokenizer_config.json (`withConfig`).
+   */
+  bos?: { id: number; token: string };
 
   private constructor(
     private readonly inner: HFTokenizer,
@@ -38,6 +45,39 @@ export class Tokenizer {
       throw new LanternError(`${path}: tokenizer file is not JSON (${(e as Error).message})`);
     }
     return Tokenizer.build(json, path);
+  }
+
+  /**
+   * tokenizer.json plus tokenizer_config.json (when present) from a model folder: the config's
+   * `add_bos_token` and `bos_token` decide the BOS, as transformers does; without them, the BOS is
+   * what tokenizer.json's post-processor puts first (Llama 3's template adds <|begin_of_text|>).
+   */
+  static fromFolder(folder: string): Tokenizer {
+    const tok = Tokenizer.fromFile(path.join(folder, 'tokenizer.json'));
+    const configPath = path.join(folder, 'tokenizer_config.json');
+    let config: Record<string, unknown> = {};
+    if (fs.existsSync(configPath)) {
+      const stat = fs.statSync(configPath);
+      if (!stat.isFile() || stat.size > 64 << 20) throw new LanternError(`${configPath} is not a regular file of reasonable size`);
+      try {
+        config = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+      } catch (e) {
+        throw new LanternError(`${configPath} is not valid JSON: ${(e as Error).message}`);
+      }
+      if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new LanternError(`${configPath} must hold a JSON object`);
+    }
+    tok.bos = bosOf(tok, config, configPath);
+    return tok;
+  }
+
+  /** The ids Hugging Face's post-processor puts before a prompt's own (encode with add_special_tokens). */
+  templatePrefix(): number[] {
+    const plain = this.inner.encode('a', { add_special_tokens: false }).ids;
+    const full = this.inner.encode('a', { add_special_tokens: true }).ids;
+    for (let k = 0; k + plain.length <= full.length; k++) {
+      if (plain.every((id: number, i: number) => full[k + i] === id)) return full.slice(0, k);
+    }
+    return [];
   }
 
   static fromJSON(json: object): Tokenizer {
@@ -114,4 +154,19 @@ export class Tokenizer {
       throw new LanternError(`${this.source}: token id ${id} is not in the vocabulary (ids 0..${this.idTokens.length - 1})`);
     }
   }
+}
+
+function bosOf(tok: Tokenizer, config: Record<string, unknown>, configPath: string): Tokenizer['bos'] {
+  const raw = config.bos_token;
+  const named = typeof raw === 'string' ? raw : typeof raw === 'object' && raw !== null && typeof (raw as { content?: unknown }).content === 'string' ? (raw as { content: string }).content : undefined;
+  if (config.add_bos_token === false) return undefined;
+  if (config.add_bos_token === true) {
+    if (named === undefined) throw new LanternError(`${configPath}: add_bos_token is true but no bos_token is named`);
+    const id = tok.tokenToId(named);
+    if (id === undefined) throw new LanternError(`${configPath}: bos_token ${JSON.stringify(named)} is not in the vocabulary`);
+    return { id, token: named };
+  }
+  const prefix = tok.templatePrefix();
+  if (prefix.length === 1) return { id: prefix[0], token: tok.idToToken(prefix[0]) ?? String(prefix[0]) };
+  return undefined;
 }

@@ -33,7 +33,7 @@ function tokenChoice(model: HookedTransformer, flag: string, v: string | undefin
   const m = /^token:(.*)$/s.exec(v);
   if (!m) throw new LanternError(`${flag} must be 'zero' or 'token:<id or text>', got '${v}'`);
   if (/^\d+$/.test(m[1])) return { token: Number(m[1]) };
-  const ids = model.toTokens(m[1]);
+  const ids = model.encode(m[1]);
   if (ids.length !== 1) throw new LanternError(`${flag} ${JSON.stringify(m[1])} is ${ids.length} tokens; give exactly one token (or its id)`);
   return { token: ids[0] };
 }
@@ -115,7 +115,7 @@ export function attributeCommand(program: Command): void {
       let target: string | undefined;
       let continuation: string | undefined;
       if (opts.target !== undefined) {
-        const n = model.toTokens(opts.target).length;
+        const n = model.encode(opts.target).length;
         if (n === 0) throw new LanternError('--target is empty');
         if (n > 1 && opts.foil !== undefined) throw new LanternError(`--target ${JSON.stringify(opts.target)} is ${n} tokens; a contrastive --foil needs a one-token target`);
         if (n > 1) continuation = opts.target;

@@ -193,7 +193,7 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
       let target: string | undefined;
       let continuation: string | undefined;
       if (body.target !== undefined) {
-        const n = m.toTokens(body.target).length;
+        const n = m.encode(body.target).length;
         if (n === 0) throw new LanternError('target is empty after tokenizing');
         if (n > 1 && body.foil !== undefined) throw new LanternError(`target ${JSON.stringify(body.target)} is ${n} tokens; a contrastive foil needs a one-token target`);
         if (n > 1) continuation = body.target;

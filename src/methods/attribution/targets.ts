@@ -97,7 +97,7 @@ function oneToken(model: HookedTransformer, t: number | string, what: string): n
     if (!Number.isInteger(t) || t < 0 || t >= model.cfg.dVocab) throw new LanternError(`${what} token id ${t} is outside the vocabulary [0, ${model.cfg.dVocab})`);
     return t;
   }
-  const ids = model.toTokens(t);
+  const ids = model.encode(t);
   if (ids.length !== 1) {
     throw new LanternError(`${what} ${JSON.stringify(t)} is ${ids.length} tokens (${JSON.stringify(model.tokenStrings(ids))}); it must be exactly one token${what === 'target' ? ' (use a continuation for several)' : ''}`);
   }
@@ -145,7 +145,7 @@ export async function resolveTarget(model: HookedTransformer, prompt: number[], 
   const label = (id: number) => `${kind}(${JSON.stringify(tokenString(model, id))})`;
 
   if (req.continuation !== undefined) {
-    const cont = typeof req.continuation === 'string' ? model.toTokens(req.continuation) : req.continuation;
+    const cont = typeof req.continuation === 'string' ? model.encode(req.continuation) : req.continuation;
     if (cont.length === 0) throw new LanternError('the continuation is empty (no tokens)');
     cont.forEach((t) => oneToken(model, t, 'continuation'));
     const input = [...prompt, ...cont.slice(0, -1)];

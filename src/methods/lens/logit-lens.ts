@@ -168,7 +168,7 @@ export async function logitLens(model: HookedTransformer, input: string | number
 
 /** The id of `text` if it is exactly one token; a LanternError otherwise. */
 export function singleToken(model: HookedTransformer, text: string, what: string): number {
-  const ids = model.toTokens(text);
+  const ids = model.encode(text);
   if (ids.length !== 1) {
     const parts = model.tokenStrings(ids).map((s) => JSON.stringify(s)).join(', ');
     throw new LanternError(`${what} ${JSON.stringify(text)} is ${ids.length} tokens (${parts || 'none'}), not a single token`);

@@ -94,7 +94,7 @@ export function toOneToken(model: HookedTransformer, x: number | string, what: s
     if (!Number.isInteger(x) || x < 0 || x >= model.cfg.dVocab) throw new LanternError(`${what} token ${x} is outside the vocabulary [0, ${model.cfg.dVocab})`);
     return x;
   }
-  const ids = model.toTokens(x);
+  const ids = model.encode(x);
   if (ids.length !== 1) {
     throw new LanternError(`${what} ${JSON.stringify(x)} is ${ids.length} tokens (${model.tokenStrings(ids).map((s) => JSON.stringify(s)).join(', ') || 'none'}), not a single token`);
   }

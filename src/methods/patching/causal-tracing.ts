@@ -104,7 +104,8 @@ function subjectPositions(model: HookedTransformer, tokens: number[], subject: n
   if (typeof prompt !== 'string') throw new LanternError('give the subject as token positions when the prompt is token ids');
   const at = prompt.indexOf(subject);
   if (subject === '' || at < 0) throw new LanternError(`subject ${JSON.stringify(subject)} does not occur in the prompt ${JSON.stringify(prompt)}`);
-  const before = at === 0 ? 0 : model.toTokens(prompt.slice(0, at).replace(/ $/, '')).length;
+  // Prefix lengths count the BOS the prompt's tokens begin with, if the model adds one.
+  const before = model.toTokens(at === 0 ? '' : prompt.slice(0, at).replace(/ $/, '')).length;
   const through = model.toTokens(prompt.slice(0, at + subject.length)).length;
   return Array.from({ length: through - before }, (_, i) => before + i);
 }

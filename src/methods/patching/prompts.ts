@@ -190,7 +190,7 @@ export interface TokenizedPair {
 }
 
 function oneToken(model: HookedTransformer, text: string, what: string): number {
-  const ids = model.toTokens(text);
+  const ids = model.encode(text);
   if (ids.length !== 1) throw new LanternError(`${what} ${JSON.stringify(text)} is ${ids.length} tokens for this model's tokenizer, not one`);
   return ids[0];
 }
@@ -211,7 +211,8 @@ export function pairTokens(model: HookedTransformer, pair: PromptPair): Tokenize
     const at = pair.clean.indexOf(pair.subject);
     if (at < 0) throw new LanternError(`subject ${JSON.stringify(pair.subject)} does not occur in ${JSON.stringify(pair.clean)}`);
     // Tokens up to the subject's end, minus tokens before it: exact whenever the tokenizer splits at the subject's boundaries (BPE does at spaces).
-    const before = at === 0 ? 0 : model.toTokens(pair.clean.slice(0, at).replace(/ $/, '')).length;
+    // Prefix lengths count the BOS the prompt's tokens begin with, if the model adds one.
+    const before = model.toTokens(at === 0 ? '' : pair.clean.slice(0, at).replace(/ $/, '')).length;
     const through = model.toTokens(pair.clean.slice(0, at + pair.subject.length)).length;
     out.subjectPositions = Array.from({ length: through - before }, (_, i) => before + i);
   }
