@@ -5,7 +5,11 @@ import type { Activation, Rope } from '../config.js';
 export class ConfigFields {
   constructor(readonly raw: Record<string, unknown>, readonly file: string, readonly family: string) {}
 
-  /** A positive integer; the first of `keys` present is used. */
+  /**
+   * A positive integer; the first of `keys` present is used. Bounded (layer and head counts by
+   * 4096, sizes by 2^24) so that no config can make Lantern build per-layer or per-head structures
+   * without limit before the weights' shapes are checked against it.
+   */
   int(keys: string | string[], fallback?: number): number {
     const ks = Array.isArray(keys) ? keys : [keys];
     const key = ks.find((k) => this.raw[k] != null);
@@ -14,11 +18,11 @@ export class ConfigFields {
       throw new LanternError(`${this.file}: '${ks[0]}'${ks.length > 1 ? ` (or '${ks.slice(1).join("', '")}')` : ''} is missing; a ${this.family} config.json needs it`);
     }
     const v = this.raw[key];
-    // Bounded so that a config can never make Lantern allocate per-layer or per-head structures
-    // without limit before the weights' shapes are checked against it.
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > 2 ** 31) {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
       throw new LanternError(`${this.file}: '${key}' must be a positive integer, got ${JSON.stringify(v)}`);
     }
+    const max = /layer|head/.test(key) ? 4096 : 2 ** 24;
+    if (v > max) throw new LanternError(`${this.file}: '${key}' is ${v}, more than ${max}; no model Lantern loads has that many`);
     return v;
   }
 

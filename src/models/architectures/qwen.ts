@@ -12,7 +12,9 @@ export const qwen2: Architecture = {
   parseConfig(raw, file) {
     const f = new ConfigFields(raw, file, 'Qwen2');
     noSlidingWindow(f);
-    return { ...decoderConfig(f, 'qwen2', { tied: false }), qkvBias: true, oBias: false };
+    // Qwen 2 has q/k/v biases and never an output bias, whatever attention_bias says.
+    const { oBias: _none, ...cfg } = decoderConfig(f, 'qwen2', { tied: false });
+    return { ...cfg, qkvBias: true };
   },
   toHfConfig: (cfg) => ({ ...llamaHfConfig(cfg, 'qwen2', ['Qwen2ForCausalLM']), use_sliding_window: false, attention_bias: undefined }),
   weights: (cfg) => decoderWeights(cfg),
