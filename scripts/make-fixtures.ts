@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeRandomModel, TINY_GPT2, GPT2_SMALL } from '../src/models/random.js';
-import { FIXTURES, FAMILY_FIXTURES } from '../test/fixtures.js';
+import { FIXTURES, FAMILY_FIXTURES, FULL_SIZE_FIXTURES } from '../test/fixtures.js';
+import { readSafetensorsHeader, readFloat32, writeSafetensors, WritableTensor } from '../src/models/safetensors.js';
 import { architectureFor } from '../src/models/architectures/index.js';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -28,6 +29,27 @@ for (const f of FAMILY_FIXTURES) {
   ], { stdio: 'inherit' });
   fs.rmSync(dir, { recursive: true, force: true });
   console.log(`wrote ${out} (${(fs.statSync(out).size / 1e3).toFixed(0)} kB)`);
+}
+// Full-size shapes: the same reference, then only the last position's logits are kept.
+for (const f of FULL_SIZE_FIXTURES) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fixture-'));
+  writeRandomModel(dir, { ...architectureFor(f.arch).presets[f.preset], nLayers: f.layers }, { seed: f.seed });
+  const full = path.join(dir, 'reference.safetensors');
+  execFileSync('/usr/bin/python3', [path.join(root, 'scripts/reference/families_reference.py'), dir, full, f.tokens.join(',')], { stdio: 'inherit' });
+  const header = readSafetensorsHeader(full);
+  const kept: Record<string, WritableTensor> = {};
+  for (const [name, entry] of header.tensors) {
+    if (name === 'tokens') continue;
+    const data = readFloat32(header, name);
+    if (name === 'logits') {
+      const V = entry.shape[2];
+      kept.logits_last = { dtype: 'F32', shape: [V], data: data.slice(data.length - V) };
+    } else kept[name] = { dtype: 'F32', shape: entry.shape, data };
+  }
+  const out = path.join(root, 'fixtures', f.file);
+  writeSafetensors(out, kept, { generator: 'scripts/reference/families_reference.py' });
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(`wrote ${out} (${(fs.statSync(out).size / 1e6).toFixed(1)} MB)`);
 }
 if (process.argv.includes('--families')) process.exit(0);
 

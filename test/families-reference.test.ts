@@ -8,7 +8,8 @@ import { readSafetensorsHeader, readFloat32 } from '../src/models/safetensors.js
 import { Tensor } from '../src/engine/tensor.js';
 import { objectives, HookedTransformer } from '../src/models/hooked.js';
 import { architectureFor } from '../src/models/architectures/index.js';
-import { FAMILY_FIXTURES } from './fixtures.js';
+import { FAMILY_FIXTURES, FULL_SIZE_FIXTURES } from './fixtures.js';
+import { OPTIONAL_HOOKS } from '../src/models/forward.js';
 import { seededModel, relError } from './helpers.js';
 
 const TOL = 1e-4;
@@ -25,7 +26,7 @@ for (const f of FAMILY_FIXTURES) {
       const { logits, cache } = await model.runWithCache([[...f.tokens]]);
       const hooks = [...header.tensors.keys()].filter((n) => n.includes('hook_'));
       // The reference records exactly the hooks the model has (but the optional per-head result).
-      expect(hooks.sort()).toEqual(model.hookNames.filter((n) => !n.endsWith('hook_result')).sort());
+      expect(hooks.sort()).toEqual(model.hookNames.filter((n) => !OPTIONAL_HOOKS.test(n)).sort());
       const worst: [string, number][] = [['logits', relError(logits, ref('logits'))]];
       for (const name of hooks) worst.push([name, relError(cache.get(name), ref(name))]);
       worst.sort((a, b) => b[1] - a[1]);
@@ -35,6 +36,29 @@ for (const f of FAMILY_FIXTURES) {
     it('gradient of a log-prob wrt the residual stream entering block 0 agrees to 1e-4', async () => {
       const r = await model.gradients([[...f.tokens]], objectives.logprob(f.grad.pos, f.grad.token), { wrt: ['blocks.0.hook_resid_pre'] });
       expect(relError(r.grads['blocks.0.hook_resid_pre'], ref('grad_resid_pre0'))).toBeLessThan(TOL);
+    });
+  });
+}
+
+for (const f of FULL_SIZE_FIXTURES) {
+  describe(`${f.preset} shape (${f.layers} layers, seed ${f.seed}) vs float64 PyTorch reference`, () => {
+    it('the last position\'s logits and every hook agree to 1e-4', async () => {
+      const header = readSafetensorsHeader(path.join(__dirname, '..', 'fixtures', f.file));
+      const ref = (name: string) => Tensor.f32(readFloat32(header, name), header.tensors.get(name)!.shape);
+      const cfg = { ...architectureFor(f.arch).presets[f.preset], nLayers: f.layers };
+      const model = await seededModel(cfg, f.seed);
+      try {
+        const { logits, cache } = await model.runWithCache([[...f.tokens]]);
+        const V = cfg.dVocab;
+        const worst: [string, number][] = [['logits_last', relError(Tensor.f32(logits.f32.slice(logits.size - V), [V]), ref('logits_last'))]];
+        const hooks = [...header.tensors.keys()].filter((n) => n.includes('hook_'));
+        expect(hooks.sort()).toEqual(model.hookNames.filter((n) => !OPTIONAL_HOOKS.test(n)).sort());
+        for (const name of hooks) worst.push([name, relError(cache.get(name), ref(name))]);
+        worst.sort((a, b) => b[1] - a[1]);
+        expect(worst[0][1], `worst: ${worst[0][0]}`).toBeLessThan(TOL);
+      } finally {
+        await model.executor.dropWeights(model.weights);
+      }
     });
   });
 }

@@ -8,6 +8,7 @@ import { Tensor } from '../src/engine/tensor.js';
 import { objectives, HookedTransformer } from '../src/models/hooked.js';
 import { TINY_GPT2, GPT2_SMALL } from '../src/models/random.js';
 import { FIXTURES } from './fixtures.js';
+import { OPTIONAL_HOOKS } from '../src/models/forward.js';
 import { seededModel, relError } from './helpers.js';
 
 const TOL = 1e-4;
@@ -24,7 +25,7 @@ for (const f of FIXTURES) {
       const { logits, cache } = await model.runWithCache([[...f.tokens]]);
       const hooks = [...header.tensors.keys()].filter((n) => n.includes('hook_'));
       // Every hook the model has (except the optional per-head result) is in the fixture.
-      expect(hooks.sort()).toEqual(model.hookNames.filter((n) => !n.endsWith('hook_result')).sort());
+      expect(hooks.sort()).toEqual(model.hookNames.filter((n) => !OPTIONAL_HOOKS.test(n)).sort());
       const worst: [string, number][] = [['logits', relError(logits, ref('logits'))]];
       for (const name of hooks) worst.push([name, relError(cache.get(name), ref(name))]);
       worst.sort((a, b) => b[1] - a[1]);

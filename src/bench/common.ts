@@ -14,10 +14,12 @@ export function weightBytes(cfg: ModelConfig): number {
   return Object.values(weightShapes(cfg)).reduce((s, sh) => s + 4 * sh.reduce((p, q) => p * q, 1), 0);
 }
 
-/** Matmul FLOPs of one GPT-2 forward over T tokens (the part that dominates). */
+/** Matmul FLOPs of one forward over T tokens, any family (the part that dominates): projections, attention, MLP, unembedding. */
 export function forwardFlops(cfg: ModelConfig, T: number): number {
-  const { dModel: D, dMlp: F, nHeads: H, dHead: dh, dVocab: V, nLayers: L } = cfg;
-  const perLayer = 2 * T * D * 3 * D + 2 * 2 * H * T * T * dh + 2 * T * D * D + 2 * 2 * T * D * F;
+  const { dModel: D, dMlp: F, nHeads: H, nKvHeads: K, dHead: dh, dVocab: V, nLayers: L } = cfg;
+  const gated = cfg.architecture !== 'gpt2' && cfg.architecture !== 'gpt_neox';
+  const mlp = gated ? 2 * T * D * 2 * F + 2 * T * F * D : 2 * 2 * T * D * F;
+  const perLayer = 2 * T * D * (H + 2 * K) * dh + 2 * 2 * H * T * T * dh + 2 * T * H * dh * D + mlp;
   return L * perLayer + 2 * T * D * V;
 }
 

@@ -24,12 +24,14 @@ import { defaultExecutor } from '../engine/runtime/executor.js';
 import { GPT2_SMALL, randomWeights } from '../models/random.js';
 import { HookedTransformer, objectives } from '../models/hooked.js';
 import { modelInputs, positionFeeds } from '../models/inputs.js';
-import { buildForward, weightShapes } from '../models/forward.js';
+import { buildForward, weightShapes, OPTIONAL_HOOKS } from '../models/forward.js';
 import { best, forwardFlops, randomModel, randomTokens } from './common.js';
 import { integratedGradients, occlusion, resolveTarget } from '../methods/attribution/index.js';
 import { defaultBatchSize, evaluate, tokenEmbeddings } from '../methods/attribution/common.js';
 import { activationPatching, attributionPatching } from '../methods/patching/index.js';
 import { backendBench } from './backends.js';
+import { familyBench } from './family.js';
+import { sgemmPeak } from './peak.js';
 
 interface Row { name: string; value: number; bar: string; ok: boolean; detail: string }
 const rows: Row[] = [];
@@ -37,35 +39,6 @@ const report = (name: string, value: number, op: '>=' | '<=', bar: number, detai
   rows.push({ name, value, bar: `${op} ${bar}`, ok: op === '>=' ? value >= bar : value <= bar, detail });
   console.log(`${name.padEnd(44)} ${value.toFixed(3).padStart(8)}  (bar ${op} ${bar})  ${detail}`);
 };
-
-/**
- * The machine's sgemm peak through ORT: MatMul 512x768x3072 with B fed as an input (as Lantern
- * feeds weights: the bar's reference) and as a prepacked initializer (reported alongside). The
- * product is summed to a scalar inside the graph so that copying 6 MB of output into JavaScript
- * does not dilute the peak.
- */
-async function sgemmPeak(): Promise<{ asInput: number; prepacked: number }> {
-  const ex = defaultExecutor();
-  const [M, K, N] = [512, 768, 3072];
-  const b = new Float32Array(K * N).fill(0.02);
-  const build = (initializer: boolean) => () => {
-    const g = new Graph();
-    const B = g.input('b', 'float32', [K, N]);
-    if (initializer) {
-      g.inputs.pop();
-      g.constants.push({ value: B, data: b });
-    }
-    g.output('y', g.reduceSum(g.matmul(g.input('a', 'float32', [M, K]), B), [0, 1], false));
-    return g;
-  };
-  const a = Tensor.f32(new Float32Array(M * K).fill(0.01), [M, K]);
-  const w = await ex.registerWeights({ b: Tensor.f32(b.slice(), [K, N]) });
-  const asInput = await best(() => ex.run('bench:sgemm-input', build(false), { a }, { weights: [w] }), 20, 3);
-  const asInit = await best(() => ex.run('bench:sgemm-init', build(true), { a }), 20, 3);
-  await ex.dropWeights(w);
-  const flop = 2 * M * K * N;
-  return { asInput: flop / (asInput * 1e6), prepacked: flop / (asInit * 1e6) };
-}
 
 /**
  * Why weights are graph inputs: one GPT-2-small block (T=128) with its weights fed as inputs vs
@@ -187,6 +160,10 @@ async function main() {
     await methodBench(await randomModel(GPT2_SMALL));
     process.exit(0);
   }
+  if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families
+    await familyBench(report, async () => (await sgemmPeak()).asInput);
+    process.exit(0);
+  }
   console.log('Lantern engine benchmark (random GPT-2-small shape, batch 1)\n');
   const peaks = await sgemmPeak();
   const peak = peaks.asInput;
@@ -223,6 +200,7 @@ async function main() {
       `peak ${(m.peak / 2 ** 20).toFixed(0)} MiB; W ${(m.weights / 2 ** 20).toFixed(0)} MiB; activations ${(m.activations / 2 ** 20).toFixed(0)} MiB; node baseline ${(m.baseline / 2 ** 20).toFixed(0)} MiB`);
     console.log(`${''.padEnd(44)} stricter: peak / (1.5 W + logits + one block's working set ${(m.workingSet / 2 ** 20).toFixed(0)} MiB) = ${(m.peak / (1.5 * m.weights + m.workingSet)).toFixed(3)}`);
   }
+  await familyBench(report, async () => (await sgemmPeak()).asInput);
   const failed = rows.filter((r) => !r.ok);
   console.log(`\n${rows.length - failed.length} of ${rows.length} bars met${failed.length ? `; missed: ${failed.map((r) => r.name).join('; ')}` : ''}`);
   process.exit(0);
@@ -246,7 +224,7 @@ async function memoryChild(T: number) {
   // "Activations": every activation of the forward (the tensor at each hook point, as a
   // TransformerLens cache holds them) plus the logits. The working set alone (logits plus one
   // block's tensors) is reported too, as the stricter yardstick.
-  const activations = 4 * (size + [...model.hookShapes].filter(([n]) => !n.endsWith('hook_result'))
+  const activations = 4 * (size + [...model.hookShapes].filter(([n]) => !OPTIONAL_HOOKS.test(n))
     .reduce((sum, [, shape]) => sum + shape.reduce((p: number, d) => p * (d === 'batch' ? 1 : d === 'seq' ? T : (d as number)), 1), 0));
   const { dModel: D, dMlp: F, nHeads: H } = GPT2_SMALL;
   const workingSet = 4 * (size + 2 * H * T * T + 2 * T * F + 8 * T * D);

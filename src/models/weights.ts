@@ -70,20 +70,30 @@ export function availableMemory(): number {
 
 const GB = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
 
-/** Reads every weight the config needs from a Hugging Face folder, as float32. */
-export function loadWeights(folder: string, cfg: ModelConfig, opts: { memoryLimit?: number } = {}): Record<string, Tensor> {
+/**
+ * Everything about a checkpoint that can be checked from its headers, before any weight is read:
+ * every tensor the config needs is present with the implied shape and a float dtype, the weights
+ * hold no more layers than the config says, and the float32 weights fit in memory.
+ */
+export function checkWeights(folder: string, cfg: ModelConfig, opts: { memoryLimit?: number } = {}) {
   const stored = openModelWeights(folder);
   const specs = [...weightSpecs(cfg).values()];
-  const located = specs.map((spec) => [spec, locate(folder, cfg, stored, spec)] as const);
   const layers = storedLayers(stored);
   if (layers > cfg.nLayers) {
     throw new LanternError(`${folder}: the weights hold ${layers} layers, but config.json says ${cfg.nLayers}; fix the layer count in config.json`);
   }
+  const located = specs.map((spec) => [spec, locate(folder, cfg, stored, spec)] as const);
   const bytes = specs.reduce((n, s) => n + 4 * s.shape.reduce((p, q) => p * q, 1), 0);
   const limit = opts.memoryLimit ?? availableMemory();
   if (bytes > limit) {
     throw new LanternError(`${folder}: the model needs ${GB(bytes)} for its float32 weights, more than the ${GB(limit)} this machine (or its cgroup) has`);
   }
+  return { located, bytes };
+}
+
+/** Reads every weight the config needs from a Hugging Face folder, as float32. */
+export function loadWeights(folder: string, cfg: ModelConfig, opts: { memoryLimit?: number } = {}): Record<string, Tensor> {
+  const { located } = checkWeights(folder, cfg, opts);
   const out: Record<string, Tensor> = {};
   for (const [spec, sources] of located) {
     const data = new Float32Array(spec.shape.reduce((p, q) => p * q, 1));

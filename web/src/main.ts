@@ -458,7 +458,7 @@ async function loadModels(select?: string): Promise<void> {
   modelEl.value = select ?? def;
 }
 $('#add-model').addEventListener('click', async () => {
-  const p = prompt('A local GPT-2 model folder (absolute path, with config.json, model.safetensors, tokenizer.json) or a Hugging Face Hub id (e.g. gpt2):');
+  const p = prompt('A local Hugging Face model folder (absolute path, with config.json, model.safetensors, tokenizer.json: GPT-2, Llama, Mistral, Qwen, Gemma, Pythia, Phi-3) or a Hugging Face Hub id (e.g. gpt2):');
   if (!p?.trim()) return;
   const given = p.trim();
   try {

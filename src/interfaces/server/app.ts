@@ -154,7 +154,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
 
   app.post('/api/models/folders', {
     schema: {
-      tags: ['models'], summary: 'Add a local model folder (checked: a GPT-2 config.json and safetensors weights)',
+      tags: ['models'], summary: 'Add a local model folder (checked: a config.json of a supported architecture and safetensors weights)',
       body: { type: 'object', additionalProperties: false, required: ['path'], properties: { path: { type: 'string', minLength: 1, maxLength: 4096 }, name: { type: 'string', maxLength: 100 } } },
     },
   }, async (req, reply) => {

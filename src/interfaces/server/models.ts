@@ -11,6 +11,7 @@ import path from 'node:path';
 import { LanternError } from '../../errors.js';
 import type { Executor } from '../../engine/runtime/executor.js';
 import { readConfig } from '../../models/config.js';
+import { checkWeights } from '../../models/weights.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { loadModel } from '../../models/load.js';
 import type { DownloadProgress } from '../../models/hub.js';
@@ -63,7 +64,7 @@ export class ModelRegistry {
 
   /**
    * Checks a folder the user wants to add: an absolute path to a directory (after resolving
-   * links) with a GPT-2 config.json and safetensors weights. Only then is it remembered.
+   * links) with a config.json of a supported architecture and safetensors weights. Only then is it remembered.
    */
   addFolder(given: string, name?: string): ModelFolder {
     if (typeof given !== 'string' || !path.isAbsolute(given)) throw new LanternError(`path must be an absolute folder path, got ${JSON.stringify(given)}`);
@@ -74,9 +75,11 @@ export class ModelRegistry {
       throw new LanternError(`no folder at ${given}`);
     }
     if (!fs.statSync(real).isDirectory()) throw new LanternError(`${given} is not a folder; give the model folder that contains config.json`);
-    readConfig(real); // throws a clear LanternError unless it is a GPT-2 config
     const hasWeights = ['model.safetensors', 'model.safetensors.index.json'].some((f) => fs.existsSync(path.join(real, f)));
     if (!hasWeights) throw new LanternError(`${given} has no model.safetensors (or model.safetensors.index.json)`);
+    // The config and every weight's header, shape and size (a config claiming a billion layers, or
+    // weights that would not fit in memory, are refused here, not when a run first loads them).
+    checkWeights(real, readConfig(real));
     return this.opts.store.addFolder(real, name?.trim() || path.basename(real));
   }
 
