@@ -20,7 +20,8 @@ fs.mkdirSync(path.join(root, 'fixtures', 'families'), { recursive: true });
 
 // Every other family: logits, every hook and an embedding gradient from the independent float64
 // reference (scripts/reference/families_reference.py) on each family's tiny random model.
-for (const f of FAMILY_FIXTURES) {
+// --full-size: only the full-size shapes below.
+for (const f of process.argv.includes('--full-size') ? [] : FAMILY_FIXTURES) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fixture-'));
   writeRandomModel(dir, architectureFor(f.arch).presets.tiny, { seed: f.seed, matrixStd: f.matrixStd });
   const out = path.join(root, 'fixtures', f.file);
@@ -38,8 +39,13 @@ for (const f of FULL_SIZE_FIXTURES) {
   execFileSync('/usr/bin/python3', [path.join(root, 'scripts/reference/families_reference.py'), dir, full, f.tokens.join(',')], { stdio: 'inherit' });
   const header = readSafetensorsHeader(full);
   const kept: Record<string, WritableTensor> = {};
+  // Every hook of the first and last layers, every layer's resid_post, the embedding and final norm.
+  const keep = (name: string) => {
+    const l = /^blocks\.(\d+)\./.exec(name)?.[1];
+    return l === undefined || Number(l) === 0 || Number(l) === f.layers - 1 || name.endsWith('.hook_resid_post');
+  };
   for (const [name, entry] of header.tensors) {
-    if (name === 'tokens') continue;
+    if (name === 'tokens' || !keep(name)) continue;
     const data = readFloat32(header, name);
     if (name === 'logits') {
       const V = entry.shape[2];

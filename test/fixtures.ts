@@ -20,8 +20,8 @@ export const FAMILY_FIXTURES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', '
 
 /**
  * Full-size shapes: Llama 3.2 1B's width (2048, 32 heads, 8 kv heads, vocab 128256, llama3 rotary
- * scaling) cut to 2 layers, and the whole of Pythia-160m. Only the logits at the last position are
- * kept (with every hook), to keep the files small.
+ * scaling) cut to 2 layers, and the whole of Pythia-160m. To keep the files small, only the last
+ * position's logits are kept, with every hook of the first and last layers and each layer's resid_post.
  */
 export const FULL_SIZE_FIXTURES = [
   { arch: 'llama', preset: 'llama-3.2-1b', layers: 2, file: 'families/llama-3.2-1b-width-2-layers.safetensors', seed: 21, tokens: [464, 318, 257, 286, 262, 290] },
