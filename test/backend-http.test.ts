@@ -135,6 +135,34 @@ describe('HttpBackend against the served model', () => {
     expect(u).toMatchObject({ requests: 2 + 3, cachedRequests: 1, failures: 0 });
   });
 
+  it('text_offset counts code points of the decoded text on emoji, CJK and combining characters', async () => {
+    const offsets = async (text: string) => {
+      const r = await client.completions.create({ model: ID, prompt: text, max_tokens: 0, echo: true, logprobs: 0 });
+      return { tokens: r.choices[0].logprobs!.tokens!, offsets: r.choices[0].logprobs!.text_offset! };
+    };
+    // " dog" starts at code point 13: x, space, the croissant (one code point, 4 UTF-8 bytes in 3 tokens), " went to a".
+    const dog = await offsets('x 🥐 went to a dog');
+    expect(dog.tokens).toEqual(['x', ' �', '�', '�', ' went', ' to', ' a', ' dog']);
+    expect(dog.offsets).toEqual([0, 1, 2, 2, 3, 8, 11, 13]);
+    // A token starting inside a character gets that character's offset.
+    expect((await offsets('東京は日本の首都です')).offsets).toEqual([0, 0, 1, 1, 2, 3, 3, 4, 4, 5, 6, 6, 7, 7, 8, 9]);
+    // e + U+0301 (combining acute) are two code points.
+    expect((await offsets('cafe\u0301 au lait')).offsets).toEqual([0, 1, 4, 4, 5, 8, 10]);
+    // Without echo, offsets continue from the end of the prompt.
+    const g = await client.completions.create({ model: ID, prompt: 'x 🥐 went to a', max_tokens: 2, temperature: 0, logprobs: 0 });
+    expect(g.choices[0].logprobs!.text_offset![0]).toBe(13);
+  });
+
+  it('scores only the continuation after emoji and other non-ASCII prompts, as the Lantern backend does', async () => {
+    const local = new LanternBackend(model);
+    const http = new HttpBackend({ baseURL: srv.baseURL, model: ID });
+    for (const [prompt, cont] of [['x 🥐 went to a', ' dog'], ['I ordered a ☕ then I', ' went'], ['東京は日本の', ' city'], ['cafe\u0301 au', ' lait']]) {
+      const got = await http.scoreContinuation(prompt, cont);
+      expect(got).toEqual(await local.scoreContinuation(prompt, cont));
+      expect(got.tokens.join('')).toBe(cont);
+    }
+  });
+
   it('refuses a continuation the server would merge with the prompt', async () => {
     const http = new HttpBackend({ baseURL: srv.baseURL, model: ID });
     // "the" + "re" is tokenized as " there": the continuation has no boundary of its own.

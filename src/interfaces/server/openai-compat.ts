@@ -125,7 +125,50 @@ function prompts(v: unknown): (string | number[])[] {
   throw bad('prompt must be a string, an array of token ids, or a non-empty array of either', 'prompt');
 }
 
-const codePoints = (s: string): number => [...s].length;
+
+/**
+ * OpenAI's `text_offset`: where each token starts in the decoded text, in code points. A token's
+ * own string cannot tell this when it holds part of a UTF-8 character (it decodes to U+FFFD), so
+ * offsets come from decoding prefixes of the ids and comparing them with the whole text. A token
+ * that starts inside a character gets that character's offset. Prefixes are decoded only from the
+ * last token boundary that fell between whole characters, so ASCII text costs one decode per token.
+ */
+export function textOffsets(decode: (ids: number[]) => string, ids: number[]): number[] {
+  const full = decode(ids);
+  const out: number[] = [];
+  // The last boundary known to fall between characters: token index, and its offset in UTF-16 units.
+  let base = 0;
+  let baseAt = 0;
+  let at = 0;
+  for (let i = 0; i < ids.length; i++) {
+    if (i > base) {
+      let piece = decode(ids.slice(base, i));
+      if (full.startsWith(piece, baseAt)) {
+        base = i;
+        baseAt += piece.length;
+        at = baseAt;
+      } else {
+        // Only a partial character at the end can differ; its replacement characters are dropped.
+        while (piece.endsWith('\uFFFD') && !full.startsWith(piece, baseAt)) piece = piece.slice(0, -1);
+        at = Math.min(full.length, baseAt + piece.length);
+      }
+    }
+    out.push(at);
+  }
+  // UTF-16 units to code points.
+  const cps: number[] = [];
+  let cp = 0;
+  let unit = 0;
+  for (const o of out) {
+    while (unit < o) {
+      const c = full.codePointAt(unit)!;
+      unit += c > 0xffff ? 2 : 1;
+      cp++;
+    }
+    cps.push(cp);
+  }
+  return cps;
+}
 
 interface Generated {
   promptIds: number[];
@@ -225,8 +268,8 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
         const all = [...g.promptIds, ...g.ids];
         const from = echo ? 0 : g.promptIds.length;
         const lp = await tokenLogprobs(model, all, from, k);
-        let offset = echo ? 0 : codePoints(promptText);
-        const text_offset = lp.strings.map((s) => { const o = offset; offset += codePoints(s); return o; });
+        const offsets = textOffsets((x) => model.toString(x), all);
+        const text_offset = echo ? offsets : offsets.slice(from);
         logprobs = {
           tokens: lp.strings,
           token_logprobs: lp.logprobs,
