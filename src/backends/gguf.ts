@@ -11,10 +11,10 @@
  * node-llama-cpp is ESM-only and loads a native addon, so it is imported on first use: the rest of
  * Lantern never pays for it.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LanternError } from '../errors.js';
+import { checkGgufFile } from './gguf-check.js';
 import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
 
 type NodeLlama = typeof import('node-llama-cpp');
@@ -54,12 +54,8 @@ export class GgufBackend implements LanguageModelBackend {
 
   static async open(file: string, o: GgufOptions = {}): Promise<GgufBackend> {
     const abs = path.resolve(file);
-    if (!fs.existsSync(abs) || !fs.statSync(abs).isFile()) throw new LanternError(`no GGUF file at ${abs}`);
-    const fd = fs.openSync(abs, 'r');
-    const magic = Buffer.alloc(4);
-    fs.readSync(fd, magic, 0, 4, 0);
-    fs.closeSync(fd);
-    if (magic.toString('latin1') !== 'GGUF') throw new LanternError(`${abs} is not a GGUF file (it does not start with "GGUF")`);
+    // llama.cpp aborts the process or allocates without bound on a bad header; refuse those here.
+    checkGgufFile(abs);
     let lib: NodeLlama;
     try {
       lib = await import('node-llama-cpp');
@@ -68,11 +64,23 @@ export class GgufBackend implements LanguageModelBackend {
     }
     // build: 'never': never compile llama.cpp from source (that would need the network and cmake).
     const llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.error, progressLogs: false });
+    // llama.cpp says why a load failed only in its log, and its log lines reach JavaScript
+    // asynchronously, some after loadModel has rejected: they are collected while a load is open.
+    const said: string[] = [];
+    const previous = llama.logger;
+    llama.logger = (level, message) => {
+      if (level === lib.LlamaLogLevel.error || level === lib.LlamaLogLevel.fatal) said.push(message.trim());
+      else previous(level, message);
+    };
     let model: LlamaModel;
     try {
       model = await llama.loadModel({ modelPath: abs });
     } catch (e) {
-      throw new LanternError(`llama.cpp cannot load ${abs}: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, 100));
+      const why = [...new Set(said.filter((l) => !/failed to load model$/.test(l)).map((l) => l.replace(/^llama_model_load:\s*/, '')))].join('; ');
+      throw new LanternError(`llama.cpp cannot load ${abs}: ${why || (e as Error).message}`);
+    } finally {
+      llama.logger = previous;
     }
     const contextSize = Math.min(o.contextSize ?? 2048, model.trainContextSize);
     const threads = o.threads ?? Math.max(1, Math.min(4, os.availableParallelism() - 1));
