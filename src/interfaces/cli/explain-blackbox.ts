@@ -4,6 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
+import { assertFinite } from '../../finite.js';
 import { openBackend } from '../../backends/index.js';
 import { LanternBackend } from '../../backends/lantern.js';
 import type { LanguageModelBackend } from '../../backends/types.js';
@@ -191,6 +192,7 @@ export function explainBlackboxCommand(program: Command): void {
         result = await search(backend, opts.text, { ...cellSettings, scorer, infiller, seed: opts.seed, onProgress: progress.tick });
       }
       progress.end();
+      assertFinite(result, `the ${method} result`);
       if (opts.json === '-') {
         console.log(JSON.stringify(blackboxToJSON(result), null, 2));
         return;

@@ -24,6 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Fastify, { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { LanternError } from '../../errors.js';
+import { assertFinite } from '../../finite.js';
 import { generate } from '../../models/generate.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 
@@ -78,6 +79,7 @@ async function tokenLogprobs(model: HookedTransformer, ids: number[], from: numb
   // The engine's own scores (entry t - 1 is token t): exactly what LanternBackend reads, and within
   // ~2e-7 of a float64 log-softmax of the logits (what white-box attribution computes).
   const scored = await model.tokenLogprobs(ids, k);
+  assertFinite(scored.logprobs, 'the log-probabilities');
   for (let t = from; t < ids.length; t++) {
     if (t === 0) {
       out.logprobs.push(null);

@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { Executor } from '../../engine/runtime/executor.js';
 import { LanternError } from '../../errors.js';
+import { assertFinite } from '../../finite.js';
 import type { RunKind, RunStore, RunSummary } from './store.js';
 
 export class CancelledError extends Error {
@@ -174,6 +175,8 @@ export class ComputeQueue {
     try {
       const result = await work(ctx);
       if (job.abort.signal.aborted) throw new CancelledError('cancelled');
+      // JSON would save NaN as null: a run marked done whose numbers are missing.
+      assertFinite(result, `the ${job.run.kind} result`);
       job.emitEvent({ type: 'progress', stage: 'saving', message: 'saving the run', runs: job.runs, fraction: 1, elapsedMs: Date.now() - job.startedAt });
       this.store.finish(job.id, { result });
       job.status = 'done';
