@@ -114,6 +114,47 @@ describe('OpenAI-compatible server, through the official openai client', () => {
   });
 });
 
+describe('/v1 work is bounded', () => {
+  it('refuses a batch of 10,000 prompts with one clear 400', async () => {
+    const res = await fetch(`${srv.baseURL}/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: ID, prompt: Array.from({ length: 10_000 }, () => 'the cat'), max_tokens: 1 }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { message: 'prompt is a batch of 10000 prompts; this server takes at most 32 per request', param: 'prompt' } });
+    // 32 is still a batch it answers.
+    const ok = await client.completions.create({ model: ID, prompt: Array.from({ length: 32 }, (_, i) => `n${i}`), max_tokens: 0, echo: true });
+    expect(ok.choices).toHaveLength(32);
+  });
+
+  it('stops computing when the client disconnects', async () => {
+    let runs = 0;
+    const counted = Object.create(model, { run: { value: (...a: Parameters<HookedTransformer['run']>) => (runs++, model.run(...a)) } }) as HookedTransformer;
+    const own = await serveOpenAI(counted, { id: 'counted' });
+    try {
+      const ac = new AbortController();
+      // 32 prompts x 64 tokens: 2048 forward passes if nobody stopped it.
+      const req = fetch(`${own.baseURL}/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
+        body: JSON.stringify({ model: 'counted', prompt: Array.from({ length: 32 }, (_, i) => `Story ${i}:`), max_tokens: 64, temperature: 0 }),
+      }).catch((e: Error) => e);
+      while (runs < 5) await new Promise((r) => setTimeout(r, 20));
+      ac.abort();
+      expect(await req).toBeInstanceOf(Error);
+      // At most the pass in flight finishes; then the count stays put.
+      await new Promise((r) => setTimeout(r, 500));
+      const after = runs;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(runs).toBe(after);
+      expect(after).toBeLessThan(100);
+      // And the server still answers.
+      expect((await fetch(`${own.baseURL}/models`)).status).toBe(200);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('HttpBackend against the served model', () => {
   it('scores a continuation exactly as the engine does, from text or token ids', async () => {
     const local = new LanternBackend(model);

@@ -22,7 +22,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import Fastify, { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import Fastify, { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { LanternError } from '../../errors.js';
 import { assertFinite } from '../../finite.js';
 import { generate } from '../../models/generate.js';
@@ -45,6 +45,8 @@ export interface OpenAICompatOptions {
   chatTemplate?: (messages: ChatMessage[]) => string;
   /** Cap on max_tokens per request (default 512). */
   maxTokensLimit?: number;
+  /** Most prompts in one /v1/completions batch (default 32). */
+  maxBatch?: number;
 }
 
 /** The default rendering of chat messages for models without a chat template. */
@@ -119,10 +121,11 @@ function stops(v: unknown): string[] {
 
 const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number');
 
-/** A completion's prompts: a string, an array of ids, or a batch of either. */
-function prompts(v: unknown): (string | number[])[] {
+/** A completion's prompts: a string, an array of ids, or a batch of at most `max` of either. */
+function prompts(v: unknown, max: number): (string | number[])[] {
   if (typeof v === 'string') return [v];
   if (isIds(v)) return [v];
+  if (Array.isArray(v) && v.length > max && !isIds(v)) throw bad(`prompt is a batch of ${v.length} prompts; this server takes at most ${max} per request`, 'prompt');
   if (Array.isArray(v) && v.length > 0 && v.every((p) => typeof p === 'string' || isIds(p))) return v as (string | number[])[];
   throw bad('prompt must be a string, an array of token ids, or a non-empty array of either', 'prompt');
 }
@@ -172,6 +175,35 @@ export function textOffsets(decode: (ids: number[]) => string, ids: number[]): n
   return cps;
 }
 
+class ClientGoneError extends Error {}
+
+/**
+ * Aborted when the client disconnects before its answer is written, so that a batch or a long
+ * generation stops at its next forward pass instead of computing for nobody.
+ */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) ac.abort(new ClientGoneError('the client disconnected'));
+  });
+  return ac.signal;
+}
+
+/**
+ * The model seen through a view whose forward passes refuse to start once `signal` is aborted;
+ * everything else is the model's own (the view delegates to it). generate() runs one forward
+ * pass per token, so this stops a generation between tokens.
+ */
+function abortable(model: HookedTransformer, signal: AbortSignal): HookedTransformer {
+  const check = () => {
+    if (signal.aborted) throw signal.reason;
+  };
+  return Object.create(model, {
+    run: { value: (...a: Parameters<HookedTransformer['run']>) => (check(), model.run(...a)) },
+    tokenLogprobs: { value: (...a: Parameters<HookedTransformer['tokenLogprobs']>) => (check(), model.tokenLogprobs(...a)) },
+  }) as HookedTransformer;
+}
+
 interface Generated {
   promptIds: number[];
   ids: number[];
@@ -184,6 +216,7 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
   if (ids.length === 0) throw new LanternError('the OpenAI-compatible server needs at least one model');
   const template = opts.chatTemplate ?? plainChatTemplate;
   const maxTokensLimit = opts.maxTokensLimit ?? 512;
+  const maxBatch = opts.maxBatch ?? 32;
   const created = Math.floor(Date.now() / 1000);
   const load = (id: string): Promise<HookedTransformer> => {
     const v = opts.models[id];
@@ -191,6 +224,8 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
   };
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
+    // Nobody is listening; the socket is gone.
+    if (err instanceof ClientGoneError) return reply.code(499).send();
     if (err instanceof ApiError) return reply.code(err.status).send({ error: { message: err.message, type: err.type, param: err.param, code: null } });
     if (err instanceof LanternError) return reply.code(400).send({ error: { message: err.message, type: 'invalid_request_error', param: null, code: null } });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
@@ -249,9 +284,10 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'lantern' })),
   }));
 
-  app.post('/v1/completions', async (req) => {
+  app.post('/v1/completions', async (req, reply) => {
     const b = bodyOf(req);
-    const [id, model] = await modelOf(b);
+    const [id, loaded] = await modelOf(b);
+    const model = abortable(loaded, clientGone(reply));
     if (b.n !== undefined && b.n !== 1) throw bad('only n = 1 is supported', 'n');
     if (b.stream) throw bad('streaming is not supported', 'stream');
     const maxTokens = intIn(b.max_tokens, 'max_tokens', 0, maxTokensLimit, 16);
@@ -260,7 +296,7 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     let promptTokens = 0;
     let completionTokens = 0;
     const choices = [];
-    for (const [index, p] of prompts(b.prompt).entries()) {
+    for (const [index, p] of prompts(b.prompt, maxBatch).entries()) {
       const g = await complete(model, p, b, maxTokens);
       promptTokens += g.promptIds.length;
       completionTokens += g.ids.length;
@@ -287,9 +323,10 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     };
   });
 
-  app.post('/v1/chat/completions', async (req) => {
+  app.post('/v1/chat/completions', async (req, reply) => {
     const b = bodyOf(req);
-    const [id, model] = await modelOf(b);
+    const [id, loaded] = await modelOf(b);
+    const model = abortable(loaded, clientGone(reply));
     if (b.n !== undefined && b.n !== 1) throw bad('only n = 1 is supported', 'n');
     if (b.stream) throw bad('streaming is not supported', 'stream');
     const msgs = b.messages;
