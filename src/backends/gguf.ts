@@ -190,6 +190,10 @@ export class GgufBackend implements LanguageModelBackend {
     return this.model.detokenize(ids as never[]);
   }
 
+  async contextLength(): Promise<number> {
+    return this.context.contextSize;
+  }
+
   usage(): Usage {
     return { ...this.counts };
   }

@@ -63,6 +63,10 @@ export class LanternBackend implements LanguageModelBackend {
     return this.model.toString(ids);
   }
 
+  async contextLength(): Promise<number> {
+    return this.model.cfg.nCtx;
+  }
+
   usage(): Usage {
     return { ...this.counts };
   }

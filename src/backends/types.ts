@@ -74,6 +74,8 @@ export interface LanguageModelBackend {
   /** Token ids of `text` in the backend's own vocabulary, when it can tell. */
   tokenize?(text: string): Promise<number[]>;
   detokenize?(ids: number[]): Promise<string>;
+  /** Most tokens a prompt and its continuation may take together, when the backend can tell. */
+  contextLength?(): Promise<number | undefined>;
   usage(): Usage;
   close?(): Promise<void>;
 }
