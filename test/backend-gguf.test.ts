@@ -107,6 +107,7 @@ describe('the bundled model as GGUF in llama.cpp', () => {
     await expect(openBackend(`gguf:${notGguf}`)).rejects.toThrow(/is not a GGUF file/);
     await expect(openBackend(`gguf:${path.join(tmp, 'missing.gguf')}`)).rejects.toThrow(/no GGUF file at/);
     await expect(gguf.scoreContinuation([1, 2, 60000], ' x')).rejects.toThrow(/token id 60000 is outside the vocabulary \[0, 50257\)/);
+    await expect(gguf.scoreContinuation('He went to the', 're')).rejects.toThrow(/^gguf:.*: the tokenizer merged the end of the prompt with the start of the continuation into one token \(" there"\)/);
     expectOneLineError(await runLantern(['export-gguf', '--model', tmp, '--out', path.join(tmp, 'y.gguf')], tmp), /config\.json/);
   });
 });

@@ -208,6 +208,8 @@ describe('HttpBackend against the served model', () => {
     const http = new HttpBackend({ baseURL: srv.baseURL, model: ID });
     // "the" + "re" is tokenized as " there": the continuation has no boundary of its own.
     await expect(http.scoreContinuation('He went to the', 're')).rejects.toThrow(/merged the end of the prompt/);
+    // The engine's own backend refuses it the same way, rather than scoring tokens the model would not see.
+    await expect(new LanternBackend(model).scoreContinuation('He went to the', 're')).rejects.toThrow(/^lantern:.*: the tokenizer merged the end of the prompt with the start of the continuation into one token \(" there"\)/);
   });
 
   it('chat scoring is marked approximate; its first token equals the exact completions log-prob', async () => {

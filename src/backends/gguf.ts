@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { LanternError } from '../errors.js';
 import { checkGgufFile } from './gguf-check.js';
+import { checkNoMerge } from './types.js';
 import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
 
 type NodeLlama = typeof import('node-llama-cpp');
@@ -110,6 +111,9 @@ export class GgufBackend implements LanguageModelBackend {
     const p = this.ids(prompt, 'prompt');
     const c = this.ids(continuation, 'continuation');
     const input = [...p, ...c];
+    if (typeof prompt === 'string' && typeof continuation === 'string') {
+      checkNoMerge(this.id, input, this.ids(prompt + continuation, 'prompt'), (t) => this.model.detokenize([t as never]));
+    }
     if (input.length > this.context.contextSize) throw new LanternError(`prompt + continuation is ${input.length} tokens, more than the context of ${this.context.contextSize}`);
     const out = await this.exclusive(async () => {
       await this.seq.clearHistory();

@@ -8,6 +8,8 @@
  * two can be compared number for number.
  */
 
+import { LanternError } from '../errors.js';
+
 export type Prompt = string | number[];
 
 /**
@@ -64,6 +66,18 @@ export interface Usage {
   failures?: number;
   /** Estimated cost in the currency of the backend's price table, when it has one. */
   cost?: number;
+}
+
+/**
+ * The error every backend gives when text scoring cannot separate the continuation from the
+ * prompt: tokenized together, the end of one and the start of the other become one token, so the
+ * continuation's own tokens are not what the model would see.
+ */
+export function checkNoMerge(id: string, separate: number[], joint: number[], tokenString: (id: number) => string): void {
+  if (separate.length === joint.length && separate.every((t, i) => t === joint[i])) return;
+  let i = 0;
+  while (i < joint.length && joint[i] === separate[i]) i++;
+  throw new LanternError(`${id}: the tokenizer merged the end of the prompt with the start of the continuation into one token (${JSON.stringify(tokenString(joint[i] ?? separate[i]))}); start the continuation with a space or pass token ids`);
 }
 
 export interface LanguageModelBackend {
