@@ -53,6 +53,8 @@ export interface GgufEntry {
 }
 
 export interface GgufTensorInfo {
+  /** Where its descriptor starts in the file. */
+  at: number;
   name: string;
   dims: number[];
   type: number;
@@ -232,7 +234,7 @@ export function parseGguf(src: Source, where: string): GgufInfo {
     const offset = r.u64(`the offset of ${name}`);
     if (offset % BigInt(alignment) !== 0n) r.fail(`tensor ${name} starts at ${offset}, not a multiple of the alignment ${alignment}`, offsetAt);
     if (!Number.isSafeInteger(bytes) || offset > BigInt(src.size)) r.fail(`tensor ${name} lies outside the file`, offsetAt);
-    tensors.push({ name, dims, type, offset: Number(offset), bytes });
+    tensors.push({ at, name, dims, type, offset: Number(offset), bytes });
   }
   const dataOffset = Math.ceil(r.pos / alignment) * alignment;
   for (const t of tensors) {
