@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openBackend } from '../src/backends/index.js';
 import { GgufBackend } from '../src/backends/gguf.js';
 import { checkGgufFile } from '../src/backends/gguf-check.js';
+import { probeGguf } from '../src/backends/gguf-probe.js';
 import { LanternBackend } from '../src/backends/lantern.js';
 import { explainWithBackend } from '../src/methods/attribution/index.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
@@ -164,5 +165,18 @@ describe('hostile GGUF files are refused before llama.cpp sees them', () => {
       b.write('output_norm.weighx', i, 'latin1');
     });
     await expect(openBackend(`gguf:${f}`, { threads: 1 })).rejects.toThrow(/llama\.cpp cannot load .*renamed\.gguf: .*output_norm\.weight/);
+  });
+});
+
+describe('llama.cpp loads each file first in a child process', () => {
+  it("a child that aborts (llama.cpp's assertions exit 134) or never finishes is an error here, not this process's end", async () => {
+    const aborts = path.join(tmp, 'abort-child.mjs');
+    fs.writeFileSync(aborts, 'process.abort();\n');
+    await expect(probeGguf(file, 60_000, aborts)).rejects.toThrow(`llama.cpp aborted while loading ${file} (SIGABRT); the file is malformed or not one llama.cpp supports`);
+    const spins = path.join(tmp, 'spin-child.mjs');
+    fs.writeFileSync(spins, 'setInterval(() => {}, 1000);\n');
+    await expect(probeGguf(file, 500, spins)).rejects.toThrow(`llama.cpp did not finish loading ${file} within 0.5 s; the file is likely malformed`);
+    // The real child loads the exported file.
+    await expect(probeGguf(file)).resolves.toBeUndefined();
   });
 });

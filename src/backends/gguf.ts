@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { LanternError } from '../errors.js';
 import { checkGgufFile } from './gguf-check.js';
+import { probeGguf } from './gguf-probe.js';
 import { checkNoMerge } from './types.js';
 import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
 
@@ -32,6 +33,12 @@ export interface GgufOptions {
    * runs: measured here on 2 busy cores, 1 thread scored a continuation ~25x faster than 2.
    */
   threads?: number;
+  /**
+   * Load the file in a child process first (default true), so that a file which makes llama.cpp
+   * abort is an error here rather than this process's end. Costs one extra load (~1 s for small
+   * models; the file is then in the page cache).
+   */
+  isolate?: boolean;
 }
 
 export class GgufBackend implements LanguageModelBackend {
@@ -57,6 +64,7 @@ export class GgufBackend implements LanguageModelBackend {
     const abs = path.resolve(file);
     // llama.cpp aborts the process or allocates without bound on a bad header; refuse those here.
     checkGgufFile(abs);
+    if (o.isolate !== false) await probeGguf(abs);
     let lib: NodeLlama;
     try {
       lib = await import('node-llama-cpp');

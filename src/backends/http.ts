@@ -404,16 +404,6 @@ export class HttpBackend implements LanguageModelBackend {
     return t as number[];
   }
 
-  /** vLLM's (and Lantern's) /tokenize reports max_model_len; other servers do not say. */
-  async contextLength(): Promise<number | undefined> {
-    try {
-      const res = await this.post<{ max_model_len?: unknown }>('../tokenize', { model: this.o.model, prompt: 'x' });
-      return Number.isInteger(res.max_model_len) && (res.max_model_len as number) > 0 ? (res.max_model_len as number) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
   async detokenize(ids: number[]): Promise<string> {
     const res = await this.post<{ prompt?: unknown }>('../detokenize', { model: this.o.model, tokens: ids });
     if (typeof res.prompt !== 'string') throw this.malformed('to /detokenize has no prompt text');

@@ -9,7 +9,7 @@ import { LanternError } from '../../errors.js';
 const files = process.argv.slice(2);
 for (const [i, f] of files.entries()) {
   try {
-    const b = await GgufBackend.open(f, { threads: 1, contextSize: 64 });
+    const b = await GgufBackend.open(f, { threads: 1, contextSize: 64, isolate: false });
     await b.close();
     process.stdout.write(`loaded ${i}\n`);
   } catch (e) {
