@@ -2,11 +2,13 @@
 // against Lantern's OpenAI-compatible server on an ephemeral port, with the JSON it writes checked
 // against the library's result; bad input is one line.
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LanternBackend } from '../src/backends/lantern.js';
+import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, listModels } from '../src/backends/http.js';
 import { serveOpenAI, RunningServer } from '../src/interfaces/server/openai-compat.js';
 import { attribute, explainWithBackend, loadResult } from '../src/methods/attribution/index.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
@@ -103,7 +105,72 @@ describe('lantern attribute --backend', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as net.AddressInfo).port;
     await new Promise((r) => closed.close(r));
-    expectOneLineError(await runLantern(['attribute', '--backend', `http://127.0.0.1:${port}/v1`, '--text', 'a b'], tmp), /cannot reach http:\/\/127\.0\.0\.1:\d+\/v1\/models: ECONNREFUSED/);
+    expectOneLineError(await runLantern(['attribute', '--backend', `http://127.0.0.1:${port}/v1`, '--retries', '0', '--text', 'a b'], tmp), /GET http:\/\/127\.0\.0\.1:\d+\/v1\/models failed: network error: ECONNREFUSED/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'htp://127.0.0.1:8000/v1', '--text', 'a b'], tmp), /^lantern: error: unknown backend scheme 'htp:\/\/' in 'htp:\/\/127\.0\.0\.1:8000\/v1'; use http\(s\):\/\/host:port\/v1, gguf:<file\.gguf>, or lantern:/);
     expectOneLineError(await runLantern(['attribute', '--backend', srv.baseURL, '--remote-model', 'nope', '--retries', '0', '--text', 'a b', '--target', ' c'], tmp), /HTTP 404: The model 'nope' does not exist/);
+  });
+});
+
+describe('HTTP options and a hanging or refusing server', () => {
+  /** A server that accepts connections and never answers. */
+  async function hanging(): Promise<{ url: string; close: () => Promise<void> }> {
+    const sockets = new Set<net.Socket>();
+    const s = net.createServer((c) => { sockets.add(c); c.on('error', () => {}); });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(s.address() as net.AddressInfo).port}/v1`;
+    return { url, close: () => { for (const c of sockets) c.destroy(); return new Promise((r) => s.close(() => r())); } };
+  }
+
+  it('the defaults give up on a hanging server within about a minute: 3 attempts of 20 s plus at most 2.25 s of backoff', () => {
+    expect(DEFAULT_RETRIES).toBe(2);
+    expect(DEFAULT_TIMEOUT_MS).toBe(20_000);
+    // Backoff: 500 ms doubled per retry, with up to +50% jitter.
+    const worst = (DEFAULT_RETRIES + 1) * DEFAULT_TIMEOUT_MS + [0, 1].reduce((a, i) => a + 1.5 * 500 * 2 ** i, 0);
+    expect(worst).toBe(62_250);
+  });
+
+  it('explain takes --remote-model, --timeout, --retries, --api and --api-key-env; each retry is printed, then one error', async () => {
+    const h = await hanging();
+    try {
+      const r = await runLantern(['explain', '--method', 'smile', '--backend', h.url, '--remote-model', 'm', '--timeout', '300', '--retries', '1', '--api', 'completions', '--api-key-env', 'NO_SUCH_KEY', '--text', 'The old man walked', '--quiet'], tmp);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(/^lantern: completions attempt 1 of 2 failed \(no complete response within 300 ms\); retrying in \d+ ms$/);
+      expect(lines[1]).toMatch(/^lantern: error: http:m@http:\/\/127\.0\.0\.1:\d+\/v1: POST completions failed after 2 attempts: no complete response within 300 ms$/);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('explain against a server with two models names them, and --remote-model picks one', async () => {
+    const two = await serveOpenAI({ a: model, b: model });
+    try {
+      expectOneLineError(await runLantern(['explain', '--method', 'smile', '--backend', two.baseURL, '--text', 'The old man walked', '--quiet'], tmp), /serves 2 models \(a, b\); name one with --remote-model/);
+      const r = await runLantern(['explain', '--method', 'smile', '--backend', two.baseURL, '--remote-model', 'b', '--text', 'The old man walked', '--samples', '4', '--max-tokens', '2', '--quiet', '--json', '-'], tmp);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).backend).toBe(`http:b@${two.baseURL}`);
+      expectOneLineError(await runLantern(['explain', '--method', 'smile', '--text', 'a b', '--remote-model', 'b'], tmp), /--remote-model applies only to an http\(s\):\/\/ backend/);
+    } finally {
+      await two.close();
+    }
+  });
+
+  it('GET /models is retried like every other request', async () => {
+    let n = 0;
+    const flaky = http.createServer((req, res) => {
+      if (req.url?.endsWith('/models') && n++ === 0) { res.writeHead(503); res.end('busy'); return; }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ object: 'list', data: [{ id: 'only' }] }));
+    });
+    await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(flaky.address() as net.AddressInfo).port}/v1`;
+      expect(await listModels(url, { backoffMs: 1 })).toEqual(['only']);
+      expect(n).toBe(2);
+    } finally {
+      await new Promise((r) => flaky.close(r));
+    }
   });
 });

@@ -229,3 +229,15 @@ describe('lantern attribute --method lime|shap|shapley', () => {
     expectOneLineError(await runLantern(['attribute', '--model', folder, '--text', 'Hi there', '--method', 'lime', '--kernel-width', '-1'], tmp), /--kernel-width must be a positive number/);
   }, 60_000);
 });
+
+describe('coalitions that would not fit the heap', () => {
+  it('Shapley sampling of 5000 permutations over 250 tokens is refused before the first coalition is scored', async () => {
+    let called = 0;
+    const scorer = async (keep: boolean[][]) => { called++; return [keep.map(() => 0)]; };
+    await expect(shapleySamplingFit(250, scorer, { samples: 5000, seed: 0 }))
+      .rejects.toThrow(/^shapley with 5000 permutations x 251 coalitions needs about [\d.]+ GiB of JavaScript memory, more than half of this process's [\d.]+ GiB heap; use fewer samples/);
+    expect(called).toBe(0);
+    // A run that fits goes ahead.
+    expect((await shapleySamplingFit(250, scorer, { samples: 2, seed: 0 })).scores[0]).toHaveLength(250);
+  });
+});

@@ -114,6 +114,47 @@ describe('OpenAI-compatible server, through the official openai client', () => {
   });
 });
 
+describe('/v1 work is bounded', () => {
+  it('refuses a batch of 10,000 prompts with one clear 400', async () => {
+    const res = await fetch(`${srv.baseURL}/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: ID, prompt: Array.from({ length: 10_000 }, () => 'the cat'), max_tokens: 1 }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { message: 'prompt is a batch of 10000 prompts; this server takes at most 32 per request', param: 'prompt' } });
+    // 32 is still a batch it answers.
+    const ok = await client.completions.create({ model: ID, prompt: Array.from({ length: 32 }, (_, i) => `n${i}`), max_tokens: 0, echo: true });
+    expect(ok.choices).toHaveLength(32);
+  });
+
+  it('stops computing when the client disconnects', async () => {
+    let runs = 0;
+    const counted = Object.create(model, { run: { value: (...a: Parameters<HookedTransformer['run']>) => (runs++, model.run(...a)) } }) as HookedTransformer;
+    const own = await serveOpenAI(counted, { id: 'counted' });
+    try {
+      const ac = new AbortController();
+      // 32 prompts x 64 tokens: 2048 forward passes if nobody stopped it.
+      const req = fetch(`${own.baseURL}/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
+        body: JSON.stringify({ model: 'counted', prompt: Array.from({ length: 32 }, (_, i) => `Story ${i}:`), max_tokens: 64, temperature: 0 }),
+      }).catch((e: Error) => e);
+      while (runs < 5) await new Promise((r) => setTimeout(r, 20));
+      ac.abort();
+      expect(await req).toBeInstanceOf(Error);
+      // At most the pass in flight finishes; then the count stays put.
+      await new Promise((r) => setTimeout(r, 500));
+      const after = runs;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(runs).toBe(after);
+      expect(after).toBeLessThan(100);
+      // And the server still answers.
+      expect((await fetch(`${own.baseURL}/models`)).status).toBe(200);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('HttpBackend against the served model', () => {
   it('scores a continuation exactly as the engine does, from text or token ids', async () => {
     const local = new LanternBackend(model);
@@ -135,10 +176,40 @@ describe('HttpBackend against the served model', () => {
     expect(u).toMatchObject({ requests: 2 + 3, cachedRequests: 1, failures: 0 });
   });
 
+  it('text_offset counts code points of the decoded text on emoji, CJK and combining characters', async () => {
+    const offsets = async (text: string) => {
+      const r = await client.completions.create({ model: ID, prompt: text, max_tokens: 0, echo: true, logprobs: 0 });
+      return { tokens: r.choices[0].logprobs!.tokens!, offsets: r.choices[0].logprobs!.text_offset! };
+    };
+    // " dog" starts at code point 13: x, space, the croissant (one code point, 4 UTF-8 bytes in 3 tokens), " went to a".
+    const dog = await offsets('x 🥐 went to a dog');
+    expect(dog.tokens).toEqual(['x', ' �', '�', '�', ' went', ' to', ' a', ' dog']);
+    expect(dog.offsets).toEqual([0, 1, 2, 2, 3, 8, 11, 13]);
+    // A token starting inside a character gets that character's offset.
+    expect((await offsets('東京は日本の首都です')).offsets).toEqual([0, 0, 1, 1, 2, 3, 3, 4, 4, 5, 6, 6, 7, 7, 8, 9]);
+    // e + U+0301 (combining acute) are two code points.
+    expect((await offsets('cafe\u0301 au lait')).offsets).toEqual([0, 1, 4, 4, 5, 8, 10]);
+    // Without echo, offsets continue from the end of the prompt.
+    const g = await client.completions.create({ model: ID, prompt: 'x 🥐 went to a', max_tokens: 2, temperature: 0, logprobs: 0 });
+    expect(g.choices[0].logprobs!.text_offset![0]).toBe(13);
+  });
+
+  it('scores only the continuation after emoji and other non-ASCII prompts, as the Lantern backend does', async () => {
+    const local = new LanternBackend(model);
+    const http = new HttpBackend({ baseURL: srv.baseURL, model: ID });
+    for (const [prompt, cont] of [['x 🥐 went to a', ' dog'], ['I ordered a ☕ then I', ' went'], ['東京は日本の', ' city'], ['cafe\u0301 au', ' lait']]) {
+      const got = await http.scoreContinuation(prompt, cont);
+      expect(got).toEqual(await local.scoreContinuation(prompt, cont));
+      expect(got.tokens.join('')).toBe(cont);
+    }
+  });
+
   it('refuses a continuation the server would merge with the prompt', async () => {
     const http = new HttpBackend({ baseURL: srv.baseURL, model: ID });
     // "the" + "re" is tokenized as " there": the continuation has no boundary of its own.
     await expect(http.scoreContinuation('He went to the', 're')).rejects.toThrow(/merged the end of the prompt/);
+    // The engine's own backend refuses it the same way, rather than scoring tokens the model would not see.
+    await expect(new LanternBackend(model).scoreContinuation('He went to the', 're')).rejects.toThrow(/^lantern:.*: the tokenizer merged the end of the prompt with the start of the continuation into one token \(" there"\)/);
   });
 
   it('chat scoring is marked approximate; its first token equals the exact completions log-prob', async () => {

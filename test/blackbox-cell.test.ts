@@ -74,6 +74,13 @@ describe('m-CELL', () => {
     expect(await raw.score(PROMPT, PRAISE, 'x', REFUSAL)).toBeCloseTo(pA - pB, 12);
     expect(await raw.score(PROMPT, REFUSAL, 'x', PRAISE)).toBeCloseTo(pB - pA, 12);
     expect(await raw.score(PROMPT, PRAISE, 'x', PRAISE)).toBe(0);
+    // The same response judged again costs no calls, and none are counted.
+    const counted = preferenceScorer(judge);
+    const before = judge.scoreCalls;
+    await counted.score(PROMPT, PRAISE, 'x', REFUSAL);
+    await counted.score(PROMPT, PRAISE, 'y', REFUSAL);
+    expect(counted.calls()).toBe(2);
+    expect(judge.scoreCalls - before).toBe(2);
     expect(preferencePrompt('Q', 'a', 'b')).toBe('POST: Q\n\n RESPONSE A: a. \n\n RESPONSE B: b. \n\n Which response is better? RESPONSE');
   });
 });

@@ -143,3 +143,23 @@ describe('SMILE on the bundled model (LanternBackend)', async () => {
     expect(await textDistance(embedder, ' river', '')).toBeCloseTo(1, 9);
   });
 });
+
+describe('SMILE on huge prompts', () => {
+  const HUGE = Array.from({ length: 24_000 }, (_, i) => `w${i % 97}`).join(' ');
+
+  it('checks the context length before drawing a single mask', async () => {
+    const model = await loadModel(BUNDLED_MODEL);
+    const backend = new LanternBackend(model);
+    const n = model.toTokens(HUGE).length;
+    await expect(smile(backend, HUGE, { embedder: oneHotWords(), samples: 24_000 }))
+      .rejects.toThrow(`the prompt is ${n} tokens; with 24 response tokens it does not fit ${backend.id}'s context of 256 tokens`);
+    expect(backend.usage().requests).toBe(0);
+  });
+
+  it('refuses, before its first call, the samples that would not fit the heap, and the advice to raise them is given first', async () => {
+    const backend = new RuleBackend('rule:any', () => 'ok');
+    await expect(smile(backend, HUGE, { embedder: oneHotWords(), samples: 64 })).rejects.toThrow('SMILE over 24000 words needs at least 24000 perturbed prompts for its regression, got 64; raise the samples');
+    await expect(smile(backend, HUGE, { embedder: oneHotWords(), samples: 24_000 })).rejects.toThrow(/^SMILE over 24000 words with 24000 samples needs about [\d.]+ GiB of JavaScript memory, more than half of this process's [\d.]+ GiB heap; use a shorter prompt$/);
+    expect(backend.generateCalls).toBe(0);
+  });
+});

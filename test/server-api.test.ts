@@ -453,3 +453,66 @@ describe('crash safety', () => {
     }
   });
 });
+
+describe('work limits', () => {
+  const LONG = 'the '.repeat(250).trim(); // 250 tokens
+
+  it('refuses the request that killed the server (Shapley, 5000 permutations, 250 tokens) up front, naming the limit; the server keeps answering', async () => {
+    const before = (await api('GET', '/api/runs?limit=1000')).json.runs.length;
+    for (const url of ['/api/attribution?async=true', '/api/attribution']) {
+      const r = await api('POST', url, { text: LONG, method: 'shapley', samples: 5000 });
+      expect(r.status).toBe(400);
+      expect(r.json.limit).toBe('max-job-seconds');
+      expect(r.json.error).toMatch(/^this attribution request \(5000 permutations x 251 coalitions, 250 tokens\) needs about 1,255,000 forward passes, ~[\d.]+ hours: more than this server's --max-job-seconds 600; use fewer samples or a shorter prompt$/);
+    }
+    // Nothing was queued or saved, and the server answers at once.
+    expect((await api('GET', '/api/runs?limit=1000')).json.runs.length).toBe(before);
+    expect((await api('GET', '/api/health')).json).toMatchObject({ ok: true, queued: 0 });
+    expect((await api('POST', '/api/forward', { text: 'still here' })).status).toBe(200);
+  });
+
+  it('limits set by the owner: long IG, LIME and SHAP runs and big memory are 400s naming --max-job-seconds / --max-job-memory; small ones run', async () => {
+    const dir = path.join(tmp, 'limits');
+    const small = await buildServer({ dataDir: dir, allowHub: false, limits: { maxJobSeconds: 30, maxJobMemory: 64 * 2 ** 20 } });
+    try {
+      const post = async (url: string, body: unknown) => {
+        const r = await small.inject({ method: 'POST', url, payload: body as object, headers: { host: 'localhost' } });
+        return { status: r.statusCode, json: r.json() };
+      };
+      for (const body of [{ method: 'ig', steps: 512 }, { method: 'lime', samples: 5000 }, { method: 'shap', samples: 5000 }]) {
+        const r = await post('/api/attribution?async=true', { text: LONG, ...body });
+        expect(r.status, JSON.stringify(body)).toBe(400);
+        expect(r.json).toMatchObject({ limit: 'max-job-seconds', error: expect.stringMatching(/more than this server's --max-job-seconds 30; use fewer (steps|samples) or a shorter prompt$/) });
+      }
+      const mem = await post('/api/attribution', { text: LONG, method: 'ig', steps: 4 });
+      expect(mem.status).toBe(400);
+      expect(mem.json).toMatchObject({ limit: 'max-job-memory', error: expect.stringMatching(/and ~\d+ MiB of memory: more than this server's --max-job-memory 64 MiB/) });
+      const ok = await post('/api/attribution', { text: PROMPT, method: 'ig', steps: 8 });
+      expect(ok.status).toBe(200);
+      expect(ok.json.status).toBe('done');
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('a job whose estimate was too low is stopped at --max-job-seconds with an error, and the queue goes on', async () => {
+    // An absurd arithmetic rate makes the estimate pass; 1952 single-patch runs then outlast 1 s.
+    const dir = path.join(tmp, 'deadline');
+    const s = await buildServer({ dataDir: dir, allowHub: false, limits: { maxJobSeconds: 1, flopsPerSecond: 1e18 } });
+    try {
+      const body = { clean: `${'the '.repeat(60)}cat`, corrupt: `${'the '.repeat(60)}dog`, answer: ' sat', sweep: 'heads', byPosition: true, batchSize: 1 };
+      const r = await s.inject({ method: 'POST', url: '/api/patching', payload: body, headers: { host: 'localhost' } });
+      expect(r.statusCode).toBe(400);
+      expect(r.json().error).toMatch(/^stopped after 1 s, this server's --max-job-seconds/);
+      const after = await s.inject({ method: 'POST', url: '/api/forward', payload: { text: 'next' }, headers: { host: 'localhost' } });
+      expect(after.json().status).toBe('done');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('lantern serve takes --max-job-seconds and --max-job-memory, and rejects bad values in one line', async () => {
+    expectOneLineError(await runLantern(['serve', '--max-job-seconds', '0'], tmp), /--max-job-seconds must be a positive number, got '0'/);
+    expectOneLineError(await runLantern(['serve', '--max-job-memory', 'lots'], tmp), /--max-job-memory must be a size such as 2G, 512M or a byte count, got 'lots'/);
+  });
+});

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -241,6 +242,34 @@ describe('Tokenizer loading errors', () => {
     fs.writeFileSync(p, '[1, 2]');
     expect(() => Tokenizer.fromFile(p)).toThrow(/config\.json: tokenizer is not a JSON object/);
     expect(() => Tokenizer.fromJSON({ model: { type: 'Nonsense' } })).toThrow(LanternError);
+  });
+
+  it('a tokenizer.json that is not a regular file, or is huge, is refused before reading', () => {
+    const zero = path.join(dir, 'zero-tokenizer.json');
+    fs.rmSync(zero, { force: true });
+    fs.symlinkSync('/dev/zero', zero);
+    expect(() => Tokenizer.fromFile(zero)).toThrow(`${zero}: tokenizer file is not a regular file (a character device)`);
+    const folder = path.join(dir, 'folder-tokenizer.json');
+    fs.mkdirSync(folder, { recursive: true });
+    expect(() => Tokenizer.fromFile(folder)).toThrow(`${folder}: tokenizer file is not a regular file (a folder)`);
+    const fifo = path.join(dir, 'fifo-tokenizer.json');
+    fs.rmSync(fifo, { force: true });
+    execFileSync('mkfifo', [fifo]);
+    expect(() => Tokenizer.fromFile(fifo)).toThrow(`${fifo}: tokenizer file is not a regular file (a FIFO)`);
+    const huge = path.join(dir, 'huge-tokenizer.json');
+    fs.writeFileSync(huge, '');
+    fs.truncateSync(huge, 300 * 2 ** 20); // sparse: takes no disk
+    expect(() => Tokenizer.fromFile(huge)).toThrow(/huge-tokenizer\.json: tokenizer file is 300 MiB, more than the 256 MiB/);
+  });
+
+  it('a tokenizer model that is not BPE is an error, not read as BPE', () => {
+    const vocab = { '[UNK]': 0, a: 1, '##b': 2 };
+    expect(() => Tokenizer.fromJSON({ model: { type: 'WordPiece', vocab, unk_token: '[UNK]' } }))
+      .toThrow('tokenizer.json: tokenizer model type "WordPiece" is not supported; Lantern reads BPE tokenizers');
+    expect(() => Tokenizer.fromJSON({ model: { type: 'Unigram', vocab: [['a', 0]] } })).toThrow(/model type "Unigram" is not supported/);
+    expect(() => Tokenizer.fromJSON({ model: { vocab } })).toThrow(/model type \(none given\) is not supported/);
+    // No type but merges: BPE, as the Hugging Face library reads it.
+    expect(Tokenizer.fromJSON({ model: { vocab: { a: 0, b: 1, ab: 2 }, merges: ['a b'] } }).encode('ab')).toEqual([2]);
   });
 
   it('minimal tokenizer.json without optional sections', () => {

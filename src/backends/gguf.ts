@@ -11,10 +11,12 @@
  * node-llama-cpp is ESM-only and loads a native addon, so it is imported on first use: the rest of
  * Lantern never pays for it.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LanternError } from '../errors.js';
+import { checkGgufFile } from './gguf-check.js';
+import { probeGguf } from './gguf-probe.js';
+import { checkNoMerge } from './types.js';
 import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
 
 type NodeLlama = typeof import('node-llama-cpp');
@@ -31,6 +33,12 @@ export interface GgufOptions {
    * runs: measured here on 2 busy cores, 1 thread scored a continuation ~25x faster than 2.
    */
   threads?: number;
+  /**
+   * Load the file in a child process first (default true), so that a file which makes llama.cpp
+   * abort is an error here rather than this process's end. Costs one extra load (~1 s for small
+   * models; the file is then in the page cache).
+   */
+  isolate?: boolean;
 }
 
 export class GgufBackend implements LanguageModelBackend {
@@ -54,12 +62,9 @@ export class GgufBackend implements LanguageModelBackend {
 
   static async open(file: string, o: GgufOptions = {}): Promise<GgufBackend> {
     const abs = path.resolve(file);
-    if (!fs.existsSync(abs) || !fs.statSync(abs).isFile()) throw new LanternError(`no GGUF file at ${abs}`);
-    const fd = fs.openSync(abs, 'r');
-    const magic = Buffer.alloc(4);
-    fs.readSync(fd, magic, 0, 4, 0);
-    fs.closeSync(fd);
-    if (magic.toString('latin1') !== 'GGUF') throw new LanternError(`${abs} is not a GGUF file (it does not start with "GGUF")`);
+    // llama.cpp aborts the process or allocates without bound on a bad header; refuse those here.
+    checkGgufFile(abs);
+    if (o.isolate !== false) await probeGguf(abs);
     let lib: NodeLlama;
     try {
       lib = await import('node-llama-cpp');
@@ -68,11 +73,23 @@ export class GgufBackend implements LanguageModelBackend {
     }
     // build: 'never': never compile llama.cpp from source (that would need the network and cmake).
     const llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.error, progressLogs: false });
+    // llama.cpp says why a load failed only in its log, and its log lines reach JavaScript
+    // asynchronously, some after loadModel has rejected: they are collected while a load is open.
+    const said: string[] = [];
+    const previous = llama.logger;
+    llama.logger = (level, message) => {
+      if (level === lib.LlamaLogLevel.error || level === lib.LlamaLogLevel.fatal) said.push(message.trim());
+      else previous(level, message);
+    };
     let model: LlamaModel;
     try {
       model = await llama.loadModel({ modelPath: abs });
     } catch (e) {
-      throw new LanternError(`llama.cpp cannot load ${abs}: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, 100));
+      const why = [...new Set(said.filter((l) => !/failed to load model$/.test(l)).map((l) => l.replace(/^llama_model_load:\s*/, '')))].join('; ');
+      throw new LanternError(`llama.cpp cannot load ${abs}: ${why || (e as Error).message}`);
+    } finally {
+      llama.logger = previous;
     }
     const contextSize = Math.min(o.contextSize ?? 2048, model.trainContextSize);
     const threads = o.threads ?? Math.max(1, Math.min(4, os.availableParallelism() - 1));
@@ -102,6 +119,9 @@ export class GgufBackend implements LanguageModelBackend {
     const p = this.ids(prompt, 'prompt');
     const c = this.ids(continuation, 'continuation');
     const input = [...p, ...c];
+    if (typeof prompt === 'string' && typeof continuation === 'string') {
+      checkNoMerge(this.id, input, this.ids(prompt + continuation, 'prompt'), (t) => this.model.detokenize([t as never]));
+    }
     if (input.length > this.context.contextSize) throw new LanternError(`prompt + continuation is ${input.length} tokens, more than the context of ${this.context.contextSize}`);
     const out = await this.exclusive(async () => {
       await this.seq.clearHistory();
@@ -180,6 +200,10 @@ export class GgufBackend implements LanguageModelBackend {
 
   async detokenize(ids: number[]): Promise<string> {
     return this.model.detokenize(ids as never[]);
+  }
+
+  async contextLength(): Promise<number> {
+    return this.context.contextSize;
   }
 
   usage(): Usage {

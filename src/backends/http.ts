@@ -41,9 +41,9 @@ export interface HttpBackendOptions {
   apiKeyEnv?: string;
   /** Requests in flight at once (default 4). */
   concurrency?: number;
-  /** Retries after the first attempt (default 4). */
+  /** Retries after the first attempt (default 2). */
   retries?: number;
-  /** Per-attempt limit, including reading the body (default 60 s). */
+  /** Per-attempt limit, including reading the body (default 20 s). */
   timeoutMs?: number;
   /** First backoff delay (default 500 ms), doubled per retry, with ±50% jitter. */
   backoffMs?: number;
@@ -116,6 +116,9 @@ function positiveInt(v: number | undefined, fallback: number, what: string, min 
   return n;
 }
 
+export const DEFAULT_RETRIES = 2;
+export const DEFAULT_TIMEOUT_MS = 20_000;
+
 /** Code points, the unit of OpenAI's `text_offset` (a Python string index). */
 const codePoints = (s: string): number => [...s].length;
 
@@ -160,8 +163,9 @@ export class HttpBackend implements LanguageModelBackend {
     this.apiKey = o.apiKey ?? process.env[o.apiKeyEnv ?? 'OPENAI_API_KEY'];
     this.limit = pLimit(positiveInt(o.concurrency, 4, 'concurrency'));
     this.opts = {
-      retries: positiveInt(o.retries, 4, 'retries', 0),
-      timeoutMs: positiveInt(o.timeoutMs, 60_000, 'timeout (ms)'),
+      // A hanging server fails a command within about a minute: 3 attempts of 20 s, plus backoff.
+      retries: positiveInt(o.retries, DEFAULT_RETRIES, 'retries', 0),
+      timeoutMs: positiveInt(o.timeoutMs, DEFAULT_TIMEOUT_MS, 'timeout (ms)'),
       backoffMs: positiveInt(o.backoffMs, 500, 'backoff (ms)', 0),
       maxBackoffMs: positiveInt(o.maxBackoffMs, 20_000, 'max backoff (ms)', 0),
       topLogprobs: positiveInt(o.topLogprobs, 20, 'top logprobs', 0),
@@ -205,16 +209,18 @@ export class HttpBackend implements LanguageModelBackend {
     return `${this.baseURL}/${path}`;
   }
 
-  private async send<T>(path: string, body: object, signal?: AbortSignal): Promise<T> {
-    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+  /** `body` undefined: a GET. */
+  private async send<T>(path: string, body: object | undefined, signal?: AbortSignal): Promise<T> {
+    const method = body === undefined ? 'GET' : 'POST';
+    const headers: Record<string, string> = { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
-    const payload = JSON.stringify(body);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     for (let attempt = 0; ; attempt++) {
       let outcome: Outcome;
       const timeout = AbortSignal.timeout(this.opts.timeoutMs);
       try {
         const res = await fetch(this.url(path), {
-          method: 'POST', headers, body: payload, signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+          method, headers, body: payload, signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
         });
         const text = await res.text();
         if (res.ok) {
@@ -239,7 +245,7 @@ export class HttpBackend implements LanguageModelBackend {
         this.counts.failures++;
         this.o.onEvent?.({ type: 'failure', path, attempt, reason: outcome.reason });
         const tries = attempt > 0 ? ` after ${attempt + 1} attempts` : '';
-        throw new LanternError(`${this.id}: POST ${path} failed${tries}: ${outcome.reason}`);
+        throw new LanternError(`${this.id}: ${method} ${path} failed${tries}: ${outcome.reason}`);
       }
       const backoff = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** attempt) * (0.5 + Math.random());
       const delayMs = Math.min(this.opts.maxBackoffMs, Math.max(backoff, outcome.retryAfterMs ?? 0));
@@ -383,6 +389,13 @@ export class HttpBackend implements LanguageModelBackend {
     return out;
   }
 
+  /** The model ids the server lists at GET /models, with the same retries as every other request. */
+  async models(): Promise<string[]> {
+    const res = await this.limit(() => this.send<{ data?: { id?: unknown }[] }>('models', undefined));
+    if (!Array.isArray(res?.data)) throw this.malformed('to GET /models has no data list');
+    return res.data.map((m) => String(m?.id));
+  }
+
   /** Token ids by the server's tokenizer, through vLLM's `POST /tokenize` (Lantern's server has it too). */
   async tokenize(text: string): Promise<number[]> {
     const res = await this.post<{ tokens?: unknown }>('../tokenize', { model: this.o.model, prompt: text });
@@ -398,21 +411,15 @@ export class HttpBackend implements LanguageModelBackend {
   }
 }
 
-/** The models a server lists at GET /v1/models. */
-export async function listModels(baseURL: string, apiKey = process.env.OPENAI_API_KEY, timeoutMs = 10_000): Promise<string[]> {
-  const b = new HttpBackend({ baseURL, model: '-', apiKey }).baseURL;
-  let res: Response;
+/** The models a server lists at GET /v1/models (retried as any request: 429, 5xx, timeouts). */
+export async function listModels(baseURL: string, o: string | Partial<Omit<HttpBackendOptions, 'baseURL' | 'model'>> = {}): Promise<string[]> {
+  const opts = typeof o === 'string' ? { apiKey: o } : o;
+  const b = new HttpBackend({ ...opts, baseURL, model: '-', cache: false });
   try {
-    res = await fetch(`${b}/models`, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {}, signal: AbortSignal.timeout(timeoutMs) });
+    return await b.models();
   } catch (e) {
-    throw new LanternError(`cannot reach ${b}/models: ${networkReason(e)}`);
-  }
-  const text = await res.text();
-  if (!res.ok) throw new LanternError(`${b}/models: HTTP ${res.status}: ${errorText(text)}`);
-  try {
-    const j = JSON.parse(text) as { data?: { id?: unknown }[] };
-    return (j.data ?? []).map((m) => String(m.id));
-  } catch {
-    throw new LanternError(`${b}/models: malformed JSON`);
+    // No model is named yet: say which URL failed instead of the placeholder's id.
+    if (e instanceof LanternError) throw new LanternError(e.message.replace(`${b.id}: GET models`, `GET ${b.baseURL}/models`));
+    throw e;
   }
 }

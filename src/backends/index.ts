@@ -26,10 +26,15 @@ export interface OpenBackendOptions extends Partial<Omit<HttpBackendOptions, 'ba
 }
 
 export async function openBackend(spec: string, o: OpenBackendOptions = {}): Promise<LanguageModelBackend> {
-  if (/^https?:\/\//.test(spec)) {
+  const scheme = /^([a-z][\w+.-]*):\/\//i.exec(spec)?.[1];
+  if (scheme !== undefined && !/^https?$/i.test(scheme)) {
+    throw new LanternError(`unknown backend scheme '${scheme}://' in '${spec}'; use http(s)://host:port/v1, gguf:<file.gguf>, or lantern:<model folder or Hub id>`);
+  }
+  if (/^https?:\/\//i.test(spec)) {
     let model = o.model;
     if (!model) {
-      const models = await listModels(spec, o.apiKey ?? process.env[o.apiKeyEnv ?? 'OPENAI_API_KEY']);
+      const { model: _m, contextSize: _c, threads: _t, ...http } = o;
+      const models = await listModels(spec, http);
       if (models.length !== 1) throw new LanternError(`${spec} serves ${models.length} models (${models.slice(0, 5).join(', ')}); name one with --remote-model`);
       model = models[0];
     }

@@ -5,6 +5,7 @@
 import { LanternError } from '../errors.js';
 import { generate } from '../models/generate.js';
 import type { HookedTransformer } from '../models/hooked.js';
+import { checkNoMerge } from './types.js';
 import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
 
 export class LanternBackend implements LanguageModelBackend {
@@ -29,6 +30,9 @@ export class LanternBackend implements LanguageModelBackend {
     if (bad !== undefined) throw new LanternError(`token id ${bad} is outside the vocabulary [0, ${V})`);
     if (c.length === 0) throw new LanternError('empty continuation: nothing to score');
     const input = [...p, ...c];
+    if (typeof prompt === 'string' && typeof continuation === 'string') {
+      checkNoMerge(this.id, input, this.model.toTokens(prompt + continuation), (t) => this.model.tokenStrings([t])[0]);
+    }
     if (input.length > this.model.cfg.nCtx) throw new LanternError(`prompt + continuation is ${input.length} tokens, longer than the model's context of ${this.model.cfg.nCtx}`);
     // Entry t - 1 scores input token t; the continuation starts at input position p.length.
     const logprobs = (await this.model.tokenLogprobs(input)).logprobs.slice(p.length - 1);
@@ -61,6 +65,10 @@ export class LanternBackend implements LanguageModelBackend {
 
   async detokenize(ids: number[]): Promise<string> {
     return this.model.toString(ids);
+  }
+
+  async contextLength(): Promise<number> {
+    return this.model.cfg.nCtx;
   }
 
   usage(): Usage {

@@ -8,6 +8,8 @@
  * two can be compared number for number.
  */
 
+import { LanternError } from '../errors.js';
+
 export type Prompt = string | number[];
 
 /**
@@ -66,6 +68,18 @@ export interface Usage {
   cost?: number;
 }
 
+/**
+ * The error every backend gives when text scoring cannot separate the continuation from the
+ * prompt: tokenized together, the end of one and the start of the other become one token, so the
+ * continuation's own tokens are not what the model would see.
+ */
+export function checkNoMerge(id: string, separate: number[], joint: number[], tokenString: (id: number) => string): void {
+  if (separate.length === joint.length && separate.every((t, i) => t === joint[i])) return;
+  let i = 0;
+  while (i < joint.length && joint[i] === separate[i]) i++;
+  throw new LanternError(`${id}: the tokenizer merged the end of the prompt with the start of the continuation into one token (${JSON.stringify(tokenString(joint[i] ?? separate[i]))}); start the continuation with a space or pass token ids`);
+}
+
 export interface LanguageModelBackend {
   /** Identifies the model in saved results (e.g. 'lantern:lantern-demo', 'http:gpt-4o-mini@https://…', 'gguf:/path/model.gguf'). */
   readonly id: string;
@@ -74,6 +88,8 @@ export interface LanguageModelBackend {
   /** Token ids of `text` in the backend's own vocabulary, when it can tell. */
   tokenize?(text: string): Promise<number[]>;
   detokenize?(ids: number[]): Promise<string>;
+  /** Most tokens a prompt and its continuation may take together, when the backend can tell. */
+  contextLength?(): Promise<number | undefined>;
   usage(): Usage;
   close?(): Promise<void>;
 }

@@ -156,6 +156,11 @@ async function methodBench(model: HookedTransformer): Promise<void> {
 
 async function main() {
   if (process.argv[2] === '--memory') return memoryChild(Number(process.argv[3]));
+  if (process.argv[2] === '--job-memory') { // npm run bench -- --job-memory: the Workbench's RSS around a cancelled job
+    const { jobMemory, describeJobMemory } = await import('./job-memory.js');
+    console.log(describeJobMemory(await jobMemory()));
+    process.exit(0);
+  }
   if (process.argv[2] === '--methods') { // only the methods' batching bars: npm run bench -- --methods
     await methodBench(await randomModel(GPT2_SMALL));
     process.exit(0);

@@ -8,6 +8,18 @@ import * as path from 'node:path';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { LanternError } from '../errors.js';
 
+/** Far above any real tokenizer.json (GPT-2's is 1.4 MB, large multilingual ones ~30 MB). */
+const MAX_TOKENIZER_BYTES = 256 * 2 ** 20;
+
+function fileKind(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a folder';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  return 'not a plain file';
+}
+
 export class Tokenizer {
   readonly vocabSize: number;
   /** id -> token; holes (ids no token has) stay undefined. */
@@ -31,20 +43,48 @@ export class Tokenizer {
 
   /** Loads a Hugging Face `tokenizer.json`. */
   static fromFile(path: string): Tokenizer {
-    let text: string;
+    return Tokenizer.build(Tokenizer.readJson(path), path);
+  }
+
+  /**
+   * Reads the file through one descriptor, checked with fstat before any byte is read: a device
+   * (a link to /dev/zero), a FIFO or a folder would make readFileSync read forever or abort the
+   * process allocating, and checking the path first would leave a window for it to be swapped.
+   */
+  private static readJson(path: string): unknown {
+    let fd: number;
     try {
-      text = fs.readFileSync(path, 'utf8');
+      fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw new LanternError(code === 'ENOENT' ? `${path}: tokenizer file not found` : `${path}: cannot read (${(e as Error).message})`);
     }
-    let json: unknown;
+    let text: string;
     try {
-      json = JSON.parse(text);
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new LanternError(`${path}: tokenizer file is not a regular file (${fileKind(st)})`);
+      if (st.size > MAX_TOKENIZER_BYTES) {
+        throw new LanternError(`${path}: tokenizer file is ${(st.size / 2 ** 20).toFixed(0)} MiB, more than the ${MAX_TOKENIZER_BYTES / 2 ** 20} MiB a tokenizer.json can sensibly be`);
+      }
+      const buf = Buffer.alloc(st.size);
+      let got = 0;
+      while (got < st.size) {
+        const n = fs.readSync(fd, buf, got, st.size - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      text = buf.subarray(0, got).toString('utf8');
+    } catch (e) {
+      if (e instanceof LanternError) throw e;
+      throw new LanternError(`${path}: cannot read (${(e as Error).message})`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      return JSON.parse(text);
     } catch (e) {
       throw new LanternError(`${path}: tokenizer file is not JSON (${(e as Error).message})`);
     }
-    return Tokenizer.build(json, path);
   }
 
   /**
@@ -91,6 +131,13 @@ export class Tokenizer {
     const obj = json as Record<string, unknown>;
     if (typeof obj.model !== 'object' || obj.model === null) {
       throw new LanternError(`${source}: tokenizer has no "model" section; is this a Hugging Face tokenizer.json?`);
+    }
+    // The library builds a BPE model from anything with a vocabulary, so a WordPiece or Unigram
+    // file would load and then split text wrongly rather than fail.
+    const model = obj.model as Record<string, unknown>;
+    const type = model.type ?? (Array.isArray(model.merges) ? 'BPE' : undefined);
+    if (type !== 'BPE') {
+      throw new LanternError(`${source}: tokenizer model type ${type === undefined ? '(none given)' : JSON.stringify(type)} is not supported; Lantern reads BPE tokenizers (as GPT-2's)`);
     }
     // The library insists these keys exist even though tokenizer.json allows leaving them out.
     const filled = {

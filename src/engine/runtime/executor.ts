@@ -106,6 +106,15 @@ export class Executor {
     await this.call({ kind: 'dropWeights', setId: set.id });
   }
 
+  /**
+   * Releases every compiled session, and with them the memory ORT's arenas grew to for their
+   * largest batches (an arena never shrinks on its own); the next run of a graph compiles it again.
+   */
+  async releaseSessions(): Promise<void> {
+    this.compiled.clear();
+    await this.call({ kind: 'evictAll' });
+  }
+
   /** Compiles `build()` under `signature` unless a session for it exists. */
   compile(signature: string, build: () => GraphLike): Promise<void> {
     let p = this.compiled.get(signature);

@@ -31,6 +31,12 @@ async function handle(msg) {
       if (s) await s.release();
       return {};
     }
+    case 'evictAll': {
+      const all = [...sessions.values()];
+      sessions.clear();
+      for (const s of all) await s.release();
+      return {};
+    }
     case 'weights': {
       const set = {};
       for (const [name, t] of Object.entries(msg.tensors)) set[name] = toOrt(t);

@@ -7,25 +7,21 @@
 import fs from 'node:fs';
 import { Option } from 'commander';
 import { openBackend } from '../../backends/index.js';
-import type { HttpEvent } from '../../backends/http.js';
 import { LanternError } from '../../errors.js';
 import { explainWithBackend, renderHtml, renderTerminal, resultToJSON, PERTURBATION_METHODS } from '../../methods/attribution/index.js';
 import type { BackendMasking, Granularity } from '../../methods/attribution/index.js';
 import { defaultModel } from './defaults.js';
-import { nonNegativeInt, positiveInt } from './forward.js';
+import { positiveInt } from './forward.js';
+import { httpBackendOptions, httpOptions } from './http-options.js';
 import { assertWritable } from './output.js';
 
 /** Options of `attribute` that only a backend run takes. */
 export function backendOptions(): Option[] {
   return [
     new Option('--backend <spec>', "explain through a black-box backend: http(s)://host:port/v1 (OpenAI-compatible), gguf:<file.gguf>, lantern (the bundled model) or lantern:<folder|hub-id>; perturbation methods only"),
-    new Option('--remote-model <name>', 'with an http backend: the model name on the server (default: its only model)'),
-    new Option('--api <api>', 'with an http backend: completions (exact scores via echo + logprobs, default) or chat (approximate, from top_logprobs)'),
+    ...httpOptions(),
     new Option('--concurrency <n>', 'with an http backend: requests in flight (default 4)').argParser(positiveInt('--concurrency')),
-    new Option('--retries <n>', 'with an http backend: retries on 429 / 5xx / timeouts / malformed answers (default 4)').argParser(nonNegativeInt('--retries', 100)),
-    new Option('--timeout <ms>', 'with an http backend: per-request timeout in ms (default 60000)').argParser(positiveInt('--timeout')),
     new Option('--no-cache', 'with an http backend: do not answer identical queries from memory'),
-    new Option('--api-key-env <name>', 'with an http backend: environment variable holding the API key (default OPENAI_API_KEY)'),
   ];
 }
 
@@ -58,7 +54,6 @@ export async function attributeViaBackend(opts: Record<string, any>, methodGiven
   const white = WHITE_BOX_ONLY.find((k) => opts[k] !== undefined);
   if (white) throw new LanternError(`${flagOf(white)} does not apply with --backend${white === 'model' ? ' (use --backend lantern:<folder>)' : ''}`);
   if (opts.kind === 'logit') throw new LanternError("--kind logit needs the model's logits; with --backend use logprob or prob");
-  if (opts.api !== undefined && opts.api !== 'completions' && opts.api !== 'chat') throw new LanternError(`--api must be completions or chat, got '${opts.api}'`);
   if (opts.samples !== undefined && method === 'occlusion') throw new LanternError('--samples applies only to --method lime, shap or shapley');
   if (opts.kernelWidth !== undefined && method !== 'lime') throw new LanternError('--kernel-width applies only to --method lime');
   if (opts.html) assertWritable(opts.html, '--html');
@@ -69,12 +64,7 @@ export async function attributeViaBackend(opts: Record<string, any>, methodGiven
   const httpOnly = BACKEND_ONLY.find((k) => opts[k] !== undefined) ?? (opts.cache === false ? 'cache' : undefined);
   if (!http && httpOnly) throw new LanternError(`${httpOnly === 'cache' ? '--no-cache' : flagOf(httpOnly)} applies only to an http(s):// backend`);
   const mask = opts.mask === undefined ? undefined : masking(opts.mask);
-  const backend = await openBackend(spec, {
-    model: opts.remoteModel, api: opts.api, concurrency: opts.concurrency, retries: opts.retries, timeoutMs: opts.timeout,
-    cache: opts.cache, apiKeyEnv: opts.apiKeyEnv,
-    // A retry is worth seeing: a long run that is being throttled is not stuck.
-    onEvent: (e: HttpEvent) => { if (e.type === 'retry') console.error(`retrying (${e.attempt}) after ${e.reason}, in ${Math.round(e.delayMs ?? 0)} ms`); },
-  });
+  const backend = await openBackend(spec, { ...httpBackendOptions(opts), concurrency: opts.concurrency, cache: opts.cache });
   try {
     const result = await explainWithBackend(backend, {
       prompt: opts.text, target: opts.target, method, granularity: opts.granularity as Granularity | undefined, mask, kind: opts.kind,

@@ -4,7 +4,10 @@
  */
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
+import { assertFinite } from '../../finite.js';
 import { openBackend } from '../../backends/index.js';
+import type { OpenBackendOptions } from '../../backends/index.js';
+import { HTTP_OPTION_KEYS, httpBackendOptions, httpOptions } from './http-options.js';
 import { LanternBackend } from '../../backends/lantern.js';
 import type { LanguageModelBackend } from '../../backends/types.js';
 import { loadModel } from '../../models/load.js';
@@ -44,6 +47,9 @@ function oneOf<T extends string>(flag: string, values: readonly T[]) {
  * loaded once, so a judge or infiller naming the same model shares it.
  */
 class Backends {
+  /** `http`: options for http(s) backends; `main`: the explained backend's spec, the only one --remote-model names. */
+  constructor(private readonly http: OpenBackendOptions = {}, private readonly main?: string) {}
+
   private readonly models = new Map<string, Promise<HookedTransformer>>();
   private readonly backends = new Map<string, LanternBackend>();
 
@@ -74,7 +80,7 @@ class Backends {
     if (spec !== 'lantern' && !spec.startsWith('lantern:')) {
       let b = this.others.get(spec);
       if (!b) {
-        b = openBackend(spec);
+        b = openBackend(spec, spec === this.main ? this.http : { ...this.http, model: undefined });
         this.others.set(spec, b);
       }
       return b;
@@ -120,7 +126,7 @@ function useColor(): boolean {
 }
 
 export function explainBlackboxCommand(program: Command): void {
-  program
+  const cmd = program
     .command('explain')
     .description('Black-box explanation of a generation, through any backend: SMILE word importances, or CELL / m-CELL contrastive prompt edits.')
     .addOption(new Option('--method <name>', `one of ${METHODS.join(', ')}`).makeOptionMandatory().argParser(oneOf('--method', METHODS)))
@@ -152,8 +158,9 @@ export function explainBlackboxCommand(program: Command): void {
       '  lantern explain --method smile --text "The old man walked to the river" --samples 64 --json smile.json',
       '  lantern explain --method cell --text "Please write a short story about a dragon." --budget 60 --epsilon 0.5',
       '  lantern explain --method mcell --text "..." --scorer preference --judge lantern:gpt2',
-    ].join('\n'))
-    .action(async (opts) => {
+    ].join('\n'));
+  for (const o of httpOptions()) cmd.addOption(o);
+  cmd.action(async (opts) => {
       const method = opts.method as (typeof METHODS)[number];
       const misplaced = (method === 'smile' ? CELL_ONLY : SMILE_ONLY).find((k) => opts[k] !== undefined);
       if (misplaced) throw new LanternError(`${flagOf(misplaced)} applies only to --method ${method === 'smile' ? 'cell or mcell' : 'smile'}`);
@@ -165,6 +172,10 @@ export function explainBlackboxCommand(program: Command): void {
       if (opts.judge !== undefined) Backends.check(opts.judge, '--judge');
       if (opts.infiller !== undefined) Backends.check(opts.infiller, '--infiller');
       if (opts.json && opts.json !== '-') assertWritable(opts.json, '--json');
+      const isHttp = (spec: string | undefined) => spec !== undefined && /^https?:\/\//i.test(spec);
+      const httpFlag = HTTP_OPTION_KEYS.find((k) => opts[k] !== undefined);
+      if (httpFlag && ![opts.backend, opts.judge, opts.infiller].some(isHttp)) throw new LanternError(`${flagOf(httpFlag)} applies only to an http(s):// backend`);
+      if (opts.remoteModel !== undefined && !isHttp(opts.backend)) throw new LanternError('--remote-model applies only to an http(s):// --backend');
       const smileSettings = {
         samples: opts.samples, keepProbability: opts.keepProb, minKept: opts.minKept, kernelWidth: opts.kernelWidth,
         maxTokens: opts.maxTokens, concurrency: opts.concurrency,
@@ -176,7 +187,7 @@ export function explainBlackboxCommand(program: Command): void {
       if (method === 'smile') checkSmileSettings(smileSettings);
       else checkCellSettings(cellSettings);
 
-      const backends = new Backends();
+      const backends = new Backends(httpBackendOptions(opts), opts.backend);
       const backend: LanguageModelBackend = await backends.open(opts.backend);
       const progress = progressReporter(method === 'smile' ? 'SMILE' : method === 'cell' ? 'CELL' : 'm-CELL', Boolean(opts.quiet));
       let result: BlackboxResult;
@@ -191,6 +202,7 @@ export function explainBlackboxCommand(program: Command): void {
         result = await search(backend, opts.text, { ...cellSettings, scorer, infiller, seed: opts.seed, onProgress: progress.tick });
       }
       progress.end();
+      assertFinite(result, `the ${method} result`);
       if (opts.json === '-') {
         console.log(JSON.stringify(blackboxToJSON(result), null, 2));
         return;

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
+import { assertFinite } from '../../finite.js';
 import { loadModel } from '../../models/load.js';
 import { writeSafetensors, WritableTensor } from '../../models/safetensors.js';
 import { topK } from '../../models/predictions.js';
@@ -28,7 +29,8 @@ export function forwardCommand(program: Command): void {
       names.forEach((n) => model.checkHook(n));
       const tokens = model.toTokens(opts.text);
       const { logits, cache } = await model.runWithCache([tokens], names);
-      const preds = topK(logits, tokens.length - 1, opts.topK, (id) => model.tokenStrings([id])[0]);
+      const preds = assertFinite(topK(logits, tokens.length - 1, opts.topK, (id) => model.tokenStrings([id])[0]), 'the prediction');
+      assertFinite(logits.f32, 'the logits');
 
       if (opts.out) {
         const tensors: Record<string, WritableTensor> = {

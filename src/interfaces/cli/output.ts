@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { LanternError } from '../../errors.js';
+import { assertFinite } from '../../finite.js';
 
 /** Fails unless `file` can be created: its folder exists and it is not itself a folder. */
 export function assertWritable(file: string, flag: string): void {
@@ -34,6 +35,7 @@ export function assertOutputsWritable(opts: Record<string, unknown>, pages: read
  * stdout parses as JSON; the `pages` asked for are written either way.
  */
 export function emitOutputs(opts: Record<string, unknown>, saved: unknown, pages: Record<string, () => string>, printText: () => void): void {
+  assertFinite(saved, 'the result');
   if (opts.json === true) console.log(JSON.stringify(saved, null, 2));
   else if (typeof opts.json === 'string') fs.writeFileSync(opts.json, JSON.stringify(saved, null, 2) + '\n');
   const written = Object.keys(pages).filter((flag) => opts[flag]);

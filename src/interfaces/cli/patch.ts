@@ -71,7 +71,9 @@ export function patchCommand(program: Command): void {
         ...(attr ? [{ name: 'attribution patching', r: attr }] : []),
       ];
       const r = (act ?? attr)!;
-      const corr = act && attr ? pearson(act.effects, attr.effects) : undefined;
+      // Undefined (not NaN) when a grid is constant: a correlation of nothing is no number to print.
+      const r0 = act && attr ? pearson(act.effects, attr.effects) : undefined;
+      const corr = r0 !== undefined && Number.isFinite(r0) ? r0 : undefined;
       const tokens = model.tokenStrings(r.corruptTokens);
       const settings = {
         clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong ?? null, metric: r.metric, sweep: r.sweep,
@@ -80,13 +82,13 @@ export function patchCommand(program: Command): void {
       const { method: _m, settings: _s, ...rest } = r;
       const strings = { cleanTokenStrings: model.tokenStrings(r.cleanTokens), corruptTokenStrings: tokens };
       const saved = act && attr
-        ? { model: source, method: 'both', settings: { ...settings, method }, pearson: corr, activation: { ...act, settings: undefined }, attribution: { ...attr, settings: undefined }, ...strings }
+        ? { model: source, method: 'both', settings: { ...settings, method }, pearson: corr ?? null, activation: { ...act, settings: undefined }, attribution: { ...attr, settings: undefined }, ...strings }
         : { model: source, method: r.method, settings, ...rest, ...strings };
       const metricName = r.metric === 'logit-diff' ? `logit(${JSON.stringify(opts.answer)}) - logit(${JSON.stringify(opts.wrong)})` : `log p(${JSON.stringify(opts.answer)})`;
       const caption = `${r.sweep} patching (${r.hook}), metric ${metricName} at position ${r.pos}: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupt.toFixed(4)}; cells: (${method === 'activation' ? 'patched' : method === 'attribution' ? 'predicted' : 'patched or predicted'} - corrupted) / (clean - corrupted)${method === 'activation' ? '' : ', predicted = corrupted + (a_clean - a_corrupted) · d metric / d a'}.`;
       const html = () => grids.length === 1
         ? patchHtml(grids[0].r, tokens, `${grids[0].name[0].toUpperCase()}${grids[0].name.slice(1)} — ${source}`, caption)
-        : patchHtml(attr!, tokens, `Attribution patching — ${source}`, `${caption} Pearson r with activation patching: ${corr!.toFixed(4)}.`);
+        : patchHtml(attr!, tokens, `Attribution patching — ${source}`, `${caption} Pearson r with activation patching: ${corr === undefined ? 'undefined (a constant grid)' : corr.toFixed(4)}.`);
       emitOutputs(opts, saved, { html }, () => {
         console.log(`model: ${source}`);
         console.log(caption);

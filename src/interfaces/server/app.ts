@@ -18,7 +18,8 @@ import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import { LanternError } from '../../errors.js';
 import { BUNDLED_MODEL, lanternHome } from '../../paths.js';
-import { compute, defaultTitle, precheck, SCHEMAS } from './compute.js';
+import { checkRequestWork, compute, defaultTitle, precheck, SCHEMAS } from './compute.js';
+import { checkLimits, DEFAULT_LIMITS, WorkLimitError, WorkLimits } from './limits.js';
 import { ModelRegistry } from './models.js';
 import { openAICompat, servedId } from './openai-compat.js';
 import { CancelledError, ComputeQueue, Job, JobExecutor } from './queue.js';
@@ -42,6 +43,8 @@ export interface ServerOptions {
   plugins?: { plugin: FastifyPluginAsync<any>; options?: Record<string, unknown> }[];
   /** Also answer OpenAI clients under /v1 with the default model (the registry's own copy). */
   openai?: boolean;
+  /** What one job may cost (defaults: DEFAULT_LIMITS); requests estimated above a limit are a 400 naming it. */
+  limits?: Partial<WorkLimits>;
   /** Largest request body, in bytes (default 256 KiB). */
   bodyLimit?: number;
   logger?: boolean;
@@ -81,8 +84,9 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   const dataDir = opts.dataDir ?? defaultDataDir();
   fs.mkdirSync(dataDir, { recursive: true });
   const store = new RunStore(path.join(dataDir, 'runs.sqlite'));
+  const limits = checkLimits({ ...DEFAULT_LIMITS, ...opts.limits });
   const executor = new JobExecutor();
-  const queue = new ComputeQueue(store, executor);
+  const queue = new ComputeQueue(store, executor, { maxJobSeconds: limits.maxJobSeconds });
   const hubOffline = /^(1|true|yes|on)$/i.test(process.env.HF_HUB_OFFLINE ?? '');
   const models = new ModelRegistry({
     store, executor, plantedDir: path.join(dataDir, 'planted'), defaultSource: opts.model, allowHub: opts.allowHub ?? !hubOffline,
@@ -129,6 +133,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
       if (v?.keyword === 'enum') msg += `: ${(v.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
       return reply.code(400).send({ error: msg, statusCode: 400 });
     }
+    if (err instanceof WorkLimitError) return reply.code(400).send({ error: err.message, statusCode: 400, limit: err.limit });
     if (err instanceof LanternError) return reply.code(400).send({ error: err.message, statusCode: 400 });
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) app.log.error(err);
@@ -180,6 +185,9 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
       const ref = body.model ?? models.defaultRef;
       await models.resolve(ref, false); // an unknown model is a 400 now, not a failed job later
       precheck(kind, body);
+      // Estimated before it is queued wherever the model is at hand; otherwise once it has loaded.
+      const local = await models.loadIfLocal(ref);
+      if (local) checkRequestWork(kind as RunKind, local, body, limits);
       const { title, model: _m, ...params } = body;
       const job = queue.enqueue(kind as RunKind, ref, title ?? defaultTitle(kind, body), { ...params, model: ref }, async (ctx) => {
         ctx.stage('loading', `loading ${ref}`);
@@ -192,6 +200,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
           const of = e.total ? ` of ${(e.total / 1e6).toFixed(1)} MB` : ' MB';
           ctx.stage('downloading', `downloading ${e.file}: ${(e.received / 1e6).toFixed(1)}${of}`);
         });
+        if (!local) checkRequestWork(kind as RunKind, m, params, limits);
         return compute(kind, m, params, ctx);
       });
       const q = (req.query as { async?: string }).async;

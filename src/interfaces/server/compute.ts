@@ -14,6 +14,7 @@ import { logitLens } from '../../methods/lens/index.js';
 import { activationPatching, attributionPatching, SWEEPS } from '../../methods/patching/index.js';
 import type { RunKind } from './store.js';
 import type { JobContext } from './queue.js';
+import { checkWork, estimateRequest, WorkLimits } from './limits.js';
 
 /** Prompts longer than this (in characters) are refused before tokenizing. */
 export const MAX_TEXT = 4000;
@@ -157,6 +158,18 @@ function expectedRuns(kind: RunKind, body: Body, seq: number, m: HookedTransform
   }
   if (kind === 'attribution' && (body.method ?? 'ig') === 'ig') return Math.ceil((body.steps ?? 50) / (body.batchSize ?? 50)) + 2;
   return undefined;
+}
+
+/**
+ * Estimates what the request will cost on `m` and refuses it (WorkLimitError, a 400 naming the
+ * limit) when it exceeds the server's limits; bad prompts are reported as `compute` reports them.
+ */
+export function checkRequestWork(kind: RunKind, m: HookedTransformer, body: Body, limits: WorkLimits): { seconds: number; bytes: number } {
+  const tokens = m.toTokens(kind === 'patching' ? body.clean : body.text);
+  checkLength(m, tokens, kind === 'patching' ? 'clean' : 'text');
+  const rows = kind === 'attribution' && body.target !== undefined ? Math.max(1, m.toTokens(body.target).length) : 1;
+  const r = { kind, body, tokens: tokens.length, rows };
+  return checkWork(estimateRequest(m.cfg, r), r, limits);
 }
 
 export async function compute(kind: RunKind, m: HookedTransformer, body: Body, ctx: JobContext): Promise<unknown> {

@@ -119,6 +119,18 @@ export class ModelRegistry {
     throw new LanternError(`unknown model '${ref}'; use 'bundled', 'planted:<kind>', 'folder:<id>' or 'hub:<id>' (GET /api/models lists them)`);
   }
 
+  /**
+   * The model behind `ref` when it can be had without downloading or writing anything (already
+   * loaded, or a local folder), so a request can be estimated before it is queued; else undefined.
+   */
+  async loadIfLocal(ref: string): Promise<HookedTransformer | undefined> {
+    const source = await this.resolve(ref, false);
+    if (this.loaded.has(`${ref}\0${source}`)) return this.load(ref);
+    const local = ref === 'bundled' || ref.startsWith('folder:') || (ref.startsWith('planted:') && fs.existsSync(path.join(source, PLANTED_FILE)))
+      || (ref === 'default' && fs.existsSync(path.join(source, 'config.json')));
+    return local ? this.load(ref) : undefined;
+  }
+
   async load(ref: string, onProgress?: (e: DownloadProgress) => void): Promise<HookedTransformer> {
     const source = await this.resolve(ref);
     const key = `${ref}\0${source}`;

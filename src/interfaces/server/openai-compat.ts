@@ -22,8 +22,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import Fastify, { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import Fastify, { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { LanternError } from '../../errors.js';
+import { assertFinite } from '../../finite.js';
 import { generate } from '../../models/generate.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 
@@ -44,6 +45,8 @@ export interface OpenAICompatOptions {
   chatTemplate?: (messages: ChatMessage[]) => string;
   /** Cap on max_tokens per request (default 512). */
   maxTokensLimit?: number;
+  /** Most prompts in one /v1/completions batch (default 32). */
+  maxBatch?: number;
 }
 
 /** The default rendering of chat messages for models without a chat template. */
@@ -78,6 +81,7 @@ async function tokenLogprobs(model: HookedTransformer, ids: number[], from: numb
   // The engine's own scores (entry t - 1 is token t): exactly what LanternBackend reads, and within
   // ~2e-7 of a float64 log-softmax of the logits (what white-box attribution computes).
   const scored = await model.tokenLogprobs(ids, k);
+  assertFinite(scored.logprobs, 'the log-probabilities');
   for (let t = from; t < ids.length; t++) {
     if (t === 0) {
       out.logprobs.push(null);
@@ -117,15 +121,88 @@ function stops(v: unknown): string[] {
 
 const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number');
 
-/** A completion's prompts: a string, an array of ids, or a batch of either. */
-function prompts(v: unknown): (string | number[])[] {
+/** A completion's prompts: a string, an array of ids, or a batch of at most `max` of either. */
+function prompts(v: unknown, max: number): (string | number[])[] {
   if (typeof v === 'string') return [v];
   if (isIds(v)) return [v];
+  if (Array.isArray(v) && v.length > max && !isIds(v)) throw bad(`prompt is a batch of ${v.length} prompts; this server takes at most ${max} per request`, 'prompt');
   if (Array.isArray(v) && v.length > 0 && v.every((p) => typeof p === 'string' || isIds(p))) return v as (string | number[])[];
   throw bad('prompt must be a string, an array of token ids, or a non-empty array of either', 'prompt');
 }
 
-const codePoints = (s: string): number => [...s].length;
+
+/**
+ * OpenAI's `text_offset`: where each token starts in the decoded text, in code points. A token's
+ * own string cannot tell this when it holds part of a UTF-8 character (it decodes to U+FFFD), so
+ * offsets come from decoding prefixes of the ids and comparing them with the whole text. A token
+ * that starts inside a character gets that character's offset. Prefixes are decoded only from the
+ * last token boundary that fell between whole characters, so ASCII text costs one decode per token.
+ */
+export function textOffsets(decode: (ids: number[]) => string, ids: number[]): number[] {
+  const full = decode(ids);
+  const out: number[] = [];
+  // The last boundary known to fall between characters: token index, and its offset in UTF-16 units.
+  let base = 0;
+  let baseAt = 0;
+  let at = 0;
+  for (let i = 0; i < ids.length; i++) {
+    if (i > base) {
+      let piece = decode(ids.slice(base, i));
+      if (full.startsWith(piece, baseAt)) {
+        base = i;
+        baseAt += piece.length;
+        at = baseAt;
+      } else {
+        // Only a partial character at the end can differ; its replacement characters are dropped.
+        while (piece.endsWith('\uFFFD') && !full.startsWith(piece, baseAt)) piece = piece.slice(0, -1);
+        at = Math.min(full.length, baseAt + piece.length);
+      }
+    }
+    out.push(at);
+  }
+  // UTF-16 units to code points.
+  const cps: number[] = [];
+  let cp = 0;
+  let unit = 0;
+  for (const o of out) {
+    while (unit < o) {
+      const c = full.codePointAt(unit)!;
+      unit += c > 0xffff ? 2 : 1;
+      cp++;
+    }
+    cps.push(cp);
+  }
+  return cps;
+}
+
+class ClientGoneError extends Error {}
+
+/**
+ * Aborted when the client disconnects before its answer is written, so that a batch or a long
+ * generation stops at its next forward pass instead of computing for nobody.
+ */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) ac.abort(new ClientGoneError('the client disconnected'));
+  });
+  return ac.signal;
+}
+
+/**
+ * The model seen through a view whose forward passes refuse to start once `signal` is aborted;
+ * everything else is the model's own (the view delegates to it). generate() runs one forward
+ * pass per token, so this stops a generation between tokens.
+ */
+function abortable(model: HookedTransformer, signal: AbortSignal): HookedTransformer {
+  const check = () => {
+    if (signal.aborted) throw signal.reason;
+  };
+  return Object.create(model, {
+    run: { value: (...a: Parameters<HookedTransformer['run']>) => (check(), model.run(...a)) },
+    tokenLogprobs: { value: (...a: Parameters<HookedTransformer['tokenLogprobs']>) => (check(), model.tokenLogprobs(...a)) },
+  }) as HookedTransformer;
+}
 
 interface Generated {
   promptIds: number[];
@@ -139,6 +216,7 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
   if (ids.length === 0) throw new LanternError('the OpenAI-compatible server needs at least one model');
   const template = opts.chatTemplate ?? plainChatTemplate;
   const maxTokensLimit = opts.maxTokensLimit ?? 512;
+  const maxBatch = opts.maxBatch ?? 32;
   const created = Math.floor(Date.now() / 1000);
   const load = (id: string): Promise<HookedTransformer> => {
     const v = opts.models[id];
@@ -146,6 +224,8 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
   };
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
+    // Nobody is listening; the socket is gone.
+    if (err instanceof ClientGoneError) return reply.code(499).send();
     if (err instanceof ApiError) return reply.code(err.status).send({ error: { message: err.message, type: err.type, param: err.param, code: null } });
     if (err instanceof LanternError) return reply.code(400).send({ error: { message: err.message, type: 'invalid_request_error', param: null, code: null } });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
@@ -204,9 +284,10 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'lantern' })),
   }));
 
-  app.post('/v1/completions', async (req) => {
+  app.post('/v1/completions', async (req, reply) => {
     const b = bodyOf(req);
-    const [id, model] = await modelOf(b);
+    const [id, loaded] = await modelOf(b);
+    const model = abortable(loaded, clientGone(reply));
     if (b.n !== undefined && b.n !== 1) throw bad('only n = 1 is supported', 'n');
     if (b.stream) throw bad('streaming is not supported', 'stream');
     const maxTokens = intIn(b.max_tokens, 'max_tokens', 0, maxTokensLimit, 16);
@@ -215,7 +296,7 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     let promptTokens = 0;
     let completionTokens = 0;
     const choices = [];
-    for (const [index, p] of prompts(b.prompt).entries()) {
+    for (const [index, p] of prompts(b.prompt, maxBatch).entries()) {
       const g = await complete(model, p, b, maxTokens);
       promptTokens += g.promptIds.length;
       completionTokens += g.ids.length;
@@ -225,8 +306,8 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
         const all = [...g.promptIds, ...g.ids];
         const from = echo ? 0 : g.promptIds.length;
         const lp = await tokenLogprobs(model, all, from, k);
-        let offset = echo ? 0 : codePoints(promptText);
-        const text_offset = lp.strings.map((s) => { const o = offset; offset += codePoints(s); return o; });
+        const offsets = textOffsets((x) => model.toString(x), all);
+        const text_offset = echo ? offsets : offsets.slice(from);
         logprobs = {
           tokens: lp.strings,
           token_logprobs: lp.logprobs,
@@ -242,9 +323,10 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     };
   });
 
-  app.post('/v1/chat/completions', async (req) => {
+  app.post('/v1/chat/completions', async (req, reply) => {
     const b = bodyOf(req);
-    const [id, model] = await modelOf(b);
+    const [id, loaded] = await modelOf(b);
+    const model = abortable(loaded, clientGone(reply));
     if (b.n !== undefined && b.n !== 1) throw bad('only n = 1 is supported', 'n');
     if (b.stream) throw bad('streaming is not supported', 'stream');
     const msgs = b.messages;

@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { Executor } from '../../engine/runtime/executor.js';
 import { LanternError } from '../../errors.js';
+import { assertFinite } from '../../finite.js';
 import type { RunKind, RunStore, RunSummary } from './store.js';
 
 export class CancelledError extends Error {
@@ -53,6 +54,8 @@ export class Job extends EventEmitter {
   rejectDone!: (e: unknown) => void;
   startedAt = 0;
   runs = 0;
+  /** Set when the job was stopped for running past the server's time limit (not by a user). */
+  timedOut = false;
 
   constructor(readonly run: RunSummary) {
     super();
@@ -81,6 +84,13 @@ export class Job extends EventEmitter {
   }
 }
 
+/**
+ * A job that leaves the process this much larger than it found it has grown ORT's arenas for its
+ * batches; its sessions are released so the memory goes back (recompiling costs well under a
+ * second, which small jobs, below this, never pay).
+ */
+const RELEASE_AFTER_GROWTH = 256 * 2 ** 20;
+
 /** How many finished jobs keep their events in memory (their runs stay in the store). */
 const KEEP_FINISHED = 200;
 
@@ -89,7 +99,7 @@ export class ComputeQueue {
   private waiting: { job: Job; work: (ctx: JobContext) => Promise<unknown> }[] = [];
   private running: Job | undefined;
 
-  constructor(private store: RunStore, private executor: JobExecutor) {}
+  constructor(private store: RunStore, private executor: JobExecutor, private opts: { maxJobSeconds?: number } = {}) {}
 
   get(id: string): Job | undefined {
     return this.jobs.get(id);
@@ -136,6 +146,7 @@ export class ComputeQueue {
     this.running = job;
     job.status = 'running';
     job.startedAt = Date.now();
+    const rssBefore = process.memoryUsage().rss;
     this.store.setStatus(job.id, 'running');
     this.waiting.forEach((w, i) => w.job.emitEvent({ type: 'queued', position: i + 1 }));
     let stage: { stage: 'loading' | 'downloading' | 'computing'; message: string; expected?: number; base: number } = { stage: 'loading', message: 'starting', base: 0 };
@@ -143,6 +154,12 @@ export class ComputeQueue {
       type: 'progress', stage: stage.stage, message: stage.message, runs: job.runs,
       fraction: stage.expected ? Math.min(1, (job.runs - stage.base) / stage.expected) : null, elapsedMs: Date.now() - job.startedAt,
     });
+    // The estimate let this job in; the deadline holds it to the limit if the estimate was wrong.
+    const limit = this.opts.maxJobSeconds;
+    const deadline = limit === undefined ? undefined : setTimeout(() => {
+      job.timedOut = true;
+      job.abort.abort();
+    }, limit * 1000);
     this.executor.signal = job.abort.signal;
     this.executor.onGraphRun = () => {
       job.runs++;
@@ -158,25 +175,31 @@ export class ComputeQueue {
     try {
       const result = await work(ctx);
       if (job.abort.signal.aborted) throw new CancelledError('cancelled');
+      // JSON would save NaN as null: a run marked done whose numbers are missing.
+      assertFinite(result, `the ${job.run.kind} result`);
       job.emitEvent({ type: 'progress', stage: 'saving', message: 'saving the run', runs: job.runs, fraction: 1, elapsedMs: Date.now() - job.startedAt });
       this.store.finish(job.id, { result });
       job.status = 'done';
       job.emitEvent({ type: 'done', runId: job.id, elapsedMs: Date.now() - job.startedAt });
       job.resolveDone(result);
     } catch (e) {
-      if (e instanceof CancelledError || job.abort.signal.aborted) {
+      if (!job.timedOut && (e instanceof CancelledError || job.abort.signal.aborted)) {
         this.finishCancelled(job);
       } else {
-        const message = e instanceof Error ? e.message : String(e);
-        const status = e instanceof LanternError ? 400 : 500;
+        const message = job.timedOut
+          ? `stopped after ${limit} s, this server's --max-job-seconds (the job's estimate was lower); use a smaller request`
+          : e instanceof Error ? e.message : String(e);
+        const status = job.timedOut || e instanceof LanternError ? 400 : 500;
         job.status = 'error';
         this.store.finish(job.id, { status: 'error', error: message });
         job.emitEvent({ type: 'error', message, status });
-        job.rejectDone(e);
+        job.rejectDone(job.timedOut ? new LanternError(message) : e);
       }
     } finally {
+      clearTimeout(deadline);
       this.executor.signal = undefined;
       this.executor.onGraphRun = undefined;
+      if (process.memoryUsage().rss - rssBefore > RELEASE_AFTER_GROWTH) await this.executor.releaseSessions().catch(() => {});
       this.running = undefined;
       void this.pump();
     }

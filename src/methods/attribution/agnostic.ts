@@ -23,6 +23,7 @@
  * sum of the continuation's log-probs, then one row per token. 'prob' exponentiates.
  */
 import { LanternError, nearest } from '../../errors.js';
+import { assertFinite } from '../../finite.js';
 import type { Continuation, ContinuationScore, LanguageModelBackend, Usage } from '../../backends/types.js';
 import { checkGranularity, expandSpans, textUnits, tokenSpans, Granularity, GRANULARITIES } from './features.js';
 import { occlusionFit } from './perturbation.js';
@@ -269,5 +270,5 @@ export async function explainWithBackend(backend: LanguageModelBackend, o: Expla
   const r2 = out.extra?.surrogateR2 as number[] | undefined;
   if (r2) result.surrogateR2 = r2;
   if (faithfulness) result.faithfulness = faithfulness;
-  return result;
+  return assertFinite(result, 'the attribution');
 }

@@ -12,6 +12,7 @@
  * faithfulness.ts. Output: render.ts (terminal, HTML), result.ts (JSON, word merging).
  */
 import { LanternError, nearest } from '../../errors.js';
+import { assertFinite } from '../../finite.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { attentionRollout, rawAttention, AttentionSettings } from './attention.js';
 import { evaluateFaithfulness, AopcBins } from './faithfulness.js';
@@ -123,7 +124,7 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
       ? await faithfulnessVia(spanScorer(model, t, spans, { mask: checkMasking(model, mask), batchSize: checkBatchSize(settings.batchSize, 32) }), out.scores, mask)
       : await evaluateFaithfulness(model, t, result.scores, { mask, batchSize: settings.batchSize, fractions: opts.aopc, columns: cols });
   }
-  return result;
+  return assertFinite(result, 'the attribution');
 }
 
 export { resolveTarget, rowValues, SCORE_KINDS } from './targets.js';

@@ -38,6 +38,7 @@
  * features are words or sentences, each masking all of its tokens.
  */
 import { LanternError } from '../../errors.js';
+import { attributionCalls, checkHeap } from '../cost.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { Rng } from '../../rng.js';
 import { checkBatchSize } from './common.js';
@@ -86,6 +87,16 @@ async function scoreAll(scorer: CoalitionScorer, keep: boolean[][]): Promise<num
   });
   const vals = await scorer(unique);
   return vals.map((row) => where.map((i) => row[i]));
+}
+
+/**
+ * Every coalition is held in JavaScript until the regression: refused up front when they would
+ * not fit the heap (Shapley sampling of 5000 permutations over 250 tokens needs ~5 GB), rather
+ * than stalling in garbage collection and dying out of memory before the first forward pass.
+ */
+function heapCheck(method: 'lime' | 'shap' | 'shapley', n: number, samples: number): void {
+  const { jsBytes, what } = attributionCalls({ method, tokens: n, samples });
+  checkHeap(jsBytes, `${method} with ${what}`, 'use fewer samples, or fewer features (a shorter prompt, or word or sentence granularity)');
 }
 
 function checkSamples(s: number | undefined, fallback: number, what: string): number {
@@ -165,6 +176,7 @@ export async function limeFit(
   if (!(width > 0) || !Number.isFinite(width)) throw new LanternError(`lime kernel width must be a positive number, got ${opts.kernelWidth}`);
   const ridge = opts.ridge ?? LIME_DEFAULTS.ridge;
   if (!(ridge >= 0) || !Number.isFinite(ridge)) throw new LanternError(`lime ridge penalty must be a non-negative number, got ${opts.ridge}`);
+  heapCheck('lime', n, samples);
   const rng = new Rng(opts.seed);
   const keep: boolean[][] = [new Array(n).fill(true)];
   for (let s = 0; s < samples; s++) keep.push(Array.from({ length: n }, () => rng.next() < 0.5));
@@ -193,6 +205,7 @@ export async function kernelShapFit(
   n: number, scorer: CoalitionScorer, opts: { samples?: number; seed: number },
 ): Promise<{ scores: number[][]; base: number[]; enumerated: boolean; samples: number }> {
   const samples = checkSamples(opts.samples, Math.max(200, 4 * n), 'shap samples');
+  heapCheck('shap', n, samples);
   const full = new Array(n).fill(true);
   const empty = new Array(n).fill(false);
   const keep: boolean[][] = [];
@@ -247,6 +260,7 @@ export async function shapleySamplingFit(
 ): Promise<{ scores: number[][] }> {
   const samples = checkSamples(opts.samples, 50, 'shapley samples (permutations)');
   const antithetic = opts.antithetic ?? true;
+  heapCheck('shapley', n, samples);
   const rng = new Rng(opts.seed);
   const perms: number[][] = [];
   for (let p = 0; p < samples; p++) {

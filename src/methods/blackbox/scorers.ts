@@ -11,7 +11,8 @@
  *               backend's scoreContinuation. ICX360 uses the raw probabilities; by default we
  *               renormalise them over {A, B}, so a general-purpose judge that spreads mass over
  *               other tokens still spans [−1, 1] and ε keeps its meaning (`normalize: false`
- *               gives ICX360's). 0 when y' = y0, as in ICX360; two judge calls otherwise.
+ *               gives ICX360's). 0 when y' = y0, as in ICX360; two judge calls otherwise, once per
+ *               distinct response (the calls counted are the calls made).
  */
 import type { LanguageModelBackend } from '../../backends/types.js';
 import { bleu, type BleuOptions } from './bleu.js';
@@ -42,17 +43,29 @@ export function preferencePrompt(x0: string, a: string, b: string): string {
 export function preferenceScorer(judge: LanguageModelBackend, opts: { normalize?: boolean } = {}): ContrastScorer {
   const normalize = opts.normalize ?? true;
   let calls = 0;
+  // A search meets the same response again; asking the judge again would cost calls (on a backend
+  // without a cache) or count calls that were never made (on one with a cache).
+  const seen = new Map<string, Promise<number>>();
+  const ask = async (prompt: string): Promise<number> => {
+    const a = await judge.scoreContinuation(prompt, ' A');
+    const b = await judge.scoreContinuation(prompt, ' B');
+    calls += 2;
+    if (!normalize) return Math.exp(a.total) - Math.exp(b.total);
+    // p_A / (p_A + p_B) − p_B / (p_A + p_B) = tanh((log p_A − log p_B) / 2), stable for tiny probabilities.
+    return Math.tanh((a.total - b.total) / 2);
+  };
   return {
     id: `preference(judge=${judge.id},normalize=${normalize})`,
     async score(x0, y0, _x1, y1) {
       if (y0 === y1) return 0;
       const prompt = preferencePrompt(x0, y0, y1);
-      const a = await judge.scoreContinuation(prompt, ' A');
-      const b = await judge.scoreContinuation(prompt, ' B');
-      calls += 2;
-      if (!normalize) return Math.exp(a.total) - Math.exp(b.total);
-      // p_A / (p_A + p_B) − p_B / (p_A + p_B) = tanh((log p_A − log p_B) / 2), stable for tiny probabilities.
-      return Math.tanh((a.total - b.total) / 2);
+      let v = seen.get(prompt);
+      if (!v) {
+        v = ask(prompt);
+        seen.set(prompt, v);
+        v.catch(() => seen.delete(prompt));
+      }
+      return v;
     },
     calls: () => calls,
   };

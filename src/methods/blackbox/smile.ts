@@ -22,6 +22,7 @@
  * Every random choice comes from the seed; generation is greedy, so a seed fixes the result.
  */
 import { LanternError } from '../../errors.js';
+import { checkHeap } from '../cost.js';
 import type { LanguageModelBackend } from '../../backends/types.js';
 import { Rng } from '../../rng.js';
 import { weightedLeastSquares, weightedR2 } from '../attribution/sampling.js';
@@ -142,6 +143,19 @@ export async function smile(backend: LanguageModelBackend, prompt: string, opts:
   const words = splitWords(prompt);
   const d = words.length;
   if (d <= s.minKept) throw new LanternError(`SMILE needs a prompt of more than ${s.minKept} words (the minimum kept), got ${d}`);
+  // Checked before any mask is drawn: a prompt that cannot be answered must not first fill the heap.
+  const context = await backend.contextLength?.();
+  if (context !== undefined && backend.tokenize) {
+    const n = (await backend.tokenize(prompt)).length;
+    if (n + s.maxTokens > context) {
+      throw new LanternError(`the prompt is ${n} tokens; with ${s.maxTokens} response tokens it does not fit ${backend.id}'s context of ${context} tokens`);
+    }
+  }
+  if (s.samples + 1 < d + 1) {
+    throw new LanternError(`SMILE over ${d} words needs at least ${d} perturbed prompts for its regression, got ${s.samples}; raise the samples`);
+  }
+  // Masks, their prompts and regression rows per sample, and the (d + 1)² normal equations twice over.
+  checkHeap((s.samples + 1) * d * 26 + 2 * (d + 1) ** 2 * 8, `SMILE over ${d} words with ${s.samples} samples`, 'use a shorter prompt');
   const masks = smileMasks(d, s.samples, s.keepProbability, s.minKept, seed);
   // The regression has d + 1 unknowns: fewer samples than that leave it underdetermined.
   if (masks.length + 1 < d + 1) {

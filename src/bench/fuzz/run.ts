@@ -1,0 +1,26 @@
+/**
+ * `npm run fuzz`: a longer fuzzing campaign than the test suite's (test/fuzz.test.ts), printing
+ * the count of each outcome per input kind. `npm run fuzz -- --runs 2000 --seed 7 --only gguf`.
+ */
+import { campaign, formatReport, FuzzKind } from './harness.js';
+import { ggufKind } from './gguf.js';
+import { tokenizerKind } from './tokenizer.js';
+import { workbenchKind, openaiKind } from './requests.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
+}
+
+const runs = Number(arg('runs', '1000'));
+const seed = Number(arg('seed', '20261206'));
+const only = arg('only', '');
+const kinds: FuzzKind<any>[] = [ggufKind({ loads: 24 }), tokenizerKind(), workbenchKind(), openaiKind()].filter((k) => !only || only.split(',').includes(k.name));
+let failed = false;
+for (const k of kinds) {
+  const t = Date.now();
+  const r = await campaign(k, { runs, seed, shrink: true });
+  console.log(`${formatReport(r)}  (${((Date.now() - t) / 1000).toFixed(0)} s)`);
+  failed ||= r.failure !== undefined;
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,64 @@
+/**
+ * Property-based fuzzing with fixed seeds (src/bench/fuzz/): mutated GGUF headers, tokenizer.json
+ * files, Workbench API bodies and /v1 bodies must each end in a result or one clean error —
+ * never a stack trace, a native abort, a hang, a non-finite number or a server that stops
+ * answering. `npm run fuzz` runs the same kinds for longer.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { campaign, formatReport, FuzzKind } from '../src/bench/fuzz/harness.js';
+import { ggufKind } from '../src/bench/fuzz/gguf.js';
+import { tokenizerKind } from '../src/bench/fuzz/tokenizer.js';
+import { openaiKind, workbenchKind } from '../src/bench/fuzz/requests.js';
+
+const SEED = 424242;
+
+async function fuzz(kind: FuzzKind<any>, runs: number, expected: string[]) {
+  const r = await campaign(kind, { runs, seed: SEED, timeoutMs: 20_000, shrink: true });
+  expect(r.failure, formatReport(r)).toBeUndefined();
+  expect(r.runs).toBe(runs);
+  // The mutator reaches both sides of each oracle, not only its refusals.
+  for (const outcome of expected) expect(r.counts[outcome] ?? 0, `${outcome} in ${formatReport(r)}`).toBeGreaterThan(0);
+  return r;
+}
+
+describe('the harness', () => {
+  const kind = (oracle: (n: number) => Promise<{ outcome: string }>): FuzzKind<number> => ({ name: 'numbers', arbitrary: () => fc.nat({ max: 1000 }), oracle });
+
+  it('counts outcomes, and reports a crash (an exception that is not a verdict) with a shrunk input', async () => {
+    const r = await campaign(kind(async (n) => {
+      if (n > 500) (undefined as unknown as { x: number }).x;
+      return { outcome: n % 2 ? 'odd' : 'even' };
+    }), { runs: 200, seed: 1, shrink: true });
+    expect(r.failure?.violation).toMatch(/^TypeError: Cannot read properties of undefined/);
+    expect(r.failure?.input).toBe('501');
+    expect((r.counts.odd ?? 0) + (r.counts.even ?? 0) + r.counts.crash).toBeLessThanOrEqual(200);
+    expect(r.counts.crash).toBe(1);
+  });
+
+  it('reports a hang past the bound', async () => {
+    const r = await campaign(kind(async (n) => (n === 7 ? new Promise(() => {}) : { outcome: 'ok' })), { runs: 50, seed: 2, timeoutMs: 200, shrink: false });
+    const again = await campaign(kind(async () => new Promise(() => {})), { runs: 5, seed: 2, timeoutMs: 100 });
+    expect(again.failure?.violation).toBe('no answer within 100 ms');
+    expect(again.counts).toEqual({ hang: 1 });
+    expect(r.failure === undefined || r.failure.violation === 'no answer within 200 ms').toBe(true);
+  });
+});
+
+describe('fuzzing (fixed seeds)', () => {
+  it('GGUF headers: refused cleanly or accepted, and accepted files load in llama.cpp without an abort', async () => {
+    await fuzz(ggufKind({ loads: 4 }), 200, ['refused', 'accepted', 'llama.cpp loaded']);
+  });
+
+  it('tokenizer.json files: refused cleanly, or loaded and usable', async () => {
+    await fuzz(tokenizerKind(), 300, ['refused', 'loaded']);
+  });
+
+  it('Workbench API bodies: a done run with finite numbers or a 4xx with a one-line error; the server keeps answering', async () => {
+    await fuzz(workbenchKind(), 120, ['refused 400', 'done', 'async done']);
+  });
+
+  it('/v1 bodies: a 200 with finite log-probs or a 4xx with a one-line error', async () => {
+    await fuzz(openaiKind(), 200, ['refused 400', '200']);
+  });
+});
