@@ -12,7 +12,7 @@ import { serveOpenAI, RunningServer } from '../src/interfaces/server/openai-comp
 import { attribute } from '../src/methods/attribution/index.js';
 import { assertFinite, firstNonFinite } from '../src/finite.js';
 import { loadModel } from '../src/models/load.js';
-import { writeRandomGpt2, TINY_GPT2 } from '../src/models/random.js';
+import { writeRandomModel, TINY_GPT2 } from '../src/models/random.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { expectOneLineError, runLantern } from './helpers.js';
 
@@ -33,7 +33,7 @@ function fill(file: string, name: string, value: number): void {
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-nonfinite-'));
   folder = path.join(tmp, 'overflow');
-  writeRandomGpt2(folder, TINY_GPT2);
+  writeRandomModel(folder, TINY_GPT2);
   const st = path.join(folder, 'model.safetensors');
   fill(st, 'ln_f.weight', 3e38);
   fill(st, 'ln_f.bias', 3e38);

@@ -11,8 +11,9 @@ but reads each tensor straight to float32, one at a time (no float64 copy).
       [--repeats 5] [--threads 1,2] [--backward] [--check] [--seed 0]
 
 Prints one line of JSON on stdout; everything else goes to stderr. --check does
-no timing: it compares the float32 logits and input gradient on a short prompt
-with the float64 forward of families_reference.py / gpt2_reference.py.
+no timing: on the first min(seq, 16) tokens it compares the logits and the input
+gradient of this code (in float32, and again in float64) with the float64
+forward of families_reference.py / gpt2_reference.py. See README.md.
 """
 
 import argparse
@@ -285,12 +286,14 @@ def main():
     t0 = time.perf_counter()
     m = load(args.model_folder)
     print(f"loaded {m.family} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    if m.wpe is not None and args.seq > m.wpe.shape[0]:
+        sys.exit(f"--seq {args.seq} exceeds the model's {m.wpe.shape[0]} positions")
     gen = torch.Generator().manual_seed(args.seed)
     tokens = torch.randint(0, m.vocab, (1, args.seq), generator=gen)
     target = int(torch.randint(0, m.vocab, (1,), generator=gen))
     ts = [m.embed, m.wpe, m.unembed, m.lnf_w, m.lnf_b] + [t for L in m.layers for k, t in L.items() if k != "inv_freq"]
-    res = {"model_type": m.family, "params": sum({t.data_ptr(): t.numel() for t in ts if isinstance(t, torch.Tensor)}
-                                                 .values()), "seq": args.seq}
+    params = sum({t.data_ptr(): t.numel() for t in ts if isinstance(t, torch.Tensor)}.values())  # tied: once
+    res = {"model_type": m.family, "params": params, "seq": args.seq}
     if args.check:
         res.update(check(m, args.model_folder, tokens[:, :min(args.seq, 16)], target), torch=torch.__version__)
         print(json.dumps(res))
@@ -302,7 +305,8 @@ def main():
             fwd[str(n)] = best_ms(lambda: forward(m, F.embedding(tokens, m.embed)), args.repeats)
         if args.backward:
             fb[str(n)] = best_ms(lambda: forward_backward(m, tokens, target), args.repeats)
-        print(f"threads {n}: forward {fwd[str(n)]} ms, forward+backward {fb.get(str(n))} ms", file=sys.stderr)
+        print(f"threads {n}: forward {fwd[str(n)]} ms" + (f", forward+backward {fb[str(n)]} ms" if fb else ""),
+              file=sys.stderr)
     res["forward_ms"] = fwd
     if args.backward:
         res["forward_backward_ms"] = fb

@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { LanternError } from '../../errors.js';
 import { checkGgufBuffer, GgufInfo } from '../../backends/gguf-check.js';
 import { exportGguf } from '../../backends/gguf-export.js';
-import { TINY_GPT2, writeRandomGpt2 } from '../../models/random.js';
+import { TINY_GPT2, writeRandomModel } from '../../models/random.js';
 import { cleanMessage, FuzzKind, Verdict } from './harness.js';
 
 type Mutation =
@@ -64,7 +64,7 @@ export function ggufKind(o: GgufFuzzOptions = {}): FuzzKind<Mutation[]> {
     name: 'gguf',
     async setup() {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fuzz-gguf-'));
-      writeRandomGpt2(path.join(dir, 'tiny'), TINY_GPT2);
+      writeRandomModel(path.join(dir, 'tiny'), TINY_GPT2);
       const file = path.join(dir, 'tiny.gguf');
       exportGguf(path.join(dir, 'tiny'), file, { dtype: 'f32' });
       base = fs.readFileSync(file);

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { buildServer, LanternServer } from '../../interfaces/server/app.js';
 import { servedId } from '../../interfaces/server/openai-compat.js';
 import { METHODS } from '../../methods/attribution/index.js';
-import { TINY_GPT2, writeRandomGpt2 } from '../../models/random.js';
+import { TINY_GPT2, writeRandomModel } from '../../models/random.js';
 import { firstNonFinite } from '../../finite.js';
 import { cleanMessage, FuzzKind, Verdict } from './harness.js';
 
@@ -60,7 +60,7 @@ async function server(): Promise<{ app: LanternServer; id: string }> {
   if (!shared) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fuzz-server-'));
     const model = path.join(dir, 'tiny');
-    writeRandomGpt2(model, TINY_GPT2);
+    writeRandomModel(model, TINY_GPT2);
     // 3 s per job: the fuzzer's requests may ask for anything, and the limit is what answers.
     const app = await buildServer({ dataDir: path.join(dir, 'data'), model, allowHub: false, openai: true, webDir: path.join(dir, 'none'), limits: { maxJobSeconds: 3 } });
     shared = { app, dir, id: servedId(model), users: 0 };
