@@ -1,21 +1,23 @@
 /**
- * Writes a GPT-2-architecture Lantern / Hugging Face model folder as a GGUF file (v3) that
- * llama.cpp loads as architecture 'gpt2'.
+ * Writes a Lantern / Hugging Face model folder as a GGUF file (v3) that llama.cpp loads, in the
+ * layout its architecture gives (`Architecture.gguf`: GPT-2, Llama, Qwen 2 and 3 so far).
  *
  * Hand-written rather than a dependency: GGUF is a flat little-endian format (header, key/value
  * metadata, tensor descriptors, 32-byte aligned data), the npm packages for it read rather than
- * write, and the only alternative is llama.cpp's Python converter. What matters is the mapping:
- *   - HF Conv1D weights are [in, out] row-major; llama.cpp wants ne = [in, out] with `in`
- *     contiguous, i.e. row-major [out, in]: every matrix is transposed.
+ * write, and the only alternative is llama.cpp's Python converter. Each family's tensor names and
+ * metadata live with the family; what is common is here:
  *   - Matrices are stored F16 (default) or F32; norms and biases stay F32 (llama.cpp requires it).
- *   - The tokenizer goes in as tokenizer.ggml.model 'gpt2' with the vocabulary in id order and the
- *     BPE merges, pre-tokenizer 'gpt-2'; <|endoftext|> is BOS/EOS and no BOS is added.
+ *   - The tokenizer goes in as tokenizer.ggml.model 'gpt2' (byte-level BPE) with the vocabulary in
+ *     id order and the BPE merges, pre-tokenizer 'gpt-2'; a BOS is added exactly when the model's
+ *     Hugging Face tokenizer adds one.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { LanternError } from '../errors.js';
 import { readConfig } from '../models/config.js';
 import { loadWeights } from '../models/weights.js';
+import { architectureFor, architectures } from '../models/architectures/index.js';
+import { Tokenizer } from '../models/tokenizer.js';
 import { float32ToFloat16 } from '../models/safetensors.js';
 
 const ALIGN = 32;
@@ -51,25 +53,18 @@ function writeValue(w: Writer, x: Value): void {
   }
 }
 
-/** Row-major [rows, cols] -> [cols, rows]. */
-function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
-}
-
 export interface ExportGgufOptions {
   /** Matrix storage type (default 'f16'). */
   dtype?: 'f16' | 'f32';
 }
 
-/** Writes `folder` (a GPT-2 model folder with tokenizer.json) to `out` as GGUF; returns the tensor count. */
+/** Writes `folder` (a model folder with tokenizer.json) to `out` as GGUF; returns the tensor count. */
 export function exportGguf(folder: string, out: string, o: ExportGgufOptions = {}): { tensors: number; bytes: number } {
   const dtype = o.dtype ?? 'f16';
   if (dtype !== 'f16' && dtype !== 'f32') throw new LanternError(`--dtype must be f16 or f32, got '${String(dtype)}'`);
   const cfg = readConfig(folder);
-  if (cfg.architecture !== 'gpt2') throw new LanternError(`export-gguf writes GPT-2 models; ${folder} is a ${cfg.architecture} model`);
-  if (cfg.act !== 'gelu_new') throw new LanternError(`llama.cpp's gpt2 uses the tanh GELU (gelu_new); this model uses ${cfg.act}`);
+  const arch = architectureFor(cfg.architecture);
+  if (!arch.gguf) throw new LanternError(`export-gguf does not write ${cfg.architecture} models yet; it writes ${architectures().filter((a) => a.gguf).map((a) => a.modelType).join(', ')}`);
   const tokPath = path.join(folder, 'tokenizer.json');
   if (!fs.existsSync(tokPath)) throw new LanternError(`${folder} has no tokenizer.json; GGUF files carry their tokenizer`);
   const tok = JSON.parse(fs.readFileSync(tokPath, 'utf8')) as {
@@ -85,48 +80,26 @@ export function exportGguf(folder: string, out: string, o: ExportGgufOptions = {
   for (let i = 0; i < cfg.dVocab; i++) if (tokens[i] === undefined) { tokens[i] = `[PAD${i}]`; special.add(i); }
   const merges = tok.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m));
   const eos = tok.added_tokens?.find((a) => a.content === '<|endoftext|>')?.id ?? cfg.dVocab - 1;
+  // llama.cpp adds the BOS Hugging Face's tokenizer adds (Llama 3, Gemma), so prompts tokenize alike.
+  const bos = Tokenizer.fromFolder(folder).bos?.id;
 
-  const W = loadWeights(folder, cfg);
-  const D = cfg.dModel;
-  const F = cfg.dMlp;
-  const tensors: { name: string; ne: number[]; data: Float32Array; f16: boolean }[] = [];
-  const vec = (name: string, src: string) => tensors.push({ name, ne: [W[src].shape[0]], data: W[src].f32, f16: false });
-  // Stored [in, out] (x @ W): as ne = [in, out] llama.cpp needs the transpose.
-  const mat = (name: string, src: string, inDim: number, outDim: number) => tensors.push({ name, ne: [inDim, outDim], data: transpose(W[src].f32, inDim, outDim), f16: dtype === 'f16' });
-  tensors.push({ name: 'token_embd.weight', ne: [D, cfg.dVocab], data: W['embed.W_E'].f32, f16: dtype === 'f16' });
-  tensors.push({ name: 'position_embd.weight', ne: [D, cfg.nCtx], data: W['pos_embed.W_pos'].f32, f16: dtype === 'f16' });
-  for (let l = 0; l < cfg.nLayers; l++) {
-    const b = `blocks.${l}`;
-    const g = `blk.${l}`;
-    vec(`${g}.attn_norm.weight`, `${b}.ln1.w`); vec(`${g}.attn_norm.bias`, `${b}.ln1.b`);
-    mat(`${g}.attn_qkv.weight`, `${b}.attn.W_QKV`, D, 3 * D); vec(`${g}.attn_qkv.bias`, `${b}.attn.b_QKV`);
-    mat(`${g}.attn_output.weight`, `${b}.attn.W_O`, D, D); vec(`${g}.attn_output.bias`, `${b}.attn.b_O`);
-    vec(`${g}.ffn_norm.weight`, `${b}.ln2.w`); vec(`${g}.ffn_norm.bias`, `${b}.ln2.b`);
-    mat(`${g}.ffn_up.weight`, `${b}.mlp.W_in`, D, F); vec(`${g}.ffn_up.bias`, `${b}.mlp.b_in`);
-    mat(`${g}.ffn_down.weight`, `${b}.mlp.W_out`, F, D); vec(`${g}.ffn_down.bias`, `${b}.mlp.b_out`);
-  }
-  vec('output_norm.weight', 'ln_final.w'); vec('output_norm.bias', 'ln_final.b');
-  if (!cfg.tiedUnembed) tensors.push({ name: 'output.weight', ne: [D, cfg.dVocab], data: W['unembed.W_U_T'].f32, f16: dtype === 'f16' });
-
+  const layout = arch.gguf(cfg, loadWeights(folder, cfg));
+  const tensors = layout.tensors.map((t) => ({ ...t, f16: t.matrix && dtype === 'f16' }));
+  const typed = (type: string, v: unknown): Value => (type === 'u32' ? { t: T.U32, v: v as number } : type === 'f32' ? { t: T.F32, v: v as number } : type === 'bool' ? { t: T.BOOL, v: v as boolean } : { t: T.STRING, v: v as string });
   const meta: [string, Value][] = [
-    ['general.architecture', { t: T.STRING, v: 'gpt2' }],
+    ['general.architecture', { t: T.STRING, v: layout.arch }],
     ['general.name', { t: T.STRING, v: path.basename(path.resolve(folder)) }],
     ['general.file_type', { t: T.U32, v: dtype === 'f16' ? 1 : 0 }],
     ['general.alignment', { t: T.U32, v: ALIGN }],
-    ['gpt2.context_length', { t: T.U32, v: cfg.nCtx }],
-    ['gpt2.embedding_length', { t: T.U32, v: D }],
-    ['gpt2.feed_forward_length', { t: T.U32, v: F }],
-    ['gpt2.block_count', { t: T.U32, v: cfg.nLayers }],
-    ['gpt2.attention.head_count', { t: T.U32, v: cfg.nHeads }],
-    ['gpt2.attention.layer_norm_epsilon', { t: T.F32, v: cfg.lnEps }],
+    ...layout.meta.map(([k, type, v]) => [k, typed(type, v)] as [string, Value]),
     ['tokenizer.ggml.model', { t: T.STRING, v: 'gpt2' }],
     ['tokenizer.ggml.pre', { t: T.STRING, v: 'gpt-2' }],
     ['tokenizer.ggml.tokens', { t: T.ARRAY, of: T.STRING, v: tokens }],
     ['tokenizer.ggml.token_type', { t: T.ARRAY, of: T.I32, v: tokens.map((_, i) => (special.has(i) ? 3 : 1)) }],
     ['tokenizer.ggml.merges', { t: T.ARRAY, of: T.STRING, v: merges }],
-    ['tokenizer.ggml.bos_token_id', { t: T.U32, v: eos }],
+    ['tokenizer.ggml.bos_token_id', { t: T.U32, v: bos ?? eos }],
     ['tokenizer.ggml.eos_token_id', { t: T.U32, v: eos }],
-    ['tokenizer.ggml.add_bos_token', { t: T.BOOL, v: false }],
+    ['tokenizer.ggml.add_bos_token', { t: T.BOOL, v: bos !== undefined }],
   ];
 
   const w = new Writer();

@@ -6,6 +6,7 @@
  * gradients) is the same for every family and lives outside the architecture files.
  */
 import type { Graph, Value } from '../engine/graph/ir.js';
+import type { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from './config.js';
 import type { ModelInputs } from './inputs.js';
 
@@ -45,6 +46,18 @@ export interface ModelContext {
   memo(key: string, build: () => Value): Value;
 }
 
+/**
+ * A model in llama.cpp's GGUF layout (its architecture's tensor names and metadata keys):
+ * `ne` lists GGML dimensions fastest first, i.e. a row-major [rows, cols] matrix is ne [cols, rows].
+ * The file format and the tokenizer's metadata are the writer's (backends/gguf-export.ts).
+ */
+export interface GgufLayout {
+  arch: string;
+  meta: [key: string, type: 'u32' | 'f32' | 'bool' | 'str', value: number | boolean | string][];
+  /** `matrix`: stored in the export's matrix type (F16 or F32); vectors (norms, biases) are always F32. */
+  tensors: { name: string; ne: number[]; data: Float32Array; matrix: boolean }[];
+}
+
 export interface Architecture {
   /** config.json's `model_type`. */
   modelType: string;
@@ -63,4 +76,6 @@ export interface Architecture {
   unembed(m: ModelContext, rows: Value): Value;
   /** Shapes for `make-random` (at least `tiny`). */
   presets: Record<string, ModelConfig>;
+  /** The model in llama.cpp's layout, where llama.cpp implements the family. */
+  gguf?: (cfg: ModelConfig, weights: Record<string, Tensor>) => GgufLayout;
 }

@@ -1,5 +1,7 @@
 /** GPT-2 (Radford et al., 2019): learned positions, pre-LayerNorm blocks, GELU MLP, tied unembedding. */
-import type { Architecture, ModelContext } from '../architecture.js';
+import type { Architecture, GgufLayout, ModelContext } from '../architecture.js';
+import type { Tensor } from '../../engine/tensor.js';
+import { LanternError } from '../../errors.js';
 import type { ModelConfig } from '../config.js';
 import type { Value } from '../../engine/graph/ir.js';
 import { norm } from '../components/norms.js';
@@ -79,6 +81,47 @@ function weights(cfg: ModelConfig) {
   return shapes.map(([name, shape]) => ({ name, shape, hf: [gpt2HfName(name)], layout: name === 'unembed.W_U_T' ? 'out_in' as const : 'in_out' as const }));
 }
 
+/** Row-major [rows, cols] -> [cols, rows]. */
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
+
+/**
+ * llama.cpp's 'gpt2': Conv1D weights are [in, out] row-major, and llama.cpp wants ne = [in, out]
+ * with `in` contiguous, i.e. row-major [out, in]: every matrix is transposed.
+ */
+function gguf(cfg: ModelConfig, W: Record<string, Tensor>): GgufLayout {
+  if (cfg.act !== 'gelu_new') throw new LanternError(`llama.cpp's gpt2 uses the tanh GELU (gelu_new); this model uses ${cfg.act}`);
+  const { dModel: D, dMlp: F } = cfg;
+  const tensors: GgufLayout['tensors'] = [];
+  const vec = (name: string, src: string) => tensors.push({ name, ne: [W[src].shape[0]], data: W[src].f32, matrix: false });
+  const mat = (name: string, src: string, inDim: number, outDim: number) => tensors.push({ name, ne: [inDim, outDim], data: transpose(W[src].f32, inDim, outDim), matrix: true });
+  tensors.push({ name: 'token_embd.weight', ne: [D, cfg.dVocab], data: W['embed.W_E'].f32, matrix: true });
+  tensors.push({ name: 'position_embd.weight', ne: [D, cfg.nCtx], data: W['pos_embed.W_pos'].f32, matrix: true });
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const b = `blocks.${l}`;
+    const g = `blk.${l}`;
+    vec(`${g}.attn_norm.weight`, `${b}.ln1.w`); vec(`${g}.attn_norm.bias`, `${b}.ln1.b`);
+    mat(`${g}.attn_qkv.weight`, `${b}.attn.W_QKV`, D, 3 * D); vec(`${g}.attn_qkv.bias`, `${b}.attn.b_QKV`);
+    mat(`${g}.attn_output.weight`, `${b}.attn.W_O`, D, D); vec(`${g}.attn_output.bias`, `${b}.attn.b_O`);
+    vec(`${g}.ffn_norm.weight`, `${b}.ln2.w`); vec(`${g}.ffn_norm.bias`, `${b}.ln2.b`);
+    mat(`${g}.ffn_up.weight`, `${b}.mlp.W_in`, D, F); vec(`${g}.ffn_up.bias`, `${b}.mlp.b_in`);
+    mat(`${g}.ffn_down.weight`, `${b}.mlp.W_out`, F, D); vec(`${g}.ffn_down.bias`, `${b}.mlp.b_out`);
+  }
+  vec('output_norm.weight', 'ln_final.w'); vec('output_norm.bias', 'ln_final.b');
+  if (!cfg.tiedUnembed) tensors.push({ name: 'output.weight', ne: [D, cfg.dVocab], data: W['unembed.W_U_T'].f32, matrix: true });
+  return {
+    arch: 'gpt2',
+    meta: [
+      ['gpt2.context_length', 'u32', cfg.nCtx], ['gpt2.embedding_length', 'u32', D], ['gpt2.feed_forward_length', 'u32', F],
+      ['gpt2.block_count', 'u32', cfg.nLayers], ['gpt2.attention.head_count', 'u32', cfg.nHeads], ['gpt2.attention.layer_norm_epsilon', 'f32', cfg.lnEps],
+    ],
+    tensors,
+  };
+}
+
 const base = { architecture: 'gpt2', lnEps: 1e-5, act: 'gelu_new', tiedUnembed: true } as const;
 
 export const gpt2: Architecture = {
@@ -117,6 +160,7 @@ export const gpt2: Architecture = {
   block,
   finalNorm: (m, x) => norm(m, x, 'ln_final'),
   unembed: (m, rows) => m.g.matmulTransB(rows, m.W(m.cfg.tiedUnembed ? 'embed.W_E' : 'unembed.W_U_T')),
+  gguf,
   presets: {
     tiny: { ...base, nLayers: 2, dModel: 64, nHeads: 4, nKvHeads: 4, dHead: 16, dMlp: 256, nCtx: 64, dVocab: 1000 },
     'gpt2-small': { ...base, nLayers: 12, dModel: 768, nHeads: 12, nKvHeads: 12, dHead: 64, dMlp: 3072, nCtx: 1024, dVocab: 50257 },

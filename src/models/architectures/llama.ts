@@ -5,7 +5,9 @@
  *   h = x + W_O attn(rope(W_Q n1(x)), rope(W_K n1(x)), W_V n1(x))
  *   y = h + W_down (silu(W_gate n2(h)) * W_up n2(h))
  */
-import type { Architecture, ModelContext, WeightSpec } from '../architecture.js';
+import type { Architecture, GgufLayout, ModelContext, WeightSpec } from '../architecture.js';
+import type { Tensor } from '../../engine/tensor.js';
+import { inverseFrequencies } from '../components/rotary.js';
 import type { ModelConfig } from '../config.js';
 import type { Value } from '../../engine/graph/ir.js';
 import { LanternError } from '../../errors.js';
@@ -170,6 +172,81 @@ export function llamaHfConfig(cfg: ModelConfig, modelType: string, architectures
   };
 }
 
+/**
+ * llama.cpp's layout of a Llama-style checkpoint ('llama', 'qwen2', 'qwen3'). llama.cpp's 'llama'
+ * rotates adjacent pairs of each head's dimensions, Hugging Face's checkpoints the two halves, so
+ * for it q and k rows are permuted per head (row i·2 + j from row j·dh/2 + i, as llama.cpp's
+ * converter does); its Qwen architectures rotate halves as Hugging Face does. Llama 3 rotary
+ * scaling travels as per-frequency divisors, `rope_freqs`.
+ */
+export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3') {
+  return (cfg: ModelConfig, W: Record<string, Tensor>): GgufLayout => {
+    const { dModel: D, dMlp: F, nHeads: H, nKvHeads: K, dHead: dh, dVocab: V } = cfg;
+    if (!cfg.rope || cfg.rope.dims !== dh) throw new LanternError(`llama.cpp's ${arch} rotates whole heads; this model rotates ${cfg.rope?.dims ?? 0} of ${dh} dimensions`);
+    if (cfg.slidingWindow !== undefined) throw new LanternError(`llama.cpp's ${arch} has no sliding window; this model's is ${cfg.slidingWindow}`);
+    if (cfg.mlpBias) throw new LanternError(`llama.cpp's ${arch} has no MLP biases`);
+    const tensors: GgufLayout['tensors'] = [];
+    const rows = (src: string, from: number, n: number, perm?: number) => {
+      const width = W[src].shape.length === 2 ? W[src].shape[1] : 1;
+      const data = W[src].f32.slice(from * width, (from + n) * width);
+      if (perm === undefined) return data;
+      // Per head: rotate-half order (j, i) -> interleaved (i, j).
+      const out = new Float32Array(data.length);
+      const half = dh / 2;
+      for (let h = 0; h < perm; h++) for (let j = 0; j < 2; j++) for (let i = 0; i < half; i++) {
+        out.set(data.subarray((h * dh + j * half + i) * width, (h * dh + j * half + i + 1) * width), (h * dh + 2 * i + j) * width);
+      }
+      return out;
+    };
+    const interleave = arch === 'llama';
+    const mat = (name: string, ne: number[], data: Float32Array) => tensors.push({ name, ne, data, matrix: true });
+    const vec = (name: string, data: Float32Array) => tensors.push({ name, ne: [data.length], data, matrix: false });
+    mat('token_embd.weight', [D, V], W['embed.W_E'].f32);
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const b = `blocks.${l}`;
+      const g = `blk.${l}`;
+      vec(`${g}.attn_norm.weight`, W[`${b}.ln1.w`].f32);
+      mat(`${g}.attn_q.weight`, [D, H * dh], rows(`${b}.attn.W_QKV`, 0, H * dh, interleave ? H : undefined));
+      mat(`${g}.attn_k.weight`, [D, K * dh], rows(`${b}.attn.W_QKV`, H * dh, K * dh, interleave ? K : undefined));
+      mat(`${g}.attn_v.weight`, [D, K * dh], rows(`${b}.attn.W_QKV`, (H + K) * dh, K * dh));
+      if (cfg.qkvBias) {
+        vec(`${g}.attn_q.bias`, rows(`${b}.attn.b_QKV`, 0, H * dh, interleave ? H : undefined));
+        vec(`${g}.attn_k.bias`, rows(`${b}.attn.b_QKV`, H * dh, K * dh, interleave ? K : undefined));
+        vec(`${g}.attn_v.bias`, rows(`${b}.attn.b_QKV`, (H + K) * dh, K * dh));
+      }
+      if (cfg.qkNorm) {
+        vec(`${g}.attn_q_norm.weight`, W[`${b}.attn.q_norm.w`].f32);
+        vec(`${g}.attn_k_norm.weight`, W[`${b}.attn.k_norm.w`].f32);
+      }
+      mat(`${g}.attn_output.weight`, [H * dh, D], W[`${b}.attn.W_O`].f32);
+      if (cfg.oBias) vec(`${g}.attn_output.bias`, W[`${b}.attn.b_O`].f32);
+      vec(`${g}.ffn_norm.weight`, W[`${b}.ln2.w`].f32);
+      mat(`${g}.ffn_gate.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, 0, F));
+      mat(`${g}.ffn_up.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, F, F));
+      mat(`${g}.ffn_down.weight`, [F, D], W[`${b}.mlp.W_out`].f32);
+    }
+    vec('output_norm.weight', W['ln_final.w'].f32);
+    if (!cfg.tiedUnembed) mat('output.weight', [D, V], W['unembed.W_U_T'].f32);
+    const s = cfg.rope.scaling;
+    if (s?.type === 'llama3') {
+      const plain = inverseFrequencies({ dims: dh, base: cfg.rope.base });
+      const scaled = inverseFrequencies(cfg.rope);
+      vec('rope_freqs.weight', Float32Array.from(plain, (f, i) => f / scaled[i]));
+    }
+    return {
+      arch,
+      meta: [
+        [`${arch}.context_length`, 'u32', cfg.nCtx], [`${arch}.embedding_length`, 'u32', D], [`${arch}.block_count`, 'u32', cfg.nLayers],
+        [`${arch}.feed_forward_length`, 'u32', F], [`${arch}.attention.head_count`, 'u32', H], [`${arch}.attention.head_count_kv`, 'u32', K],
+        [`${arch}.attention.key_length`, 'u32', dh], [`${arch}.attention.value_length`, 'u32', dh], [`${arch}.rope.dimension_count`, 'u32', dh],
+        [`${arch}.rope.freq_base`, 'f32', cfg.rope.base], [`${arch}.attention.layer_norm_rms_epsilon`, 'f32', cfg.lnEps],
+        ...(s?.type === 'linear' ? [[`${arch}.rope.scaling.type`, 'str', 'linear'], [`${arch}.rope.scaling.factor`, 'f32', s.factor]] as GgufLayout['meta'] : []),
+      ],
+      tensors,
+    };
+  };
+}
+
 const tinyDecoder = {
   nLayers: 2, dModel: 64, nHeads: 4, nKvHeads: 2, dHead: 16, dMlp: 192, nCtx: 128, dVocab: 1000,
   lnEps: 1e-5, act: 'silu', norm: 'rmsnorm', tiedUnembed: false, rope: { dims: 16, base: 10000 },
@@ -185,6 +262,7 @@ export const llama: Architecture = {
   block: llamaBlock,
   finalNorm: (m, x) => norm(m, x, 'ln_final'),
   unembed,
+  gguf: decoderGguf('llama'),
   presets: {
     tiny: { architecture: 'llama', ...tinyDecoder, rope: { dims: 16, base: 10000, scaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 32 } } },
     'llama-3.2-1b': {

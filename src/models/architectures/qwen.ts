@@ -2,7 +2,7 @@
 import type { Architecture } from '../architecture.js';
 import { norm } from '../components/norms.js';
 import { ConfigFields } from './fields.js';
-import { decoderConfig, decoderWeights, llamaBlock, llamaHfConfig, tinyDecoder, tokenEmbedding, unembed } from './llama.js';
+import { decoderConfig, decoderGguf, decoderWeights, llamaBlock, llamaHfConfig, tinyDecoder, tokenEmbedding, unembed } from './llama.js';
 
 const noSlidingWindow = (f: ConfigFields) => f.reject([['use_sliding_window', (v) => v === true, "Qwen's sliding window over the upper layers is not implemented"]]);
 
@@ -22,6 +22,7 @@ export const qwen2: Architecture = {
   block: llamaBlock,
   finalNorm: (m, x) => norm(m, x, 'ln_final'),
   unembed,
+  gguf: decoderGguf('qwen2'),
   presets: {
     tiny: { architecture: 'qwen2', ...tinyDecoder, qkvBias: true, tiedUnembed: true },
     'qwen2.5-0.5b': {
@@ -45,6 +46,7 @@ export const qwen3: Architecture = {
   block: llamaBlock,
   finalNorm: (m, x) => norm(m, x, 'ln_final'),
   unembed,
+  gguf: decoderGguf('qwen3'),
   presets: {
     // head_dim 24 on d_model 64: Qwen 3's head_dim is its own field, not d_model / heads.
     tiny: { architecture: 'qwen3', ...tinyDecoder, dHead: 24, rope: { dims: 24, base: 1000000 }, qkNorm: true },
