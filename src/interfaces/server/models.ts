@@ -75,11 +75,12 @@ export class ModelRegistry {
       throw new LanternError(`no folder at ${given}`);
     }
     if (!fs.statSync(real).isDirectory()) throw new LanternError(`${given} is not a folder; give the model folder that contains config.json`);
+    const cfg = readConfig(real);
     const hasWeights = ['model.safetensors', 'model.safetensors.index.json'].some((f) => fs.existsSync(path.join(real, f)));
     if (!hasWeights) throw new LanternError(`${given} has no model.safetensors (or model.safetensors.index.json)`);
-    // The config and every weight's header, shape and size (a config claiming a billion layers, or
-    // weights that would not fit in memory, are refused here, not when a run first loads them).
-    checkWeights(real, readConfig(real));
+    // Every weight's header, shape and size (weights that do not match the config, or would not
+    // fit in memory, are refused here, not when a run first loads them).
+    checkWeights(real, cfg);
     return this.opts.store.addFolder(real, name?.trim() || path.basename(real));
   }
 
