@@ -69,7 +69,7 @@ describe('lantern attribute', () => {
       [['--method', 'lrp'], /unknown attribution method 'lrp'.*methods: ig, saliency/],
       [['--foil', ' x'], /--foil needs --target/],
       [['--target', ', this is', '--foil', ' x'], /one-token target/],
-      [['--steps', '0'], /--steps must be a positive integer/],
+      [['--steps', '0'], /--steps must be an integer from 1 to 512, got '0'/],
       [['--method', 'occlusion', '--steps', '8'], /--steps applies only to --method ig/],
       [['--html', path.join(tmp, 'missing', 'r.html')], /--html .*does not exist/],
     ];

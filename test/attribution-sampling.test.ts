@@ -226,7 +226,7 @@ describe('lantern attribute --method lime|shap|shapley', () => {
   it('bad flags are one-line errors', async () => {
     expectOneLineError(await runLantern(['attribute', '--model', folder, '--text', 'Hi there', '--method', 'ig', '--samples', '5'], tmp), /--samples applies only/);
     expectOneLineError(await runLantern(['attribute', '--model', folder, '--text', 'Hi there', '--method', 'shap', '--kernel-width', '1'], tmp), /--kernel-width applies only/);
-    expectOneLineError(await runLantern(['attribute', '--model', folder, '--text', 'Hi there', '--method', 'lime', '--kernel-width', '-1'], tmp), /--kernel-width must be a positive number/);
+    expectOneLineError(await runLantern(['attribute', '--model', folder, '--text', 'Hi there', '--method', 'lime', '--kernel-width', '-1'], tmp), /--kernel-width must be a number above 0 and at most 100, got '-1'/);
   }, 60_000);
 });
 

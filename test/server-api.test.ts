@@ -156,7 +156,7 @@ describe('bad input is a 4xx naming the problem', () => {
     ['unknown method', '/api/attribution', { text: 'a', method: 'igg' }, 400, /body\.method must be equal to one of the allowed values: ig, saliency/],
     ['unknown sweep', '/api/patching', { clean: 'a', corrupt: 'b', answer: ' c', sweep: 'neurons' }, 400, /body\.sweep .*resid, attn, mlp, heads, pattern/],
     ['foil without target', '/api/attribution', { text: PROMPT, foil: ' dog', method: 'saliency' }, 400, /foil needs a target/],
-    ['an IG setting for another method', '/api/attribution', { text: PROMPT, method: 'saliency', steps: 8 }, 400, /steps applies only to method ig \(the method is saliency\)/],
+    ['an IG setting for another method', '/api/attribution', { text: PROMPT, method: 'saliency', steps: 8 }, 400, /steps applies only to method ig, layer-ig \(the method is saliency\)/],
     ['samples for IG', '/api/attribution', { text: PROMPT, samples: 8 }, 400, /samples applies only to method lime, shap, shapley \(the method is ig\)/],
     ['byPosition for resid', '/api/patching', { clean: CLEAN, corrupt: CORRUPT, answer: ' Mary', byPosition: true }, 400, /byPosition applies only to the heads and pattern sweeps \(the sweep is resid\)/],
     ['logit-diff without wrong', '/api/patching', { clean: CLEAN, corrupt: CORRUPT, answer: ' Mary', metric: 'logit-diff' }, 400, /metric logit-diff needs a wrong answer/],

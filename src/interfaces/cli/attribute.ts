@@ -4,12 +4,13 @@ import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import {
-  attribute, checkMethod, mergeWords, renderHtml, renderTerminal, resultToJSON, INTEGRATION_RULES, METHODS, SCORE_KINDS,
+  attribute, checkMethod, mergeWords, renderHtml, renderTerminal, resultToJSON, METHODS, SCORE_KINDS,
 } from '../../methods/attribution/index.js';
-import type { AttributionResult, AttributionSettings, Baseline, IntegrationRule, Masking, ScoreKind } from '../../methods/attribution/index.js';
+import type { AttributionResult, AttributionSettings, ScoreKind } from '../../methods/attribution/index.js';
 import { attributeViaBackend, backendOptions, rejectBackendOnly } from './attribute-backend.js';
+import { ATTRIBUTION_SETTINGS, checkSettingsApply, parseSetting } from '../../methods/attribution/options.js';
 import { defaultModel } from './defaults.js';
-import { nonNegativeInt, positiveInt } from './forward.js';
+import { nonNegativeInt } from './forward.js';
 import { assertWritable } from './output.js';
 
 function oneOf<T extends string>(flag: string, values: readonly T[]) {
@@ -17,14 +18,6 @@ function oneOf<T extends string>(flag: string, values: readonly T[]) {
     if ((values as readonly string[]).includes(v)) return v as T;
     throw new LanternError(`${flag} must be one of ${values.join(', ')}, got '${v}'`);
   };
-}
-
-function intList(flag: string) {
-  return (v: string): number[] => v.split(',').map((s) => {
-    const n = Number(s.trim());
-    if (s.trim() === '' || !Number.isInteger(n) || n < 0) throw new LanternError(`${flag} must be comma-separated non-negative integers, got '${v}'`);
-    return n;
-  });
 }
 
 /** 'zero', or 'token:<id>' / 'token:<text of one token>'. */
@@ -36,14 +29,6 @@ function tokenChoice(model: HookedTransformer, flag: string, v: string | undefin
   const ids = model.encode(m[1]);
   if (ids.length !== 1) throw new LanternError(`${flag} ${JSON.stringify(m[1])} is ${ids.length} tokens; give exactly one token (or its id)`);
   return { token: ids[0] };
-}
-
-function positiveNumber(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new LanternError(`${flag} must be a positive number, got '${v}'`);
-    return n;
-  };
 }
 
 function wordLevel(r: AttributionResult): AttributionResult {
@@ -66,19 +51,6 @@ export function attributeCommand(program: Command): void {
     .option('--foil <text>', 'contrastive: explain logit(target) − logit(foil) (with --kind prob: p(target) − p(foil)); needs a one-token --target')
     .addOption(new Option('--method <name>', `one of ${METHODS.join(', ')}`).default('ig').argParser((v: string) => checkMethod(v)))
     .addOption(new Option('--kind <kind>', `how the target token is scored: ${SCORE_KINDS.join(', ')} (with a --foil: prob gives the probability difference, otherwise the logit difference)`).default('logprob').argParser(oneOf('--kind', SCORE_KINDS)))
-    .option('--hook <name>', 'layer-ig, layer-grad-x-act: the hook point whose activation is attributed, e.g. blocks.3.hook_resid_post (default hook_embed)')
-    .option('--steps <n>', 'ig, layer-ig: integration steps (default 50)', positiveInt('--steps'))
-    .option('--rule <rule>', `ig, layer-ig: ${INTEGRATION_RULES.join(', ')} (default gausslegendre)`, oneOf('--rule', INTEGRATION_RULES))
-    .option('--baseline <b>', "ig, layer-ig: 'zero' (default) or 'token:<id or text>' (that token at every prompt position)")
-    .option('--aggregate <how>', "embedding dims -> token score: 'sum' or 'l2' (default: l2 for saliency, sum otherwise)", oneOf('--aggregate', ['sum', 'l2'] as const))
-    .option('--batch-size <n>', 'inputs per model run (ig steps, masked copies)', positiveInt('--batch-size'))
-    .option('--layers <list>', 'attention/rollout: layers to use, e.g. 0,1 (default all); value-zeroing: layers to average (default the last) or roll out (default all)', intList('--layers'))
-    .option('--rollout', 'value-zeroing: multiply the chosen layers\' value-zeroing matrices (value zeroing rollout)')
-    .option('--heads <list>', 'attention/rollout: heads to average (default all)', intList('--heads'))
-    .option('--samples <n>', 'lime: random masks (default 200); shap: coalition budget (default max(200, 4 × tokens); all coalitions when 2^n − 2 fit); shapley: permutations (default 50)', positiveInt('--samples'))
-    .option('--kernel-width <w>', 'lime: width of the exponential kernel on cosine distance to the full prompt (default 0.25)', positiveNumber('--kernel-width'))
-    .option('--mask <m>', "occlusion, lime, shap, shapley and --eval: 'zero' (zero the token embedding, default) or 'token:<id or text>' (substitute that token); with --backend: 'delete' (default), 'text:<replacement>' or 'token:<id>'")
-    .option('--granularity <g>', "occlusion, lime, shap, shapley: mask each 'token' (default; 'word' with --backend), or whole 'word's or 'sentence's together (one score each)", oneOf('--granularity', ['token', 'word', 'sentence'] as const))
     .option('--eval', 'also measure faithfulness: comprehensiveness, sufficiency, AOPC, Kendall tau vs leave-one-out, deletion and insertion AUC')
     .option('--aopc <bins>', "--eval: AOPC rationale sizes, 'ferret' (10%..100%, default) or 'eraser' (1, 5, 10, 20, 50%)", oneOf('--aopc', ['ferret', 'eraser'] as const))
     .option('--special', 'also attribute to special tokens (e.g. <|endoftext|> between chat turns); by default they are kept as context and left out')
@@ -93,21 +65,8 @@ export function attributeCommand(program: Command): void {
       rejectBackendOnly(opts);
       const method = opts.method as string;
       if (opts.foil !== undefined && opts.target === undefined) throw new LanternError('--foil needs --target (the token to contrast the foil with)');
-      const igOnly = ['steps', 'rule', 'baseline'].filter((k) => opts[k] !== undefined);
-      if (igOnly.length && method !== 'ig' && method !== 'layer-ig') throw new LanternError(`--${igOnly[0]} applies only to --method ig or layer-ig`);
-      if (opts.hook !== undefined && !method.startsWith('layer-')) throw new LanternError('--hook applies only to --method layer-ig or layer-grad-x-act');
-      if (opts.layers && !['attention', 'rollout', 'value-zeroing'].includes(method)) throw new LanternError('--layers applies only to --method attention, rollout or value-zeroing');
-      if (opts.heads && method !== 'attention' && method !== 'rollout') throw new LanternError('--heads applies only to --method attention or rollout');
-      if (opts.rollout && method !== 'value-zeroing') throw new LanternError('--rollout applies only to --method value-zeroing (use --method rollout for attention rollout)');
-      const masking = ['occlusion', 'lime', 'shap', 'shapley'];
-      if (opts.mask !== undefined && !masking.includes(method) && !opts.eval) throw new LanternError('--mask applies only to --method occlusion, lime, shap, shapley or --eval');
-      if (opts.granularity !== undefined && !masking.includes(method)) throw new LanternError('--granularity applies only to --method occlusion, lime, shap or shapley');
-      if (opts.samples !== undefined && !['lime', 'shap', 'shapley'].includes(method)) throw new LanternError('--samples applies only to --method lime, shap or shapley');
+      checkSettingsApply(method, (k) => opts[k] !== undefined, Boolean(opts.eval), 'cli');
       if (opts.aopc !== undefined && !opts.eval) throw new LanternError('--aopc applies only with --eval');
-      if (opts.kernelWidth !== undefined && method !== 'lime') throw new LanternError('--kernel-width applies only to --method lime');
-      if (opts.aggregate && !['ig', 'saliency', 'input-x-grad', 'layer-ig', 'layer-grad-x-act'].includes(method)) {
-        throw new LanternError('--aggregate applies only to gradient methods (ig, saliency, input-x-grad, layer-ig, layer-grad-x-act)');
-      }
       if (opts.html) assertWritable(opts.html, '--html');
       if (opts.json) assertWritable(opts.json, '--json');
       const model = await loadModel(opts.model ?? defaultModel(), { progress: process.stderr.isTTY });
@@ -121,16 +80,13 @@ export function attributeCommand(program: Command): void {
         if (n > 1) continuation = opts.target;
         else target = opts.target;
       }
-      const settings: AttributionSettings = {
-        hook: opts.hook, steps: opts.steps, rule: opts.rule as IntegrationRule | undefined, aggregate: opts.aggregate, batchSize: opts.batchSize,
-        layers: opts.layers, heads: opts.heads, rollout: opts.rollout, samples: opts.samples, kernelWidth: opts.kernelWidth,
-        baseline: tokenChoice(model, '--baseline', opts.baseline) as Baseline | undefined,
-        mask: tokenChoice(model, '--mask', opts.mask) as Masking | undefined,
-      };
-      settings.granularity = opts.granularity;
-      for (const k of Object.keys(settings) as (keyof AttributionSettings)[]) if (settings[k] === undefined) delete settings[k];
+      const settings: Record<string, unknown> = {};
+      for (const spec of ATTRIBUTION_SETTINGS) {
+        const v = opts[spec.key];
+        if (v !== undefined) settings[spec.key] = spec.type.kind === 'token' ? tokenChoice(model, spec.flag, v) : v;
+      }
       const result = await attribute(model, {
-        text: opts.text, target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings, seed: opts.seed, evaluate: Boolean(opts.eval), aopc: opts.aopc, special: Boolean(opts.special),
+        text: opts.text, target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings: settings as AttributionSettings, seed: opts.seed, evaluate: Boolean(opts.eval), aopc: opts.aopc, special: Boolean(opts.special),
       });
       const shown = opts.words ? wordLevel(result) : result;
       if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(resultToJSON(result), null, 2) + '\n');
@@ -139,5 +95,16 @@ export function attributeCommand(program: Command): void {
       if (opts.json) console.log(`saved the result to ${opts.json}`);
       if (opts.html) console.log(`saved the HTML report to ${opts.html}`);
     });
+  // Every method setting, from the one declaration the Workbench API is built from too.
+  for (const spec of ATTRIBUTION_SETTINGS) {
+    const help = `${spec.methods.join(', ')}: ${spec.help}${BACKEND_NOTES[spec.key] ?? ''}`;
+    cmd.addOption(spec.type.kind === 'boolean' ? new Option(spec.flag, help) : new Option(`${spec.flag} ${spec.arg}`, help).argParser((v: string) => parseSetting(spec, v)));
+  }
   for (const o of backendOptions()) cmd.addOption(o);
 }
+
+/** What a setting means with --backend (black-box attribution reads some of them too). */
+const BACKEND_NOTES: Partial<Record<string, string>> = {
+  mask: "; with --backend: 'delete' (default), 'text:<replacement>' or 'token:<id>'",
+  granularity: " ('word' is the default with --backend)",
+};

@@ -7,9 +7,10 @@ import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { topK } from '../../models/predictions.js';
 import {
-  attribute, mergeWords, resultToJSON, INTEGRATION_RULES, METHODS, SCORE_KINDS,
+  attribute, mergeWords, resultToJSON, METHODS, SCORE_KINDS,
 } from '../../methods/attribution/index.js';
 import type { AttributionSettings, Baseline, Masking } from '../../methods/attribution/index.js';
+import { ATTRIBUTION_SETTINGS, checkSettingsApply, settingSchema } from '../../methods/attribution/options.js';
 import { logitLens } from '../../methods/lens/index.js';
 import { activationPatching, attributionPatching, SWEEPS } from '../../methods/patching/index.js';
 import type { RunKind } from './store.js';
@@ -27,15 +28,6 @@ const common = {
   model,
   title: { type: 'string', maxLength: 200, description: 'a name for the saved run (default: from the prompt)' },
 };
-const tokenChoice = {
-  description: "'zero', or { token: <id> } / { text: <one token> }",
-  oneOf: [
-    { type: 'string', enum: ['zero'] },
-    { type: 'object', additionalProperties: false, required: ['token'], properties: { token: { type: 'integer', minimum: 0 } } },
-    { type: 'object', additionalProperties: false, required: ['text'], properties: { text: { type: 'string', minLength: 1, maxLength: 100 } } },
-  ],
-};
-
 export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
   forward: {
     type: 'object', additionalProperties: false, required: ['text'],
@@ -63,16 +55,8 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
       kind: { type: 'string', enum: [...SCORE_KINDS], default: 'logprob' },
       evaluate: { type: 'boolean', default: false, description: 'also measure faithfulness (comprehensiveness, sufficiency, AOPC, Kendall τ)' },
       seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, default: 0 },
-      steps: { type: 'integer', minimum: 1, maximum: 512 },
-      rule: { type: 'string', enum: [...INTEGRATION_RULES] },
-      aggregate: { type: 'string', enum: ['sum', 'l2'] },
-      batchSize: { type: 'integer', minimum: 1, maximum: 256 },
-      layers: { type: 'array', items: { type: 'integer', minimum: 0 }, maxItems: 128 },
-      heads: { type: 'array', items: { type: 'integer', minimum: 0 }, maxItems: 128 },
-      samples: { type: 'integer', minimum: 1, maximum: 5000 },
-      kernelWidth: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
-      baseline: tokenChoice,
-      mask: tokenChoice,
+      // Every method setting, from the one declaration the CLI is built from too.
+      ...Object.fromEntries(ATTRIBUTION_SETTINGS.map((spec) => [spec.key, settingSchema(spec)])),
     },
   },
   patching: {
@@ -95,15 +79,6 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
 
 type Body = Record<string, any>;
 
-/** Which attribution methods read each setting; a setting sent to another method is a mistake to report, not ignore. */
-const SETTING_METHODS: Record<string, readonly string[]> = {
-  steps: ['ig'], rule: ['ig'], baseline: ['ig'],
-  aggregate: ['ig', 'saliency', 'input-x-grad'],
-  layers: ['attention', 'rollout'], heads: ['attention', 'rollout'],
-  samples: ['lime', 'shap', 'shapley'], kernelWidth: ['lime'],
-  mask: ['occlusion', 'lime', 'shap', 'shapley'],
-};
-
 /**
  * Rules between fields that need no model, checked before a job is queued, so a request that can
  * only fail is a 400 at once rather than a saved failed run.
@@ -112,11 +87,7 @@ export function precheck(kind: RunKind, body: Body): void {
   if (kind === 'attribution') {
     const method = body.method ?? 'ig';
     if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
-    for (const [k, methods] of Object.entries(SETTING_METHODS)) {
-      if (body[k] === undefined || methods.includes(method)) continue;
-      if (k === 'mask' && body.evaluate) continue; // faithfulness masks too
-      throw new LanternError(`${k} applies only to method ${methods.join(', ')} (the method is ${method})`);
-    }
+    checkSettingsApply(method, (k) => body[k] !== undefined, Boolean(body.evaluate), 'api');
   }
   if (kind === 'patching') {
     if (body.byPosition && body.sweep !== 'heads' && body.sweep !== 'pattern') throw new LanternError(`byPosition applies only to the heads and pattern sweeps (the sweep is ${body.sweep})`);
@@ -167,7 +138,7 @@ function expectedRuns(kind: RunKind, body: Body, seq: number, m: HookedTransform
 export function checkRequestWork(kind: RunKind, m: HookedTransformer, body: Body, limits: WorkLimits): { seconds: number; bytes: number } {
   const tokens = m.toTokens(kind === 'patching' ? body.clean : body.text);
   checkLength(m, tokens, kind === 'patching' ? 'clean' : 'text');
-  const rows = kind === 'attribution' && body.target !== undefined ? Math.max(1, m.toTokens(body.target).length) : 1;
+  const rows = kind === 'attribution' && body.target !== undefined ? Math.max(1, m.encode(body.target).length) : 1;
   const r = { kind, body, tokens: tokens.length, rows };
   return checkWork(estimateRequest(m.cfg, r), r, limits);
 }
@@ -212,16 +183,12 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
         if (n > 1) continuation = body.target;
         else target = body.target;
       }
-      const settings: AttributionSettings = {};
-      for (const k of ['steps', 'rule', 'aggregate', 'batchSize', 'layers', 'heads', 'samples', 'kernelWidth'] as const) {
-        if (body[k] !== undefined) (settings as Record<string, unknown>)[k] = body[k];
+      const settings: Record<string, unknown> = {};
+      for (const spec of ATTRIBUTION_SETTINGS) {
+        if (body[spec.key] !== undefined) settings[spec.key] = spec.type.kind === 'token' ? tokenOf(m, spec.key, body[spec.key]) : body[spec.key];
       }
-      const baseline = tokenOf(m, 'baseline', body.baseline);
-      const mask = tokenOf(m, 'mask', body.mask);
-      if (baseline !== undefined) settings.baseline = baseline as Baseline;
-      if (mask !== undefined) settings.mask = mask as Masking;
       const r = await attribute(m, {
-        text: body.text, target, foil: body.foil, continuation, kind: body.kind, method: body.method ?? 'ig', settings, seed: body.seed ?? 0, evaluate: !!body.evaluate,
+        text: body.text, target, foil: body.foil, continuation, kind: body.kind, method: body.method ?? 'ig', settings: settings as AttributionSettings, seed: body.seed ?? 0, evaluate: !!body.evaluate,
       });
       return { ...resultToJSON(r), words: mergeWords(r.tokenStrings, r.scores) };
     }
