@@ -4,8 +4,16 @@
  * never a stack trace, a native abort, a hang, a non-finite number or a server that stops
  * answering. `npm run fuzz` runs the same kinds for longer.
  */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LanternError } from '../src/errors.js';
+import { readConfig } from '../src/models/config.js';
+import { openModelWeights, readSafetensorsHeader } from '../src/models/safetensors.js';
+import { writeRandomModel, TINY_GPT2 } from '../src/models/random.js';
 import { campaign, formatReport, FuzzKind } from '../src/bench/fuzz/harness.js';
 import { ggufKind } from '../src/bench/fuzz/gguf.js';
 import { tokenizerKind } from '../src/bench/fuzz/tokenizer.js';
@@ -60,5 +68,40 @@ describe('fuzzing (fixed seeds)', () => {
 
   it('/v1 bodies: a 200 with finite log-probs or a 4xx with a one-line error', async () => {
     await fuzz(openaiKind(), 200, ['refused 400', '200']);
+  });
+});
+
+describe('model folder loading: what fuzzing found', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fuzz-found-'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const refusal = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(LanternError);
+      const m = (e as Error).message;
+      expect(m).not.toContain('\n');
+      return m;
+    }
+    throw new Error('expected a LanternError');
+  };
+
+  it('a FIFO or a device as model.safetensors, a shard or the index is refused, not read forever', () => {
+    const fifo = path.join(tmp, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(refusal(() => readSafetensorsHeader(fifo))).toMatch(/is a FIFO, not a regular file/);
+    expect(refusal(() => readSafetensorsHeader('/dev/zero'))).toMatch(/is a character device, not a regular file/);
+    const folder = path.join(tmp, 'sharded');
+    fs.mkdirSync(folder);
+    fs.symlinkSync(fifo, path.join(folder, 'model.safetensors.index.json'));
+    expect(refusal(() => openModelWeights(folder))).toMatch(/index\.json: is a FIFO/);
+    fs.rmSync(path.join(folder, 'model.safetensors.index.json'));
+    fs.writeFileSync(path.join(folder, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'wte.weight': 'model-00001-of-00001.safetensors' } }));
+    fs.symlinkSync(fifo, path.join(folder, 'model-00001-of-00001.safetensors'));
+    expect(refusal(() => openModelWeights(folder))).toMatch(/model-00001-of-00001\.safetensors: is a FIFO/);
   });
 });
