@@ -104,4 +104,17 @@ describe('model folder loading: what fuzzing found', () => {
     fs.symlinkSync(fifo, path.join(folder, 'model-00001-of-00001.safetensors'));
     expect(refusal(() => openModelWeights(folder))).toMatch(/model-00001-of-00001\.safetensors: is a FIFO/);
   });
+
+  const withConfig = (name: string, patch: Record<string, unknown>, text?: string) => {
+    const folder = path.join(tmp, name);
+    writeRandomModel(folder, TINY_GPT2);
+    const cfg = { ...JSON.parse(fs.readFileSync(path.join(folder, 'config.json'), 'utf8')), ...patch };
+    fs.writeFileSync(path.join(folder, 'config.json'), text ?? JSON.stringify(cfg, null, 2));
+    return folder;
+  };
+
+  it('config.json that is not JSON: one line, even when V8 quotes text with line breaks', () => {
+    const folder = withConfig('nul', {}, '\u0000\n  "model_type": "gpt2"\n}');
+    expect(refusal(() => readConfig(folder))).toMatch(/config\.json is not valid JSON: /);
+  });
 });
