@@ -117,4 +117,10 @@ describe('model folder loading: what fuzzing found', () => {
     const folder = withConfig('nul', {}, '\u0000\n  "model_type": "gpt2"\n}');
     expect(refusal(() => readConfig(folder))).toMatch(/config\.json is not valid JSON: /);
   });
+
+  it("an activation named after an Object.prototype member ('constructor', 'toString') is unsupported, not a function", () => {
+    for (const act of ['constructor', 'toString', '__proto__']) {
+      expect(refusal(() => readConfig(withConfig(`act-${act}`, { activation_function: act })))).toMatch(/unsupported activation_function/);
+    }
+  });
 });
