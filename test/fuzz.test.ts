@@ -123,4 +123,8 @@ describe('model folder loading: what fuzzing found', () => {
       expect(refusal(() => readConfig(withConfig(`act-${act}`, { activation_function: act })))).toMatch(/unsupported activation_function/);
     }
   });
+
+  it("GPT-2 with a head_dim that does not split n_embd is a clean error (was Error('unreachable'))", () => {
+    expect(refusal(() => readConfig(withConfig('head-dim', { head_dim: 8 })))).toMatch(/head_dim=8 times n_head=4 is not n_embd=64/);
+  });
 });
