@@ -1,6 +1,7 @@
 /**
  * Property-based fuzzing with fixed seeds (src/bench/fuzz/): mutated GGUF headers, tokenizer.json
- * files, Workbench API bodies and /v1 bodies must each end in a result or one clean error —
+ * files, Workbench API bodies, /v1 bodies, config.json files, model.safetensors files and sharded
+ * checkpoints must each end in a result or one clean error —
  * never a stack trace, a native abort, a hang, a non-finite number or a server that stops
  * answering. `npm run fuzz` runs the same kinds for longer.
  */
@@ -18,6 +19,7 @@ import { campaign, formatReport, FuzzKind } from '../src/bench/fuzz/harness.js';
 import { ggufKind } from '../src/bench/fuzz/gguf.js';
 import { tokenizerKind } from '../src/bench/fuzz/tokenizer.js';
 import { openaiKind, workbenchKind } from '../src/bench/fuzz/requests.js';
+import { configKind, safetensorsKind, shardedKind } from '../src/bench/fuzz/models.js';
 
 const SEED = 424242;
 
@@ -68,6 +70,20 @@ describe('fuzzing (fixed seeds)', () => {
 
   it('/v1 bodies: a 200 with finite log-probs or a 4xx with a one-line error', async () => {
     await fuzz(openaiKind(), 200, ['refused 400', '200']);
+  });
+});
+
+describe('fuzzing model folders (fixed seeds)', () => {
+  it('config.json: every family, hostile fields: refused cleanly, or loaded with finite logits', async () => {
+    await fuzz(configKind(), 80, ['refused', 'accepted']);
+  });
+
+  it('model.safetensors: header, offsets, dtypes, shapes, values, truncation: refused cleanly, or loaded with finite logits', async () => {
+    await fuzz(safetensorsKind(), 80, ['refused', 'accepted']);
+  });
+
+  it('sharded checkpoints: missing shards, paths outside the folder, wrong shards: refused cleanly, or loaded with finite logits', async () => {
+    await fuzz(shardedKind(), 60, ['refused', 'accepted']);
   });
 });
 
