@@ -1,15 +1,25 @@
 /**
  * Property-based fuzzing with fixed seeds (src/bench/fuzz/): mutated GGUF headers, tokenizer.json
- * files, Workbench API bodies and /v1 bodies must each end in a result or one clean error —
+ * files, Workbench API bodies, /v1 bodies, config.json files, model.safetensors files and sharded
+ * checkpoints must each end in a result or one clean error —
  * never a stack trace, a native abort, a hang, a non-finite number or a server that stops
  * answering. `npm run fuzz` runs the same kinds for longer.
  */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LanternError } from '../src/errors.js';
+import { readConfig } from '../src/models/config.js';
+import { openModelWeights, readSafetensorsHeader } from '../src/models/safetensors.js';
+import { writeRandomModel, TINY_GPT2 } from '../src/models/random.js';
 import { campaign, formatReport, FuzzKind } from '../src/bench/fuzz/harness.js';
 import { ggufKind } from '../src/bench/fuzz/gguf.js';
 import { tokenizerKind } from '../src/bench/fuzz/tokenizer.js';
 import { openaiKind, workbenchKind } from '../src/bench/fuzz/requests.js';
+import { configKind, safetensorsKind, shardedKind } from '../src/bench/fuzz/models.js';
 
 const SEED = 424242;
 
@@ -60,5 +70,77 @@ describe('fuzzing (fixed seeds)', () => {
 
   it('/v1 bodies: a 200 with finite log-probs or a 4xx with a one-line error', async () => {
     await fuzz(openaiKind(), 200, ['refused 400', '200']);
+  });
+});
+
+describe('fuzzing model folders (fixed seeds)', () => {
+  it('config.json: every family, hostile fields: refused cleanly, or loaded with finite logits', async () => {
+    await fuzz(configKind(), 80, ['refused', 'accepted']);
+  });
+
+  it('model.safetensors: header, offsets, dtypes, shapes, values, truncation: refused cleanly, or loaded with finite logits', async () => {
+    await fuzz(safetensorsKind(), 80, ['refused', 'accepted']);
+  });
+
+  it('sharded checkpoints: missing shards, paths outside the folder, wrong shards: refused cleanly, or loaded with finite logits', async () => {
+    await fuzz(shardedKind(), 60, ['refused', 'accepted']);
+  });
+});
+
+describe('model folder loading: what fuzzing found', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fuzz-found-'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const refusal = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(LanternError);
+      const m = (e as Error).message;
+      expect(m).not.toContain('\n');
+      return m;
+    }
+    throw new Error('expected a LanternError');
+  };
+
+  it('a FIFO or a device as model.safetensors, a shard or the index is refused, not read forever', () => {
+    const fifo = path.join(tmp, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(refusal(() => readSafetensorsHeader(fifo))).toMatch(/is a FIFO, not a regular file/);
+    expect(refusal(() => readSafetensorsHeader('/dev/zero'))).toMatch(/is a character device, not a regular file/);
+    const folder = path.join(tmp, 'sharded');
+    fs.mkdirSync(folder);
+    fs.symlinkSync(fifo, path.join(folder, 'model.safetensors.index.json'));
+    expect(refusal(() => openModelWeights(folder))).toMatch(/index\.json: is a FIFO/);
+    fs.rmSync(path.join(folder, 'model.safetensors.index.json'));
+    fs.writeFileSync(path.join(folder, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'wte.weight': 'model-00001-of-00001.safetensors' } }));
+    fs.symlinkSync(fifo, path.join(folder, 'model-00001-of-00001.safetensors'));
+    expect(refusal(() => openModelWeights(folder))).toMatch(/model-00001-of-00001\.safetensors: is a FIFO/);
+  });
+
+  const withConfig = (name: string, patch: Record<string, unknown>, text?: string) => {
+    const folder = path.join(tmp, name);
+    writeRandomModel(folder, TINY_GPT2);
+    const cfg = { ...JSON.parse(fs.readFileSync(path.join(folder, 'config.json'), 'utf8')), ...patch };
+    fs.writeFileSync(path.join(folder, 'config.json'), text ?? JSON.stringify(cfg, null, 2));
+    return folder;
+  };
+
+  it('config.json that is not JSON: one line, even when V8 quotes text with line breaks', () => {
+    const folder = withConfig('nul', {}, '\u0000\n  "model_type": "gpt2"\n}');
+    expect(refusal(() => readConfig(folder))).toMatch(/config\.json is not valid JSON: /);
+  });
+
+  it("an activation named after an Object.prototype member ('constructor', 'toString') is unsupported, not a function", () => {
+    for (const act of ['constructor', 'toString', '__proto__']) {
+      expect(refusal(() => readConfig(withConfig(`act-${act}`, { activation_function: act })))).toMatch(/unsupported activation_function/);
+    }
+  });
+
+  it("GPT-2 with a head_dim that does not split n_embd is a clean error (was Error('unreachable'))", () => {
+    expect(refusal(() => readConfig(withConfig('head-dim', { head_dim: 8 })))).toMatch(/head_dim=8 times n_head=4 is not n_embd=64/);
   });
 });

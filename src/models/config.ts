@@ -95,7 +95,8 @@ export function readConfigJson(folder: string): Record<string, unknown> {
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new LanternError(`${file} is not valid JSON: ${(e as Error).message}`);
+    // V8 quotes the text around the error, line breaks included: the message stays one line.
+    throw new LanternError(`${file} is not valid JSON: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new LanternError(`${file} must hold a JSON object`);
   return raw as Record<string, unknown>;

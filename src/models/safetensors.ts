@@ -147,14 +147,49 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message.split('\n')[0] : String(e);
 }
 
+/** What a path that is not a regular file is, for errors. */
+function fileKind(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * Opens a regular file for reading. Non-blocking, so that a FIFO (which would block `open` until
+ * a writer comes, forever) is opened at once and then refused like a device or a folder.
+ */
 function openForRead(path: string): number {
+  let fd: number;
   try {
-    return fs.openSync(path, 'r');
+    fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') fail(path, 'file not found');
     if (code === 'EISDIR') fail(path, 'is a directory, not a safetensors file');
     fail(path, `cannot open: ${describe(e)}`);
+  }
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) {
+    fs.closeSync(fd);
+    fail(path, st.isDirectory() ? 'is a directory, not a safetensors file' : `is ${fileKind(st)}, not a regular file`);
+  }
+  return fd;
+}
+
+/** A small JSON file (an index) read whole, refusing what is not a regular file of at most `max` bytes. */
+function readSmallFile(path: string, max: number): string {
+  const fd = openForRead(path);
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > max) fail(path, `is ${size} bytes; more than the ${max} bytes such a file could need`);
+    const buf = new Uint8Array(size);
+    readFully(fd, path, buf, 0);
+    return Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -476,9 +511,10 @@ export function openModelWeights(folder: string): ModelWeights {
   }
   if (!fs.existsSync(indexPath)) fail(folder, 'no model.safetensors or model.safetensors.index.json in this folder');
 
+  const indexText = readSmallFile(indexPath, 64 << 20);
   let index: unknown;
   try {
-    index = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
+    index = JSON.parse(indexText);
   } catch (e) {
     fail(indexPath, `not JSON (${describe(e)})`);
   }

@@ -1,11 +1,13 @@
 /**
  * `npm run fuzz`: a longer fuzzing campaign than the test suite's (test/fuzz.test.ts), printing
- * the count of each outcome per input kind. `npm run fuzz -- --runs 2000 --seed 7 --only gguf`.
+ * the count of each outcome per input kind. `npm run fuzz -- --runs 2000 --seed 7 --only gguf`;
+ * kinds: gguf, tokenizer.json, 'workbench requests', '/v1 requests', config.json, model.safetensors, sharded.
  */
 import { campaign, formatReport, FuzzKind } from './harness.js';
 import { ggufKind } from './gguf.js';
 import { tokenizerKind } from './tokenizer.js';
 import { workbenchKind, openaiKind } from './requests.js';
+import { configKind, safetensorsKind, shardedKind } from './models.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -15,7 +17,7 @@ function arg(name: string, fallback: string): string {
 const runs = Number(arg('runs', '1000'));
 const seed = Number(arg('seed', '20261206'));
 const only = arg('only', '');
-const kinds: FuzzKind<any>[] = [ggufKind({ loads: 24 }), tokenizerKind(), workbenchKind(), openaiKind()].filter((k) => !only || only.split(',').includes(k.name));
+const kinds: FuzzKind<any>[] = [ggufKind({ loads: 24 }), tokenizerKind(), workbenchKind(), openaiKind(), configKind(), safetensorsKind(), shardedKind()].filter((k) => !only || only.split(',').includes(k.name));
 let failed = false;
 for (const k of kinds) {
   const t = Date.now();

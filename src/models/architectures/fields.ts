@@ -52,7 +52,8 @@ export class ConfigFields {
   activation(keys: string[], fallback: Activation): Activation {
     const key = keys.find((k) => this.raw[k] != null);
     const name = key === undefined ? fallback : String(this.raw[key]);
-    const act = ACTIVATIONS[name];
+    // Own keys only: 'constructor' or 'toString' must not find Object.prototype's functions.
+    const act = Object.hasOwn(ACTIVATIONS, name) ? ACTIVATIONS[name] : undefined;
     if (!act) throw new LanternError(`${this.file}: unsupported ${key ?? keys[0]} '${name}' (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
     return act;
   }

@@ -8,6 +8,7 @@ import { norm } from '../components/norms.js';
 import { attentionSublayer, HeadWeights } from '../components/attention.js';
 import { mlp } from '../components/mlp.js';
 import { B, T } from '../inputs.js';
+import { LanternError } from '../../errors.js';
 import { ConfigFields } from './fields.js';
 
 function embed(m: ModelContext): Value {
@@ -132,7 +133,7 @@ export const gpt2: Architecture = {
     const dModel = f.int('n_embd');
     const nHeads = f.int('n_head');
     const dHead = f.headDim(dModel, nHeads, 'n_embd', 'n_head');
-    if (dHead * nHeads !== dModel) throw new Error('unreachable');
+    if (dHead * nHeads !== dModel) throw new LanternError(`${file}: head_dim=${dHead} times n_head=${nHeads} is not n_embd=${dModel}; GPT-2's heads split n_embd`);
     f.reject([
       ['scale_attn_by_inverse_layer_idx', (v) => v === true, 'GPT-2 attention scaled by 1/layer'],
       ['reorder_and_upcast_attn', (v) => v === true, 'only changes float16 rounding, but is not implemented'],
