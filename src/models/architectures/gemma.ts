@@ -26,6 +26,8 @@ function block(m: ModelContext, l: number, x: Value): Value {
   return m.hook(`${p}.hook_resid_post`, g.add(residMid, mlpOut));
 }
 
+const GEMMA_FORWARD = { embed: tokenEmbedding, block, finalNorm: (m: ModelContext, x: Value) => norm(m, x, 'ln_final'), unembed };
+
 const SANDWICH_NAMES = { ...LLAMA_NAMES, ln1Post: 'post_attention_layernorm', ln2: 'pre_feedforward_layernorm', ln2Post: 'post_feedforward_layernorm' };
 
 function gemmaCommon(f: ConfigFields, architecture: string): ModelConfig {
@@ -65,10 +67,7 @@ export const gemma: Architecture = {
   parseConfig: (raw, file) => gemmaCommon(new ConfigFields(raw, file, 'Gemma'), 'gemma'),
   toHfConfig: (cfg) => ({ ...llamaHfConfig(cfg, 'gemma', ['GemmaForCausalLM']), hidden_act: undefined, hidden_activation: 'gelu_pytorch_tanh' }),
   weights: (cfg) => decoderWeights(cfg),
-  embed: tokenEmbedding,
-  block,
-  finalNorm: (m, x) => norm(m, x, 'ln_final'),
-  unembed,
+  ...GEMMA_FORWARD,
   presets: { tiny: { architecture: 'gemma', ...tinyGemma, nKvHeads: 1 } },
 };
 
@@ -94,10 +93,7 @@ export const gemma2: Architecture = {
     attn_logit_softcapping: cfg.attnSoftcap ?? null, final_logit_softcapping: cfg.finalSoftcap ?? null,
   }),
   weights: (cfg) => decoderWeights(cfg, SANDWICH_NAMES),
-  embed: tokenEmbedding,
-  block,
-  finalNorm: (m, x) => norm(m, x, 'ln_final'),
-  unembed,
+  ...GEMMA_FORWARD,
   presets: {
     tiny: { architecture: 'gemma2', ...tinyGemma, postNorms: true, attnScale: 32 ** -0.5, attnSoftcap: 50, finalSoftcap: 30, slidingWindow: 4, slidingLayers: [0] },
     'gemma-2-2b': {
@@ -135,10 +131,7 @@ export const gemma3: Architecture = {
     rope_local_base_freq: cfg.localRope?.base ?? 10000, attn_logit_softcapping: null, final_logit_softcapping: null,
   }),
   weights: (cfg) => decoderWeights(cfg, SANDWICH_NAMES),
-  embed: tokenEmbedding,
-  block,
-  finalNorm: (m, x) => norm(m, x, 'ln_final'),
-  unembed,
+  ...GEMMA_FORWARD,
   presets: {
     tiny: {
       architecture: 'gemma3_text', ...tinyGemma, nLayers: 3, postNorms: true, qkNorm: true, attnScale: 16 ** -0.5,

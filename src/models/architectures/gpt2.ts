@@ -8,7 +8,6 @@ import { norm } from '../components/norms.js';
 import { attentionSublayer, HeadWeights } from '../components/attention.js';
 import { mlp } from '../components/mlp.js';
 import { B, T } from '../inputs.js';
-import { LanternError } from '../../errors.js';
 import { ConfigFields } from './fields.js';
 
 function embed(m: ModelContext): Value {

@@ -247,6 +247,14 @@ export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3') {
   };
 }
 
+/** The forward of every Llama-style family: token embedding, Llama blocks, final RMSNorm, unembedding. */
+export const DECODER_FORWARD = {
+  embed: tokenEmbedding,
+  block: llamaBlock,
+  finalNorm: (m: ModelContext, x: Value) => norm(m, x, 'ln_final'),
+  unembed,
+};
+
 const tinyDecoder = {
   nLayers: 2, dModel: 64, nHeads: 4, nKvHeads: 2, dHead: 16, dMlp: 192, nCtx: 128, dVocab: 1000,
   lnEps: 1e-5, act: 'silu', norm: 'rmsnorm', tiedUnembed: false, rope: { dims: 16, base: 10000 },
@@ -258,10 +266,7 @@ export const llama: Architecture = {
   parseConfig: (raw, file) => decoderConfig(new ConfigFields(raw, file, 'Llama'), 'llama', { tied: false }),
   toHfConfig: (cfg) => llamaHfConfig(cfg, 'llama', ['LlamaForCausalLM']),
   weights: (cfg) => decoderWeights(cfg),
-  embed: tokenEmbedding,
-  block: llamaBlock,
-  finalNorm: (m, x) => norm(m, x, 'ln_final'),
-  unembed,
+  ...DECODER_FORWARD,
   gguf: decoderGguf('llama'),
   presets: {
     tiny: { architecture: 'llama', ...tinyDecoder, rope: { dims: 16, base: 10000, scaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 32 } } },

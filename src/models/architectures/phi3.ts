@@ -1,8 +1,7 @@
 /** Phi-3 (mini): Llama's math with fused `qkv_proj` and `gate_up_proj` weights and a sliding window. */
 import type { Architecture } from '../architecture.js';
-import { norm } from '../components/norms.js';
 import { ConfigFields } from './fields.js';
-import { decoderConfig, decoderWeights, llamaBlock, llamaHfConfig, tinyDecoder, tokenEmbedding, unembed } from './llama.js';
+import { DECODER_FORWARD, decoderConfig, decoderWeights, llamaHfConfig, tinyDecoder } from './llama.js';
 
 const PHI3_NAMES = { qkv: ['self_attn.qkv_proj'], gateUp: ['mlp.gate_up_proj'], ln2: 'post_attention_layernorm' };
 
@@ -16,10 +15,7 @@ export const phi3: Architecture = {
   },
   toHfConfig: (cfg) => ({ ...llamaHfConfig(cfg, 'phi3', ['Phi3ForCausalLM']), sliding_window: cfg.slidingWindow ?? null }),
   weights: (cfg) => decoderWeights(cfg, PHI3_NAMES),
-  embed: tokenEmbedding,
-  block: llamaBlock,
-  finalNorm: (m, x) => norm(m, x, 'ln_final'),
-  unembed,
+  ...DECODER_FORWARD,
   presets: {
     tiny: { architecture: 'phi3', ...tinyDecoder, nKvHeads: 4, slidingWindow: 6 },
     'phi-3-mini': {

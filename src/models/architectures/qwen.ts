@@ -1,8 +1,7 @@
 /** Qwen 2 / 2.5 (Llama with q/k/v biases) and Qwen 3 dense (per-head q/k RMSNorm, explicit head_dim). */
 import type { Architecture } from '../architecture.js';
-import { norm } from '../components/norms.js';
 import { ConfigFields } from './fields.js';
-import { decoderConfig, decoderGguf, decoderWeights, llamaBlock, llamaHfConfig, tinyDecoder, tokenEmbedding, unembed } from './llama.js';
+import { DECODER_FORWARD, decoderConfig, decoderGguf, decoderWeights, llamaHfConfig, tinyDecoder } from './llama.js';
 
 const noSlidingWindow = (f: ConfigFields) => f.reject([['use_sliding_window', (v) => v === true, "Qwen's sliding window over the upper layers is not implemented"]]);
 
@@ -18,10 +17,7 @@ export const qwen2: Architecture = {
   },
   toHfConfig: (cfg) => ({ ...llamaHfConfig(cfg, 'qwen2', ['Qwen2ForCausalLM']), use_sliding_window: false, attention_bias: undefined }),
   weights: (cfg) => decoderWeights(cfg),
-  embed: tokenEmbedding,
-  block: llamaBlock,
-  finalNorm: (m, x) => norm(m, x, 'ln_final'),
-  unembed,
+  ...DECODER_FORWARD,
   gguf: decoderGguf('qwen2'),
   presets: {
     tiny: { architecture: 'qwen2', ...tinyDecoder, qkvBias: true, tiedUnembed: true },
@@ -42,10 +38,7 @@ export const qwen3: Architecture = {
   },
   toHfConfig: (cfg) => ({ ...llamaHfConfig(cfg, 'qwen3', ['Qwen3ForCausalLM']), use_sliding_window: false }),
   weights: (cfg) => decoderWeights(cfg),
-  embed: tokenEmbedding,
-  block: llamaBlock,
-  finalNorm: (m, x) => norm(m, x, 'ln_final'),
-  unembed,
+  ...DECODER_FORWARD,
   gguf: decoderGguf('qwen3'),
   presets: {
     // head_dim 24 on d_model 64: Qwen 3's head_dim is its own field, not d_model / heads.
