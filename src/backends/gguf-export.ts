@@ -14,9 +14,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LanternError } from '../errors.js';
-import { readConfig } from '../models/config.js';
 import { loadWeights } from '../models/weights.js';
-import { architectureFor, architectures } from '../models/architectures/index.js';
+import { architectureFor, architectures, readConfig } from '../models/config.js';
 import { Tokenizer } from '../models/tokenizer.js';
 import { float32ToFloat16 } from '../models/safetensors.js';
 

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { architectureFor } from '../models/architectures/index.js';
+import { architectureFor } from '../models/config.js';
 import { writeRandomModel } from '../models/random.js';
 import { loadModel } from '../models/load.js';
 import { readConfig } from '../models/config.js';

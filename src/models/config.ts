@@ -8,7 +8,8 @@ import path from 'node:path';
 import { LanternError } from '../errors.js';
 import { architectureFor, SUPPORTED_ARCHITECTURES } from './architectures/index.js';
 
-export { SUPPORTED_ARCHITECTURES };
+// The registry, for code outside models/ (which never reaches into an architecture's own file).
+export { architectureFor, architectures, SUPPORTED_ARCHITECTURES } from './architectures/index.js';
 
 /** gelu_new is GPT-2's tanh approximation (HF's gelu_pytorch_tanh); gelu is the exact erf form. */
 export type Activation = 'gelu_new' | 'gelu' | 'relu' | 'silu';

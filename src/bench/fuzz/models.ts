@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { LanternError } from '../../errors.js';
-import { architectureFor } from '../../models/architectures/index.js';
+import { architectureFor } from '../../models/config.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { loadModel } from '../../models/load.js';
 import { writeRandomModel } from '../../models/random.js';

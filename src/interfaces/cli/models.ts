@@ -1,10 +1,9 @@
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
-import { readConfig } from '../../models/config.js';
 import { hookNames } from '../../models/forward.js';
 import { resolveModelFolder } from '../../models/hub.js';
 import { writeRandomModel } from '../../models/random.js';
-import { architectureFor, architectures, SUPPORTED_ARCHITECTURES } from '../../models/architectures/index.js';
+import { architectureFor, architectures, readConfig, SUPPORTED_ARCHITECTURES } from '../../models/config.js';
 import { defaultModel } from './defaults.js';
 import { positiveInt, nonNegativeInt } from './forward.js';
 
