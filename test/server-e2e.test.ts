@@ -176,6 +176,27 @@ describe('workbench in chromium', () => {
     expect(await page.locator('#status').isHidden()).toBe(true);
   });
 
+  it("builds the attribution form from the server's declaration: each method shows its own settings, and layer IG runs at a hook", async () => {
+    // The form comes from the server's declaration of each method's settings: only the chosen
+    // method's show, and layer IG at a hook runs with them.
+    await page.click('#tab-attribution');
+    await page.fill('#prompt', PROMPT);
+    await page.fill('#view-attribution input[name=target]', ' dog');
+    const visible = (name: string) => page.locator(`#view-attribution [name=${name}]`).isVisible();
+    await page.selectOption('#view-attribution select[name=method]', 'lime');
+    expect([await visible('samples'), await visible('kernelWidth'), await visible('steps'), await visible('hook')]).toEqual([true, true, false, false]);
+    await page.selectOption('#view-attribution select[name=method]', 'layer-ig');
+    expect([await visible('hook'), await visible('steps'), await visible('samples')]).toEqual([true, true, false]);
+    await page.fill('#view-attribution input[name=hook]', 'blocks.1.hook_resid_post');
+    await page.fill('#view-attribution input[name=steps]', '8');
+    await page.uncheck('#view-attribution input[name=evaluate]');
+    await page.click('#view-attribution button.run');
+    await page.waitForFunction(() => /^layer-ig/.test(document.querySelector('#view-attribution .meta')!.textContent ?? ''), undefined, { timeout: 45_000 });
+    expect(await page.locator('[data-testid=attribution-tokens] .token-chip').count()).toBe(nTokens);
+    await page.fill('#view-attribution input[name=hook]', '');
+    await page.selectOption('#view-attribution select[name=method]', 'ig');
+  });
+
   it('fits a narrow screen without horizontal scrolling, and raised no page errors', async () => {
     await page.setViewportSize({ width: 420, height: 900 });
     await page.click('#tab-attribution');

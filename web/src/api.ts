@@ -43,7 +43,17 @@ async function call<T>(method: string, url: string, body?: unknown): Promise<T> 
   return json as T;
 }
 
+/** One attribution setting as the server declares it (src/methods/attribution/options.ts). */
+export interface SettingSpec {
+  key: string;
+  type: { kind: 'integer' | 'number' | 'enum' | 'integers' | 'boolean' | 'hook' | 'token'; min?: number; max?: number; exclusiveMin?: number; choices?: string[] };
+  methods: string[];
+  alsoForEval: boolean;
+  help: string;
+}
+
 export const api = {
+  attributionSettings: () => call<{ methods: string[]; settings: SettingSpec[] }>('GET', 'api/attribution/settings'),
   models: () => call<{ default: string; models: ModelChoice[] }>('GET', 'api/models'),
   addFolder: (path: string) => call<ModelChoice & { ref: string }>('POST', 'api/models/folders', { path }),
   runs: (kind?: string) => call<{ runs: RunSummary[]; total: number }>('GET', `api/runs?limit=200${kind ? `&kind=${kind}` : ''}`),

@@ -5,7 +5,7 @@
  */
 import '@picocss/pico/css/pico.min.css';
 import './style.css';
-import { api, ApiError, Kind, Run, runJob } from './api';
+import { api, ApiError, Kind, Run, runJob, SettingSpec } from './api';
 import { attentionSpec, attributionSpec, draw, labels, lensSpec, patchingSpec, predictionsSpec, show } from './charts';
 
 const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector(sel) as T;
@@ -77,26 +77,81 @@ const predict: View = {
 };
 
 // ---- Attribution
-const METHODS = ['ig', 'saliency', 'input-x-grad', 'attention', 'rollout', 'occlusion', 'lime', 'shap', 'shapley'];
-const attrMethod = select('method', METHODS, 'ig');
+// Methods and their settings come from the server's one declaration (GET api/attribution/settings),
+// so this form offers exactly what the API accepts; each setting shows only for the methods that read it.
+const attrMethod = select('method', ['ig'], 'ig');
 const attrTarget = input('target', { type: 'text', placeholder: 'top prediction' });
 const attrFoil = input('foil', { type: 'text', placeholder: 'none' });
 const attrKind = select('kind', ['logprob', 'logit', 'prob'], 'logprob');
-const attrSteps = input('steps', { type: 'number', min: 1, max: 512, value: 32 });
 const attrEval = input('evaluate', { type: 'checkbox', role: 'switch' });
 const attrWords = input('words', { type: 'checkbox', role: 'switch' });
+const attrSettings = h('div', { class: 'settings' });
+let settingSpecs: SettingSpec[] = [];
+const settingInputs = new Map<string, HTMLInputElement | HTMLSelectElement>();
+
+function settingInput(spec: SettingSpec): HTMLInputElement | HTMLSelectElement {
+  const t = spec.type;
+  if (t.kind === 'enum') return select(spec.key, ['', ...(t.choices ?? [])], '');
+  if (t.kind === 'boolean') return input(spec.key, { type: 'checkbox', role: 'switch' });
+  if (t.kind === 'integer' || t.kind === 'number') return input(spec.key, { type: 'number', min: t.min ?? t.exclusiveMin ?? 0, max: t.max ?? '', step: t.kind === 'integer' ? 1 : 'any', placeholder: 'default' });
+  return input(spec.key, { type: 'text', placeholder: t.kind === 'integers' ? 'e.g. 0,1 (default all)' : t.kind === 'token' ? "zero, or a token's id or text" : 'default' });
+}
+
+/** Shows the settings the chosen method reads (and, with faithfulness on, those faithfulness reads). */
+function showSettings(): void {
+  for (const spec of settingSpecs) {
+    const on = spec.methods.includes(attrMethod.value) || (attrEval.checked && spec.alsoForEval);
+    (settingInputs.get(spec.key)!.closest('label') as HTMLElement).hidden = !on;
+  }
+}
+
+/** The value of a setting for the request, or undefined when left at its default (or hidden). */
+function settingValue(spec: SettingSpec): unknown {
+  const el = settingInputs.get(spec.key)!;
+  if ((el.closest('label') as HTMLElement).hidden) return undefined;
+  if (spec.type.kind === 'boolean') return (el as HTMLInputElement).checked || undefined;
+  const v = el.value.trim();
+  if (v === '') return undefined;
+  switch (spec.type.kind) {
+    case 'integer': case 'number': return Number(v);
+    case 'integers': return v.split(',').map((x) => Number(x.trim()));
+    case 'token': return v === 'zero' ? 'zero' : /^\d+$/.test(v) ? { token: Number(v) } : { text: v };
+    default: return v;
+  }
+}
+
+void api.attributionSettings().then(({ methods, settings }) => {
+  const chosen = attrMethod.value;
+  attrMethod.replaceChildren(...methods.map((m) => h('option', { value: m, text: m })));
+  attrMethod.value = methods.includes(chosen) ? chosen : 'ig';
+  settingSpecs = settings;
+  for (const spec of settings) {
+    const el = settingInput(spec);
+    settingInputs.set(spec.key, el);
+    attrSettings.append(spec.type.kind === 'boolean'
+      ? h('label', { class: 'switch', title: spec.help }, el, spec.key)
+      : h('label', { title: spec.help }, spec.key, el, h('small', { class: 'muted', text: spec.help })));
+  }
+  showSettings();
+}).catch(() => { /* the views report an unreachable server on their own */ });
+attrMethod.addEventListener('change', showSettings);
+attrEval.addEventListener('change', showSettings);
+
 let lastAttribution: Run | undefined;
 const attribution: View = {
   id: 'attribution', label: 'Attribution', kind: 'attribution',
   panel: panel('attribution', 'Attribution', [
     field('Method', attrMethod), field('Target', attrTarget, 'one token, or several for a continuation'), field('Foil', attrFoil, 'contrast: target − foil'),
-    field('Score', attrKind), field('IG steps', attrSteps), h('label', { class: 'switch' }, attrEval, 'Faithfulness'),
+    field('Score', attrKind), h('label', { class: 'switch' }, attrEval, 'Faithfulness'), attrSettings,
   ]),
   body: () => {
     const b: Record<string, unknown> = { text: promptEl.value, method: attrMethod.value, kind: attrKind.value, evaluate: attrEval.checked };
     if (attrTarget.value) b.target = attrTarget.value;
     if (attrFoil.value) b.foil = attrFoil.value;
-    if (attrMethod.value === 'ig') b.steps = Number(attrSteps.value);
+    for (const spec of settingSpecs) {
+      const v = settingValue(spec);
+      if (v !== undefined) b[spec.key] = v;
+    }
     return b;
   },
   restore: (r) => {
@@ -104,8 +159,14 @@ const attribution: View = {
     attrTarget.value = r.target ?? '';
     attrFoil.value = r.foil ?? '';
     attrKind.value = r.kind ?? 'logprob';
-    if (r.steps) attrSteps.value = String(r.steps);
     attrEval.checked = !!r.evaluate;
+    for (const spec of settingSpecs) {
+      const el = settingInputs.get(spec.key)!;
+      const v = r[spec.key];
+      if (spec.type.kind === 'boolean') (el as HTMLInputElement).checked = !!v;
+      else el.value = v === undefined ? '' : Array.isArray(v) ? v.join(',') : typeof v === 'object' ? String(v.token ?? v.text) : String(v);
+    }
+    showSettings();
   },
   render: async (run) => {
     lastAttribution = run;

@@ -97,7 +97,8 @@ export function attributeCommand(program: Command): void {
     });
   // Every method setting, from the one declaration the Workbench API is built from too.
   for (const spec of ATTRIBUTION_SETTINGS) {
-    const help = `${spec.methods.join(', ')}: ${spec.help}${BACKEND_NOTES[spec.key] ?? ''}`;
+    const syntax = spec.type.kind === 'token' ? " ('zero' or 'token:<id or text>')" : '';
+    const help = `${spec.methods.join(', ')}: ${spec.help}${syntax}${BACKEND_NOTES[spec.key] ?? ''}`;
     cmd.addOption(spec.type.kind === 'boolean' ? new Option(spec.flag, help) : new Option(`${spec.flag} ${spec.arg}`, help).argParser((v: string) => parseSetting(spec, v)));
   }
   for (const o of backendOptions()) cmd.addOption(o);

@@ -23,6 +23,8 @@ import { checkLimits, DEFAULT_LIMITS, WorkLimitError, WorkLimits } from './limit
 import { ModelRegistry } from './models.js';
 import { openAICompat, servedId } from './openai-compat.js';
 import { CancelledError, ComputeQueue, Job, JobExecutor } from './queue.js';
+import { ATTRIBUTION_SETTINGS } from '../../methods/attribution/options.js';
+import { METHODS } from '../../methods/attribution/index.js';
 import { RUN_KINDS, RunKind, RunStore } from './store.js';
 
 export interface ServerOptions {
@@ -156,6 +158,13 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   app.get('/api/health', { schema: { tags: ['server'] } }, async () => ({ ok: true, apiVersion: API_VERSION, queued: queue.length }));
 
   app.get('/api/models', { schema: { tags: ['models'], summary: 'The models a request may name' } }, async () => ({ default: models.defaultRef, models: models.choices() }));
+
+  // The attribution methods and their settings, from the one declaration the request schema and
+  // the CLI are built from: the web app builds its attribution form from this.
+  app.get('/api/attribution/settings', { schema: { tags: ['attribution'], summary: 'The attribution methods and the settings each reads' } }, async () => ({
+    methods: METHODS,
+    settings: ATTRIBUTION_SETTINGS.map(({ key, type, methods, alsoForEval, help }) => ({ key, type, methods, alsoForEval: Boolean(alsoForEval), help })),
+  }));
 
   app.post('/api/models/folders', {
     schema: {

@@ -41,7 +41,7 @@ export const ATTRIBUTION_SETTINGS: readonly SettingSpec[] = [
   { key: 'hook', flag: '--hook', arg: '<name>', type: { kind: 'hook' }, methods: ['layer-ig', 'layer-grad-x-act'], help: 'the hook point whose activation is attributed, e.g. blocks.3.hook_resid_post (default hook_embed)' },
   { key: 'steps', flag: '--steps', arg: '<n>', type: { kind: 'integer', min: 1, max: 512 }, methods: ['ig', 'layer-ig'], help: 'integration steps (default 50)' },
   { key: 'rule', flag: '--rule', arg: '<rule>', type: { kind: 'enum', choices: INTEGRATION_RULES }, methods: ['ig', 'layer-ig'], help: `integration rule: ${INTEGRATION_RULES.join(', ')} (default gausslegendre)` },
-  { key: 'baseline', flag: '--baseline', arg: '<b>', type: { kind: 'token' }, methods: ['ig', 'layer-ig'], help: "'zero' (default) or a token at every prompt position ('token:<id or text>')" },
+  { key: 'baseline', flag: '--baseline', arg: '<b>', type: { kind: 'token' }, methods: ['ig', 'layer-ig'], help: "'zero' (default) or a token at every prompt position" },
   { key: 'aggregate', flag: '--aggregate', arg: '<how>', type: { kind: 'enum', choices: ['sum', 'l2'] }, methods: GRADIENT, help: "embedding dims -> token score: 'sum' or 'l2' (default: l2 for saliency, sum otherwise)" },
   { key: 'batchSize', flag: '--batch-size', arg: '<n>', type: { kind: 'integer', min: 1, max: 256 }, methods: [...GRADIENT, 'value-zeroing', ...MASKING], alsoForEval: true, help: 'inputs per model run (ig steps, masked copies)' },
   { key: 'layers', flag: '--layers', arg: '<list>', type: { kind: 'integers', maxItems: 4096 }, methods: ['attention', 'rollout', 'value-zeroing'], help: 'layers to use, e.g. 0,1 (attention, rollout: default all; value-zeroing: layers to average, default the last, or roll out, default all)' },
@@ -49,7 +49,7 @@ export const ATTRIBUTION_SETTINGS: readonly SettingSpec[] = [
   { key: 'heads', flag: '--heads', arg: '<list>', type: { kind: 'integers', maxItems: 4096 }, methods: ['attention', 'rollout'], help: 'heads to average (default all)' },
   { key: 'samples', flag: '--samples', arg: '<n>', type: { kind: 'integer', min: 1, max: 5000 }, methods: SAMPLING, help: 'lime: random masks (default 200); shap: coalition budget (default max(200, 4 × tokens); all coalitions when 2^n − 2 fit); shapley: permutations (default 50)' },
   { key: 'kernelWidth', flag: '--kernel-width', arg: '<w>', type: { kind: 'number', exclusiveMin: 0, max: 100 }, methods: ['lime'], help: 'width of the exponential kernel on cosine distance to the full prompt (default 0.25)' },
-  { key: 'mask', flag: '--mask', arg: '<m>', type: { kind: 'token' }, methods: MASKING, alsoForEval: true, help: "'zero' (zero the token embedding, default) or a substituted token ('token:<id or text>')" },
+  { key: 'mask', flag: '--mask', arg: '<m>', type: { kind: 'token' }, methods: MASKING, alsoForEval: true, help: "'zero' (zero the token embedding, default) or a substituted token" },
   { key: 'granularity', flag: '--granularity', arg: '<g>', type: { kind: 'enum', choices: ['token', 'word', 'sentence'] }, methods: MASKING, help: "mask each 'token' (default), or whole 'word's or 'sentence's together (one score each)" },
 ];
 
