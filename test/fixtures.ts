@@ -20,10 +20,12 @@ export const FAMILY_FIXTURES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', '
 
 /**
  * Full-size shapes: Llama 3.2 1B's width (2048, 32 heads, 8 kv heads, vocab 128256, llama3 rotary
- * scaling) cut to 2 layers, and the whole of Pythia-160m. To keep the files small, only the last
+ * scaling) and Gemma 2 2B's (2304, head_dim 256, vocab 256000, soft-capping) cut to 2 layers, and
+ * the whole of Pythia-160m. To keep the files small, only the last
  * position's logits are kept, with every hook of the first and last layers and each layer's resid_post.
  */
 export const FULL_SIZE_FIXTURES = [
   { arch: 'llama', preset: 'llama-3.2-1b', layers: 2, file: 'families/llama-3.2-1b-width-2-layers.safetensors', seed: 21, tokens: [464, 318, 257, 286, 262, 290] },
   { arch: 'gpt_neox', preset: 'pythia-160m', layers: 12, file: 'families/pythia-160m.safetensors', seed: 22, tokens: [464, 318, 257, 286, 262, 290] },
+  { arch: 'gemma2', preset: 'gemma-2-2b', layers: 2, file: 'families/gemma-2-2b-width-2-layers.safetensors', seed: 23, tokens: [464, 318, 257, 286, 262, 290] },
 ];

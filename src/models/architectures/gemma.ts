@@ -13,7 +13,7 @@ import type { Value } from '../../engine/graph/ir.js';
 import { norm } from '../components/norms.js';
 import { gatedMlp } from '../components/mlp.js';
 import { ConfigFields } from './fields.js';
-import { attention, decoderConfig, decoderWeights, layerTypes, llamaHfConfig, tokenEmbedding, unembed, LLAMA_NAMES } from './llama.js';
+import { attention, decoderConfig, decoderGguf, decoderWeights, layerTypes, llamaHfConfig, tokenEmbedding, unembed, LLAMA_NAMES } from './llama.js';
 
 function block(m: ModelContext, l: number, x: Value): Value {
   const { g, cfg } = m;
@@ -68,6 +68,7 @@ export const gemma: Architecture = {
   toHfConfig: (cfg) => ({ ...llamaHfConfig(cfg, 'gemma', ['GemmaForCausalLM']), hidden_act: undefined, hidden_activation: 'gelu_pytorch_tanh' }),
   weights: (cfg) => decoderWeights(cfg),
   ...GEMMA_FORWARD,
+  gguf: decoderGguf('gemma'),
   presets: { tiny: { architecture: 'gemma', ...tinyGemma, nKvHeads: 1 } },
 };
 

@@ -4,7 +4,8 @@
  *
  *   y = x + attn(n1(x)) + mlp(n2(x))
  */
-import type { Architecture, ModelContext, WeightSpec } from '../architecture.js';
+import type { Architecture, GgufLayout, ModelContext, WeightSpec } from '../architecture.js';
+import type { Tensor } from '../../engine/tensor.js';
 import type { ModelConfig } from '../config.js';
 import type { Value } from '../../engine/graph/ir.js';
 import { norm } from '../components/norms.js';
@@ -72,6 +73,47 @@ function weights(cfg: ModelConfig): WeightSpec[] {
   return out;
 }
 
+/**
+ * llama.cpp's 'gptneox': its fused QKV rows are [q heads; k heads; v heads], so the per-head
+ * (head, {q, k, v}, d_head) rows are regrouped, as llama.cpp's converter does. llama.cpp computes
+ * GELU with the tanh approximation, so a model with the exact GELU (Pythia's) comes out close, not exact.
+ */
+function gguf(cfg: ModelConfig, W: Record<string, Tensor>): GgufLayout {
+  const { dModel: D, dMlp: F, nHeads: H, dHead: dh, dVocab: V } = cfg;
+  const tensors: GgufLayout['tensors'] = [];
+  const regroup = (a: Float32Array, width: number) => {
+    const out = new Float32Array(a.length);
+    for (let h = 0; h < H; h++) for (let j = 0; j < 3; j++) out.set(a.subarray((h * 3 + j) * dh * width, (h * 3 + j + 1) * dh * width), (j * H + h) * dh * width);
+    return out;
+  };
+  const mat = (name: string, ne: number[], data: Float32Array) => tensors.push({ name, ne, data, matrix: true });
+  const vec = (name: string, src: string) => tensors.push({ name, ne: [W[src].shape[0]], data: W[src].f32, matrix: false });
+  mat('token_embd.weight', [D, V], W['embed.W_E'].f32);
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const b = `blocks.${l}`;
+    const g = `blk.${l}`;
+    vec(`${g}.attn_norm.weight`, `${b}.ln1.w`); vec(`${g}.attn_norm.bias`, `${b}.ln1.b`);
+    mat(`${g}.attn_qkv.weight`, [D, 3 * D], regroup(W[`${b}.attn.W_QKV`].f32, D));
+    tensors.push({ name: `${g}.attn_qkv.bias`, ne: [3 * D], data: regroup(W[`${b}.attn.b_QKV`].f32, 1), matrix: false });
+    mat(`${g}.attn_output.weight`, [D, D], W[`${b}.attn.W_O`].f32); vec(`${g}.attn_output.bias`, `${b}.attn.b_O`);
+    vec(`${g}.ffn_norm.weight`, `${b}.ln2.w`); vec(`${g}.ffn_norm.bias`, `${b}.ln2.b`);
+    mat(`${g}.ffn_up.weight`, [D, F], W[`${b}.mlp.W_in`].f32); vec(`${g}.ffn_up.bias`, `${b}.mlp.b_in`);
+    mat(`${g}.ffn_down.weight`, [F, D], W[`${b}.mlp.W_out`].f32); vec(`${g}.ffn_down.bias`, `${b}.mlp.b_out`);
+  }
+  vec('output_norm.weight', 'ln_final.w'); vec('output_norm.bias', 'ln_final.b');
+  mat('output.weight', [D, V], W[cfg.tiedUnembed ? 'embed.W_E' : 'unembed.W_U_T'].f32);
+  return {
+    arch: 'gptneox',
+    meta: [
+      ['gptneox.context_length', 'u32', cfg.nCtx], ['gptneox.embedding_length', 'u32', D], ['gptneox.block_count', 'u32', cfg.nLayers],
+      ['gptneox.feed_forward_length', 'u32', F], ['gptneox.attention.head_count', 'u32', H], ['gptneox.rope.dimension_count', 'u32', cfg.rope!.dims],
+      ['gptneox.rope.freq_base', 'f32', cfg.rope!.base], ['gptneox.use_parallel_residual', 'bool', Boolean(cfg.parallelResidual)],
+      ['gptneox.attention.layer_norm_epsilon', 'f32', cfg.lnEps],
+    ],
+    tensors,
+  };
+}
+
 const pythia = { architecture: 'gpt_neox', lnEps: 1e-5, act: 'gelu', tiedUnembed: false, norm: 'layernorm', parallelResidual: true } as const;
 
 export const gptNeox: Architecture = {
@@ -109,6 +151,7 @@ export const gptNeox: Architecture = {
   block,
   finalNorm: (m, x) => norm(m, x, 'ln_final'),
   unembed: (m, rows) => m.g.matmulTransB(rows, m.W(m.cfg.tiedUnembed ? 'embed.W_E' : 'unembed.W_U_T')),
+  gguf,
   presets: {
     tiny: { ...pythia, nLayers: 2, dModel: 64, nHeads: 4, nKvHeads: 4, dHead: 16, dMlp: 256, nCtx: 128, dVocab: 1000, rope: { dims: 4, base: 10000 } },
     'pythia-160m': { ...pythia, nLayers: 12, dModel: 768, nHeads: 12, nKvHeads: 12, dHead: 64, dMlp: 3072, nCtx: 2048, dVocab: 50304, rope: { dims: 16, base: 10000 } },

@@ -176,10 +176,11 @@ export function llamaHfConfig(cfg: ModelConfig, modelType: string, architectures
  * llama.cpp's layout of a Llama-style checkpoint ('llama', 'qwen2', 'qwen3'). llama.cpp's 'llama'
  * rotates adjacent pairs of each head's dimensions, Hugging Face's checkpoints the two halves, so
  * for it q and k rows are permuted per head (row i·2 + j from row j·dh/2 + i, as llama.cpp's
- * converter does); its Qwen architectures rotate halves as Hugging Face does. Llama 3 rotary
- * scaling travels as per-frequency divisors, `rope_freqs`.
+ * converter does); its Qwen and Gemma architectures rotate halves as Hugging Face does. Llama 3
+ * rotary scaling travels as per-frequency divisors, `rope_freqs`. llama.cpp's Gemma scales the
+ * embeddings itself and applies plain RMSNorm, so Gemma's (1 + w) norm weights go in as 1 + w.
  */
-export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3') {
+export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3' | 'gemma') {
   return (cfg: ModelConfig, W: Record<string, Tensor>): GgufLayout => {
     const { dModel: D, dMlp: F, nHeads: H, nKvHeads: K, dHead: dh, dVocab: V } = cfg;
     if (!cfg.rope || cfg.rope.dims !== dh) throw new LanternError(`llama.cpp's ${arch} rotates whole heads; this model rotates ${cfg.rope?.dims ?? 0} of ${dh} dimensions`);
@@ -201,11 +202,13 @@ export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3') {
     const interleave = arch === 'llama';
     const mat = (name: string, ne: number[], data: Float32Array) => tensors.push({ name, ne, data, matrix: true });
     const vec = (name: string, data: Float32Array) => tensors.push({ name, ne: [data.length], data, matrix: false });
+    const normWeight = (name: string) => (cfg.norm === 'rmsnorm_plus_one' ? W[name].f32.map((w) => 1 + w) : W[name].f32);
+    if (arch === 'gemma' && (cfg.postNorms || cfg.qkNorm)) throw new LanternError(`llama.cpp's gemma is Gemma 1; this model has Gemma 2/3 norms`);
     mat('token_embd.weight', [D, V], W['embed.W_E'].f32);
     for (let l = 0; l < cfg.nLayers; l++) {
       const b = `blocks.${l}`;
       const g = `blk.${l}`;
-      vec(`${g}.attn_norm.weight`, W[`${b}.ln1.w`].f32);
+      vec(`${g}.attn_norm.weight`, normWeight(`${b}.ln1.w`));
       mat(`${g}.attn_q.weight`, [D, H * dh], rows(`${b}.attn.W_QKV`, 0, H * dh, interleave ? H : undefined));
       mat(`${g}.attn_k.weight`, [D, K * dh], rows(`${b}.attn.W_QKV`, H * dh, K * dh, interleave ? K : undefined));
       mat(`${g}.attn_v.weight`, [D, K * dh], rows(`${b}.attn.W_QKV`, (H + K) * dh, K * dh));
@@ -220,12 +223,12 @@ export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3') {
       }
       mat(`${g}.attn_output.weight`, [H * dh, D], W[`${b}.attn.W_O`].f32);
       if (cfg.oBias) vec(`${g}.attn_output.bias`, W[`${b}.attn.b_O`].f32);
-      vec(`${g}.ffn_norm.weight`, W[`${b}.ln2.w`].f32);
+      vec(`${g}.ffn_norm.weight`, normWeight(`${b}.ln2.w`));
       mat(`${g}.ffn_gate.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, 0, F));
       mat(`${g}.ffn_up.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, F, F));
       mat(`${g}.ffn_down.weight`, [F, D], W[`${b}.mlp.W_out`].f32);
     }
-    vec('output_norm.weight', W['ln_final.w'].f32);
+    vec('output_norm.weight', normWeight('ln_final.w'));
     if (!cfg.tiedUnembed) mat('output.weight', [D, V], W['unembed.W_U_T'].f32);
     const s = cfg.rope.scaling;
     if (s?.type === 'llama3') {
