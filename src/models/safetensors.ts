@@ -681,8 +681,10 @@ export function writeSafetensors(path: string, tensors: Record<string, WritableT
   }
   let open = true;
   try {
+    // In pieces of at most 1 GiB: one write of 2 GiB or more is refused by Node (an embedding of
+    // 256000 x 2304 float32 weights is 2.36 GB).
     const writeAll = (buf: Uint8Array) => {
-      for (let done = 0; done < buf.byteLength; ) done += fs.writeSync(fd, buf, done, buf.byteLength - done);
+      for (let done = 0; done < buf.byteLength; ) done += fs.writeSync(fd, buf, done, Math.min(buf.byteLength - done, 1 << 30));
     };
     writeAll(prefix);
     writeAll(headerBuf);
