@@ -27,6 +27,9 @@ const MODELS = {
   qwen3: architectureFor('qwen3').presets.tiny,
   gemma: architectureFor('gemma').presets.tiny,
   gpt_neox: { ...architectureFor('gpt_neox').presets.tiny, act: 'gelu_new' as const },
+  // Sandwich norms, soft-capping 50/30, a window of 4 on layer 0 under a 12-token prompt; llama.cpp
+  // scales queries by 1/sqrt(head_dim), so query_pre_attn_scalar is head_dim here.
+  gemma2: { ...architectureFor('gemma2').presets.tiny, attnScale: 16 ** -0.5 },
 };
 
 for (const [arch, cfg] of Object.entries(MODELS)) {

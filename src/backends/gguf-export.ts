@@ -1,6 +1,6 @@
 /**
  * Writes a Lantern / Hugging Face model folder as a GGUF file (v3) that llama.cpp loads, in the
- * layout its architecture gives (`Architecture.gguf`: GPT-2, Llama, Qwen 2 and 3, Gemma 1, GPT-NeoX so far).
+ * layout its architecture gives (`Architecture.gguf`: GPT-2, Llama, Qwen 2 and 3, Gemma 1 and 2, GPT-NeoX so far).
  *
  * Hand-written rather than a dependency: GGUF is a flat little-endian format (header, key/value
  * metadata, tensor descriptors, 32-byte aligned data), the npm packages for it read rather than

@@ -8,7 +8,7 @@ import { assertWritable } from './output.js';
 export function exportGgufCommand(program: Command): void {
   program
     .command('export-gguf')
-    .description('Write a model (GPT-2, Llama, Qwen 2 or 3, Gemma 1, GPT-NeoX) as a GGUF file (for llama.cpp, node-llama-cpp, Ollama, or `lantern attribute --backend gguf:<file>`).')
+    .description('Write a model (GPT-2, Llama, Qwen 2 or 3, Gemma 1 or 2, GPT-NeoX) as a GGUF file (for llama.cpp, node-llama-cpp, Ollama, or `lantern attribute --backend gguf:<file>`).')
     .option('-m, --model <folder|hub-id>', 'model folder or Hub id (default: the bundled model)')
     .requiredOption('-o, --out <file.gguf>', 'the GGUF file to write')
     .option('--dtype <type>', 'storage of the weight matrices: f16 (default) or f32; norms and biases are always f32', 'f16')

@@ -95,6 +95,7 @@ export const gemma2: Architecture = {
   }),
   weights: (cfg) => decoderWeights(cfg, SANDWICH_NAMES),
   ...GEMMA_FORWARD,
+  gguf: decoderGguf('gemma2'),
   presets: {
     tiny: { architecture: 'gemma2', ...tinyGemma, postNorms: true, attnScale: 32 ** -0.5, attnSoftcap: 50, finalSoftcap: 30, slidingWindow: 4, slidingLayers: [0] },
     'gemma-2-2b': {

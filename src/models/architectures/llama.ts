@@ -180,11 +180,17 @@ export function llamaHfConfig(cfg: ModelConfig, modelType: string, architectures
  * rotary scaling travels as per-frequency divisors, `rope_freqs`. llama.cpp's Gemma scales the
  * embeddings itself and applies plain RMSNorm, so Gemma's (1 + w) norm weights go in as 1 + w.
  */
-export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3' | 'gemma') {
+export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2') {
   return (cfg: ModelConfig, W: Record<string, Tensor>): GgufLayout => {
     const { dModel: D, dMlp: F, nHeads: H, nKvHeads: K, dHead: dh, dVocab: V } = cfg;
     if (!cfg.rope || cfg.rope.dims !== dh) throw new LanternError(`llama.cpp's ${arch} rotates whole heads; this model rotates ${cfg.rope?.dims ?? 0} of ${dh} dimensions`);
-    if (cfg.slidingWindow !== undefined) throw new LanternError(`llama.cpp's ${arch} has no sliding window; this model's is ${cfg.slidingWindow}`);
+    if (cfg.slidingWindow !== undefined && arch !== 'gemma2') throw new LanternError(`llama.cpp's ${arch} has no sliding window; this model's is ${cfg.slidingWindow}`);
+    if (arch === 'gemma2') {
+      // llama.cpp's gemma2 scales queries by 1/sqrt(head_dim) and puts its windows on even layers.
+      if (cfg.attnScale !== undefined && Math.abs(cfg.attnScale * Math.sqrt(dh) - 1) > 1e-6) throw new LanternError(`llama.cpp's gemma2 scales attention by 1/sqrt(head_dim); this model's query_pre_attn_scalar differs from head_dim ${dh}`);
+      const even = Array.from({ length: cfg.nLayers }, (_, l) => l).filter((l) => l % 2 === 0);
+      if (JSON.stringify(cfg.slidingLayers ?? []) !== JSON.stringify(even)) throw new LanternError("llama.cpp's gemma2 puts sliding windows on even layers; this model's layer_types differ");
+    }
     if (cfg.mlpBias) throw new LanternError(`llama.cpp's ${arch} has no MLP biases`);
     const tensors: GgufLayout['tensors'] = [];
     const rows = (src: string, from: number, n: number, perm?: number) => {
@@ -204,6 +210,7 @@ export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3' | 'gemma') {
     const vec = (name: string, data: Float32Array) => tensors.push({ name, ne: [data.length], data, matrix: false });
     const normWeight = (name: string) => (cfg.norm === 'rmsnorm_plus_one' ? W[name].f32.map((w) => 1 + w) : W[name].f32);
     if (arch === 'gemma' && (cfg.postNorms || cfg.qkNorm)) throw new LanternError(`llama.cpp's gemma is Gemma 1; this model has Gemma 2/3 norms`);
+    if (cfg.qkNorm && arch !== 'qwen3') throw new LanternError(`llama.cpp's ${arch} has no q/k norms`);
     mat('token_embd.weight', [D, V], W['embed.W_E'].f32);
     for (let l = 0; l < cfg.nLayers; l++) {
       const b = `blocks.${l}`;
@@ -223,7 +230,9 @@ export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3' | 'gemma') {
       }
       mat(`${g}.attn_output.weight`, [H * dh, D], W[`${b}.attn.W_O`].f32);
       if (cfg.oBias) vec(`${g}.attn_output.bias`, W[`${b}.attn.b_O`].f32);
+      if (cfg.postNorms) vec(`${g}.post_attention_norm.weight`, normWeight(`${b}.ln1_post.w`));
       vec(`${g}.ffn_norm.weight`, normWeight(`${b}.ln2.w`));
+      if (cfg.postNorms) vec(`${g}.post_ffw_norm.weight`, normWeight(`${b}.ln2_post.w`));
       mat(`${g}.ffn_gate.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, 0, F));
       mat(`${g}.ffn_up.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, F, F));
       mat(`${g}.ffn_down.weight`, [F, D], W[`${b}.mlp.W_out`].f32);
@@ -244,6 +253,9 @@ export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3' | 'gemma') {
         [`${arch}.attention.key_length`, 'u32', dh], [`${arch}.attention.value_length`, 'u32', dh], [`${arch}.rope.dimension_count`, 'u32', dh],
         [`${arch}.rope.freq_base`, 'f32', cfg.rope.base], [`${arch}.attention.layer_norm_rms_epsilon`, 'f32', cfg.lnEps],
         ...(s?.type === 'linear' ? [[`${arch}.rope.scaling.type`, 'str', 'linear'], [`${arch}.rope.scaling.factor`, 'f32', s.factor]] as GgufLayout['meta'] : []),
+        ...(cfg.slidingWindow !== undefined ? [[`${arch}.attention.sliding_window`, 'u32', cfg.slidingWindow]] as GgufLayout['meta'] : []),
+        ...(cfg.attnSoftcap !== undefined ? [[`${arch}.attn_logit_softcapping`, 'f32', cfg.attnSoftcap]] as GgufLayout['meta'] : []),
+        ...(cfg.finalSoftcap !== undefined ? [[`${arch}.final_logit_softcapping`, 'f32', cfg.finalSoftcap]] as GgufLayout['meta'] : []),
       ],
       tensors,
     };
