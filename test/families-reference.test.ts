@@ -10,7 +10,7 @@ import { objectives, HookedTransformer } from '../src/models/hooked.js';
 import { architectureFor } from '../src/models/architectures/index.js';
 import { FAMILY_FIXTURES, FULL_SIZE_FIXTURES } from './fixtures.js';
 import { OPTIONAL_HOOKS } from '../src/models/forward.js';
-import { seededModel, relError } from './helpers.js';
+import { seededModel, relError, worstAgreement } from './helpers.js';
 
 const TOL = 1e-4;
 
@@ -27,10 +27,8 @@ for (const f of FAMILY_FIXTURES) {
       const hooks = [...header.tensors.keys()].filter((n) => n.includes('hook_'));
       // The reference records exactly the hooks the model has (but the optional per-head result).
       expect(hooks.sort()).toEqual(model.hookNames.filter((n) => !OPTIONAL_HOOKS.test(n)).sort());
-      const worst: [string, number][] = [['logits', relError(logits, ref('logits'))]];
-      for (const name of hooks) worst.push([name, relError(cache.get(name), ref(name))]);
-      worst.sort((a, b) => b[1] - a[1]);
-      expect(worst[0][1], `worst: ${worst[0][0]}`).toBeLessThan(TOL);
+      const [name, err] = worstAgreement([['logits', logits, ref('logits')], ...hooks.map((n) => [n, cache.get(n), ref(n)] as [string, Tensor, Tensor])]);
+      expect(err, `worst: ${name}`).toBeLessThan(TOL);
     });
 
     it('gradient of a log-prob wrt the residual stream entering block 0 agrees to 1e-4', async () => {
@@ -50,12 +48,11 @@ for (const f of FULL_SIZE_FIXTURES) {
       try {
         const { logits, cache } = await model.runWithCache([[...f.tokens]]);
         const V = cfg.dVocab;
-        const worst: [string, number][] = [['logits_last', relError(Tensor.f32(logits.f32.slice(logits.size - V), [V]), ref('logits_last'))]];
         const hooks = [...header.tensors.keys()].filter((n) => n.includes('hook_'));
         expect(hooks.length).toBeGreaterThan(40); // the first and last layers' hooks and every resid_post
-        for (const name of hooks) worst.push([name, relError(cache.get(name), ref(name))]);
-        worst.sort((a, b) => b[1] - a[1]);
-        expect(worst[0][1], `worst: ${worst[0][0]}`).toBeLessThan(TOL);
+        const last = Tensor.f32(logits.f32.slice(logits.size - V), [V]);
+        const [name, err] = worstAgreement([['logits_last', last, ref('logits_last')], ...hooks.map((n) => [n, cache.get(n), ref(n)] as [string, Tensor, Tensor])]);
+        expect(err, `worst: ${name}`).toBeLessThan(TOL);
       } finally {
         await model.executor.dropWeights(model.weights);
       }

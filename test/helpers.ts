@@ -33,6 +33,11 @@ export function relError(a: Tensor, b: Tensor): number {
   return num / Math.max(den, 1e-30);
 }
 
+/** Of [name, value, reference] triples, the one that agrees worst: its name and relError. */
+export function worstAgreement(pairs: [string, Tensor, Tensor][]): [string, number] {
+  return pairs.map(([name, a, b]) => [name, relError(a, b)] as [string, number]).reduce((w, x) => (x[1] > w[1] ? x : w));
+}
+
 export function maxAbsDiff(a: Tensor, b: Tensor): number {
   expect(a.shape).toEqual(b.shape);
   let m = 0;

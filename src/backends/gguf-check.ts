@@ -14,6 +14,7 @@
  */
 import fs from 'node:fs';
 import { LanternError } from '../errors.js';
+import { fileKind } from '../files.js';
 
 export enum GgufType { U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12 }
 
@@ -326,7 +327,7 @@ export function checkGgufFile(file: string): GgufInfo {
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new LanternError(`${file} is not a regular file`);
+    if (!st.isFile()) throw new LanternError(`${file} is not a regular file (${fileKind(st)})`);
     const info = parseGguf({
       size: st.size,
       read: (pos, len) => {

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LanternError } from '../errors.js';
+import { readRegularText } from '../files.js';
 import { architectureFor, SUPPORTED_ARCHITECTURES } from './architectures/index.js';
 
 // The registry, for code outside models/ (which never reaches into an architecture's own file).
@@ -89,12 +90,10 @@ export function readConfigJson(folder: string): Record<string, unknown> {
   const file = path.join(folder, 'config.json');
   if (!fs.existsSync(folder)) throw new LanternError(`model folder not found: ${folder}`);
   if (!fs.existsSync(file)) throw new LanternError(`${folder} has no config.json (is it a Hugging Face model folder?)`);
-  const stat = fs.statSync(file);
-  if (!stat.isFile()) throw new LanternError(`${file} is not a regular file`);
-  if (stat.size > 16 << 20) throw new LanternError(`${file} is ${stat.size} bytes; a config.json is a few kilobytes`);
+  const text = readRegularText(file, 16 << 20, 'config.json');
   let raw: unknown;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (e) {
     // V8 quotes the text around the error, line breaks included: the message stays one line.
     throw new LanternError(`${file} is not valid JSON: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`);

@@ -9,6 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
+import { fileKind } from '../files.js';
 import { LanternError, nearest } from '../errors.js';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -145,16 +146,6 @@ function fail(path: string, problem: string): never {
 
 function describe(e: unknown): string {
   return e instanceof Error ? e.message.split('\n')[0] : String(e);
-}
-
-/** What a path that is not a regular file is, for errors. */
-function fileKind(st: fs.Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
 }
 
 /**

@@ -7,18 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { LanternError } from '../errors.js';
+import { readRegularText } from '../files.js';
 
 /** Far above any real tokenizer.json (GPT-2's is 1.4 MB, large multilingual ones ~30 MB). */
 const MAX_TOKENIZER_BYTES = 256 * 2 ** 20;
-
-function fileKind(st: fs.Stats): string {
-  if (st.isDirectory()) return 'a folder';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  return 'not a plain file';
-}
 
 export class Tokenizer {
   readonly vocabSize: number;
@@ -52,34 +44,7 @@ export class Tokenizer {
    * process allocating, and checking the path first would leave a window for it to be swapped.
    */
   private static readJson(path: string): unknown {
-    let fd: number;
-    try {
-      fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new LanternError(code === 'ENOENT' ? `${path}: tokenizer file not found` : `${path}: cannot read (${(e as Error).message})`);
-    }
-    let text: string;
-    try {
-      const st = fs.fstatSync(fd);
-      if (!st.isFile()) throw new LanternError(`${path}: tokenizer file is not a regular file (${fileKind(st)})`);
-      if (st.size > MAX_TOKENIZER_BYTES) {
-        throw new LanternError(`${path}: tokenizer file is ${(st.size / 2 ** 20).toFixed(0)} MiB, more than the ${MAX_TOKENIZER_BYTES / 2 ** 20} MiB a tokenizer.json can sensibly be`);
-      }
-      const buf = Buffer.alloc(st.size);
-      let got = 0;
-      while (got < st.size) {
-        const n = fs.readSync(fd, buf, got, st.size - got, got);
-        if (n === 0) break;
-        got += n;
-      }
-      text = buf.subarray(0, got).toString('utf8');
-    } catch (e) {
-      if (e instanceof LanternError) throw e;
-      throw new LanternError(`${path}: cannot read (${(e as Error).message})`);
-    } finally {
-      fs.closeSync(fd);
-    }
+    const text = readRegularText(path, MAX_TOKENIZER_BYTES, 'tokenizer file');
     try {
       return JSON.parse(text);
     } catch (e) {
@@ -97,10 +62,9 @@ export class Tokenizer {
     const configPath = path.join(folder, 'tokenizer_config.json');
     let config: Record<string, unknown> = {};
     if (fs.existsSync(configPath)) {
-      const stat = fs.statSync(configPath);
-      if (!stat.isFile() || stat.size > 64 << 20) throw new LanternError(`${configPath} is not a regular file of reasonable size`);
+      const text = readRegularText(configPath, 64 << 20, 'tokenizer_config.json');
       try {
-        config = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+        config = JSON.parse(text);
       } catch (e) {
         throw new LanternError(`${configPath} is not valid JSON: ${(e as Error).message}`);
       }
