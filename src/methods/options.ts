@@ -5,7 +5,7 @@
  * and the Workbench forms (web/, through GET /api/methods/settings) are all built from these
  * declarations, so no two of them can disagree about what a method accepts.
  */
-import { LanternError, nearest } from '../errors.js';
+import { editDistance, LanternError, nearest } from '../errors.js';
 
 export type OptionType =
   /** `max` absent: no upper bound (checked against the model or prompt where one exists). */
@@ -156,7 +156,8 @@ export function parseOption(spec: OptionSpec, v: string): unknown {
     }
     case 'enum': {
       if (t.choices.includes(v)) return v;
-      const near = nearest(v, t.choices, 1);
+      // A suggestion only for a likely typo, not for any value at all.
+      const near = nearest(v, t.choices, 1).filter((c) => editDistance(v, c) <= Math.max(2, Math.floor(c.length / 3)));
       return bad(`one of ${t.choices.join(', ')}${near.length ? ` (did you mean '${near[0]}'?)` : ''}`);
     }
     case 'choices': {
