@@ -85,7 +85,15 @@ type Control = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
 function optionInput(spec: OptionSpec, initial?: string): Control {
   const t = spec.type;
   const dflt = spec.default === undefined ? undefined : Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default);
-  if (t.kind === 'enum') return select(spec.key, dflt === undefined ? ['', ...(t.choices ?? [])] : (t.choices ?? []), initial ?? dflt ?? '');
+  if (t.kind === 'enum') {
+    const s = select(spec.key, t.choices ?? [], initial ?? dflt);
+    // Without a declared default, the option may be left out: the method then chooses.
+    if (dflt === undefined) {
+      s.prepend(h('option', { value: '', text: 'default' }));
+      s.value = initial ?? '';
+    }
+    return s;
+  }
   if (t.kind === 'boolean') return input(spec.key, { type: 'checkbox', role: 'switch', checked: initial === 'true' || (initial === undefined && spec.default === true) });
   if (t.kind === 'prompt') {
     const area = h('textarea', { name: spec.key, rows: 2 });
