@@ -112,17 +112,22 @@ for (const [arch, c] of Object.entries(MODELS)) {
 }
 
 describe('what llama.cpp would compute differently is refused, naming the field', () => {
-  const refused = (name: string, cfg: ModelConfig, message: RegExp) => {
+  /** `hf`: config.json fields to set (what Lantern's own config writer does not write). */
+  const refused = (name: string, cfg: ModelConfig, message: RegExp, hf: Record<string, unknown> = {}) => {
     const dir = path.join(tmp, `refused-${name}`);
     writeRandomModel(dir, cfg, { seed: 1 });
+    const configFile = path.join(dir, 'config.json');
+    fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), ...hf }));
     expect(() => exportGguf(dir, path.join(tmp, `refused-${name}.gguf`)), name).toThrow(message);
   };
 
   it('Gemma 3: a query scale other than 1/sqrt(head_dim), attention soft-capping, a scaled local rotary embedding', () => {
     const g3 = architectureFor('gemma3_text').presets.tiny;
     refused('g3-scale', { ...g3, attnScale: 32 ** -0.5 }, /llama\.cpp's gemma3 scales attention by 1\/sqrt\(head_dim\) = 1\/sqrt\(16\); this model's query_pre_attn_scalar is 32/);
-    refused('g3-softcap', { ...g3, attnSoftcap: 50 }, /llama\.cpp's gemma3 has no attention soft-capping; this model's attn_logit_softcapping is 50/);
-    refused('g3-local', { ...g3, localRope: { dims: 16, base: 10000, scaling: { type: 'linear', factor: 2 } } }, /never scales the local layers' rotary embedding/);
+    refused('g3-softcap', g3, /llama\.cpp's gemma3 has no attention soft-capping; this model's attn_logit_softcapping is 50/, { attn_logit_softcapping: 50 });
+    refused('g3-local', g3, /never scales the local layers' rotary embedding; this model's sliding_attention rope has linear scaling/, {
+      rope_parameters: { full_attention: { rope_type: 'linear', factor: 8, rope_theta: 1e6 }, sliding_attention: { rope_type: 'linear', factor: 2, rope_theta: 10000 } },
+    });
   });
 
   it("Llama 3 rotary scaling outside llama.cpp's llama (Qwen 2 would ignore it)", () => {
