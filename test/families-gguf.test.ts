@@ -44,9 +44,10 @@ const MODELS: Record<string, Case> = {
   qwen3: { cfg: architectureFor('qwen3').presets.tiny },
   gemma: { cfg: architectureFor('gemma').presets.tiny },
   gpt_neox: { cfg: { ...architectureFor('gpt_neox').presets.tiny, act: 'gelu_new' as const } },
-  // Sandwich norms, soft-capping 50/30, a window of 4 on layer 0 under a 12-token prompt; llama.cpp
-  // scales queries by 1/sqrt(head_dim), so query_pre_attn_scalar is head_dim here.
-  gemma2: { cfg: { ...architectureFor('gemma2').presets.tiny, attnScale: 16 ** -0.5 } },
+  // Sandwich norms, soft-capping 50/30, a window of 4 on layer 1 (not llama.cpp's default of even
+  // layers, so the per-layer pattern is read) under a 12-token prompt; llama.cpp scales queries by
+  // 1/sqrt(head_dim), so query_pre_attn_scalar is head_dim here.
+  gemma2: { cfg: { ...architectureFor('gemma2').presets.tiny, attnScale: 16 ** -0.5, slidingLayers: [1] } },
   // Mistral goes in as llama.cpp's 'llama', which has no sliding window: equal up to the window of 5.
   mistral: { cfg: architectureFor('mistral').presets.tiny, lengths: [1, 3, 5], ignoredWindow: 5 },
   // q/k norms (as 1 + w), windows of 4 on layers 0 and 1 but not 2 (not llama.cpp's default

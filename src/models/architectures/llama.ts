@@ -205,15 +205,13 @@ export function decoderGguf(arch: DecoderGgufArch) {
       refuse(`llama.cpp's ${arch} has no sliding window; this model's sliding_window is ${cfg.slidingWindow}`);
     }
     const layers = Array.from({ length: cfg.nLayers }, (_, l) => l);
-    if (arch === 'gemma2') {
-      // llama.cpp's gemma2 scales queries by 1/sqrt(head_dim) and puts its windows on even layers.
-      if (cfg.attnScale !== undefined && Math.abs(cfg.attnScale * Math.sqrt(dh) - 1) > 1e-6) refuse(`llama.cpp's gemma2 scales attention by 1/sqrt(head_dim); this model's query_pre_attn_scalar differs from head_dim ${dh}`);
-      if (JSON.stringify(cfg.slidingLayers ?? []) !== JSON.stringify(layers.filter((l) => l % 2 === 0))) refuse("llama.cpp's gemma2 puts sliding windows on even layers; this model's layer_types differ");
+    if (arch === 'gemma2' || arch === 'gemma3') {
+      // llama.cpp scales queries by 1/sqrt(head_dim), except for the 27B models (known by their layer count) by 1/sqrt(d_model / heads).
+      const big = cfg.nLayers === (arch === 'gemma2' ? 46 : 62);
+      const scale = big ? Math.sqrt(D / H) : Math.sqrt(dh);
+      if (cfg.attnScale !== undefined && Math.abs(cfg.attnScale * scale - 1) > 1e-6) refuse(`llama.cpp's ${arch} scales attention by 1/sqrt(${big ? 'd_model / heads' : 'head_dim'}) = 1/sqrt(${scale ** 2}); this model's query_pre_attn_scalar is ${Math.round(cfg.attnScale! ** -2)}`);
     }
     if (arch === 'gemma3') {
-      // llama.cpp's gemma3 scales queries by 1/sqrt(head_dim), except at 62 layers (Gemma 3 27B) by 1/sqrt(d_model / heads).
-      const scale = cfg.nLayers === 62 ? Math.sqrt(D / H) : Math.sqrt(dh);
-      if (cfg.attnScale !== undefined && Math.abs(cfg.attnScale * scale - 1) > 1e-6) refuse(`llama.cpp's gemma3 scales attention by 1/sqrt(${cfg.nLayers === 62 ? 'd_model / heads' : 'head_dim'}) = 1/sqrt(${scale ** 2}); this model's query_pre_attn_scalar is ${Math.round(cfg.attnScale! ** -2)}`);
       if (cfg.attnSoftcap !== undefined) refuse("llama.cpp's gemma3 has no attention soft-capping; this model's attn_logit_softcapping is " + cfg.attnSoftcap);
       const local = cfg.localRope ?? rope;
       if (local.dims !== dh) refuse(`llama.cpp's gemma3 rotates whole heads on local layers; this model rotates ${local.dims} of ${dh} (rope_parameters.sliding_attention)`);
@@ -295,10 +293,9 @@ export function decoderGguf(arch: DecoderGgufArch) {
     // Gemma 3 scales only its global layers' rotary embedding; llama.cpp applies this factor to those alone.
     if (s?.type === 'linear') meta.push([`${arch}.rope.scaling.type`, 'str', 'linear'], [`${arch}.rope.scaling.factor`, 'f32', s.factor]);
     if (cfg.slidingWindow !== undefined && (arch === 'gemma2' || arch === 'gemma3')) meta.push([`${arch}.attention.sliding_window`, 'u32', cfg.slidingWindow]);
-    if (arch === 'gemma3' && cfg.slidingWindow !== undefined) {
-      meta.push([`${arch}.attention.sliding_window_pattern`, 'bools', layers.map((l) => isSlidingLayer(cfg, l))]);
-      meta.push([`${arch}.rope.freq_base_swa`, 'f32', (cfg.localRope ?? rope).base]);
-    }
+    // Which layers are local, one flag per layer: llama.cpp's default patterns (every other layer, five in six) need not be the model's.
+    if ((arch === 'gemma2' || arch === 'gemma3') && cfg.slidingWindow !== undefined) meta.push([`${arch}.attention.sliding_window_pattern`, 'bools', layers.map((l) => isSlidingLayer(cfg, l))]);
+    if (arch === 'gemma3' && cfg.slidingWindow !== undefined) meta.push([`${arch}.rope.freq_base_swa`, 'f32', (cfg.localRope ?? rope).base]);
     if (cfg.attnSoftcap !== undefined) meta.push([`${arch}.attn_logit_softcapping`, 'f32', cfg.attnSoftcap]);
     if (cfg.finalSoftcap !== undefined) meta.push([`${arch}.final_logit_softcapping`, 'f32', cfg.finalSoftcap]);
     if (caveats.length && cfg.slidingWindow !== undefined) meta.push(['lantern.ignored_sliding_window', 'u32', cfg.slidingWindow]);
