@@ -1,8 +1,12 @@
 // llama.cpp control vectors written by Lantern (src/backends/control-vector.ts) and read back by
 // node-llama-cpp's own GGUF reader, an independent implementation of the format: the metadata,
 // the tensor names, shapes and types llama.cpp's loader requires, and every value bit for bit.
-// (node-llama-cpp 3.22 cannot apply a control vector to a context: it has no binding for
-// llama.cpp's llama_set_adapter_cvec, so llama.cpp's use of the file is not exercised here.)
+// node-llama-cpp 3.22 cannot apply a control vector to a context (it has no binding for
+// llama.cpp's llama_set_adapter_cvec), so llama.cpp's loader is not exercised here; what is, in
+// llama.cpp, is where the vector lands: llama.cpp adds direction.{l} right after block l's MLP
+// output joins the residual stream (build_cvec(cur, il) in each model's graph), which is where a
+// bias on block l's MLP output lands too, and that moves llama.cpp's logits as adding the vector
+// to blocks.{l}.hook_resid_post moves Lantern's.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +15,13 @@ import { readGgufFileInfo } from 'node-llama-cpp';
 import { readControlVector, writeControlVector } from '../src/backends/control-vector.js';
 import { exportGguf } from '../src/backends/gguf-export.js';
 import { architectureFor } from '../src/models/architectures/index.js';
-import { normalSampler, writeRandomModel } from '../src/models/random.js';
+import { normalSampler, randomWeights, writeRandomModel } from '../src/models/random.js';
+import { GgufBackend } from '../src/backends/gguf.js';
+import { openBackend } from '../src/backends/index.js';
+import { Tensor } from '../src/engine/tensor.js';
+import { loadModel } from '../src/models/load.js';
+import { writeSafetensors } from '../src/models/safetensors.js';
+import { toHfTensors } from '../src/models/weights.js';
 import { expectOneLineError, runLantern } from './helpers.js';
 
 let tmp: string;
@@ -91,4 +101,49 @@ describe('lantern export-control-vector', () => {
     fs.writeFileSync(json, JSON.stringify({ 'blocks.2.hook_resid_post': v }));
     expectOneLineError(await runLantern(['export-control-vector', '--model', dir, '--directions', json, '--out', out], tmp), /block 2 is past the model's last block \(1\)/);
   }, 60_000);
+});
+
+describe('where llama.cpp adds direction.{l}', () => {
+  it("a vector after block 1's MLP moves llama.cpp's logits as adding it to blocks.1.hook_resid_post moves Lantern's (within 5e-3)", async () => {
+    const cfg = { ...architectureFor('llama').presets.tiny, nLayers: 3 };
+    const v = Float32Array.from(randomVector(cfg.dModel, 5), (x) => 0.5 * x);
+    // The same weights with MLP biases that are zero except block 1's output bias, v.
+    const plain = path.join(tmp, 'steer-plain');
+    writeRandomModel(plain, cfg, { seed: 9, matrixStd: 0.06 });
+    const biasedCfg = { ...cfg, mlpBias: true };
+    const weights = randomWeights(cfg, 9, { matrixStd: 0.06 });
+    weights['blocks.1.mlp.b_out'] = v;
+    for (let l = 0; l < cfg.nLayers; l++) {
+      weights[`blocks.${l}.mlp.b_gate_up`] = new Float32Array(2 * cfg.dMlp);
+      weights[`blocks.${l}.mlp.b_out`] ??= new Float32Array(cfg.dModel);
+    }
+    const biased = path.join(tmp, 'steer-biased');
+    writeRandomModel(biased, biasedCfg, { seed: 9 });
+    writeSafetensors(path.join(biased, 'model.safetensors'), toHfTensors(biasedCfg, weights), { format: 'pt' });
+    const file = path.join(tmp, 'steer-biased.gguf');
+    exportGguf(biased, file, { dtype: 'f32' });
+
+    const model = await loadModel(plain);
+    const gguf = (await openBackend(`gguf:${file}`, { threads: 1 })) as GgufBackend;
+    try {
+      const prompt = [464, 318, 257, 286, 262, 290, 11, 13];
+      const V = cfg.dVocab;
+      const steered = (await model.runWithHooks([prompt], { interventions: [{ hook: 'blocks.1.hook_resid_post', op: 'add', value: Tensor.f32(v, [cfg.dModel]) }] })).logits.f32;
+      const unsteered = (await model.run([prompt])).f32;
+      let worst = 0;
+      let moved = 0;
+      for (const n of [1, 4, prompt.length]) {
+        const theirs = await gguf.nextTokenLogits(prompt.slice(0, n));
+        for (let i = 0; i < V; i++) {
+          worst = Math.max(worst, Math.abs(steered[(n - 1) * V + i] - theirs[i]));
+          moved = Math.max(moved, Math.abs(steered[(n - 1) * V + i] - unsteered[(n - 1) * V + i]));
+        }
+      }
+      expect(moved).toBeGreaterThan(0.1);
+      expect(worst).toBeLessThan(5e-3);
+    } finally {
+      await gguf.close();
+      await model.executor.dropWeights(model.weights);
+    }
+  }, 120_000);
 });

@@ -148,9 +148,8 @@ function tokenizerMetadata(folder: string, cfg: ModelConfig): Meta {
   }
   if (tok.model?.type !== 'BPE' || !tok.model.vocab || !tok.model.merges) throw new LanternError(`${tokPath}: export-gguf writes BPE tokenizers (byte-level or SentencePiece-style); this one is ${tok.model?.type ?? 'of no model type'}`);
   const byteLevel = [...steps(tok.pre_tokenizer), ...steps(tok.decoder)].some((s) => s.type === 'ByteLevel');
-  const meta = byteLevel ? byteLevelMetadata(tok, tokPath, cfg.dVocab)
-    : tok.model.byte_fallback ? sentencePieceMetadata(tok, tokPath, cfg.dVocab)
-      : (() => { throw new LanternError(`${tokPath}: a BPE tokenizer that is neither byte-level (GPT-2 style) nor SentencePiece-style with byte_fallback; llama.cpp has no tokenizer for it`); })();
+  if (!byteLevel && !tok.model.byte_fallback) throw new LanternError(`${tokPath}: a BPE tokenizer that is neither byte-level (GPT-2 style) nor SentencePiece-style with byte_fallback; llama.cpp has no tokenizer for it`);
+  const meta = byteLevel ? byteLevelMetadata(tok, tokPath, cfg.dVocab) : sentencePieceMetadata(tok, tokPath, cfg.dVocab);
   const tokens = (meta.find(([k]) => k === 'tokenizer.ggml.tokens')![1] as { v: string[] }).v;
   const id = (content: string) => { const i = tokens.indexOf(content); return i >= 0 ? i : undefined; };
   const eos = id('<|endoftext|>') ?? id('</s>') ?? id('<eos>') ?? id('<|end_of_text|>') ?? cfg.dVocab - 1;

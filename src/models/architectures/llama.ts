@@ -217,7 +217,7 @@ export function decoderGguf(arch: DecoderGgufArch) {
       if (local.dims !== dh) refuse(`llama.cpp's gemma3 rotates whole heads on local layers; this model rotates ${local.dims} of ${dh} (rope_parameters.sliding_attention)`);
       if (local.scaling) refuse(`llama.cpp's gemma3 never scales the local layers' rotary embedding; this model's sliding_attention rope has ${local.scaling.type} scaling`);
     }
-    if (cfg.mlpBias) refuse(`llama.cpp's ${arch} has no MLP biases (mlp_bias)`);
+    if (cfg.mlpBias && arch !== 'llama') refuse(`llama.cpp's ${arch} has no MLP biases (mlp_bias)`);
     if (arch === 'gemma' && (cfg.postNorms || cfg.qkNorm)) refuse(`llama.cpp's gemma is Gemma 1; this model has Gemma 2/3 norms`);
     if (cfg.qkNorm && arch !== 'qwen3' && arch !== 'gemma3') refuse(`llama.cpp's ${arch} has no q/k norms`);
     if (arch === 'phi3') {
@@ -276,6 +276,11 @@ export function decoderGguf(arch: DecoderGgufArch) {
         mat(`${g}.ffn_up.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, F, F));
       }
       mat(`${g}.ffn_down.weight`, [F, D], W[`${b}.mlp.W_out`].f32);
+      if (cfg.mlpBias) {
+        vec(`${g}.ffn_gate.bias`, rows(`${b}.mlp.b_gate_up`, 0, F));
+        vec(`${g}.ffn_up.bias`, rows(`${b}.mlp.b_gate_up`, F, F));
+        vec(`${g}.ffn_down.bias`, W[`${b}.mlp.b_out`].f32);
+      }
     }
     vec('output_norm.weight', normWeight('ln_final.w'));
     if (!cfg.tiedUnembed) mat('output.weight', [D, V], W['unembed.W_U_T'].f32);
