@@ -39,6 +39,8 @@ export type {
   OpenBackendOptions,
 } from './backends/index.js';
 export { exportGguf } from './backends/gguf-export.js';
+export { readControlVector, writeControlVector } from './backends/control-vector.js';
+export type { ControlVector } from './backends/control-vector.js';
 // gguf.ts loads node-llama-cpp only when a model is opened.
 export { GgufBackend } from './backends/gguf.js';
 export { openAICompat, serveOpenAI, plainChatTemplate } from './interfaces/server/openai-compat.js';

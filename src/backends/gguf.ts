@@ -105,8 +105,18 @@ export class GgufBackend implements LanguageModelBackend {
     return run;
   }
 
-  private ids(p: Prompt | Continuation, what: string): number[] {
-    const ids = typeof p === 'string' ? [...this.model.tokenize(p, true)].map(Number) : [...p];
+  /**
+   * Text as token ids, with the BOS before a prompt where the file says to add one (as Lantern's
+   * toTokens and Hugging Face's encode do); node-llama-cpp's tokenize never adds it.
+   */
+  private encode(text: string, bos: boolean): number[] {
+    const ids = [...this.model.tokenize(text, true)].map(Number);
+    const first = this.model.tokens.bos;
+    return bos && first != null && this.model.tokens.shouldPrependBosToken ? [Number(first), ...ids] : ids;
+  }
+
+  private ids(p: Prompt | Continuation, what: string, bos = what === 'prompt'): number[] {
+    const ids = typeof p === 'string' ? this.encode(p, bos) : [...p];
     if (ids.length === 0) throw new LanternError(`empty ${what}: give at least one token`);
     // llama.cpp does not check ids itself (an out-of-range id reads past the embedding table).
     const V = this.vocabSize;
@@ -185,7 +195,7 @@ export class GgufBackend implements LanguageModelBackend {
       const at = text.indexOf(s);
       if (at >= 0) {
         text = text.slice(0, at);
-        ids = [...this.model.tokenize(text, true)].map(Number);
+        ids = this.encode(text, false);
       }
     }
     this.counts.requests++;
@@ -195,7 +205,7 @@ export class GgufBackend implements LanguageModelBackend {
   }
 
   async tokenize(text: string): Promise<number[]> {
-    return [...this.model.tokenize(text, true)].map(Number);
+    return this.encode(text, true);
   }
 
   async detokenize(ids: number[]): Promise<string> {

@@ -53,9 +53,11 @@ export interface ModelContext {
  */
 export interface GgufLayout {
   arch: string;
-  meta: [key: string, type: 'u32' | 'f32' | 'bool' | 'str', value: number | boolean | string][];
+  meta: [key: string, type: 'u32' | 'f32' | 'bool' | 'str' | 'bools', value: number | boolean | string | boolean[]][];
   /** `matrix`: stored in the export's matrix type (F16 or F32); vectors (norms, biases) are always F32. */
   tensors: { name: string; ne: number[]; data: Float32Array; matrix: boolean }[];
+  /** Where llama.cpp will compute something other than the model (e.g. an ignored sliding window), in one sentence each. */
+  caveats?: string[];
 }
 
 export interface Architecture {

@@ -16,7 +16,7 @@ import { tunedLensCommand } from './tuned-lens.js';
 import { traceCommand } from './trace.js';
 import { explainBlackboxCommand } from './explain-blackbox.js';
 import { serveCommand } from './serve.js';
-import { exportGgufCommand } from './export-gguf.js';
+import { exportControlVectorCommand, exportGgufCommand } from './export-gguf.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -45,6 +45,7 @@ traceCommand(program);
 explainBlackboxCommand(program);
 serveCommand(program);
 exportGgufCommand(program);
+exportControlVectorCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -134,6 +134,7 @@ export const gemma3: Architecture = {
   }),
   weights: (cfg) => decoderWeights(cfg, SANDWICH_NAMES),
   ...GEMMA_FORWARD,
+  gguf: decoderGguf('gemma3'),
   presets: {
     tiny: {
       architecture: 'gemma3_text', ...tinyGemma, nLayers: 3, postNorms: true, qkNorm: true, attnScale: 16 ** -0.5,

@@ -8,7 +8,7 @@
 import type { Architecture, GgufLayout, ModelContext, WeightSpec } from '../architecture.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { inverseFrequencies } from '../components/rotary.js';
-import type { ModelConfig } from '../config.js';
+import { isSlidingLayer, type ModelConfig } from '../config.js';
 import type { Value } from '../../engine/graph/ir.js';
 import { LanternError } from '../../errors.js';
 import { norm } from '../components/norms.js';
@@ -172,26 +172,59 @@ export function llamaHfConfig(cfg: ModelConfig, modelType: string, architectures
   };
 }
 
+/** llama.cpp's architectures for Llama-style checkpoints (Mistral goes in as 'llama'). */
+export type DecoderGgufArch = 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3' | 'phi3';
+
 /**
- * llama.cpp's layout of a Llama-style checkpoint ('llama', 'qwen2', 'qwen3'). llama.cpp's 'llama'
- * rotates adjacent pairs of each head's dimensions, Hugging Face's checkpoints the two halves, so
- * for it q and k rows are permuted per head (row i·2 + j from row j·dh/2 + i, as llama.cpp's
- * converter does); its Qwen and Gemma architectures rotate halves as Hugging Face does. Llama 3
- * rotary scaling travels as per-frequency divisors, `rope_freqs`. llama.cpp's Gemma scales the
- * embeddings itself and applies plain RMSNorm, so Gemma's (1 + w) norm weights go in as 1 + w.
+ * llama.cpp's layout of a Llama-style checkpoint. Its 'llama' rotates adjacent pairs of each
+ * head's dimensions, Hugging Face's checkpoints the two halves, so for it q and k rows are
+ * permuted per head (row i·2 + j from row j·dh/2 + i, as llama.cpp's converter does); its Qwen,
+ * Gemma and Phi-3 architectures rotate halves as Hugging Face does. Llama 3 rotary scaling travels
+ * as per-frequency divisors, `rope_freqs`, which only llama.cpp's 'llama' reads. llama.cpp's Gemma
+ * scales the embeddings itself and applies plain RMSNorm, so Gemma's (1 + w) norm weights (q/k
+ * norms included) go in as 1 + w. Phi-3 keeps its fused qkv and gate_up matrices.
+ *
+ * What llama.cpp (the version node-llama-cpp bundles) hard-codes and the model could differ in is
+ * refused, naming the config field; except the sliding window of Mistral and Phi-3, which llama.cpp's
+ * 'llama' and 'phi3' ignore: those export with a caveat, as they agree on any sequence no longer
+ * than the window.
  */
-export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2') {
+export function decoderGguf(arch: DecoderGgufArch) {
   return (cfg: ModelConfig, W: Record<string, Tensor>): GgufLayout => {
     const { dModel: D, dMlp: F, nHeads: H, nKvHeads: K, dHead: dh, dVocab: V } = cfg;
-    if (!cfg.rope || cfg.rope.dims !== dh) throw new LanternError(`llama.cpp's ${arch} rotates whole heads; this model rotates ${cfg.rope?.dims ?? 0} of ${dh} dimensions`);
-    if (cfg.slidingWindow !== undefined && arch !== 'gemma2') throw new LanternError(`llama.cpp's ${arch} has no sliding window; this model's is ${cfg.slidingWindow}`);
-    if (arch === 'gemma2') {
-      // llama.cpp's gemma2 scales queries by 1/sqrt(head_dim) and puts its windows on even layers.
-      if (cfg.attnScale !== undefined && Math.abs(cfg.attnScale * Math.sqrt(dh) - 1) > 1e-6) throw new LanternError(`llama.cpp's gemma2 scales attention by 1/sqrt(head_dim); this model's query_pre_attn_scalar differs from head_dim ${dh}`);
-      const even = Array.from({ length: cfg.nLayers }, (_, l) => l).filter((l) => l % 2 === 0);
-      if (JSON.stringify(cfg.slidingLayers ?? []) !== JSON.stringify(even)) throw new LanternError("llama.cpp's gemma2 puts sliding windows on even layers; this model's layer_types differ");
+    const refuse = (why: string): never => { throw new LanternError(`export-gguf: ${why}`); };
+    if (!cfg.rope || cfg.rope.dims !== dh) refuse(`llama.cpp's ${arch} rotates whole heads; this model rotates ${cfg.rope?.dims ?? 0} of ${dh} dimensions (partial_rotary_factor)`);
+    const rope = cfg.rope!;
+    const s = rope.scaling;
+    if (s?.type === 'llama3' && arch !== 'llama') refuse(`llama.cpp's ${arch} has no Llama 3 rotary scaling; this model's rope_scaling is llama3`);
+    const caveats: string[] = [];
+    const windowBinds = cfg.slidingWindow !== undefined && cfg.slidingWindow < cfg.nCtx;
+    if (windowBinds && (arch === 'llama' || arch === 'phi3')) {
+      caveats.push(`llama.cpp's ${arch} attends to every earlier token, without this ${cfg.architecture} model's sliding window of ${cfg.slidingWindow} tokens: it computes the same as the model on sequences of at most ${cfg.slidingWindow} tokens, and differs beyond`);
+    } else if (cfg.slidingWindow !== undefined && arch !== 'gemma2' && arch !== 'gemma3' && arch !== 'llama' && arch !== 'phi3') {
+      refuse(`llama.cpp's ${arch} has no sliding window; this model's sliding_window is ${cfg.slidingWindow}`);
     }
-    if (cfg.mlpBias) throw new LanternError(`llama.cpp's ${arch} has no MLP biases`);
+    const layers = Array.from({ length: cfg.nLayers }, (_, l) => l);
+    if (arch === 'gemma2' || arch === 'gemma3') {
+      // llama.cpp scales queries by 1/sqrt(head_dim), except for the 27B models (known by their layer count) by 1/sqrt(d_model / heads).
+      const big = cfg.nLayers === (arch === 'gemma2' ? 46 : 62);
+      const scale = big ? Math.sqrt(D / H) : Math.sqrt(dh);
+      if (cfg.attnScale !== undefined && Math.abs(cfg.attnScale * scale - 1) > 1e-6) refuse(`llama.cpp's ${arch} scales attention by 1/sqrt(${big ? 'd_model / heads' : 'head_dim'}) = 1/sqrt(${scale ** 2}); this model's query_pre_attn_scalar is ${Math.round(cfg.attnScale! ** -2)}`);
+    }
+    if (arch === 'gemma3') {
+      if (cfg.attnSoftcap !== undefined) refuse("llama.cpp's gemma3 has no attention soft-capping; this model's attn_logit_softcapping is " + cfg.attnSoftcap);
+      const local = cfg.localRope ?? rope;
+      if (local.dims !== dh) refuse(`llama.cpp's gemma3 rotates whole heads on local layers; this model rotates ${local.dims} of ${dh} (rope_parameters.sliding_attention)`);
+      if (local.scaling) refuse(`llama.cpp's gemma3 never scales the local layers' rotary embedding; this model's sliding_attention rope has ${local.scaling.type} scaling`);
+    }
+    if (cfg.mlpBias && arch !== 'llama') refuse(`llama.cpp's ${arch} has no MLP biases (mlp_bias)`);
+    if (arch === 'gemma' && (cfg.postNorms || cfg.qkNorm)) refuse(`llama.cpp's gemma is Gemma 1; this model has Gemma 2/3 norms`);
+    if (cfg.qkNorm && arch !== 'qwen3' && arch !== 'gemma3') refuse(`llama.cpp's ${arch} has no q/k norms`);
+    if (arch === 'phi3') {
+      if (H * dh !== D) refuse(`llama.cpp's phi3 needs heads × head_dim = hidden_size; this model has ${H} × ${dh} ≠ ${D}`);
+      if (cfg.qkvBias || cfg.oBias) refuse("llama.cpp's phi3 has no attention biases (attention_bias)");
+    }
+    if (arch === 'gemma3' && cfg.oBias) refuse("llama.cpp's gemma3 has no attention output bias (attention_bias)");
     const tensors: GgufLayout['tensors'] = [];
     const rows = (src: string, from: number, n: number, perm?: number) => {
       const width = W[src].shape.length === 2 ? W[src].shape[1] : 1;
@@ -209,56 +242,69 @@ export function decoderGguf(arch: 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma
     const mat = (name: string, ne: number[], data: Float32Array) => tensors.push({ name, ne, data, matrix: true });
     const vec = (name: string, data: Float32Array) => tensors.push({ name, ne: [data.length], data, matrix: false });
     const normWeight = (name: string) => (cfg.norm === 'rmsnorm_plus_one' ? W[name].f32.map((w) => 1 + w) : W[name].f32);
-    if (arch === 'gemma' && (cfg.postNorms || cfg.qkNorm)) throw new LanternError(`llama.cpp's gemma is Gemma 1; this model has Gemma 2/3 norms`);
-    if (cfg.qkNorm && arch !== 'qwen3') throw new LanternError(`llama.cpp's ${arch} has no q/k norms`);
     mat('token_embd.weight', [D, V], W['embed.W_E'].f32);
     for (let l = 0; l < cfg.nLayers; l++) {
       const b = `blocks.${l}`;
       const g = `blk.${l}`;
       vec(`${g}.attn_norm.weight`, normWeight(`${b}.ln1.w`));
-      mat(`${g}.attn_q.weight`, [D, H * dh], rows(`${b}.attn.W_QKV`, 0, H * dh, interleave ? H : undefined));
-      mat(`${g}.attn_k.weight`, [D, K * dh], rows(`${b}.attn.W_QKV`, H * dh, K * dh, interleave ? K : undefined));
-      mat(`${g}.attn_v.weight`, [D, K * dh], rows(`${b}.attn.W_QKV`, (H + K) * dh, K * dh));
+      if (arch === 'phi3') {
+        mat(`${g}.attn_qkv.weight`, [D, (H + 2 * K) * dh], W[`${b}.attn.W_QKV`].f32);
+      } else {
+        mat(`${g}.attn_q.weight`, [D, H * dh], rows(`${b}.attn.W_QKV`, 0, H * dh, interleave ? H : undefined));
+        mat(`${g}.attn_k.weight`, [D, K * dh], rows(`${b}.attn.W_QKV`, H * dh, K * dh, interleave ? K : undefined));
+        mat(`${g}.attn_v.weight`, [D, K * dh], rows(`${b}.attn.W_QKV`, (H + K) * dh, K * dh));
+      }
       if (cfg.qkvBias) {
         vec(`${g}.attn_q.bias`, rows(`${b}.attn.b_QKV`, 0, H * dh, interleave ? H : undefined));
         vec(`${g}.attn_k.bias`, rows(`${b}.attn.b_QKV`, H * dh, K * dh, interleave ? K : undefined));
         vec(`${g}.attn_v.bias`, rows(`${b}.attn.b_QKV`, (H + K) * dh, K * dh));
       }
       if (cfg.qkNorm) {
-        vec(`${g}.attn_q_norm.weight`, W[`${b}.attn.q_norm.w`].f32);
-        vec(`${g}.attn_k_norm.weight`, W[`${b}.attn.k_norm.w`].f32);
+        vec(`${g}.attn_q_norm.weight`, normWeight(`${b}.attn.q_norm.w`));
+        vec(`${g}.attn_k_norm.weight`, normWeight(`${b}.attn.k_norm.w`));
       }
       mat(`${g}.attn_output.weight`, [H * dh, D], W[`${b}.attn.W_O`].f32);
       if (cfg.oBias) vec(`${g}.attn_output.bias`, W[`${b}.attn.b_O`].f32);
       if (cfg.postNorms) vec(`${g}.post_attention_norm.weight`, normWeight(`${b}.ln1_post.w`));
       vec(`${g}.ffn_norm.weight`, normWeight(`${b}.ln2.w`));
       if (cfg.postNorms) vec(`${g}.post_ffw_norm.weight`, normWeight(`${b}.ln2_post.w`));
-      mat(`${g}.ffn_gate.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, 0, F));
-      mat(`${g}.ffn_up.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, F, F));
+      if (arch === 'phi3') {
+        // llama.cpp's phi3 splits ffn_up into [gate; up] halves, the order of Hugging Face's gate_up_proj.
+        mat(`${g}.ffn_up.weight`, [D, 2 * F], W[`${b}.mlp.W_gate_up`].f32);
+      } else {
+        mat(`${g}.ffn_gate.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, 0, F));
+        mat(`${g}.ffn_up.weight`, [D, F], rows(`${b}.mlp.W_gate_up`, F, F));
+      }
       mat(`${g}.ffn_down.weight`, [F, D], W[`${b}.mlp.W_out`].f32);
+      if (cfg.mlpBias) {
+        vec(`${g}.ffn_gate.bias`, rows(`${b}.mlp.b_gate_up`, 0, F));
+        vec(`${g}.ffn_up.bias`, rows(`${b}.mlp.b_gate_up`, F, F));
+        vec(`${g}.ffn_down.bias`, W[`${b}.mlp.b_out`].f32);
+      }
     }
     vec('output_norm.weight', normWeight('ln_final.w'));
     if (!cfg.tiedUnembed) mat('output.weight', [D, V], W['unembed.W_U_T'].f32);
-    const s = cfg.rope.scaling;
     if (s?.type === 'llama3') {
-      const plain = inverseFrequencies({ dims: dh, base: cfg.rope.base });
-      const scaled = inverseFrequencies(cfg.rope);
+      const plain = inverseFrequencies({ dims: dh, base: rope.base });
+      const scaled = inverseFrequencies(rope);
       vec('rope_freqs.weight', Float32Array.from(plain, (f, i) => f / scaled[i]));
     }
-    return {
-      arch,
-      meta: [
-        [`${arch}.context_length`, 'u32', cfg.nCtx], [`${arch}.embedding_length`, 'u32', D], [`${arch}.block_count`, 'u32', cfg.nLayers],
-        [`${arch}.feed_forward_length`, 'u32', F], [`${arch}.attention.head_count`, 'u32', H], [`${arch}.attention.head_count_kv`, 'u32', K],
-        [`${arch}.attention.key_length`, 'u32', dh], [`${arch}.attention.value_length`, 'u32', dh], [`${arch}.rope.dimension_count`, 'u32', dh],
-        [`${arch}.rope.freq_base`, 'f32', cfg.rope.base], [`${arch}.attention.layer_norm_rms_epsilon`, 'f32', cfg.lnEps],
-        ...(s?.type === 'linear' ? [[`${arch}.rope.scaling.type`, 'str', 'linear'], [`${arch}.rope.scaling.factor`, 'f32', s.factor]] as GgufLayout['meta'] : []),
-        ...(cfg.slidingWindow !== undefined ? [[`${arch}.attention.sliding_window`, 'u32', cfg.slidingWindow]] as GgufLayout['meta'] : []),
-        ...(cfg.attnSoftcap !== undefined ? [[`${arch}.attn_logit_softcapping`, 'f32', cfg.attnSoftcap]] as GgufLayout['meta'] : []),
-        ...(cfg.finalSoftcap !== undefined ? [[`${arch}.final_logit_softcapping`, 'f32', cfg.finalSoftcap]] as GgufLayout['meta'] : []),
-      ],
-      tensors,
-    };
+    const meta: GgufLayout['meta'] = [
+      [`${arch}.context_length`, 'u32', cfg.nCtx], [`${arch}.embedding_length`, 'u32', D], [`${arch}.block_count`, 'u32', cfg.nLayers],
+      [`${arch}.feed_forward_length`, 'u32', F], [`${arch}.attention.head_count`, 'u32', H], [`${arch}.attention.head_count_kv`, 'u32', K],
+      [`${arch}.attention.key_length`, 'u32', dh], [`${arch}.attention.value_length`, 'u32', dh], [`${arch}.rope.dimension_count`, 'u32', dh],
+      [`${arch}.rope.freq_base`, 'f32', rope.base], [`${arch}.attention.layer_norm_rms_epsilon`, 'f32', cfg.lnEps],
+    ];
+    // Gemma 3 scales only its global layers' rotary embedding; llama.cpp applies this factor to those alone.
+    if (s?.type === 'linear') meta.push([`${arch}.rope.scaling.type`, 'str', 'linear'], [`${arch}.rope.scaling.factor`, 'f32', s.factor]);
+    if (cfg.slidingWindow !== undefined && (arch === 'gemma2' || arch === 'gemma3')) meta.push([`${arch}.attention.sliding_window`, 'u32', cfg.slidingWindow]);
+    // Which layers are local, one flag per layer: llama.cpp's default patterns (every other layer, five in six) need not be the model's.
+    if ((arch === 'gemma2' || arch === 'gemma3') && cfg.slidingWindow !== undefined) meta.push([`${arch}.attention.sliding_window_pattern`, 'bools', layers.map((l) => isSlidingLayer(cfg, l))]);
+    if (arch === 'gemma3' && cfg.slidingWindow !== undefined) meta.push([`${arch}.rope.freq_base_swa`, 'f32', (cfg.localRope ?? rope).base]);
+    if (cfg.attnSoftcap !== undefined) meta.push([`${arch}.attn_logit_softcapping`, 'f32', cfg.attnSoftcap]);
+    if (cfg.finalSoftcap !== undefined) meta.push([`${arch}.final_logit_softcapping`, 'f32', cfg.finalSoftcap]);
+    if (caveats.length && cfg.slidingWindow !== undefined) meta.push(['lantern.ignored_sliding_window', 'u32', cfg.slidingWindow]);
+    return { arch, meta, tensors, caveats };
   };
 }
 

@@ -1,7 +1,7 @@
 /** Phi-3 (mini): Llama's math with fused `qkv_proj` and `gate_up_proj` weights and a sliding window. */
 import type { Architecture } from '../architecture.js';
 import { ConfigFields } from './fields.js';
-import { DECODER_FORWARD, decoderConfig, decoderWeights, llamaHfConfig, tinyDecoder } from './llama.js';
+import { DECODER_FORWARD, decoderConfig, decoderGguf, decoderWeights, llamaHfConfig, tinyDecoder } from './llama.js';
 
 const PHI3_NAMES = { qkv: ['self_attn.qkv_proj'], gateUp: ['mlp.gate_up_proj'], ln2: 'post_attention_layernorm' };
 
@@ -16,6 +16,8 @@ export const phi3: Architecture = {
   toHfConfig: (cfg) => ({ ...llamaHfConfig(cfg, 'phi3', ['Phi3ForCausalLM']), sliding_window: cfg.slidingWindow ?? null }),
   weights: (cfg) => decoderWeights(cfg, PHI3_NAMES),
   ...DECODER_FORWARD,
+  // llama.cpp's phi3 turns its sliding window off: the export says so (GgufLayout.caveats).
+  gguf: decoderGguf('phi3'),
   presets: {
     tiny: { architecture: 'phi3', ...tinyDecoder, nKvHeads: 4, slidingWindow: 6 },
     'phi-3-mini': {

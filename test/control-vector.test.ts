@@ -1,0 +1,149 @@
+// llama.cpp control vectors written by Lantern (src/backends/control-vector.ts) and read back by
+// node-llama-cpp's own GGUF reader, an independent implementation of the format: the metadata,
+// the tensor names, shapes and types llama.cpp's loader requires, and every value bit for bit.
+// node-llama-cpp 3.22 cannot apply a control vector to a context (it has no binding for
+// llama.cpp's llama_set_adapter_cvec), so llama.cpp's loader is not exercised here; what is, in
+// llama.cpp, is where the vector lands: llama.cpp adds direction.{l} right after block l's MLP
+// output joins the residual stream (build_cvec(cur, il) in each model's graph), which is where a
+// bias on block l's MLP output lands too, and that moves llama.cpp's logits as adding the vector
+// to blocks.{l}.hook_resid_post moves Lantern's.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readGgufFileInfo } from 'node-llama-cpp';
+import { readControlVector, writeControlVector } from '../src/backends/control-vector.js';
+import { exportGguf } from '../src/backends/gguf-export.js';
+import { architectureFor } from '../src/models/architectures/index.js';
+import { normalSampler, randomWeights, writeRandomModel } from '../src/models/random.js';
+import { GgufBackend } from '../src/backends/gguf.js';
+import { openBackend } from '../src/backends/index.js';
+import { Tensor } from '../src/engine/tensor.js';
+import { loadModel } from '../src/models/load.js';
+import { writeSafetensors } from '../src/models/safetensors.js';
+import { toHfTensors } from '../src/models/weights.js';
+import { expectOneLineError, runLantern } from './helpers.js';
+
+let tmp: string;
+beforeAll(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-cvec-'))));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function randomVector(n: number, seed: number): Float32Array {
+  const normal = normalSampler(seed);
+  return Float32Array.from({ length: n }, () => normal());
+}
+
+describe('control vector files', () => {
+  it("node-llama-cpp's GGUF reader finds controlvector metadata and direction.{l} tensors (F32, [d_model]) holding exactly the values written", async () => {
+    const file = path.join(tmp, 'steer.gguf');
+    const directions = new Map([[3, randomVector(64, 1)], [1, randomVector(64, 2)]]);
+    writeControlVector(file, { modelHint: 'llama', directions }, { nLayers: 4, dModel: 64 });
+    const info = await readGgufFileInfo(file, { logWarnings: false });
+    const meta = info.metadata as unknown as { general: { architecture: string; alignment: number }; controlvector: { model_hint: string; layer_count: number } };
+    expect(meta.general.architecture).toBe('controlvector');
+    expect(meta.controlvector).toEqual({ model_hint: 'llama', layer_count: 2 });
+    const tensors = info.tensorInfo!;
+    expect(tensors.map((t) => t.name)).toEqual(['direction.1', 'direction.3']);
+    const bytes = fs.readFileSync(file);
+    for (const t of tensors) {
+      expect(t.dimensions.map(Number)).toEqual([64]);
+      expect(t.ggmlType).toBe(0); // GGML_TYPE_F32: llama.cpp's loader refuses any other
+      const at = info.infoEndOffset! + Number(t.offset);
+      const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset + at, bytes.byteOffset + at + 64 * 4));
+      expect(values).toEqual(directions.get(Number(t.name.split('.')[1])));
+    }
+    // And Lantern's reader gives back the same.
+    const back = readControlVector(file);
+    expect(back.modelHint).toBe('llama');
+    expect([...back.directions.keys()].sort()).toEqual([1, 3]);
+    for (const [l, v] of directions) expect(back.directions.get(l)).toEqual(v);
+  });
+
+  it("what llama.cpp could not apply is refused: block 0, blocks past the model's, other widths, non-finite values", () => {
+    const f = path.join(tmp, 'bad.gguf');
+    const v = randomVector(64, 3);
+    const write = (directions: Map<number, Float32Array>) => () => writeControlVector(f, { modelHint: 'llama', directions }, { nLayers: 4, dModel: 64 });
+    expect(write(new Map([[0, v]]))).toThrow(/llama\.cpp adds control vectors to the outputs of blocks 1 and up; block 0 cannot be steered \(llama\.cpp never steers the output of block 0\)/);
+    expect(write(new Map([[4, v]]))).toThrow(/block 4 is past the model's last block \(3\)/);
+    expect(write(new Map([[1, randomVector(32, 1)]]))).toThrow(/the directions have 32 values; the model's residual stream has 64/);
+    expect(write(new Map([[1, v], [2, randomVector(63, 1)]]))).toThrow(/the direction for block 2 has 63 values, the others 64/);
+    expect(write(new Map([[2, Float32Array.from(v, (x, i) => (i === 5 ? NaN : x))]]))).toThrow(/the direction for block 2 has a non-finite value \(NaN\) at index 5/);
+    expect(write(new Map())).toThrow(/at least one direction/);
+  });
+
+  it('a model GGUF is not a control vector', () => {
+    const dir = path.join(tmp, 'tiny');
+    writeRandomModel(dir, architectureFor('llama').presets.tiny, { seed: 1 });
+    const model = path.join(tmp, 'tiny.gguf');
+    exportGguf(dir, model);
+    expect(() => readControlVector(model)).toThrow(/tiny\.gguf is not a control vector \(its general\.architecture is "llama", not "controlvector"\)/);
+    expect(() => readControlVector(path.join(tmp, 'none.gguf'))).toThrow(/no control vector file at/);
+  });
+});
+
+describe('lantern export-control-vector', () => {
+  it('writes directions from JSON for a model, checked against its blocks and width; mistakes are one-line errors', async () => {
+    const dir = path.join(tmp, 'cli-model');
+    writeRandomModel(dir, architectureFor('qwen2').presets.tiny, { seed: 1 });
+    const v = Array.from(randomVector(64, 4));
+    const json = path.join(tmp, 'dirs.json');
+    fs.writeFileSync(json, JSON.stringify({ 'blocks.1.hook_resid_post': v }));
+    const out = path.join(tmp, 'cli.gguf');
+    const r = await runLantern(['export-control-vector', '--model', dir, '--directions', json, '--out', out], tmp);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(`wrote 1 direction (blocks 1; ${fs.statSync(out).size} bytes) to ${out}`);
+    const back = readControlVector(out);
+    expect(back.modelHint).toBe('qwen2');
+    expect(back.directions.get(1)).toEqual(Float32Array.from(v));
+
+    fs.writeFileSync(json, JSON.stringify({ 'blocks.1.hook_mlp_out': v }));
+    expectOneLineError(await runLantern(['export-control-vector', '--model', dir, '--directions', json, '--out', out], tmp), /'blocks\.1\.hook_mlp_out' is not blocks\.\{l\}\.hook_resid_post/);
+    fs.writeFileSync(json, JSON.stringify({ 'blocks.2.hook_resid_post': v }));
+    expectOneLineError(await runLantern(['export-control-vector', '--model', dir, '--directions', json, '--out', out], tmp), /block 2 is past the model's last block \(1\)/);
+  }, 60_000);
+});
+
+describe('where llama.cpp adds direction.{l}', () => {
+  it("a vector after block 1's MLP moves llama.cpp's logits as adding it to blocks.1.hook_resid_post moves Lantern's (within 5e-3)", async () => {
+    const cfg = { ...architectureFor('llama').presets.tiny, nLayers: 3 };
+    const v = Float32Array.from(randomVector(cfg.dModel, 5), (x) => 0.5 * x);
+    // The same weights with MLP biases that are zero except block 1's output bias, v.
+    const plain = path.join(tmp, 'steer-plain');
+    writeRandomModel(plain, cfg, { seed: 9, matrixStd: 0.06 });
+    const biasedCfg = { ...cfg, mlpBias: true };
+    const weights = randomWeights(cfg, 9, { matrixStd: 0.06 });
+    weights['blocks.1.mlp.b_out'] = v;
+    for (let l = 0; l < cfg.nLayers; l++) {
+      weights[`blocks.${l}.mlp.b_gate_up`] = new Float32Array(2 * cfg.dMlp);
+      weights[`blocks.${l}.mlp.b_out`] ??= new Float32Array(cfg.dModel);
+    }
+    const biased = path.join(tmp, 'steer-biased');
+    writeRandomModel(biased, biasedCfg, { seed: 9 });
+    writeSafetensors(path.join(biased, 'model.safetensors'), toHfTensors(biasedCfg, weights), { format: 'pt' });
+    const file = path.join(tmp, 'steer-biased.gguf');
+    exportGguf(biased, file, { dtype: 'f32' });
+
+    const model = await loadModel(plain);
+    const gguf = (await openBackend(`gguf:${file}`, { threads: 1 })) as GgufBackend;
+    try {
+      const prompt = [464, 318, 257, 286, 262, 290, 11, 13];
+      const V = cfg.dVocab;
+      const steered = (await model.runWithHooks([prompt], { interventions: [{ hook: 'blocks.1.hook_resid_post', op: 'add', value: Tensor.f32(v, [cfg.dModel]) }] })).logits.f32;
+      const unsteered = (await model.run([prompt])).f32;
+      let worst = 0;
+      let moved = 0;
+      for (const n of [1, 4, prompt.length]) {
+        const theirs = await gguf.nextTokenLogits(prompt.slice(0, n));
+        for (let i = 0; i < V; i++) {
+          worst = Math.max(worst, Math.abs(steered[(n - 1) * V + i] - theirs[i]));
+          moved = Math.max(moved, Math.abs(steered[(n - 1) * V + i] - unsteered[(n - 1) * V + i]));
+        }
+      }
+      expect(moved).toBeGreaterThan(0.1);
+      expect(worst).toBeLessThan(5e-3);
+    } finally {
+      await gguf.close();
+      await model.executor.dropWeights(model.weights);
+    }
+  }, 120_000);
+});
