@@ -15,7 +15,7 @@ import { architectureFor, SUPPORTED_ARCHITECTURES } from '../src/models/architec
 import { applyRepetitionPenalty, argmax, generate, generateBatch, generateStream, samplingDistribution } from '../src/models/generate.js';
 import { LanternError } from '../src/errors.js';
 import { Rng } from '../src/rng.js';
-import { relError } from './helpers.js';
+import { expectOneLineError, relError, runLantern } from './helpers.js';
 
 const PROMPT = [464, 318, 257, 286, 262, 290, 11, 13, 284, 339];
 const SHORT = [40, 318, 257, 11];
@@ -255,5 +255,23 @@ describe('stop strings and streamed text', () => {
     const at = free.tokens.indexOf(free.tokens[3]);
     expect(got.tokens).toEqual(free.tokens.slice(0, at));
     expect(got.finishReason).toBe('stop');
+  });
+});
+
+describe('lantern generate', () => {
+  it('streams the prompt and its continuation to stdout and saves model, settings, seed, tokens and text as JSON', async () => {
+    const model = await tinyModel('gpt2');
+    const dir = path.join(tmp, 'gpt2');
+    const out = path.join(tmp, 'gen.json');
+    const args = ['generate', '--model', dir, '--text', 'The quick brown fox', '-n', '8', '--temperature', '0.9', '--top-p', '0.95', '--seed', '3', '--stop-token', '999'];
+    const r = await runLantern([...args, '--json', out], tmp);
+    expect(r.stderr).toBe('');
+    const saved = JSON.parse(fs.readFileSync(out, 'utf8'));
+    const lib = await generate(model, 'The quick brown fox', { maxNewTokens: 8, temperature: 0.9, topP: 0.95, seed: 3, stopTokens: [999] });
+    expect(saved).toMatchObject({ model: dir, method: 'generate', seed: 3, tokens: lib.tokens, text: lib.text, finishReason: lib.finishReason });
+    expect(saved.settings).toMatchObject({ maxNewTokens: 8, temperature: 0.9, topK: 40, topP: 0.95, seed: 3, stopTokens: [999] });
+    expect(r.stdout).toBe(`The quick brown fox${lib.text}\nsaved JSON to ${out}\n`);
+    await model.executor.dropWeights(model.weights);
+    expectOneLineError(await runLantern(['generate', '--model', dir, '--text', 'x', '--top-p', '0'], tmp), /--top-p must be a number in \(0, 1\]/);
   });
 });

@@ -68,10 +68,13 @@ export interface Generation {
 /** One streamed event: a row's new token, and the text it adds (held back while it may begin a stop string or a character). */
 export interface GenerationChunk {
   row: number;
+  /** The token drawn (a stop token too, though it does not join the output). */
   token: number;
   text: string;
   /** Set on a row's last chunk. */
   finishReason?: FinishReason;
+  /** On a row's last chunk: its whole result, as `generateBatch` returns it. */
+  result?: Generation;
 }
 
 type Prompt = string | number[];
@@ -121,42 +124,56 @@ export function samplingDistribution(row: ArrayLike<number>, opts: SamplingOptio
   const { temperature = 0.8, topK = 40, topP = 1, minP = 0 } = opts;
   if (!(temperature > 0)) throw new LanternError('samplingDistribution needs a positive temperature (0 is greedy)');
   const V = row.length;
-  let ids: number[];
-  if (topK > 0 && topK < V) {
-    // The k-th largest logit from a native sort of a copy: ~10 ms for 128k logits, where sorting ids by a comparator took 20x longer.
-    const kth = Float32Array.from(row).sort()[V - topK];
-    ids = [];
-    for (let i = 0; i < V; i++) if (row[i] >= kth) ids.push(i);
-  } else {
-    ids = Array.from({ length: V }, (_, i) => i);
-  }
+  // Typed arrays and plain loops: this runs once per row per step over the whole vocabulary.
+  let kth = -Infinity;
+  // The k-th largest logit from a native sort of a copy (a comparator sort of ids is ~20x slower).
+  if (topK > 0 && topK < V) kth = Float32Array.from(row).sort()[V - topK];
   let max = -Infinity;
-  for (const i of ids) max = Math.max(max, row[i]);
-  let w = ids.map((i) => Math.exp((row[i] - max) / temperature));
-  const total = () => w.reduce((p, q) => p + q, 0);
+  for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
+  let ids = new Int32Array(V);
+  let w = new Float64Array(V);
+  let n = 0;
+  let sum = 0;
+  for (let i = 0; i < V; i++) {
+    if (row[i] < kth) continue;
+    ids[n] = i;
+    sum += w[n] = Math.exp((row[i] - max) / temperature);
+    n++;
+  }
   if (topP < 1) {
     // A token below (1 - topP) / V of the mass comes after tokens holding at least topP of it, so it goes: only the rest need sorting.
-    const sum = total();
     const floor = ((1 - topP) / V) * sum;
-    const order = ids.map((_, j) => j).filter((j) => w[j] >= floor).sort((x, y) => w[y] - w[x] || ids[x] - ids[y]);
-    const kept: number[] = [];
+    const order: number[] = [];
+    for (let j = 0; j < n; j++) if (w[j] >= floor) order.push(j);
+    order.sort((x, y) => w[y] - w[x] || ids[x] - ids[y]);
+    const keptIds = new Int32Array(order.length);
+    const keptW = new Float64Array(order.length);
     let before = 0;
+    let m = 0;
     for (const j of order) {
-      if (kept.length > 0 && before >= topP * sum) break;
-      kept.push(j);
-      before += w[j];
+      if (m > 0 && before >= topP * sum) break;
+      keptIds[m] = ids[j];
+      before += keptW[m] = w[j];
+      m++;
     }
-    ids = kept.map((j) => ids[j]);
-    w = kept.map((j) => w[j]);
+    [ids, w, n, sum] = [keptIds, keptW, m, before];
   }
   if (minP > 0) {
-    const top = Math.max(...w);
-    const keep = w.map((x, j) => (x >= minP * top ? j : -1)).filter((j) => j >= 0);
-    ids = keep.map((j) => ids[j]);
-    w = keep.map((j) => w[j]);
+    let top = 0;
+    for (let j = 0; j < n; j++) top = Math.max(top, w[j]);
+    let m = 0;
+    sum = 0;
+    for (let j = 0; j < n; j++) {
+      if (w[j] < minP * top) continue;
+      ids[m] = ids[j];
+      sum += w[m] = w[j];
+      m++;
+    }
+    n = m;
   }
-  const sum = total();
-  return { ids, probs: w.map((x) => x / sum) };
+  const probs = new Array<number>(n);
+  for (let j = 0; j < n; j++) probs[j] = w[j] / sum;
+  return { ids: Array.from(ids.subarray(0, n)), probs };
 }
 
 function draw(dist: { ids: number[]; probs: number[] }, rng: Rng): number {
@@ -223,7 +240,11 @@ class GenerationRun {
   }
 
   results(): Generation[] {
-    return this.rows.map((r) => ({ tokens: r.out, text: r.text, finishReason: r.finish ?? 'length', ...(this.o.returnLogits ? { logits: r.logits } : {}) }));
+    return this.rows.map((r) => this.result(r));
+  }
+
+  private result(r: Row): Generation {
+    return { tokens: r.out, text: r.text, finishReason: r.finish ?? 'length', ...(this.o.returnLogits ? { logits: r.logits } : {}) };
   }
 
   async *chunks(): AsyncGenerator<GenerationChunk> {
@@ -251,7 +272,7 @@ class GenerationRun {
         if (o.returnLogits) row.logits.push(logits);
         const token = this.choose(row, logits);
         const text = this.accept(row, token);
-        if (row.finish) yield { row: b, token, text, finishReason: row.finish };
+        if (row.finish) yield { row: b, token, text, finishReason: row.finish, result: this.result(row) };
         else {
           yield { row: b, token, text };
           next.push(token);
