@@ -202,6 +202,9 @@ interface Row {
   text: string;
   /** Characters of `text` already streamed. */
   sent: number;
+  /** `text` up to `out[stable]` is final: it ends on a whole character. */
+  stable: number;
+  stableText: string;
   finish?: FinishReason;
   logits: Float32Array[];
 }
@@ -234,7 +237,7 @@ class GenerationRun {
     if (!Array.isArray(prompts) || prompts.length === 0) throw new LanternError('generate: give at least one prompt');
     const ids = prompts.map((p) => (typeof p === 'string' ? model.toTokens(p) : [...p]));
     model.toBatch(ids); // checks every prompt: non-empty, ids in the vocabulary, within the context
-    this.rows = ids.map((prompt, b) => ({ prompt, out: [], rng: new Rng(seed + b), text: '', sent: 0, logits: [] }));
+    this.rows = ids.map((prompt, b) => ({ prompt, out: [], rng: new Rng(seed + b), text: '', sent: 0, stable: 0, stableText: '', logits: [] }));
     this.stopTokens = new Set(stopTokens);
     this.o = { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, seed, stop, stopTokens, useCache: opts.useCache ?? true, returnLogits: opts.returnLogits ?? false, signal: opts.signal, interventions: opts.interventions, callbacks: opts.callbacks };
   }
@@ -315,7 +318,7 @@ class GenerationRun {
       return this.release(row, row.text.length);
     }
     row.out.push(token);
-    if (model.tokenizer) row.text = model.toString(row.out);
+    if (model.tokenizer) row.text = this.decode(row);
     let cut = -1;
     for (const s of o.stop) {
       const at = row.text.indexOf(s);
@@ -340,6 +343,26 @@ class GenerationRun {
       }
     }
     return this.release(row, safe);
+  }
+
+  /**
+   * The row's whole text, decoding only the tokens after the last whole character (decoding the
+   * whole output at every step cost as much as the bundled model's step). The piece is decoded
+   * with the token before it and that token's own text removed, so tokenizers that drop a
+   * leading space at the start of a text (SentencePiece's) still give it; where the pieces do
+   * not line up, the whole output is decoded.
+   */
+  private decode(row: Row): string {
+    const { model } = this;
+    const from = Math.max(0, row.stable - 1);
+    const lead = from < row.stable ? model.toString(row.out.slice(from, row.stable)) : '';
+    const both = model.toString(row.out.slice(from));
+    const text = both.startsWith(lead) ? row.stableText + both.slice(lead.length) : model.toString(row.out);
+    if (!text.endsWith('\uFFFD')) {
+      row.stable = row.out.length;
+      row.stableText = text;
+    }
+    return text;
   }
 
   private release(row: Row, upTo: number): string {
