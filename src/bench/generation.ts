@@ -106,6 +106,38 @@ async function recomputeLikeBefore(model: HookedTransformer, prompt: number[], n
   return performance.now() - t0;
 }
 
+/**
+ * How fast ONNX Runtime reads a weight in a one-row product, GB/s of the weight: [1, 2048] times
+ * a 2048 x 32768 weight (256 MiB, more than any cache) fed as an input as Lantern feeds weights,
+ * stored [in, out] (MatMul) and [out, in] (FusedMatMul with transB, how Llama-style checkpoints
+ * store every projection and the tied unembedding): the decode step's ceiling, next to the plain
+ * read of `memoryBandwidth`.
+ */
+export async function oneRowMatmulBandwidth(): Promise<{ inOut: number; outIn: number }> {
+  const [K, N] = [2048, 32768];
+  const ex = defaultExecutor();
+  const w = await ex.registerWeights({ b: Tensor.f32(new Float32Array(K * N).fill(1e-3), [K, N]), bt: Tensor.f32(new Float32Array(K * N).fill(1e-3), [N, K]) });
+  const a = Tensor.f32(new Float32Array(K).fill(1), [1, K]);
+  const speed = async (transB: boolean) => {
+    const build = () => {
+      const g = new Graph();
+      const x = g.input('a', 'float32', [1, K]);
+      g.output('y', transB ? g.matmulTransB(x, g.input('bt', 'float32', [N, K])) : g.matmul(x, g.input('b', 'float32', [K, N])));
+      return g;
+    };
+    let best = Infinity;
+    for (let i = 0; i < 12; i++) {
+      const t0 = performance.now();
+      await ex.run(`bench:one-row-matmul:${transB}`, build, { a }, { weights: [w] });
+      if (i > 1) best = Math.min(best, performance.now() - t0);
+    }
+    return (4 * K * N) / (best * 1e6);
+  };
+  const out = { inOut: await speed(false), outIn: await speed(true) };
+  await ex.dropWeights(w);
+  return out;
+}
+
 const ms = (x: number) => `${x.toFixed(0)} ms`;
 const split = (t: Timed) => `ORT ${(t.ortDecode / (t.steps - 1)).toFixed(1)} ms + other ${((t.decode - t.ortDecode) / (t.steps - 1)).toFixed(1)} ms per decode step`;
 
@@ -146,6 +178,7 @@ export async function generationBench(report: Report, opts: { newTokens1b?: numb
   const warm = await timeGeneration(model, [p1], { maxNewTokens: 3 });
   console.log(`${''.padEnd(44)} ${preset}: first generation (compiles the prompt's and the step's graphs): ${ms(performance.now() - compile0)}; its steps after the first ${split(warm)}`);
   const bw = await memoryBandwidth();
+  const gemv = await oneRowMatmulBandwidth();
   const single = await timeGeneration(model, [p1], { maxNewTokens: N1 });
   const tps = single.decoded / (single.decode / 1000);
   const limit = (bw.gbps * 1e9) / W;
@@ -155,6 +188,7 @@ export async function generationBench(report: Report, opts: { newTokens1b?: numb
   const N8 = Math.min(N1, 64);
   const eight1b = await timeGeneration(model, batch, { maxNewTokens: N8 });
   const tps8 = eight1b.decoded / (eight1b.decode / 1000);
+  console.log(`${''.padEnd(44)} ONNX Runtime's one-row product reads a weight stored [in, out] at ${gemv.inOut.toFixed(1)} GB/s, [out, in] (this model's layout) at ${gemv.outIn.toFixed(1)} GB/s: at most ${(gemv.outIn * 1e9 / W).toFixed(2)} tok/s`);
   report(`${preset} 8 prompts together / 1, tok/s`, tps8 / tps, '>=', 3, `${tps8.toFixed(2)} tok/s over ${N8} new each, prompts ${P1 - 63}-${P1} tokens; ${split(eight1b)}`);
   await model.executor.dropWeights(model.weights);
 }

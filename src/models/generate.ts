@@ -271,8 +271,8 @@ class GenerationRun {
       for (let j = 0; j < active.length; j++) {
         const b = active[j];
         const row = this.rows[b];
-        const logits = res.logits.f32.slice(j * V, (j + 1) * V);
-        if (o.returnLogits) row.logits.push(logits);
+        const logits = res.logits.f32.subarray(j * V, (j + 1) * V);
+        if (o.returnLogits) row.logits.push(logits.slice());
         const token = this.choose(row, logits);
         const text = this.accept(row, token);
         if (row.finish) yield { row: b, token, text, finishReason: row.finish, result: this.result(row) };
@@ -304,8 +304,11 @@ class GenerationRun {
 
   private choose(row: Row, logits: Float32Array): number {
     const o = this.o;
-    const scores = o.repetitionPenalty !== 1 ? logits.slice() : logits;
-    applyRepetitionPenalty(scores, [...row.prompt, ...row.out], o.repetitionPenalty);
+    let scores = logits;
+    if (o.repetitionPenalty !== 1) {
+      scores = logits.slice();
+      applyRepetitionPenalty(scores, [...row.prompt, ...row.out], o.repetitionPenalty);
+    }
     if (o.temperature === 0) return argmax(scores);
     return draw(samplingDistribution(scores, o), row.rng);
   }
