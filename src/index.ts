@@ -26,7 +26,9 @@ export { writeRandomModel, randomWeights, GPT2_SMALL, TINY_GPT2 } from './models
 export { readSafetensorsHeader, readFloat32, writeSafetensors, openModelWeights } from './models/safetensors.js';
 export { topK } from './models/predictions.js';
 export * from './models/planted/index.js';
-export { generate } from './models/generate.js';
+export { generate, generateBatch, generateStream, samplingDistribution, applyRepetitionPenalty } from './models/generate.js';
+// The backends' GenerateOptions and Generation (below) are a backend's view; these are the model's own.
+export type { GenerateOptions as ModelGenerateOptions, Generation as ModelGeneration, GenerationChunk, SamplingOptions, FinishReason } from './models/generate.js';
 export { Rng } from './rng.js';
 export * as attribution from './methods/attribution/index.js';
 export * as lens from './methods/lens/index.js';

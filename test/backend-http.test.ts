@@ -129,14 +129,14 @@ describe('/v1 work is bounded', () => {
 
   it('stops computing when the client disconnects', async () => {
     let runs = 0;
-    const counted = Object.create(model, { run: { value: (...a: Parameters<HookedTransformer['run']>) => (runs++, model.run(...a)) } }) as HookedTransformer;
+    const counted = Object.create(model, { runWithHooks: { value: (...a: Parameters<HookedTransformer['runWithHooks']>) => (runs++, model.runWithHooks(...a)) } }) as HookedTransformer;
     const own = await serveOpenAI(counted, { id: 'counted' });
     try {
       const ac = new AbortController();
-      // 32 prompts x 64 tokens: 2048 forward passes if nobody stopped it.
+      // 32 prompts generated together, 250 tokens: 250 forward passes if nobody stopped it.
       const req = fetch(`${own.baseURL}/completions`, {
         method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
-        body: JSON.stringify({ model: 'counted', prompt: Array.from({ length: 32 }, (_, i) => `Story ${i}:`), max_tokens: 64, temperature: 0 }),
+        body: JSON.stringify({ model: 'counted', prompt: Array.from({ length: 32 }, (_, i) => `Story ${i}:`), max_tokens: 250, temperature: 0 }),
       }).catch((e: Error) => e);
       while (runs < 5) await new Promise((r) => setTimeout(r, 20));
       ac.abort();

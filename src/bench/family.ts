@@ -33,7 +33,8 @@ const hwm = () => Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/st
 const weightBytes = () => Object.values(weightShapes(cfg)).reduce((s, sh) => s + 4 * sh.reduce((p, q) => p * q, 1), 0);
 const MiB = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
 
-function modelFolder(): string {
+/** The random Llama-3.2-1B-shaped BF16 folder, written once. */
+export function benchModelFolder(): string {
   const dir = path.join(process.env.LANTERN_HOME ?? path.join(os.homedir(), '.cache', 'lantern'), 'bench', `${PRESET}-bf16`);
   const canonical = (x: unknown): unknown => (Array.isArray(x) ? x.map(canonical) : x && typeof x === 'object' ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, canonical(v)])) : x);
   const current = fs.existsSync(path.join(dir, 'config.json')) && JSON.stringify(canonical(readConfig(dir))) === JSON.stringify(canonical(cfg));
@@ -59,7 +60,7 @@ function torchTimes(dir: string): { forward: number; backward: number; threads: 
 
 export async function familyBench(report: Report, sgemm: () => Promise<number>): Promise<void> {
   console.log(`\nModel families: random ${PRESET} (${(Object.values(weightShapes(cfg)).reduce((s, sh) => s + sh.reduce((p, q) => p * q, 1), 0) / 1e9).toFixed(2)} B parameters), batch 1, T=${T}\n`);
-  const dir = modelFolder();
+  const dir = benchModelFolder();
   const W = weightBytes();
   const load = JSON.parse(execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--load-rss', dir], { encoding: 'utf8' }).trim().split('\n').pop()!);
   report(`${PRESET} loading BF16: peak RSS / fp32 weights`, (load.peak - load.baseline) / W, '<=', 1.2,

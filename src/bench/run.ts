@@ -15,6 +15,7 @@
  *   - T=16: attribution patching of every head / one forward, <= 4
  * and black-box attribution over HTTP (backends.ts):
  *   - word leave-one-out + faithfulness over 50 words, sequential / concurrency 4 + cache, >= 2
+ * then the model families' bars (family.ts) and generation's (generation.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,7 @@ import { defaultBatchSize, evaluate, tokenEmbeddings } from '../methods/attribut
 import { activationPatching, attributionPatching } from '../methods/patching/index.js';
 import { backendBench } from './backends.js';
 import { familyBench } from './family.js';
+import { generationBench } from './generation.js';
 import { sgemmPeak } from './peak.js';
 
 interface Row { name: string; value: number; bar: string; ok: boolean; detail: string }
@@ -165,6 +167,10 @@ async function main() {
     await methodBench(await randomModel(GPT2_SMALL));
     process.exit(0);
   }
+  if (process.argv[2] === '--generation') { // only the generation bars: npm run bench -- --generation [new tokens on the 1B shape]
+    await generationBench(report, { newTokens1b: process.argv[3] ? Number(process.argv[3]) : undefined });
+    process.exit(0);
+  }
   if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families
     await familyBench(report, async () => (await sgemmPeak()).asInput);
     process.exit(0);
@@ -206,6 +212,7 @@ async function main() {
     console.log(`${''.padEnd(44)} stricter: peak / (1.5 W + logits + one block's working set ${(m.workingSet / 2 ** 20).toFixed(0)} MiB) = ${(m.peak / (1.5 * m.weights + m.workingSet)).toFixed(3)}`);
   }
   await familyBench(report, async () => (await sgemmPeak()).asInput);
+  await generationBench(report);
   const failed = rows.filter((r) => !r.ok);
   console.log(`\n${rows.length - failed.length} of ${rows.length} bars met${failed.length ? `; missed: ${failed.map((r) => r.name).join('; ')}` : ''}`);
   process.exit(0);

@@ -70,7 +70,10 @@ export interface RunOptions {
   segments?: Segment[][];
 }
 
-/** Every layer's keys and values at a prompt's first `length` positions: [1, length, heads, d_head] each. */
+/**
+ * Every layer's keys and values at a prompt's first `length` positions: [1, length, heads, d_head]
+ * each, shared by every row of a run; or [batch, length, heads, d_head], each row's own prefix.
+ */
 export interface PastKeyValues {
   length: number;
   keys: Tensor[];
@@ -141,7 +144,8 @@ interface RunSpec {
   callbacks: string[];
   gradWrt: string[] | null;
   logitPositions: boolean | 'rows';
-  past: boolean;
+  /** Past keys and values: none, one prefix's shared by every row, or each row's own. */
+  past: false | 'shared' | 'rows';
   packed: boolean;
   /** The objective reads its rows from the logits (at logitPositions) instead of unembedding them again. */
   objectiveFromLogits: boolean;
@@ -276,10 +280,13 @@ export class HookedTransformer {
     if (!Number.isInteger(P) || P < 1) throw new LanternError(`past length ${P} must be a positive integer`);
     if (!packed && P + batch.seq > nCtx) throw new LanternError(`past of ${P} positions plus ${batch.seq} tokens is longer than the model's context of ${nCtx}`);
     if (past.keys?.length !== L || past.values?.length !== L) throw new LanternError(`past keys and values must have one tensor per layer (${L})`);
-    const want = [1, P, H, dh].join(',');
+    const rows = past.keys?.[0]?.shape[0] === batch.tokens.length ? batch.tokens.length : 1;
+    const want = [rows, P, H, dh].join(',');
     for (let l = 0; l < L; l++) {
       for (const [kind, t] of [['k', past.keys[l]], ['v', past.values[l]]] as const) {
-        if (t.dtype !== 'float32' || t.shape.join(',') !== want) throw new LanternError(`past ${kind} of layer ${l}: expected float32 [${want}], got ${t.dtype} [${t.shape}]`);
+        if (t.dtype !== 'float32' || t.shape.join(',') !== want) {
+          throw new LanternError(`past ${kind} of layer ${l}: expected float32 [${want}]${rows === 1 && batch.tokens.length > 1 ? ` (or [${batch.tokens.length}, ${P}, ${H}, ${dh}], one per row)` : ''}, got ${t.dtype} [${t.shape}]`);
+        }
         feeds[`past.${l}.${kind}`] = t;
       }
     }
@@ -459,7 +466,7 @@ export class HookedTransformer {
         : Tensor.i64(rows[0], [rows[0].length]);
       logitPositions = perRow ? 'rows' : true;
     }
-    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions, past: Boolean(opts.past), packed: Boolean(opts.segments), objectiveFromLogits: false }, feeds };
+    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions, past: pastKind(opts.past, batch), packed: Boolean(opts.segments), objectiveFromLogits: false }, feeds };
   }
 
   /** Checks packed rows' segments against the batch and the past, and builds their positions and masks. */
@@ -583,7 +590,7 @@ export class HookedTransformer {
       if (cache.has(name) && !aliases.has(name)) g.output(name, v);
       return v;
     };
-    const model = buildForward(g, this.cfg, modelInputs(g, { logitPositions: spec.logitPositions, past: spec.past ? this.cfg : undefined, packed: spec.packed }), hook, wants);
+    const model = buildForward(g, this.cfg, modelInputs(g, { logitPositions: spec.logitPositions, past: spec.past ? this.cfg : undefined, pastRows: spec.past === 'rows', packed: spec.packed }), hook, wants);
     g.output('logits', model.logits);
     if (spec.gradWrt) {
       const objective = objectiveGraph(g, model, spec.objectiveFromLogits);
@@ -628,6 +635,12 @@ export class HookedTransformer {
     for (const name of spec.cache) cache.set(name, out[aliases.get(name) ?? name]);
     return { logits: out.logits, cache, batch };
   }
+}
+
+/** Whether a run's past is one prefix shared by every row or each row's own (one row: shared, the same either way). */
+function pastKind(past: PastKeyValues | undefined, batch: Batch): RunSpec['past'] {
+  if (!past) return false;
+  return batch.tokens.length > 1 && past.keys[0].shape[0] === batch.tokens.length ? 'rows' : 'shared';
 }
 
 /**

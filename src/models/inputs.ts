@@ -39,9 +39,10 @@ export interface ModelInputs {
    */
   logitPositions?: Value;
   /**
-   * Per layer, the keys (after rotary embedding, where the model has one) and values of one
-   * prompt's first `past` positions, [1, past, kv_heads, d_head], shared by every batch entry:
-   * the run computes only the positions after them. Under causal attention nothing later changes
+   * Per layer, the keys (after rotary embedding, where the model has one) and values of the first
+   * `past` positions, [1, past, kv_heads, d_head]: one prompt's, shared by every batch entry; or
+   * [batch, past, kv_heads, d_head], each row's own (`pastRows`, as in generation). The run
+   * computes only the positions after them. Under causal attention nothing later changes
    * an earlier position, so this equals running the whole sequence while recomputing only what
    * can differ.
    */
@@ -52,6 +53,8 @@ export interface InputOptions {
   logitPositions?: boolean | 'rows';
   /** The model's config, when the run continues past keys and values. */
   past?: ModelConfig;
+  /** Each row has its own past keys and values (else one prefix's, shared by every row). */
+  pastRows?: boolean;
   packed?: boolean;
 }
 
@@ -68,8 +71,8 @@ export function modelInputs(g: Graph, opts: InputOptions = {}): ModelInputs {
     ...(opts.logitPositions ? { logitPositions: g.input('logit_positions', 'int64', opts.logitPositions === 'rows' ? [B, LOGIT_POS] : [LOGIT_POS]) } : {}),
     ...(cfg ? {
       past: Array.from({ length: cfg.nLayers }, (_, l) => ({
-        k: g.input(`past.${l}.k`, 'float32', [1, PAST, cfg.nKvHeads, cfg.dHead]),
-        v: g.input(`past.${l}.v`, 'float32', [1, PAST, cfg.nKvHeads, cfg.dHead]),
+        k: g.input(`past.${l}.k`, 'float32', [opts.pastRows ? B : 1, PAST, cfg.nKvHeads, cfg.dHead]),
+        v: g.input(`past.${l}.v`, 'float32', [opts.pastRows ? B : 1, PAST, cfg.nKvHeads, cfg.dHead]),
       })),
     } : {}),
   };

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { LanternError } from '../../errors.js';
 import { forwardCommand } from './forward.js';
+import { generateCommand } from './generate.js';
 import { makeRandomCommand, hooksCommand } from './models.js';
 import { makePlantedCommand } from './planted.js';
 import { attributeCommand } from './attribute.js';
@@ -32,6 +33,7 @@ const program = new Command('lantern')
   .exitOverride();
 
 forwardCommand(program);
+generateCommand(program);
 hooksCommand(program);
 makeRandomCommand(program);
 makePlantedCommand(program);

@@ -12,6 +12,11 @@
  *                               plugin is given `chatTemplate`.
  *   POST /tokenize, /detokenize vLLM's endpoints, so clients can perturb the server's own tokens.
  *
+ * Both completion endpoints take `stream: true` (server-sent events, chunk by chunk as tokens
+ * come, then `data: [DONE]`; `stream_options.include_usage` adds a last chunk with the token
+ * counts), `temperature`, `top_p`, `seed` and `stop`. Generation uses the model's key/value cache;
+ * a batch of prompts generates together, prompt b sampling with seed + b.
+ *
  * Log-probs are natural logs of the softmax of the model's raw logits (temperature does not
  * change them, as with OpenAI). `text_offset` counts code points, as OpenAI's Python servers do.
  * Errors are OpenAI-shaped: { error: { message, type, param, code } } with 400 / 404.
@@ -25,7 +30,7 @@ import path from 'node:path';
 import Fastify, { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { LanternError } from '../../errors.js';
 import { assertFinite } from '../../finite.js';
-import { generate } from '../../models/generate.js';
+import { generateBatch, generateStream, GenerateOptions, Generation } from '../../models/generate.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 
 export interface ChatMessage {
@@ -191,17 +196,23 @@ function clientGone(reply: FastifyReply): AbortSignal {
 
 /**
  * The model seen through a view whose forward passes refuse to start once `signal` is aborted;
- * everything else is the model's own (the view delegates to it). generate() runs one forward
- * pass per token, so this stops a generation between tokens.
+ * everything else is the model's own (the view delegates to it). Generation runs one forward
+ * pass (runWithHooks) per token, so this stops a generation between tokens.
  */
 function abortable(model: HookedTransformer, signal: AbortSignal): HookedTransformer {
   const check = () => {
     if (signal.aborted) throw signal.reason;
   };
   return Object.create(model, {
-    run: { value: (...a: Parameters<HookedTransformer['run']>) => (check(), model.run(...a)) },
+    runWithHooks: { value: (...a: Parameters<HookedTransformer['runWithHooks']>) => (check(), model.runWithHooks(...a)) },
     tokenLogprobs: { value: (...a: Parameters<HookedTransformer['tokenLogprobs']>) => (check(), model.tokenLogprobs(...a)) },
   }) as HookedTransformer;
+}
+
+/** OpenAI's `stream_options: { include_usage: true }`: a last chunk with the token counts. */
+function includeUsage(b: Record<string, unknown>): boolean {
+  const o = b.stream_options;
+  return typeof o === 'object' && o !== null && (o as Record<string, unknown>).include_usage === true;
 }
 
 interface Generated {
@@ -255,28 +266,65 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     }
   }
 
-  async function complete(model: HookedTransformer, prompt: string | number[], b: Record<string, unknown>, maxTokens: number): Promise<Generated> {
+  /** Generation settings of a request: temperature, top_p, seed and stop strings, as OpenAI names them. */
+  function settingsOf(b: Record<string, unknown>, maxTokens: number): GenerateOptions {
+    return {
+      maxNewTokens: maxTokens,
+      temperature: numberIn(b.temperature, 'temperature', 0, 2, 1),
+      topK: 0,
+      topP: numberIn(b.top_p, 'top_p', Number.MIN_VALUE, 1, 1),
+      seed: intIn(b.seed, 'seed', 0, 2 ** 32 - 1, crypto.randomInt(2 ** 31)),
+      stop: stops(b.stop),
+    };
+  }
+
+  function promptIdsOf(model: HookedTransformer, prompt: string | number[], maxTokens: number): number[] {
     const promptIds = typeof prompt === 'string' ? model.toTokens(prompt) : prompt;
     if (promptIds.length === 0) throw bad('the prompt is empty (no tokens)', 'prompt');
     checkIds(model, promptIds, maxTokens);
-    if (maxTokens === 0) return { promptIds, ids: [], text: '', finish: 'length' };
-    const temperature = numberIn(b.temperature, 'temperature', 0, 2, 1);
-    const seed = intIn(b.seed, 'seed', 0, 2 ** 32 - 1, crypto.randomInt(2 ** 31));
-    const g = await generate(model, promptIds, { maxNewTokens: maxTokens, temperature, topK: 0, seed });
-    let out = g.tokens;
-    let text = g.text;
-    let finish: Generated['finish'] = out.length < maxTokens ? 'stop' : 'length';
-    for (const s of stops(b.stop)) {
-      const at = text.indexOf(s);
-      if (at < 0) continue;
-      // Keep the tokens whose text lies wholly before the stop string.
+    return promptIds;
+  }
+
+  /** OpenAI's completion tokens: those whose text lies wholly before a stop string (the one completing it is dropped). */
+  function generated(model: HookedTransformer, promptIds: number[], g: Generation): Generated {
+    let ids = g.tokens;
+    if (g.finishReason === 'stop' && model.toString(ids) !== g.text) {
       let n = 0;
-      while (n < out.length && model.toString(out.slice(0, n + 1)).length <= at) n++;
-      text = text.slice(0, at);
-      out = out.slice(0, n);
-      finish = 'stop';
+      while (n < ids.length && model.toString(ids.slice(0, n + 1)).length <= g.text.length) n++;
+      ids = ids.slice(0, n);
     }
-    return { promptIds, ids: out, text, finish };
+    return { promptIds, ids, text: g.text, finish: g.finishReason };
+  }
+
+  /** Continues every prompt in one batched generation (prompt b samples with seed + b). */
+  async function complete(model: HookedTransformer, prompts: (string | number[])[], b: Record<string, unknown>, maxTokens: number): Promise<Generated[]> {
+    const promptIds = prompts.map((p) => promptIdsOf(model, p, maxTokens));
+    const settings = settingsOf(b, maxTokens);
+    if (maxTokens === 0) return promptIds.map((p) => ({ promptIds: p, ids: [], text: '', finish: 'length' }));
+    const gs = await generateBatch(model, promptIds, settings);
+    return gs.map((g, i) => generated(model, promptIds[i], g));
+  }
+
+  /**
+   * Server-sent events, as OpenAI's streaming API sends them: one `data: {json}` event per chunk,
+   * then `data: [DONE]`. The request is checked before the stream opens, so bad input still gets
+   * a 400; an error once the stream is open is sent as an `error` event.
+   */
+  async function streamEvents(reply: FastifyReply, events: AsyncIterable<object>): Promise<void> {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    try {
+      for await (const e of events) res.write(`data: ${JSON.stringify(e)}\n\n`);
+      res.write('data: [DONE]\n\n');
+    } catch (e) {
+      if (!(e instanceof ClientGoneError)) {
+        const message = e instanceof LanternError || e instanceof ApiError ? e.message : `internal error: ${(e as Error).message}`;
+        if (!(e instanceof LanternError || e instanceof ApiError)) app.log.error(e);
+        res.write(`data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code: null } })}\n\n`);
+      }
+    }
+    res.end();
   }
 
   app.get('/v1/models', async () => ({
@@ -289,15 +337,33 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     const [id, loaded] = await modelOf(b);
     const model = abortable(loaded, clientGone(reply));
     if (b.n !== undefined && b.n !== 1) throw bad('only n = 1 is supported', 'n');
-    if (b.stream) throw bad('streaming is not supported', 'stream');
     const maxTokens = intIn(b.max_tokens, 'max_tokens', 0, maxTokensLimit, 16);
     const k = b.logprobs === undefined || b.logprobs === null ? null : intIn(b.logprobs, 'logprobs', 0, 5, 0);
     const echo = b.echo === true;
+    const batch = prompts(b.prompt, maxBatch);
+    if (b.stream) {
+      if (k !== null) throw bad('logprobs cannot be streamed; ask without stream', 'logprobs');
+      if (echo) throw bad('echo cannot be streamed; ask without stream', 'echo');
+      if (maxTokens === 0) throw bad('a stream needs max_tokens of at least 1', 'max_tokens');
+      const promptIds = batch.map((p) => promptIdsOf(model, p, maxTokens));
+      const settings = settingsOf(b, maxTokens);
+      const head = { id: `cmpl-${crypto.randomUUID()}`, object: 'text_completion', created: Math.floor(Date.now() / 1000), model: id };
+      const usage = includeUsage(b);
+      return streamEvents(reply, (async function* () {
+        let completionTokens = 0;
+        for await (const c of generateStream(model, promptIds, settings)) {
+          completionTokens++;
+          if (c.text || c.finishReason) yield { ...head, choices: [{ text: c.text, index: c.row, logprobs: null, finish_reason: c.finishReason ?? null }] };
+        }
+        const promptTokens = promptIds.reduce((n, p) => n + p.length, 0);
+        if (usage) yield { ...head, choices: [], usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } };
+      })());
+    }
     let promptTokens = 0;
     let completionTokens = 0;
     const choices = [];
-    for (const [index, p] of prompts(b.prompt, maxBatch).entries()) {
-      const g = await complete(model, p, b, maxTokens);
+    const gs = await complete(model, batch, b, maxTokens);
+    for (const [index, g] of gs.entries()) {
       promptTokens += g.promptIds.length;
       completionTokens += g.ids.length;
       const promptText = model.toString(g.promptIds);
@@ -328,7 +394,6 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     const [id, loaded] = await modelOf(b);
     const model = abortable(loaded, clientGone(reply));
     if (b.n !== undefined && b.n !== 1) throw bad('only n = 1 is supported', 'n');
-    if (b.stream) throw bad('streaming is not supported', 'stream');
     const msgs = b.messages;
     if (!Array.isArray(msgs) || msgs.length === 0 || !msgs.every((m) => typeof m?.role === 'string' && typeof m?.content === 'string')) {
       throw bad('messages must be a non-empty array of { role, content } with string content', 'messages');
@@ -337,7 +402,24 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     const wantLogprobs = b.logprobs === true;
     const k = intIn(b.top_logprobs, 'top_logprobs', 0, 20, 0);
     if (k > 0 && !wantLogprobs) throw bad('top_logprobs needs logprobs: true', 'top_logprobs');
-    const g = await complete(model, template(msgs as ChatMessage[]), b, maxTokens);
+    if (b.stream) {
+      if (wantLogprobs) throw bad('logprobs cannot be streamed; ask without stream', 'logprobs');
+      const promptIds = promptIdsOf(model, template(msgs as ChatMessage[]), maxTokens);
+      const settings = settingsOf(b, maxTokens);
+      const head = { id: `chatcmpl-${crypto.randomUUID()}`, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: id };
+      const usage = includeUsage(b);
+      return streamEvents(reply, (async function* () {
+        yield { ...head, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] };
+        let completionTokens = 0;
+        for await (const c of generateStream(model, promptIds, settings)) {
+          completionTokens++;
+          if (c.text) yield { ...head, choices: [{ index: 0, delta: { content: c.text }, logprobs: null, finish_reason: null }] };
+          if (c.finishReason) yield { ...head, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: c.finishReason }] };
+        }
+        if (usage) yield { ...head, choices: [], usage: { prompt_tokens: promptIds.length, completion_tokens: completionTokens, total_tokens: promptIds.length + completionTokens } };
+      })());
+    }
+    const [g] = await complete(model, [template(msgs as ChatMessage[])], b, maxTokens);
     let logprobs = null;
     if (wantLogprobs) {
       const lp = await tokenLogprobs(model, [...g.promptIds, ...g.ids], g.promptIds.length, k);

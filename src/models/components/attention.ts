@@ -110,12 +110,14 @@ export function attentionOutput(m: ModelContext, l: number, z: Value): Value {
 }
 
 /**
- * Past keys (or values) for every batch entry, then the run's own: [b, past + t, kv_heads, dh].
+ * Past keys (or values) for every batch entry (one shared prefix broadcast, or each row's own),
+ * then the run's own: [b, past + t, kv_heads, dh].
  * Expand, not a broadcasting matmul against the past, so that each query's scores and its
  * weighted sum of values are one matmul over all keys, as in a run of the whole sequence.
  */
 function afterPast(m: ModelContext, past: Value, x: Value): Value {
   const { g, cfg } = m;
+  if (past.shape[0] === B) return g.concat([past, x], 1);
   const batchOnes = m.memo('batchOnes', () => g.concat([g.slice(g.shapeOf(m.inputs.tokens), 0, 0, 1), g.ints([1, 1, 1])], 0));
   return g.concat([g.expand(past, batchOnes, [B, PAST, cfg.nKvHeads, cfg.dHead]), x], 1);
 }
