@@ -17,6 +17,7 @@ export interface GenerateOptions {
   stopToken?: number;
 }
 
+/** Generates a continuation of a prompt (greedy or sampled), reusing past keys and values. */
 export async function generate(model: HookedTransformer, prompt: string | number[], opts: GenerateOptions = {}): Promise<{ tokens: number[]; text: string }> {
   const tokens = typeof prompt === 'string' ? model.toTokens(prompt) : [...prompt];
   if (tokens.length === 0) throw new LanternError('generate: empty prompt');

@@ -37,6 +37,7 @@ const GRADIENT: Method[] = ['ig', 'saliency', 'input-x-grad', 'layer-ig', 'layer
 const SAMPLING: Method[] = ['lime', 'shap', 'shapley'];
 const MASKING: Method[] = ['occlusion', ...SAMPLING];
 
+/** The attribution settings each method takes, with their CLI flags and Workbench fields, declared once so every interface offers the same ones. */
 export const ATTRIBUTION_SETTINGS: readonly SettingSpec[] = [
   { key: 'hook', flag: '--hook', arg: '<name>', type: { kind: 'hook' }, methods: ['layer-ig', 'layer-grad-x-act'], help: 'the hook point whose activation is attributed, e.g. blocks.3.hook_resid_post (default hook_embed)' },
   { key: 'steps', flag: '--steps', arg: '<n>', type: { kind: 'integer', min: 1, max: 512 }, methods: ['ig', 'layer-ig'], help: 'integration steps (default 50)' },
