@@ -46,7 +46,7 @@ export function checkPerturbationMethod(m: string): PerturbationMethod {
   throw new LanternError(`unknown perturbation method '${m}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}; methods: ${PERTURBATION_METHODS.join(', ')}`);
 }
 
-/** Settings shared by the perturbation methods (sample counts, granularity, masking). */
+/** Settings of the sampling perturbation methods: samples, LIME's kernel width and ridge penalty, antithetic sampling. */
 export interface PerturbationSettings {
   samples?: number;
   kernelWidth?: number;

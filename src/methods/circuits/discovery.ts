@@ -71,7 +71,7 @@ export interface Circuit {
   runs: number;
 }
 
-/** Settings shared by ACDC and EAP: task or examples, metric, threshold. */
+/** Settings shared by ACDC and EAP: the clean/corrupted examples, the metric and the threshold. */
 export interface DiscoveryOptions {
   examples: EdgeExample[];
   metric: EdgeMetric;
