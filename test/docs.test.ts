@@ -121,25 +121,34 @@ describe('docs: markers and links', () => {
   });
 });
 
+// One working folder for every document, in order: a guide may make a model in one block and use
+// it in the next, and a command already run from the same folder (the README's tour repeats the
+// guides' first steps) is not run again.
+let work = '';
+const ran = new Set<string>();
+beforeAll(() => { work = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-docs-')); });
+afterAll(() => { process.chdir(ROOT); fs.rmSync(work, { recursive: true, force: true }); });
+
 for (const file of FILES.filter(runnable)) {
   const blocks = codeBlocks(file).filter((b) => b.illustrative === null && (isShell(b) || isTs(b)));
   if (!blocks.length) continue;
-  // One working folder per document, shared by its blocks in order (a guide may make a model in
-  // one block and use it in the next).
   describe(rel(file), () => {
-    let work = '';
-    const cwd = process.cwd();
-    beforeAll(() => { work = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-docs-')); });
-    afterAll(() => { process.chdir(cwd); fs.rmSync(work, { recursive: true, force: true }); });
-
     for (const b of blocks) {
       it(`${b.lang} block at line ${b.line}`, async () => {
         if (isShell(b)) await runShell(b, work);
         else await runTs(b, work);
-      });
+      }, 300_000);
     }
   });
 }
+
+/** A shell block's commands, one per line (backslash continuations joined, whitespace normalised). */
+function commands(code: string): string[] {
+  return code.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter((l) => l && !l.startsWith('#'));
+}
+
+/** What makes two commands the same: their text without a trailing comment. */
+const commandKey = (c: string) => c.replace(/\s+#[^"'`]*$/, '');
 
 /** Runs a shell block with `lantern` (and `npx lantern`) meaning this checkout's CLI, offline. */
 async function runShell(b: Block, work: string): Promise<void> {
@@ -148,7 +157,10 @@ async function runShell(b: Block, work: string): Promise<void> {
     `lantern() { node --import '${TSX}' '${CLI_MAIN}' "$@"; }`,
     'npx() { if [ "$1" = lantern ]; then shift; lantern "$@"; else command npx "$@"; fi; }',
   ].join('\n');
-  const child = spawn('bash', ['-c', `${prelude}\n${b.code}`], {
+  const lines = commands(b.code);
+  const fresh = lines.filter((c) => !ran.has(commandKey(c)));
+  if (!fresh.length) return;
+  const child = spawn('bash', ['-c', `${prelude}\n${lines.map((c) => (ran.has(commandKey(c)) ? ': already run' : c)).join('\n')}`], {
     cwd: work,
     env: {
       ...process.env,
@@ -165,9 +177,10 @@ async function runShell(b: Block, work: string): Promise<void> {
   child.stderr.on('data', (d) => (out += d));
   const code = await new Promise<number | null>((resolve, reject) => { child.on('error', reject); child.on('close', resolve); });
   expect(code, `${rel(b.file)}:${b.line} failed:\n${b.code}\n--- output\n${out}`).toBe(0);
+  for (const c of fresh) ran.add(commandKey(c));
 }
 
-/** Runs a TypeScript block in this process, with `'lantern'` meaning the package's source, from the document's working folder. */
+/** Runs a TypeScript block in this process, with `'lantern'` meaning the package's source, from the shared working folder. */
 async function runTs(b: Block, work: string): Promise<void> {
   fs.mkdirSync(SNIPPETS, { recursive: true });
   const name = `${rel(b.file).replace(/[/.]/g, '_')}_${b.line}.ts`;
