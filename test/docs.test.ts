@@ -1,7 +1,8 @@
 // The README and the guides as a user reads them: every shell command and TypeScript snippet runs,
 // and every link between the docs leads somewhere. A renamed flag or export fails here, not for
 // the user. Blocks a test cannot run (installs, servers that run until stopped, downloads) carry an
-// `<!-- illustrative: reason -->` comment right before them; the reason is required.
+// `<!-- illustrative: reason -->` comment right before them; the reason is required, and their
+// `lantern` commands are checked against each command's --help.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -97,6 +98,27 @@ describe('docs: markers and links', () => {
     }
   });
 
+  it("illustrative blocks' lantern commands use flags their command has", async () => {
+    // Illustrative blocks are not run, but a renamed command or flag in them must still fail here.
+    const uses = new Map<string, Set<string>>();
+    for (const b of FILES.flatMap(codeBlocks).filter((x) => x.illustrative !== null && isShell(x))) {
+      for (const line of commands(b.code)) {
+        const m = /(?:^|\s)(?:npx )?lantern ((?:[a-z][a-z-]* )*)(.*)$/.exec(line.replace(/"[^"]*"|'[^']*'/g, 'X'));
+        if (!m) continue;
+        const words = m[1].trim().split(' ').filter(Boolean);
+        const command = words.join(' ');
+        const flags = uses.get(command) ?? new Set<string>();
+        for (const f of m[2].matchAll(/(?:^|\s)(--[a-z][a-z0-9-]*)/g)) flags.add(f[1]);
+        uses.set(command, flags);
+      }
+    }
+    for (const [command, flags] of uses) {
+      const help = await cli([...command.split(' '), '--help']);
+      expect(help.code, `lantern ${command} --help: ${help.out}`).toBe(0);
+      for (const f of flags) expect(help.out, `lantern ${command} has no ${f}`).toMatch(new RegExp(`${f}\\b`));
+    }
+  }, 120_000);
+
   it('every code block says its language, and runnable ones are sh, bash, ts or text', () => {
     for (const b of FILES.flatMap(codeBlocks)) {
       expect(b.lang, `${rel(b.file)}:${b.line}: a code block without a language`).not.toBe('');
@@ -178,6 +200,16 @@ async function runShell(b: Block, work: string): Promise<void> {
   const code = await new Promise<number | null>((resolve, reject) => { child.on('error', reject); child.on('close', resolve); });
   expect(code, `${rel(b.file)}:${b.line} failed:\n${b.code}\n--- output\n${out}`).toBe(0);
   for (const c of fresh) ran.add(commandKey(c));
+}
+
+/** Runs the CLI from source (no model work: used for --help). */
+async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, ['--import', TSX, CLI_MAIN, ...args], { cwd: ROOT, env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((resolve, reject) => { child.on('error', reject); child.on('close', resolve); });
+  return { code, out };
 }
 
 /** Runs a TypeScript block in this process, with `'lantern'` meaning the package's source, from the shared working folder. */
