@@ -211,7 +211,7 @@ export class GgufBackend implements LanguageModelBackend {
     return this.context.contextSize;
   }
 
-  /** Tokens evaluated so far. */
+  /** Requests and tokens evaluated so far. */
   usage(): Usage {
     return { ...this.counts };
   }

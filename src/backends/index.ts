@@ -18,7 +18,7 @@ export { HttpBackend, listModels } from './http.js';
 export type { HttpBackendOptions, HttpEvent, HttpApi } from './http.js';
 export { LanternBackend } from './lantern.js';
 
-/** Settings for {@link openBackend}: the HTTP backend's options (besides the URL) and which local model a `lantern` spec means. */
+/** Settings for {@link openBackend}: the HTTP backend's options (besides the URL), and a GGUF model's context size and threads. */
 export interface OpenBackendOptions extends Partial<Omit<HttpBackendOptions, 'baseURL'>> {
   /** GGUF: context size in tokens (default 2048, or the model's training context if smaller). */
   contextSize?: number;

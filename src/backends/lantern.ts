@@ -23,7 +23,7 @@ export class LanternBackend implements LanguageModelBackend {
     return ids;
   }
 
-  /** Log-probability of each continuation token given the prompt, computed inside the graph in float64. */
+  /** Log-probability of each continuation token given the prompt, computed inside the model's graph (the same numbers as white-box methods read). */
   async scoreContinuation(prompt: Prompt, continuation: Continuation): Promise<ContinuationScore> {
     const p = this.promptTokens(prompt);
     const c = typeof continuation === 'string' ? this.model.encode(continuation) : [...continuation];
