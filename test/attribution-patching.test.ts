@@ -287,6 +287,6 @@ describe('lantern patch --method', () => {
     const out = JSON.parse(r.stdout);
     expect(out.method).toBe('attribution-patching');
     expect(out.shape).toEqual([2, 4]);
-    expectOneLineError(await runLantern([...base(), '--method', 'exact'], tmp), /--method <method>' argument 'exact' is invalid/);
+    expectOneLineError(await runLantern([...base(), '--method', 'exact'], tmp), /^lantern: error: --method must be one of activation, attribution, both, got 'exact'$/);
   });
 });

@@ -281,7 +281,7 @@ describe('CLI', () => {
     expect(ej.method).toBe('eap-ig');
     expect(ej.settings).toMatchObject({ method: 'eap', threshold: 0.1, igSteps: 5, igPath: 'receivers' });
     expect(edgeSet(ej)).toEqual(IOI_EDGES);
-    expectOneLineError(await runLantern(['circuit', '--model', model, '--task', 'iio'], tmp), /unknown task 'iio' \(did you mean 'ioi'\?\)/);
+    expectOneLineError(await runLantern(['circuit', '--model', model, '--task', 'iio'], tmp), /--task must be one of ioi, induction, greater-than, factual \(did you mean 'ioi'\?\), got 'iio'/);
     expectOneLineError(await runLantern(['circuit', '--model', model, '--task', 'ioi', '--method', 'path'], tmp), /--method path needs --sender/);
     expectOneLineError(await runLantern(['circuit', '--model', model, '--task', 'ioi', '--threshold', '-2'], tmp), /--threshold must be a non-negative number/);
   });

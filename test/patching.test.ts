@@ -274,6 +274,6 @@ describe('lantern patch', () => {
     const base = ['patch', '--model', ioiFolder, '--clean', clean, '--answer', ' Mary', '--wrong', ' John'];
     expectOneLineError(await lantern(...base, '--corrupt', 'When Mary and John went to the store, Mary gave a drink'), /same number of tokens \(clean 14, corrupted 13\)/);
     expectOneLineError(await lantern('patch', '--model', ioiFolder, '--clean', clean, '--corrupt', corrupt, '--answer', ' Mary Ann', '--wrong', ' John'), /answer " Mary Ann" is 2 tokens/);
-    expectOneLineError(await lantern(...base, '--corrupt', corrupt, '--sweep', 'neurons'), /unknown sweep 'neurons'; sweeps: resid, attn, mlp, heads, pattern/);
+    expectOneLineError(await lantern(...base, '--corrupt', corrupt, '--sweep', 'neurons'), /--sweep must be one of resid, attn, mlp, heads, pattern, got 'neurons'/);
   });
 });

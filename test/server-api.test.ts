@@ -158,7 +158,7 @@ describe('bad input is a 4xx naming the problem', () => {
     ['foil without target', '/api/attribution', { text: PROMPT, foil: ' dog', method: 'saliency' }, 400, /foil needs a target/],
     ['an IG setting for another method', '/api/attribution', { text: PROMPT, method: 'saliency', steps: 8 }, 400, /steps applies only to method ig, layer-ig \(the method is saliency\)/],
     ['samples for IG', '/api/attribution', { text: PROMPT, samples: 8 }, 400, /samples applies only to method lime, shap, shapley \(the method is ig\)/],
-    ['byPosition for resid', '/api/patching', { clean: CLEAN, corrupt: CORRUPT, answer: ' Mary', byPosition: true }, 400, /byPosition applies only to the heads and pattern sweeps \(the sweep is resid\)/],
+    ['byPosition for resid', '/api/patching', { clean: CLEAN, corrupt: CORRUPT, answer: ' Mary', byPosition: true }, 400, /byPosition applies only to sweep heads, pattern \(the sweep is resid\)/],
     ['logit-diff without wrong', '/api/patching', { clean: CLEAN, corrupt: CORRUPT, answer: ' Mary', metric: 'logit-diff' }, 400, /metric logit-diff needs a wrong answer/],
     ['multi-token foil target', '/api/attribution', { text: PROMPT, target: ' the big mat', foil: ' dog', method: 'saliency' }, 400, /is 3 tokens; a contrastive foil needs a one-token target/],
     ['multi-token lens target', '/api/lens', { text: PROMPT, target: ' big mat' }, 400, /is 2 tokens \(" big", " mat"\), not a single token/],

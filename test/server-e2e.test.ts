@@ -197,6 +197,27 @@ describe('workbench in chromium', () => {
     await page.selectOption('#view-attribution select[name=method]', 'ig');
   });
 
+  it("builds the patching and lens forms from the server's declaration: options show where they apply, and 'both' draws both grids", async () => {
+    await page.click('#tab-patching');
+    const visible = (name: string) => page.locator(`#view-patching [name=${name}]`).isVisible();
+    await page.selectOption('#view-patching select[name=sweep]', 'resid');
+    await page.selectOption('#view-patching select[name=method]', 'attribution');
+    expect([await visible('igSteps'), await visible('batchSize'), await visible('byPosition')]).toEqual([true, false, false]);
+    await page.selectOption('#view-patching select[name=method]', 'both');
+    expect([await visible('igSteps'), await visible('batchSize')]).toEqual([true, true]);
+    await page.fill('#view-patching input[name=igSteps]', '2');
+    await page.fill('#view-patching input[name=batchSize]', '64');
+    await page.click('#view-patching button.run');
+    await page.waitForFunction(() => document.querySelectorAll('#view-patching .chart svg.marks').length === 2, undefined, { timeout: 45_000 });
+    expect(await page.locator('#view-patching .meta').textContent()).toMatch(/^activation and attribution · resid .* Pearson r -?\d\.\d{3}$/);
+    await page.screenshot({ path: path.join(SHOTS, '8b-patching-both.png'), fullPage: true });
+    await page.selectOption('#view-patching select[name=method]', 'activation');
+    // The lens form: its declared top-k range is the input's.
+    await page.click('#tab-lens');
+    const topK = page.locator('#view-lens input[name=topK]');
+    expect([await topK.getAttribute('min'), await topK.getAttribute('max'), await topK.inputValue()]).toEqual(['1', '20', '5']);
+  });
+
   it('fits a narrow screen without horizontal scrolling, and raised no page errors', async () => {
     await page.setViewportSize({ width: 420, height: 900 });
     await page.click('#tab-attribution');

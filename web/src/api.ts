@@ -43,17 +43,30 @@ async function call<T>(method: string, url: string, body?: unknown): Promise<T> 
   return json as T;
 }
 
-/** One attribution setting as the server declares it (src/methods/attribution/options.ts). */
-export interface SettingSpec {
+/** One method option as the server declares it (src/methods/options.ts, through GET api/methods/settings). */
+export interface OptionSpec {
   key: string;
-  type: { kind: 'integer' | 'number' | 'enum' | 'integers' | 'boolean' | 'hook' | 'token'; min?: number; max?: number; exclusiveMin?: number; choices?: string[] };
-  methods: string[];
-  alsoForEval: boolean;
+  type: {
+    kind: 'integer' | 'number' | 'enum' | 'choices' | 'integers' | 'boolean' | 'prompt' | 'text' | 'token';
+    min?: number; max?: number; exclusiveMin?: number; maxLength?: number; choices?: string[];
+  };
+  default?: string | number | boolean | string[];
+  required: boolean;
+  /** Read only when another option (e.g. the method) has one of these values. */
+  appliesTo?: { key: string; values: string[] };
+  /** Also read when this switch is on. */
+  alsoWith?: string;
   help: string;
 }
 
+export interface FamilyOptions {
+  name: string;
+  command: string;
+  options: OptionSpec[];
+}
+
 export const api = {
-  attributionSettings: () => call<{ methods: string[]; settings: SettingSpec[] }>('GET', 'api/attribution/settings'),
+  methodSettings: () => call<{ families: Record<string, FamilyOptions> }>('GET', 'api/methods/settings'),
   models: () => call<{ default: string; models: ModelChoice[] }>('GET', 'api/models'),
   addFolder: (path: string) => call<ModelChoice & { ref: string }>('POST', 'api/models/folders', { path }),
   runs: (kind?: string) => call<{ runs: RunSummary[]; total: number }>('GET', `api/runs?limit=200${kind ? `&kind=${kind}` : ''}`),

@@ -5,7 +5,7 @@
  */
 import '@picocss/pico/css/pico.min.css';
 import './style.css';
-import { api, ApiError, Kind, Run, runJob, SettingSpec } from './api';
+import { api, ApiError, FamilyOptions, Kind, OptionSpec, Run, runJob } from './api';
 import { attentionSpec, attributionSpec, draw, labels, lensSpec, patchingSpec, predictionsSpec, show } from './charts';
 
 const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector(sel) as T;
@@ -76,97 +76,146 @@ const predict: View = {
   },
 };
 
+// ---- Method option forms
+// Each method's controls come from the server's one declaration of its options (GET
+// api/methods/settings), so a form offers exactly what the API accepts; an option shows only where
+// it applies (e.g. for the chosen method).
+type Control = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
+
+function optionInput(spec: OptionSpec, initial?: string): Control {
+  const t = spec.type;
+  const dflt = spec.default === undefined ? undefined : Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default);
+  if (t.kind === 'enum') {
+    const s = select(spec.key, t.choices ?? [], initial ?? dflt);
+    // Without a declared default, the option may be left out: the method then chooses.
+    if (dflt === undefined) {
+      s.prepend(h('option', { value: '', text: 'default' }));
+      s.value = initial ?? '';
+    }
+    return s;
+  }
+  if (t.kind === 'boolean') return input(spec.key, { type: 'checkbox', role: 'switch', checked: initial === 'true' || (initial === undefined && spec.default === true) });
+  if (t.kind === 'prompt') {
+    const area = h('textarea', { name: spec.key, rows: 2 });
+    area.value = initial ?? '';
+    return area;
+  }
+  const value = initial ?? dflt ?? '';
+  if (t.kind === 'integer' || t.kind === 'number') {
+    return input(spec.key, { type: 'number', min: t.min ?? t.exclusiveMin ?? '', max: t.max ?? '', step: t.kind === 'integer' ? 1 : 'any', placeholder: 'default', value });
+  }
+  const placeholder = t.kind === 'integers' ? 'e.g. 0,1 (default all)' : t.kind === 'token' ? "zero, or a token's id or text" : t.kind === 'choices' ? (t.choices ?? []).join(',') : spec.required ? '' : 'optional';
+  return input(spec.key, { type: 'text', placeholder, value });
+}
+
+class OptionsForm {
+  readonly el = h('div', { class: 'settings' });
+  private specs: OptionSpec[] = [];
+  private readonly inputs = new Map<string, Control>();
+
+  /**
+   * `skip`: options another control gives (the shared prompt box); `outside`: such controls that an
+   * option's visibility depends on (attribution's evaluate switch); `initial`: starting values.
+   */
+  constructor(private readonly family: string, private readonly opts: {
+    skip?: string[]; outside?: Record<string, HTMLInputElement | HTMLSelectElement>; initial?: Record<string, string>; labels?: Record<string, string>;
+  } = {}) {
+    for (const o of Object.values(opts.outside ?? {})) o.addEventListener('change', () => this.update());
+  }
+
+  load(families: Record<string, FamilyOptions>): void {
+    this.specs = (families[this.family]?.options ?? []).filter((spec) => !(this.opts.skip ?? []).includes(spec.key));
+    this.inputs.clear();
+    this.el.replaceChildren();
+    for (const spec of this.specs) {
+      const el = optionInput(spec, this.opts.initial?.[spec.key]);
+      el.addEventListener('change', () => this.update());
+      this.inputs.set(spec.key, el);
+      const label = this.opts.labels?.[spec.key] ?? spec.key;
+      this.el.append(spec.type.kind === 'boolean'
+        ? h('label', { class: 'switch', title: spec.help }, el, label)
+        : h('label', { title: spec.help }, label, el, h('small', { class: 'muted', text: spec.help })));
+    }
+    this.update();
+  }
+
+  /** A control's current value: a switch's state, or the text ('' when left empty). */
+  private current(key: string): string | boolean | undefined {
+    const el = this.inputs.get(key) ?? this.opts.outside?.[key];
+    if (!el) return undefined;
+    return el instanceof HTMLInputElement && el.type === 'checkbox' ? el.checked : el.value;
+  }
+
+  private applies(spec: OptionSpec): boolean {
+    const on = spec.appliesTo;
+    if (!on || (spec.alsoWith && this.current(spec.alsoWith) === true)) return true;
+    const v = this.current(on.key);
+    const dep = v === undefined || v === '' ? this.specs.find((x) => x.key === on.key)?.default : v;
+    return on.values.includes(String(dep));
+  }
+
+  private update(): void {
+    for (const spec of this.specs) (this.inputs.get(spec.key)!.closest('label') as HTMLElement).hidden = !this.applies(spec);
+  }
+
+  /** The request's options: those shown and not left at their default. */
+  body(): Record<string, unknown> {
+    const b: Record<string, unknown> = {};
+    for (const spec of this.specs) {
+      if (!this.applies(spec)) continue;
+      const v = this.current(spec.key);
+      if (v === true) b[spec.key] = true;
+      if (typeof v !== 'string' || v.trim() === '') continue;
+      const x = spec.type.kind === 'prompt' ? v : v.trim();
+      switch (spec.type.kind) {
+        case 'integer': case 'number': b[spec.key] = Number(x); break;
+        case 'integers': b[spec.key] = x.split(',').map((y) => Number(y.trim())); break;
+        case 'choices': b[spec.key] = x.split(',').map((y) => y.trim()); break;
+        case 'token': b[spec.key] = x === 'zero' ? 'zero' : /^\d+$/.test(x) ? { token: Number(x) } : { text: x }; break;
+        default: b[spec.key] = x;
+      }
+    }
+    return b;
+  }
+
+  /** Sets the controls from a saved run's request. */
+  restore(req: Record<string, any>): void {
+    for (const spec of this.specs) {
+      const el = this.inputs.get(spec.key)!;
+      const v = req[spec.key];
+      if (el instanceof HTMLInputElement && el.type === 'checkbox') el.checked = !!v;
+      else if (v === undefined) el.value = spec.default === undefined ? '' : String(spec.default);
+      else el.value = Array.isArray(v) ? v.join(',') : typeof v === 'object' ? String(v.token ?? v.text) : String(v);
+    }
+    this.update();
+  }
+}
+
 // ---- Attribution
-// Methods and their settings come from the server's one declaration (GET api/attribution/settings),
-// so this form offers exactly what the API accepts; each setting shows only for the methods that read it.
-const attrMethod = select('method', ['ig'], 'ig');
 const attrTarget = input('target', { type: 'text', placeholder: 'top prediction' });
 const attrFoil = input('foil', { type: 'text', placeholder: 'none' });
 const attrKind = select('kind', ['logprob', 'logit', 'prob'], 'logprob');
 const attrEval = input('evaluate', { type: 'checkbox', role: 'switch' });
 const attrWords = input('words', { type: 'checkbox', role: 'switch' });
-const attrSettings = h('div', { class: 'settings' });
-let settingSpecs: SettingSpec[] = [];
-const settingInputs = new Map<string, HTMLInputElement | HTMLSelectElement>();
-
-function settingInput(spec: SettingSpec): HTMLInputElement | HTMLSelectElement {
-  const t = spec.type;
-  if (t.kind === 'enum') return select(spec.key, ['', ...(t.choices ?? [])], '');
-  if (t.kind === 'boolean') return input(spec.key, { type: 'checkbox', role: 'switch' });
-  if (t.kind === 'integer' || t.kind === 'number') return input(spec.key, { type: 'number', min: t.min ?? t.exclusiveMin ?? 0, max: t.max ?? '', step: t.kind === 'integer' ? 1 : 'any', placeholder: 'default' });
-  return input(spec.key, { type: 'text', placeholder: t.kind === 'integers' ? 'e.g. 0,1 (default all)' : t.kind === 'token' ? "zero, or a token's id or text" : 'default' });
-}
-
-/** Shows the settings the chosen method reads (and, with faithfulness on, those faithfulness reads). */
-function showSettings(): void {
-  for (const spec of settingSpecs) {
-    const on = spec.methods.includes(attrMethod.value) || (attrEval.checked && spec.alsoForEval);
-    (settingInputs.get(spec.key)!.closest('label') as HTMLElement).hidden = !on;
-  }
-}
-
-/** The value of a setting for the request, or undefined when left at its default (or hidden). */
-function settingValue(spec: SettingSpec): unknown {
-  const el = settingInputs.get(spec.key)!;
-  if ((el.closest('label') as HTMLElement).hidden) return undefined;
-  if (spec.type.kind === 'boolean') return (el as HTMLInputElement).checked || undefined;
-  const v = el.value.trim();
-  if (v === '') return undefined;
-  switch (spec.type.kind) {
-    case 'integer': case 'number': return Number(v);
-    case 'integers': return v.split(',').map((x) => Number(x.trim()));
-    case 'token': return v === 'zero' ? 'zero' : /^\d+$/.test(v) ? { token: Number(v) } : { text: v };
-    default: return v;
-  }
-}
-
-void api.attributionSettings().then(({ methods, settings }) => {
-  const chosen = attrMethod.value;
-  attrMethod.replaceChildren(...methods.map((m) => h('option', { value: m, text: m })));
-  attrMethod.value = methods.includes(chosen) ? chosen : 'ig';
-  settingSpecs = settings;
-  for (const spec of settings) {
-    const el = settingInput(spec);
-    settingInputs.set(spec.key, el);
-    attrSettings.append(spec.type.kind === 'boolean'
-      ? h('label', { class: 'switch', title: spec.help }, el, spec.key)
-      : h('label', { title: spec.help }, spec.key, el, h('small', { class: 'muted', text: spec.help })));
-  }
-  showSettings();
-}).catch(() => { /* the views report an unreachable server on their own */ });
-attrMethod.addEventListener('change', showSettings);
-attrEval.addEventListener('change', showSettings);
+const attrOptions = new OptionsForm('attribution', { outside: { evaluate: attrEval }, labels: { method: 'Method' } });
 
 let lastAttribution: Run | undefined;
 const attribution: View = {
   id: 'attribution', label: 'Attribution', kind: 'attribution',
   panel: panel('attribution', 'Attribution', [
-    field('Method', attrMethod), field('Target', attrTarget, 'one token, or several for a continuation'), field('Foil', attrFoil, 'contrast: target − foil'),
-    field('Score', attrKind), h('label', { class: 'switch' }, attrEval, 'Faithfulness'), attrSettings,
+    field('Target', attrTarget, 'one token, or several for a continuation'), field('Foil', attrFoil, 'contrast: target − foil'),
+    field('Score', attrKind), h('label', { class: 'switch' }, attrEval, 'Faithfulness'), attrOptions.el,
   ]),
-  body: () => {
-    const b: Record<string, unknown> = { text: promptEl.value, method: attrMethod.value, kind: attrKind.value, evaluate: attrEval.checked };
-    if (attrTarget.value) b.target = attrTarget.value;
-    if (attrFoil.value) b.foil = attrFoil.value;
-    for (const spec of settingSpecs) {
-      const v = settingValue(spec);
-      if (v !== undefined) b[spec.key] = v;
-    }
-    return b;
-  },
+  body: () => ({
+    text: promptEl.value, kind: attrKind.value, evaluate: attrEval.checked,
+    ...(attrTarget.value ? { target: attrTarget.value } : {}), ...(attrFoil.value ? { foil: attrFoil.value } : {}), ...attrOptions.body(),
+  }),
   restore: (r) => {
-    attrMethod.value = r.method ?? 'ig';
     attrTarget.value = r.target ?? '';
     attrFoil.value = r.foil ?? '';
     attrKind.value = r.kind ?? 'logprob';
     attrEval.checked = !!r.evaluate;
-    for (const spec of settingSpecs) {
-      const el = settingInputs.get(spec.key)!;
-      const v = r[spec.key];
-      if (spec.type.kind === 'boolean') (el as HTMLInputElement).checked = !!v;
-      else el.value = v === undefined ? '' : Array.isArray(v) ? v.join(',') : typeof v === 'object' ? String(v.token ?? v.text) : String(v);
-    }
-    showSettings();
+    attrOptions.restore(r);
   },
   render: async (run) => {
     lastAttribution = run;
@@ -212,16 +261,12 @@ function faithTable(f: any, rows: string[]): HTMLElement {
 }
 
 // ---- Logit lens
-const lensTarget = input('target', { type: 'text', placeholder: 'optional, one token' });
-const lensK = input('topK', { type: 'number', min: 1, max: 20, value: 5 });
+const lensOptions = new OptionsForm('lens', { skip: ['text'], labels: { target: 'Target', topK: 'Top k' } });
 const lens: View = {
   id: 'lens', label: 'Logit lens', kind: 'lens',
-  panel: panel('lens', 'Logit lens', [field('Target', lensTarget, 'colour by its probability'), field('Top k', lensK)]),
-  body: () => ({ text: promptEl.value, topK: Number(lensK.value), ...(lensTarget.value ? { target: lensTarget.value } : {}) }),
-  restore: (r) => {
-    lensTarget.value = r.target ?? '';
-    lensK.value = String(r.topK ?? 5);
-  },
+  panel: panel('lens', 'Logit lens', [lensOptions.el]),
+  body: () => ({ text: promptEl.value, ...lensOptions.body() }),
+  restore: (r) => lensOptions.restore(r),
   render: async (run) => {
     const r = run.result;
     meta(lens, `Each cell: the top token when the residual stream at that layer is decoded through the final LayerNorm and unembedding${run.request.target ? `; colour: p(${show(run.request.target)})` : ''}.`);
@@ -265,61 +310,40 @@ const attention: View = {
 };
 
 // ---- Patching
-const patchClean = h('textarea', { name: 'clean', rows: 2 });
-patchClean.value = 'When Mary and John went to the store, John gave a drink to';
-const patchCorrupt = h('textarea', { name: 'corrupt', rows: 2 });
-patchCorrupt.value = 'When Mary and John went to the store, Mary gave a drink to';
-const patchAnswer = input('answer', { type: 'text', value: ' Mary' });
-const patchWrong = input('wrong', { type: 'text', value: ' John' });
-const patchSweep = select('sweep', ['resid', 'attn', 'mlp', 'heads', 'pattern'], 'resid');
-const patchMethod = select('method', ['activation', 'attribution'], 'activation');
-const patchByPos = input('byPosition', { type: 'checkbox', role: 'switch' });
-const patchBatch = input('batchSize', { type: 'number', min: 1, max: 256, value: 64 });
+const patchOptions = new OptionsForm('patching', {
+  initial: {
+    clean: 'When Mary and John went to the store, John gave a drink to', corrupt: 'When Mary and John went to the store, Mary gave a drink to',
+    answer: ' Mary', wrong: ' John',
+  },
+  labels: { clean: 'Clean prompt', corrupt: 'Corrupted prompt', answer: 'Answer', wrong: 'Wrong answer', sweep: 'Sweep', method: 'Method', batchSize: 'Batch size', byPosition: 'By position', igSteps: 'IG steps', metric: 'Metric', pos: 'Position' },
+});
 const patching: View = {
   id: 'patching', label: 'Patching', kind: 'patching',
-  panel: panel('patching', 'Patching', [
-    field('Clean prompt', patchClean), field('Corrupted prompt', patchCorrupt, 'same number of tokens'),
-    field('Answer', patchAnswer), field('Wrong answer', patchWrong, 'empty: log p(answer)'), field('Sweep', patchSweep), field('Method', patchMethod),
-    field('Batch size', patchBatch, 'patched runs per call'),
-    h('label', { class: 'switch' }, patchByPos, 'Heads by position'),
-  ]),
-  body: () => ({
-    clean: patchClean.value, corrupt: patchCorrupt.value, answer: patchAnswer.value, sweep: patchSweep.value, method: patchMethod.value,
-    ...(patchMethod.value === 'activation' ? { batchSize: Number(patchBatch.value) } : {}),
-    ...(patchWrong.value ? { wrong: patchWrong.value } : {}), ...(patchByPos.checked ? { byPosition: true } : {}),
-  }),
-  restore: (r) => {
-    patchClean.value = r.clean;
-    patchCorrupt.value = r.corrupt;
-    patchAnswer.value = r.answer;
-    patchWrong.value = r.wrong ?? '';
-    patchSweep.value = r.sweep ?? 'resid';
-    patchMethod.value = r.method ?? 'activation';
-    patchByPos.checked = !!r.byPosition;
-    patchBatch.value = String(r.batchSize ?? 64);
-  },
+  panel: panel('patching', 'Patching', [patchOptions.el]),
+  body: () => patchOptions.body(),
+  restore: (r) => patchOptions.restore(r),
   render: async (run) => {
     const r = run.result;
     const [L, A, P] = r.shape;
     const toks = labels(r.corruptTokenStrings);
-    let rows: string[];
-    let cols: string[];
-    let at: (i: number, j: number) => number;
-    if (r.axes.length === 3) {
-      rows = Array.from({ length: L * A }, (_, i) => `L${Math.floor(i / A)}H${i % A}`);
-      cols = toks;
-      at = (i, j) => r.effects[i * P + j];
-    } else {
-      rows = Array.from({ length: L }, (_, l) => `L${l}`);
-      cols = r.axes[1] === 'head' ? Array.from({ length: A }, (_, i) => `H${i}`) : toks;
-      at = (i, j) => r.effects[i * A + j];
-    }
-    meta(patching, `${r.method} · ${r.sweep} at ${r.hook} · metric ${r.metric} at position ${r.pos}: clean ${r.clean.toFixed(3)}, corrupted ${r.corrupt.toFixed(3)} · cell = (patched − corrupted) / (clean − corrupted): 1 restores the clean behaviour`);
+    const rows = r.axes.length === 3 ? Array.from({ length: L * A }, (_, i) => `L${Math.floor(i / A)}H${i % A}`) : Array.from({ length: L }, (_, l) => `L${l}`);
+    const cols = r.axes.length === 3 || r.axes[1] !== 'head' ? toks : Array.from({ length: A }, (_, i) => `H${i}`);
+    const at = (effects: number[]) => (i: number, j: number) => effects[i * (r.axes.length === 3 ? P : A) + j];
+    const both = r.attribution !== undefined;
+    meta(patching, `${both ? 'activation and attribution' : r.method} · ${r.sweep} at ${r.hook} · metric ${r.metric} at position ${r.pos}: clean ${r.clean.toFixed(3)}, corrupted ${r.corrupt.toFixed(3)} · cell = (patched − corrupted) / (clean − corrupted): 1 restores the clean behaviour` +
+      (both ? ` · Pearson r ${r.pearson === null ? 'undefined (a constant grid)' : r.pearson.toFixed(3)}` : ''));
     const out = output(patching);
-    out.append(h('div', { class: 'chart scroll' }));
-    await draw($('.chart', out), patchingSpec(rows, cols, at));
+    out.append(...(both ? [h('h4', { text: 'Activation patching' })] : []), h('div', { class: 'chart scroll' }));
+    if (both) out.append(h('h4', { text: 'Attribution patching' }), h('div', { class: 'chart scroll' }));
+    const charts = out.querySelectorAll<HTMLElement>('.chart');
+    await draw(charts[0], patchingSpec(rows, cols, at(r.effects)));
+    if (both) await draw(charts[1], patchingSpec(rows, cols, at(r.attribution.effects)));
   },
 };
+
+void api.methodSettings().then(({ families }) => {
+  for (const form of [attrOptions, lensOptions, patchOptions]) form.load(families);
+}).catch(() => { /* the views report an unreachable server on their own */ });
 
 // ---- Saved runs
 const runsKind = select('kind', ['all kinds', 'forward', 'attribution', 'lens', 'attention', 'patching'], 'all kinds');

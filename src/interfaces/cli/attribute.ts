@@ -8,7 +8,9 @@ import {
 } from '../../methods/attribution/index.js';
 import type { AttributionResult, AttributionSettings, ScoreKind } from '../../methods/attribution/index.js';
 import { attributeViaBackend, backendOptions, rejectBackendOnly } from './attribute-backend.js';
-import { ATTRIBUTION_SETTINGS, checkSettingsApply, parseSetting } from '../../methods/attribution/options.js';
+import { ATTRIBUTION, ATTRIBUTION_SETTINGS } from '../../methods/attribution/options.js';
+import { checkOptionsApply } from '../../methods/options.js';
+import { cliOption } from './method-options.js';
 import { defaultModel } from './defaults.js';
 import { nonNegativeInt } from './forward.js';
 import { assertWritable } from './output.js';
@@ -65,7 +67,7 @@ export function attributeCommand(program: Command): void {
       rejectBackendOnly(opts);
       const method = opts.method as string;
       if (opts.foil !== undefined && opts.target === undefined) throw new LanternError('--foil needs --target (the token to contrast the foil with)');
-      checkSettingsApply(method, (k) => opts[k] !== undefined, Boolean(opts.eval), 'cli');
+      checkOptionsApply(ATTRIBUTION.options, (k) => (k === 'method' ? method : k === 'evaluate' ? opts.eval : opts[k]), 'cli');
       if (opts.aopc !== undefined && !opts.eval) throw new LanternError('--aopc applies only with --eval');
       if (opts.html) assertWritable(opts.html, '--html');
       if (opts.json) assertWritable(opts.json, '--json');
@@ -96,11 +98,7 @@ export function attributeCommand(program: Command): void {
       if (opts.html) console.log(`saved the HTML report to ${opts.html}`);
     });
   // Every method setting, from the one declaration the Workbench API is built from too.
-  for (const spec of ATTRIBUTION_SETTINGS) {
-    const syntax = spec.type.kind === 'token' ? " ('zero' or 'token:<id or text>')" : '';
-    const help = `${spec.methods.join(', ')}: ${spec.help}${syntax}${BACKEND_NOTES[spec.key] ?? ''}`;
-    cmd.addOption(spec.type.kind === 'boolean' ? new Option(spec.flag, help) : new Option(`${spec.flag} ${spec.arg}`, help).argParser((v: string) => parseSetting(spec, v)));
-  }
+  for (const spec of ATTRIBUTION_SETTINGS) cmd.addOption(cliOption(spec, BACKEND_NOTES[spec.key]));
   for (const o of backendOptions()) cmd.addOption(o);
 }
 

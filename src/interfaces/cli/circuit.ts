@@ -1,23 +1,15 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
-import { acdc, eap, Circuit, IG_PATHS, IgPath } from '../../methods/circuits/discovery.js';
-import { CIRCUIT_TASKS, TASK_METRIC, taskExamples, CircuitTask } from '../../methods/circuits/data.js';
+import { acdc, eap, Circuit, IgPath } from '../../methods/circuits/discovery.js';
+import { TASK_METRIC, taskExamples, CircuitTask } from '../../methods/circuits/data.js';
+import { CIRCUITS } from '../../methods/circuits/options.js';
+import { checkOptionsApply, withDefaults } from '../../methods/options.js';
+import { addCliOptions } from './method-options.js';
 import { pathPatching, pathPatchingSweep } from '../../methods/circuits/path-patching.js';
 import { circuitHtml, circuitSvg } from '../../methods/circuits/render.js';
 import { defaultModel } from './defaults.js';
-import { nonNegativeInt, positiveInt } from './forward.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
-
-const METHODS = ['acdc', 'eap', 'path'] as const;
-
-function nonNegativeNumber(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new LanternError(`${flag} must be a non-negative number, got '${v}'`);
-    return n;
-  };
-}
 
 function progressBar(label: string) {
   if (!process.stderr.isTTY) return undefined;
@@ -31,24 +23,17 @@ export function circuitCommand(program: Command): void {
   const cmd = program
     .command('circuit')
     .description('Circuit discovery over the graph of attention heads and MLPs: ACDC (prune edges by a KL threshold), EAP (edge attribution patching, integrated gradients by default); or path patching of chosen paths.')
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
-    .requiredOption('--task <task>', `clean/corrupted examples: ${CIRCUIT_TASKS.join(', ')}`)
-    .addOption(new Option('--method <method>', 'acdc, eap, or path (path patching; needs --sender or --path)').choices([...METHODS]).default('acdc'))
-    .addOption(new Option('--threshold <x>', 'acdc: keep an edge when patching it raises KL(clean || circuit) by at least this; eap: keep edges whose |score| (fraction of the clean-corrupted metric difference) is at least this').default(0.1).argParser(nonNegativeNumber('--threshold')))
-    .addOption(new Option('-n, --n <n>', 'examples').default(10).argParser(positiveInt('--n')))
-    .addOption(new Option('--seed <n>', 'seed of the examples').default(0).argParser(nonNegativeInt('--seed')))
-    .addOption(new Option('--ig-steps <n>', 'eap: integrated-gradient steps from clean to corrupted (EAP-IG); 0 for plain EAP, the gradient at the clean point').default(5).argParser(nonNegativeInt('--ig-steps')))
-    .addOption(new Option('--ig-path <path>', 'eap: receivers (move one layer\'s queries, keys, values, MLP input or the logits at a time, the rest clean) or all (every edge together: cheaper, but blind to edges that need the rest clean)').choices([...IG_PATHS]).default('receivers'))
-    .option('--sender <node>', 'path: every direct path out of this node (input, L{l}H{h}, MLP{l})')
-    .option('--path <nodes>', 'path: one path, comma-separated: a sender then receivers (L{l}H{h}.q|k|v, MLP{l}, logits), e.g. L0H2,L1H1.k,logits');
+    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)');
+  addCliOptions(cmd, CIRCUITS);
   addOutputOptions(cmd, 'write the circuit as an HTML page (graph and edge table)')
     .option('--svg <file>', 'write the circuit graph as SVG')
     .addHelpText('after', '\nExamples:\n  lantern make-planted induction /tmp/induction\n  lantern circuit --model /tmp/induction --task induction --method acdc --threshold 0.1 --html circuit.html\n  lantern circuit --model /tmp/induction --task induction --method path --sender L0H2')
-    .action(async (opts) => {
+    .action(async (given) => {
+      checkOptionsApply(CIRCUITS.options, (k) => given[k], 'cli');
+      const opts = withDefaults(CIRCUITS, given);
       const source: string = opts.model ?? defaultModel();
       assertOutputsWritable(opts, ['html', 'svg']);
       if (opts.method === 'path' && !opts.sender && !opts.path) throw new LanternError('--method path needs --sender <node> or --path <sender,receiver,...>');
-      if (opts.method !== 'path' && (opts.sender || opts.path)) throw new LanternError('--sender and --path go with --method path');
       const model = await loadModel(source, { progress: process.stderr.isTTY });
       const task = opts.task as CircuitTask;
       const examples = taskExamples(model, task, opts.n, opts.seed);

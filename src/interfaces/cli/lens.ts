@@ -1,9 +1,11 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { loadModel } from '../../models/load.js';
 import { logitLens, LogitLensResult } from '../../methods/lens/logit-lens.js';
 import { loadTunedLens, tunedLensPath } from '../../methods/lens/tuned-lens.js';
 import { defaultModel } from './defaults.js';
-import { positiveInt } from './forward.js';
+import { LENS } from '../../methods/lens/options.js';
+import { withDefaults } from '../../methods/options.js';
+import { addCliOptions } from './method-options.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 
 /** ANSI colour unless FORCE_COLOR=0 / NO_COLOR, or stdout is not a terminal (FORCE_COLOR=1 forces it). */
@@ -83,14 +85,12 @@ export function lensCommand(program: Command): void {
   const cmd = program
     .command('lens')
     .description("Logit lens: decode the residual stream at every layer and position through the model's final LayerNorm and unembedding.")
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
-    .requiredOption('-t, --text <text>', 'the prompt')
-    .option('--target <token>', "a token (one token, e.g. ' Paris') whose probability and rank to show at every cell")
-    .addOption(new Option('-k, --top-k <n>', 'top tokens per cell in the JSON and HTML').default(5).argParser(positiveInt('--top-k')));
+    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)');
+  addCliOptions(cmd, LENS);
   addOutputOptions(cmd, 'write an HTML heatmap')
-    .option('--tuned [file]', 'decode through a tuned lens (default: <model>/tuned-lens.safetensors; train one with lantern tuned-lens train)')
     .addHelpText('after', '\nExample:\n  lantern lens --text "The capital of France is" --target " Paris" --html lens.html')
-    .action(async (opts) => {
+    .action(async (given) => {
+      const opts = withDefaults(LENS, given);
       const source: string = opts.model ?? defaultModel();
       assertOutputsWritable(opts);
       const model = await loadModel(source, { progress: process.stderr.isTTY });

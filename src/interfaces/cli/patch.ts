@@ -1,10 +1,11 @@
-import { Command, Option } from 'commander';
-import { LanternError } from '../../errors.js';
+import { Command } from 'commander';
 import { loadModel } from '../../models/load.js';
-import { activationPatching, PatchingResult, SWEEPS } from '../../methods/patching/activation.js';
+import { activationPatching, PatchingResult } from '../../methods/patching/activation.js';
 import { attributionPatching, pearson } from '../../methods/patching/attribution.js';
 import { defaultModel } from './defaults.js';
-import { nonNegativeInt, positiveInt } from './forward.js';
+import { PATCHING, PatchingMethod } from '../../methods/patching/options.js';
+import { checkOptionsApply, withDefaults } from '../../methods/options.js';
+import { addCliOptions } from './method-options.js';
 import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 
@@ -39,22 +40,14 @@ export function patchCommand(program: Command): void {
   const cmd = program
     .command('patch')
     .description('Activation patching: run the corrupted prompt with one activation from the clean run, for every layer and position / head; 1 = clean behaviour restored, 0 = corrupted. --method attribution: its linear approximation from one forward and backward.')
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
-    .requiredOption('--clean <text>', 'the clean prompt')
-    .requiredOption('--corrupt <text>', 'the corrupted prompt (the same number of tokens)')
-    .requiredOption('--answer <token>', "the clean answer, one token (e.g. ' Mary')")
-    .option('--wrong <token>', "the wrong answer, one token; the metric is logit(answer) - logit(wrong) (without it: log p(answer))")
-    .addOption(new Option('--metric <metric>', 'logit-diff (needs --wrong) or logprob').choices(['logit-diff', 'logprob']))
-    .option('--sweep <sweep>', `what to patch: ${SWEEPS.join(', ')}`, 'resid')
-    .option('--by-position', 'heads / pattern: one patch per position too (pattern: the query position)')
-    .addOption(new Option('--pos <n>', 'position whose prediction is measured (default: the last)').argParser(nonNegativeInt('--pos')))
-    .addOption(new Option('--batch-size <n>', 'patched runs per ONNX Runtime call').default(64).argParser(positiveInt('--batch-size')))
-    .addOption(new Option('--method <method>', 'activation (patched runs), attribution (linear approximation: one forward+backward), or both (and their Pearson r)').choices(['activation', 'attribution', 'both']).default('activation'))
-    .addOption(new Option('--ig-steps <n>', 'attribution: average gradients over n embeddings interpolated from the corrupted to the clean prompt (integrated attribution; fixes saturated attention)').default(0).argParser(nonNegativeInt('--ig-steps')));
+    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)');
+  // Every method option, from the one declaration the Workbench API is built from too.
+  addCliOptions(cmd, PATCHING);
   addOutputOptions(cmd, 'write an HTML heatmap')
     .addHelpText('after', '\nSweeps:\n  resid    layer x position at blocks.{l}.hook_resid_pre\n  attn     layer x position at blocks.{l}.hook_attn_out\n  mlp      layer x position at blocks.{l}.hook_mlp_out\n  heads    layer x head at blocks.{l}.attn.hook_z (all positions; --by-position: x position)\n  pattern  layer x head at blocks.{l}.attn.hook_pattern (--by-position: x query position)\n\nExample:\n  lantern patch --clean "When Mary and John went to the store, John gave a drink to" \\\n    --corrupt "When Mary and John went to the store, Mary gave a drink to" --answer " Mary" --wrong " John" --sweep heads')
-    .action(async (opts) => {
-      if (!(SWEEPS as readonly string[]).includes(opts.sweep)) throw new LanternError(`unknown sweep '${opts.sweep}'; sweeps: ${SWEEPS.join(', ')}`);
+    .action(async (given) => {
+      checkOptionsApply(PATCHING.options, (k) => given[k], 'cli');
+      const opts = withDefaults(PATCHING, given);
       const source: string = opts.model ?? defaultModel();
       assertOutputsWritable(opts);
       const model = await loadModel(source, { progress: process.stderr.isTTY });
@@ -62,7 +55,7 @@ export function patchCommand(program: Command): void {
         clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong, metric: opts.metric,
         sweep: opts.sweep, byPosition: !!opts.byPosition, pos: opts.pos,
       };
-      const method: 'activation' | 'attribution' | 'both' = opts.method;
+      const method: PatchingMethod = opts.method;
       const act = method === 'attribution' ? undefined : await activationPatching(model, { ...common, batchSize: opts.batchSize });
       const attr = method === 'activation' ? undefined : await attributionPatching(model, { ...common, igSteps: opts.igSteps });
       // The displayed grids, in order; `r` (the first) carries the shared fields.

@@ -1,8 +1,10 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { loadModel } from '../../models/load.js';
-import { causalTrace, TRACE_KINDS, TraceKind } from '../../methods/patching/causal-tracing.js';
+import { causalTrace, TraceKind } from '../../methods/patching/causal-tracing.js';
+import { TRACING } from '../../methods/patching/options.js';
+import { withDefaults } from '../../methods/options.js';
+import { addCliOptions } from './method-options.js';
 import { defaultModel } from './defaults.js';
-import { nonNegativeInt, positiveInt, positiveNumber } from './forward.js';
 import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 
@@ -10,21 +12,15 @@ export function traceCommand(program: Command): void {
   const cmd = program
     .command('trace')
     .description('Causal tracing (ROME): noise the subject\'s token embeddings, restore one clean state (residual, MLP or attention output) at a time, and show how much of p(answer) comes back, per layer and position.')
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
-    .requiredOption('-t, --text <text>', 'the prompt')
-    .requiredOption('--subject <text>', 'the subject, as it appears in the prompt (its tokens are noised)')
-    .requiredOption('--answer <token>', "the answer whose probability is traced, one token (e.g. ' Paris')")
-    .addOption(new Option('--noise <x>', 'noise std as a multiple of the embedding std').default(3).argParser(positiveNumber('--noise')))
-    .addOption(new Option('--samples <n>', 'noise samples averaged').default(10).argParser(positiveInt('--samples')))
-    .addOption(new Option('--seed <n>', 'noise seed').default(1).argParser(nonNegativeInt('--seed')))
-    .addOption(new Option('--window <n>', 'mlp/attn: restore this many consecutive layers around each layer').default(1).argParser(positiveInt('--window')))
-    .option('--kinds <list>', `states to restore, comma-separated: ${TRACE_KINDS.join(', ')}`, TRACE_KINDS.join(','));
+    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)');
+  addCliOptions(cmd, TRACING);
   addOutputOptions(cmd, 'write HTML heatmaps')
     .addHelpText('after', '\nExample:\n  lantern trace --text "The Eiffel Tower is located in the city of" --subject "The Eiffel Tower" --answer " Paris"')
-    .action(async (opts) => {
+    .action(async (given) => {
+      const opts = withDefaults(TRACING, given);
       const source: string = opts.model ?? defaultModel();
       assertOutputsWritable(opts);
-      const kinds = String(opts.kinds).split(',').map((s) => s.trim()).filter(Boolean) as TraceKind[];
+      const kinds = [...opts.kinds] as TraceKind[];
       const model = await loadModel(source, { progress: process.stderr.isTTY });
       const r = await causalTrace(model, {
         prompt: opts.text, subject: opts.subject, answer: opts.answer, noise: opts.noise, samples: opts.samples, seed: opts.seed, window: opts.window, kinds,

@@ -18,7 +18,8 @@ import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import { LanternError } from '../../errors.js';
 import { BUNDLED_MODEL, lanternHome } from '../../paths.js';
-import { checkRequestWork, compute, defaultTitle, precheck, SCHEMAS } from './compute.js';
+import { API_FAMILIES, checkRequestWork, compute, defaultTitle, precheck, SCHEMAS } from './compute.js';
+import { describeFamily } from '../../methods/options.js';
 import { checkLimits, DEFAULT_LIMITS, WorkLimitError, WorkLimits } from './limits.js';
 import { ModelRegistry } from './models.js';
 import { openAICompat, servedId } from './openai-compat.js';
@@ -159,11 +160,15 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
 
   app.get('/api/models', { schema: { tags: ['models'], summary: 'The models a request may name' } }, async () => ({ default: models.defaultRef, models: models.choices() }));
 
-  // The attribution methods and their settings, from the one declaration the request schema and
-  // the CLI are built from: the web app builds its attribution form from this.
-  app.get('/api/attribution/settings', { schema: { tags: ['attribution'], summary: 'The attribution methods and the settings each reads' } }, async () => ({
+  // Each method family's options, from the one declaration the request schemas and the CLI are
+  // built from: the web app builds its forms from this.
+  app.get('/api/methods/settings', { schema: { tags: ['methods'], summary: 'The options of each method family with an endpoint: types, ranges, defaults, and which methods read them' } }, async () => ({
+    families: Object.fromEntries(API_FAMILIES.map((f) => [f.name, describeFamily(f)])),
+  }));
+  // The attribution part of the above, in the shape it had before every family was described.
+  app.get('/api/attribution/settings', { schema: { tags: ['attribution'], summary: 'The attribution methods and the settings each reads (see /api/methods/settings)' } }, async () => ({
     methods: METHODS,
-    settings: ATTRIBUTION_SETTINGS.map(({ key, type, methods, alsoForEval, help }) => ({ key, type, methods, alsoForEval: Boolean(alsoForEval), help })),
+    settings: ATTRIBUTION_SETTINGS.map(({ key, type, appliesTo, alsoWith, help }) => ({ key, type, methods: appliesTo.values, alsoForEval: alsoWith !== undefined, help })),
   }));
 
   app.post('/api/models/folders', {

@@ -10,9 +10,13 @@ import {
   attribute, mergeWords, resultToJSON, METHODS, SCORE_KINDS,
 } from '../../methods/attribution/index.js';
 import type { AttributionSettings, Baseline, Masking } from '../../methods/attribution/index.js';
-import { ATTRIBUTION_SETTINGS, checkSettingsApply, settingSchema } from '../../methods/attribution/options.js';
+import { ATTRIBUTION, ATTRIBUTION_SETTINGS } from '../../methods/attribution/options.js';
+import { checkOptionsApply, optionSchema, requestSchema, withDefaults } from '../../methods/options.js';
+import type { MethodFamily } from '../../methods/options.js';
+import { LENS } from '../../methods/lens/options.js';
+import { PATCHING } from '../../methods/patching/options.js';
 import { logitLens } from '../../methods/lens/index.js';
-import { activationPatching, attributionPatching, SWEEPS } from '../../methods/patching/index.js';
+import { activationPatching, attributionPatching, pearson } from '../../methods/patching/index.js';
 import type { RunKind } from './store.js';
 import type { JobContext } from './queue.js';
 import { checkWork, estimateRequest, WorkLimits } from './limits.js';
@@ -28,6 +32,9 @@ const common = {
   model,
   title: { type: 'string', maxLength: 200, description: 'a name for the saved run (default: from the prompt)' },
 };
+/** The method families with an endpoint, in the order GET /api/methods/settings lists them. */
+export const API_FAMILIES: readonly MethodFamily[] = [ATTRIBUTION, LENS, PATCHING];
+
 export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
   forward: {
     type: 'object', additionalProperties: false, required: ['text'],
@@ -37,14 +44,7 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
     type: 'object', additionalProperties: false, required: ['text'],
     properties: { ...common, text: { ...text, maxLength: 1000 } },
   },
-  lens: {
-    type: 'object', additionalProperties: false, required: ['text'],
-    properties: {
-      ...common, text,
-      target: { type: 'string', minLength: 1, maxLength: 100, description: 'one token to follow at every cell' },
-      topK: { type: 'integer', minimum: 1, maximum: 20, default: 5 },
-    },
-  },
+  lens: requestSchema(LENS, common, MAX_TEXT),
   attribution: {
     type: 'object', additionalProperties: false, required: ['text'],
     properties: {
@@ -56,25 +56,11 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
       evaluate: { type: 'boolean', default: false, description: 'also measure faithfulness (comprehensiveness, sufficiency, AOPC, Kendall τ)' },
       seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, default: 0 },
       // Every method setting, from the one declaration the CLI is built from too.
-      ...Object.fromEntries(ATTRIBUTION_SETTINGS.map((spec) => [spec.key, settingSchema(spec)])),
+      ...Object.fromEntries(ATTRIBUTION_SETTINGS.map((spec) => [spec.key, optionSchema(spec)])),
     },
   },
-  patching: {
-    type: 'object', additionalProperties: false, required: ['clean', 'corrupt', 'answer'],
-    properties: {
-      ...common,
-      clean: { ...text, maxLength: 1000 },
-      corrupt: { ...text, maxLength: 1000 },
-      answer: { type: 'string', minLength: 1, maxLength: 100, description: 'the clean answer, one token' },
-      wrong: { type: 'string', minLength: 1, maxLength: 100, description: 'the wrong answer, one token (metric logit-diff)' },
-      metric: { type: 'string', enum: ['logit-diff', 'logprob'] },
-      sweep: { type: 'string', enum: [...SWEEPS], default: 'resid' },
-      byPosition: { type: 'boolean', default: false },
-      pos: { type: 'integer', minimum: 0 },
-      method: { type: 'string', enum: ['activation', 'attribution'], default: 'activation' },
-      batchSize: { type: 'integer', minimum: 1, maximum: 256, default: 64 },
-    },
-  },
+  // Patching prompts are shorter than others: every patched run repeats the whole prompt.
+  patching: requestSchema(PATCHING, common, 1000),
 };
 
 type Body = Record<string, any>;
@@ -87,10 +73,10 @@ export function precheck(kind: RunKind, body: Body): void {
   if (kind === 'attribution') {
     const method = body.method ?? 'ig';
     if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
-    checkSettingsApply(method, (k) => body[k] !== undefined, Boolean(body.evaluate), 'api');
+    checkOptionsApply(ATTRIBUTION.options, (k) => (k === 'method' ? method : body[k]), 'api');
   }
   if (kind === 'patching') {
-    if (body.byPosition && body.sweep !== 'heads' && body.sweep !== 'pattern') throw new LanternError(`byPosition applies only to the heads and pattern sweeps (the sweep is ${body.sweep})`);
+    checkOptionsApply(PATCHING.options, (k) => body[k], 'api');
     if (body.metric === 'logit-diff' && body.wrong === undefined) throw new LanternError('metric logit-diff needs a wrong answer');
   }
 }
@@ -169,7 +155,8 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
       return { tokens: first, tokenStrings: str(first), nLayers: L, nHeads: H, patterns };
     }
     case 'lens': {
-      const r = await logitLens(m, first, { topK: body.topK ?? 5, target: body.target });
+      const o = withDefaults(LENS, body);
+      const r = await logitLens(m, first, { topK: o.topK, target: o.target });
       return { ...r, text: body.text };
     }
     case 'attribution': {
@@ -195,12 +182,19 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
     case 'patching': {
       const corrupt = m.toTokens(body.corrupt);
       checkLength(m, corrupt, 'corrupt');
+      const o = withDefaults(PATCHING, body);
       const opts = {
-        clean: body.clean, corrupt: body.corrupt, answer: body.answer, wrong: body.wrong, metric: body.metric,
-        sweep: body.sweep ?? 'resid', byPosition: !!body.byPosition, pos: body.pos,
+        clean: o.clean, corrupt: o.corrupt, answer: o.answer, wrong: o.wrong, metric: o.metric, sweep: o.sweep, byPosition: Boolean(o.byPosition), pos: o.pos,
       };
-      const r = body.method === 'attribution' ? await attributionPatching(m, opts) : await activationPatching(m, { ...opts, batchSize: body.batchSize ?? 64 });
-      return { ...r, cleanTokenStrings: str(r.cleanTokens), corruptTokenStrings: str(r.corruptTokens) };
+      const act = o.method === 'attribution' ? undefined : await activationPatching(m, { ...opts, batchSize: o.batchSize });
+      const attr = o.method === 'activation' ? undefined : await attributionPatching(m, { ...opts, igSteps: o.igSteps });
+      const r = (act ?? attr)!;
+      const strings = { cleanTokenStrings: str(r.cleanTokens), corruptTokenStrings: str(r.corruptTokens) };
+      if (!act || !attr) return { ...r, ...strings };
+      // Both: the activation result, with the attribution grid and their correlation beside it
+      // (null when a grid is constant: a correlation of nothing is no number).
+      const corr = pearson(act.effects, attr.effects);
+      return { ...act, ...strings, attribution: { method: attr.method, effects: attr.effects, settings: attr.settings }, pearson: Number.isFinite(corr) ? corr : null };
     }
   }
 }

@@ -66,15 +66,24 @@ export function estimateRequest(s: ShapeForCost, r: RequestShape): WorkEstimate 
         bytes: activationBytes(s, T, 1, false) + 4 * (s.nLayers + 1) * T * (s.dModel + s.dVocab), jsBytes: 0, what: 'the unembedding of every layer and position',
       };
     case 'patching': {
+      // Attribution patching: a clean forward, a corrupted forward and backward, and with igSteps one
+      // batch of that many interpolated forwards and backwards.
+      const k = b.igSteps ?? 0;
+      const linear: WorkEstimate = {
+        passes: 3 + 3 * k, flops: 3 * (3 + k) * forwardFlops(s, T, 1), bytes: 3 * activationBytes(s, T, 1, true) + activationBytes(s, T, k, true), jsBytes: 0, what: 'attribution patching',
+      };
+      if (b.method === 'attribution') return linear;
       const heads = b.sweep === 'heads' || b.sweep === 'pattern';
-      if (b.method === 'attribution') {
-        return { passes: 3, flops: 3 * 3 * forwardFlops(s, T, 1), bytes: 3 * activationBytes(s, T, 1, true), jsBytes: 0, what: 'attribution patching' };
-      }
       const slots = heads ? s.nLayers * s.nHeads * (b.byPosition ? T : 1) : s.nLayers * T;
       const batch = Math.min(slots, b.batchSize ?? 64);
-      return {
+      const patched: WorkEstimate = {
         passes: slots + 2, flops: (slots + 2) * forwardFlops(s, T, 1), bytes: activationBytes(s, T, batch, false) + 4 * batch * s.dVocab,
         jsBytes: 8 * slots, what: `${slots} patched runs`,
+      };
+      if (b.method !== 'both') return patched;
+      return {
+        passes: patched.passes + linear.passes, flops: patched.flops + linear.flops, bytes: Math.max(patched.bytes, linear.bytes),
+        jsBytes: 2 * patched.jsBytes, what: `${slots} patched runs and attribution patching`,
       };
     }
     case 'attribution':
