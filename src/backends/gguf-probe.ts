@@ -15,8 +15,9 @@ const CHILD = path.join(path.dirname(here), `gguf-probe-child${path.extname(here
 /** `child`: the script that loads the file (tests give one that dies). */
 export async function probeGguf(file: string, timeoutMs = 120_000, child: string = CHILD): Promise<void> {
   const { out, code, signal, timedOut } = await new Promise<{ out: string; code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }>((resolve, reject) => {
-    // Under tsx (tests, `npm run fuzz`) the child is TypeScript too.
-    const loader = child.endsWith('.ts') ? ['--import', 'tsx'] : [];
+    // Under tsx (tests, `npm run fuzz`) the child is TypeScript too; tsx is resolved from here, not
+    // from the working directory, which may be anywhere.
+    const loader = child.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
     const proc = spawn(process.execPath, [...loader, child, file], { stdio: ['ignore', 'pipe', 'ignore'] });
     let text = '';
     let killed = false;

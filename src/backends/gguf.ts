@@ -41,6 +41,7 @@ export interface GgufOptions {
   isolate?: boolean;
 }
 
+/** A GGUF model file run by llama.cpp (through node-llama-cpp) behind the backend interface, so black-box methods can explain models you only have as GGUF. */
 export class GgufBackend implements LanguageModelBackend {
   readonly id: string;
   private queue: Promise<unknown> = Promise.resolve();
@@ -60,6 +61,7 @@ export class GgufBackend implements LanguageModelBackend {
 
   private readonly vocabSize: number;
 
+  /** Checks the file's header in TypeScript, then loads it (first in a child process, unless `isolate: false`) so that a file llama.cpp would abort on is an error, not a crash. */
   static async open(file: string, o: GgufOptions = {}): Promise<GgufBackend> {
     const abs = path.resolve(file);
     // llama.cpp aborts the process or allocates without bound on a bad header; refuse those here.
@@ -125,6 +127,7 @@ export class GgufBackend implements LanguageModelBackend {
     return ids;
   }
 
+  /** Log-probability of each continuation token given the prompt, evaluated by llama.cpp. */
   async scoreContinuation(prompt: Prompt, continuation: Continuation): Promise<ContinuationScore> {
     const p = this.ids(prompt, 'prompt');
     const c = this.ids(continuation, 'continuation');
@@ -173,6 +176,7 @@ export class GgufBackend implements LanguageModelBackend {
     return row;
   }
 
+  /** Samples a continuation of `prompt` with llama.cpp. */
   async generate(prompt: Prompt, opts: GenerateOptions): Promise<Generation> {
     const p = this.ids(prompt, 'prompt');
     const maxTokens = opts.maxTokens;
@@ -208,6 +212,7 @@ export class GgufBackend implements LanguageModelBackend {
     return this.encode(text, true);
   }
 
+  /** Text of the given token ids, in this model's vocabulary. */
   async detokenize(ids: number[]): Promise<string> {
     return this.model.detokenize(ids as never[]);
   }
@@ -216,10 +221,12 @@ export class GgufBackend implements LanguageModelBackend {
     return this.context.contextSize;
   }
 
+  /** Requests and tokens evaluated so far. */
   usage(): Usage {
     return { ...this.counts };
   }
 
+  /** Frees the llama.cpp model and context. */
   async close(): Promise<void> {
     await this.exclusive(async () => {
       await this.context.dispose();

@@ -28,8 +28,10 @@ import type {
   Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, ScoreOptions, Usage,
 } from './types.js';
 
+/** Which OpenAI endpoint scores continuations: `completions` (exact, `echo` + `logprobs`) or `chat` (approximate, read off `top_logprobs`). */
 export type HttpApi = 'completions' | 'chat';
 
+/** How to reach an OpenAI-compatible server and how patiently to talk to it. */
 export interface HttpBackendOptions {
   /** e.g. 'https://api.openai.com/v1' or 'http://127.0.0.1:8000' ('/v1' is appended when the path is empty). */
   baseURL: string;
@@ -63,6 +65,7 @@ export interface HttpBackendOptions {
   onEvent?: (e: HttpEvent) => void;
 }
 
+/** One event an HttpBackend reports (a retry, a response), for progress and logs. */
 export interface HttpEvent {
   type: 'retry' | 'failure';
   path: string;
@@ -135,6 +138,7 @@ interface ChatTokenLogprob {
   top_logprobs?: { token: string; logprob: number }[];
 }
 
+/** A model behind an OpenAI-compatible HTTP API (OpenAI, vLLM, Lantern's own `/v1`), with retries, a concurrency limit and a query cache. */
 export class HttpBackend implements LanguageModelBackend {
   readonly id: string;
   readonly api: HttpApi;
@@ -174,6 +178,7 @@ export class HttpBackend implements LanguageModelBackend {
     this.cacheEntries = positiveInt(o.cacheEntries, 10_000, 'cache entries');
   }
 
+  /** Requests, tokens and (given prices) cost so far. */
   usage(): Usage {
     return { ...this.counts, cost: this.o.prices ? this.counts.cost : undefined };
   }
@@ -268,6 +273,7 @@ export class HttpBackend implements LanguageModelBackend {
     return new LanternError(`${this.id}: the server's answer ${what}`);
   }
 
+  /** Log-probability of each continuation token given the prompt, from the server's logprobs (exact with the completions API, approximate with chat). */
   async scoreContinuation(prompt: Prompt, continuation: Continuation, opts: ScoreOptions = {}): Promise<ContinuationScore> {
     if (continuation.length === 0) throw new LanternError('empty continuation: nothing to score');
     if (prompt.length === 0) throw new LanternError('empty prompt: give at least one token');
@@ -355,6 +361,7 @@ export class HttpBackend implements LanguageModelBackend {
     return { tokens, logprobs, total: logprobs.reduce((a, b) => a + b, 0), approximate: true };
   }
 
+  /** Asks the server for a continuation of `prompt`. */
   async generate(prompt: Prompt, opts: GenerateOptions): Promise<Generation> {
     const maxTokens = positiveInt(opts.maxTokens, 16, 'maxTokens');
     const common = {
@@ -404,6 +411,7 @@ export class HttpBackend implements LanguageModelBackend {
     return t as number[];
   }
 
+  /** Text of the given token ids, through the server's `/detokenize` (vLLM style). */
   async detokenize(ids: number[]): Promise<string> {
     const res = await this.post<{ prompt?: unknown }>('../detokenize', { model: this.o.model, tokens: ids });
     if (typeof res.prompt !== 'string') throw this.malformed('to /detokenize has no prompt text');

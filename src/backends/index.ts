@@ -18,6 +18,7 @@ export { HttpBackend, listModels } from './http.js';
 export type { HttpBackendOptions, HttpEvent, HttpApi } from './http.js';
 export { LanternBackend } from './lantern.js';
 
+/** Settings for {@link openBackend}: the HTTP backend's options (besides the URL), and a GGUF model's context size and threads. */
 export interface OpenBackendOptions extends Partial<Omit<HttpBackendOptions, 'baseURL'>> {
   /** GGUF: context size in tokens (default 2048, or the model's training context if smaller). */
   contextSize?: number;
@@ -25,6 +26,7 @@ export interface OpenBackendOptions extends Partial<Omit<HttpBackendOptions, 'ba
   threads?: number;
 }
 
+/** Opens a backend from a spec string: `http(s)://…/v1`, `gguf:<file>`, or `lantern[:<model>]`. */
 export async function openBackend(spec: string, o: OpenBackendOptions = {}): Promise<LanguageModelBackend> {
   const scheme = /^([a-z][\w+.-]*):\/\//i.exec(spec)?.[1];
   if (scheme !== undefined && !/^https?$/i.test(scheme)) {

@@ -8,6 +8,7 @@ import type { HookedTransformer } from '../models/hooked.js';
 import { checkNoMerge } from './types.js';
 import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
 
+/** A Lantern model behind the backend interface, so black-box methods can run on it and be compared number for number with white-box ones. */
 export class LanternBackend implements LanguageModelBackend {
   readonly id: string;
   private readonly counts: Usage = { requests: 0, cachedRequests: 0, promptTokens: 0, completionTokens: 0, retries: 0 };
@@ -22,6 +23,7 @@ export class LanternBackend implements LanguageModelBackend {
     return ids;
   }
 
+  /** Log-probability of each continuation token given the prompt, computed inside the model's graph (the same numbers as white-box methods read). */
   async scoreContinuation(prompt: Prompt, continuation: Continuation): Promise<ContinuationScore> {
     const p = this.promptTokens(prompt);
     const c = typeof continuation === 'string' ? this.model.encode(continuation) : [...continuation];
@@ -41,6 +43,7 @@ export class LanternBackend implements LanguageModelBackend {
     return { tokens: this.model.tokenStrings(c), logprobs, total: logprobs.reduce((a, b) => a + b, 0), approximate: false };
   }
 
+  /** Samples a continuation of `prompt` with Lantern's engine. */
   async generate(prompt: Prompt, opts: GenerateOptions): Promise<Generation> {
     const p = this.promptTokens(prompt);
     const out = await generate(this.model, p, { maxNewTokens: opts.maxTokens, temperature: opts.temperature ?? 0, seed: opts.seed ?? 0 });
@@ -63,6 +66,7 @@ export class LanternBackend implements LanguageModelBackend {
     return this.model.toTokens(text);
   }
 
+  /** Text of the given token ids. */
   async detokenize(ids: number[]): Promise<string> {
     return this.model.toString(ids);
   }
@@ -71,6 +75,7 @@ export class LanternBackend implements LanguageModelBackend {
     return this.model.cfg.nCtx;
   }
 
+  /** Tokens scored and generated so far. */
   usage(): Usage {
     return { ...this.counts };
   }

@@ -10,6 +10,7 @@
 
 import { LanternError } from '../errors.js';
 
+/** A prompt as text or as token ids (ids avoid re-tokenization, so masked prompts stay exactly the ones meant). */
 export type Prompt = string | number[];
 
 /**
@@ -18,10 +19,12 @@ export type Prompt = string | number[];
  */
 export type Continuation = string | number[];
 
+/** Per-call scoring settings. */
 export interface ScoreOptions {
   signal?: AbortSignal;
 }
 
+/** Per-token log-probabilities of a continuation, and whether they are exact. */
 export interface ContinuationScore {
   /** The continuation's tokens as the backend split them (text of each token). */
   tokens: string[];
@@ -36,6 +39,7 @@ export interface ContinuationScore {
   approximate: boolean;
 }
 
+/** How much to generate and how to sample it. */
 export interface GenerateOptions {
   maxTokens: number;
   /** 0 (default) is greedy. */
@@ -47,6 +51,7 @@ export interface GenerateOptions {
   signal?: AbortSignal;
 }
 
+/** A generated continuation: its text, token ids where the backend knows them, and log-probs. */
 export interface Generation {
   text: string;
   tokens?: string[];
@@ -80,16 +85,22 @@ export function checkNoMerge(id: string, separate: number[], joint: number[], to
   throw new LanternError(`${id}: the tokenizer merged the end of the prompt with the start of the continuation into one token (${JSON.stringify(tokenString(joint[i] ?? separate[i]))}); start the continuation with a space or pass token ids`);
 }
 
+/** What black-box methods need from a model: score a continuation and generate one. Implemented by Lantern's engine, OpenAI-compatible servers and GGUF files. */
 export interface LanguageModelBackend {
   /** Identifies the model in saved results (e.g. 'lantern:lantern-demo', 'http:gpt-4o-mini@https://…', 'gguf:/path/model.gguf'). */
   readonly id: string;
+  /** Log-probability of each token of `continuation` after `prompt`. */
   scoreContinuation(prompt: Prompt, continuation: Continuation, opts?: ScoreOptions): Promise<ContinuationScore>;
+  /** Generates a continuation of `prompt`. */
   generate(prompt: Prompt, opts: GenerateOptions): Promise<Generation>;
   /** Token ids of `text` in the backend's own vocabulary, when it can tell. */
   tokenize?(text: string): Promise<number[]>;
+  /** Text of the given token ids, where the backend has a tokenizer. */
   detokenize?(ids: number[]): Promise<string>;
   /** Most tokens a prompt and its continuation may take together, when the backend can tell. */
   contextLength?(): Promise<number | undefined>;
+  /** Calls, tokens and cost so far. */
   usage(): Usage;
+  /** Releases the backend's resources (model memory, connections). */
   close?(): Promise<void>;
 }

@@ -7,24 +7,29 @@ import type { DType } from './graph/ir.js';
 
 export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
 
+/** An n-dimensional array (float32, float64, int64 or bool) as Lantern's inputs and outputs: activations, logits, gradients, intervention values. */
 export class Tensor {
   constructor(readonly dtype: DType, readonly data: TensorData, readonly shape: number[]) {
     const n = shape.reduce((p, q) => p * q, 1);
     if (n !== data.length) throw new LanternError(`tensor of shape [${shape}] needs ${n} values, got ${data.length}`);
   }
 
+  /** A float32 tensor of the given shape. */
   static f32(data: Float32Array | number[], shape: number[]): Tensor {
     return new Tensor('float32', data instanceof Float32Array ? data : Float32Array.from(data), shape);
   }
 
+  /** A float64 tensor of the given shape. */
   static f64(data: Float64Array | number[], shape: number[]): Tensor {
     return new Tensor('float64', data instanceof Float64Array ? data : Float64Array.from(data), shape);
   }
 
+  /** An int64 tensor (token ids, indices). */
   static i64(data: number[] | BigInt64Array, shape: number[]): Tensor {
     return new Tensor('int64', data instanceof BigInt64Array ? data : BigInt64Array.from(data, (x) => BigInt(x)), shape);
   }
 
+  /** A boolean tensor (masks). */
   static bool(data: Uint8Array | boolean[], shape: number[]): Tensor {
     return new Tensor('bool', data instanceof Uint8Array ? data : Uint8Array.from(data, (x) => (x ? 1 : 0)), shape);
   }
@@ -35,10 +40,12 @@ export class Tensor {
     return new Tensor('float32', new Float32Array(new SharedArrayBuffer(n * 4)), shape);
   }
 
+  /** Number of elements. */
   get size(): number {
     return this.data.length;
   }
 
+  /** A float32 tensor of the given shape. */
   get f32(): Float32Array {
     if (!(this.data instanceof Float32Array)) throw new LanternError(`expected a float32 tensor, got ${this.dtype}`);
     return this.data;
@@ -77,10 +84,12 @@ export class Tensor {
     return new Tensor(this.dtype, this.data.slice(o, o + n), shape);
   }
 
+  /** The same data under another shape of the same size. */
   reshape(shape: number[]): Tensor {
     return new Tensor(this.dtype, this.data, shape);
   }
 
+  /** The elements as a plain number array. */
   toArray(): number[] {
     return Array.from(this.data as ArrayLike<number | bigint>, Number);
   }

@@ -7,6 +7,7 @@
  */
 import { editDistance, LanternError, nearest } from '../errors.js';
 
+/** What values an option takes, and how the CLI and JSON spell them. */
 export type OptionType =
   /** `max` absent: no upper bound (checked against the model or prompt where one exists). */
   | { kind: 'integer'; min: number; max?: number }
@@ -24,6 +25,7 @@ export type OptionType =
   /** 'zero' or a token: 'token:<id or text>' on the command line, { token } or { text } in JSON. */
   | { kind: 'token' };
 
+/** One option of a method family: its name in the library and the API, its CLI flag, its type, default, and the methods that read it. */
 export interface OptionSpec<K extends string = string> {
   /** The option's name in the library's options and in API requests. */
   key: K;

@@ -13,6 +13,7 @@ import type { ModelInputs } from './inputs.js';
 /** How a hook's activation is laid out, so interventions know which axes are positions and heads. */
 export type Layout = 'resid' | 'heads' | 'pattern';
 
+/** One weight of a model: Lantern's name, shape and where it comes from in the checkpoint. */
 export interface WeightSpec {
   /** Lantern's (TransformerLens-like) name, also the graph input's. */
   name: string;
@@ -41,6 +42,7 @@ export interface ModelContext {
   W(name: string): Value;
   /** Whether the model has this weight (optional biases and norms). */
   has(name: string): boolean;
+  /** Whether a linear weight is stored [in, out] or [out, in]. */
   layout(name: string): 'in_out' | 'out_in';
   /** Builds a value once per graph (e.g. rotary tables shared by every layer). */
   memo(key: string, build: () => Value): Value;
@@ -60,13 +62,17 @@ export interface GgufLayout {
   caveats?: string[];
 }
 
+/** One model family: how to read its config, which weights it has, and its forward's math. Registered by `model_type`. */
 export interface Architecture {
   /** config.json's `model_type`. */
   modelType: string;
   /** The models it covers, for listings and errors. */
   covers: string;
+  /** Reads this family's config.json into a {@link ModelConfig}, refusing what Lantern does not implement. */
   parseConfig(raw: Record<string, unknown>, file: string): ModelConfig;
+  /** The config.json of a model of this family (for random and planted models). */
   toHfConfig(cfg: ModelConfig): Record<string, unknown>;
+  /** Every weight this family's model has, with its shape and checkpoint name. */
   weights(cfg: ModelConfig): WeightSpec[];
   /** The residual stream entering block 0 (records hook_embed, and hook_pos_embed where positions are learned). */
   embed(m: ModelContext): Value;

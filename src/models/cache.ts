@@ -8,23 +8,28 @@ import { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from './config.js';
 import type { Batch } from './hooked.js';
 
+/** Activations by hook name from one run, with helpers for the residual stream (accumulated, decomposed) and for taking prompts out of a batch. */
 export class ActivationCache {
   private readonly acts = new Map<string, Tensor>();
 
   constructor(readonly cfg: ModelConfig, readonly batch: Batch) {}
 
+  /** Stores an activation under a hook name. */
   set(name: string, t: Tensor): void {
     this.acts.set(name, t);
   }
 
+  /** Whether a hook was cached. */
   has(name: string): boolean {
     return this.acts.has(name);
   }
 
+  /** Every cached hook name. */
   get names(): string[] {
     return [...this.acts.keys()];
   }
 
+  /** The activation at a hook, or an error naming the nearest cached hooks. */
   get(name: string): Tensor {
     const t = this.acts.get(name);
     if (t) return t;
@@ -32,6 +37,7 @@ export class ActivationCache {
     throw new LanternError(`'${name}' was not cached; cached hooks nearest to it: ${nearest(name, this.acts.keys()).join(', ')}`);
   }
 
+  /** Every (hook name, activation) pair. */
   entries(): [string, Tensor][] {
     return [...this.acts.entries()];
   }

@@ -25,6 +25,7 @@ export interface Rope {
   };
 }
 
+/** A model's shape and options in Lantern's terms, whatever its family's config.json calls them. */
 export interface ModelConfig {
   /** The `model_type` whose architecture runs this model. */
   architecture: string;
@@ -102,6 +103,7 @@ export function readConfigJson(folder: string): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
+/** Reads and checks a model folder's config.json. */
 export function readConfig(folder: string): ModelConfig {
   return parseConfig(readConfigJson(folder), path.join(folder, 'config.json'));
 }

@@ -44,6 +44,7 @@ export interface Intervention {
 /** A JavaScript function at a hook point: return a tensor of the same shape to replace the activation. */
 export type HookCallback = (activation: Tensor, hook: string) => Tensor | void | Promise<Tensor | void>;
 
+/** Everything a run can do besides computing logits: cache, intervene, call back, continue a past, pack segments. */
 export interface RunOptions {
   /** Hook names to cache, or a filter over all hook names. */
   cache?: string[] | ((name: string) => boolean);
@@ -89,9 +90,13 @@ export interface ObjectiveTerm {
   coef?: number;
 }
 
+/** Common objectives for gradients: a token's logit, its log-probability, or the logit difference against a foil. */
 export const objectives = {
+  /** The logit of `token` at `pos`. */
   logit: (pos: number, token: number, batch = 0): ObjectiveTerm[] => [{ batch, pos, token, kind: 'logit' }],
+  /** The log-probability of `token` at `pos`. */
   logprob: (pos: number, token: number, batch = 0): ObjectiveTerm[] => [{ batch, pos, token, kind: 'logprob' }],
+  /** logit(token) − logit(foil) at `pos`. */
   logitDiff: (pos: number, token: number, foil: number, batch = 0): ObjectiveTerm[] => [
     { batch, pos, token, kind: 'logit', coef: 1 },
     { batch, pos, token: foil, kind: 'logit', coef: -1 },
@@ -115,12 +120,14 @@ export interface TokenLogprobs {
   top: { id: number; logprob: number }[][];
 }
 
+/** A run's logits and cached activations. */
 export interface RunResult {
   logits: Tensor; // [batch, seq, vocab] ([batch, logitPositions.length, vocab] when asked)
   cache: ActivationCache;
   batch: Batch;
 }
 
+/** A run's logits and cache plus the gradients of the objective wrt the requested hooks. */
 export interface GradientResult extends RunResult {
   /** Sum of all objective terms. */
   objective: number;
@@ -151,6 +158,7 @@ interface RunSpec {
   objectiveFromLogits: boolean;
 }
 
+/** A transformer with hooks at every TransformerLens hook point: run, cache, intervene, and take gradients, all on one compiled forward. */
 export class HookedTransformer {
   readonly hookNames: string[];
   private readonly hookSet: Set<string>;
@@ -173,6 +181,7 @@ export class HookedTransformer {
     this.hookLayouts = hooks.layouts;
   }
 
+  /** Builds a hooked model from a config, weights and tokenizer (what {@link loadModel} does after reading a folder). */
   static async create(cfg: ModelConfig, weights: Record<string, Tensor>, tokenizer: Tokenizer | undefined, source: string, executor = defaultExecutor()) {
     return new HookedTransformer(cfg, await executor.registerWeights(weights), tokenizer, source, executor);
   }
@@ -206,10 +215,12 @@ export class HookedTransformer {
     return this.tokenizer?.bos?.id;
   }
 
+  /** Decodes tokens to text. */
   toString(tokens: number[]): string {
     return this.requireTokenizer().decode(tokens);
   }
 
+  /** Each token as its own string. */
   tokenStrings(tokens: number[]): string[] {
     return this.requireTokenizer().tokenStrings(tokens);
   }
@@ -378,6 +389,7 @@ export class HookedTransformer {
     return this.runWithHooks(input, { cache: names ?? ((n) => !OPTIONAL_HOOKS.test(n)) });
   }
 
+  /** Runs the model with interventions, callbacks, a cache, past keys and values, segments or chosen logit positions. */
   async runWithHooks(input: ModelInput, opts: RunOptions): Promise<RunResult> {
     const batch = this.toBatch(input);
     const { spec, feeds } = this.plan(batch, opts, null);

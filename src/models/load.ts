@@ -15,6 +15,7 @@ export interface LoadOptions extends ResolveOptions {
   executor?: Executor;
 }
 
+/** Loads a model from a Hugging Face folder or Hub id (default: the bundled model), checking config, weights and tokenizer. */
 export async function loadModel(source: string, opts: LoadOptions = {}): Promise<HookedTransformer> {
   const folder = await resolveModelFolder(source, opts);
   const cfg = readConfig(folder);

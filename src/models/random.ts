@@ -14,7 +14,9 @@ import { toHfTensors } from './weights.js';
 import { buildGpt2TokenizerJson } from './gpt2-tokenizer.js';
 import { Rng } from '../rng.js';
 
+/** GPT-2 small's config (124M), for random models. */
 export const GPT2_SMALL: ModelConfig = gpt2.presets['gpt2-small'];
+/** A tiny GPT-2 config, for fast experiments. */
 export const TINY_GPT2: ModelConfig = gpt2.presets.tiny;
 
 export function normalSampler(seed: number): () => number {

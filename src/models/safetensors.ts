@@ -206,6 +206,7 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/** Reads a safetensors file's header (names, types, shapes, offsets) with bounded reads, checking it. */
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
   const fd = openForRead(path);
   try {

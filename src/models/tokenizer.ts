@@ -12,6 +12,7 @@ import { readRegularText } from '../files.js';
 /** Far above any real tokenizer.json (GPT-2's is 1.4 MB, large multilingual ones ~30 MB). */
 const MAX_TOKENIZER_BYTES = 256 * 2 ** 20;
 
+/** A Hugging Face tokenizer.json tokenizer, with the model's BOS rule. */
 export class Tokenizer {
   readonly vocabSize: number;
   /** id -> token; holes (ids no token has) stay undefined. */
@@ -84,6 +85,7 @@ export class Tokenizer {
     return [];
   }
 
+  /** A tokenizer from parsed tokenizer.json. */
   static fromJSON(json: object): Tokenizer {
     return Tokenizer.build(json, 'tokenizer.json');
   }
@@ -151,6 +153,7 @@ export class Tokenizer {
     return ids;
   }
 
+  /** The id of a token string, or undefined. */
   tokenToId(token: string): number | undefined {
     return this.inner.token_to_id(token);
   }

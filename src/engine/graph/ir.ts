@@ -64,6 +64,7 @@ export function numel(shape: Shape): number {
   return n;
 }
 
+/** A computation graph, built op by op with shapes checked as it grows, then emitted as ONNX ({@link toOnnx}) and differentiated ({@link gradients}). Every Lantern computation is one of these. */
 export class Graph {
   readonly nodes: Node[] = [];
   readonly inputs: Value[] = [];
@@ -84,6 +85,7 @@ export class Graph {
     return name;
   }
 
+  /** A value fed at run time (tokens, weights, intervention values). */
   input(name: string, dtype: DType, shape: Shape): Value {
     const v = this.newValue(dtype, shape, this.claim(name));
     this.inputs.push(v);
@@ -98,6 +100,7 @@ export class Graph {
     return out;
   }
 
+  /** A constant tensor baked into the graph. */
   constant(data: number[] | Float32Array | Float64Array, shape: Shape = [data.length], dtype: DType = 'float32'): Value {
     const n = numel(shape);
     if (n !== data.length) throw new LanternError(`constant: ${data.length} values for shape ${shapeToString(shape)}`);
@@ -112,10 +115,12 @@ export class Graph {
     return v;
   }
 
+  /** A constant scalar. */
   scalar(x: number, dtype: DType = 'float32'): Value {
     return this.constant([x], [], dtype);
   }
 
+  /** A constant int64 vector (shapes, axes, indices). */
   ints(xs: number[]): Value {
     return this.constant(xs, [xs.length], 'int64');
   }
@@ -138,19 +143,33 @@ export class Graph {
     return this.node(op, [a, b], {}, [[a.dtype, broadcastShapes(a.shape, b.shape, op)]])[0];
   }
 
+  /** Elementwise a + b (broadcasting). */
   add(a: Value, b: Value) { return this.binary('Add', a, b); }
+  /** Elementwise a − b (broadcasting). */
   sub(a: Value, b: Value) { return this.binary('Sub', a, b); }
+  /** Elementwise a · b (broadcasting). */
   mul(a: Value, b: Value) { return this.binary('Mul', a, b); }
+  /** Elementwise a / b (broadcasting). */
   div(a: Value, b: Value) { return this.binary('Div', a, b); }
+  /** Elementwise −x. */
   neg(x: Value) { return this.unary('Neg', x); }
+  /** Elementwise exponential. */
   exp(x: Value) { return this.unary('Exp', x); }
+  /** Elementwise natural logarithm. */
   log(x: Value) { return this.unary('Log', x); }
+  /** Elementwise hyperbolic tangent. */
   tanh(x: Value) { return this.unary('Tanh', x); }
+  /** Elementwise error function (exact GELU). */
   erf(x: Value) { return this.unary('Erf', x); }
+  /** Elementwise square root. */
   sqrt(x: Value) { return this.unary('Sqrt', x); }
+  /** Elementwise logistic sigmoid. */
   sigmoid(x: Value) { return this.unary('Sigmoid', x); }
+  /** Elementwise sine. */
   sin(x: Value) { return this.unary('Sin', x); }
+  /** Elementwise cosine. */
   cos(x: Value) { return this.unary('Cos', x); }
+  /** A copy of `x` (gives a value its own name, e.g. a hook output). */
   identity(x: Value) { return this.unary('Identity', x, false); }
 
   /** x ** p for a constant exponent p. */
@@ -158,14 +177,17 @@ export class Graph {
     return this.node('Pow', [x, this.scalar(p, x.dtype)], {}, [[x.dtype, x.shape]], { p })[0];
   }
 
+  /** Elementwise a > b, as booleans. */
   greater(a: Value, b: Value): Value {
     return this.node('Greater', [a, b], {}, [['bool', broadcastShapes(a.shape, b.shape, 'Greater')]])[0];
   }
 
+  /** Elementwise a == b, as booleans. */
   equal(a: Value, b: Value): Value {
     return this.node('Equal', [a, b], {}, [['bool', broadcastShapes(a.shape, b.shape, 'Equal')]])[0];
   }
 
+  /** Converts `x` to another element type. */
   cast(x: Value, to: DType): Value {
     return this.node('Cast', [x], { to: onnxDType(to) }, [[to, x.shape]])[0];
   }
@@ -221,10 +243,12 @@ export class Graph {
     return a;
   }
 
+  /** Softmax along `axis`. */
   softmax(x: Value, axis = -1) {
     return this.node('Softmax', [x], { axis: this.axis(x, axis) }, [[x.dtype, x.shape]])[0];
   }
 
+  /** Log-softmax along `axis`. */
   logSoftmax(x: Value, axis = -1) {
     return this.node('LogSoftmax', [x], { axis: this.axis(x, axis) }, [[x.dtype, x.shape]])[0];
   }
@@ -235,8 +259,11 @@ export class Graph {
     return this.node(op, [x, this.ints(ax)], { keepdims: keepdims ? 1 : 0 }, [[x.dtype, shape]], { axes: ax, keepdims })[0];
   }
 
+  /** Sum over `axes`. */
   reduceSum(x: Value, axes: number[], keepdims = true) { return this.reduce('ReduceSum', x, axes, keepdims); }
+  /** Mean over `axes`. */
   reduceMean(x: Value, axes: number[], keepdims = true) { return this.reduce('ReduceMean', x, axes, keepdims); }
+  /** Maximum over `axes`. */
   reduceMax(x: Value, axes: number[], keepdims = true) { return this.reduce('ReduceMax', x, axes, keepdims); }
 
   /**
@@ -270,6 +297,7 @@ export class Graph {
     return this.node('Reshape', [x, this.shapeOf(like)], {}, [[x.dtype, like.shape]])[0];
   }
 
+  /** The shape of `x` as an int64 vector, for shapes only known at run time. */
   shapeOf(x: Value): Value {
     return this.node('Shape', [x], {}, [['int64', [x.shape.length]]])[0];
   }
@@ -292,10 +320,12 @@ export class Graph {
     return this.node('Expand', [x, shape], {}, [[x.dtype, out]])[0];
   }
 
+  /** Zeros of the shape and type of `x`. */
   zerosLike(x: Value): Value {
     return this.expandLike(this.scalar(0, x.dtype), x);
   }
 
+  /** Permutes the axes of `x`. */
   transpose(x: Value, perm: number[]): Value {
     if (perm.length !== x.shape.length || [...perm].sort().some((p, i) => p !== i)) {
       throw new LanternError(`Transpose: perm [${perm}] invalid for shape ${shapeToString(x.shape)}`);
@@ -303,6 +333,7 @@ export class Graph {
     return this.node('Transpose', [x], { perm }, [[x.dtype, perm.map((p) => x.shape[p])]], { perm })[0];
   }
 
+  /** Inserts size-1 axes. */
   unsqueeze(x: Value, axes: number[]): Value {
     const r = x.shape.length + axes.length;
     const ax = axes.map((a) => (a < 0 ? a + r : a));
@@ -312,6 +343,7 @@ export class Graph {
     return this.node('Unsqueeze', [x, this.ints(ax)], {}, [[x.dtype, out]])[0];
   }
 
+  /** Removes the given size-1 axes. */
   squeeze(x: Value, axes: number[]): Value {
     const ax = axes.map((a) => this.axis(x, a));
     for (const a of ax) if (x.shape[a] !== 1) throw new LanternError(`Squeeze: dim ${a} of ${shapeToString(x.shape)} is not 1`);
@@ -330,6 +362,7 @@ export class Graph {
     return this.node('Slice', [x, this.ints([s]), this.ints([e]), this.ints([a])], {}, [[x.dtype, shape]], { axis: a, start: s, end: e, dim: d })[0];
   }
 
+  /** Splits `x` along `axis` into pieces of the given sizes. */
   split(x: Value, axis: number, sizes: number[]): Value[] {
     const a = this.axis(x, axis);
     const total = sizes.reduce((p, q) => p + q, 0);
@@ -341,6 +374,7 @@ export class Graph {
     }), { axis: a, sizes });
   }
 
+  /** Joins values along `axis`. */
   concat(xs: Value[], axis: number): Value {
     const a = this.axis(xs[0], axis);
     let total: Dim = xs[0].shape[a];
@@ -375,14 +409,17 @@ export class Graph {
     return this.node('GatherElements', [data, indices], { axis: this.axis(data, axis) }, [[data.dtype, indices.shape]])[0];
   }
 
+  /** Adds `updates` into `data` at `indices` along `axis` (ONNX ScatterElements, reduction add). */
   scatterElementsAdd(data: Value, indices: Value, updates: Value, axis: number): Value {
     return this.node('ScatterElements', [data, indices, updates], { axis: this.axis(data, axis), reduction: 'add' }, [[data.dtype, data.shape]])[0];
   }
 
+  /** Adds `updates` into `data` at N-dimensional `indices` (ONNX ScatterND, reduction add). */
   scatterNDAdd(data: Value, indices: Value, updates: Value): Value {
     return this.node('ScatterND', [data, indices, updates], { reduction: 'add' }, [[data.dtype, data.shape]])[0];
   }
 
+  /** Elementwise `cond ? a : b`. */
   where(cond: Value, a: Value, b: Value): Value {
     if (cond.dtype !== 'bool') throw new LanternError('Where: condition must be bool');
     if (a.dtype !== b.dtype) throw new LanternError(`Where: dtypes ${a.dtype} and ${b.dtype} differ`);
@@ -390,6 +427,7 @@ export class Graph {
     return this.node('Where', [cond, a, b], {}, [[a.dtype, shape]])[0];
   }
 
+  /** Zero-pads `x` (ONNX `pads` layout: all starts, then all ends). */
   pad(x: Value, pads: number[]): Value {
     const shape = x.shape.map((d, i) => {
       const extra = pads[i] + pads[i + x.shape.length];

@@ -85,6 +85,7 @@ function attribute(w: Writer, name: string, a: Attr) {
   });
 }
 
+/** Serializes a graph as an ONNX model (IR 10, opset 21), ready for ONNX Runtime. */
 export function toOnnx(g: GraphLike): Uint8Array {
   const w = new Writer();
   w.int(1, IR_VERSION);

@@ -33,6 +33,7 @@ export interface WeightSet {
 
 let nextWeightSet = 0;
 
+/** Runs ONNX graphs with onnxruntime-node in a worker thread (so a server stays responsive), caching compiled sessions and holding each weight set once. */
 export class Executor {
   private worker: Worker;
   private pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
@@ -102,6 +103,7 @@ export class Executor {
     return out;
   }
 
+  /** Frees a weight set in the worker (e.g. after a model is no longer used). */
   async dropWeights(set: WeightSet): Promise<void> {
     await this.call({ kind: 'dropWeights', setId: set.id });
   }
@@ -160,6 +162,7 @@ export class Executor {
     return out;
   }
 
+  /** Ends the worker thread and frees every session and weight. */
   async close(): Promise<void> {
     await this.worker.terminate();
   }

@@ -33,6 +33,7 @@ import { assertFinite } from '../../finite.js';
 import { generateBatch, generateStream, GenerateOptions, Generation } from '../../models/generate.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 
+/** One chat message, as in OpenAI's chat API. */
 export interface ChatMessage {
   role: string;
   content: string;
@@ -44,9 +45,11 @@ export interface ChatMessage {
  */
 export type ServedModel = HookedTransformer | (() => Promise<HookedTransformer>);
 
+/** Settings for the {@link openAICompat} plugin: the model it serves and how chats become prompts. */
 export interface OpenAICompatOptions {
   /** Served models by the id clients name. */
   models: Record<string, ServedModel>;
+  /** Turns chat messages into one prompt (default: the model's own chat template, else {@link plainChatTemplate}). */
   chatTemplate?: (messages: ChatMessage[]) => string;
   /** Cap on max_tokens per request (default 512). */
   maxTokensLimit?: number;
@@ -222,6 +225,7 @@ interface Generated {
   finish: 'stop' | 'length';
 }
 
+/** Fastify plugin serving a Lantern model as an OpenAI-compatible API (`/models`, `/completions` with echo and logprobs, `/chat/completions`, `/tokenize`), so OpenAI clients and black-box tools can use it. */
 export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app, opts) => {
   const ids = Object.keys(opts.models);
   if (ids.length === 0) throw new LanternError('the OpenAI-compatible server needs at least one model');
@@ -460,19 +464,23 @@ export function servedId(source: string): string {
   return fs.existsSync(source) ? path.basename(path.resolve(source)) : source;
 }
 
+/** Where {@link serveOpenAI} listens, and with which key. */
 export interface ServeOptions {
   port?: number;
   host?: string;
   /** The id clients use (default: the model folder's name). */
   id?: string;
+  /** Turns chat messages into one prompt (as in {@link OpenAICompatOptions}). */
   chatTemplate?: OpenAICompatOptions['chatTemplate'];
 }
 
+/** A server started by {@link serveOpenAI}. */
 export interface RunningServer {
   app: FastifyInstance;
   /** e.g. 'http://127.0.0.1:41234/v1' — what an OpenAI client takes as baseURL. */
   baseURL: string;
   ids: string[];
+  /** Stops the server and waits for open requests. */
   close(): Promise<void>;
 }
 

@@ -35,14 +35,18 @@ import { kernelShapFit, limeFit, shapleySamplingFit, CoalitionScorer, LIME_DEFAU
 export { checkGranularity, expandSpans, textUnits, tokenSpans, GRANULARITIES, occlusionFit };
 export type { Granularity };
 
+/** The methods that need only a model's scores, so they run through any backend. */
 export const PERTURBATION_METHODS = ['occlusion', 'lime', 'shap', 'shapley'] as const;
+/** One of {@link PERTURBATION_METHODS}. */
 export type PerturbationMethod = (typeof PERTURBATION_METHODS)[number];
+/** Validates a method name, naming the valid ones if it is not. */
 export function checkPerturbationMethod(m: string): PerturbationMethod {
   if ((PERTURBATION_METHODS as readonly string[]).includes(m)) return m as PerturbationMethod;
   const near = nearest(m, PERTURBATION_METHODS, 1);
   throw new LanternError(`unknown perturbation method '${m}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}; methods: ${PERTURBATION_METHODS.join(', ')}`);
 }
 
+/** Settings of the sampling perturbation methods: samples, LIME's kernel width and ridge penalty, antithetic sampling. */
 export interface PerturbationSettings {
   samples?: number;
   kernelWidth?: number;
@@ -82,8 +86,10 @@ export async function runPerturbation(
 // ---------------------------------------------------------------------------------------------
 // Any backend
 
+/** How a feature is removed from a black-box prompt: deleted, replaced by text, or (token-id prompts) replaced by a token. */
 export type BackendMasking = 'delete' | { text: string } | { token: number };
 
+/** What to explain through a backend: prompt, target or continuation, method and its settings. */
 export interface ExplainOptions extends PerturbationSettings {
   /** Text, or token ids in the backend's vocabulary. */
   prompt: string | number[];
@@ -101,6 +107,7 @@ export interface ExplainOptions extends PerturbationSettings {
   evaluate?: boolean;
 }
 
+/** The features of a prompt and the scorer of their coalitions through a backend, shared by every perturbation method. */
 export interface BackendProblem {
   /** Feature texts (the columns). */
   features: string[];
@@ -227,6 +234,7 @@ export async function faithfulnessVia(scorer: CoalitionScorer, scores: number[][
   return { masking: masking as Faithfulness['masking'], fractions: AOPC_FRACTIONS, rows };
 }
 
+/** An attribution computed through a backend: the usual result plus which backend, whether any score was approximate, and the feature granularity. */
 export interface BackendAttribution extends AttributionResult {
   backend: { id: string; approximate: boolean; usage: Usage };
   granularity: Granularity;

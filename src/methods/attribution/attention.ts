@@ -17,6 +17,7 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import type { MethodOutput } from './gradient.js';
 import type { ResolvedTarget } from './targets.js';
 
+/** Settings for the attention-weight methods: which layers and heads to use. */
 export interface AttentionSettings {
   /** Layers to use (attention: averaged; rollout: multiplied, in order). Default all. */
   layers?: number[];
@@ -55,6 +56,7 @@ export function rowsAt(m: Float64Array, t: ResolvedTarget): number[][] {
   return [mean, ...per];
 }
 
+/** The attention from the target position to each token, averaged over heads (and layers). */
 export async function rawAttention(model: HookedTransformer, t: ResolvedTarget, s: AttentionSettings = {}): Promise<MethodOutput> {
   const layers = checkIndices(s.layers, model.cfg.nLayers, 'layer');
   const heads = checkIndices(s.heads, model.cfg.nHeads, 'head');
@@ -65,6 +67,7 @@ export async function rawAttention(model: HookedTransformer, t: ResolvedTarget, 
   return { scores: rowsAt(avg, t), settings: { layers, heads } };
 }
 
+/** Attention rollout (Abnar and Zuidema 2020): attention matrices with the residual added, multiplied through the layers. */
 export async function attentionRollout(model: HookedTransformer, t: ResolvedTarget, s: AttentionSettings = {}): Promise<MethodOutput> {
   const layers = checkIndices(s.layers, model.cfg.nLayers, 'layer');
   const heads = checkIndices(s.heads, model.cfg.nHeads, 'head');

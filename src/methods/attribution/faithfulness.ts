@@ -35,10 +35,13 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import { leaveOneOutMasks, maskedValues, Masking } from './perturbation.js';
 import type { ResolvedTarget } from './targets.js';
 
+/** Rationale fractions 10%, 20%, …, 100% for comprehensiveness and sufficiency. */
 export const AOPC_FRACTIONS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 /** ERASER's rationale bins (DeYoung et al. 2020). */
 export const ERASER_FRACTIONS = [0.01, 0.05, 0.1, 0.2, 0.5];
+/** Which fractions AOPC averages over (see {@link AOPC_BINS}). */
 export type AopcBins = 'ferret' | 'eraser';
+/** The rationale fractions of each AOPC convention: `ferret` (10%…100%) and `eraser` (1, 5, 10, 20, 50%). */
 export const AOPC_BINS: Record<AopcBins, number[]> = { ferret: AOPC_FRACTIONS, eraser: ERASER_FRACTIONS };
 
 /** The rationale fractions for a preset name or an explicit list of fractions in (0, 1]. */
@@ -54,6 +57,7 @@ export function checkFractions(f: AopcBins | number[] | undefined): number[] {
   return [...new Set(f)].sort((a, b) => a - b);
 }
 
+/** One target row's faithfulness: comprehensiveness, sufficiency, AOPC, Kendall τ against leave-one-out, deletion and insertion AUC. */
 export interface FaithfulnessRow {
   /** The rationale sizes used. */
   k: number[];
@@ -76,6 +80,7 @@ export interface FaithfulnessRow {
   insertionAucNormalized: number | null;
 }
 
+/** Faithfulness of an attribution: per target row, how much the output depends on the tokens it ranks highest. */
 export interface Faithfulness {
   masking: Masking;
   fractions: number[];
@@ -148,6 +153,7 @@ export function faithfulnessPlan(scores: number[], fractions = AOPC_FRACTIONS) {
   const del = Array.from({ length: n + 1 }, (_, k) => need(topK(k))); // remove r_k
   const ins = Array.from({ length: n + 1 }, (_, k) => need(topK(k).map((b) => !b))); // keep only r_k
   const loo = leaveOneOutMasks(n).map(need);
+  /** Turns the target's values on `masks` (in order) into the row's metrics. */
   const assemble = (f: number[]): FaithfulnessRow => {
     const fx = f[full];
     const comprehensiveness = ks.map((k) => fx - f[del[k]]);

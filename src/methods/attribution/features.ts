@@ -4,9 +4,12 @@
  */
 import { LanternError } from '../../errors.js';
 
+/** What a feature is: a token, a word, or a sentence. */
 export const GRANULARITIES = ['token', 'word', 'sentence'] as const;
+/** One of {@link GRANULARITIES}. */
 export type Granularity = (typeof GRANULARITIES)[number];
 
+/** Validates a granularity name, naming the valid ones if it is not. */
 export function checkGranularity(g: string | undefined, fallback: Granularity = 'token'): Granularity {
   const v = g ?? fallback;
   if ((GRANULARITIES as readonly string[]).includes(v)) return v as Granularity;

@@ -34,28 +34,36 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import { checkBatchSize, defaultBatchSize, embeddingOf, evaluate, EMBED_HOOK, Example, hookActivation, tokenEmbeddings } from './common.js';
 import type { ResolvedTarget } from './targets.js';
 
+/** How a gradient's d_model vector becomes one score per token: summed (signed) or its L2 norm. */
 export type Aggregation = 'sum' | 'l2';
+/** One of {@link INTEGRATION_RULES}. */
 export type IntegrationRule = 'gausslegendre' | 'riemann_trapezoid' | 'riemann_left' | 'riemann_right' | 'riemann_middle';
+/** The quadrature rules integrated gradients can use (as Captum names them). */
 export const INTEGRATION_RULES: readonly IntegrationRule[] = ['gausslegendre', 'riemann_trapezoid', 'riemann_left', 'riemann_right', 'riemann_middle'];
 
+/** What integrated gradients starts from: zero embeddings, a token's embedding repeated, or an explicit embedding. */
 export type Baseline = 'zero' | { token: number } | number[] | Float32Array;
 
+/** Settings shared by the gradient methods. */
 export interface GradientSettings {
   aggregate?: Aggregation;
   batchSize?: number;
 }
 
+/** Integrated gradients' settings: steps, quadrature rule, baseline. */
 export interface IgSettings extends GradientSettings {
   steps?: number;
   rule?: IntegrationRule;
   baseline?: Baseline;
 }
 
+/** Which hook point a layer attribution method attributes to. */
 export interface LayerSettings {
   /** Hook point whose activation is attributed (layer methods). Default hook_embed. */
   hook?: string;
 }
 
+/** What every attribution method returns: one score per feature for each target row, and the settings used. */
 export interface MethodOutput {
   scores: number[][];
   /** Settings with defaults filled in (what the result records). */
@@ -172,6 +180,7 @@ function checkAggregation(a: string | undefined, fallback: Aggregation): Aggrega
   return v;
 }
 
+/** The gradient of the target wrt each input embedding (its norm or sum per token). */
 export async function saliency(model: HookedTransformer, t: ResolvedTarget, s: GradientSettings = {}): Promise<MethodOutput> {
   const agg = checkAggregation(s.aggregate, 'l2');
   const batchSize = checkBatchSize(s.batchSize, defaultBatchSize(t.input.length));
@@ -181,6 +190,7 @@ export async function saliency(model: HookedTransformer, t: ResolvedTarget, s: G
   return { scores, settings: { aggregate: agg, batchSize } };
 }
 
+/** Gradient times input embedding per token. */
 export async function inputXGradient(model: HookedTransformer, t: ResolvedTarget, s: GradientSettings = {}): Promise<MethodOutput> {
   const agg = checkAggregation(s.aggregate, 'sum');
   const batchSize = checkBatchSize(s.batchSize, defaultBatchSize(t.input.length));
@@ -213,6 +223,7 @@ function baselineLabel(b: Baseline): unknown {
   return b === 'zero' ? 'zero' : typeof b === 'object' && 'token' in b ? { token: b.token } : 'custom';
 }
 
+/** Integrated gradients (Sundararajan et al. 2017) of the target wrt the input embeddings, batched over the path's steps. */
 export async function integratedGradients(model: HookedTransformer, t: ResolvedTarget, s: IgSettings = {}): Promise<MethodOutput> {
   const agg = checkAggregation(s.aggregate, 'sum');
   const steps = s.steps ?? 50;
@@ -239,6 +250,7 @@ function layerHook(model: HookedTransformer, hook: string | undefined): string {
   return h;
 }
 
+/** Gradient times activation at any hook point. */
 export async function layerGradientXActivation(model: HookedTransformer, t: ResolvedTarget, s: GradientSettings & LayerSettings = {}): Promise<MethodOutput> {
   const hook = layerHook(model, s.hook);
   const agg = checkAggregation(s.aggregate, 'sum');
@@ -266,6 +278,7 @@ async function layerBaseline(model: HookedTransformer, t: ResolvedTarget, hook: 
   throw new LanternError(`unknown baseline ${JSON.stringify(b)}; use 'zero', { token: id } or explicit values`);
 }
 
+/** Integrated gradients of the target wrt the activation at any hook point. */
 export async function layerIntegratedGradients(model: HookedTransformer, t: ResolvedTarget, s: IgSettings & LayerSettings = {}): Promise<MethodOutput> {
   const hook = layerHook(model, s.hook);
   const agg = checkAggregation(s.aggregate, 'sum');

@@ -10,6 +10,8 @@
  * 'occlusion' (perturbation.ts), 'lime', 'shap' (KernelSHAP), 'shapley' (Shapley value sampling)
  * (sampling.ts; seeded by `seed`). Targets: targets.ts. Faithfulness (`evaluate: true`):
  * faithfulness.ts. Output: render.ts (terminal, HTML), result.ts (JSON, word merging).
+ *
+ * @module
  */
 import { LanternError, nearest } from '../../errors.js';
 import { assertFinite } from '../../finite.js';
@@ -27,11 +29,15 @@ import { kernelShap, lime, shapleySampling, SamplingSettings } from './sampling.
 import { valueZeroing, ValueZeroingSettings } from './value-zeroing.js';
 import { resolveTarget, ResolvedTarget, ScoreKind } from './targets.js';
 
+/** Every attribution method {@link attribute} accepts. */
 export const METHODS = ['ig', 'saliency', 'input-x-grad', 'layer-ig', 'layer-grad-x-act', 'attention', 'rollout', 'value-zeroing', 'occlusion', 'lime', 'shap', 'shapley'] as const;
+/** One of {@link METHODS}. */
 export type Method = (typeof METHODS)[number];
 
+/** Every method's settings together (each method reads its own). */
 export type AttributionSettings = IgSettings & GradientSettings & LayerSettings & AttentionSettings & ValueZeroingSettings & OcclusionSettings & SamplingSettings;
 
+/** What to attribute: a prompt, the target (next token, contrast or continuation), the method and its settings. */
 export interface AttributeOptions {
   text?: string;
   tokens?: number[];
@@ -59,6 +65,7 @@ export interface AttributeOptions {
   aopc?: AopcBins | number[];
 }
 
+/** Validates a method name, naming the nearest valid ones if it is not. */
 export function checkMethod(m: string): Method {
   if ((METHODS as readonly string[]).includes(m)) return m as Method;
   const near = nearest(m, METHODS, 1);
@@ -82,6 +89,7 @@ async function run(model: HookedTransformer, method: Method, t: ResolvedTarget, 
   }
 }
 
+/** Attributes a model's prediction on a prompt to the prompt's tokens (or words, sentences) with any method, optionally with faithfulness metrics. */
 export async function attribute(model: HookedTransformer, opts: AttributeOptions): Promise<AttributionResult> {
   const method = checkMethod(opts.method);
   if ((opts.text === undefined) === (opts.tokens === undefined)) throw new LanternError('give either text or tokens to attribute');

@@ -20,6 +20,7 @@ const methods = (values: readonly Method[]) => ({ key: 'method' as const, values
 /** With evaluate (--eval), faithfulness reads the setting whatever the method. */
 const EVAL = { key: 'evaluate', flag: '--eval' };
 
+/** The attribution settings each method takes, with their CLI flags and Workbench fields, declared once so every interface offers the same ones. */
 export const ATTRIBUTION_SETTINGS: readonly SettingSpec[] = [
   { key: 'hook', flag: '--hook', arg: '<name>', type: { kind: 'text', maxLength: 200 }, appliesTo: methods(['layer-ig', 'layer-grad-x-act']), help: 'the hook point whose activation is attributed, e.g. blocks.3.hook_resid_post (default hook_embed)' },
   { key: 'steps', flag: '--steps', arg: '<n>', type: { kind: 'integer', min: 1, max: 512 }, appliesTo: methods(['ig', 'layer-ig']), help: 'integration steps (default 50)' },

@@ -23,8 +23,10 @@ import type { MethodOutput } from './gradient.js';
 import type { CoalitionScorer } from './sampling.js';
 import type { ResolvedTarget } from './targets.js';
 
+/** How occlusion hides a token: a zero embedding (positions kept) or another token's embedding. */
 export type Masking = 'zero' | { token: number };
 
+/** Occlusion's settings: window size and masking. */
 export interface OcclusionSettings {
   mask?: Masking;
   batchSize?: number;
@@ -93,6 +95,7 @@ export function spanScorer(model: HookedTransformer, t: ResolvedTarget, spans: [
   return (keep) => maskedValues(model, t, keep.map((z) => expandSpans(z, spans, t.promptLength).map((b) => !b)), opts);
 }
 
+/** Occlusion (leave-one-out for window 1): each token's score is the change in the target when it is masked. */
 export async function occlusion(model: HookedTransformer, t: ResolvedTarget, s: OcclusionSettings = {}): Promise<MethodOutput> {
   const mask = checkMasking(model, s.mask);
   const batchSize = checkBatchSize(s.batchSize, 32);

@@ -14,9 +14,11 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import type { Faithfulness } from './faithfulness.js';
 import type { TargetInfo } from './targets.js';
 
+/** The `format` field of attribution JSON files. */
 export const RESULT_FORMAT = 'lantern-attribution';
 export const RESULT_VERSION = 1;
 
+/** A saved attribution: model, method, settings, seed, tokens, targets and scores (and faithfulness when asked). */
 export interface AttributionResult {
   model: { source: string; weightsSha256: string; config: Record<string, unknown> };
   method: string;
@@ -71,10 +73,12 @@ export function weightsHash(model: HookedTransformer): Promise<string> {
   return h;
 }
 
+/** The JSON form of a result (what {@link saveResult} writes). */
 export function resultToJSON(r: AttributionResult): object {
   return { format: RESULT_FORMAT, version: RESULT_VERSION, ...r };
 }
 
+/** Writes a result as JSON. */
 export function saveResult(file: string, r: AttributionResult): void {
   fs.writeFileSync(file, JSON.stringify(resultToJSON(r), null, 2) + '\n');
 }
@@ -100,6 +104,7 @@ export function parseResult(json: unknown, source = 'attribution JSON'): Attribu
   return rest as unknown as AttributionResult;
 }
 
+/** Reads an attribution JSON file, checking its format. */
 export function loadResult(file: string): AttributionResult {
   let json: unknown;
   try {
@@ -110,6 +115,7 @@ export function loadResult(file: string): AttributionResult {
   return parseResult(json, file);
 }
 
+/** How token scores combine into a word's score: sum, the score of largest magnitude, or mean. */
 export type WordAggregation = 'sum' | 'absmax' | 'mean';
 
 /**

@@ -48,6 +48,7 @@ import { checkGranularity } from './features.js';
 import { checkMasking, featureSpans, maskedValues, spanScorer, Masking } from './perturbation.js';
 import type { ResolvedTarget } from './targets.js';
 
+/** Settings of the sampling methods (LIME, KernelSHAP, Shapley value sampling): samples, kernel width, batch size. */
 export interface SamplingSettings {
   /** lime: random masks (default 200); shap: coalition budget (default max(200, 4n)); shapley: permutations (default 50). */
   samples?: number;
@@ -158,6 +159,7 @@ export function weightedR2(y: number[], yhat: number[], w: number[]): number {
   return 1 - res / tot;
 }
 
+/** LIME's default sample count, kernel width and ridge penalty. */
 export const LIME_DEFAULTS = { samples: 200, kernelWidth: 0.25, ridge: 1e-3 } as const;
 
 /** LIME's kernel: exp(−d² / (2σ²)) with d the cosine distance between z and the all-ones mask. */
@@ -168,6 +170,7 @@ export function limeKernel(z: boolean[], width: number): number {
   return Math.exp(-(d * d) / (2 * width * width));
 }
 
+/** LIME given any coalition scorer (used by the white-box and the backend versions alike). */
 export async function limeFit(
   n: number, scorer: CoalitionScorer, opts: { samples?: number; kernelWidth?: number; ridge?: number; seed: number },
 ): Promise<{ scores: number[][]; intercepts: number[]; r2: number[] }> {
@@ -199,8 +202,10 @@ export function shapleyKernel(n: number, k: number): number {
   return (n - 1) / (binomial(n, k) * k * (n - k));
 }
 
+/** KernelSHAP's weight for the empty and full coalitions, large enough to pin the fit to them. */
 export const EDGE_WEIGHT = 1e6;
 
+/** KernelSHAP given any coalition scorer (used by the white-box and the backend versions alike). */
 export async function kernelShapFit(
   n: number, scorer: CoalitionScorer, opts: { samples?: number; seed: number },
 ): Promise<{ scores: number[][]; base: number[]; enumerated: boolean; samples: number }> {
@@ -255,6 +260,7 @@ export async function kernelShapFit(
   return { scores: coefs.map((c) => c.slice(1)), base: coefs.map((c) => c[0]), enumerated, samples };
 }
 
+/** Shapley value sampling given any coalition scorer. */
 export async function shapleySamplingFit(
   n: number, scorer: CoalitionScorer, opts: { samples?: number; antithetic?: boolean; seed: number },
 ): Promise<{ scores: number[][] }> {
@@ -314,6 +320,7 @@ function problem(model: HookedTransformer, t: ResolvedTarget, s: SamplingSetting
   };
 }
 
+/** LIME (Ribeiro et al. 2016) on the model's masked runs. */
 export async function lime(model: HookedTransformer, t: ResolvedTarget, s: SamplingSettings = {}, seed = 0): Promise<MethodOutput> {
   const p = problem(model, t, s);
   const samples = s.samples ?? LIME_DEFAULTS.samples;
@@ -323,12 +330,14 @@ export async function lime(model: HookedTransformer, t: ResolvedTarget, s: Sampl
   return { scores: r.scores, settings: { samples, kernelWidth, ridge, ...p.settings }, extra: { surrogateR2: r.r2, intercepts: r.intercepts, ...p.extra } };
 }
 
+/** KernelSHAP (Lundberg and Lee 2017) on the model's masked runs. */
 export async function kernelShap(model: HookedTransformer, t: ResolvedTarget, s: SamplingSettings = {}, seed = 0): Promise<MethodOutput> {
   const p = problem(model, t, s);
   const r = await kernelShapFit(p.n, p.scorer, { samples: s.samples, seed });
   return { scores: r.scores, settings: { samples: r.samples, enumerated: r.enumerated, ...p.settings }, extra: { base: r.base, ...p.extra } };
 }
 
+/** Shapley value sampling (Castro et al. 2009) on the model's masked runs. */
 export async function shapleySampling(model: HookedTransformer, t: ResolvedTarget, s: SamplingSettings = {}, seed = 0): Promise<MethodOutput> {
   const p = problem(model, t, s);
   const samples = s.samples ?? 50;

@@ -22,8 +22,10 @@ import { logSoftmaxAt } from '../../models/predictions.js';
 
 /** How a token's score is read from the logits. Default 'logprob'. */
 export type ScoreKind = 'logit' | 'logprob' | 'prob';
+/** What a target scores: its logit, log-probability or probability. */
 export const SCORE_KINDS: readonly ScoreKind[] = ['logit', 'logprob', 'prob'];
 
+/** What to explain: the next token (default the top prediction), a contrast with a foil, or a teacher-forced continuation. */
 export interface TargetRequest {
   /** The next token to explain (id, or text that is exactly one token). Default: the model's top prediction. */
   target?: number | string;
@@ -48,6 +50,7 @@ export interface TargetRow {
   expEach?: boolean;
 }
 
+/** What was explained: the mode, the score kind, the position, and the target and foil tokens. */
 export interface TargetInfo {
   mode: 'next-token' | 'contrastive' | 'continuation';
   /** 'logit-diff' or 'prob-diff' for contrastive targets. */

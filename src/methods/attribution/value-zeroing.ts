@@ -29,6 +29,7 @@ import type { MethodOutput } from './gradient.js';
 import type { ResolvedTarget } from './targets.js';
 import { matmul, rowsAt } from './attention.js';
 
+/** Value zeroing's settings: which layers to read, and whether to roll them out. */
 export interface ValueZeroingSettings {
   /** Layers to read (mean of their rows), or to roll out. Default: the last layer; all with rollout. */
   layers?: number[];
@@ -111,6 +112,7 @@ export async function valueZeroingMatrices(
   return C;
 }
 
+/** Value zeroing (Mohebbi et al. 2023): how much each token's value vectors change the target's representation. */
 export async function valueZeroing(model: HookedTransformer, t: ResolvedTarget, s: ValueZeroingSettings = {}): Promise<MethodOutput> {
   const L = model.cfg.nLayers;
   const rollout = s.rollout ?? false;

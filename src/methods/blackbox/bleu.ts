@@ -10,6 +10,7 @@
  */
 import { bleuTokens } from './text.js';
 
+/** BLEU's n-gram order and smoothing. */
 export interface BleuOptions {
   maxOrder?: number;
   smooth?: boolean;

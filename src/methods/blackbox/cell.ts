@@ -33,6 +33,7 @@ import type { Infiller } from './infill.js';
 import type { ContrastScorer } from './scorers.js';
 import { splitChunks } from './text.js';
 
+/** CELL's numeric settings (see {@link CELL_DEFAULTS}). */
 export interface CellSettings {
   /** Contrast threshold on |score| (default 0.5). */
   epsilon?: number;
@@ -48,8 +49,10 @@ export interface CellSettings {
   maxTokens?: number;
 }
 
+/** CELL's defaults: ε, call budget, chunk size, search radius, α and tokens per response. */
 export const CELL_DEFAULTS = { epsilon: 0.5, budget: 100, chunkWords: 1, radius: 5, alpha: 0.5, maxTokens: 24 } as const;
 
+/** One edit of the prompt: the chunks replaced and the new text. */
 export interface Edit {
   /** Chunk index in the original prompt. */
   position: number;
@@ -58,8 +61,10 @@ export interface Edit {
   to: string;
 }
 
+/** Why CELL stopped: an edit was found, the budget ran out, nothing was left to try, or the search stopped improving. */
 export type StopReason = 'found' | 'budget' | 'exhausted' | 'stalled';
 
+/** CELL's explanation: the smallest edit found that moves the response past ε, the calls used, and why it stopped. */
 export interface CellResult {
   method: 'cell' | 'mcell';
   backend: string;
@@ -82,6 +87,7 @@ export interface CellResult {
   calls: { model: number; budget: number; infiller: number; judge: number };
 }
 
+/** What CELL explains and through which backend, scorer and infiller. */
 export interface CellOptions extends CellSettings {
   scorer: ContrastScorer;
   infiller: Infiller;
@@ -90,6 +96,7 @@ export interface CellOptions extends CellSettings {
   signal?: AbortSignal;
 }
 
+/** Fills in CELL's defaults and refuses out-of-range settings. */
 export function checkCellSettings(s: CellSettings): Required<CellSettings> {
   return {
     epsilon: checkNumber('CELL epsilon', s.epsilon ?? CELL_DEFAULTS.epsilon, (x) => x >= 0, 'a non-negative number'),

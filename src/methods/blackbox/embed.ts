@@ -24,6 +24,7 @@ import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { wasserstein1 } from './wasserstein.js';
 
+/** Turns text into vectors, for SMILE's distance between responses. */
 export interface TextEmbedder {
   /** Identifies the representation in saved results. */
   readonly id: string;

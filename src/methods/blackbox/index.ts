@@ -1,4 +1,8 @@
-/** Model-agnostic explanations over any LanguageModelBackend: SMILE / gSMILE, CELL and m-CELL. */
+/**
+ * Model-agnostic explanations over any LanguageModelBackend: SMILE / gSMILE, CELL and m-CELL.
+ *
+ * @module
+ */
 export { smile, smileMasks, checkSmileSettings, SMILE_DEFAULTS } from './smile.js';
 export type { SmileResult, SmileSample, SmileSettings, SmileOptions } from './smile.js';
 export { cell, mcell, checkCellSettings, CELL_DEFAULTS } from './cell.js';

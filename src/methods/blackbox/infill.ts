@@ -8,6 +8,7 @@
 import type { LanguageModelBackend } from '../../backends/types.js';
 import { splitWords } from './text.js';
 
+/** Writes replacement text for a masked chunk of a prompt (CELL's edits). */
 export interface Infiller {
   readonly id: string;
   /** Replacement text for chunks[position] ('' deletes the chunk). */
@@ -18,6 +19,7 @@ export interface Infiller {
 
 const TRAILING_PUNCT = /[.,!?;:]+$/;
 
+/** How an infiller samples replacement text. */
 export interface BackendInfillerOptions {
   /** Sampling temperature (default 1). */
   temperature?: number;
@@ -25,6 +27,7 @@ export interface BackendInfillerOptions {
   attempts?: number;
 }
 
+/** An infiller that asks a backend's `generate` for the replacement. */
 export function backendInfiller(backend: LanguageModelBackend, opts: BackendInfillerOptions = {}): Infiller {
   const temperature = opts.temperature ?? 1;
   const attempts = opts.attempts ?? 3;

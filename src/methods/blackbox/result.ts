@@ -8,15 +8,20 @@ import { LanternError } from '../../errors.js';
 import type { CellResult } from './cell.js';
 import type { SmileResult } from './smile.js';
 
+/** The `format` field of black-box result JSON files. */
 export const BLACKBOX_FORMAT = 'lantern-blackbox';
+/** The version of the black-box JSON format. */
 export const BLACKBOX_VERSION = 1;
 
+/** A SMILE or CELL result. */
 export type BlackboxResult = SmileResult | CellResult;
 
+/** The JSON form of a black-box result. */
 export function blackboxToJSON(r: BlackboxResult): object {
   return { format: BLACKBOX_FORMAT, version: BLACKBOX_VERSION, ...r };
 }
 
+/** Writes a black-box result as JSON. */
 export function saveBlackboxResult(file: string, r: BlackboxResult): void {
   fs.writeFileSync(file, JSON.stringify(blackboxToJSON(r), null, 2) + '\n');
 }
@@ -27,6 +32,7 @@ const REQUIRED: Record<BlackboxResult['method'], string[]> = {
   mcell: ['backend', 'scorer', 'infiller', 'settings', 'seed', 'prompt', 'response', 'editedPrompt', 'editedResponse', 'edits', 'score', 'found', 'calls'],
 };
 
+/** Checks parsed JSON as a black-box result, naming the first thing wrong. */
 export function parseBlackboxResult(json: unknown, source = 'black-box result JSON'): BlackboxResult {
   const o = json as Record<string, unknown> | null;
   if (!o || typeof o !== 'object' || o.format !== BLACKBOX_FORMAT) throw new LanternError(`${source} is not a Lantern black-box result (format '${BLACKBOX_FORMAT}')`);
@@ -39,6 +45,7 @@ export function parseBlackboxResult(json: unknown, source = 'black-box result JS
   return rest as unknown as BlackboxResult;
 }
 
+/** Reads a black-box JSON file, checking it. */
 export function loadBlackboxResult(file: string): BlackboxResult {
   let text: string;
   try {
@@ -105,6 +112,7 @@ function renderCell(r: CellResult, color: boolean): string {
   ].join('\n');
 }
 
+/** A black-box result as terminal text. */
 export function renderBlackbox(r: BlackboxResult, opts: { color?: boolean } = {}): string {
   return r.method === 'smile' ? renderSmile(r, opts.color ?? false) : renderCell(r, opts.color ?? false);
 }

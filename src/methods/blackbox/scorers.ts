@@ -17,14 +17,17 @@
 import type { LanguageModelBackend } from '../../backends/types.js';
 import { bleu, type BleuOptions } from './bleu.js';
 
+/** Scores how different a new (prompt, response) pair is from the original (CELL's objective). */
 export interface ContrastScorer {
   /** Identifies the scorer in saved results. */
   readonly id: string;
+  /** How far (x1, y1) is from (x0, y0); larger means the edit changed the response more. */
   score(x0: string, y0: string, x1: string, y1: string): Promise<number>;
   /** Calls this scorer made to a judge model so far. */
   calls(): number;
 }
 
+/** CELL's BLEU scorer: 0.8·(1 − BLEU of the responses) + 0.2·BLEU of the prompts. */
 export function bleuScorer(opts: BleuOptions = {}): ContrastScorer {
   const o = { maxOrder: opts.maxOrder ?? 4, smooth: opts.smooth ?? true };
   return {
@@ -36,10 +39,12 @@ export function bleuScorer(opts: BleuOptions = {}): ContrastScorer {
   };
 }
 
+/** The prompt asking a judge model which of two responses fits the original prompt better. */
 export function preferencePrompt(x0: string, a: string, b: string): string {
   return `POST: ${x0}\n\n RESPONSE A: ${a}. \n\n RESPONSE B: ${b}. \n\n Which response is better? RESPONSE`;
 }
 
+/** CELL's LLM-judge scorer: P(A) − P(B) for the original response over the new one, from the judge's scores. */
 export function preferenceScorer(judge: LanguageModelBackend, opts: { normalize?: boolean } = {}): ContrastScorer {
   const normalize = opts.normalize ?? true;
   let calls = 0;

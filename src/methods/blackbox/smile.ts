@@ -30,6 +30,7 @@ import { checkInt, checkNumber, mapLimit, type Progress } from './common.js';
 import { textDistance, type TextEmbedder } from './embed.js';
 import { splitWords } from './text.js';
 
+/** SMILE's numeric settings: samples, keep probability, kernel width. */
 export interface SmileSettings {
   /** Perturbed prompts (default 64). */
   samples?: number;
@@ -45,8 +46,10 @@ export interface SmileSettings {
   concurrency?: number;
 }
 
+/** SMILE's defaults: samples, keep probability, words kept at least, kernel width, tokens per response, requests in flight. */
 export const SMILE_DEFAULTS = { samples: 64, keepProbability: 0.5, minKept: 2, kernelWidth: 0.25, maxTokens: 24, concurrency: 1 } as const;
 
+/** One SMILE sample: the words kept, the response, its distance and weight. */
 export interface SmileSample {
   /** Keep-mask over the words, '1' = kept. */
   mask: string;
@@ -61,6 +64,7 @@ export interface SmileSample {
   target: number;
 }
 
+/** SMILE's explanation: each word's importance, the surrogate's fit, and the samples. */
 export interface SmileResult {
   method: 'smile';
   backend: string;
@@ -80,6 +84,7 @@ export interface SmileResult {
   calls: number;
 }
 
+/** What SMILE explains and through which backend and embedder. */
 export interface SmileOptions extends SmileSettings {
   embedder: TextEmbedder;
   seed?: number;
@@ -126,6 +131,7 @@ export function smileMasks(d: number, samples: number, keepProbability: number, 
   return masks;
 }
 
+/** Fills in SMILE's defaults and refuses out-of-range settings. */
 export function checkSmileSettings(s: SmileSettings): Required<SmileSettings> {
   const samples = checkInt('SMILE samples', s.samples ?? SMILE_DEFAULTS.samples, 1);
   const keepProbability = checkNumber('SMILE keep probability', s.keepProbability ?? SMILE_DEFAULTS.keepProbability, (x) => x > 0 && x < 1, 'a number strictly between 0 and 1');
@@ -136,6 +142,7 @@ export function checkSmileSettings(s: SmileSettings): Required<SmileSettings> {
   return { samples, keepProbability, minKept, kernelWidth, maxTokens, concurrency };
 }
 
+/** SMILE / gSMILE (Dehghani et al. 2024): each word's importance to a generation, from a weighted linear fit of how far masked prompts move the response (Wasserstein distance over token embeddings). */
 export async function smile(backend: LanguageModelBackend, prompt: string, opts: SmileOptions): Promise<SmileResult> {
   const s = checkSmileSettings(opts);
   const seed = opts.seed ?? 0;

@@ -12,6 +12,7 @@ import { LanternError } from '../../errors.js';
 
 export type Point = ArrayLike<number>;
 
+/** Euclidean distance between two points. */
 export function euclidean(a: Point, b: Point): number {
   if (a.length !== b.length) throw new LanternError(`cannot compare vectors of dimension ${a.length} and ${b.length}`);
   let s = 0;

@@ -11,7 +11,9 @@ import { Rng } from '../../rng.js';
 import { taskPairs } from '../patching/prompts.js';
 import { EdgeExample, EdgeMetric, EdgeRunner, EdgeTarget, targetLogprobs } from './graph.js';
 
+/** The tasks circuit discovery has prompts for. */
 export const CIRCUIT_TASKS = ['ioi', 'induction', 'greater-than', 'factual'] as const;
+/** One of {@link CIRCUIT_TASKS}. */
 export type CircuitTask = (typeof CIRCUIT_TASKS)[number];
 
 /** The metric each task is read with: the logit difference where there is a foil, else log p(answer). */
@@ -48,6 +50,7 @@ export function taskExamples(model: HookedTransformer, task: string, n: number, 
   }));
 }
 
+/** Clean and corrupted activations and clean log-probs of a task's examples, computed once and shared by the discovery methods. */
 export interface PreparedData {
   examples: EdgeExample[];
   seq: number;
@@ -62,6 +65,7 @@ export interface PreparedData {
   corrupt: number;
 }
 
+/** Runs the examples clean and corrupted and keeps what edge patching needs. */
 export async function prepare(runner: EdgeRunner, examples: EdgeExample[], metric: EdgeMetric): Promise<PreparedData> {
   const { model, space } = runner;
   if (examples.length === 0) throw new LanternError('no examples');

@@ -38,6 +38,7 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import { EdgeExample, EdgeMetric, EdgeRunner, EdgeSpace } from './graph.js';
 import { klMean, metricMean, prepare, PreparedData } from './data.js';
 
+/** One sender → receiver edge and its score. */
 export interface CircuitEdge {
   sender: string;
   receiver: string;
@@ -45,6 +46,7 @@ export interface CircuitEdge {
   score: number;
 }
 
+/** A discovered circuit: its edges with scores, the metric, and how the circuit alone performs. */
 export interface Circuit {
   method: 'acdc' | 'eap' | 'eap-ig';
   model: string;
@@ -69,6 +71,7 @@ export interface Circuit {
   runs: number;
 }
 
+/** Settings shared by ACDC and EAP: the clean/corrupted examples, the metric and the threshold. */
 export interface DiscoveryOptions {
   examples: EdgeExample[];
   metric: EdgeMetric;
@@ -154,6 +157,7 @@ function checkThreshold(t: number): void {
   if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new LanternError(`threshold must be a non-negative number, got ${t}`);
 }
 
+/** ACDC (Conmy et al. 2023): removes each edge whose removal changes the metric by less than the threshold. */
 export async function acdc(model: HookedTransformer, opts: DiscoveryOptions): Promise<Circuit> {
   checkThreshold(opts.threshold);
   const runner = new EdgeRunner(model);
@@ -201,8 +205,10 @@ export async function acdc(model: HookedTransformer, opts: DiscoveryOptions): Pr
 
 /** How EAP-IG moves from clean to corrupted: one receiver group at a time (the default), or every edge together. */
 export const IG_PATHS = ['receivers', 'all'] as const;
+/** Which edges EAP-IG moves at once: one receiver group per row, or every edge. */
 export type IgPath = (typeof IG_PATHS)[number];
 
+/** EAP's settings: integration steps and path. */
 export interface EapOptions extends DiscoveryOptions {
   /** Integration steps (midpoint rule); 0 is plain EAP, the gradient at the clean point. Default 5. */
   igSteps?: number;
@@ -225,6 +231,7 @@ export function receiverGroups(space: EdgeSpace, path: IgPath): number[][] {
   return groups;
 }
 
+/** Edge attribution patching (with integrated gradients by default): scores every edge from gradients wrt the edge mask. */
 export async function eap(model: HookedTransformer, opts: EapOptions): Promise<Circuit> {
   checkThreshold(opts.threshold);
   const steps = opts.igSteps ?? 5;

@@ -77,7 +77,9 @@ export class EdgeSpace {
     this.receivers.forEach((r, i) => this.receiverIndex.set(r, i));
   }
 
+  /** Number of senders. */
   get S(): number { return this.senders.length; }
+  /** Number of receivers. */
   get R(): number { return this.receivers.length; }
 
   /** Index of the first receiver of layer l's attention (q of head 0); its MLP is at +3H. */
@@ -86,12 +88,14 @@ export class EdgeSpace {
   /** Index of the first sender of layer l's attention (head 0, or A{l}). */
   attnSender(l: number): number { return 1 + l * ((this.headSenders ? this.nHeads : 1) + 1); }
 
+  /** Index of a sender by name. */
   sender(name: string): number {
     const i = this.senderIndex.get(name);
     if (i === undefined) throw new LanternError(`unknown sender '${name}'; did you mean ${nearest(name, this.senders).map((n) => `'${n}'`).join(', ')}? (senders: input, ${this.headSenders ? 'L{l}H{h}' : 'A{l}'}, MLP{l})`);
     return i;
   }
 
+  /** Index of a receiver by name. */
   receiver(name: string): number {
     const i = this.receiverIndex.get(name);
     if (i === undefined) throw new LanternError(`unknown receiver '${name}'; did you mean ${nearest(name, this.receivers).map((n) => `'${n}'`).join(', ')}? (receivers: L{l}H{h}.q|k|v, MLP{l}, logits)`);
@@ -107,6 +111,7 @@ export class EdgeSpace {
     return out;
   }
 
+  /** The name of edge (s, r), e.g. `L0H2->L1H1.k`. */
   edgeName(s: number, r: number): string {
     return `${this.senders[s]}->${this.receivers[r]}`;
   }
@@ -115,6 +120,7 @@ export class EdgeSpace {
 /** One prompt of an edge run: tokens, and the (position, answer, wrong) targets its metric reads. */
 export interface EdgeTarget { pos: number; answer: number; wrong?: number }
 
+/** What circuit methods measure: the logit difference of answer and foil, or the answer's log-probability. */
 export type EdgeMetric = 'logit-diff' | 'logprob';
 
 export interface EdgeRunSpec {
@@ -213,6 +219,7 @@ export class EdgeRunner {
     this.space = new EdgeSpace(model.cfg);
   }
 
+  /** Runs rows of tokens with per-edge patching masks. */
   async run(rows: { tokens: number[]; mask: Float32Array | null; ref: Float32Array | null; targets: EdgeTarget[]; cleanLogprobs?: Float32Array; coef?: number[] }[], seq: number, spec: EdgeRunSpec): Promise<EdgeOutputs> {
     const { model, space } = this;
     const { dModel: D, dVocab: V } = model.cfg;

@@ -1,3 +1,8 @@
+/**
+ * Circuits on the graph of heads and MLPs: path patching, ACDC and edge attribution patching over one edge-masked run of the model.
+ *
+ * @module
+ */
 export { EdgeSpace, EdgeRunner, edgeGraph, targetLogprobs } from './graph.js';
 export type { EdgeExample, EdgeTarget, EdgeMetric } from './graph.js';
 export { taskExamples, inductionExamples, prepare, CIRCUIT_TASKS, TASK_METRIC } from './data.js';

@@ -5,6 +5,7 @@ import { IG_PATHS } from './discovery.js';
 
 export const CIRCUIT_METHODS = ['acdc', 'eap', 'path'] as const;
 
+/** Circuit discovery's options (`lantern circuit`), declared once. */
 export const CIRCUITS: MethodFamily = {
   name: 'circuits', command: 'circuit',
   options: [

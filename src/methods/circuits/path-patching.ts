@@ -13,6 +13,7 @@ import type { EdgeExample, EdgeMetric } from './graph.js';
 import { EdgeRunner, EdgeSpace } from './graph.js';
 import { klMean, metricMean, prepare, PreparedData } from './data.js';
 
+/** Path patching's settings: sender, receivers, task or examples. */
 export interface PathPatchingOptions {
   examples: EdgeExample[];
   metric: EdgeMetric;
@@ -20,6 +21,7 @@ export interface PathPatchingOptions {
   batchSize?: number;
 }
 
+/** The effect of patching one path (sender to receivers). */
 export interface PathEffect {
   path: string[];
   /** Normalised effect (m_path - m_clean) / (m_corrupt - m_clean). */
@@ -29,6 +31,7 @@ export interface PathEffect {
   kl: number;
 }
 
+/** Path patching's effects, per sender or path. */
 export interface PathPatchingResult {
   method: 'path-patching';
   metric: EdgeMetric;

@@ -8,6 +8,7 @@ import type { Circuit } from './discovery.js';
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const COLORS: Record<string, string> = { q: '#d62728', k: '#2ca02c', v: '#1f77b4', mlp: '#9467bd', logits: '#444' };
 
+/** A circuit drawn as SVG, layer by layer. */
 export function circuitSvg(c: Circuit, nLayers: number, nHeads: number): string {
   const colW = 90;
   const rowH = 70;
@@ -45,6 +46,7 @@ export function circuitSvg(c: Circuit, nLayers: number, nHeads: number): string 
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">\n${legend.join('')}\n${lines.join('\n')}\n${nodes.join('\n')}\n</svg>\n`;
 }
 
+/** A circuit as a standalone HTML page. */
 export function circuitHtml(c: Circuit, nLayers: number, nHeads: number, title: string): string {
   const rows = c.edges.map((e) => `<tr><td>${esc(e.sender)}</td><td>${esc(e.receiver)}</td><td>${e.score.toPrecision(4)}</td></tr>`).join('\n');
   return `<!doctype html>

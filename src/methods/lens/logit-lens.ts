@@ -13,6 +13,7 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import { readout } from '../../models/forward.js';
 import { translateStack, TunedLens } from './tuned-lens.js';
 
+/** What to read from decoded residual streams: top-k, a target's rank, or full log-probs. */
 export interface DecodeOptions {
   /** How many top tokens per (layer, position); 0 for none (default 5, at most the vocabulary). */
   topK?: number;
@@ -22,6 +23,7 @@ export interface DecodeOptions {
   logprobs?: boolean;
 }
 
+/** Residual streams decoded to next-token distributions. */
 export interface Decoded {
   /** [n, seq, k] top-k log-probs (descending) and their token ids. */
   topLogprobs?: Tensor;
@@ -103,12 +105,14 @@ function lensGraph(model: HookedTransformer, spec: { k: number; target: boolean;
   return g;
 }
 
+/** One (layer, position) cell of a lens: its top tokens and the target's probability and rank. */
 export interface LensCell {
   /** Top-k tokens, most likely first. */
   top: { id: number; token?: string; prob: number; logprob: number }[];
   target?: { id: number; prob: number; logprob: number; rank: number };
 }
 
+/** A lens grid: every layer's prediction at every position. */
 export interface LogitLensResult {
   method: 'logit-lens';
   tokens: number[];
@@ -120,6 +124,7 @@ export interface LogitLensResult {
   settings: { topK: number; target?: number | number[] };
 }
 
+/** Logit lens settings: top-k, target, and a tuned lens to use instead. */
 export interface LogitLensOptions {
   topK?: number;
   /** A token id (every position) or one id per position; a string is tokenized and must be one token. */

@@ -1,6 +1,7 @@
 /** The options of the logit and tuned lens (`lantern lens`, POST /api/lens), declared once (see ../options.ts). */
 import type { MethodFamily } from '../options.js';
 
+/** The lens options (`lantern lens`, POST /api/lens), declared once for the CLI, the API and the Workbench. */
 export const LENS: MethodFamily = {
   name: 'lens', command: 'lens',
   options: [

@@ -23,8 +23,10 @@ import { readout } from '../../models/forward.js';
 import { readFloat32, readSafetensorsHeader, writeSafetensors } from '../../models/safetensors.js';
 import { Rng } from '../../rng.js';
 
+/** File name of a model's tuned lens, next to its weights. */
 export const TUNED_LENS_FILE = 'tuned-lens.safetensors';
 
+/** A tuned lens (Belrose et al. 2023): one affine translator per layer. */
 export interface TunedLens {
   nLayers: number;
   dModel: number;
@@ -80,10 +82,12 @@ export function translateStack(lens: TunedLens, stack: Tensor): Tensor {
 // ---------------------------------------------------------------------------------------------
 // Saving and loading
 
+/** Where a model folder's tuned lens lives. */
 export function tunedLensPath(folder: string): string {
   return path.join(folder, TUNED_LENS_FILE);
 }
 
+/** Writes a tuned lens as safetensors. */
 export function saveTunedLens(file: string, lens: TunedLens): void {
   const tensors: Parameters<typeof writeSafetensors>[1] = {};
   const d = lens.dModel;
@@ -116,8 +120,9 @@ export function loadTunedLens(fileOrFolder: string, model?: HookedTransformer): 
 // ---------------------------------------------------------------------------------------------
 // Residual streams of text
 
+/** Residual streams of many positions of text, the training data of a tuned lens. */
 export interface Residuals {
-  /** [L + 1, n, d]: resid_pre of each block and the final residual stream, for n token positions. */
+  /** `[L + 1, n, d]`: resid_pre of each block and the final residual stream, for n token positions. */
   stack: Float32Array;
   /** The next token after each position (-1 where there is none). */
   next: Int32Array;
@@ -214,6 +219,7 @@ function batchFeeds(model: HookedTransformer, res: Residuals, rows: number[]): R
   return { 'tl.resid': Tensor.f32(resid, [L, n, d]), 'tl.final': Tensor.f32(final, [n, d]), 'tl.next': new Tensor('int64', next, [n, 1]) };
 }
 
+/** How close a lens's predictions are to the model's final ones, per layer (KL divergence). */
 export interface LensEvaluation {
   /** Labels '0_pre' .. '{L-1}_pre', 'final_post'. */
   layers: string[];
@@ -275,6 +281,7 @@ async function modelCrossEntropy(model: HookedTransformer, res: Residuals, rows:
   return ce;
 }
 
+/** Tuned lens training settings: steps, learning rate, text, seed. */
 export interface TrainLensOptions {
   steps?: number;
   /** Token positions per step (default 256). */

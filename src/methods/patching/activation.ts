@@ -16,8 +16,11 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import { B, modelInputs, positionFeeds } from '../../models/inputs.js';
 import { buildForward } from '../../models/forward.js';
 
+/** What activation patching can sweep: residual stream, attention and MLP outputs, heads, attention patterns. */
 export const SWEEPS = ['resid', 'attn', 'mlp', 'heads', 'pattern'] as const;
+/** One of {@link SWEEPS}. */
 export type Sweep = (typeof SWEEPS)[number];
+/** What a patch is measured by: the logit difference of answer and wrong answer, or the answer's log-probability. */
 export type PatchMetric = 'logit-diff' | 'logprob';
 
 /** The hook each sweep patches, per layer (TransformerLens's get_act_patch_* equivalents). */
@@ -29,6 +32,7 @@ export const SWEEP_HOOKS: Record<Sweep, (layer: number) => string> = {
   pattern: (l) => `blocks.${l}.attn.hook_pattern`,
 };
 
+/** Clean and corrupted prompts, answers, and what to sweep. */
 export interface PatchingOptions {
   clean: string | number[];
   corrupt: string | number[];
@@ -54,6 +58,7 @@ export interface PatchSlot {
   head?: number;
 }
 
+/** A patching sweep: the effect of each patched slot (layer, position, head), normalised so 1 restores the clean run. */
 export interface PatchingResult {
   method: 'activation-patching';
   sweep: Sweep;

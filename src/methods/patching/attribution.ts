@@ -24,6 +24,7 @@ import { objectives } from '../../models/hooked.js';
 import { PatchingOptions, PatchMetric, PatchSlot, Sweep, SWEEP_HOOKS, sweepSlots, resolvePair } from './activation.js';
 import { logSoftmaxAt } from '../../models/predictions.js';
 
+/** Attribution patching's settings: the patching options plus integration steps. */
 export type AttributionOptions = Omit<PatchingOptions, 'batchSize'> & {
   /**
    * Integrated attribution (as EAP-IG, Hanna et al., 2024): average the gradient over `igSteps`
@@ -34,6 +35,7 @@ export type AttributionOptions = Omit<PatchingOptions, 'batchSize'> & {
   igSteps?: number;
 };
 
+/** Attribution patching's estimates for every slot, with the cost in forward passes. */
 export interface AttributionResult {
   method: 'attribution-patching';
   sweep: Sweep;
@@ -58,6 +60,7 @@ export interface AttributionResult {
   settings: { byPosition: boolean; igSteps?: number };
 }
 
+/** How well attribution patching's estimates track true patching (correlation and fit). */
 export interface LinearAttribution {
   /** The objective on the clean and on the corrupted prompt. */
   clean: number;

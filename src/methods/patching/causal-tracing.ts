@@ -19,7 +19,9 @@ import { buildForward } from '../../models/forward.js';
 import { Rng } from '../../rng.js';
 import { toOneToken, toTokenIds } from './activation.js';
 
+/** The states causal tracing restores: residual stream, MLP outputs, attention outputs. */
 export const TRACE_KINDS = ['resid', 'mlp', 'attn'] as const;
+/** One of {@link TRACE_KINDS}. */
 export type TraceKind = (typeof TRACE_KINDS)[number];
 
 /** The state each kind restores, per layer (ROME's hidden state = the block's output). */
@@ -29,6 +31,7 @@ export const TRACE_HOOKS: Record<TraceKind, (layer: number) => string> = {
   attn: (l) => `blocks.${l}.hook_attn_out`,
 };
 
+/** Causal tracing's prompt, subject, answer and noise settings. */
 export interface CausalTraceOptions {
   prompt: string | number[];
   /** The answer whose probability is traced (token id, or text that is one token). */
@@ -52,6 +55,7 @@ export interface CausalTraceOptions {
   progress?: (done: number, total: number) => void;
 }
 
+/** Causal tracing's grid: how much restoring each (layer, position) state recovers the answer. */
 export interface CausalTraceResult {
   method: 'causal-tracing';
   tokens: number[];
@@ -110,6 +114,7 @@ function subjectPositions(model: HookedTransformer, tokens: number[], subject: n
   return Array.from({ length: through - before }, (_, i) => before + i);
 }
 
+/** Causal tracing (Meng et al. 2022): noise the subject's embeddings, then restore each state from the clean run. */
 export async function causalTrace(model: HookedTransformer, opts: CausalTraceOptions): Promise<CausalTraceResult> {
   const tokens = toTokenIds(model, opts.prompt);
   model.toBatch([tokens]);

@@ -1,3 +1,8 @@
+/**
+ * Causal interventions: activation patching sweeps, attribution patching, causal tracing, and clean/corrupted prompt pairs.
+ *
+ * @module
+ */
 export { activationPatching, sweepSlots, effectAt, SWEEPS, SWEEP_HOOKS } from './activation.js';
 export type { PatchingOptions, PatchingResult, PatchSlot, PatchMetric, Sweep } from './activation.js';
 export { attributionPatching, linearAttribution, pearson } from './attribution.js';

@@ -9,6 +9,7 @@ import { TRACE_KINDS } from './causal-tracing.js';
 export const PATCHING_METHODS = ['activation', 'attribution', 'both'] as const;
 export type PatchingMethod = (typeof PATCHING_METHODS)[number];
 
+/** Activation and attribution patching's options (`lantern patch`, POST /api/patching), declared once for the CLI, the API and the Workbench. */
 export const PATCHING: MethodFamily = {
   name: 'patching', command: 'patch',
   options: [
@@ -26,6 +27,7 @@ export const PATCHING: MethodFamily = {
   ],
 };
 
+/** Causal tracing's options (`lantern trace`), declared once. */
 export const TRACING: MethodFamily = {
   name: 'tracing', command: 'trace',
   options: [

@@ -18,9 +18,12 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import { IOI_NAMES, IOI_TEMPLATES } from '../../models/planted/ioi.js';
 import { Rng } from '../../rng.js';
 
+/** The tasks with prompt-pair generators. */
 export const TASKS = ['ioi', 'greater-than', 'factual'] as const;
+/** One of {@link TASKS}. */
 export type Task = (typeof TASKS)[number];
 
+/** A clean prompt, its corrupted twin, and the answer and wrong answer that tell them apart. */
 export interface PromptPair {
   task: Task;
   clean: string;
@@ -36,6 +39,7 @@ export interface PromptPair {
   meta: Record<string, string | number>;
 }
 
+/** How many prompt pairs and from which seed. */
 export interface PairOptions {
   seed?: number;
   /** ioi: 'abc' (default) or 'swap'. */
@@ -177,6 +181,7 @@ export function promptPairs(task: string, n: number, opts: PairOptions = {}): Pr
 // ---------------------------------------------------------------------------------------------
 // Against a model
 
+/** A prompt pair as tokens, checked to have equal lengths and one-token answers. */
 export interface TokenizedPair {
   pair: PromptPair;
   cleanTokens: number[];

@@ -13,12 +13,15 @@ const REGISTRY = new Map<string, Architecture>(
   [gpt2, llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, gptNeox, phi3].map((a) => [a.modelType, a]),
 );
 
+/** Every `model_type` Lantern loads. */
 export const SUPPORTED_ARCHITECTURES = [...REGISTRY.keys()];
 
+/** Every registered architecture. */
 export function architectures(): Architecture[] {
   return [...REGISTRY.values()];
 }
 
+/** The architecture for a `model_type`, or an error naming the supported ones. */
 export function architectureFor(modelType: string, file = 'config.json'): Architecture {
   const arch = REGISTRY.get(modelType);
   if (!arch) {

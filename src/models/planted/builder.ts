@@ -43,6 +43,7 @@ export class ResidualLayout {
   readonly blocks: Block[] = [];
   private next = 0;
 
+  /** Appends a one-hot block of units (plus its balance coordinate) to the residual stream. */
   add(name: string, labels: string[], meaning: string): Block {
     const b: Block = { name, start: this.next, labels, balance: this.next + labels.length, meaning };
     this.next += labels.length + 1;
@@ -67,11 +68,13 @@ export class ResidualLayout {
     return this.next;
   }
 
+  /** The residual coordinate of a block's unit. */
   dim(block: Block, unit: number): number {
     if (!Number.isInteger(unit) || unit < 0 || unit >= block.labels.length) throw new Error(`${block.name} has no unit ${unit}`);
     return block.start + unit;
   }
 
+  /** The layout as planted.json describes it. */
   describe(): PlantedBlock[] {
     return this.blocks.map((b) => ({
       name: b.name, dims: [b.start, b.start + b.labels.length], balanceDim: b.balance, units: b.labels, meaning: b.meaning,
@@ -111,10 +114,12 @@ export class WeightBuilder {
 
   // ---- embeddings and unembedding
 
+  /** Sets a token embedding's coordinate. */
   embedToken(token: number, block: Block, unit: number, v = 1): void {
     this.write('embed.W_E', token, block, unit, v);
   }
 
+  /** Sets a position embedding's coordinate. */
   embedPosition(pos: number, block: Block, unit: number, v = 1): void {
     this.write('pos_embed.W_pos', pos, block, unit, v);
   }
@@ -145,10 +150,12 @@ export class WeightBuilder {
     this.add(`blocks.${l}.attn.W_QKV`, dim, this.col(0, h, i), v);
   }
 
+  /** Sets a key weight of head h in layer l. */
   key(l: number, h: number, dim: number, i: number, v: number): void {
     this.add(`blocks.${l}.attn.W_QKV`, dim, this.col(1, h, i), v);
   }
 
+  /** Sets a value weight of head h in layer l. */
   value(l: number, h: number, dim: number, i: number, v: number): void {
     this.add(`blocks.${l}.attn.W_QKV`, dim, this.col(2, h, i), v);
   }
@@ -176,10 +183,12 @@ export class WeightBuilder {
 
   // ---- MLP neuron n of layer l
 
+  /** Sets an MLP neuron's input weight. */
   neuronIn(l: number, n: number, dim: number, v: number): void {
     this.add(`blocks.${l}.mlp.W_in`, dim, n, v);
   }
 
+  /** Sets an MLP neuron's bias. */
   neuronBias(l: number, n: number, v: number): void {
     this.add(`blocks.${l}.mlp.b_in`, n, 0, v);
   }

@@ -40,6 +40,7 @@ export const LETTERS: string[] = [
   ...Array.from({ length: 26 }, (_, i) => String.fromCharCode(65 + i)),
   ...Array.from({ length: 26 }, (_, i) => String.fromCharCode(97 + i)),
 ];
+/** GPT-2 token ids of the letters planted models use as their vocabulary. */
 export const LETTER_IDS: number[] = LETTERS.map(asciiToken);
 
 /** GPT-2's ' ' (byte 32, shown as 'Ġ'): the default prediction of planted models that predict nothing in particular. */

@@ -43,6 +43,7 @@ const M_SELF = 8; //                    score for its own position (fallback)
 const BETA = 10; // logit of a copied token
 const GAMMA = 5; // logit of the direct-path successor
 
+/** Which heads implement the copy-suppression model's mechanism. */
 export const COPY_SUPPRESSION_HEADS = {
   copying: { layer: 0, head: 1 },
   suppression: { layer: 1, head: 2 },

@@ -60,6 +60,7 @@ export function plantedPrompts(kind: PlantedKind | string, n = 50, seed?: number
   return plantedKind(kind).prompts(n, seed);
 }
 
+/** Options for {@link makePlanted}. */
 export interface MakePlantedOptions {
   /** Load the written checkpoint and measure the task, clean and ablated, into `metrics` (default true). */
   measure?: boolean;

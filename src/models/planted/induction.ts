@@ -39,6 +39,7 @@ const MARGIN = 12;
 const BETA = 10;
 const DEFAULT_LOGIT = 2; // ' ' when nothing is predicted
 
+/** Which heads implement the induction model's mechanism (previous-token head, induction head). */
 export const INDUCTION_HEADS = {
   previousToken: { layer: 0, head: 2 },
   induction: { layer: 1, head: 1 },

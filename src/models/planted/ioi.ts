@@ -60,6 +60,7 @@ export const IOI_TEMPLATES: Piece[][] = [
   [['While', 3633], 'A', [' and', 290], 'B', [' were', 547], [' working', 1762], [' at', 379], [' the', 262], [' office', 2607], [',', 11], 'S', [' sent', 1908], [' a', 257], [' letter', 3850], [' to', 284]],
 ];
 
+/** Which heads implement the IOI model's mechanism (S-inhibition head, name mover). */
 export const IOI_HEADS = {
   sInhibition: { layer: 0, head: 1 },
   nameMover: { layer: 1, head: 2 },

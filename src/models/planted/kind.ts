@@ -13,6 +13,7 @@ export interface PlantedPrompt {
   meta: Record<string, number | string>;
 }
 
+/** A planted model's config, weights and description. */
 export interface PlantedBuild {
   cfg: ModelConfig;
   /** Lantern weight names (see weightShapes). */
@@ -20,10 +21,12 @@ export interface PlantedBuild {
   description: PlantedDescription;
 }
 
+/** One kind of planted model: how to build it, make its prompts and measure it. */
 export interface PlantedKindImpl {
   kind: PlantedKind;
   /** One line for `--help` and summaries. */
   summary: string;
+  /** Builds the model's weights by construction. */
   build(): PlantedBuild;
   /** The task's prompts: `n` of them, deterministic in `seed`. */
   prompts(n: number, seed?: number): PlantedPrompt[];

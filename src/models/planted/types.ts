@@ -1,6 +1,7 @@
 /** The machine-readable description written next to a planted model as `planted.json`. */
 
 export const PLANTED_KINDS = ['induction', 'copy-suppression', 'ngram-neuron', 'ioi'] as const;
+/** A kind of planted model. */
 export type PlantedKind = (typeof PLANTED_KINDS)[number];
 
 /** One block of the residual stream: a one-hot code over `units` at dims [start, end), plus a balance coordinate. */
@@ -44,6 +45,7 @@ export interface PlantedComponent {
   details: string;
 }
 
+/** How to make prompts for a planted model and what it should predict. */
 export interface PlantedTask {
   /** The prompt generator in the library (src/models/planted/prompts.ts) and its defaults. */
   generator: string;
@@ -55,6 +57,7 @@ export interface PlantedTask {
   tokens: Record<string, number | number[]>;
 }
 
+/** What planted.json says: the mechanism's heads, neurons and positions, the prompts, and the measured metrics. */
 export interface PlantedDescription {
   kind: PlantedKind;
   version: 1;
