@@ -508,6 +508,8 @@ export class HookedTransformer {
     if (!ops.includes(iv.op)) throw new LanternError(`${where}: unknown op; use one of ${ops.join(', ')}`);
     if (iv.op === 'replace' || iv.op === 'add' || (iv.op === 'mean' && iv.value)) {
       if (!iv.value) throw new LanternError(`${where}: needs a value tensor`);
+      // JavaScript callers can hand over a bare array; say what is expected instead of failing inside.
+      if (!(iv.value instanceof Tensor)) throw new LanternError(`${where}: value must be a Tensor (Tensor.f32(data, shape), broadcasting against the activation), not ${Array.isArray(iv.value) ? 'an array' : (iv.value as object)?.constructor?.name ?? typeof iv.value}`);
       // Their key axis is then past + seq long, which a value's shape cannot be checked against.
       if (past && layout === 'pattern') throw new LanternError(`${where}: a run with past keys and values takes no attention-pattern values; use zero, scale or mean`);
       plan.valueShape = this.valueShape(iv.value, hookShape, batch, where);
