@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
-import { loadModel } from '../../models/load.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import {
   attribute, checkMethod, mergeWords, renderHtml, renderTerminal, resultToJSON, METHODS, SCORE_KINDS,
@@ -9,9 +8,9 @@ import {
 import type { AttributionResult, AttributionSettings, ScoreKind } from '../../methods/attribution/index.js';
 import { attributeViaBackend, backendOptions, rejectBackendOnly } from './attribute-backend.js';
 import { ATTRIBUTION_SETTINGS, checkSettingsApply, parseSetting } from '../../methods/attribution/options.js';
-import { defaultModel } from './defaults.js';
 import { nonNegativeInt } from './forward.js';
 import { assertWritable } from './output.js';
+import { modelOption, revisionOption, loadModelFromFlags } from './model-option.js';
 
 function oneOf<T extends string>(flag: string, values: readonly T[]) {
   return (v: string): T => {
@@ -45,7 +44,7 @@ export function attributeCommand(program: Command): void {
   const cmd = program
     .command('attribute')
     .description('Input attribution: how much each prompt token contributes to a prediction (gradients at the input or any hook, attention, value zeroing, occlusion, LIME or Shapley values).')
-    .option('-m, --model <folder|hub-id>', 'model folder or Hub id (default: the bundled model)')
+    .addOption(modelOption('model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
     .requiredOption('-t, --text <text>', 'the prompt')
     .option('--target <text>', "what to explain: one token (next-token target) or several (a teacher-forced continuation); default: the model's top next token")
     .option('--foil <text>', 'contrastive: explain logit(target) − logit(foil) (with --kind prob: p(target) − p(foil)); needs a one-token --target')
@@ -69,7 +68,7 @@ export function attributeCommand(program: Command): void {
       if (opts.aopc !== undefined && !opts.eval) throw new LanternError('--aopc applies only with --eval');
       if (opts.html) assertWritable(opts.html, '--html');
       if (opts.json) assertWritable(opts.json, '--json');
-      const model = await loadModel(opts.model ?? defaultModel(), { progress: process.stderr.isTTY });
+      const model = await loadModelFromFlags(opts);
 
       let target: string | undefined;
       let continuation: string | undefined;

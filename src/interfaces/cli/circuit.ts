@@ -1,13 +1,12 @@
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
-import { loadModel } from '../../models/load.js';
 import { acdc, eap, Circuit, IG_PATHS, IgPath } from '../../methods/circuits/discovery.js';
 import { CIRCUIT_TASKS, TASK_METRIC, taskExamples, CircuitTask } from '../../methods/circuits/data.js';
 import { pathPatching, pathPatchingSweep } from '../../methods/circuits/path-patching.js';
 import { circuitHtml, circuitSvg } from '../../methods/circuits/render.js';
-import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
+import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
 
 const METHODS = ['acdc', 'eap', 'path'] as const;
 
@@ -31,7 +30,7 @@ export function circuitCommand(program: Command): void {
   const cmd = program
     .command('circuit')
     .description('Circuit discovery over the graph of attention heads and MLPs: ACDC (prune edges by a KL threshold), EAP (edge attribution patching, integrated gradients by default); or path patching of chosen paths.')
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
+    .addOption(modelOption('Hugging Face model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
     .requiredOption('--task <task>', `clean/corrupted examples: ${CIRCUIT_TASKS.join(', ')}`)
     .addOption(new Option('--method <method>', 'acdc, eap, or path (path patching; needs --sender or --path)').choices([...METHODS]).default('acdc'))
     .addOption(new Option('--threshold <x>', 'acdc: keep an edge when patching it raises KL(clean || circuit) by at least this; eap: keep edges whose |score| (fraction of the clean-corrupted metric difference) is at least this').default(0.1).argParser(nonNegativeNumber('--threshold')))
@@ -45,11 +44,11 @@ export function circuitCommand(program: Command): void {
     .option('--svg <file>', 'write the circuit graph as SVG')
     .addHelpText('after', '\nExamples:\n  lantern make-planted induction /tmp/induction\n  lantern circuit --model /tmp/induction --task induction --method acdc --threshold 0.1 --html circuit.html\n  lantern circuit --model /tmp/induction --task induction --method path --sender L0H2')
     .action(async (opts) => {
-      const source: string = opts.model ?? defaultModel();
+      const source = modelSource(opts);
       assertOutputsWritable(opts, ['html', 'svg']);
       if (opts.method === 'path' && !opts.sender && !opts.path) throw new LanternError('--method path needs --sender <node> or --path <sender,receiver,...>');
       if (opts.method !== 'path' && (opts.sender || opts.path)) throw new LanternError('--sender and --path go with --method path');
-      const model = await loadModel(source, { progress: process.stderr.isTTY });
+      const model = await loadModelFromFlags(opts);
       const task = opts.task as CircuitTask;
       const examples = taskExamples(model, task, opts.n, opts.seed);
       const metric = TASK_METRIC[task];
@@ -60,7 +59,7 @@ export function circuitCommand(program: Command): void {
         const r = opts.path
           ? await pathPatching(model, [String(opts.path).split(',').map((s: string) => s.trim())], { examples, metric })
           : await pathPatchingSweep(model, opts.sender, { examples, metric });
-        const saved = { model: source, ...r, settings: { ...settings, ...r.settings, ...(opts.path ? { path: opts.path } : { sender: opts.sender }) } };
+        const saved = { model: source, ...hubRecord(model), ...r, settings: { ...settings, ...r.settings, ...(opts.path ? { path: opts.path } : { sender: opts.sender }) } };
         return emitOutputs(opts, saved, {}, () => {
           console.log(`model: ${source}`);
           console.log(`path patching, task ${task} (${opts.n} examples), metric ${metric}: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupt.toFixed(4)}; effect = (patched - clean) / (corrupted - clean)`);
@@ -71,7 +70,7 @@ export function circuitCommand(program: Command): void {
 
       const common = { examples, metric, threshold: opts.threshold, progress: progressBar(opts.method) };
       const c: Circuit = opts.method === 'acdc' ? await acdc(model, common) : await eap(model, { ...common, igSteps: opts.igSteps, igPath: opts.igPath as IgPath });
-      const saved = { ...c, model: source, settings: { ...settings, ...c.settings, method: opts.method } };
+      const saved = { ...c, model: source, ...hubRecord(model), settings: { ...settings, ...c.settings, method: opts.method } };
       const title = `${c.method.toUpperCase()} circuit — ${task} — ${source}`;
       const pages = {
         html: () => circuitHtml(c, model.cfg.nLayers, model.cfg.nHeads, title),

@@ -1,10 +1,9 @@
 import { Command, Option } from 'commander';
-import { loadModel } from '../../models/load.js';
 import { logitLens, LogitLensResult } from '../../methods/lens/logit-lens.js';
 import { loadTunedLens, tunedLensPath } from '../../methods/lens/tuned-lens.js';
-import { defaultModel } from './defaults.js';
 import { positiveInt } from './forward.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
+import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
 
 /** ANSI colour unless FORCE_COLOR=0 / NO_COLOR, or stdout is not a terminal (FORCE_COLOR=1 forces it). */
 export function useColor(): boolean {
@@ -83,7 +82,7 @@ export function lensCommand(program: Command): void {
   const cmd = program
     .command('lens')
     .description("Logit lens: decode the residual stream at every layer and position through the model's final LayerNorm and unembedding.")
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
+    .addOption(modelOption('Hugging Face model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
     .requiredOption('-t, --text <text>', 'the prompt')
     .option('--target <token>', "a token (one token, e.g. ' Paris') whose probability and rank to show at every cell")
     .addOption(new Option('-k, --top-k <n>', 'top tokens per cell in the JSON and HTML').default(5).argParser(positiveInt('--top-k')));
@@ -91,14 +90,14 @@ export function lensCommand(program: Command): void {
     .option('--tuned [file]', 'decode through a tuned lens (default: <model>/tuned-lens.safetensors; train one with lantern tuned-lens train)')
     .addHelpText('after', '\nExample:\n  lantern lens --text "The capital of France is" --target " Paris" --html lens.html')
     .action(async (opts) => {
-      const source: string = opts.model ?? defaultModel();
+      const source = modelSource(opts);
       assertOutputsWritable(opts);
-      const model = await loadModel(source, { progress: process.stderr.isTTY });
+      const model = await loadModelFromFlags(opts);
       const tunedFile = opts.tuned === undefined ? undefined : opts.tuned === true ? tunedLensPath(source) : String(opts.tuned);
       const tuned = tunedFile ? loadTunedLens(tunedFile, model) : undefined;
       const r = await logitLens(model, opts.text, { topK: opts.topK, target: opts.target, tuned });
       const saved = {
-        model: source, method: tuned ? 'tuned-lens' : 'logit-lens',
+        model: source, ...hubRecord(model), method: tuned ? 'tuned-lens' : 'logit-lens',
         settings: { topK: opts.topK, ...(opts.target !== undefined ? { target: opts.target, targetId: r.settings.target } : {}), ...(tunedFile ? { tunedLens: tunedFile } : {}) },
         text: opts.text, tokens: r.tokens, tokenStrings: r.tokenStrings, layers: r.layers, cells: r.cells,
       };

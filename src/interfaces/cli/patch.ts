@@ -1,12 +1,11 @@
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
-import { loadModel } from '../../models/load.js';
 import { activationPatching, PatchingResult, SWEEPS } from '../../methods/patching/activation.js';
 import { attributionPatching, pearson } from '../../methods/patching/attribution.js';
-import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
+import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
 
 /** The result as rows × columns for display: rows are layers (or layer-head pairs), columns positions or heads. */
 type Grid = Pick<PatchingResult, 'axes' | 'shape' | 'effects'>;
@@ -39,7 +38,7 @@ export function patchCommand(program: Command): void {
   const cmd = program
     .command('patch')
     .description('Activation patching: run the corrupted prompt with one activation from the clean run, for every layer and position / head; 1 = clean behaviour restored, 0 = corrupted. --method attribution: its linear approximation from one forward and backward.')
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
+    .addOption(modelOption('Hugging Face model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
     .requiredOption('--clean <text>', 'the clean prompt')
     .requiredOption('--corrupt <text>', 'the corrupted prompt (the same number of tokens)')
     .requiredOption('--answer <token>', "the clean answer, one token (e.g. ' Mary')")
@@ -55,9 +54,9 @@ export function patchCommand(program: Command): void {
     .addHelpText('after', '\nSweeps:\n  resid    layer x position at blocks.{l}.hook_resid_pre\n  attn     layer x position at blocks.{l}.hook_attn_out\n  mlp      layer x position at blocks.{l}.hook_mlp_out\n  heads    layer x head at blocks.{l}.attn.hook_z (all positions; --by-position: x position)\n  pattern  layer x head at blocks.{l}.attn.hook_pattern (--by-position: x query position)\n\nExample:\n  lantern patch --clean "When Mary and John went to the store, John gave a drink to" \\\n    --corrupt "When Mary and John went to the store, Mary gave a drink to" --answer " Mary" --wrong " John" --sweep heads')
     .action(async (opts) => {
       if (!(SWEEPS as readonly string[]).includes(opts.sweep)) throw new LanternError(`unknown sweep '${opts.sweep}'; sweeps: ${SWEEPS.join(', ')}`);
-      const source: string = opts.model ?? defaultModel();
+      const source = modelSource(opts);
       assertOutputsWritable(opts);
-      const model = await loadModel(source, { progress: process.stderr.isTTY });
+      const model = await loadModelFromFlags(opts);
       const common = {
         clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong, metric: opts.metric,
         sweep: opts.sweep, byPosition: !!opts.byPosition, pos: opts.pos,
@@ -82,8 +81,8 @@ export function patchCommand(program: Command): void {
       const { method: _m, settings: _s, ...rest } = r;
       const strings = { cleanTokenStrings: model.tokenStrings(r.cleanTokens), corruptTokenStrings: tokens };
       const saved = act && attr
-        ? { model: source, method: 'both', settings: { ...settings, method }, pearson: corr ?? null, activation: { ...act, settings: undefined }, attribution: { ...attr, settings: undefined }, ...strings }
-        : { model: source, method: r.method, settings, ...rest, ...strings };
+        ? { model: source, ...hubRecord(model), method: 'both', settings: { ...settings, method }, pearson: corr ?? null, activation: { ...act, settings: undefined }, attribution: { ...attr, settings: undefined }, ...strings }
+        : { model: source, ...hubRecord(model), method: r.method, settings, ...rest, ...strings };
       const metricName = r.metric === 'logit-diff' ? `logit(${JSON.stringify(opts.answer)}) - logit(${JSON.stringify(opts.wrong)})` : `log p(${JSON.stringify(opts.answer)})`;
       const caption = `${r.sweep} patching (${r.hook}), metric ${metricName} at position ${r.pos}: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupt.toFixed(4)}; cells: (${method === 'activation' ? 'patched' : method === 'attribution' ? 'predicted' : 'patched or predicted'} - corrupted) / (clean - corrupted)${method === 'activation' ? '' : ', predicted = corrupted + (a_clean - a_corrupted) · d metric / d a'}.`;
       const html = () => grids.length === 1

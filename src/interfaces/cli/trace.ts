@@ -1,16 +1,15 @@
 import { Command, Option } from 'commander';
-import { loadModel } from '../../models/load.js';
 import { causalTrace, TRACE_KINDS, TraceKind } from '../../methods/patching/causal-tracing.js';
-import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt, positiveNumber } from './forward.js';
 import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
+import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
 
 export function traceCommand(program: Command): void {
   const cmd = program
     .command('trace')
     .description('Causal tracing (ROME): noise the subject\'s token embeddings, restore one clean state (residual, MLP or attention output) at a time, and show how much of p(answer) comes back, per layer and position.')
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
+    .addOption(modelOption('Hugging Face model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
     .requiredOption('-t, --text <text>', 'the prompt')
     .requiredOption('--subject <text>', 'the subject, as it appears in the prompt (its tokens are noised)')
     .requiredOption('--answer <token>', "the answer whose probability is traced, one token (e.g. ' Paris')")
@@ -22,16 +21,16 @@ export function traceCommand(program: Command): void {
   addOutputOptions(cmd, 'write HTML heatmaps')
     .addHelpText('after', '\nExample:\n  lantern trace --text "The Eiffel Tower is located in the city of" --subject "The Eiffel Tower" --answer " Paris"')
     .action(async (opts) => {
-      const source: string = opts.model ?? defaultModel();
+      const source = modelSource(opts);
       assertOutputsWritable(opts);
       const kinds = String(opts.kinds).split(',').map((s) => s.trim()).filter(Boolean) as TraceKind[];
-      const model = await loadModel(source, { progress: process.stderr.isTTY });
+      const model = await loadModelFromFlags(opts);
       const r = await causalTrace(model, {
         prompt: opts.text, subject: opts.subject, answer: opts.answer, noise: opts.noise, samples: opts.samples, seed: opts.seed, window: opts.window, kinds,
         progress: process.stderr.isTTY ? (d, t) => process.stderr.write(`\rtracing ${d}/${t}${d === t ? '\n' : ''}`) : undefined,
       });
       const tokens = model.tokenStrings(r.tokens);
-      const saved = { model: source, ...r, text: opts.text, subject: opts.subject, tokenStrings: tokens };
+      const saved = { model: source, ...hubRecord(model), ...r, text: opts.text, subject: opts.subject, tokenStrings: tokens };
       const caption = `p(${JSON.stringify(opts.answer)}): clean ${r.clean.toFixed(4)}, subject noised ${r.corrupt.toFixed(4)} (std ${r.settings.noiseStd.toFixed(4)}, ${r.settings.samples} samples); cells: (p restored - p noised) / (p clean - p noised)`;
       const html = () => {
         const body = Object.entries(r.effects).map(([kind, e]) => {

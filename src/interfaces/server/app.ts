@@ -32,6 +32,8 @@ export interface ServerOptions {
   dataDir?: string;
   /** The default model (folder or Hub id), as given to `lantern serve --model`. */
   model?: string;
+  /** The Hub revision of `model` (`lantern serve --revision`). */
+  revision?: string;
   /** Required on every request when set. */
   token?: string;
   /** The web app's built files (default: web/dist in the package). */
@@ -91,7 +93,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   const queue = new ComputeQueue(store, executor, { maxJobSeconds: limits.maxJobSeconds });
   const hubOffline = /^(1|true|yes|on)$/i.test(process.env.HF_HUB_OFFLINE ?? '');
   const models = new ModelRegistry({
-    store, executor, plantedDir: path.join(dataDir, 'planted'), defaultSource: opts.model, allowHub: opts.allowHub ?? !hubOffline,
+    store, executor, plantedDir: path.join(dataDir, 'planted'), defaultSource: opts.model, defaultRevision: opts.revision, allowHub: opts.allowHub ?? !hubOffline,
   });
 
   const app = Fastify({

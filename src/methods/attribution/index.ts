@@ -101,7 +101,7 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
   // Word/sentence spans cover every token, special ones included; token columns leave them out.
   const cols = spans ? prompt.map((_, i) => i) : columns;
   const result: AttributionResult = {
-    model: { source: model.source, weightsSha256: await weightsHash(model), config: { ...model.cfg } },
+    model: { source: model.source, ...(model.hub ? { hub: model.hub } : {}), weightsSha256: await weightsHash(model), config: { ...model.cfg } },
     method,
     settings: out.settings,
     seed,

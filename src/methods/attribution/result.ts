@@ -18,7 +18,8 @@ export const RESULT_FORMAT = 'lantern-attribution';
 export const RESULT_VERSION = 1;
 
 export interface AttributionResult {
-  model: { source: string; weightsSha256: string; config: Record<string, unknown> };
+  /** `hub`: for a Hub model, the revision asked for and the commit it resolved to. */
+  model: { source: string; hub?: { id: string; revision: string; commit: string }; weightsSha256: string; config: Record<string, unknown> };
   method: string;
   settings: Record<string, unknown>;
   seed: number;
