@@ -145,7 +145,7 @@ function locateContents(text: string, messages: ChatMessage[], render: (m: ChatM
  * offsets, so they come from encoding the prefixes text[:a] and text[:b]: their ids agree with the
  * whole text's up to the first token that reaches past the cut.
  */
-function tokenSpan(tokenizer: Tokenizer, text: string, tokens: number[], a: number, b: number): { start: number; end: number } {
+export function tokenSpan(tokenizer: Tokenizer, text: string, tokens: number[], a: number, b: number): { start: number; end: number } {
   const commonPrefix = (cut: number) => {
     const ids = tokenizer.encode(text.slice(0, cut));
     let n = 0;

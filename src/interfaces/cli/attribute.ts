@@ -11,6 +11,7 @@ import { ATTRIBUTION_SETTINGS, checkSettingsApply, parseSetting } from '../../me
 import { nonNegativeInt } from './forward.js';
 import { assertWritable } from './output.js';
 import { modelOption, revisionOption, loadModelFromFlags } from './model-option.js';
+import { chatMessages, chatOption, chatTemplateFlag, chatTemplateOption, checkChatFlags, systemOption } from './chat-option.js';
 
 function oneOf<T extends string>(flag: string, values: readonly T[]) {
   return (v: string): T => {
@@ -45,7 +46,9 @@ export function attributeCommand(program: Command): void {
     .command('attribute')
     .description('Input attribution: how much each prompt token contributes to a prediction (gradients at the input or any hook, attention, value zeroing, occlusion, LIME or Shapley values).')
     .addOption(modelOption('model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
-    .requiredOption('-t, --text <text>', 'the prompt')
+    .requiredOption('-t, --text <text>', 'the prompt (with --chat: the user\'s message)')
+    .addOption(chatOption()).addOption(systemOption()).addOption(chatTemplateFlag())
+    .option('--attribute-template-tokens', "--chat: attribute the chat template's tokens (and the system message) too; by default only the user's words get scores")
     .option('--target <text>', "what to explain: one token (next-token target) or several (a teacher-forced continuation); default: the model's top next token")
     .option('--foil <text>', 'contrastive: explain logit(target) − logit(foil) (with --kind prob: p(target) − p(foil)); needs a one-token --target')
     .addOption(new Option('--method <name>', `one of ${METHODS.join(', ')}`).default('ig').argParser((v: string) => checkMethod(v)))
@@ -60,6 +63,9 @@ export function attributeCommand(program: Command): void {
     .option('--no-color', 'plain text output')
     .addHelpText('after', '\nExamples:\n  lantern attribute --text "The capital of France is" --target " Paris" --foil " Rome" --method ig --steps 64 --eval --html out.html\n  lantern attribute --backend http://127.0.0.1:8000/v1 --text "The capital of France is" --target " Paris" --method shap --granularity word')
     .action(async (opts) => {
+      checkChatFlags(opts);
+      if (opts.attributeTemplateTokens && !opts.chat) throw new LanternError('--attribute-template-tokens applies only with --chat');
+      if (opts.backend !== undefined && opts.chat) throw new LanternError('--chat is not available with --backend (the backend applies its own chat template)');
       if (opts.backend !== undefined) return attributeViaBackend(opts, cmd.getOptionValueSource('method') !== 'default');
       rejectBackendOnly(opts);
       const method = opts.method as string;
@@ -85,7 +91,10 @@ export function attributeCommand(program: Command): void {
         if (v !== undefined) settings[spec.key] = spec.type.kind === 'token' ? tokenChoice(model, spec.flag, v) : v;
       }
       const result = await attribute(model, {
-        text: opts.text, target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings: settings as AttributionSettings, seed: opts.seed, evaluate: Boolean(opts.eval), aopc: opts.aopc, special: Boolean(opts.special),
+        ...(opts.chat
+          ? { messages: chatMessages(opts, opts.text), chat: { template: chatTemplateOption(opts) }, templateTokens: Boolean(opts.attributeTemplateTokens) }
+          : { text: opts.text }),
+        target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings: settings as AttributionSettings, seed: opts.seed, evaluate: Boolean(opts.eval), aopc: opts.aopc, special: Boolean(opts.special),
       });
       const shown = opts.words ? wordLevel(result) : result;
       if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(resultToJSON(result), null, 2) + '\n');

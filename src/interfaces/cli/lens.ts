@@ -4,6 +4,7 @@ import { loadTunedLens, tunedLensPath } from '../../methods/lens/tuned-lens.js';
 import { positiveInt } from './forward.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
+import { chatFromFlags, chatOption, chatTemplateFlag, chatSettings, checkChatFlags, systemOption } from './chat-option.js';
 
 /** ANSI colour unless FORCE_COLOR=0 / NO_COLOR, or stdout is not a terminal (FORCE_COLOR=1 forces it). */
 export function useColor(): boolean {
@@ -84,6 +85,7 @@ export function lensCommand(program: Command): void {
     .description("Logit lens: decode the residual stream at every layer and position through the model's final LayerNorm and unembedding.")
     .addOption(modelOption('Hugging Face model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
     .requiredOption('-t, --text <text>', 'the prompt')
+    .addOption(chatOption()).addOption(systemOption()).addOption(chatTemplateFlag())
     .option('--target <token>', "a token (one token, e.g. ' Paris') whose probability and rank to show at every cell")
     .addOption(new Option('-k, --top-k <n>', 'top tokens per cell in the JSON and HTML').default(5).argParser(positiveInt('--top-k')));
   addOutputOptions(cmd, 'write an HTML heatmap')
@@ -91,14 +93,16 @@ export function lensCommand(program: Command): void {
     .addHelpText('after', '\nExample:\n  lantern lens --text "The capital of France is" --target " Paris" --html lens.html')
     .action(async (opts) => {
       const source = modelSource(opts);
+      checkChatFlags(opts);
       assertOutputsWritable(opts);
       const model = await loadModelFromFlags(opts);
       const tunedFile = opts.tuned === undefined ? undefined : opts.tuned === true ? tunedLensPath(source) : String(opts.tuned);
       const tuned = tunedFile ? loadTunedLens(tunedFile, model) : undefined;
-      const r = await logitLens(model, opts.text, { topK: opts.topK, target: opts.target, tuned });
+      const chat = opts.chat ? chatFromFlags(model, opts, opts.text) : undefined;
+      const r = await logitLens(model, chat ? chat.tokens : opts.text, { topK: opts.topK, target: opts.target, tuned });
       const saved = {
         model: source, ...hubRecord(model), method: tuned ? 'tuned-lens' : 'logit-lens',
-        settings: { topK: opts.topK, ...(opts.target !== undefined ? { target: opts.target, targetId: r.settings.target } : {}), ...(tunedFile ? { tunedLens: tunedFile } : {}) },
+        settings: { topK: opts.topK, ...(opts.target !== undefined ? { target: opts.target, targetId: r.settings.target } : {}), ...(tunedFile ? { tunedLens: tunedFile } : {}), ...chatSettings(opts, chat) },
         text: opts.text, tokens: r.tokens, tokenStrings: r.tokenStrings, layers: r.layers, cells: r.cells,
       };
       emitOutputs(opts, saved, { html: () => lensHtml(r, source) }, () => printLens(r, source, opts.target, !!tuned));

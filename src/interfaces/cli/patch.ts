@@ -6,6 +6,7 @@ import { nonNegativeInt, positiveInt } from './forward.js';
 import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
+import { chatOption, chatTemplateFlag, checkChatFlags, promptInput, systemOption } from './chat-option.js';
 
 /** The result as rows × columns for display: rows are layers (or layer-head pairs), columns positions or heads. */
 type Grid = Pick<PatchingResult, 'axes' | 'shape' | 'effects'>;
@@ -42,6 +43,7 @@ export function patchCommand(program: Command): void {
     .requiredOption('--clean <text>', 'the clean prompt')
     .requiredOption('--corrupt <text>', 'the corrupted prompt (the same number of tokens)')
     .requiredOption('--answer <token>', "the clean answer, one token (e.g. ' Mary')")
+    .addOption(chatOption()).addOption(systemOption()).addOption(chatTemplateFlag())
     .option('--wrong <token>', "the wrong answer, one token; the metric is logit(answer) - logit(wrong) (without it: log p(answer))")
     .addOption(new Option('--metric <metric>', 'logit-diff (needs --wrong) or logprob').choices(['logit-diff', 'logprob']))
     .option('--sweep <sweep>', `what to patch: ${SWEEPS.join(', ')}`, 'resid')
@@ -55,10 +57,11 @@ export function patchCommand(program: Command): void {
     .action(async (opts) => {
       if (!(SWEEPS as readonly string[]).includes(opts.sweep)) throw new LanternError(`unknown sweep '${opts.sweep}'; sweeps: ${SWEEPS.join(', ')}`);
       const source = modelSource(opts);
+      checkChatFlags(opts);
       assertOutputsWritable(opts);
       const model = await loadModelFromFlags(opts);
       const common = {
-        clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong, metric: opts.metric,
+        clean: promptInput(model, opts, opts.clean), corrupt: promptInput(model, opts, opts.corrupt), answer: opts.answer, wrong: opts.wrong, metric: opts.metric,
         sweep: opts.sweep, byPosition: !!opts.byPosition, pos: opts.pos,
       };
       const method: 'activation' | 'attribution' | 'both' = opts.method;
@@ -77,6 +80,7 @@ export function patchCommand(program: Command): void {
       const settings = {
         clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong ?? null, metric: r.metric, sweep: r.sweep,
         byPosition: r.settings.byPosition, pos: r.pos, ...(act ? { batchSize: act.settings.batchSize } : {}), ...(attr && opts.igSteps ? { igSteps: opts.igSteps } : {}),
+        ...(opts.chat ? { chat: { system: opts.system ?? null, template: opts.chatTemplate ?? 'default' } } : {}),
       };
       const { method: _m, settings: _s, ...rest } = r;
       const strings = { cleanTokenStrings: model.tokenStrings(r.cleanTokens), corruptTokenStrings: tokens };

@@ -4,6 +4,7 @@ import { nonNegativeInt, positiveInt, positiveNumber } from './forward.js';
 import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
+import { chatFromFlags, chatOption, chatTemplateFlag, chatSettings, checkChatFlags, systemOption, userTextPositions } from './chat-option.js';
 
 export function traceCommand(program: Command): void {
   const cmd = program
@@ -13,6 +14,7 @@ export function traceCommand(program: Command): void {
     .requiredOption('-t, --text <text>', 'the prompt')
     .requiredOption('--subject <text>', 'the subject, as it appears in the prompt (its tokens are noised)')
     .requiredOption('--answer <token>', "the answer whose probability is traced, one token (e.g. ' Paris')")
+    .addOption(chatOption()).addOption(systemOption()).addOption(chatTemplateFlag())
     .addOption(new Option('--noise <x>', 'noise std as a multiple of the embedding std').default(3).argParser(positiveNumber('--noise')))
     .addOption(new Option('--samples <n>', 'noise samples averaged').default(10).argParser(positiveInt('--samples')))
     .addOption(new Option('--seed <n>', 'noise seed').default(1).argParser(nonNegativeInt('--seed')))
@@ -22,15 +24,17 @@ export function traceCommand(program: Command): void {
     .addHelpText('after', '\nExample:\n  lantern trace --text "The Eiffel Tower is located in the city of" --subject "The Eiffel Tower" --answer " Paris"')
     .action(async (opts) => {
       const source = modelSource(opts);
+      checkChatFlags(opts);
       assertOutputsWritable(opts);
       const kinds = String(opts.kinds).split(',').map((s) => s.trim()).filter(Boolean) as TraceKind[];
       const model = await loadModelFromFlags(opts);
+      const chat = opts.chat ? chatFromFlags(model, opts, opts.text) : undefined;
       const r = await causalTrace(model, {
-        prompt: opts.text, subject: opts.subject, answer: opts.answer, noise: opts.noise, samples: opts.samples, seed: opts.seed, window: opts.window, kinds,
+        prompt: chat ? chat.tokens : opts.text, subject: chat ? userTextPositions(model, chat, opts.subject, '--subject') : opts.subject, answer: opts.answer, noise: opts.noise, samples: opts.samples, seed: opts.seed, window: opts.window, kinds,
         progress: process.stderr.isTTY ? (d, t) => process.stderr.write(`\rtracing ${d}/${t}${d === t ? '\n' : ''}`) : undefined,
       });
       const tokens = model.tokenStrings(r.tokens);
-      const saved = { model: source, ...hubRecord(model), ...r, text: opts.text, subject: opts.subject, tokenStrings: tokens };
+      const saved = { model: source, ...hubRecord(model), ...r, text: opts.text, subject: opts.subject, tokenStrings: tokens, ...chatSettings(opts, chat) };
       const caption = `p(${JSON.stringify(opts.answer)}): clean ${r.clean.toFixed(4)}, subject noised ${r.corrupt.toFixed(4)} (std ${r.settings.noiseStd.toFixed(4)}, ${r.settings.samples} samples); cells: (p restored - p noised) / (p clean - p noised)`;
       const html = () => {
         const body = Object.entries(r.effects).map(([kind, e]) => {

@@ -44,6 +44,12 @@ export interface AttributionResult {
    * in the prompt); `tokens`, `tokenStrings` and the score columns leave them out.
    */
   skippedSpecial?: { position: number; token: number; string: string }[];
+  /**
+   * For a chat (`messages`): the templated prompt, the token ranges [start, end) of the user's
+   * messages, and the positions of the template's tokens (and other roles' words) that were kept as
+   * context and not attributed (none when `templateTokens`).
+   */
+  chat?: { messages: { role: string; content: string }[]; template: string; text: string; userSpans: [number, number][]; templatePositions: number[]; templateTokens: boolean };
 }
 
 const hashes = new WeakMap<HookedTransformer, Promise<string>>();
