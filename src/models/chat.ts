@@ -10,7 +10,7 @@
  */
 import { Template } from '@huggingface/jinja';
 import { LanternError } from '../errors.js';
-import type { Tokenizer } from './tokenizer.js';
+import { Tokenizer } from './tokenizer.js';
 
 export interface ChatMessage {
   role: string;
@@ -82,7 +82,7 @@ export function resolveChatTemplate(tokenizer: Tokenizer, template: string | und
 }
 
 export function chatPrompt(model: TokenizerSource, messages: ChatMessage[], opts: ChatOptions = {}): ChatPrompt {
-  const { tokenizer, owner } = 'encode' in model ? { tokenizer: model, owner: 'the tokenizer' } : { tokenizer: model.tokenizer, owner: `model ${model.source}` };
+  const { tokenizer, owner } = model instanceof Tokenizer ? { tokenizer: model, owner: 'the tokenizer' } : { tokenizer: model.tokenizer, owner: `model ${model.source}` };
   if (!tokenizer) throw new LanternError(`${owner} has no tokenizer.json, so it cannot take chat messages`);
   const checked = checkMessages(messages);
   const { text: source, name } = resolveChatTemplate(tokenizer, opts.template, owner);
