@@ -15,8 +15,11 @@ export type { Architecture, ModelContext, WeightSpec, GgufLayout } from './model
 export { buildForward, hookNames, weightShapes, readout, OPTIONAL_HOOKS } from './models/forward.js';
 export { loadWeights, checkWeights } from './models/weights.js';
 export { ATTRIBUTION_SETTINGS } from './methods/attribution/options.js';
-export { resolveModelFolder, hubCacheDir } from './models/hub.js';
+export { resolveModelFolder, resolveModel, hubCacheDir } from './models/hub.js';
+export type { ResolveOptions, ResolvedModel } from './models/hub.js';
 export { Tokenizer } from './models/tokenizer.js';
+export { chatPrompt, checkMessages } from './models/chat.js';
+export type { ChatOptions, ChatPrompt, MessageSpan } from './models/chat.js';
 export { writeRandomModel, randomWeights, GPT2_SMALL, TINY_GPT2 } from './models/random.js';
 export { readSafetensorsHeader, readFloat32, writeSafetensors, openModelWeights } from './models/safetensors.js';
 export { topK } from './models/predictions.js';

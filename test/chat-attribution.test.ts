@@ -10,6 +10,8 @@ import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
 import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import { expectOneLineError, runLantern } from './helpers.js';
+import { buildServer } from '../src/interfaces/server/app.js';
+import { plainChatTemplate } from '../src/interfaces/server/openai-compat.js';
 
 // A plain-text template (the tiny model's vocabulary is GPT-2's first 1000 tokens).
 const TEMPLATE = "{% for m in messages %}### {{ m['role'] }}:\n{{ m['content'] | trim }}\n{% endfor %}{% if add_generation_prompt %}### assistant:\n{% endif %}";
@@ -101,5 +103,36 @@ describe('--chat on the command line', () => {
   it('explains a model without a template, and flags that need --chat', async () => {
     expectOneLineError(await runLantern(['forward', '--model', bare, '--chat', '--text', 'Hi'], tmp), /has no chat template .*--chat-template <file>/);
     expectOneLineError(await runLantern(['lens', '--model', folder, '--system', 'x', '--text', 'Hi'], tmp), /--system applies only with --chat/);
+  });
+});
+
+describe('messages through the Workbench API and /v1/chat/completions', () => {
+  it('takes messages where it takes text, and applies the model\'s template to OpenAI chats', async () => {
+    const app = await buildServer({ dataDir: path.join(tmp, 'server'), model: folder, allowHub: false, openai: true });
+    try {
+      const post = async (url: string, payload: object) => {
+        const r = await app.inject({ method: 'POST', url, payload, headers: { host: 'localhost' } });
+        return { status: r.statusCode, json: r.json() };
+      };
+      const chat = chatPrompt(model, MESSAGES);
+      const attr = await post('/api/attribution', { messages: MESSAGES, method: 'saliency' });
+      expect(attr.status, JSON.stringify(attr.json)).toBe(200);
+      const lib = await attribute(model, { messages: MESSAGES, method: 'saliency' });
+      expect(attr.json.result.tokens).toEqual(lib.tokens);
+      expect(attr.json.result.chat).toEqual(lib.chat);
+      expect(attr.json.title).toBe('Where is the tower?');
+      const fwd = await post('/api/forward', { messages: MESSAGES, addGenerationPrompt: false });
+      expect(fwd.json.result.tokens).toEqual(chatPrompt(model, MESSAGES, { addGenerationPrompt: false }).tokens);
+      expect((await post('/api/forward', { text: 'x', messages: MESSAGES })).json.error).toMatch('give text or messages, not both');
+      expect((await post('/api/forward', {})).status).toBe(400);
+
+      const served = (await app.inject({ method: 'GET', url: '/v1/models', headers: { host: 'localhost' } })).json().data[0].id;
+      const c = await post('/v1/chat/completions', { model: served, messages: MESSAGES, max_tokens: 1, temperature: 0 });
+      expect(c.status, JSON.stringify(c.json)).toBe(200);
+      expect(c.json.usage.prompt_tokens).toBe(chat.tokens.length);
+      expect(chat.tokens.length).not.toBe(model.toTokens(plainChatTemplate(MESSAGES)).length);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -212,7 +212,9 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
           ctx.stage('downloading', `downloading ${e.file}: ${(e.received / 1e6).toFixed(1)}${of}`);
         });
         if (!local) checkRequestWork(kind as RunKind, m, params, limits);
-        return compute(kind, m, params, ctx);
+        const out = await compute(kind, m, params, ctx);
+        // Which commit of a Hub model ('hub:<id>@<revision>') the run used.
+        return m.hub ? { ...(out as object), hub: m.hub } : out;
       });
       const q = (req.query as { async?: string }).async;
       if (q === 'true' || q === '1') return reply.code(202).send(jobInfo(job));

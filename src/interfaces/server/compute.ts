@@ -16,6 +16,7 @@ import { activationPatching, attributionPatching, SWEEPS } from '../../methods/p
 import type { RunKind } from './store.js';
 import type { JobContext } from './queue.js';
 import { checkWork, estimateRequest, WorkLimits } from './limits.js';
+import { chatPrompt } from '../../models/chat.js';
 
 /** Prompts longer than this (in characters) are refused before tokenizing. */
 export const MAX_TEXT = 4000;
@@ -24,31 +25,46 @@ export const MAX_ATTENTION_TOKENS = 128;
 
 const text = { type: 'string', minLength: 1, maxLength: MAX_TEXT };
 const model = { type: 'string', minLength: 1, maxLength: 300, description: "a reference from GET /api/models: 'bundled', 'planted:<kind>', 'folder:<id>', 'hub:<id>' or 'default' (default: the server's model)" };
+const messages = {
+  type: 'array', minItems: 1, maxItems: 64,
+  description: "a chat, put through the model's chat template instead of giving text (attribution then scores only the user's words)",
+  items: {
+    type: 'object', additionalProperties: false, required: ['role', 'content'],
+    properties: { role: { type: 'string', minLength: 1, maxLength: 50 }, content: { type: 'string', maxLength: MAX_TEXT } },
+  },
+};
+const chatFields = {
+  messages,
+  addGenerationPrompt: { type: 'boolean', default: true, description: "messages: end with the header of the assistant's reply" },
+};
+// Either a prompt or a chat.
+const textOrMessages = { anyOf: [{ required: ['text'] }, { required: ['messages'] }] };
 const common = {
   model,
   title: { type: 'string', maxLength: 200, description: 'a name for the saved run (default: from the prompt)' },
 };
 export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
   forward: {
-    type: 'object', additionalProperties: false, required: ['text'],
-    properties: { ...common, text, topK: { type: 'integer', minimum: 1, maximum: 100, default: 10 } },
+    type: 'object', additionalProperties: false, ...textOrMessages,
+    properties: { ...common, text, ...chatFields, topK: { type: 'integer', minimum: 1, maximum: 100, default: 10 } },
   },
   attention: {
-    type: 'object', additionalProperties: false, required: ['text'],
-    properties: { ...common, text: { ...text, maxLength: 1000 } },
+    type: 'object', additionalProperties: false, ...textOrMessages,
+    properties: { ...common, text: { ...text, maxLength: 1000 }, ...chatFields },
   },
   lens: {
-    type: 'object', additionalProperties: false, required: ['text'],
+    type: 'object', additionalProperties: false, ...textOrMessages,
     properties: {
-      ...common, text,
+      ...common, text, ...chatFields,
       target: { type: 'string', minLength: 1, maxLength: 100, description: 'one token to follow at every cell' },
       topK: { type: 'integer', minimum: 1, maximum: 20, default: 5 },
     },
   },
   attribution: {
-    type: 'object', additionalProperties: false, required: ['text'],
+    type: 'object', additionalProperties: false, ...textOrMessages,
     properties: {
-      ...common, text,
+      ...common, text, ...chatFields,
+      templateTokens: { type: 'boolean', default: false, description: "messages: attribute the chat template's tokens (and other roles' words) too, not only the user's words" },
       method: { type: 'string', enum: [...METHODS], default: 'ig' },
       target: { type: 'string', minLength: 1, maxLength: 400, description: "one token (next-token target) or several (a teacher-forced continuation); default: the model's top prediction" },
       foil: { type: 'string', minLength: 1, maxLength: 100, description: 'contrastive: explain logit(target) − logit(foil); needs a one-token target' },
@@ -73,6 +89,8 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
       pos: { type: 'integer', minimum: 0 },
       method: { type: 'string', enum: ['activation', 'attribution'], default: 'activation' },
       batchSize: { type: 'integer', minimum: 1, maximum: 256, default: 64 },
+      chat: { type: 'boolean', default: false, description: "put clean and corrupt each through the model's chat template as the user's message" },
+      system: { type: 'string', maxLength: MAX_TEXT, description: 'chat: a system message before the user\'s' },
     },
   },
 };
@@ -84,6 +102,9 @@ type Body = Record<string, any>;
  * only fail is a 400 at once rather than a saved failed run.
  */
 export function precheck(kind: RunKind, body: Body): void {
+  if (body.text !== undefined && body.messages !== undefined) throw new LanternError('give text or messages, not both');
+  if (body.messages === undefined && (body.addGenerationPrompt !== undefined || body.templateTokens !== undefined)) throw new LanternError('addGenerationPrompt and templateTokens apply only with messages');
+  if (kind === 'patching' && body.system !== undefined && !body.chat) throw new LanternError('system applies only with chat');
   if (kind === 'attribution') {
     const method = body.method ?? 'ig';
     if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
@@ -97,7 +118,8 @@ export function precheck(kind: RunKind, body: Body): void {
 
 /** A short default title for a saved run. */
 export function defaultTitle(kind: RunKind, body: Body): string {
-  const t = String(kind === 'patching' ? body.clean : body.text).replace(/\s+/g, ' ').trim();
+  const lastUser = (body.messages as { role: string; content: string }[] | undefined)?.filter((msg) => msg.role === 'user').at(-1)?.content;
+  const t = String(kind === 'patching' ? body.clean : body.text ?? lastUser ?? body.messages?.at(-1)?.content ?? '').replace(/\s+/g, ' ').trim();
   return t.length > 60 ? `${t.slice(0, 59)}…` : t;
 }
 
@@ -118,6 +140,18 @@ function tokenOf(m: HookedTransformer, what: string, v: unknown): Baseline | Mas
   return { token: ids[0] };
 }
 
+/** The prompt's token ids: the text's, or the templated chat's. */
+function promptTokens(m: HookedTransformer, body: Body): number[] {
+  return body.messages !== undefined ? chatPrompt(m, body.messages, { addGenerationPrompt: body.addGenerationPrompt }).tokens : m.toTokens(body.text);
+}
+
+/** A patching prompt, put through the chat template as the user's message when `chat` is set. */
+function patchingPrompt(m: HookedTransformer, body: Body, text: string): number[] {
+  if (!body.chat) return m.toTokens(text);
+  const msgs = [...(body.system !== undefined ? [{ role: 'system', content: body.system }] : []), { role: 'user', content: text }];
+  return chatPrompt(m, msgs).tokens;
+}
+
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /** Rough graph-run counts, so progress can show a fraction; null where a method's count is not known up front. */
@@ -136,7 +170,7 @@ function expectedRuns(kind: RunKind, body: Body, seq: number, m: HookedTransform
  * limit) when it exceeds the server's limits; bad prompts are reported as `compute` reports them.
  */
 export function checkRequestWork(kind: RunKind, m: HookedTransformer, body: Body, limits: WorkLimits): { seconds: number; bytes: number } {
-  const tokens = m.toTokens(kind === 'patching' ? body.clean : body.text);
+  const tokens = kind === 'patching' ? patchingPrompt(m, body, body.clean) : promptTokens(m, body);
   checkLength(m, tokens, kind === 'patching' ? 'clean' : 'text');
   const rows = kind === 'attribution' && body.target !== undefined ? Math.max(1, m.encode(body.target).length) : 1;
   const r = { kind, body, tokens: tokens.length, rows };
@@ -145,7 +179,7 @@ export function checkRequestWork(kind: RunKind, m: HookedTransformer, body: Body
 
 export async function compute(kind: RunKind, m: HookedTransformer, body: Body, ctx: JobContext): Promise<unknown> {
   const str = (ids: number[]) => m.tokenStrings(ids);
-  const first = kind === 'patching' ? m.toTokens(body.clean) : m.toTokens(body.text);
+  const first = kind === 'patching' ? patchingPrompt(m, body, body.clean) : promptTokens(m, body);
   checkLength(m, first, kind === 'patching' ? 'clean' : 'text');
   ctx.stage('computing', `running ${kind}`, expectedRuns(kind, body, first.length, m));
   switch (kind) {
@@ -170,7 +204,7 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
     }
     case 'lens': {
       const r = await logitLens(m, first, { topK: body.topK ?? 5, target: body.target });
-      return { ...r, text: body.text };
+      return { ...r, ...(body.messages ? { messages: body.messages } : { text: body.text }) };
     }
     case 'attribution': {
       if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
@@ -188,15 +222,18 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
         if (body[spec.key] !== undefined) settings[spec.key] = spec.type.kind === 'token' ? tokenOf(m, spec.key, body[spec.key]) : body[spec.key];
       }
       const r = await attribute(m, {
-        text: body.text, target, foil: body.foil, continuation, kind: body.kind, method: body.method ?? 'ig', settings: settings as AttributionSettings, seed: body.seed ?? 0, evaluate: !!body.evaluate,
+        ...(body.messages !== undefined
+          ? { messages: body.messages, chat: { addGenerationPrompt: body.addGenerationPrompt }, templateTokens: !!body.templateTokens }
+          : { text: body.text }),
+        target, foil: body.foil, continuation, kind: body.kind, method: body.method ?? 'ig', settings: settings as AttributionSettings, seed: body.seed ?? 0, evaluate: !!body.evaluate,
       });
       return { ...resultToJSON(r), words: mergeWords(r.tokenStrings, r.scores) };
     }
     case 'patching': {
-      const corrupt = m.toTokens(body.corrupt);
+      const corrupt = patchingPrompt(m, body, body.corrupt);
       checkLength(m, corrupt, 'corrupt');
       const opts = {
-        clean: body.clean, corrupt: body.corrupt, answer: body.answer, wrong: body.wrong, metric: body.metric,
+        clean: first, corrupt, answer: body.answer, wrong: body.wrong, metric: body.metric,
         sweep: body.sweep ?? 'resid', byPosition: !!body.byPosition, pos: body.pos,
       };
       const r = body.method === 'attribution' ? await attributionPatching(m, opts) : await activationPatching(m, { ...opts, batchSize: body.batchSize ?? 64 });

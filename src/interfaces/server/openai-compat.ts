@@ -6,10 +6,12 @@
  *                               `logprobs` (0..5) as OpenAI's legacy API: with `echo` and
  *                               `max_tokens: 0` the log-prob of every prompt token (the first is
  *                               null), which is how a black-box client scores a fixed continuation.
- *   POST /v1/chat/completions   `logprobs` / `top_logprobs` (0..20). The models have no chat
- *                               template, so messages are rendered as plain text — "System: …",
- *                               "User: …", "Assistant: …" lines, then "Assistant:" — unless the
- *                               plugin is given `chatTemplate`.
+ *   POST /v1/chat/completions   `logprobs` / `top_logprobs` (0..20). Messages go through the
+ *                               model's own chat template (tokenizer_config.json's), as an
+ *                               OpenAI-compatible server for that model would; a model without
+ *                               one gets plain text — "System: …", "User: …", "Assistant: …"
+ *                               lines, then "Assistant:" — and the plugin's `chatTemplate`, when
+ *                               given, overrides both.
  *   POST /tokenize, /detokenize vLLM's endpoints, so clients can perturb the server's own tokens.
  *
  * Log-probs are natural logs of the softmax of the model's raw logits (temperature does not
@@ -27,11 +29,10 @@ import { LanternError } from '../../errors.js';
 import { assertFinite } from '../../finite.js';
 import { generate } from '../../models/generate.js';
 import type { HookedTransformer } from '../../models/hooked.js';
+import { chatPrompt } from '../../models/chat.js';
+import type { ChatMessage } from '../../models/chat.js';
 
-export interface ChatMessage {
-  role: string;
-  content: string;
-}
+export type { ChatMessage };
 
 /**
  * A served model, or a loader called on each request, which caches as it sees fit (the Workbench
@@ -42,6 +43,7 @@ export type ServedModel = HookedTransformer | (() => Promise<HookedTransformer>)
 export interface OpenAICompatOptions {
   /** Served models by the id clients name. */
   models: Record<string, ServedModel>;
+  /** Renders every model's chat prompts (default: each model's own template, else plainChatTemplate). */
   chatTemplate?: (messages: ChatMessage[]) => string;
   /** Cap on max_tokens per request (default 512). */
   maxTokensLimit?: number;
@@ -49,7 +51,7 @@ export interface OpenAICompatOptions {
   maxBatch?: number;
 }
 
-/** The default rendering of chat messages for models without a chat template. */
+/** The rendering of chat messages for models without a chat template. */
 export function plainChatTemplate(messages: ChatMessage[]): string {
   const title = (r: string) => r.charAt(0).toUpperCase() + r.slice(1);
   return messages.map((m) => `${title(m.role)}: ${m.content}\n`).join('') + 'Assistant:';
@@ -214,7 +216,6 @@ interface Generated {
 export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app, opts) => {
   const ids = Object.keys(opts.models);
   if (ids.length === 0) throw new LanternError('the OpenAI-compatible server needs at least one model');
-  const template = opts.chatTemplate ?? plainChatTemplate;
   const maxTokensLimit = opts.maxTokensLimit ?? 512;
   const maxBatch = opts.maxBatch ?? 32;
   const created = Math.floor(Date.now() / 1000);
@@ -279,6 +280,13 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     return { promptIds, ids: out, text, finish };
   }
 
+  /** The chat as the model reads it: ids of its own template's rendering, or text. */
+  function chatInput(model: HookedTransformer, msgs: ChatMessage[]): string | number[] {
+    if (opts.chatTemplate) return opts.chatTemplate(msgs);
+    if (model.tokenizer?.chatTemplates !== undefined) return chatPrompt(model, msgs).tokens;
+    return plainChatTemplate(msgs);
+  }
+
   app.get('/v1/models', async () => ({
     object: 'list',
     data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'lantern' })),
@@ -337,7 +345,7 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     const wantLogprobs = b.logprobs === true;
     const k = intIn(b.top_logprobs, 'top_logprobs', 0, 20, 0);
     if (k > 0 && !wantLogprobs) throw bad('top_logprobs needs logprobs: true', 'top_logprobs');
-    const g = await complete(model, template(msgs as ChatMessage[]), b, maxTokens);
+    const g = await complete(model, chatInput(loaded, msgs as ChatMessage[]), b, maxTokens);
     let logprobs = null;
     if (wantLogprobs) {
       const lp = await tokenLogprobs(model, [...g.promptIds, ...g.ids], g.promptIds.length, k);
