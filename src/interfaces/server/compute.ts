@@ -35,7 +35,7 @@ const messages = {
 };
 const chatFields = {
   messages,
-  addGenerationPrompt: { type: 'boolean', default: true, description: "messages: end with the header of the assistant's reply" },
+  addGenerationPrompt: { type: 'boolean', description: "messages: end with the header of the assistant's reply (default true)" },
 };
 // Either a prompt or a chat.
 const textOrMessages = { anyOf: [{ required: ['text'] }, { required: ['messages'] }] };
@@ -64,7 +64,7 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
     type: 'object', additionalProperties: false, ...textOrMessages,
     properties: {
       ...common, text, ...chatFields,
-      templateTokens: { type: 'boolean', default: false, description: "messages: attribute the chat template's tokens (and other roles' words) too, not only the user's words" },
+      templateTokens: { type: 'boolean', description: "messages: attribute the chat template's tokens (and other roles' words) too, not only the user's words" },
       method: { type: 'string', enum: [...METHODS], default: 'ig' },
       target: { type: 'string', minLength: 1, maxLength: 400, description: "one token (next-token target) or several (a teacher-forced continuation); default: the model's top prediction" },
       foil: { type: 'string', minLength: 1, maxLength: 100, description: 'contrastive: explain logit(target) − logit(foil); needs a one-token target' },
@@ -89,7 +89,7 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
       pos: { type: 'integer', minimum: 0 },
       method: { type: 'string', enum: ['activation', 'attribution'], default: 'activation' },
       batchSize: { type: 'integer', minimum: 1, maximum: 256, default: 64 },
-      chat: { type: 'boolean', default: false, description: "put clean and corrupt each through the model's chat template as the user's message" },
+      chat: { type: 'boolean', description: "put clean and corrupt each through the model's chat template as the user's message" },
       system: { type: 'string', maxLength: MAX_TEXT, description: 'chat: a system message before the user\'s' },
     },
   },
