@@ -26,6 +26,12 @@ function field(label: string, input: HTMLElement, hint?: string): HTMLLabelEleme
 }
 
 const promptEl = $<HTMLTextAreaElement>('#prompt');
+const chatEl = $<HTMLInputElement>('#chat');
+
+/** The prompt as the API takes it: text, or with the chat switch on, the user's message of a chat. */
+function promptBody(): { text: string } | { messages: { role: string; content: string }[] } {
+  return chatEl.checked ? { messages: [{ role: 'user', content: promptEl.value }] } : { text: promptEl.value };
+}
 const modelEl = $<HTMLSelectElement>('#model');
 
 interface View {
@@ -65,7 +71,7 @@ const predK = input('topK', { type: 'number', min: 1, max: 100, value: 10 });
 const predict: View = {
   id: 'predict', label: 'Predictions', kind: 'forward',
   panel: panel('predict', 'Predictions', [field('Top k', predK)]),
-  body: () => ({ text: promptEl.value, topK: Number(predK.value) }),
+  body: () => ({ ...promptBody(), topK: Number(predK.value) }),
   restore: (r) => (predK.value = String(r.topK ?? 10)),
   render: async (run) => {
     const r = run.result;
@@ -145,7 +151,7 @@ const attribution: View = {
     field('Score', attrKind), h('label', { class: 'switch' }, attrEval, 'Faithfulness'), attrSettings,
   ]),
   body: () => {
-    const b: Record<string, unknown> = { text: promptEl.value, method: attrMethod.value, kind: attrKind.value, evaluate: attrEval.checked };
+    const b: Record<string, unknown> = { ...promptBody(), method: attrMethod.value, kind: attrKind.value, evaluate: attrEval.checked };
     if (attrTarget.value) b.target = attrTarget.value;
     if (attrFoil.value) b.foil = attrFoil.value;
     for (const spec of settingSpecs) {
@@ -217,7 +223,7 @@ const lensK = input('topK', { type: 'number', min: 1, max: 20, value: 5 });
 const lens: View = {
   id: 'lens', label: 'Logit lens', kind: 'lens',
   panel: panel('lens', 'Logit lens', [field('Target', lensTarget, 'colour by its probability'), field('Top k', lensK)]),
-  body: () => ({ text: promptEl.value, topK: Number(lensK.value), ...(lensTarget.value ? { target: lensTarget.value } : {}) }),
+  body: () => ({ ...promptBody(), topK: Number(lensK.value), ...(lensTarget.value ? { target: lensTarget.value } : {}) }),
   restore: (r) => {
     lensTarget.value = r.target ?? '';
     lensK.value = String(r.topK ?? 5);
@@ -235,7 +241,7 @@ const lens: View = {
 const attention: View = {
   id: 'attention', label: 'Attention', kind: 'attention',
   panel: panel('attention', 'Attention', [h('p', { class: 'muted', text: 'Every layer × head pattern. Hover a token below to see where the selected head attends from it.' })]),
-  body: () => ({ text: promptEl.value }),
+  body: () => ({ ...promptBody() }),
   render: async (run) => {
     const r = run.result;
     meta(attention, `${r.nLayers} layers × ${r.nHeads} heads · ${r.tokens.length} tokens`);
@@ -284,7 +290,7 @@ const patching: View = {
     h('label', { class: 'switch' }, patchByPos, 'Heads by position'),
   ]),
   body: () => ({
-    clean: patchClean.value, corrupt: patchCorrupt.value, answer: patchAnswer.value, sweep: patchSweep.value, method: patchMethod.value,
+    clean: patchClean.value, corrupt: patchCorrupt.value, answer: patchAnswer.value, sweep: patchSweep.value, method: patchMethod.value, ...(chatEl.checked ? { chat: true } : {}),
     ...(patchMethod.value === 'activation' ? { batchSize: Number(patchBatch.value) } : {}),
     ...(patchWrong.value ? { wrong: patchWrong.value } : {}), ...(patchByPos.checked ? { byPosition: true } : {}),
   }),
@@ -461,7 +467,9 @@ async function open(id: string): Promise<void> {
     const run = await api.run(id);
     const v = byKind.get(run.kind)!;
     if (run.status !== 'done') throw new Error(`run ${run.title} is ${run.status}${run.error ? `: ${run.error}` : ''}`);
-    if (run.request.text !== undefined) promptEl.value = run.request.text;
+    const userMessage = run.request.messages?.filter((m: { role: string }) => m.role === 'user').at(-1)?.content;
+    if (run.request.text !== undefined || userMessage !== undefined) promptEl.value = run.request.text ?? userMessage;
+    if (run.kind !== 'patching') chatEl.checked = run.request.messages !== undefined;
     v.restore?.(run.request);
     if ([...modelEl.options].some((o) => o.value === run.model)) modelEl.value = run.model;
     showView(v);
