@@ -92,6 +92,21 @@ describe('chatPrompt', () => {
     }
   });
 
+  it("finds the user's words when the template rewrites another turn, and refuses when it rewrites the user's", () => {
+    const tok = tokenizer('qwen2.5');
+    // As Qwen 3 keeps only the answer of an earlier reply that reasoned first.
+    const template = "{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' %}{{ m.content.split('</think>')[-1] }}{% else %}{{ m.content }}{% endif %}<|im_end|>\n{% endfor %}";
+    const chat = chatPrompt(tok, [
+      { role: 'user', content: 'Capital of Peru?' },
+      { role: 'assistant', content: '<think>Peru, so Lima</think>Lima.' },
+      { role: 'user', content: 'And of Chile?' },
+    ], { template });
+    expect(chat.text).toBe('<|im_start|>user\nCapital of Peru?<|im_end|>\n<|im_start|>assistant\nLima.<|im_end|>\n<|im_start|>user\nAnd of Chile?<|im_end|>\n');
+    expect(chat.spans.map((s) => [s.role, chat.text.slice(s.charStart, s.charEnd)])).toEqual([['user', 'Capital of Peru?'], ['user', 'And of Chile?']]);
+    expect(() => chatPrompt(tok, [{ role: 'user', content: 'hi' }], { template: '{{ messages[0].content | upper }}' }))
+      .toThrow('the chat template changes message 0 (user) beyond trimming it');
+  });
+
   it('rejects malformed messages with one clear error', () => {
     const tok = tokenizer('llama3');
     expect(() => chatPrompt(tok, [])).toThrow('messages must be a non-empty list of {role, content}');

@@ -132,7 +132,13 @@ function locateContents(text: string, messages: ChatMessage[], render: (m: ChatM
     const c = messages[i].content;
     const variant = [c, c.trim(), c.trimStart(), c.trimEnd()].find((v) => text.startsWith(v, at) && text.startsWith(after, at + v.length));
     if (variant === undefined) {
-      throw new LanternError(`the chat template changes message ${i} (${messages[i].role}) beyond trimming it, so its words cannot be located among the tokens`);
+      // Templates rewrite some turns (Qwen 3 drops an earlier reply's reasoning); only the user's words must be found.
+      const resume = messages[i].role === 'user' ? -1 : text.indexOf(after, at);
+      if (resume < 0) {
+        throw new LanternError(`the chat template changes message ${i} (${messages[i].role}) beyond trimming it, so its words cannot be located among the tokens`);
+      }
+      at = resume + after.length;
+      continue;
     }
     if (variant.length > 0) spans.push({ message: i, role: messages[i].role, charStart: at, charEnd: at + variant.length });
     at += variant.length + after.length;
