@@ -66,6 +66,7 @@ export function attributeCommand(program: Command): void {
       checkChatFlags(opts);
       if (opts.attributeTemplateTokens && !opts.chat) throw new LanternError('--attribute-template-tokens applies only with --chat');
       if (opts.backend !== undefined && opts.chat) throw new LanternError('--chat is not available with --backend (the backend applies its own chat template)');
+      if (opts.backend !== undefined && (opts.model !== undefined || opts.revision !== undefined)) throw new LanternError('--model and --revision name a Lantern model; with --backend the backend names it');
       if (opts.backend !== undefined) return attributeViaBackend(opts, cmd.getOptionValueSource('method') !== 'default');
       rejectBackendOnly(opts);
       const method = opts.method as string;
