@@ -50,8 +50,8 @@ const CLI_MAIN = path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts');
 
 export interface CliRun { code: number | null; stdout: string; stderr: string }
 
-/** Runs the `lantern` CLI from source in a subprocess: offline, no colour, Lantern's home in `home`. */
-export function runLantern(args: string[], home: string): Promise<CliRun> {
+/** Runs the `lantern` CLI from source in a subprocess: offline (unless `env` says otherwise), no colour, Lantern's home in `home`. */
+export function runLantern(args: string[], home: string, env: Record<string, string | undefined> = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, ...args], {
       cwd: ROOT,
@@ -62,6 +62,7 @@ export function runLantern(args: string[], home: string): Promise<CliRun> {
         HF_HUB_OFFLINE: '1', // never the network, whatever a path is taken for
         HF_ENDPOINT: 'http://127.0.0.1:9',
         FORCE_COLOR: '0',
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

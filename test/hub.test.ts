@@ -181,13 +181,17 @@ describe('resolveModelFolder from the Hub', () => {
       expect(fs.readFileSync(pointer).equals(repos['tiny/gpt'].files[file].bytes)).toBe(true);
     }
     expect(fs.readdirSync(path.join(dir, 'blobs')).sort()).toEqual(Object.values(etags).sort());
-    // The missing index is remembered the way huggingface_hub does it.
-    expect(fs.existsSync(path.join(dir, '.no_exist', commit, 'model.safetensors.index.json'))).toBe(true);
+    // Missing optional files are remembered the way huggingface_hub does it.
+    for (const file of ['model.safetensors.index.json', 'tokenizer_config.json', 'chat_template.jinja']) {
+      expect(fs.existsSync(path.join(dir, '.no_exist', commit, file))).toBe(true);
+    }
 
     // The LFS file came from the CDN location; every file after the first was asked for by commit sha.
     expect(hits.map((h) => h.url)).toEqual([
       '/tiny/gpt/resolve/main/config.json',
       `/tiny/gpt/resolve/${commit}/tokenizer.json`,
+      `/tiny/gpt/resolve/${commit}/tokenizer_config.json`,
+      `/tiny/gpt/resolve/${commit}/chat_template.jinja`,
       `/tiny/gpt/resolve/${commit}/model.safetensors.index.json`,
       `/tiny/gpt/resolve/${commit}/model.safetensors`,
       '/cdn/tiny%2Fgpt/model.safetensors',

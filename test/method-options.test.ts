@@ -31,15 +31,17 @@ interface Case {
   cliOwn: string[];
   /** The API endpoint (a run kind), where the family has one. */
   kind?: 'patching' | 'lens';
+  /** Request keys the endpoint has besides the declared ones, model and title (the chat's). */
+  apiOwn?: string[];
   /** Valid values for the required options. */
   required: Record<string, string>;
 }
 
 const CASES: Case[] = [
-  { family: PATCHING, register: patchCommand, cliOwn: ['--model', '--json', '--html', '--help'], kind: 'patching', required: { clean: 'When Mary and John', corrupt: 'When John and Mary', answer: ' Mary' } },
-  { family: LENS, register: lensCommand, cliOwn: ['--model', '--json', '--html', '--help'], kind: 'lens', required: { text: 'The cat sat' } },
-  { family: TRACING, register: traceCommand, cliOwn: ['--model', '--json', '--html', '--help'], required: { text: 'The Eiffel Tower is in', subject: 'The Eiffel Tower', answer: ' Paris' } },
-  { family: CIRCUITS, register: circuitCommand, cliOwn: ['--model', '--json', '--html', '--svg', '--help'], required: { task: 'ioi' } },
+  { family: PATCHING, register: patchCommand, cliOwn: ['--model', '--revision', '--chat', '--system', '--chat-template', '--json', '--html', '--help'], kind: 'patching', apiOwn: ['chat', 'system'], required: { clean: 'When Mary and John', corrupt: 'When John and Mary', answer: ' Mary' } },
+  { family: LENS, register: lensCommand, cliOwn: ['--model', '--revision', '--chat', '--system', '--chat-template', '--json', '--html', '--help'], kind: 'lens', apiOwn: ['messages', 'addGenerationPrompt'], required: { text: 'The cat sat' } },
+  { family: TRACING, register: traceCommand, cliOwn: ['--model', '--revision', '--chat', '--system', '--chat-template', '--json', '--html', '--help'], required: { text: 'The Eiffel Tower is in', subject: 'The Eiffel Tower', answer: ' Paris' } },
+  { family: CIRCUITS, register: circuitCommand, cliOwn: ['--model', '--revision', '--json', '--html', '--svg', '--help'], required: { task: 'ioi' } },
 ];
 
 /** A fresh program with just this command, whose action does nothing: only the parsing is tested. */
@@ -101,7 +103,7 @@ describe.each(CASES)('$family.name: one declaration of the options', (c) => {
     expect(helpFlags(cmd.helpInformation())).toEqual([...cliOptions(c.family).map((o) => o.flag), ...c.cliOwn].sort());
     if (!c.kind) return;
     const schema = SCHEMAS[c.kind] as { properties: Record<string, unknown>; required: string[] };
-    expect(Object.keys(schema.properties).sort()).toEqual([...apiOptions(c.family).map((o) => o.key), 'model', 'title'].sort());
+    expect(Object.keys(schema.properties).sort()).toEqual([...apiOptions(c.family).map((o) => o.key), 'model', 'title', ...(c.apiOwn ?? [])].sort());
     expect([...schema.required].sort()).toEqual(c.family.options.filter((o) => o.required).map((o) => o.key).sort());
   });
 

@@ -165,6 +165,8 @@ export class HookedTransformer {
   /** Static shapes of every hook (symbolic in batch/seq), from a dry build of the graph. */
   readonly hookShapes: Map<string, Shape>;
   private readonly hookLayouts: Map<string, Layout>;
+  /** For a model loaded from the Hub: the revision asked for and the commit it resolved to, for saved results. */
+  hub?: { id: string; revision: string; commit: string };
 
   constructor(
     readonly cfg: ModelConfig,

@@ -29,6 +29,8 @@ export interface ResolveOptions {
 const DEFAULT_ENDPOINT = 'https://huggingface.co';
 const CONFIG = 'config.json';
 const BASE_FILES = [CONFIG, 'tokenizer.json'];
+// Read when the repo has them (BOS handling, chat templates); a repo without them still loads.
+const OPTIONAL_FILES = ['tokenizer_config.json', 'chat_template.jinja'];
 const WEIGHTS = 'model.safetensors';
 const WEIGHTS_INDEX = 'model.safetensors.index.json';
 const COMMIT_SHA = /^[0-9a-f]{40}$/;
@@ -48,8 +50,27 @@ export function hubCacheDir(): string {
  * cache layout; the snapshot folder is returned.
  */
 export async function resolveModelFolder(source: string, opts: ResolveOptions = {}): Promise<string> {
+  return (await resolveModel(source, opts)).folder;
+}
+
+/** Where a model came from: its folder, and for a Hub id the revision asked for and the commit it resolved to. */
+export interface ResolvedModel {
+  folder: string;
+  hub?: { id: string; revision: string; commit: string };
+}
+
+/** resolveModelFolder, telling also which commit of a Hub repo the folder holds. */
+export async function resolveModel(source: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
   const local = await localFolder(source);
-  if (local !== undefined) return local;
+  if (local !== undefined) {
+    if (opts.revision !== undefined) throw new LanternError(`--revision (${opts.revision}) applies to Hub ids, but ${source} is a local folder`);
+    return { folder: local };
+  }
+  const folder = await resolveHubFolder(source, opts);
+  return { folder, hub: { id: source, revision: opts.revision ?? 'main', commit: path.basename(folder) } };
+}
+
+async function resolveHubFolder(source: string, opts: ResolveOptions): Promise<string> {
   checkRepoId(source);
   const revision = opts.revision ?? 'main';
   checkRelativePath(revision, 'revision');
@@ -58,10 +79,11 @@ export async function resolveModelFolder(source: string, opts: ResolveOptions = 
 
   const cache = hubCacheDir();
   const repoDir = path.join(cache, `models--${source.replaceAll('/', '--')}`);
-  const cached = await cachedSnapshot(repoDir, revision, opts.files);
+  const offline = opts.offline || isTrue(process.env.HF_HUB_OFFLINE);
+  const cached = await cachedSnapshot(repoDir, revision, opts.files, offline);
   if (cached !== undefined) return cached;
 
-  if (opts.offline || isTrue(process.env.HF_HUB_OFFLINE)) {
+  if (offline) {
     throw new LanternError(
       `Model "${source}" (revision ${revision}) is not in the Hugging Face cache at ${cache}, and offline mode is on (HF_HUB_OFFLINE or the offline option); ` +
         'turn it off to download the model, or copy the cache from a machine that has it.',
@@ -100,12 +122,18 @@ function checkRelativePath(p: string, what: string): void {
   }
 }
 
-async function cachedSnapshot(repoDir: string, revision: string, files: string[] | undefined): Promise<string | undefined> {
+async function cachedSnapshot(repoDir: string, revision: string, files: string[] | undefined, offline: boolean): Promise<string | undefined> {
   const commit = COMMIT_SHA.test(revision) ? revision : await readRef(repoDir, revision);
   if (commit === undefined) return undefined;
   const snapshot = path.join(repoDir, 'snapshots', commit);
   const wanted = files ?? [...BASE_FILES, ...(await cachedWeights(snapshot))];
   for (const file of wanted) if (!(await exists(path.join(snapshot, file)))) return undefined;
+  // An optional file neither cached nor known to be missing is worth asking for, unless offline.
+  if (files === undefined && !offline) {
+    for (const file of OPTIONAL_FILES) {
+      if (!(await exists(path.join(snapshot, file))) && !(await exists(path.join(repoDir, '.no_exist', commit, file)))) return undefined;
+    }
+  }
   return snapshot;
 }
 
@@ -170,6 +198,7 @@ class HubDownload {
   async run(): Promise<string> {
     for (const file of this.opts.files ?? BASE_FILES) await this.get(file);
     if (this.opts.files === undefined) {
+      for (const file of OPTIONAL_FILES) await this.get(file, true);
       if (await this.get(WEIGHTS_INDEX, true)) {
         const index = path.join(this.snapshot(), WEIGHTS_INDEX);
         for (const shard of shardsOf(await fs.readFile(index, 'utf8'), index)) await this.get(shard);

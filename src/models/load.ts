@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readConfig } from './config.js';
-import { resolveModelFolder, ResolveOptions } from './hub.js';
+import { resolveModel, ResolveOptions } from './hub.js';
 import { Tokenizer } from './tokenizer.js';
 import { loadWeights } from './weights.js';
 import { HookedTransformer } from './hooked.js';
@@ -17,9 +17,11 @@ export interface LoadOptions extends ResolveOptions {
 
 /** Loads a model from a Hugging Face folder or Hub id (default: the bundled model), checking config, weights and tokenizer. */
 export async function loadModel(source: string, opts: LoadOptions = {}): Promise<HookedTransformer> {
-  const folder = await resolveModelFolder(source, opts);
+  const { folder, hub } = await resolveModel(source, opts);
   const cfg = readConfig(folder);
   const tokenizer = fs.existsSync(path.join(folder, 'tokenizer.json')) ? Tokenizer.fromFolder(folder) : undefined;
   const weights = loadWeights(folder, cfg);
-  return HookedTransformer.create(cfg, weights, tokenizer, source, opts.executor ?? defaultExecutor());
+  const model = await HookedTransformer.create(cfg, weights, tokenizer, source, opts.executor ?? defaultExecutor());
+  if (hub) model.hub = hub;
+  return model;
 }

@@ -24,6 +24,15 @@ export class Tokenizer {
    */
   bos?: { id: number; token: string };
 
+  /**
+   * The chat template(s) of tokenizer_config.json (`chat_template`, a string or named templates) or
+   * of chat_template.jinja, which newer transformers versions write beside it; set by `fromFolder`.
+   */
+  chatTemplates?: Record<string, string>;
+
+  /** bos_token, eos_token, unk_token, pad_token and the other special-token names of tokenizer_config.json, as templates see them. */
+  specialTokensMap: Record<string, string | string[] | null> = {};
+
   private constructor(
     private readonly inner: HFTokenizer,
     private readonly source: string,
@@ -72,6 +81,8 @@ export class Tokenizer {
       if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new LanternError(`${configPath} must hold a JSON object`);
     }
     tok.bos = bosOf(tok, config, configPath);
+    tok.specialTokensMap = specialTokensOf(config);
+    tok.chatTemplates = chatTemplatesOf(folder, config, configPath);
     return tok;
   }
 
@@ -183,4 +194,32 @@ function bosOf(tok: Tokenizer, config: Record<string, unknown>, configPath: stri
   const prefix = tok.templatePrefix();
   if (prefix.length === 1) return { id: prefix[0], token: tok.idToToken(prefix[0]) ?? String(prefix[0]) };
   return undefined;
+}
+
+/** Named special tokens as transformers passes them to a chat template (strings; AddedToken objects give their content). */
+function specialTokensOf(config: Record<string, unknown>): Record<string, string | string[] | null> {
+  const content = (v: unknown): string | null | undefined =>
+    typeof v === 'string' ? v : v === null ? null : typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined;
+  const map: Record<string, string | string[] | null> = {};
+  for (const key of ['bos_token', 'eos_token', 'unk_token', 'pad_token', 'sep_token', 'cls_token', 'mask_token']) {
+    const v = content(config[key]);
+    if (v !== undefined) map[key] = v;
+  }
+  if (Array.isArray(config.additional_special_tokens)) {
+    map.additional_special_tokens = config.additional_special_tokens.map(content).filter((v): v is string => typeof v === 'string');
+  }
+  return map;
+}
+
+function chatTemplatesOf(folder: string, config: Record<string, unknown>, configPath: string): Record<string, string> | undefined {
+  const jinjaPath = path.join(folder, 'chat_template.jinja');
+  if (fs.existsSync(jinjaPath)) return { default: readRegularText(jinjaPath, 16 << 20, 'chat_template.jinja') };
+  const raw = config.chat_template;
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw === 'string') return { default: raw };
+  // Several named templates (e.g. 'default', 'tool_use'), as transformers saves them.
+  if (Array.isArray(raw) && raw.every((t) => typeof t?.name === 'string' && typeof t?.template === 'string')) {
+    return Object.fromEntries(raw.map((t: { name: string; template: string }) => [t.name, t.template]));
+  }
+  throw new LanternError(`${configPath}: chat_template must be a string or a list of {name, template}`);
 }

@@ -26,6 +26,12 @@ function field(label: string, input: HTMLElement, hint?: string): HTMLLabelEleme
 }
 
 const promptEl = $<HTMLTextAreaElement>('#prompt');
+const chatEl = $<HTMLInputElement>('#chat');
+
+/** The prompt as the API takes it: text, or with the chat switch on, the user's message of a chat. */
+function promptBody(): { text: string } | { messages: { role: string; content: string }[] } {
+  return chatEl.checked ? { messages: [{ role: 'user', content: promptEl.value }] } : { text: promptEl.value };
+}
 const modelEl = $<HTMLSelectElement>('#model');
 
 interface View {
@@ -65,7 +71,7 @@ const predK = input('topK', { type: 'number', min: 1, max: 100, value: 10 });
 const predict: View = {
   id: 'predict', label: 'Predictions', kind: 'forward',
   panel: panel('predict', 'Predictions', [field('Top k', predK)]),
-  body: () => ({ text: promptEl.value, topK: Number(predK.value) }),
+  body: () => ({ ...promptBody(), topK: Number(predK.value) }),
   restore: (r) => (predK.value = String(r.topK ?? 10)),
   render: async (run) => {
     const r = run.result;
@@ -207,7 +213,7 @@ const attribution: View = {
     field('Score', attrKind), h('label', { class: 'switch' }, attrEval, 'Faithfulness'), attrOptions.el,
   ]),
   body: () => ({
-    text: promptEl.value, kind: attrKind.value, evaluate: attrEval.checked,
+    ...promptBody(), kind: attrKind.value, evaluate: attrEval.checked,
     ...(attrTarget.value ? { target: attrTarget.value } : {}), ...(attrFoil.value ? { foil: attrFoil.value } : {}), ...attrOptions.body(),
   }),
   restore: (r) => {
@@ -265,7 +271,7 @@ const lensOptions = new OptionsForm('lens', { skip: ['text'], labels: { target: 
 const lens: View = {
   id: 'lens', label: 'Logit lens', kind: 'lens',
   panel: panel('lens', 'Logit lens', [lensOptions.el]),
-  body: () => ({ text: promptEl.value, ...lensOptions.body() }),
+  body: () => ({ ...promptBody(), ...lensOptions.body() }),
   restore: (r) => lensOptions.restore(r),
   render: async (run) => {
     const r = run.result;
@@ -280,7 +286,7 @@ const lens: View = {
 const attention: View = {
   id: 'attention', label: 'Attention', kind: 'attention',
   panel: panel('attention', 'Attention', [h('p', { class: 'muted', text: 'Every layer × head pattern. Hover a token below to see where the selected head attends from it.' })]),
-  body: () => ({ text: promptEl.value }),
+  body: () => ({ ...promptBody() }),
   render: async (run) => {
     const r = run.result;
     meta(attention, `${r.nLayers} layers × ${r.nHeads} heads · ${r.tokens.length} tokens`);
@@ -320,7 +326,7 @@ const patchOptions = new OptionsForm('patching', {
 const patching: View = {
   id: 'patching', label: 'Patching', kind: 'patching',
   panel: panel('patching', 'Patching', [patchOptions.el]),
-  body: () => patchOptions.body(),
+  body: () => ({ ...patchOptions.body(), ...(chatEl.checked ? { chat: true } : {}) }),
   restore: (r) => patchOptions.restore(r),
   render: async (run) => {
     const r = run.result;
@@ -485,7 +491,9 @@ async function open(id: string): Promise<void> {
     const run = await api.run(id);
     const v = byKind.get(run.kind)!;
     if (run.status !== 'done') throw new Error(`run ${run.title} is ${run.status}${run.error ? `: ${run.error}` : ''}`);
-    if (run.request.text !== undefined) promptEl.value = run.request.text;
+    const userMessage = run.request.messages?.filter((m: { role: string }) => m.role === 'user').at(-1)?.content;
+    if (run.request.text !== undefined || userMessage !== undefined) promptEl.value = run.request.text ?? userMessage;
+    if (run.kind !== 'patching') chatEl.checked = run.request.messages !== undefined;
     v.restore?.(run.request);
     if ([...modelEl.options].some((o) => o.value === run.model)) modelEl.value = run.model;
     showView(v);

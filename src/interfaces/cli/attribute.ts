@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
-import { loadModel } from '../../models/load.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import {
   attribute, checkMethod, mergeWords, renderHtml, renderTerminal, resultToJSON, METHODS, SCORE_KINDS,
@@ -11,9 +10,10 @@ import { attributeViaBackend, backendOptions, rejectBackendOnly } from './attrib
 import { ATTRIBUTION, ATTRIBUTION_SETTINGS } from '../../methods/attribution/options.js';
 import { checkOptionsApply } from '../../methods/options.js';
 import { cliOption } from './method-options.js';
-import { defaultModel } from './defaults.js';
 import { nonNegativeInt } from './forward.js';
 import { assertWritable } from './output.js';
+import { modelOption, revisionOption, loadModelFromFlags } from './model-option.js';
+import { chatMessages, chatOption, chatTemplateFlag, chatTemplateOption, checkChatFlags, systemOption } from './chat-option.js';
 
 function oneOf<T extends string>(flag: string, values: readonly T[]) {
   return (v: string): T => {
@@ -47,8 +47,10 @@ export function attributeCommand(program: Command): void {
   const cmd = program
     .command('attribute')
     .description('Input attribution: how much each prompt token contributes to a prediction (gradients at the input or any hook, attention, value zeroing, occlusion, LIME or Shapley values).')
-    .option('-m, --model <folder|hub-id>', 'model folder or Hub id (default: the bundled model)')
-    .requiredOption('-t, --text <text>', 'the prompt')
+    .addOption(modelOption('model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
+    .requiredOption('-t, --text <text>', 'the prompt (with --chat: the user\'s message)')
+    .addOption(chatOption()).addOption(systemOption()).addOption(chatTemplateFlag())
+    .option('--attribute-template-tokens', "--chat: attribute the chat template's tokens (and the system message) too; by default only the user's words get scores")
     .option('--target <text>', "what to explain: one token (next-token target) or several (a teacher-forced continuation); default: the model's top next token")
     .option('--foil <text>', 'contrastive: explain logit(target) − logit(foil) (with --kind prob: p(target) − p(foil)); needs a one-token --target')
     .addOption(new Option('--method <name>', `one of ${METHODS.join(', ')}`).default('ig').argParser((v: string) => checkMethod(v)))
@@ -63,6 +65,10 @@ export function attributeCommand(program: Command): void {
     .option('--no-color', 'plain text output')
     .addHelpText('after', '\nExamples:\n  lantern attribute --text "The capital of France is" --target " Paris" --foil " Rome" --method ig --steps 64 --eval --html out.html\n  lantern attribute --backend http://127.0.0.1:8000/v1 --text "The capital of France is" --target " Paris" --method shap --granularity word')
     .action(async (opts) => {
+      checkChatFlags(opts);
+      if (opts.attributeTemplateTokens && !opts.chat) throw new LanternError('--attribute-template-tokens applies only with --chat');
+      if (opts.backend !== undefined && opts.chat) throw new LanternError('--chat is not available with --backend (the backend applies its own chat template)');
+      if (opts.backend !== undefined && (opts.model !== undefined || opts.revision !== undefined)) throw new LanternError('--model and --revision name a Lantern model; with --backend the backend names it');
       if (opts.backend !== undefined) return attributeViaBackend(opts, cmd.getOptionValueSource('method') !== 'default');
       rejectBackendOnly(opts);
       const method = opts.method as string;
@@ -71,7 +77,7 @@ export function attributeCommand(program: Command): void {
       if (opts.aopc !== undefined && !opts.eval) throw new LanternError('--aopc applies only with --eval');
       if (opts.html) assertWritable(opts.html, '--html');
       if (opts.json) assertWritable(opts.json, '--json');
-      const model = await loadModel(opts.model ?? defaultModel(), { progress: process.stderr.isTTY });
+      const model = await loadModelFromFlags(opts);
 
       let target: string | undefined;
       let continuation: string | undefined;
@@ -88,7 +94,10 @@ export function attributeCommand(program: Command): void {
         if (v !== undefined) settings[spec.key] = spec.type.kind === 'token' ? tokenChoice(model, spec.flag, v) : v;
       }
       const result = await attribute(model, {
-        text: opts.text, target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings: settings as AttributionSettings, seed: opts.seed, evaluate: Boolean(opts.eval), aopc: opts.aopc, special: Boolean(opts.special),
+        ...(opts.chat
+          ? { messages: chatMessages(opts, opts.text), chat: { template: chatTemplateOption(opts) }, templateTokens: Boolean(opts.attributeTemplateTokens) }
+          : { text: opts.text }),
+        target, foil: opts.foil, continuation, kind: opts.kind as ScoreKind, method, settings: settings as AttributionSettings, seed: opts.seed, evaluate: Boolean(opts.eval), aopc: opts.aopc, special: Boolean(opts.special),
       });
       const shown = opts.words ? wordLevel(result) : result;
       if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(resultToJSON(result), null, 2) + '\n');

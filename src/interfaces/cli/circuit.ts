@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { LanternError } from '../../errors.js';
-import { loadModel } from '../../models/load.js';
 import { acdc, eap, Circuit, IgPath } from '../../methods/circuits/discovery.js';
 import { TASK_METRIC, taskExamples, CircuitTask } from '../../methods/circuits/data.js';
 import { CIRCUITS } from '../../methods/circuits/options.js';
@@ -8,8 +7,8 @@ import { checkOptionsApply, withDefaults } from '../../methods/options.js';
 import { addCliOptions } from './method-options.js';
 import { pathPatching, pathPatchingSweep } from '../../methods/circuits/path-patching.js';
 import { circuitHtml, circuitSvg } from '../../methods/circuits/render.js';
-import { defaultModel } from './defaults.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
+import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
 
 function progressBar(label: string) {
   if (!process.stderr.isTTY) return undefined;
@@ -23,7 +22,7 @@ export function circuitCommand(program: Command): void {
   const cmd = program
     .command('circuit')
     .description('Circuit discovery over the graph of attention heads and MLPs: ACDC (prune edges by a KL threshold), EAP (edge attribution patching, integrated gradients by default); or path patching of chosen paths.')
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)');
+    .addOption(modelOption('Hugging Face model folder or Hub id (default: the bundled model)')).addOption(revisionOption());
   addCliOptions(cmd, CIRCUITS);
   addOutputOptions(cmd, 'write the circuit as an HTML page (graph and edge table)')
     .option('--svg <file>', 'write the circuit graph as SVG')
@@ -31,10 +30,10 @@ export function circuitCommand(program: Command): void {
     .action(async (given) => {
       checkOptionsApply(CIRCUITS.options, (k) => given[k], 'cli');
       const opts = withDefaults(CIRCUITS, given);
-      const source: string = opts.model ?? defaultModel();
+      const source = modelSource(opts);
       assertOutputsWritable(opts, ['html', 'svg']);
       if (opts.method === 'path' && !opts.sender && !opts.path) throw new LanternError('--method path needs --sender <node> or --path <sender,receiver,...>');
-      const model = await loadModel(source, { progress: process.stderr.isTTY });
+      const model = await loadModelFromFlags(opts);
       const task = opts.task as CircuitTask;
       const examples = taskExamples(model, task, opts.n, opts.seed);
       const metric = TASK_METRIC[task];
@@ -45,7 +44,7 @@ export function circuitCommand(program: Command): void {
         const r = opts.path
           ? await pathPatching(model, [String(opts.path).split(',').map((s: string) => s.trim())], { examples, metric })
           : await pathPatchingSweep(model, opts.sender, { examples, metric });
-        const saved = { model: source, ...r, settings: { ...settings, ...r.settings, ...(opts.path ? { path: opts.path } : { sender: opts.sender }) } };
+        const saved = { model: source, ...hubRecord(model), ...r, settings: { ...settings, ...r.settings, ...(opts.path ? { path: opts.path } : { sender: opts.sender }) } };
         return emitOutputs(opts, saved, {}, () => {
           console.log(`model: ${source}`);
           console.log(`path patching, task ${task} (${opts.n} examples), metric ${metric}: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupt.toFixed(4)}; effect = (patched - clean) / (corrupted - clean)`);
@@ -56,7 +55,7 @@ export function circuitCommand(program: Command): void {
 
       const common = { examples, metric, threshold: opts.threshold, progress: progressBar(opts.method) };
       const c: Circuit = opts.method === 'acdc' ? await acdc(model, common) : await eap(model, { ...common, igSteps: opts.igSteps, igPath: opts.igPath as IgPath });
-      const saved = { ...c, model: source, settings: { ...settings, ...c.settings, method: opts.method } };
+      const saved = { ...c, model: source, ...hubRecord(model), settings: { ...settings, ...c.settings, method: opts.method } };
       const title = `${c.method.toUpperCase()} circuit — ${task} — ${source}`;
       const pages = {
         html: () => circuitHtml(c, model.cfg.nLayers, model.cfg.nHeads, title),

@@ -4,15 +4,14 @@ import { exportGguf } from '../../backends/gguf-export.js';
 import { LanternError } from '../../errors.js';
 import { readRegularText } from '../../files.js';
 import { readConfig } from '../../models/config.js';
-import { resolveModelFolder } from '../../models/hub.js';
-import { defaultModel } from './defaults.js';
 import { assertWritable } from './output.js';
+import { modelOption, revisionOption, modelFolderFromFlags } from './model-option.js';
 
 export function exportGgufCommand(program: Command): void {
   program
     .command('export-gguf')
     .description('Write a model (GPT-2, Llama, Mistral, Qwen 2 or 3, Gemma 1, 2 or 3, GPT-NeoX, Phi-3) as a GGUF file (for llama.cpp, node-llama-cpp, Ollama, or `lantern attribute --backend gguf:<file>`).')
-    .option('-m, --model <folder|hub-id>', 'model folder or Hub id (default: the bundled model)')
+    .addOption(modelOption('model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
     .requiredOption('-o, --out <file.gguf>', 'the GGUF file to write')
     .option('--name <name>', "the file's general.name (default: the model folder's name)")
     .option('--dtype <type>', 'storage of the weight matrices: f16 (default) or f32; norms and biases are always f32', 'f16')
@@ -20,7 +19,7 @@ export function exportGgufCommand(program: Command): void {
     .action(async (opts) => {
       if (opts.dtype !== 'f16' && opts.dtype !== 'f32') throw new LanternError(`--dtype must be f16 or f32, got '${opts.dtype}'`);
       assertWritable(opts.out, '--out');
-      const folder = await resolveModelFolder(opts.model ?? defaultModel());
+      const folder = await modelFolderFromFlags(opts);
       const r = exportGguf(folder, opts.out, { dtype: opts.dtype, name: opts.name });
       console.log(`wrote ${r.tensors} tensors (${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${opts.dtype}) to ${opts.out}`);
       for (const c of r.caveats) console.error(`note: ${c}`);
@@ -52,12 +51,12 @@ export function exportControlVectorCommand(program: Command): void {
     .description("Write steering directions (vectors added to block outputs, blocks.{l}.hook_resid_post) as a llama.cpp control vector GGUF (llama.cpp's --control-vector; direction.{l} is added to the output of block l, so block 0 cannot be steered).")
     .requiredOption('-d, --directions <file.json>', 'JSON object: {"blocks.{l}.hook_resid_post": [d_model numbers], ...}')
     .requiredOption('-o, --out <file.gguf>', 'the control vector file to write')
-    .option('-m, --model <folder|hub-id>', 'the model the directions are for: checks blocks and width, and names its family in the file (default: the bundled model)')
+    .addOption(modelOption('the model the directions are for: checks blocks and width, and names its family in the file (default: the bundled model)')).addOption(revisionOption())
     .addHelpText('after', '\nExample:\n  lantern export-control-vector --model ./my-llama --directions happy.json --out happy.gguf\n  llama-cli -m my-llama.gguf --control-vector-scaled happy.gguf 0.8 ...')
     .action(async (opts) => {
       assertWritable(opts.out, '--out');
       const directions = readDirections(opts.directions);
-      const cfg = readConfig(await resolveModelFolder(opts.model ?? defaultModel()));
+      const cfg = readConfig(await modelFolderFromFlags(opts));
       const bytes = writeControlVector(opts.out, { modelHint: cfg.architecture, directions }, { nLayers: cfg.nLayers, dModel: cfg.dModel });
       console.log(`wrote ${directions.size} direction${directions.size === 1 ? '' : 's'} (blocks ${[...directions.keys()].sort((a, b) => a - b).join(', ')}; ${bytes} bytes) to ${opts.out}`);
     });

@@ -1,10 +1,10 @@
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
-import { loadModel } from '../../models/load.js';
 import { generateStream, GenerateOptions, Generation } from '../../models/generate.js';
-import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { assertOutputsWritable, emitOutputs } from './output.js';
+import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
+import { chatFromFlags, chatOption, chatTemplateFlag, chatSettings, checkChatFlags, systemOption } from './chat-option.js';
 
 function numberIn(flag: string, lo: number, hi: number, loOpen = false) {
   return (v: string): number => {
@@ -20,8 +20,9 @@ export function generateCommand(program: Command): void {
   program
     .command('generate')
     .description('Continue a prompt, streaming the text as it is generated (key/value cache; greedy with --temperature 0).')
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
-    .requiredOption('-t, --text <text>', 'the prompt')
+    .addOption(modelOption('Hugging Face model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
+    .requiredOption('-t, --text <text>', 'the prompt (with --chat: the user\'s message)')
+    .addOption(chatOption()).addOption(systemOption()).addOption(chatTemplateFlag())
     .addOption(new Option('-n, --max-new-tokens <n>', 'tokens to generate at most').default(40).argParser(positiveInt('--max-new-tokens')))
     .addOption(new Option('--temperature <t>', 'sampling temperature; 0 = greedy').default(0.8).argParser(numberIn('--temperature', 0, 100)))
     .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens (0 = all)').default(40).argParser(nonNegativeInt('--top-k')))
@@ -34,10 +35,12 @@ export function generateCommand(program: Command): void {
     .option('--json [file]', 'write the result (model, settings, seed, tokens, text) as JSON to <file> (or print it instead of the stream when no file is given)')
     .addHelpText('after', '\nExample:\n  lantern generate --text "Once upon a time" --max-new-tokens 60 --temperature 0.7 --top-p 0.9 --json story.json')
     .action(async (opts) => {
-      const source: string = opts.model ?? defaultModel();
+      const source = modelSource(opts);
+      checkChatFlags(opts);
       assertOutputsWritable(opts, []);
-      const model = await loadModel(source, { progress: process.stderr.isTTY });
-      const prompt = model.toTokens(opts.text);
+      const model = await loadModelFromFlags(opts);
+      const chat = opts.chat ? chatFromFlags(model, opts, opts.text) : undefined;
+      const prompt = chat ? chat.tokens : model.toTokens(opts.text);
       if (prompt.length >= model.cfg.nCtx) throw new LanternError(`the prompt is ${prompt.length} tokens, which fills the model's context of ${model.cfg.nCtx}: no room to generate`);
       const settings: GenerateOptions = {
         maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, minP: opts.minP,
@@ -45,7 +48,7 @@ export function generateCommand(program: Command): void {
       };
       const streaming = opts.json !== true;
       let result: Generation | undefined;
-      if (streaming) process.stdout.write(opts.text);
+      if (streaming) process.stdout.write(chat ? chat.text : opts.text);
       for await (const c of generateStream(model, prompt, settings)) {
         if (streaming && c.text) process.stdout.write(c.text);
         result ??= c.result;
@@ -53,7 +56,7 @@ export function generateCommand(program: Command): void {
       if (streaming) process.stdout.write('\n');
       const { tokens, text, finishReason } = result!;
       const saved = {
-        model: source, method: 'generate', settings: { ...settings, stopTokens: settings.stopTokens ?? null }, seed: opts.seed,
+        model: source, ...hubRecord(model), method: 'generate', settings: { ...settings, stopTokens: settings.stopTokens ?? null, ...chatSettings(opts, chat) }, seed: opts.seed,
         prompt: opts.text, promptTokens: prompt, tokens, tokenStrings: model.tokenStrings(tokens), text, finishReason,
       };
       emitOutputs(opts, saved, {}, () => {});

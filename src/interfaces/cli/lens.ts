@@ -1,12 +1,12 @@
 import { Command } from 'commander';
-import { loadModel } from '../../models/load.js';
 import { logitLens, LogitLensResult } from '../../methods/lens/logit-lens.js';
 import { loadTunedLens, tunedLensPath } from '../../methods/lens/tuned-lens.js';
-import { defaultModel } from './defaults.js';
 import { LENS } from '../../methods/lens/options.js';
 import { withDefaults } from '../../methods/options.js';
 import { addCliOptions } from './method-options.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
+import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
+import { chatFromFlags, chatOption, chatTemplateFlag, chatSettings, checkChatFlags, systemOption } from './chat-option.js';
 
 /** ANSI colour unless FORCE_COLOR=0 / NO_COLOR, or stdout is not a terminal (FORCE_COLOR=1 forces it). */
 export function useColor(): boolean {
@@ -85,21 +85,24 @@ export function lensCommand(program: Command): void {
   const cmd = program
     .command('lens')
     .description("Logit lens: decode the residual stream at every layer and position through the model's final LayerNorm and unembedding.")
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)');
+    .addOption(modelOption('Hugging Face model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
+    .addOption(chatOption()).addOption(systemOption()).addOption(chatTemplateFlag());
   addCliOptions(cmd, LENS);
   addOutputOptions(cmd, 'write an HTML heatmap')
     .addHelpText('after', '\nExample:\n  lantern lens --text "The capital of France is" --target " Paris" --html lens.html')
     .action(async (given) => {
       const opts = withDefaults(LENS, given);
-      const source: string = opts.model ?? defaultModel();
+      const source = modelSource(opts);
+      checkChatFlags(opts);
       assertOutputsWritable(opts);
-      const model = await loadModel(source, { progress: process.stderr.isTTY });
+      const model = await loadModelFromFlags(opts);
       const tunedFile = opts.tuned === undefined ? undefined : opts.tuned === true ? tunedLensPath(source) : String(opts.tuned);
       const tuned = tunedFile ? loadTunedLens(tunedFile, model) : undefined;
-      const r = await logitLens(model, opts.text, { topK: opts.topK, target: opts.target, tuned });
+      const chat = opts.chat ? chatFromFlags(model, opts, opts.text) : undefined;
+      const r = await logitLens(model, chat ? chat.tokens : opts.text, { topK: opts.topK, target: opts.target, tuned });
       const saved = {
-        model: source, method: tuned ? 'tuned-lens' : 'logit-lens',
-        settings: { topK: opts.topK, ...(opts.target !== undefined ? { target: opts.target, targetId: r.settings.target } : {}), ...(tunedFile ? { tunedLens: tunedFile } : {}) },
+        model: source, ...hubRecord(model), method: tuned ? 'tuned-lens' : 'logit-lens',
+        settings: { topK: opts.topK, ...(opts.target !== undefined ? { target: opts.target, targetId: r.settings.target } : {}), ...(tunedFile ? { tunedLens: tunedFile } : {}), ...chatSettings(opts, chat) },
         text: opts.text, tokens: r.tokens, tokenStrings: r.tokenStrings, layers: r.layers, cells: r.cells,
       };
       emitOutputs(opts, saved, { html: () => lensHtml(r, source) }, () => printLens(r, source, opts.target, !!tuned));

@@ -1,19 +1,18 @@
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { hookNames } from '../../models/forward.js';
-import { resolveModelFolder } from '../../models/hub.js';
 import { writeRandomModel } from '../../models/random.js';
 import { architectureFor, architectures, readConfig, SUPPORTED_ARCHITECTURES } from '../../models/config.js';
-import { defaultModel } from './defaults.js';
 import { positiveInt, nonNegativeInt } from './forward.js';
+import { modelOption, revisionOption, modelFolderFromFlags } from './model-option.js';
 
 export function hooksCommand(program: Command): void {
   program
     .command('hooks')
     .description("List the model's hook points (TransformerLens names).")
-    .option('-m, --model <folder|hub-id>', 'model folder or Hub id (default: the bundled model)')
+    .addOption(modelOption('model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
     .action(async (opts) => {
-      const folder = await resolveModelFolder(opts.model ?? defaultModel());
+      const folder = await modelFolderFromFlags(opts);
       for (const name of hookNames(readConfig(folder))) console.log(name);
     });
 }

@@ -1,13 +1,13 @@
 import { Command } from 'commander';
-import { loadModel } from '../../models/load.js';
 import { activationPatching, PatchingResult } from '../../methods/patching/activation.js';
 import { attributionPatching, pearson } from '../../methods/patching/attribution.js';
-import { defaultModel } from './defaults.js';
 import { PATCHING, PatchingMethod } from '../../methods/patching/options.js';
 import { checkOptionsApply, withDefaults } from '../../methods/options.js';
 import { addCliOptions } from './method-options.js';
 import { ansiSigned, cellText, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
+import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
+import { chatOption, chatTemplateFlag, checkChatFlags, promptInput, systemOption } from './chat-option.js';
 
 /** The result as rows × columns for display: rows are layers (or layer-head pairs), columns positions or heads. */
 type Grid = Pick<PatchingResult, 'axes' | 'shape' | 'effects'>;
@@ -40,7 +40,8 @@ export function patchCommand(program: Command): void {
   const cmd = program
     .command('patch')
     .description('Activation patching: run the corrupted prompt with one activation from the clean run, for every layer and position / head; 1 = clean behaviour restored, 0 = corrupted. --method attribution: its linear approximation from one forward and backward.')
-    .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)');
+    .addOption(modelOption('Hugging Face model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
+    .addOption(chatOption()).addOption(systemOption()).addOption(chatTemplateFlag());
   // Every method option, from the one declaration the Workbench API is built from too.
   addCliOptions(cmd, PATCHING);
   addOutputOptions(cmd, 'write an HTML heatmap')
@@ -48,11 +49,12 @@ export function patchCommand(program: Command): void {
     .action(async (given) => {
       checkOptionsApply(PATCHING.options, (k) => given[k], 'cli');
       const opts = withDefaults(PATCHING, given);
-      const source: string = opts.model ?? defaultModel();
+      const source = modelSource(opts);
+      checkChatFlags(opts);
       assertOutputsWritable(opts);
-      const model = await loadModel(source, { progress: process.stderr.isTTY });
+      const model = await loadModelFromFlags(opts);
       const common = {
-        clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong, metric: opts.metric,
+        clean: promptInput(model, opts, opts.clean), corrupt: promptInput(model, opts, opts.corrupt), answer: opts.answer, wrong: opts.wrong, metric: opts.metric,
         sweep: opts.sweep, byPosition: !!opts.byPosition, pos: opts.pos,
       };
       const method: PatchingMethod = opts.method;
@@ -71,12 +73,13 @@ export function patchCommand(program: Command): void {
       const settings = {
         clean: opts.clean, corrupt: opts.corrupt, answer: opts.answer, wrong: opts.wrong ?? null, metric: r.metric, sweep: r.sweep,
         byPosition: r.settings.byPosition, pos: r.pos, ...(act ? { batchSize: act.settings.batchSize } : {}), ...(attr && opts.igSteps ? { igSteps: opts.igSteps } : {}),
+        ...(opts.chat ? { chat: { system: opts.system ?? null, template: opts.chatTemplate ?? 'default' } } : {}),
       };
       const { method: _m, settings: _s, ...rest } = r;
       const strings = { cleanTokenStrings: model.tokenStrings(r.cleanTokens), corruptTokenStrings: tokens };
       const saved = act && attr
-        ? { model: source, method: 'both', settings: { ...settings, method }, pearson: corr ?? null, activation: { ...act, settings: undefined }, attribution: { ...attr, settings: undefined }, ...strings }
-        : { model: source, method: r.method, settings, ...rest, ...strings };
+        ? { model: source, ...hubRecord(model), method: 'both', settings: { ...settings, method }, pearson: corr ?? null, activation: { ...act, settings: undefined }, attribution: { ...attr, settings: undefined }, ...strings }
+        : { model: source, ...hubRecord(model), method: r.method, settings, ...rest, ...strings };
       const metricName = r.metric === 'logit-diff' ? `logit(${JSON.stringify(opts.answer)}) - logit(${JSON.stringify(opts.wrong)})` : `log p(${JSON.stringify(opts.answer)})`;
       const caption = `${r.sweep} patching (${r.hook}), metric ${metricName} at position ${r.pos}: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupt.toFixed(4)}; cells: (${method === 'activation' ? 'patched' : method === 'attribution' ? 'predicted' : 'patched or predicted'} - corrupted) / (clean - corrupted)${method === 'activation' ? '' : ', predicted = corrupted + (a_clean - a_corrupted) · d metric / d a'}.`;
       const html = () => grids.length === 1

@@ -5,6 +5,7 @@ import { servedId } from '../server/openai-compat.js';
 import { defaultModel } from './defaults.js';
 import { nonNegativeInt } from './forward.js';
 import { DEFAULT_LIMITS } from '../server/limits.js';
+import { modelOption, revisionOption } from './model-option.js';
 
 /** '2G', '512M', '1.5GiB' or a byte count. */
 export function parseSize(flag: string) {
@@ -30,7 +31,7 @@ export function serveCommand(program: Command): void {
   program
     .command('serve')
     .description('Start the Workbench: the web app and its JSON API (OpenAPI at /api/openapi.json).')
-    .option('-m, --model <folder|hub-id>', 'the default model (default: the bundled model)')
+    .addOption(modelOption('the default model (default: the bundled model)')).addOption(revisionOption())
     .addOption(new Option('-p, --port <n>', 'port (0: any free port)').default(8484).argParser(nonNegativeInt('--port', 65535)))
     .option('--host <host>', 'address to listen on; anything but loopback needs --token', '127.0.0.1')
     .option('--token <token>', 'a secret every request must carry (Authorization: Bearer, or ?token= in the URL)')
@@ -40,6 +41,7 @@ export function serveCommand(program: Command): void {
     .addOption(new Option('--gflops <n>', `sustained GFLOP/s the estimates assume (default ${DEFAULT_LIMITS.flopsPerSecond / 1e9}; raise it on a GPU)`).argParser(positiveNumber('--gflops')))
     .addHelpText('after', '\nExample:\n  lantern serve --port 8484\n  lantern serve --host 0.0.0.0 --token "$(openssl rand -hex 16)"')
     .action(async (opts) => {
+      if (opts.revision !== undefined && opts.model === undefined) throw new LanternError('--revision needs --model (a Hub id)');
       if (!LOOPBACK.has(opts.host) && !opts.token) throw new LanternError(`--host ${opts.host} is reachable from other machines; give --token <secret> too`);
       if (opts.token !== undefined && String(opts.token).length < 8) throw new LanternError('--token must be at least 8 characters');
       // The default model also answers OpenAI clients under /v1 (with --token as their API key).
@@ -48,7 +50,7 @@ export function serveCommand(program: Command): void {
         ...(opts.maxJobMemory !== undefined ? { maxJobMemory: opts.maxJobMemory } : {}),
         ...(opts.gflops !== undefined ? { flopsPerSecond: opts.gflops * 1e9 } : {}),
       };
-      const app = await buildServer({ model: opts.model, token: opts.token, dataDir: opts.dataDir, openai: true, limits });
+      const app = await buildServer({ model: opts.model, revision: opts.revision, token: opts.token, dataDir: opts.dataDir, openai: true, limits });
       let address: string;
       try {
         address = await app.listen({ port: opts.port, host: opts.host });

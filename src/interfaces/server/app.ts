@@ -33,6 +33,8 @@ export interface ServerOptions {
   dataDir?: string;
   /** The default model (folder or Hub id), as given to `lantern serve --model`. */
   model?: string;
+  /** The Hub revision of `model` (`lantern serve --revision`). */
+  revision?: string;
   /** Required on every request when set. */
   token?: string;
   /** The web app's built files (default: web/dist in the package). */
@@ -92,7 +94,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   const queue = new ComputeQueue(store, executor, { maxJobSeconds: limits.maxJobSeconds });
   const hubOffline = /^(1|true|yes|on)$/i.test(process.env.HF_HUB_OFFLINE ?? '');
   const models = new ModelRegistry({
-    store, executor, plantedDir: path.join(dataDir, 'planted'), defaultSource: opts.model, allowHub: opts.allowHub ?? !hubOffline,
+    store, executor, plantedDir: path.join(dataDir, 'planted'), defaultSource: opts.model, defaultRevision: opts.revision, allowHub: opts.allowHub ?? !hubOffline,
   });
 
   const app = Fastify({
@@ -215,7 +217,9 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
           ctx.stage('downloading', `downloading ${e.file}: ${(e.received / 1e6).toFixed(1)}${of}`);
         });
         if (!local) checkRequestWork(kind as RunKind, m, params, limits);
-        return compute(kind, m, params, ctx);
+        const out = await compute(kind, m, params, ctx);
+        // Which commit of a Hub model ('hub:<id>@<revision>') the run used.
+        return m.hub ? { ...(out as object), hub: m.hub } : out;
       });
       const q = (req.query as { async?: string }).async;
       if (q === 'true' || q === '1') return reply.code(202).send(jobInfo(job));

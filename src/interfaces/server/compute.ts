@@ -20,6 +20,7 @@ import { activationPatching, attributionPatching, pearson } from '../../methods/
 import type { RunKind } from './store.js';
 import type { JobContext } from './queue.js';
 import { checkWork, estimateRequest, WorkLimits } from './limits.js';
+import { chatPrompt } from '../../models/chat.js';
 
 /** Prompts longer than this (in characters) are refused before tokenizing. */
 export const MAX_TEXT = 4000;
@@ -28,6 +29,24 @@ export const MAX_ATTENTION_TOKENS = 128;
 
 const text = { type: 'string', minLength: 1, maxLength: MAX_TEXT };
 const model = { type: 'string', minLength: 1, maxLength: 300, description: "a reference from GET /api/models: 'bundled', 'planted:<kind>', 'folder:<id>', 'hub:<id>' or 'default' (default: the server's model)" };
+const messages = {
+  type: 'array', minItems: 1, maxItems: 64,
+  description: "a chat, put through the model's chat template instead of giving text (attribution then scores only the user's words)",
+  items: {
+    type: 'object', additionalProperties: false, required: ['role', 'content'],
+    properties: { role: { type: 'string', minLength: 1, maxLength: 50 }, content: { type: 'string', maxLength: MAX_TEXT } },
+  },
+};
+const chatFields = {
+  messages,
+  addGenerationPrompt: { type: 'boolean', description: "messages: end with the header of the assistant's reply (default true)" },
+};
+// Either a prompt or a chat.
+const textOrMessages = { anyOf: [{ required: ['text'] }, { required: ['messages'] }] };
+/** A family's request schema whose prompt may come as chat messages instead of text. */
+function withMessages(schema: Record<string, unknown>): Record<string, unknown> {
+  return { ...schema, required: (schema.required as string[]).filter((k) => k !== 'text'), ...textOrMessages };
+}
 const common = {
   model,
   title: { type: 'string', maxLength: 200, description: 'a name for the saved run (default: from the prompt)' },
@@ -37,18 +56,19 @@ export const API_FAMILIES: readonly MethodFamily[] = [ATTRIBUTION, LENS, PATCHIN
 
 export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
   forward: {
-    type: 'object', additionalProperties: false, required: ['text'],
-    properties: { ...common, text, topK: { type: 'integer', minimum: 1, maximum: 100, default: 10 } },
+    type: 'object', additionalProperties: false, ...textOrMessages,
+    properties: { ...common, text, ...chatFields, topK: { type: 'integer', minimum: 1, maximum: 100, default: 10 } },
   },
   attention: {
-    type: 'object', additionalProperties: false, required: ['text'],
-    properties: { ...common, text: { ...text, maxLength: 1000 } },
+    type: 'object', additionalProperties: false, ...textOrMessages,
+    properties: { ...common, text: { ...text, maxLength: 1000 }, ...chatFields },
   },
-  lens: requestSchema(LENS, common, MAX_TEXT),
+  lens: withMessages(requestSchema(LENS, { ...common, ...chatFields }, MAX_TEXT)),
   attribution: {
-    type: 'object', additionalProperties: false, required: ['text'],
+    type: 'object', additionalProperties: false, ...textOrMessages,
     properties: {
-      ...common, text,
+      ...common, text, ...chatFields,
+      templateTokens: { type: 'boolean', description: "messages: attribute the chat template's tokens (and other roles' words) too, not only the user's words" },
       method: { type: 'string', enum: [...METHODS], default: 'ig' },
       target: { type: 'string', minLength: 1, maxLength: 400, description: "one token (next-token target) or several (a teacher-forced continuation); default: the model's top prediction" },
       foil: { type: 'string', minLength: 1, maxLength: 100, description: 'contrastive: explain logit(target) − logit(foil); needs a one-token target' },
@@ -60,7 +80,11 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
     },
   },
   // Patching prompts are shorter than others: every patched run repeats the whole prompt.
-  patching: requestSchema(PATCHING, common, 1000),
+  patching: requestSchema(PATCHING, {
+    ...common,
+    chat: { type: 'boolean', description: "put clean and corrupt each through the model's chat template as the user's message" },
+    system: { type: 'string', maxLength: MAX_TEXT, description: 'chat: a system message before the user\'s' },
+  }, 1000),
 };
 
 type Body = Record<string, any>;
@@ -70,6 +94,9 @@ type Body = Record<string, any>;
  * only fail is a 400 at once rather than a saved failed run.
  */
 export function precheck(kind: RunKind, body: Body): void {
+  if (body.text !== undefined && body.messages !== undefined) throw new LanternError('give text or messages, not both');
+  if (body.messages === undefined && (body.addGenerationPrompt !== undefined || body.templateTokens !== undefined)) throw new LanternError('addGenerationPrompt and templateTokens apply only with messages');
+  if (kind === 'patching' && body.system !== undefined && !body.chat) throw new LanternError('system applies only with chat');
   if (kind === 'attribution') {
     const method = body.method ?? 'ig';
     if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
@@ -83,7 +110,8 @@ export function precheck(kind: RunKind, body: Body): void {
 
 /** A short default title for a saved run. */
 export function defaultTitle(kind: RunKind, body: Body): string {
-  const t = String(kind === 'patching' ? body.clean : body.text).replace(/\s+/g, ' ').trim();
+  const lastUser = (body.messages as { role: string; content: string }[] | undefined)?.filter((msg) => msg.role === 'user').at(-1)?.content;
+  const t = String(kind === 'patching' ? body.clean : body.text ?? lastUser ?? body.messages?.at(-1)?.content ?? '').replace(/\s+/g, ' ').trim();
   return t.length > 60 ? `${t.slice(0, 59)}…` : t;
 }
 
@@ -104,6 +132,18 @@ function tokenOf(m: HookedTransformer, what: string, v: unknown): Baseline | Mas
   return { token: ids[0] };
 }
 
+/** The prompt's token ids: the text's, or the templated chat's. */
+function promptTokens(m: HookedTransformer, body: Body): number[] {
+  return body.messages !== undefined ? chatPrompt(m, body.messages, { addGenerationPrompt: body.addGenerationPrompt }).tokens : m.toTokens(body.text);
+}
+
+/** A patching prompt, put through the chat template as the user's message when `chat` is set. */
+function patchingPrompt(m: HookedTransformer, body: Body, text: string): number[] {
+  if (!body.chat) return m.toTokens(text);
+  const msgs = [...(body.system !== undefined ? [{ role: 'system', content: body.system }] : []), { role: 'user', content: text }];
+  return chatPrompt(m, msgs).tokens;
+}
+
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /** Rough graph-run counts, so progress can show a fraction; null where a method's count is not known up front. */
@@ -122,7 +162,7 @@ function expectedRuns(kind: RunKind, body: Body, seq: number, m: HookedTransform
  * limit) when it exceeds the server's limits; bad prompts are reported as `compute` reports them.
  */
 export function checkRequestWork(kind: RunKind, m: HookedTransformer, body: Body, limits: WorkLimits): { seconds: number; bytes: number } {
-  const tokens = m.toTokens(kind === 'patching' ? body.clean : body.text);
+  const tokens = kind === 'patching' ? patchingPrompt(m, body, body.clean) : promptTokens(m, body);
   checkLength(m, tokens, kind === 'patching' ? 'clean' : 'text');
   const rows = kind === 'attribution' && body.target !== undefined ? Math.max(1, m.encode(body.target).length) : 1;
   const r = { kind, body, tokens: tokens.length, rows };
@@ -131,7 +171,7 @@ export function checkRequestWork(kind: RunKind, m: HookedTransformer, body: Body
 
 export async function compute(kind: RunKind, m: HookedTransformer, body: Body, ctx: JobContext): Promise<unknown> {
   const str = (ids: number[]) => m.tokenStrings(ids);
-  const first = kind === 'patching' ? m.toTokens(body.clean) : m.toTokens(body.text);
+  const first = kind === 'patching' ? patchingPrompt(m, body, body.clean) : promptTokens(m, body);
   checkLength(m, first, kind === 'patching' ? 'clean' : 'text');
   ctx.stage('computing', `running ${kind}`, expectedRuns(kind, body, first.length, m));
   switch (kind) {
@@ -157,7 +197,7 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
     case 'lens': {
       const o = withDefaults(LENS, body);
       const r = await logitLens(m, first, { topK: o.topK, target: o.target });
-      return { ...r, text: body.text };
+      return { ...r, ...(body.messages ? { messages: body.messages } : { text: body.text }) };
     }
     case 'attribution': {
       if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
@@ -175,16 +215,19 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
         if (body[spec.key] !== undefined) settings[spec.key] = spec.type.kind === 'token' ? tokenOf(m, spec.key, body[spec.key]) : body[spec.key];
       }
       const r = await attribute(m, {
-        text: body.text, target, foil: body.foil, continuation, kind: body.kind, method: body.method ?? 'ig', settings: settings as AttributionSettings, seed: body.seed ?? 0, evaluate: !!body.evaluate,
+        ...(body.messages !== undefined
+          ? { messages: body.messages, chat: { addGenerationPrompt: body.addGenerationPrompt }, templateTokens: !!body.templateTokens }
+          : { text: body.text }),
+        target, foil: body.foil, continuation, kind: body.kind, method: body.method ?? 'ig', settings: settings as AttributionSettings, seed: body.seed ?? 0, evaluate: !!body.evaluate,
       });
       return { ...resultToJSON(r), words: mergeWords(r.tokenStrings, r.scores) };
     }
     case 'patching': {
-      const corrupt = m.toTokens(body.corrupt);
+      const corrupt = patchingPrompt(m, body, body.corrupt);
       checkLength(m, corrupt, 'corrupt');
       const o = withDefaults(PATCHING, body);
       const opts = {
-        clean: o.clean, corrupt: o.corrupt, answer: o.answer, wrong: o.wrong, metric: o.metric, sweep: o.sweep, byPosition: Boolean(o.byPosition), pos: o.pos,
+        clean: first, corrupt, answer: o.answer, wrong: o.wrong, metric: o.metric, sweep: o.sweep, byPosition: Boolean(o.byPosition), pos: o.pos,
       };
       const act = o.method === 'attribution' ? undefined : await activationPatching(m, { ...opts, batchSize: o.batchSize });
       const attr = o.method === 'activation' ? undefined : await attributionPatching(m, { ...opts, igSteps: o.igSteps });

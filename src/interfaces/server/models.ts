@@ -2,7 +2,8 @@
  * The model picker: which models a request may name, and loading them.
  *
  * Requests name a model by reference, never by path: 'bundled', 'planted:<kind>',
- * 'folder:<id>' (a folder the user added, checked when added), 'hub:<org/name>', or 'default'
+ * 'folder:<id>' (a folder the user added, checked when added), 'hub:<org/name>' (or
+ * 'hub:<org/name>@<revision>': a branch, tag or commit, such as Pythia's step1000), or 'default'
  * (the server's --model, trusted because it came from the command line). So an API client cannot
  * make the server open files it was not pointed at.
  */
@@ -29,6 +30,8 @@ export interface ModelChoice {
 
 // huggingface_hub's repo id pattern (ASCII): 'name' or 'org/name'.
 const REPO_ID = /^(?:[\w.-]+\/)?[\w.-]+$/;
+// Branch and tag names as git allows them here (no spaces, no '..'), or a commit sha.
+const REVISION = /^[\w.-]+(?:\/[\w.-]+)*$/;
 
 /** How many loaded models stay in memory (each holds its weights in the compute thread). */
 const KEEP_LOADED = 2;
@@ -40,6 +43,8 @@ export interface ModelRegistryOptions {
   plantedDir: string;
   /** The server's --model (a folder or Hub id given on the command line). */
   defaultSource?: string;
+  /** The Hub revision of defaultSource (the server's --revision). */
+  defaultRevision?: string;
   /** Allow 'hub:' references (off when HF_HUB_OFFLINE is set and nothing is cached). */
   allowHub?: boolean;
 }
@@ -55,7 +60,10 @@ export class ModelRegistry {
 
   choices(): ModelChoice[] {
     const out: ModelChoice[] = [];
-    if (this.opts.defaultSource !== undefined) out.push({ ref: 'default', label: `${this.opts.defaultSource} (--model)`, kind: 'default' });
+    if (this.opts.defaultSource !== undefined) {
+      const at = this.opts.defaultRevision !== undefined ? `@${this.opts.defaultRevision}` : '';
+      out.push({ ref: 'default', label: `${this.opts.defaultSource}${at} (--model)`, kind: 'default' });
+    }
     out.push({ ref: 'bundled', label: 'lantern-demo (bundled)', kind: 'bundled' });
     for (const k of PLANTED_KINDS) out.push({ ref: `planted:${k}`, label: `planted: ${k}`, kind: 'planted' });
     for (const f of this.opts.store.folders()) out.push({ ref: `folder:${f.id}`, label: f.name, kind: 'folder', path: f.path });
@@ -113,11 +121,18 @@ export class ModelRegistry {
     }
     if (scheme === 'hub') {
       if (this.opts.allowHub === false) throw new LanternError('Hub models are turned off on this server');
+      const { id } = hubRef(arg);
       // A Hub id that is also a path here would be read as that local folder.
-      if (!REPO_ID.test(arg) || arg.includes('..') || fs.existsSync(arg)) throw new LanternError(`'${arg}' is not a Hub model id (like 'gpt2' or 'org/name')`);
-      return arg;
+      if (!REPO_ID.test(id) || id.includes('..') || fs.existsSync(id)) throw new LanternError(`'${id}' is not a Hub model id (like 'gpt2' or 'org/name')`);
+      return id;
     }
-    throw new LanternError(`unknown model '${ref}'; use 'bundled', 'planted:<kind>', 'folder:<id>' or 'hub:<id>' (GET /api/models lists them)`);
+    throw new LanternError(`unknown model '${ref}'; use 'bundled', 'planted:<kind>', 'folder:<id>' or 'hub:<id>[@<revision>]' (GET /api/models lists them)`);
+  }
+
+  /** The Hub revision a reference asks for, if any. */
+  private revisionOf(ref: string): string | undefined {
+    if (ref === 'default') return this.opts.defaultRevision;
+    return ref.startsWith('hub:') ? hubRef(ref.slice('hub:'.length)).revision : undefined;
   }
 
   /**
@@ -141,7 +156,7 @@ export class ModelRegistry {
       this.loaded.set(key, p);
       return p;
     }
-    p = loadModel(source, { executor: this.opts.executor, progress: false, onProgress });
+    p = loadModel(source, { executor: this.opts.executor, revision: this.revisionOf(ref), progress: false, onProgress });
     this.loaded.set(key, p);
     p.catch(() => this.loaded.delete(key));
     while (this.loaded.size > KEEP_LOADED) {
@@ -151,4 +166,15 @@ export class ModelRegistry {
     }
     return p;
   }
+}
+
+/** 'org/name@revision' -> its parts; the revision is checked here, as it becomes part of a cache path. */
+function hubRef(arg: string): { id: string; revision?: string } {
+  const at = arg.indexOf('@');
+  if (at < 0) return { id: arg };
+  const revision = arg.slice(at + 1);
+  if (!REVISION.test(revision) || revision.split('/').some((s) => s === '.' || s === '..')) {
+    throw new LanternError(`'${revision}' is not a Hub revision (a branch, tag or commit, like 'main' or 'step1000')`);
+  }
+  return { id: arg.slice(0, at), revision };
 }

@@ -6,10 +6,12 @@
  *                               `logprobs` (0..5) as OpenAI's legacy API: with `echo` and
  *                               `max_tokens: 0` the log-prob of every prompt token (the first is
  *                               null), which is how a black-box client scores a fixed continuation.
- *   POST /v1/chat/completions   `logprobs` / `top_logprobs` (0..20). The models have no chat
- *                               template, so messages are rendered as plain text — "System: …",
- *                               "User: …", "Assistant: …" lines, then "Assistant:" — unless the
- *                               plugin is given `chatTemplate`.
+ *   POST /v1/chat/completions   `logprobs` / `top_logprobs` (0..20). Messages go through the
+ *                               model's own chat template (tokenizer_config.json's), as an
+ *                               OpenAI-compatible server for that model would; a model without
+ *                               one gets plain text — "System: …", "User: …", "Assistant: …"
+ *                               lines, then "Assistant:" — and the plugin's `chatTemplate`, when
+ *                               given, overrides both.
  *   POST /tokenize, /detokenize vLLM's endpoints, so clients can perturb the server's own tokens.
  *
  * Both completion endpoints take `stream: true` (server-sent events, chunk by chunk as tokens
@@ -32,12 +34,10 @@ import { LanternError } from '../../errors.js';
 import { assertFinite } from '../../finite.js';
 import { generateBatch, generateStream, GenerateOptions, Generation } from '../../models/generate.js';
 import type { HookedTransformer } from '../../models/hooked.js';
+import { chatPrompt } from '../../models/chat.js';
+import type { ChatMessage } from '../../models/chat.js';
 
-/** One chat message, as in OpenAI's chat API. */
-export interface ChatMessage {
-  role: string;
-  content: string;
-}
+export type { ChatMessage };
 
 /**
  * A served model, or a loader called on each request, which caches as it sees fit (the Workbench
@@ -49,7 +49,7 @@ export type ServedModel = HookedTransformer | (() => Promise<HookedTransformer>)
 export interface OpenAICompatOptions {
   /** Served models by the id clients name. */
   models: Record<string, ServedModel>;
-  /** Turns chat messages into one prompt (default: the model's own chat template, else {@link plainChatTemplate}). */
+  /** Renders every model's chat prompts (default: each model's own template, else plainChatTemplate). */
   chatTemplate?: (messages: ChatMessage[]) => string;
   /** Cap on max_tokens per request (default 512). */
   maxTokensLimit?: number;
@@ -57,7 +57,7 @@ export interface OpenAICompatOptions {
   maxBatch?: number;
 }
 
-/** The default rendering of chat messages for models without a chat template. */
+/** The rendering of chat messages for models without a chat template. */
 export function plainChatTemplate(messages: ChatMessage[]): string {
   const title = (r: string) => r.charAt(0).toUpperCase() + r.slice(1);
   return messages.map((m) => `${title(m.role)}: ${m.content}\n`).join('') + 'Assistant:';
@@ -229,7 +229,6 @@ interface Generated {
 export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app, opts) => {
   const ids = Object.keys(opts.models);
   if (ids.length === 0) throw new LanternError('the OpenAI-compatible server needs at least one model');
-  const template = opts.chatTemplate ?? plainChatTemplate;
   const maxTokensLimit = opts.maxTokensLimit ?? 512;
   const maxBatch = opts.maxBatch ?? 32;
   const created = Math.floor(Date.now() / 1000);
@@ -331,6 +330,13 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     res.end();
   }
 
+  /** The chat as the model reads it: ids of its own template's rendering, or text. */
+  function chatInput(model: HookedTransformer, msgs: ChatMessage[]): string | number[] {
+    if (opts.chatTemplate) return opts.chatTemplate(msgs);
+    if (model.tokenizer?.chatTemplates !== undefined) return chatPrompt(model, msgs).tokens;
+    return plainChatTemplate(msgs);
+  }
+
   app.get('/v1/models', async () => ({
     object: 'list',
     data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'lantern' })),
@@ -408,7 +414,7 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
     if (k > 0 && !wantLogprobs) throw bad('top_logprobs needs logprobs: true', 'top_logprobs');
     if (b.stream) {
       if (wantLogprobs) throw bad('logprobs cannot be streamed; ask without stream', 'logprobs');
-      const promptIds = promptIdsOf(model, template(msgs as ChatMessage[]), maxTokens);
+      const promptIds = promptIdsOf(model, chatInput(loaded, msgs as ChatMessage[]), maxTokens);
       const settings = settingsOf(b, maxTokens);
       const head = { id: `chatcmpl-${crypto.randomUUID()}`, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: id };
       const usage = includeUsage(b);
@@ -423,7 +429,7 @@ export const openAICompat: FastifyPluginAsync<OpenAICompatOptions> = async (app,
         if (usage) yield { ...head, choices: [], usage: { prompt_tokens: promptIds.length, completion_tokens: completionTokens, total_tokens: promptIds.length + completionTokens } };
       })());
     }
-    const [g] = await complete(model, [template(msgs as ChatMessage[])], b, maxTokens);
+    const [g] = await complete(model, [chatInput(loaded, msgs as ChatMessage[])], b, maxTokens);
     let logprobs = null;
     if (wantLogprobs) {
       const lp = await tokenLogprobs(model, [...g.promptIds, ...g.ids], g.promptIds.length, k);

@@ -25,6 +25,8 @@ import { faithfulnessVia } from './agnostic.js';
 import { checkBatchSize } from './common.js';
 import { checkMasking, occlusion, spanScorer, OcclusionSettings, Masking } from './perturbation.js';
 import { AttributionResult, weightsHash } from './result.js';
+import { chatPrompt } from '../../models/chat.js';
+import type { ChatMessage, ChatOptions } from '../../models/chat.js';
 import { kernelShap, lime, shapleySampling, SamplingSettings } from './sampling.js';
 import { valueZeroing, ValueZeroingSettings } from './value-zeroing.js';
 import { resolveTarget, ResolvedTarget, ScoreKind } from './targets.js';
@@ -41,6 +43,16 @@ export type AttributionSettings = IgSettings & GradientSettings & LayerSettings 
 export interface AttributeOptions {
   text?: string;
   tokens?: number[];
+  /**
+   * A chat, put through the model's chat template (see chatPrompt). Only the words of the user's
+   * messages are attributed; the template's tokens (and other roles' words) stay as context, as
+   * special tokens do, unless `templateTokens` is set.
+   */
+  messages?: ChatMessage[];
+  /** How `messages` are templated (default: the model's template, with the assistant's header at the end). */
+  chat?: ChatOptions;
+  /** With `messages`: attribute to every token of the templated prompt, not only the user's words. */
+  templateTokens?: boolean;
   /** Next token to explain (default: the model's top prediction). */
   target?: number | string;
   foil?: number | string;
@@ -92,14 +104,25 @@ async function run(model: HookedTransformer, method: Method, t: ResolvedTarget, 
 /** Attributes a model's prediction on a prompt to the prompt's tokens (or words, sentences) with any method, optionally with faithfulness metrics. */
 export async function attribute(model: HookedTransformer, opts: AttributeOptions): Promise<AttributionResult> {
   const method = checkMethod(opts.method);
-  if ((opts.text === undefined) === (opts.tokens === undefined)) throw new LanternError('give either text or tokens to attribute');
-  const prompt = opts.text !== undefined ? model.toTokens(opts.text) : opts.tokens!;
+  if ([opts.text, opts.tokens, opts.messages].filter((x) => x !== undefined).length !== 1) throw new LanternError('give one of text, tokens or messages to attribute');
+  if (opts.messages === undefined && (opts.chat !== undefined || opts.templateTokens !== undefined)) throw new LanternError('chat and templateTokens apply only with messages');
+  const chat = opts.messages !== undefined ? chatPrompt(model, opts.messages, opts.chat) : undefined;
+  const prompt = chat ? chat.tokens : opts.text !== undefined ? model.toTokens(opts.text) : opts.tokens!;
   const seed = opts.seed ?? 0;
   if (!Number.isInteger(seed)) throw new LanternError(`seed must be an integer, got ${seed}`);
   const t = await resolveTarget(model, prompt, { target: opts.target, foil: opts.foil, continuation: opts.continuation, kind: opts.kind });
   const specialIds = opts.special ? new Set<number>() : model.tokenizer?.specialIds() ?? new Set<number>();
-  const skipped = prompt.flatMap((id, position) => (specialIds.has(id) ? [position] : []));
-  if (skipped.length === prompt.length) throw new LanternError('every prompt token is a special token, so there is nothing to attribute (attribute them with special: true, or --special)');
+  const specials = prompt.flatMap((id, position) => (specialIds.has(id) ? [position] : []));
+  if (specials.length === prompt.length) throw new LanternError('every prompt token is a special token, so there is nothing to attribute (attribute them with special: true, or --special)');
+  const user = new Set(chat?.userPositions);
+  const template = chat && !opts.templateTokens ? prompt.flatMap((id, position) => (user.has(position) || specialIds.has(id) ? [] : [position])) : [];
+  if (chat && !opts.templateTokens) {
+    if (user.size === 0) throw new LanternError('the chat has no words of the user to attribute (attribute the template with templateTokens: true, or --attribute-template-tokens)');
+    if (opts.settings?.granularity !== undefined && opts.settings.granularity !== 'token') {
+      throw new LanternError(`${opts.settings.granularity} granularity groups the template's tokens with the user's; use token granularity, or attribute the template too (templateTokens: true, or --attribute-template-tokens)`);
+    }
+  }
+  const skipped = [...specials, ...template].sort((a, b) => a - b);
   if (skipped.length) t.fixed = skipped;
   const columns = prompt.flatMap((_, i) => (skipped.includes(i) ? [] : [i]));
   const settings = opts.settings ?? {};
@@ -109,7 +132,7 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
   // Word/sentence spans cover every token, special ones included; token columns leave them out.
   const cols = spans ? prompt.map((_, i) => i) : columns;
   const result: AttributionResult = {
-    model: { source: model.source, weightsSha256: await weightsHash(model), config: { ...model.cfg } },
+    model: { source: model.source, ...(model.hub ? { hub: model.hub } : {}), weightsSha256: await weightsHash(model), config: { ...model.cfg } },
     method,
     settings: out.settings,
     seed,
@@ -120,7 +143,14 @@ export async function attribute(model: HookedTransformer, opts: AttributeOptions
     scores: spans ? out.scores : out.scores.map((row) => cols.map((i) => row[i])),
     ...(spans ? { spans, granularity: settings.granularity } : {}),
   };
-  if (skipped.length && !spans) result.skippedSpecial = skipped.map((position) => ({ position, token: prompt[position], string: strings[position] }));
+  if (specials.length && !spans) result.skippedSpecial = specials.map((position) => ({ position, token: prompt[position], string: strings[position] }));
+  if (chat) {
+    result.chat = {
+      messages: chat.messages, template: chat.template, text: chat.text,
+      userSpans: chat.spans.filter((s) => s.role === 'user').map((s) => [s.start, s.end]),
+      templatePositions: template, templateTokens: Boolean(opts.templateTokens),
+    };
+  }
   const delta = out.extra?.convergenceDelta as number[] | undefined;
   if (delta) result.convergenceDelta = delta;
   const r2 = out.extra?.surrogateR2 as number[] | undefined;

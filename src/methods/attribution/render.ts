@@ -44,6 +44,7 @@ export function renderTerminal(r: AttributionResult, opts: { color?: boolean } =
   lines.push(`model: ${r.model.source}`);
   lines.push(`method: ${r.method} ${JSON.stringify(r.settings)}`);
   lines.push(`target: ${describeTarget(r)}`);
+  if (r.chat?.templatePositions.length) lines.push(`chat: only the user's words are attributed; ${r.chat.templatePositions.length} template tokens kept as context`);
   if (r.skippedSpecial?.length) lines.push(`special tokens kept as context, not attributed: ${r.skippedSpecial.map((x) => `${JSON.stringify(x.string)} at ${x.position}`).join(', ')}`);
   r.scores.forEach((row, i) => {
     const max = rowMax(row);

@@ -20,7 +20,8 @@ export const RESULT_VERSION = 1;
 
 /** A saved attribution: model, method, settings, seed, tokens, targets and scores (and faithfulness when asked). */
 export interface AttributionResult {
-  model: { source: string; weightsSha256: string; config: Record<string, unknown> };
+  /** `hub`: for a Hub model, the revision asked for and the commit it resolved to. */
+  model: { source: string; hub?: { id: string; revision: string; commit: string }; weightsSha256: string; config: Record<string, unknown> };
   method: string;
   settings: Record<string, unknown>;
   seed: number;
@@ -45,6 +46,12 @@ export interface AttributionResult {
    * in the prompt); `tokens`, `tokenStrings` and the score columns leave them out.
    */
   skippedSpecial?: { position: number; token: number; string: string }[];
+  /**
+   * For a chat (`messages`): the templated prompt, the token ranges [start, end) of the user's
+   * messages, and the positions of the template's tokens (and other roles' words) that were kept as
+   * context and not attributed (none when `templateTokens`).
+   */
+  chat?: { messages: { role: string; content: string }[]; template: string; text: string; userSpans: [number, number][]; templatePositions: number[]; templateTokens: boolean };
 }
 
 const hashes = new WeakMap<HookedTransformer, Promise<string>>();
