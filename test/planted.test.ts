@@ -404,7 +404,7 @@ describe('ioi', () => {
 
 describe('library and CLI', () => {
   it('lists the kinds, gives prompts per kind, and rejects unknown kinds with a LanternError', async () => {
-    expect([...PLANTED_KINDS]).toEqual(['induction', 'copy-suppression', 'ngram-neuron', 'ioi']);
+    expect([...PLANTED_KINDS]).toEqual(['induction', 'copy-suppression', 'ngram-neuron', 'ioi', 'successor']);
     for (const k of PLANTED_KINDS) {
       expect(plantedPrompts(k, 3)).toHaveLength(3);
       expect(plantedPrompts(k, 3, 7)).toEqual(plantedPrompts(k, 3, 7));
