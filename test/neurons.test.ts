@@ -42,7 +42,7 @@ describe('neuron statistics', () => {
     expect(ng.positionVariance).toBeLessThan(0.1);
     expect(byNeuron(NGRAM.currentHDistractorNeuron)).toMatchObject({ label: 'token', ngram: { tokens: [NGRAM.second] } });
     expect(s.counts.dead).toBe(60);
-    const live = [NGRAM.ngramNeuron, NGRAM.positionalNeuron, NGRAM.currentHDistractorNeuron, NGRAM.previousTDistractorNeuron];
+    const live: number[] = [NGRAM.ngramNeuron, NGRAM.positionalNeuron, NGRAM.currentHDistractorNeuron, NGRAM.previousTDistractorNeuron];
     for (const n of s.neurons) expect(n.label === 'dead', `neuron ${n.neuron}`).toBe(!live.includes(n.neuron));
     // The top examples are the bigram's "h" and sorted.
     for (const e of ng.top) expect([corpus[e.offset - 1], corpus[e.offset]]).toEqual([NGRAM.first, NGRAM.second]);
@@ -105,6 +105,9 @@ describe('lantern neurons', () => {
     expect(saved).toMatchObject({ model: folder, method: 'neurons', settings: { seq: 32, threshold: 0 }, n2g: { neuron: 'L0N13' } });
     expect(saved.dataHash).toMatch(/^[0-9a-f]{16}$/);
     expectOneLineError(await runLantern(['neurons', '--model', folder, '--tokens', file, '--seq', '32', '--n2g', 'neuron13'], tmp), /--n2g 'neuron13' is not of the form/);
-    expectOneLineError(await runLantern(['neurons', '--model', folder], tmp), /the Brown corpus is GPT-2 tokens, outside .* vocabulary of 256; give --tokens/);
+    const small = path.join(tmp, 'small-vocab');
+    fs.mkdirSync(small);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) fs.copyFileSync(path.join(folder, f), path.join(small, f));
+    expectOneLineError(await runLantern(['neurons', '--model', small], tmp), /the Brown corpus is GPT-2 tokens, outside .* vocabulary of 256; give --tokens/);
   });
 });

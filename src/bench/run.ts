@@ -13,7 +13,8 @@
  *     the masked forwards run the whole prompt, without the batched path's prefix reuse)
  *   - T=16: one-at-a-time / batched residual-stream activation patching (12 x 16 runs), >= 5
  *   - T=16: attribution patching of every head / one forward, <= 4
- * and black-box attribution over HTTP (backends.ts):
+ * the head and neuron bars (heads.ts: detectors over all heads / forwards <= 1.3; neuron statistics'
+ * memory over 200k / 50k tokens <= 1.25), and black-box attribution over HTTP (backends.ts):
  *   - word leave-one-out + faithfulness over 50 words, sequential / concurrency 4 + cache, >= 2
  */
 import { execFileSync } from 'node:child_process';
@@ -31,6 +32,7 @@ import { defaultBatchSize, evaluate, tokenEmbeddings } from '../methods/attribut
 import { activationPatching, attributionPatching } from '../methods/patching/index.js';
 import { backendBench } from './backends.js';
 import { familyBench } from './family.js';
+import { headsBench, neuronMemoryChild } from './heads.js';
 import { sgemmPeak } from './peak.js';
 
 interface Row { name: string; value: number; bar: string; ok: boolean; detail: string }
@@ -165,6 +167,11 @@ async function main() {
     await methodBench(await randomModel(GPT2_SMALL));
     process.exit(0);
   }
+  if (process.argv[2] === '--neuron-memory') return neuronMemoryChild(Number(process.argv[3]));
+  if (process.argv[2] === '--heads') { // only the head and neuron bars: npm run bench -- --heads
+    await headsBench(report, fileURLToPath(import.meta.url));
+    process.exit(0);
+  }
   if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families
     await familyBench(report, async () => (await sgemmPeak()).asInput);
     process.exit(0);
@@ -206,6 +213,7 @@ async function main() {
     console.log(`${''.padEnd(44)} stricter: peak / (1.5 W + logits + one block's working set ${(m.workingSet / 2 ** 20).toFixed(0)} MiB) = ${(m.peak / (1.5 * m.weights + m.workingSet)).toFixed(3)}`);
   }
   await familyBench(report, async () => (await sgemmPeak()).asInput);
+  await headsBench(report, fileURLToPath(import.meta.url));
   const failed = rows.filter((r) => !r.ok);
   console.log(`\n${rows.length - failed.length} of ${rows.length} bars met${failed.length ? `; missed: ${failed.map((r) => r.name).join('; ')}` : ''}`);
   process.exit(0);

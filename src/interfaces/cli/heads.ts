@@ -99,8 +99,8 @@ async function headReport(model: HookedTransformer, circuits: ModelCircuits, h: 
   const report: HeadReport = {
     head: headLabel(h),
     copyingScore: circuits.copyingScore(h),
-    topCopied: named(circuits.topCopied(h, { tokens: pool, k, sign: 1 })),
-    topSuppressed: named(circuits.topCopied(h, { tokens: pool, k, sign: -1 })),
+    topCopied: named(circuits.topCopied(h, { tokens: pool, k, sign: 1 }).filter((x) => x.value > 0)),
+    topSuppressed: named(circuits.topCopied(h, { tokens: pool, k, sign: -1 }).filter((x) => x.value < 0)),
   };
   if (prompt) {
     const hook = `blocks.${h.layer}.attn.hook_pattern`;
@@ -149,7 +149,7 @@ function printHeads(r: HeadAnalysis, source: string, k: number, extra: Record<st
   const head = extra.head as HeadReport | undefined;
   if (head) {
     console.log(`\nhead ${head.head}: eigenvalue copying score ${head.copyingScore.toFixed(3)}`);
-    const list = (xs: HeadReport['topCopied']) => xs.map((x) => `${JSON.stringify(x.text ?? x.token)} ${x.value.toFixed(2)}`).join(', ');
+    const list = (xs: HeadReport['topCopied']) => xs.map((x) => `${JSON.stringify(x.text ?? x.token)} ${x.value.toFixed(2)}`).join(', ') || 'none';
     console.log(`  copies most (full OV diagonal): ${list(head.topCopied)}`);
     console.log(`  suppresses most: ${list(head.topSuppressed)}`);
     if (head.pattern) {
@@ -162,7 +162,8 @@ function printHeads(r: HeadAnalysis, source: string, k: number, extra: Record<st
   }
   const comp = extra.composition as Record<string, { sender: string; receiver: string; score: number }[]> | undefined;
   if (comp) {
-    for (const [kind, xs] of Object.entries(comp)) console.log(`\n${kind}-composition, strongest: ${xs.map((x) => `${x.sender}->${x.receiver} ${x.score.toFixed(3)}`).join(', ')}`);
+    console.log('');
+    for (const [kind, xs] of Object.entries(comp)) console.log(`${kind}-composition, strongest: ${xs.map((x) => `${x.sender}->${x.receiver} ${x.score.toFixed(3)}`).join(', ') || 'none above 0'}`);
   }
 }
 

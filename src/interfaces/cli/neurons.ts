@@ -8,6 +8,9 @@ import { nonNegativeInt, positiveInt } from './forward.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
 import { escapeHtml, htmlPage } from './lens.js';
 import { parsePool } from './heads.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PLANTED_FILE, plantedPrompts, readPlantedDescription } from '../../models/planted/index.js';
 import { Rng } from '../../rng.js';
 
 /** Token ids from a file of whitespace- or comma-separated integers. */
@@ -24,7 +27,7 @@ export function neuronsCommand(program: Command): void {
     .command('neurons')
     .description('Label every MLP neuron over a corpus (dead, positional, token / n-gram detector, token-frequency) in one pass; explain one neuron with N2G and score it on held-out text.')
     .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
-    .option('--tokens <file>', 'corpus as token ids (whitespace- or comma-separated) instead of the Brown corpus; the last tenth is held out for N2G')
+    .option('--tokens <file>', 'corpus as token ids (whitespace- or comma-separated); the last tenth is held out for N2G (default: a planted model\'s task prompts, else the Brown corpus)')
     .addOption(new Option('--max-tokens <n>', 'tokens of the corpus to read').default(20000).argParser(positiveInt('--max-tokens')))
     .addOption(new Option('--seq <n>', 'tokens per row (default: the context, at most 128)').argParser(positiveInt('--seq')))
     .option('--layers <list>', 'comma-separated layers (default: all)')
@@ -49,6 +52,14 @@ export function neuronsCommand(program: Command): void {
         train = ids.slice(0, Math.min(cut, opts.maxTokens));
         heldout = ids.slice(cut);
         corpus = opts.tokens;
+      } else if (fs.existsSync(path.join(source, PLANTED_FILE))) {
+        // A planted model reads its own task's prompts (other seeds than its measurements).
+        const kind = readPlantedDescription(source).kind;
+        const stream = (n: number, seed: number) => plantedPrompts(kind, n, seed).flatMap((p) => p.tokens);
+        const perPrompt = plantedPrompts(kind, 1, 1001)[0].tokens.length;
+        train = stream(Math.ceil(opts.maxTokens / perPrompt), 1001).slice(0, opts.maxTokens);
+        heldout = stream(Math.max(20, Math.ceil(opts.maxTokens / perPrompt / 10)), 1002);
+        corpus = `planted ${kind} task prompts (seed 1001; held-out seed 1002)`;
       } else {
         if (model.cfg.dVocab < 50257) throw new LanternError(`the Brown corpus is GPT-2 tokens, outside ${source}'s vocabulary of ${model.cfg.dVocab}; give --tokens`);
         const splits = tokenizeSplits();

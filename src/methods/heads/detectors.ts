@@ -84,7 +84,8 @@ export async function patternScores(
   const batchSize = opts.batchSize ?? 8;
   for (let start = 0; start < rows.length; start += batchSize) {
     const chunk = rows.slice(start, start + batchSize);
-    const { cache, batch } = await model.runWithCache(chunk, hooks);
+    // No detector reads logits: unembedding one position keeps the vocabulary matmul out of the pass.
+    const { cache, batch } = await model.runWithHooks(chunk, { cache: hooks, logitPositions: [0] });
     const T = batch.seq;
     chunk.forEach((toks, b) => {
       const n = toks.length;

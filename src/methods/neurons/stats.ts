@@ -7,15 +7,18 @@
  * Labels, first that applies:
  *   dead             never above `threshold`
  *   positional       position explains at least `positionalMin` of the activation's variance (η²)
- *   token / n-gram   at least 90% of the top examples end in one n-gram (smallest n first), and the
- *                    n-gram occurs in the corpus about as often as the neuron fires (within 10%):
- *                    it fires on that n-gram and on little else. n = 1 is a token detector.
+ *   token / n-gram   at least 90% of the top examples end in one n-gram (smallest n first), the
+ *                    n-gram occurs in the corpus about as often as the neuron fires (within 10%),
+ *                    and the neuron fires at >= 90% of up to 32 sampled occurrences of it (rerun in
+ *                    their corpus context: a bounded check, not a second pass): it fires on that
+ *                    n-gram and on little else. n = 1 is a token detector.
  *   token-frequency  |corr(activation, log frequency of the current token)| >= `frequencyMin`
  *   other
  */
 import { createHash } from 'node:crypto';
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
+import { Rng } from '../../rng.js';
 
 export type NeuronLabel = 'dead' | 'positional' | 'token' | 'n-gram' | 'token-frequency' | 'other';
 
@@ -226,13 +229,26 @@ export async function neuronStats(model: HookedTransformer, tokens: ArrayLike<nu
   });
   const wanted = new Map<string, number>();
   for (const cs of candidates) for (const c of cs) if (c && c.share >= 0.9) wanted.set(`${c.n}:${c.key}`, 0);
+  // Up to SAMPLES occurrences of each candidate, by reservoir sampling, for the firing check.
+  const SAMPLES = 32;
+  const samples = new Map<string, number[]>();
+  const rng = new Rng(1);
   for (let n = 1; n <= settings.maxN; n++) {
     for (let i = n - 1; i < total; i++) {
       const k = `${n}:${key(i, n)}`;
       const c = wanted.get(k);
-      if (c !== undefined) wanted.set(k, c + 1);
+      if (c === undefined) continue;
+      wanted.set(k, c + 1);
+      let list = samples.get(k);
+      if (!list) samples.set(k, (list = []));
+      if (list.length < SAMPLES) list.push(i);
+      else {
+        const j = Math.floor(rng.next() * (c + 1));
+        if (j < SAMPLES) list[j] = i;
+      }
     }
   }
+  const fireShare = await occurrenceFiring(model, tokens, seq, layers, hooks, samples, settings.threshold, settings.batchSize);
 
   const meanF = sumF / total;
   const varF = sumFF / total - meanF * meanF;
@@ -253,8 +269,9 @@ export async function neuronStats(model: HookedTransformer, tokens: ArrayLike<nu
     else {
       for (const c of candidates[n]) {
         if (!c || c.share < 0.9) continue;
-        const count = wanted.get(`${c.n}:${c.key}`) ?? 0;
-        if (count > 0 && Math.abs(count / fires[n] - 1) <= 0.1) {
+        const k = `${c.n}:${c.key}`;
+        const count = wanted.get(k) ?? 0;
+        if (count > 0 && Math.abs(count / fires[n] - 1) <= 0.1 && (fireShare.get(k)?.[n] ?? 0) >= 0.9) {
           label = c.n === 1 ? 'token' : 'n-gram';
           ngram = { tokens: c.key.split(',').map(Number), count, share: c.share };
           break;
@@ -269,4 +286,36 @@ export async function neuronStats(model: HookedTransformer, tokens: ArrayLike<nu
     });
   }
   return { model: model.source, method: 'neurons', settings, tokens: total, dataHash: hashTokens(tokens), neurons, counts };
+}
+
+/**
+ * For each candidate n-gram, the share of its sampled occurrences where each neuron fires: every
+ * occurrence rerun in its row's context up to it (as the pass saw it), all analysed layers at once.
+ */
+async function occurrenceFiring(
+  model: HookedTransformer, tokens: ArrayLike<number>, seq: number, layers: number[], hooks: string[],
+  samples: Map<string, number[]>, threshold: number, batchSize: number,
+): Promise<Map<string, Float64Array>> {
+  const F = model.cfg.dMlp;
+  const N = layers.length * F;
+  const jobs = [...samples.entries()].flatMap(([k, offs]) => offs.map((off) => ({ k, off })));
+  const out = new Map<string, Float64Array>([...samples.keys()].map((k) => [k, new Float64Array(N)]));
+  for (let i = 0; i < jobs.length; i += batchSize) {
+    const chunk = jobs.slice(i, i + batchSize);
+    const rows = chunk.map(({ off }) => {
+      const start = off - (off % seq);
+      return Array.from({ length: off - start + 1 }, (_, j) => tokens[start + j]);
+    });
+    const { cache, batch } = await model.runWithHooks(rows, { cache: hooks, logitPositions: [0] });
+    chunk.forEach(({ k }, b) => {
+      const share = out.get(k)!;
+      const weight = 1 / samples.get(k)!.length;
+      hooks.forEach((h, li) => {
+        const a = cache.get(h).f32;
+        const o = (b * batch.seq + rows[b].length - 1) * F;
+        for (let j = 0; j < F; j++) if (a[o + j] > threshold) share[li * F + j] += weight;
+      });
+    });
+  }
+  return out;
 }
