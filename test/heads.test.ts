@@ -181,6 +181,15 @@ describe('detectors on planted models', () => {
     expect(topHeads(ablation, 1)[0]).toMatchObject({ layer: 1, head: 2 });
   });
 
+  it('the planted successor model continues ascending runs, and only through its successor head', async () => {
+    const d = await makePlanted('successor', path.join(tmp, 'successor-measured'));
+    expect(d.metrics!.accuracy).toBeGreaterThanOrEqual(0.95);
+    expect(d.metrics!.accuracySuccessorHeadAblated).toBeLessThanOrEqual(0.05);
+    expect(d.metrics!.copyRateSuccessorHeadAblated).toBeGreaterThanOrEqual(0.95); // the copying head takes over
+    expect(d.metrics!.accuracyCopyingHeadAblated).toBeGreaterThanOrEqual(0.95);
+    expect(d.metrics!.accuracyDistractorAblated).toBeGreaterThanOrEqual(0.95);
+  });
+
   it('successor: L0H1 scores 1, the copying head L0H2 (copying score 1) and every other head 0', async () => {
     const { model } = await planted('successor');
     const ordinals = ordinalTokens(model);

@@ -430,7 +430,7 @@ describe('library and CLI', () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).toBe('');
     expect(bad.stderr.trim().split('\n')).toEqual([
-      "lantern: error: unknown planted kind 'inductoin' (did you mean 'induction'?); kinds: induction, copy-suppression, ngram-neuron, ioi",
+      "lantern: error: unknown planted kind 'inductoin' (did you mean 'induction'?); kinds: induction, copy-suppression, ngram-neuron, ioi, successor",
     ]);
     expect(fs.existsSync(path.join(tmp, 'cli-bad'))).toBe(false);
 

@@ -150,12 +150,12 @@ function dedupe(ps: N2GPattern[]): N2GPattern[] {
 /** The trie's predicted activation (relative to the largest example) at each position of `tokens`: the largest pattern that ends there, 0 if none. */
 export function predictN2G(m: Pick<N2GModel, 'trie'>, tokens: ArrayLike<number>): Float64Array {
   const out = new Float64Array(tokens.length);
-  const walk = (node: TrieNode, t: number, pos: number): number => {
+  const walk = (node: TrieNode, pos: number): number => {
     let best = node.value ?? 0;
     if (pos < 0) return best;
     for (const key of [tokens[pos], WILDCARD]) {
       const c = node.children.get(key);
-      if (c) best = Math.max(best, walk(c, t, pos - 1));
+      if (c) best = Math.max(best, walk(c, pos - 1));
     }
     return best;
   };
@@ -163,7 +163,7 @@ export function predictN2G(m: Pick<N2GModel, 'trie'>, tokens: ArrayLike<number>)
     let best = 0;
     for (const key of [tokens[t], WILDCARD]) {
       const c = m.trie.children.get(key);
-      if (c) best = Math.max(best, walk(c, t, t - 1));
+      if (c) best = Math.max(best, walk(c, t - 1));
     }
     out[t] = best;
   }
