@@ -229,21 +229,36 @@ export async function neuronStats(model: HookedTransformer, tokens: ArrayLike<nu
   });
   const wanted = new Map<string, number>();
   for (const cs of candidates) for (const c of cs) if (c && c.share >= 0.9) wanted.set(`${c.n}:${c.key}`, 0);
-  // Up to SAMPLES occurrences of each candidate, by reservoir sampling, for the firing check.
-  const SAMPLES = 32;
-  const samples = new Map<string, number[]>();
-  const rng = new Rng(1);
   for (let n = 1; n <= settings.maxN; n++) {
     for (let i = n - 1; i < total; i++) {
       const k = `${n}:${key(i, n)}`;
       const c = wanted.get(k);
-      if (c === undefined) continue;
-      wanted.set(k, c + 1);
-      let list = samples.get(k);
-      if (!list) samples.set(k, (list = []));
+      if (c !== undefined) wanted.set(k, c + 1);
+    }
+  }
+  // The candidates whose corpus count matches a neuron's firing count get their firing checked on
+  // up to SAMPLES occurrences (reservoir sampling in a second scan of the tokens, not the model).
+  const SAMPLES = 32;
+  const samples = new Map<string, number[]>();
+  candidates.forEach((cs, n) => {
+    for (const c of cs) {
+      const k = c && c.share >= 0.9 ? `${c.n}:${c.key}` : undefined;
+      const count = k ? wanted.get(k) ?? 0 : 0;
+      if (k && count > 0 && Math.abs(count / fires[n] - 1) <= 0.1) samples.set(k, []);
+    }
+  });
+  const rng = new Rng(1);
+  const seen = new Map<string, number>();
+  for (let n = 1; n <= settings.maxN; n++) {
+    for (let i = n - 1; i < total; i++) {
+      const k = `${n}:${key(i, n)}`;
+      const list = samples.get(k);
+      if (!list) continue;
+      const c = (seen.get(k) ?? 0) + 1;
+      seen.set(k, c);
       if (list.length < SAMPLES) list.push(i);
       else {
-        const j = Math.floor(rng.next() * (c + 1));
+        const j = Math.floor(rng.next() * c);
         if (j < SAMPLES) list[j] = i;
       }
     }
