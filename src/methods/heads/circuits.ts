@@ -223,8 +223,8 @@ export class ModelCircuits {
 
   /**
    * The tokens a head copies most: diagonal entries of the full OV circuit (a token's direct logit
-   * when the head attends to it), for `tokens` (default: every token), most positive first; and
-   * for each the rank of the token in its own row (0: the head raises that token most).
+   * when the head attends to it), for `tokens` (default: every token), largest first (sign 1) or
+   * most negative first (sign -1), the first `k` (default 10).
    */
   topCopied(h: HeadRef, opts: { tokens?: number[]; k?: number; sign?: 1 | -1 } = {}): { token: number; value: number }[] {
     const V = this.embedding.shape[0];

@@ -69,8 +69,8 @@ export interface PatternScores {
 
 /**
  * Every pattern detector for every head, over `rows` (token ids), in batches of `batchSize`.
- * `repeatHalf`: the rows are [BOS?] r r with |r| = repeatHalf (enables the induction score;
- * `offset` is 1 when a BOS leads).
+ * `repeat`: the rows are [BOS?] r r with |r| = half (this enables the induction score; `offset`
+ * is 1 when a BOS leads).
  */
 export async function patternScores(
   model: HookedTransformer,
@@ -134,7 +134,6 @@ export const ORDINAL_SEQUENCES: { name: string; items: string[]; cyclic: boolean
   { name: 'days', items: ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'], cyclic: true },
   { name: 'months', items: ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'], cyclic: true },
   { name: 'letters', items: Array.from({ length: 26 }, (_, i) => String.fromCharCode(65 + i)), cyclic: false },
-  { name: 'lowercase letters', items: Array.from({ length: 26 }, (_, i) => String.fromCharCode(97 + i)), cyclic: false },
 ];
 
 export interface OrdinalTokens {
@@ -147,7 +146,7 @@ export interface OrdinalTokens {
 
 /**
  * The ordinal sequences whose every item is one token of this model, in each spelling that is
- * (bare, and with a leading space, capitalised and lower case): the successor score's input.
+ * (bare or after a space; as listed, lower case, or capitalised): the successor score's input.
  */
 export function ordinalTokens(model: HookedTransformer): OrdinalTokens[] {
   if (!model.tokenizer) throw new LanternError(`model ${model.source} has no tokenizer.json; the successor score needs token strings`);

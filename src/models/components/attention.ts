@@ -97,7 +97,7 @@ export function attend(m: ModelContext, l: number, q0: Value, k0: Value, v0: Val
 export function attentionOutput(m: ModelContext, l: number, z: Value): Value {
   const { g, cfg } = m;
   const p = `blocks.${l}.attn`;
-  const { nHeads: H, dHead: dh, dModel: D } = cfg;
+  const { nHeads: H, dHead: dh } = cfg;
   if (m.wants(`${p}.hook_result`)) {
     // result[b, t, h, :] = z[b, t, h, :] @ W_O[h]: each head's write to the residual stream.
     const WO = outputWeights(m, l);
