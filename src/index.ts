@@ -8,7 +8,7 @@ export { Executor, defaultExecutor } from './engine/runtime/executor.js';
 export { loadModel } from './models/load.js';
 export { BUNDLED_MODEL } from './paths.js';
 export { HookedTransformer, objectives } from './models/hooked.js';
-export type { Intervention, HookCallback, RunOptions, ObjectiveTerm, ModelInput, RunResult, GradientResult } from './models/hooked.js';
+export type { Intervention, HookCallback, RunOptions, ObjectiveTerm, ModelInput, RunResult, GradientResult, AttentionWeights } from './models/hooked.js';
 export { ActivationCache } from './models/cache.js';
 export { readConfig, parseConfig, architectureFor, architectures, SUPPORTED_ARCHITECTURES } from './models/config.js';
 export type { ModelConfig, Rope } from './models/config.js';
@@ -39,6 +39,8 @@ export * as lens from './methods/lens/index.js';
 export * as patching from './methods/patching/index.js';
 export * as circuits from './methods/circuits/index.js';
 export * as blackbox from './methods/blackbox/index.js';
+export * as heads from './methods/heads/index.js';
+export * as neurons from './methods/neurons/index.js';
 export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';
 export type {
   LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, HttpBackendOptions, HttpEvent, HttpApi,

@@ -404,7 +404,7 @@ describe('ioi', () => {
 
 describe('library and CLI', () => {
   it('lists the kinds, gives prompts per kind, and rejects unknown kinds with a LanternError', async () => {
-    expect([...PLANTED_KINDS]).toEqual(['induction', 'copy-suppression', 'ngram-neuron', 'ioi']);
+    expect([...PLANTED_KINDS]).toEqual(['induction', 'copy-suppression', 'ngram-neuron', 'ioi', 'successor']);
     for (const k of PLANTED_KINDS) {
       expect(plantedPrompts(k, 3)).toHaveLength(3);
       expect(plantedPrompts(k, 3, 7)).toEqual(plantedPrompts(k, 3, 7));
@@ -430,7 +430,7 @@ describe('library and CLI', () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).toBe('');
     expect(bad.stderr.trim().split('\n')).toEqual([
-      "lantern: error: unknown planted kind 'inductoin' (did you mean 'induction'?); kinds: induction, copy-suppression, ngram-neuron, ioi",
+      "lantern: error: unknown planted kind 'inductoin' (did you mean 'induction'?); kinds: induction, copy-suppression, ngram-neuron, ioi, successor",
     ]);
     expect(fs.existsSync(path.join(tmp, 'cli-bad'))).toBe(false);
 

@@ -13,7 +13,8 @@
  *     the masked forwards run the whole prompt, without the batched path's prefix reuse)
  *   - T=16: one-at-a-time / batched residual-stream activation patching (12 x 16 runs), >= 5
  *   - T=16: attribution patching of every head / one forward, <= 4
- * and black-box attribution over HTTP (backends.ts):
+ * the head and neuron bars (heads.ts: detectors over all heads / forwards <= 1.3; neuron statistics'
+ * memory over 200k / 50k tokens <= 1.25), and black-box attribution over HTTP (backends.ts):
  *   - word leave-one-out + faithfulness over 50 words, sequential / concurrency 4 + cache, >= 2
  * then the model families' bars (family.ts) and generation's (generation.ts).
  */
@@ -33,6 +34,7 @@ import { activationPatching, attributionPatching } from '../methods/patching/ind
 import { backendBench } from './backends.js';
 import { familyBench } from './family.js';
 import { generationBench } from './generation.js';
+import { headsBench, neuronMemoryChild } from './heads.js';
 import { sgemmPeak } from './peak.js';
 
 interface Row { name: string; value: number; bar: string; ok: boolean; detail: string }
@@ -171,6 +173,11 @@ async function main() {
     await generationBench(report, { newTokens1b: process.argv[3] ? Number(process.argv[3]) : undefined });
     process.exit(0);
   }
+  if (process.argv[2] === '--neuron-memory') return neuronMemoryChild(Number(process.argv[3]));
+  if (process.argv[2] === '--heads') { // only the head and neuron bars: npm run bench -- --heads
+    await headsBench(report, fileURLToPath(import.meta.url));
+    process.exit(0);
+  }
   if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families
     await familyBench(report, async () => (await sgemmPeak()).asInput);
     process.exit(0);
@@ -213,6 +220,7 @@ async function main() {
   }
   await familyBench(report, async () => (await sgemmPeak()).asInput);
   await generationBench(report);
+  await headsBench(report, fileURLToPath(import.meta.url));
   const failed = rows.filter((r) => !r.ok);
   console.log(`\n${rows.length - failed.length} of ${rows.length} bars met${failed.length ? `; missed: ${failed.map((r) => r.name).join('; ')}` : ''}`);
   process.exit(0);

@@ -9,6 +9,7 @@ import type { Graph, Value } from '../engine/graph/ir.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from './config.js';
 import type { ModelInputs } from './inputs.js';
+import type { HeadWeights } from './components/attention.js';
 
 /** How a hook's activation is laid out, so interventions know which axes are positions and heads. */
 export type Layout = 'resid' | 'heads' | 'pattern';
@@ -78,6 +79,8 @@ export interface Architecture {
   embed(m: ModelContext): Value;
   /** Block l: resid_pre -> resid_post, recording the block's hooks. */
   block(m: ModelContext, l: number, resid: Value): Value;
+  /** Block l's q/k/v projections per head, [heads, d_model, d_head] (key/value heads for k and v), as its attention reads them. */
+  headWeights(m: ModelContext, l: number): HeadWeights;
   /** The final norm (records ln_final's hooks). */
   finalNorm(m: ModelContext, resid: Value): Value;
   /** Normalised rows [n, d_model] (or [.., d_model]) -> logits. */

@@ -8,6 +8,8 @@ import type { ModelConfig } from './config.js';
 import type { Architecture, Layout, ModelContext, WeightSpec } from './architecture.js';
 import { architectureFor } from './architectures/index.js';
 import { ModelInputs, modelInputs } from './inputs.js';
+import { outputWeights } from './components/attention.js';
+import { normAffine } from './components/norms.js';
 
 export type Hook = (name: string, v: Value, layout: Layout) => Value;
 
@@ -100,6 +102,54 @@ export function readout(g: Graph, cfg: ModelConfig, resid: Value): Value {
   const noInputs = new Proxy({} as ModelInputs, { get: () => { throw new LanternError('the readout takes no token inputs'); } });
   const m = modelContext(g, cfg, noInputs);
   return arch.unembed(m, arch.finalNorm(m, resid));
+}
+
+/** A model context for graphs that read weights only (no token inputs). */
+function weightsOnlyContext(g: Graph, cfg: ModelConfig): ModelContext {
+  const noInputs = new Proxy({} as ModelInputs, { get: () => { throw new LanternError('this graph takes no token inputs'); } });
+  return modelContext(g, cfg, noInputs);
+}
+
+/**
+ * A graph whose outputs are layer l's attention weights per head, with ln1's weight (and bias)
+ * folded in, as TransformerLens's fold_ln gives them: W_Q [heads, d_model, d_head], W_K and W_V
+ * [kv_heads, d_model, d_head] (grouped-query attention: kv head j serves query heads
+ * j·G … j·G + G − 1), their biases [.., d_head], W_O [heads, d_head, d_model] and b_O [d_model].
+ * What multiplies them is ln1's normalised input (centred and divided by its scale for LayerNorm).
+ */
+export function attentionWeightsGraph(cfg: ModelConfig, l: number): Graph {
+  const g = new Graph();
+  const m = weightsOnlyContext(g, cfg);
+  const { w, b: lnB } = normAffine(m, `blocks.${l}.ln1`);
+  const heads = architectureFor(cfg.architecture).headWeights(m, l);
+  for (const [kind, { W, b }] of Object.entries(heads)) {
+    const n = W.shape[0] as number;
+    const folded = g.mul(W, g.reshape(w, [1, cfg.dModel, 1])); // diag(w) W, per head
+    g.output(`W_${kind.toUpperCase()}`, folded);
+    // (x·w + b_ln) W + b = x·(diag(w) W) + (b_ln W + b)
+    let bias = b ? g.reshape(b, [n, cfg.dHead]) : g.constant(new Float32Array(n * cfg.dHead), [n, cfg.dHead]);
+    if (lnB) bias = g.add(bias, g.reshape(g.matmul(g.reshape(lnB, [1, 1, cfg.dModel]), W), [n, cfg.dHead]));
+    g.output(`b_${kind.toUpperCase()}`, bias);
+  }
+  g.output('W_O', outputWeights(m, l));
+  const bO = `blocks.${l}.attn.b_O`;
+  g.output('b_O', m.has(bO) ? m.W(bO) : g.constant(new Float32Array(cfg.dModel), [cfg.dModel]));
+  return g;
+}
+
+/**
+ * A graph whose output `W_U` [d_model, vocab] is the unembedding with the final norm's weight
+ * folded in: logits = (normalised final residual) @ W_U, through the family's own unembedding
+ * (so a final soft-cap, where the family has one, is left out: it is not linear).
+ */
+export function unembedWeightsGraph(cfg: ModelConfig): Graph {
+  const g = new Graph();
+  const m = weightsOnlyContext(g, cfg);
+  const eye = g.input('eye', 'float32', [cfg.dModel, cfg.dModel]);
+  const { w } = normAffine(m, 'ln_final');
+  const rows = g.mul(eye, g.reshape(w, [cfg.dModel, 1]));
+  g.output('W_U', architectureFor(cfg.architecture).unembed({ ...m, cfg: { ...cfg, finalSoftcap: undefined } }, rows));
+  return g;
 }
 
 /** Every hook point of the model, in execution order (from a dry build, so it is exactly what the forward records). */

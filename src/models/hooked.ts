@@ -14,7 +14,7 @@ import { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from './config.js';
 import type { Tokenizer } from './tokenizer.js';
 import type { Layout } from './architecture.js';
-import { buildForward, hookShapes, OPTIONAL_HOOKS, ForwardOutputs } from './forward.js';
+import { attentionWeightsGraph, buildForward, hookShapes, OPTIONAL_HOOKS, ForwardOutputs, unembedWeightsGraph } from './forward.js';
 import { modelInputs, packedFeeds, positionFeeds, Segment, B, T, LOGIT_POS } from './inputs.js';
 import { ActivationCache } from './cache.js';
 import { splitAtCuts } from '../engine/graph/segment.js';
@@ -105,6 +105,30 @@ export const objectives = {
   continuationLogprob: (lastPromptPos: number, continuation: number[], batch = 0): ObjectiveTerm[] =>
     continuation.map((token, i) => ({ batch, pos: lastPromptPos + i, token, kind: 'logprob' })),
 };
+
+/**
+ * One layer's attention weights per head, with ln1's weight and bias folded in (see
+ * `attentionWeights`). Key/value heads are shared under grouped-query attention: query head h
+ * reads kv head `kvHeadOf(h)`.
+ */
+export interface AttentionWeights {
+  layer: number;
+  /** [heads, d_model, d_head] */
+  W_Q: Tensor;
+  /** [heads, d_head] */
+  b_Q: Tensor;
+  /** [kv_heads, d_model, d_head] */
+  W_K: Tensor;
+  b_K: Tensor;
+  W_V: Tensor;
+  b_V: Tensor;
+  /** [heads, d_head, d_model] */
+  W_O: Tensor;
+  /** [d_model] */
+  b_O: Tensor;
+  /** The key/value head that query head h reads. */
+  kvHeadOf(h: number): number;
+}
 
 export interface Batch {
   /** Right-padded token ids [batch, seq]. */
@@ -337,6 +361,40 @@ export class HookedTransformer {
       return g;
     };
     return (await this.executor.run(JSON.stringify({ cfg: this.cfg, embedTokens: true }), build, { tokens: ids }, { weights: [this.weights] })).embed;
+  }
+
+  /**
+   * Layer `layer`'s attention weights per head, with ln1's weight and bias folded in
+   * (TransformerLens's fold_ln): q = n(x) W_Q[h] + b_Q[h] where n(x) is ln1's normalised input
+   * (centred and divided by its scale for LayerNorm; divided by its RMS for RMSNorm). Every
+   * family's own projection supplies them, so fused, split and grouped layouts all come out alike.
+   */
+  async attentionWeights(layer: number): Promise<AttentionWeights> {
+    const { nLayers, nHeads, nKvHeads } = this.cfg;
+    if (!Number.isInteger(layer) || layer < 0 || layer >= nLayers) throw new LanternError(`layer ${layer} outside [0, ${nLayers})`);
+    const out = await this.executor.run(JSON.stringify({ cfg: this.cfg, attentionWeights: layer }), () => attentionWeightsGraph(this.cfg, layer), {}, { weights: [this.weights] });
+    const group = nHeads / nKvHeads;
+    return {
+      layer, W_Q: out.W_Q, b_Q: out.b_Q, W_K: out.W_K, b_K: out.b_K, W_V: out.W_V, b_V: out.b_V, W_O: out.W_O, b_O: out.b_O,
+      kvHeadOf: (h) => Math.floor(h / group),
+    };
+  }
+
+  /** The token embedding as the first block reads it, [vocab, d_model] (times the family's embedding scale, where it has one). */
+  async embeddingMatrix(): Promise<Tensor> {
+    const { 'embed.W_E': we } = await this.executor.readWeights(this.weights, ['embed.W_E']);
+    if (!this.cfg.embedScale) return we;
+    const s = this.cfg.embedScale;
+    return Tensor.f32(we.f32.map((x) => x * s), we.shape);
+  }
+
+  /** The unembedding with the final norm's weight folded in, [d_model, vocab]: logits = normalised final residual @ W_U (before any final soft-cap). */
+  async unembeddingMatrix(): Promise<Tensor> {
+    const D = this.cfg.dModel;
+    const eye = new Float32Array(D * D);
+    for (let i = 0; i < D; i++) eye[i * D + i] = 1;
+    const out = await this.executor.run(JSON.stringify({ cfg: this.cfg, unembedWeights: true }), () => unembedWeightsGraph(this.cfg), { eye: Tensor.f32(eye, [D, D]) }, { weights: [this.weights] });
+    return out.W_U;
   }
 
   /**

@@ -18,6 +18,8 @@ import { traceCommand } from './trace.js';
 import { explainBlackboxCommand } from './explain-blackbox.js';
 import { serveCommand } from './serve.js';
 import { exportControlVectorCommand, exportGgufCommand } from './export-gguf.js';
+import { headsCommand } from './heads.js';
+import { neuronsCommand } from './neurons.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -48,6 +50,8 @@ explainBlackboxCommand(program);
 serveCommand(program);
 exportGgufCommand(program);
 exportControlVectorCommand(program);
+headsCommand(program);
+neuronsCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -13,7 +13,7 @@ import type { Value } from '../../engine/graph/ir.js';
 import { norm } from '../components/norms.js';
 import { gatedMlp } from '../components/mlp.js';
 import { ConfigFields } from './fields.js';
-import { attention, decoderConfig, decoderGguf, decoderWeights, layerTypes, llamaHfConfig, tokenEmbedding, unembed, LLAMA_NAMES } from './llama.js';
+import { attention, headWeights, decoderConfig, decoderGguf, decoderWeights, layerTypes, llamaHfConfig, tokenEmbedding, unembed, LLAMA_NAMES } from './llama.js';
 
 function block(m: ModelContext, l: number, x: Value): Value {
   const { g, cfg } = m;
@@ -26,7 +26,7 @@ function block(m: ModelContext, l: number, x: Value): Value {
   return m.hook(`${p}.hook_resid_post`, g.add(residMid, mlpOut));
 }
 
-const GEMMA_FORWARD = { embed: tokenEmbedding, block, finalNorm: (m: ModelContext, x: Value) => norm(m, x, 'ln_final'), unembed };
+const GEMMA_FORWARD = { embed: tokenEmbedding, block, headWeights, finalNorm: (m: ModelContext, x: Value) => norm(m, x, 'ln_final'), unembed };
 
 const SANDWICH_NAMES = { ...LLAMA_NAMES, ln1Post: 'post_attention_layernorm', ln2: 'pre_feedforward_layernorm', ln2Post: 'post_feedforward_layernorm' };
 

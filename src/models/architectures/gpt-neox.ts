@@ -149,6 +149,7 @@ export const gptNeox: Architecture = {
     return m.hook('hook_embed', m.g.gather(m.W('embed.W_E'), m.inputs.tokens));
   },
   block,
+  headWeights,
   finalNorm: (m, x) => norm(m, x, 'ln_final'),
   unembed: (m, rows) => m.g.matmulTransB(rows, m.W(m.cfg.tiedUnembed ? 'embed.W_E' : 'unembed.W_U_T')),
   gguf,

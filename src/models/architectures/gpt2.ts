@@ -158,6 +158,7 @@ export const gpt2: Architecture = {
   weights,
   embed,
   block,
+  headWeights,
   finalNorm: (m, x) => norm(m, x, 'ln_final'),
   unembed: (m, rows) => m.g.matmulTransB(rows, m.W(m.cfg.tiedUnembed ? 'embed.W_E' : 'unembed.W_U_T')),
   gguf,

@@ -29,7 +29,7 @@ function qkv(m: ModelContext, l: number, x: Value): Value[] {
 }
 
 /** The same weights per head: rows h·dh … (h + 1)·dh of each block, as [heads, d_model, d_head]. */
-function headWeights(m: ModelContext, l: number): HeadWeights {
+export function headWeights(m: ModelContext, l: number): HeadWeights {
   const { g, cfg } = m;
   const { nHeads: H, nKvHeads: K, dHead: dh, dModel: D } = cfg;
   const p = `blocks.${l}.attn`;
@@ -312,6 +312,7 @@ export function decoderGguf(arch: DecoderGgufArch) {
 export const DECODER_FORWARD = {
   embed: tokenEmbedding,
   block: llamaBlock,
+  headWeights,
   finalNorm: (m: ModelContext, x: Value) => norm(m, x, 'ln_final'),
   unembed,
 };

@@ -97,16 +97,24 @@ export function attend(m: ModelContext, l: number, q0: Value, k0: Value, v0: Val
 export function attentionOutput(m: ModelContext, l: number, z: Value): Value {
   const { g, cfg } = m;
   const p = `blocks.${l}.attn`;
-  const { nHeads: H, dHead: dh, dModel: D } = cfg;
+  const { nHeads: H, dHead: dh } = cfg;
   if (m.wants(`${p}.hook_result`)) {
     // result[b, t, h, :] = z[b, t, h, :] @ W_O[h]: each head's write to the residual stream.
-    const W = m.W(`${p}.W_O`);
-    const WO = m.layout(`${p}.W_O`) === 'out_in' ? g.transpose(g.reshape(W, [D, H, dh]), [1, 2, 0]) : g.reshape(W, [H, dh, D]);
+    const WO = outputWeights(m, l);
     const result = m.hook(`${p}.hook_result`, g.transpose(g.matmul(g.transpose(z, [0, 2, 1, 3]), WO), [0, 2, 1, 3]));
     const summed = g.reduceSum(result, [2], false);
     return m.has(`${p}.b_O`) ? g.add(summed, m.W(`${p}.b_O`)) : summed;
   }
   return linear(m, g.reshape(z, [B, T, H * dh]), `${p}.W_O`, `${p}.b_O`);
+}
+
+/** Block l's output projection per head, [heads, d_head, d_model]: result[h] = z[h] @ W_O[h]. */
+export function outputWeights(m: ModelContext, l: number): Value {
+  const { g, cfg } = m;
+  const { nHeads: H, dHead: dh, dModel: D } = cfg;
+  const name = `blocks.${l}.attn.W_O`;
+  const W = m.W(name);
+  return m.layout(name) === 'out_in' ? g.transpose(g.reshape(W, [D, H, dh]), [1, 2, 0]) : g.reshape(W, [H, dh, D]);
 }
 
 /**

@@ -35,3 +35,12 @@ function rmsScale(m: ModelContext, x: Value): Value {
 function rmsWeight(m: ModelContext, name: string, kind: NormKind): Value {
   return kind === 'rmsnorm_plus_one' ? m.g.add(m.W(name), m.g.scalar(1)) : m.W(name);
 }
+
+/**
+ * The norm's affine part at `prefix`: what multiplies (and, for LayerNorm, is added to) the
+ * normalised input, so a reader of the norm's output can fold it into its own weights.
+ */
+export function normAffine(m: ModelContext, prefix: string, kind: NormKind = m.cfg.norm ?? 'layernorm'): { w: Value; b?: Value } {
+  if (kind === 'layernorm') return { w: m.W(`${prefix}.w`), b: m.W(`${prefix}.b`) };
+  return { w: rmsWeight(m, `${prefix}.w`, kind) };
+}

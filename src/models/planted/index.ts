@@ -21,6 +21,7 @@ import { induction } from './induction.js';
 import { ioi } from './ioi.js';
 import type { PlantedBuild, PlantedKindImpl, PlantedPrompt } from './kind.js';
 import { ngramNeuron } from './ngram.js';
+import { successor as successorKind } from './successor.js';
 import { PLANTED_KINDS, PlantedDescription, PlantedKind } from './types.js';
 
 export { PLANTED_KINDS } from './types.js';
@@ -30,6 +31,7 @@ export { inductionPrompts, INDUCTION_HEADS } from './induction.js';
 export { copySuppressionPrompts, COPY_SUPPRESSION_HEADS, successor } from './copy-suppression.js';
 export { ngramPrompts, NGRAM } from './ngram.js';
 export { ioiPrompts, IOI_NAMES, IOI_TEMPLATES, IOI_HEADS } from './ioi.js';
+export { successorPrompts, SUCCESSOR_HEADS, SUCCESSOR_IDS, SUCCESSOR_SEQUENCES, nextInSequence } from './successor.js';
 export { zeroHead, zeroNeurons, ablationOf, LETTERS, LETTER_IDS, SPACE } from './common.js';
 export { ResidualLayout, WeightBuilder, writeGpt2Folder } from './builder.js';
 
@@ -41,6 +43,7 @@ const IMPLS: Record<PlantedKind, PlantedKindImpl> = {
   'copy-suppression': copySuppression,
   'ngram-neuron': ngramNeuron,
   ioi,
+  successor: successorKind,
 };
 
 /** The implementation of a kind (its summary, construction, prompts and measurement); a LanternError names the kinds for anything else. */

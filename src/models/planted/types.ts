@@ -1,6 +1,6 @@
 /** The machine-readable description written next to a planted model as `planted.json`. */
 
-export const PLANTED_KINDS = ['induction', 'copy-suppression', 'ngram-neuron', 'ioi'] as const;
+export const PLANTED_KINDS = ['induction', 'copy-suppression', 'ngram-neuron', 'ioi', 'successor'] as const;
 /** A kind of planted model. */
 export type PlantedKind = (typeof PLANTED_KINDS)[number];
 

@@ -1,0 +1,3 @@
+/** Neuron analysis: statistics and labels over a corpus, and N2G explanations. */
+export * from './stats.js';
+export * from './n2g.js';
