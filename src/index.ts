@@ -28,6 +28,7 @@ export * as lens from './methods/lens/index.js';
 export * as patching from './methods/patching/index.js';
 export * as circuits from './methods/circuits/index.js';
 export * as blackbox from './methods/blackbox/index.js';
+export * as representations from './methods/representations/index.js';
 export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';
 export type {
   LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, HttpBackendOptions, HttpEvent, HttpApi,

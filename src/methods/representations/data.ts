@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { csvParse } from 'd3-dsv';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { LanternError, nearest } from '../../errors.js';
+import { Rng } from '../../rng.js';
 
 export type Split = 'train' | 'test';
 
@@ -143,4 +144,15 @@ export function requireTwoClasses(labels: ArrayLike<number>, what = 'the labels'
   const seen = new Set<number>();
   for (let i = 0; i < labels.length && seen.size < 2; i++) seen.add(labels[i]);
   if (seen.size < 2) throw new LanternError(`${what} hold a single class (${[...seen][0] ?? 'none'}); a probe needs examples of both classes`);
+}
+
+/** Examples with a split: the file's or generator's where given, else a seeded random `testFraction` held out. */
+export function splitExamples<T extends { split?: Split }>(items: readonly T[], opts: { seed?: number; testFraction?: number } = {}): (T & { split: Split })[] {
+  if (items.every((e) => e.split)) return items as (T & { split: Split })[];
+  const f = opts.testFraction ?? 0.25;
+  const rng = new Rng(opts.seed ?? 0);
+  const order = items.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) { const j = rng.int(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+  const test = new Set(order.slice(0, Math.max(1, Math.round(items.length * f))));
+  return items.map((e, i) => ({ ...e, split: e.split ?? (test.has(i) ? 'test' : 'train') }));
 }
