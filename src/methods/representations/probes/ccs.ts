@@ -18,6 +18,8 @@ export interface CcsOptions {
   seed?: number;
   /** L2 on w (weight decay), which keeps the minimum finite on separable pairs (default 0.01). */
   weightDecay?: number;
+  /** Start from this [w, b] instead of random restarts (for comparing with another implementation). */
+  init?: Float64Array;
 }
 
 /** CCS loss and its gradient at theta = [w, b] on standardised sides. */
@@ -76,9 +78,9 @@ export function trainCcs(pos: Rows, neg: Rows, labels: ArrayLike<number>, opts: 
   const d = pos.cols;
   const rng = new Rng(opts.seed ?? 0);
   let best: { theta: Float64Array; f: number } | undefined;
-  for (let r = 0; r < restarts; r++) {
+  for (let r = 0; r < (opts.init ? 1 : restarts); r++) {
     // PyTorch's nn.Linear initialisation: uniform in +-1/sqrt(d).
-    const init = Float64Array.from({ length: d + 1 }, () => (2 * rng.next() - 1) / Math.sqrt(d));
+    const init = opts.init ?? Float64Array.from({ length: d + 1 }, () => (2 * rng.next() - 1) / Math.sqrt(d));
     const fit = lbfgs((t, g) => ccsLoss(sp, sn, t, weightDecay, g), init, { maxIter: 1000 });
     if (!best || fit.f < best.f) best = { theta: fit.x, f: fit.f };
   }
