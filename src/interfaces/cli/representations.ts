@@ -6,7 +6,7 @@ import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { builtinDataset, statementPairs, GENERATORS } from '../../data/statements.js';
-import { ContrastPair, LabelledExample, datasetHash, loadContrastPairs, loadLabelled, splitExamples } from '../../methods/representations/data.js';
+import { ContrastPair, LabelledExample, datasetHash, loadContrastPairs, requireTwoClasses, loadLabelled, splitExamples } from '../../methods/representations/data.js';
 import { harvestToFile, parsePositions, readActivations, Positions, positionsLabel } from '../../methods/representations/activations.js';
 import {
   harvestProbeData, loadProbe, metrics, ProbeData, ProbeKind, PROBE_KINDS, residHooks, saveProbe, sweepLayers, SweepResult, toSaved, trainProbe,
@@ -167,6 +167,7 @@ export function probeCommand(program: Command): void {
         ctx = { model: f.meta.model, hook: f.hook, dModel: f.meta.dModel, positions: f.meta.positions, dataset: f.meta.dataset, datasetHash: f.meta.datasetHash, seed: opts.seed };
       } else {
         const { name, items } = await loadItems({ ...opts, contrast: opts.contrast ?? opts.kind === 'ccs' });
+        if (opts.kind !== 'linear') requireTwoClasses(items.map((e) => e.label), `the labels of ${name}`);
         const model = await openModel(opts.model);
         const hook = opts.hook ?? residHooks(model).at(-1)!;
         const positions = parsePositions(opts.positions);
@@ -223,6 +224,7 @@ export function probeCommand(program: Command): void {
       for (const flag of ['plot', 'pca'] as const) if (opts[flag]) assertWritable(opts[flag], `--${flag}`);
       if (typeof opts.json === 'string') assertWritable(opts.json, '--json');
       const { name, items } = await loadItems({ ...opts, contrast: opts.contrast ?? opts.kind === 'ccs' });
+      if (opts.kind !== 'linear') requireTwoClasses(items.map((e) => e.label), `the labels of ${name}`);
       const model = await openModel(opts.model);
       const bar = progressBar('activations');
       const r = await sweepLayers(model, items, { kind: opts.kind, seed: opts.seed, hooks: opts.hooks ? hookList(opts.hooks) : undefined, positions: parsePositions(opts.positions), batchSize: opts.batchSize, dataset: name, progress: bar.update });
