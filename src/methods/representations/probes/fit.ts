@@ -61,7 +61,7 @@ function requireLabels(x: Rows, y: ArrayLike<number>, binary: boolean): void {
 // Logistic regression
 
 /** Weights and bias minimising mean log-loss + lambda / 2 |w|^2 on (already standardised) rows. */
-export function logisticFit(x: Rows, y: ArrayLike<number>, lambda: number, init?: Float64Array): { w: Float64Array; b: number; loss: number } {
+export function logisticFit(x: Rows, y: ArrayLike<number>, lambda: number, init?: Float64Array, gradTol = 1e-9): { w: Float64Array; b: number; loss: number } {
   const d = x.cols;
   const n = x.rows;
   const r = new Float64Array(n);
@@ -82,7 +82,7 @@ export function logisticFit(x: Rows, y: ArrayLike<number>, lambda: number, init?
     g[d] = gb;
     return f / n + (lambda / 2) * ww;
   };
-  const { x: theta, f } = lbfgs(fg, init ?? new Float64Array(d + 1), { maxIter: 1000 });
+  const { x: theta, f } = lbfgs(fg, init ?? new Float64Array(d + 1), { maxIter: 1000, gradTol });
   return { w: theta.slice(0, d), b: theta[d], loss: f };
 }
 
@@ -113,18 +113,26 @@ export function trainLogistic(x: Rows, y: ArrayLike<number>, opts: LogisticOptio
   if (lambdas.length > 1) {
     const k = Math.min(opts.folds ?? 5, x.rows);
     const fold = foldsOf(x.rows, k, opts.seed ?? 0);
-    cv = lambdas.map((l) => {
-      let right = 0;
-      for (let f = 0; f < k; f++) {
-        const trainIdx = [...fold.keys()].filter((i) => fold[i] !== f);
-        const testIdx = [...fold.keys()].filter((i) => fold[i] === f);
-        const ty = trainIdx.map((i) => y[i]);
-        if (new Set(ty).size < 2) continue;
-        const fit = logisticFit(select(xs, trainIdx), ty, l);
-        right += accuracy(linear(select(xs, testIdx), fit.w, fit.b), testIdx.map((i) => y[i])) * testIdx.length;
+    // Per fold, strongest regularisation first, each fit starting from the previous one's solution
+    // (a warm start along the path), to a looser tolerance than the final fit: only accuracies are compared.
+    const right = new Float64Array(lambdas.length);
+    const path = lambdas.map((l, i) => [l, i] as const).sort((a, b) => b[0] - a[0]);
+    for (let f = 0; f < k; f++) {
+      const trainIdx = [...fold.keys()].filter((i) => fold[i] !== f);
+      const testIdx = [...fold.keys()].filter((i) => fold[i] === f);
+      const ty = trainIdx.map((i) => y[i]);
+      if (new Set(ty).size < 2) continue;
+      const xt = select(xs, trainIdx);
+      const xv = select(xs, testIdx);
+      const yv = testIdx.map((i) => y[i]);
+      let init: Float64Array | undefined;
+      for (const [l, i] of path) {
+        const fit = logisticFit(xt, ty, l, init, 1e-6);
+        init = Float64Array.from([...fit.w, fit.b]);
+        right[i] += accuracy(linear(xv, fit.w, fit.b), yv) * testIdx.length;
       }
-      return { lambda: l, accuracy: right / x.rows };
-    });
+    }
+    cv = lambdas.map((l, i) => ({ lambda: l, accuracy: right[i] / x.rows }));
     // The strongest regularisation among the best: ties go to the simpler probe.
     const best = Math.max(...cv.map((c) => c.accuracy));
     lambda = cv.filter((c) => c.accuracy >= best - 1e-12).reduce((a, c) => (c.lambda > a.lambda ? c : a)).lambda;
