@@ -13,6 +13,8 @@
  *     the masked forwards run the whole prompt, without the batched path's prefix reuse)
  *   - T=16: one-at-a-time / batched residual-stream activation patching (12 x 16 runs), >= 5
  *   - T=16: attribution patching of every head / one forward, <= 4
+ * representations (representations.ts): harvesting one hook / batched forwards (tokens/s), >= 0.8,
+ * and a logistic probe fit on 10,000 x 768 / a forward over 10,000 prompts, <= 1;
  * and black-box attribution over HTTP (backends.ts):
  *   - word leave-one-out + faithfulness over 50 words, sequential / concurrency 4 + cache, >= 2
  */
@@ -165,6 +167,11 @@ async function main() {
     await methodBench(await randomModel(GPT2_SMALL));
     process.exit(0);
   }
+  if (process.argv[2] === '--representations') { // npm run bench -- --representations [prompts]
+    const { representationsBench } = await import('./representations.js');
+    await representationsBench(report, process.argv[3] ? Number(process.argv[3]) : undefined);
+    process.exit(0);
+  }
   if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families
     await familyBench(report, async () => (await sgemmPeak()).asInput);
     process.exit(0);
@@ -206,6 +213,7 @@ async function main() {
     console.log(`${''.padEnd(44)} stricter: peak / (1.5 W + logits + one block's working set ${(m.workingSet / 2 ** 20).toFixed(0)} MiB) = ${(m.peak / (1.5 * m.weights + m.workingSet)).toFixed(3)}`);
   }
   await familyBench(report, async () => (await sgemmPeak()).asInput);
+  await (await import('./representations.js')).representationsBench(report);
   const failed = rows.filter((r) => !r.ok);
   console.log(`\n${rows.length - failed.length} of ${rows.length} bars met${failed.length ? `; missed: ${failed.map((r) => r.name).join('; ')}` : ''}`);
   process.exit(0);

@@ -93,11 +93,12 @@ function printSweep(r: SweepResult): void {
   console.log(`data: ${r.dataset} (hash ${r.datasetHash}); ${r.settings.kind} probe at ${r.settings.positions} position, seed ${r.settings.seed}`);
   console.log(`${'hook'.padEnd(28)} ${'train acc'.padStart(9)} ${'test acc'.padStart(9)} ${'test AUROC'.padStart(10)} ${'n test'.padStart(7)}`);
   for (const l of r.layers) console.log(`${l.hook.padEnd(28)} ${l.train.accuracy.toFixed(3).padStart(9)} ${l.test.accuracy.toFixed(3).padStart(9)} ${l.test.auroc.toFixed(3).padStart(10)} ${String(l.test.n).padStart(7)}`);
+  console.log(`held-out majority class: ${r.baseline.toFixed(3)} of the held-out rows`);
 }
 
 export async function sweepCharts(r: SweepResult): Promise<{ accuracy: string; pca: string }> {
   const series = (['train', 'test'] as const).map((s) => ({ name: `${s} accuracy`, markers: true, points: r.layers.map((l, i) => ({ x: i, y: l[s].accuracy })) }));
-  const accuracy = await lineChartSvg(series, { title: `${r.settings.kind} probe accuracy by layer`, xLabel: 'layer (hook index)', yLabel: 'accuracy', rules: [{ name: 'chance', y: 0.5 }] });
+  const accuracy = await lineChartSvg(series, { title: `${r.settings.kind} probe accuracy by layer`, xLabel: 'layer (hook index)', yLabel: 'accuracy', rules: [{ name: 'majority class (held-out)', y: r.baseline }] });
   const pca = await scatterChartSvg(r.pca.points.map((p) => ({ x: p.x, y: p.y, group: `label ${p.label}`, shape: p.split })), {
     title: `${r.pca.hook}: top principal components`, xLabel: `PC1 (${(100 * r.pca.explained[0]).toFixed(1)}% of variance)`, yLabel: `PC2 (${(100 * r.pca.explained[1]).toFixed(1)}%)`,
   });

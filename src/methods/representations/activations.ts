@@ -79,14 +79,14 @@ function resolvePositions(model: HookedTransformer, rows: number[][], positions:
  * a single position only: nobody reads them here, and the unembedding is a large share of a
  * small model's forward.
  */
-export async function* activationBatches(model: HookedTransformer, texts: readonly string[], opts: HarvestOptions): AsyncGenerator<ActivationBatch> {
+export async function* activationBatches(model: HookedTransformer, texts: readonly (string | number[])[], opts: HarvestOptions): AsyncGenerator<ActivationBatch> {
   const positions = opts.positions ?? 'last';
   const batchSize = opts.batchSize ?? 32;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new LanternError(`batch size must be a positive integer, got ${batchSize}`);
   if (opts.hooks.length === 0) throw new LanternError('give at least one hook');
   const widths = opts.hooks.map((h) => hookWidth(model, h));
-  const tokens = texts.map((t) => model.toTokens(t));
-  const at = resolvePositions(model, tokens, positions, texts);
+  const tokens = texts.map((t) => (typeof t === 'string' ? model.toTokens(t) : t));
+  const at = resolvePositions(model, tokens, positions, texts.map(String));
   for (let start = 0; start < texts.length; start += batchSize) {
     const rows = tokens.slice(start, start + batchSize);
     const { cache, batch } = await model.runWithHooks(rows, { cache: opts.hooks, logitPositions: [0] });
@@ -132,6 +132,8 @@ export interface HarvestFileOptions extends HarvestOptions {
   /** Saved with the activations. */
   dataset?: string;
   seed?: number;
+  /** The examples' prompts as token ids, when they are already tokenized (or the model has no tokenizer). */
+  tokens?: number[][];
 }
 
 export interface ActivationsMeta {
@@ -172,8 +174,9 @@ function shardName(out: string, k: number, n: number): string {
 export async function harvestToFile(model: HookedTransformer, examples: readonly (LabelledExample & { side?: number; pair?: number })[], opts: HarvestFileOptions): Promise<ActivationsMeta> {
   const widths = opts.hooks.map((h) => hookWidth(model, h));
   const positions = opts.positions ?? 'last';
-  const texts = examples.map((e) => e.text);
-  const totalRows = positions === 'all' ? texts.reduce((s, t) => s + model.toTokens(t).length, 0) : texts.length;
+  const texts = opts.tokens ?? examples.map((e) => e.text);
+  if (texts.length !== examples.length) throw new LanternError(`${texts.length} token rows for ${examples.length} examples`);
+  const totalRows = positions === 'all' ? texts.reduce((s, t) => s + (typeof t === 'string' ? model.toTokens(t) : t).length, 0) : texts.length;
   const rowBytes = 4 * widths.reduce((a, b) => a + b, 0);
   const shardRows = opts.shardRows ?? Math.max(1, Math.floor((256 << 20) / rowBytes));
   const nShards = Math.max(1, Math.ceil(totalRows / shardRows));

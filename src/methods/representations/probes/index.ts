@@ -213,6 +213,8 @@ export interface SweepResult {
   dataset: string;
   datasetHash: string;
   layers: { hook: string; train: Metrics; test: Metrics }[];
+  /** Held-out accuracy of always answering the held-out majority class: the floor to beat. */
+  baseline: number;
   /** Rows projected on the top two principal components of the best layer's activations. */
   pca: { hook: string; explained: [number, number]; points: { x: number; y: number; label: number; split: 'train' | 'test' }[] };
 }
@@ -236,9 +238,13 @@ export async function sweepLayers(
   const best = layers.reduce((a, l) => (l.test.accuracy > a.test.accuracy ? l : a));
   const d = data.get(best.hook)!;
   const proj = pca2(d.x);
+  let testRows = 0;
+  let testPositive = 0;
+  d.labels.forEach((l, i) => { if (d.test[i]) { testRows++; testPositive += l > 0.5 ? 1 : 0; } });
   return {
     model: model.source, method: 'probe-sweep', settings: { kind: opts.kind, positions: positionsLabel(opts.positions ?? 'last'), seed, hooks },
     dataset: opts.dataset ?? '', datasetHash: datasetHash(items), layers,
+    baseline: Math.max(testPositive, testRows - testPositive) / testRows,
     pca: {
       hook: best.hook, explained: proj.explained,
       points: Array.from({ length: d.x.rows }, (_, i) => ({ x: proj.coords[2 * i], y: proj.coords[2 * i + 1], label: d.labels[i], split: d.test[i] ? 'test' : 'train' })),
