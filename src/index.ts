@@ -6,6 +6,7 @@ export { gradients } from './engine/autodiff/grad.js';
 export { toOnnx } from './engine/graph/onnx.js';
 export { Executor, defaultExecutor } from './engine/runtime/executor.js';
 export { loadModel } from './models/load.js';
+export { BUNDLED_MODEL } from './paths.js';
 export { HookedTransformer, objectives } from './models/hooked.js';
 export type { Intervention, HookCallback, RunOptions, ObjectiveTerm, ModelInput, RunResult, GradientResult } from './models/hooked.js';
 export { ActivationCache } from './models/cache.js';
