@@ -139,6 +139,29 @@ describe('activation harvesting on the bundled model', () => {
     expect(maxDiff(back.x.subarray((m.rows - 1) * model.cfg.dModel), await alone(texts[6], () => [last]))).toBeLessThan(1e-4);
   });
 
+  it('contrast pairs harvest each side at its own row; a sweep reports every layer and projects the best', async () => {
+    const pairs = R.statementPairs(R.capitals({ seed: 0, limit: 6 }).examples);
+    const data = (await R.harvestProbeData(model, pairs, { hooks: [hook], batchSize: 5 })).get(hook)!;
+    const d = model.cfg.dModel;
+    for (const i of [0, 7, 11]) {
+      expect(maxDiff(data.x.data.subarray(i * d, (i + 1) * d), await alone(pairs[i].positive, (n) => [n - 1]))).toBeLessThan(1e-4);
+      expect(maxDiff(data.neg!.data.subarray(i * d, (i + 1) * d), await alone(pairs[i].negative, (n) => [n - 1]))).toBeLessThan(1e-4);
+      expect(data.labels[i]).toBe(pairs[i].label);
+    }
+    const examples = R.sentiment({ seed: 1, limit: 40 }).examples;
+    const r = await R.sweepLayers(model, examples, { kind: 'mass-mean', dataset: 'sentiment' });
+    expect(r.layers.map((l) => l.hook)).toEqual(R.residHooks(model));
+    expect(r.layers.every((l) => l.test.n === examples.filter((e) => e.split === 'test').length)).toBe(true);
+    const best = r.layers.reduce((a, l) => (l.test.accuracy > a.test.accuracy ? l : a));
+    expect(r.pca.hook).toBe(best.hook);
+    expect(r.pca.points.length).toBe(examples.length);
+    // Projections are centred: the mean of each coordinate is ~0.
+    expect(Math.abs(r.pca.points.reduce((s, p) => s + p.x, 0) / examples.length)).toBeLessThan(1e-3);
+    const testLabels = examples.filter((e) => e.split === 'test').map((e) => e.label);
+    const majority = Math.max(testLabels.filter((l) => l === 1).length, testLabels.filter((l) => l === 0).length) / testLabels.length;
+    expect(r.baseline).toBeCloseTo(majority, 12);
+  });
+
   it('bad input: a hook without a position axis, a multi-token --positions token, a probe of another d_model', async () => {
     await expect(R.activationBatches(model, texts, { hooks: ['blocks.0.attn.hook_pattern'] }).next()).rejects.toThrow(/hook 'blocks.0.attn.hook_pattern' has no position axis/);
     await expect(R.activationBatches(model, texts, { hooks: [hook], positions: { token: ' antidisestablishment' } }).next()).rejects.toThrow(/give one token/);
