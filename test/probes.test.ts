@@ -99,6 +99,15 @@ describe('planted ground truth: every probe recovers the planted direction', () 
       expect(Array.from(runs[0].probe.direction).filter((v) => v !== 0).length).toBe(1);
     }
   });
+  it('trainProbe picks k = 1 for a single planted neuron, on training rows only', () => {
+    const s = planted(1000, 32, 3, 6, 5);
+    const t = R.trainProbe({ x: s.x, labels: s.y, test: Uint8Array.from({ length: 1000 }, (_, i) => (i % 5 === 0 ? 1 : 0)) }, { kind: 'k-sparse' });
+    expect(t.probe.settings.k).toBe(1);
+    expect(t.probe.settings.neurons).toEqual([5]);
+    expect(t.sparsity!.map((r) => r.k)).toEqual([1, 2, 4, 8, 16, 32]);
+    // Classes at +-3 on one neuron with unit noise: Phi(3) = 0.99865 of rows are separable.
+    expect(t.test.accuracy).toBeGreaterThan(0.98);
+  });
   it('held-out accuracy and AUROC match the Bayes rate of the planted separation', () => {
     // Classes at +-1 along u with unit noise: the best classifier is right with probability Phi(1) = 0.8413.
     const data: R.ProbeData = { x, labels: y, test: Uint8Array.from({ length: x.rows }, (_, i) => (i % 4 === 0 ? 1 : 0)) };

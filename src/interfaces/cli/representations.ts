@@ -144,7 +144,7 @@ export function probeCommand(program: Command): void {
     .option('--hook <name>', 'the hook (default: the only/first hook of --acts)')
     .option('--positions <last|mean|N|token>', 'with --data: which position', 'last')
     .addOption(new Option('--kind <kind>', `probe kind: ${PROBE_KINDS.join(', ')}`).default('logistic').argParser(parseKind))
-    .addOption(new Option('--k <n>', 'k-sparse: the number of neurons (default: the best of 1, 2, 4, ... on held-out data)').argParser(positiveInt('--k')))
+    .addOption(new Option('--k <n>', 'k-sparse: the number of neurons (default: chosen among 1, 2, 4, ... on a validation part of the training rows)').argParser(positiveInt('--k')))
     .option('--ranking <mean-diff|f-statistic>', 'k-sparse: how neurons are ranked', 'mean-diff')
     .requiredOption('--out <file>', 'the probe (.json)')
     .option('--json <file>', 'write the result (metrics, settings) as JSON')

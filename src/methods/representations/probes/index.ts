@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { EVD, Matrix } from 'ml-matrix';
 import { LanternError } from '../../../errors.js';
+import { Rng } from '../../../rng.js';
 import type { HookedTransformer } from '../../../models/hooked.js';
 import { Tensor } from '../../../engine/tensor.js';
 import { ContrastPair, LabelledExample, datasetHash, splitExamples } from '../data.js';
@@ -24,7 +25,7 @@ export interface ProbeSettings {
   seed?: number;
   /** Logistic: L2 strengths to cross-validate. */
   lambdas?: number[];
-  /** k-sparse: the k to keep (the best held-out one of 1, 2, 4, ... when not given) and the ranking. */
+  /** k-sparse: the k to keep (when not given, the smallest of 1, 2, 4, ... within 0.5% of the best on a validation fifth of the training rows) and the ranking. */
   k?: number;
   ranking?: NeuronRanking;
   /** CCS: restarts. */
@@ -46,7 +47,7 @@ export interface TrainedProbe {
   probe: LinearProbe;
   train: Metrics;
   test: Metrics;
-  /** k-sparse: held-out accuracy at every k tried. */
+  /** k-sparse: held-out accuracy at every k (for reporting; k itself is chosen on training rows). */
   sparsity?: { k: number; neurons: number[]; accuracy: number; auroc: number }[];
 }
 
@@ -87,11 +88,24 @@ export function trainProbe(data: ProbeData, settings: ProbeSettings): TrainedPro
       probe = trainCcs(train.x, train.neg, train.y, { restarts: settings.restarts, seed });
       break;
     case 'k-sparse': {
+      // k is chosen on a validation fifth of the training rows, never on the held-out split.
+      let k = settings.k;
+      if (!k) {
+        const valid = new Rng(seed);
+        const isVal = Array.from(train.y, () => valid.next() < 0.2);
+        const fitIdx = isVal.flatMap((v, i) => (v ? [] : [i]));
+        const valIdx = isVal.flatMap((v, i) => (v ? [i] : []));
+        const fitY = fitIdx.map((i) => train.y[i]);
+        const valY = valIdx.map((i) => train.y[i]);
+        if (new Set(fitY).size < 2 || new Set(valY).size < 2) throw new LanternError(`too few training rows (${train.y.length}) to choose k on a validation split; give --k`);
+        const runs = trainSparse(select(train.x, fitIdx), fitY, { ranking: settings.ranking });
+        const acc = runs.map((r) => metrics(r.probe, select(train.x, valIdx), valY).accuracy);
+        const bestVal = Math.max(...acc);
+        k = runs[acc.findIndex((a) => a >= bestVal - 0.005)].k;
+      }
       const all = trainSparse(train.x, train.y, { ranking: settings.ranking, maxK: settings.k });
       sparsity = all.map((r) => ({ k: r.k, neurons: r.neurons, ...metrics(r.probe, test.x, test.y) }));
-      // Fixed k: that one; otherwise the smallest k within 0.5% of the best held-out accuracy.
-      const best = Math.max(...sparsity.map((s) => s.accuracy));
-      probe = (settings.k ? all[all.length - 1] : all.find((_, i) => sparsity![i].accuracy >= best - 0.005)!).probe;
+      probe = (all.find((r) => r.k === k) ?? all[all.length - 1]).probe;
       break;
     }
     default: throw new LanternError(`unknown probe kind '${settings.kind}'; use one of ${PROBE_KINDS.join(', ')}`);
