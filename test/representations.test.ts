@@ -211,3 +211,24 @@ describe('CLI', () => {
     }
   }, 400_000);
 });
+
+describe('Workbench API: POST /api/probes', () => {
+  it('sweeps a built-in dataset and equals the library; a bad dataset is a 400', async () => {
+    const { buildServer } = await import('../src/interfaces/server/app.js');
+    const server = await buildServer({ dataDir: path.join(tmp, 'workbench'), model: BUNDLED_MODEL, allowHub: false });
+    try {
+      const post = (payload: object) => server.inject({ method: 'POST', url: '/api/probes', payload, headers: { host: 'localhost' } });
+      const r = await post({ dataset: 'sentiment', kind: 'mass-mean', limit: 24, seed: 2 });
+      expect(r.statusCode).toBe(200);
+      const got = r.json().result;
+      const want = await R.sweepLayers(await loadModel(BUNDLED_MODEL), R.sentiment({ seed: 2, limit: 24 }).examples, { kind: 'mass-mean', seed: 2 });
+      expect(got.layers.map((l: any) => l.test.accuracy)).toEqual(want.layers.map((l) => l.test.accuracy));
+      expect(got.datasetHash).toBe(want.datasetHash);
+      expect(got.pca.points).toHaveLength(24);
+      const bad = await post({ dataset: 'planets' });
+      expect(bad.statusCode).toBe(400);
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
+});
