@@ -196,8 +196,9 @@ export function probeCommand(program: Command): void {
     .option('-m, --model <folder|hub-id>', "model (default: the probe's model)")
     .option('--json', 'print the result as JSON')
     .action(async (opts) => {
-      const { name, items } = await loadItems({ ...opts, contrast: opts.contrast ?? loadProbe(opts.probe).saved.kind === 'ccs' });
-      const model = await openModel(opts.model ?? loadProbe(opts.probe).saved.model);
+      const unchecked = loadProbe(opts.probe).saved;
+      const { name, items } = await loadItems({ ...opts, contrast: opts.contrast ?? unchecked.kind === 'ccs' });
+      const model = await openModel(opts.model ?? unchecked.model);
       const { saved, probe: p } = loadProbe(opts.probe, model);
       const positions: Positions = parsePositions(saved.positions.startsWith('token:') ? saved.positions.slice(6) : saved.positions);
       const bar = progressBar('activations');
