@@ -14,7 +14,10 @@
  *   - T=16: one-at-a-time / batched residual-stream activation patching (12 x 16 runs), >= 5
  *   - T=16: attribution patching of every head / one forward, <= 4
  * the head and neuron bars (heads.ts: detectors over all heads / forwards <= 1.3; neuron statistics'
- * memory over 200k / 50k tokens <= 1.25), and black-box attribution over HTTP (backends.ts):
+ * memory over 200k / 50k tokens <= 1.25),
+ * representations (representations.ts): harvesting one hook / batched forwards (tokens/s), >= 0.8,
+ * and a logistic probe fit on 10,000 x 768 / a forward over 10,000 prompts, <= 1;
+ * and black-box attribution over HTTP (backends.ts):
  *   - word leave-one-out + faithfulness over 50 words, sequential / concurrency 4 + cache, >= 2
  * then the model families' bars (family.ts) and generation's (generation.ts).
  */
@@ -178,6 +181,11 @@ async function main() {
     await headsBench(report, fileURLToPath(import.meta.url));
     process.exit(0);
   }
+  if (process.argv[2] === '--representations') { // npm run bench -- --representations [prompts]
+    const { representationsBench } = await import('./representations.js');
+    await representationsBench(report, process.argv[3] ? Number(process.argv[3]) : undefined);
+    process.exit(0);
+  }
   if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families
     await familyBench(report, async () => (await sgemmPeak()).asInput);
     process.exit(0);
@@ -221,6 +229,7 @@ async function main() {
   await familyBench(report, async () => (await sgemmPeak()).asInput);
   await generationBench(report);
   await headsBench(report, fileURLToPath(import.meta.url));
+  await (await import('./representations.js')).representationsBench(report);
   const failed = rows.filter((r) => !r.ok);
   console.log(`\n${rows.length - failed.length} of ${rows.length} bars met${failed.length ? `; missed: ${failed.map((r) => r.name).join('; ')}` : ''}`);
   process.exit(0);

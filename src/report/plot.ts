@@ -54,3 +54,26 @@ export async function lineChartPng(series: Series[], opts: LineChartOptions): Pr
   const svg = await lineChartSvg(series, opts);
   return new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, font: { loadSystemFonts: true } }).render().asPng();
 }
+
+export interface ScatterPoint { x: number; y: number; group: string; shape?: string }
+
+/** Points coloured by group (e.g. a label) and shaped by another (e.g. train/test). */
+export async function scatterChartSvg(points: ScatterPoint[], opts: { title: string; xLabel: string; yLabel: string; width?: number; height?: number }): Promise<string> {
+  const spec: vegaLite.TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: opts.title,
+    width: opts.width ?? 480,
+    height: opts.height ?? 400,
+    background: 'white',
+    data: { values: points },
+    mark: { type: 'point', filled: true, opacity: 0.7, size: 30 },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: opts.xLabel, scale: { zero: false } },
+      y: { field: 'y', type: 'quantitative', title: opts.yLabel, scale: { zero: false } },
+      color: { field: 'group', type: 'nominal', title: null, legend: { orient: 'top-right' } },
+      ...(points.some((p) => p.shape) ? { shape: { field: 'shape', type: 'nominal' as const, title: null } } : {}),
+    },
+  };
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
+  return view.toSVG();
+}

@@ -1,6 +1,6 @@
 /** The Workbench API, as the web app uses it. The token (if any) travels in a cookie the server set. */
 
-export type Kind = 'forward' | 'attribution' | 'lens' | 'attention' | 'patching';
+export type Kind = 'forward' | 'attribution' | 'lens' | 'attention' | 'patching' | 'probes';
 
 export interface RunSummary {
   id: string;

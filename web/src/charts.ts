@@ -134,6 +134,44 @@ export function attentionSpec(tokens: string[], patterns: number[][][][]): Visua
 }
 
 /** Patching effects: 1 = clean behaviour restored, 0 = none; diverging around 0. */
+/** Held-out (and training) probe accuracy by layer, with the held-out majority class as a dashed rule. */
+export function probeAccuracySpec(layers: { hook: string; train: { accuracy: number }; test: { accuracy: number; auroc: number } }[], baseline: number): VisualizationSpec {
+  const rows = layers.flatMap((l, i) => [
+    { layer: i, hook: l.hook, split: 'held-out', accuracy: l.test.accuracy, auroc: l.test.auroc },
+    { layer: i, hook: l.hook, split: 'train', accuracy: l.train.accuracy, auroc: null },
+  ]);
+  return {
+    width: 480, height: 260,
+    layer: [
+      {
+        data: { values: rows }, mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'layer', type: 'quantitative', title: 'layer', axis: { tickMinStep: 1, format: 'd' } },
+          y: { field: 'accuracy', type: 'quantitative', scale: { zero: false } },
+          color: { field: 'split', type: 'nominal', title: null },
+          tooltip: [{ field: 'hook' }, { field: 'split' }, { field: 'accuracy', format: '.3f' }, { field: 'auroc', title: 'AUROC', format: '.3f' }],
+        },
+      },
+      { data: { values: [{ baseline }] }, mark: { type: 'rule', strokeDash: [6, 4] }, encoding: { y: { field: 'baseline', type: 'quantitative' }, tooltip: [{ field: 'baseline', title: 'held-out majority class', format: '.3f' }] } },
+    ],
+  } as VisualizationSpec;
+}
+
+/** Activations on their top two principal components, coloured by label, shaped by split. */
+export function probePcaSpec(points: { x: number; y: number; label: number; split: string }[], explained: [number, number], hook: string): VisualizationSpec {
+  return {
+    width: 420, height: 360, title: hook,
+    data: { values: points.map((p) => ({ ...p, label: String(p.label) })) },
+    mark: { type: 'point', filled: true, opacity: 0.7 },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: `PC1 (${(100 * explained[0]).toFixed(1)}%)`, scale: { zero: false } },
+      y: { field: 'y', type: 'quantitative', title: `PC2 (${(100 * explained[1]).toFixed(1)}%)`, scale: { zero: false } },
+      color: { field: 'label', type: 'nominal' },
+      shape: { field: 'split', type: 'nominal' },
+    },
+  } as VisualizationSpec;
+}
+
 export function patchingSpec(rows: string[], cols: string[], at: (i: number, j: number) => number): VisualizationSpec {
   const values = rows.flatMap((r, i) => cols.map((c, j) => ({ row: r, col: c, effect: at(i, j) })));
   const max = Math.max(1, ...values.map((v) => Math.abs(v.effect)));

@@ -6,7 +6,7 @@
 import '@picocss/pico/css/pico.min.css';
 import './style.css';
 import { api, ApiError, FamilyOptions, Kind, OptionSpec, Run, runJob } from './api';
-import { attentionSpec, attributionSpec, draw, labels, lensSpec, patchingSpec, predictionsSpec, show } from './charts';
+import { attentionSpec, attributionSpec, draw, labels, lensSpec, patchingSpec, predictionsSpec, probeAccuracySpec, probePcaSpec, show } from './charts';
 
 const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector(sel) as T;
 
@@ -351,8 +351,34 @@ void api.methodSettings().then(({ families }) => {
   for (const form of [attrOptions, lensOptions, patchOptions]) form.load(families);
 }).catch(() => { /* the views report an unreachable server on their own */ });
 
+// ---- Probes
+const probeData = select('dataset', ['capitals', 'cities', 'comparisons', 'sentiment'], 'sentiment');
+const probeKind = select('kind', ['logistic', 'linear', 'mass-mean', 'mass-mean-iid', 'k-sparse', 'ccs'], 'logistic');
+const probePositions = select('positions', ['last', 'mean'], 'last');
+const probeLimit = input('limit', { type: 'number', min: 4, max: 1000, value: 100 });
+const probes: View = {
+  id: 'probes', label: 'Probes', kind: 'probes',
+  panel: panel('probes', 'Probes', [field('Dataset', probeData, 'built-in, labelled'), field('Probe', probeKind), field('Position', probePositions), field('Subjects', probeLimit, 'a quarter held out')]),
+  body: () => ({ dataset: probeData.value, kind: probeKind.value, positions: probePositions.value, limit: Number(probeLimit.value) }),
+  restore: (r) => {
+    probeData.value = r.dataset;
+    probeKind.value = r.kind ?? 'logistic';
+    probePositions.value = r.positions ?? 'last';
+    probeLimit.value = String(r.limit ?? 100);
+  },
+  render: async (run) => {
+    const r = run.result;
+    meta(probes, `${r.settings.kind} probe per layer on ${r.dataset} (${r.layers[0].test.n} held-out rows; majority class ${r.baseline.toFixed(3)}) · right: ${r.pca.hook}, the best layer, on its top two principal components`);
+    const out = output(probes);
+    out.append(h('div', { class: 'chart' }), h('div', { class: 'chart' }));
+    const [acc, pca] = out.querySelectorAll<HTMLElement>('.chart');
+    await draw(acc, probeAccuracySpec(r.layers, r.baseline));
+    await draw(pca, probePcaSpec(r.pca.points, r.pca.explained, r.pca.hook));
+  },
+};
+
 // ---- Saved runs
-const runsKind = select('kind', ['all kinds', 'forward', 'attribution', 'lens', 'attention', 'patching'], 'all kinds');
+const runsKind = select('kind', ['all kinds', 'forward', 'attribution', 'lens', 'attention', 'patching', 'probes'], 'all kinds');
 const runsView: View = {
   id: 'runs', label: 'Saved runs',
   panel: panel('runs', 'Saved runs', []),
@@ -362,7 +388,7 @@ const runsView: View = {
 runsView.panel.prepend(h('div', { class: 'grid-controls' }, field('Show', runsKind)));
 runsKind.addEventListener('change', () => void refreshRuns());
 
-const views: View[] = [predict, attribution, lens, attention, patching, runsView];
+const views: View[] = [predict, attribution, lens, attention, patching, probes, runsView];
 const byKind = new Map(views.filter((v) => v.kind).map((v) => [v.kind!, v]));
 
 function output(v: View): HTMLElement {

@@ -20,6 +20,7 @@ import { serveCommand } from './serve.js';
 import { exportControlVectorCommand, exportGgufCommand } from './export-gguf.js';
 import { headsCommand } from './heads.js';
 import { neuronsCommand } from './neurons.js';
+import { activationsCommand, probeCommand } from './representations.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -52,6 +53,8 @@ exportGgufCommand(program);
 exportControlVectorCommand(program);
 headsCommand(program);
 neuronsCommand(program);
+activationsCommand(program);
+probeCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -17,10 +17,15 @@ import { LENS } from '../../methods/lens/options.js';
 import { PATCHING } from '../../methods/patching/options.js';
 import { logitLens } from '../../methods/lens/index.js';
 import { activationPatching, attributionPatching, pearson } from '../../methods/patching/index.js';
+import { GENERATORS, builtinDataset, statementPairs } from '../../data/statements.js';
+import { PROBE_KINDS, sweepLayers } from '../../methods/representations/probes/index.js';
 import type { RunKind } from './store.js';
 import type { JobContext } from './queue.js';
 import { checkWork, estimateRequest, WorkLimits } from './limits.js';
 import { chatPrompt } from '../../models/chat.js';
+
+/** Most subjects a probe sweep takes (each gives one or two short prompts). */
+export const MAX_PROBE_SUBJECTS = 1000;
 
 /** Prompts longer than this (in characters) are refused before tokenizing. */
 export const MAX_TEXT = 4000;
@@ -85,6 +90,17 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
     chat: { type: 'boolean', description: "put clean and corrupt each through the model's chat template as the user's message" },
     system: { type: 'string', maxLength: MAX_TEXT, description: 'chat: a system message before the user\'s' },
   }, 1000),
+  probes: {
+    type: 'object', additionalProperties: false, required: ['dataset'],
+    properties: {
+      ...common,
+      dataset: { type: 'string', enum: Object.keys(GENERATORS), description: 'a built-in labelled dataset' },
+      kind: { type: 'string', enum: [...PROBE_KINDS], default: 'logistic' },
+      positions: { type: 'string', enum: ['last', 'mean'], default: 'last' },
+      limit: { type: 'integer', minimum: 4, maximum: MAX_PROBE_SUBJECTS, default: 100, description: 'subjects (countries, words, ...) to use' },
+      seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, default: 0 },
+    },
+  },
 };
 
 type Body = Record<string, any>;
@@ -110,6 +126,7 @@ export function precheck(kind: RunKind, body: Body): void {
 
 /** A short default title for a saved run. */
 export function defaultTitle(kind: RunKind, body: Body): string {
+  if (kind === 'probes') return `${body.kind ?? 'logistic'} probes on ${body.dataset}`;
   const lastUser = (body.messages as { role: string; content: string }[] | undefined)?.filter((msg) => msg.role === 'user').at(-1)?.content;
   const t = String(kind === 'patching' ? body.clean : body.text ?? lastUser ?? body.messages?.at(-1)?.content ?? '').replace(/\s+/g, ' ').trim();
   return t.length > 60 ? `${t.slice(0, 59)}…` : t;
@@ -162,6 +179,10 @@ function expectedRuns(kind: RunKind, body: Body, seq: number, m: HookedTransform
  * limit) when it exceeds the server's limits; bad prompts are reported as `compute` reports them.
  */
 export function checkRequestWork(kind: RunKind, m: HookedTransformer, body: Body, limits: WorkLimits): { seconds: number; bytes: number } {
+  if (kind === 'probes') {
+    const r = { kind, body, tokens: 16 };
+    return checkWork(estimateRequest(m.cfg, r), r, limits);
+  }
   const tokens = kind === 'patching' ? patchingPrompt(m, body, body.clean) : promptTokens(m, body);
   checkLength(m, tokens, kind === 'patching' ? 'clean' : 'text');
   const rows = kind === 'attribution' && body.target !== undefined ? Math.max(1, m.encode(body.target).length) : 1;
@@ -170,6 +191,13 @@ export function checkRequestWork(kind: RunKind, m: HookedTransformer, body: Body
 }
 
 export async function compute(kind: RunKind, m: HookedTransformer, body: Body, ctx: JobContext): Promise<unknown> {
+  if (kind === 'probes') {
+    const ds = builtinDataset(body.dataset, { seed: body.seed ?? 0, limit: body.limit ?? 100 });
+    const probeKind = body.kind ?? 'logistic';
+    const items = probeKind === 'ccs' ? statementPairs(ds.examples) : ds.examples;
+    ctx.stage('computing', `probing ${items.length} examples at every layer`);
+    return sweepLayers(m, items, { kind: probeKind, seed: body.seed ?? 0, positions: body.positions ?? 'last', dataset: ds.name });
+  }
   const str = (ids: number[]) => m.tokenStrings(ids);
   const first = kind === 'patching' ? patchingPrompt(m, body, body.clean) : promptTokens(m, body);
   checkLength(m, first, kind === 'patching' ? 'clean' : 'text');

@@ -86,6 +86,11 @@ export function estimateRequest(s: ShapeForCost, r: RequestShape): WorkEstimate 
         jsBytes: 2 * patched.jsBytes, what: `${slots} patched runs and attribution patching`,
       };
     }
+    case 'probes': {
+      // Up to two prompts per subject (a true and a false statement, or a contrast pair's sides) of about `T` tokens.
+      const prompts = 2 * (b.limit ?? 100) * ((b.kind ?? 'logistic') === 'ccs' ? 2 : 1);
+      return { passes: Math.ceil(prompts / 32), flops: prompts * forwardFlops(s, T, 1), bytes: activationBytes(s, T, 32, false), jsBytes: 4 * prompts * s.dModel * s.nLayers, what: `${prompts} prompts at every layer` };
+    }
     case 'attribution':
       return estimateAttribution(s, {
         method: b.method ?? 'ig', tokens: T, rows: r.rows, steps: b.steps, samples: b.samples, batchSize: b.batchSize, evaluate: !!b.evaluate,

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 
-export const RUN_KINDS = ['forward', 'attribution', 'lens', 'attention', 'patching'] as const;
+export const RUN_KINDS = ['forward', 'attribution', 'lens', 'attention', 'patching', 'probes'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
 export type RunStatus = 'queued' | 'running' | 'done' | 'error' | 'cancelled' | 'interrupted';
 
