@@ -18,6 +18,10 @@ import { GgufValueType as T, writeGguf } from './gguf-write.js';
 /** Far above real control vectors (80 layers × 8192 floats is 2.5 MiB). */
 const MAX_BYTES = 256 * 2 ** 20;
 
+/**
+ * A llama.cpp control vector in memory: per-block steering directions and the model family they
+ * belong to, as read by {@link readControlVector} and written by {@link writeControlVector}.
+ */
 export interface ControlVector {
   /** Which model family the directions were found on (controlvector.model_hint: config.json's model_type, as repeng writes). */
   modelHint: string;

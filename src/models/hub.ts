@@ -13,6 +13,7 @@ export interface DownloadProgress {
   total: number | undefined;
 }
 
+/** Options for {@link resolveModel} and {@link resolveModelFolder}: revision, files, offline mode and progress reporting. */
 export interface ResolveOptions {
   /** Branch, tag or commit sha; default 'main'. */
   revision?: string;
@@ -22,7 +23,9 @@ export interface ResolveOptions {
   offline?: boolean;
   /** Progress bar on stderr; default: process.stderr.isTTY. */
   progress?: boolean;
+  /** Called as each chunk of a download arrives, with the file name and bytes received so far (and the total, when known). */
   onProgress?: (e: DownloadProgress) => void;
+  /** The fetch function used for Hub requests; default: the global fetch (replace it to use a proxy or a test double). */
   fetchImpl?: typeof fetch;
 }
 

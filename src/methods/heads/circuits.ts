@@ -21,11 +21,13 @@ export interface Dense {
   data: Float64Array;
 }
 
+/** A rows × cols {@link Dense} matrix: a copy of `data` (row-major, rows·cols values), or zeros without it. */
 export function dense(rows: number, cols: number, data?: ArrayLike<number>): Dense {
   if (data && data.length !== rows * cols) throw new LanternError(`matrix of ${data.length} values is not ${rows} x ${cols}`);
   return { rows, cols, data: data ? Float64Array.from(data) : new Float64Array(rows * cols) };
 }
 
+/** The matrix product a·b (a: n × k, b: k × m), as a new n × m matrix. */
 export function matmul(a: Dense, b: Dense): Dense {
   if (a.cols !== b.rows) throw new LanternError(`cannot multiply ${a.rows}x${a.cols} by ${b.rows}x${b.cols}`);
   const out = dense(a.rows, b.cols);
@@ -41,6 +43,7 @@ export function matmul(a: Dense, b: Dense): Dense {
   return out;
 }
 
+/** The transpose of `a`, as a new matrix. */
 export function transpose(a: Dense): Dense {
   const out = dense(a.cols, a.rows);
   for (let i = 0; i < a.rows; i++) for (let j = 0; j < a.cols; j++) out.data[j * a.rows + i] = a.data[i * a.cols + j];
@@ -73,8 +76,8 @@ export function factoredTranspose(f: Factored): Factored {
 }
 
 /**
- * The composition score of Elhage et al.: ||left · right||_F / (||left||_F ||right||_F), in
- * [0, 1]: how much of what `left` writes `right` reads.
+ * The composition score of Elhage et al.: ||left · right||_F / (||left||_F ||right||_F), between
+ * 0 and 1: how much of what `left` writes `right` reads.
  */
 export function compositionScore(left: Factored, right: Factored): number {
   const num = frobeniusSq(compose(left, right));
@@ -114,6 +117,7 @@ export interface HeadRef {
   head: number;
 }
 
+/** A head's short name, `L{layer}H{head}` (e.g. L1H2), as reports write it and {@link parseHead} reads it. */
 export function headLabel(h: HeadRef): string {
   return `L${h.layer}H${h.head}`;
 }
@@ -148,6 +152,7 @@ export class ModelCircuits {
     readonly unembedding: Tensor,
   ) {}
 
+  /** Reads a model's attention weights (every layer), embedding and unembedding, ready for circuit analysis. */
   static async read(model: HookedTransformer): Promise<ModelCircuits> {
     const layers: AttentionWeights[] = [];
     for (let l = 0; l < model.cfg.nLayers; l++) layers.push(await model.attentionWeights(l));

@@ -20,12 +20,16 @@ import { ModelCircuits, HeadRef, matmul } from './circuits.js';
 /** Scores by [layer][head]. */
 export type HeadGrid = number[][];
 
+/** The detectors scored from attention patterns alone, all in one run by {@link patternScores}. */
 export const PATTERN_DETECTORS = ['previous-token', 'duplicate-token', 'induction'] as const;
+/** One of {@link PATTERN_DETECTORS}. */
 export type PatternDetector = (typeof PATTERN_DETECTORS)[number];
 
+/** Random token sequences each repeated once, as {@link repeatedRandomSequences} makes them for the induction detector. */
 export interface RepeatedSequences {
   /** Token ids, [n][2·half] (after an optional BOS). */
   tokens: number[][];
+  /** Length of each random half, in tokens. */
   half: number;
   /** 1 when each row begins with the model's BOS, else 0. */
   offset: number;
@@ -60,6 +64,7 @@ export function repeatedRandomSequences(model: HookedTransformer, opts: { n?: nu
   return { tokens, half, offset };
 }
 
+/** What {@link patternScores} returns: each pattern detector's mean attention score per head, and how many queries it averaged. */
 export interface PatternScores {
   /** Detector -> [layer][head]. */
   scores: Record<PatternDetector, HeadGrid>;
@@ -136,11 +141,15 @@ export const ORDINAL_SEQUENCES: { name: string; items: string[]; cyclic: boolean
   { name: 'letters', items: Array.from({ length: 26 }, (_, i) => String.fromCharCode(65 + i)), cyclic: false },
 ];
 
+/** One ordinal sequence in one spelling whose items are all single tokens of a model (see {@link ordinalTokens}). */
 export interface OrdinalTokens {
+  /** The sequence's name in {@link ORDINAL_SEQUENCES} ('digits', 'days', …). */
   name: string;
   /** The variant used ('', ' ' before each item; capitalised or not). */
   variant: string;
+  /** The items' token ids, in sequence order. */
   tokens: number[];
+  /** Whether the last item is followed by the first (days, months). */
   cyclic: boolean;
 }
 
@@ -279,6 +288,7 @@ export interface IoiPrompt {
   sPos: number[];
 }
 
+/** Per-head grids from {@link nameMoverScores}, each averaged over the IOI prompts. */
 export interface NameMoverScores {
   /** Mean attention from END to the indirect object. */
   attentionIO: HeadGrid;

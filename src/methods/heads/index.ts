@@ -1,6 +1,8 @@
 /**
  * Attention-head analysis: detector scores for every layer x head, OV/QK circuits and
  * composition scores. `analyzeHeads` runs the detectors asked for and returns one saveable result.
+ *
+ * @module
  */
 import { createHash } from 'node:crypto';
 import { LanternError, nearest } from '../../errors.js';
@@ -16,9 +18,11 @@ export * from './circuits.js';
 export * from './detectors.js';
 export { ioiPromptsFor } from './ioi.js';
 
+/** Names of every head detector {@link analyzeHeads} can run (see {@link DETECTOR_DESCRIPTIONS} for what each scores). */
 export const HEAD_DETECTORS = [
   ...PATTERN_DETECTORS, 'successor', 'copying', 'ov-copy', 'ov-suppression', 'copy-suppression', 'name-mover',
 ] as const;
+/** The name of one head detector, one of {@link HEAD_DETECTORS}. */
 export type HeadDetector = (typeof HEAD_DETECTORS)[number];
 
 /** What each detector's score means, for reports. */
@@ -37,7 +41,9 @@ export const DETECTOR_DESCRIPTIONS: Record<HeadDetector, string> = {
 /** Detectors run when none are named: everything but the one-run-per-head ablation. */
 export const DEFAULT_HEAD_DETECTORS: HeadDetector[] = HEAD_DETECTORS.filter((d) => d !== 'copy-suppression');
 
+/** Options for {@link analyzeHeads}: which detectors, and the data they run on. */
 export interface HeadAnalysisOptions {
+  /** Detectors to run (names from {@link HEAD_DETECTORS}); default {@link DEFAULT_HEAD_DETECTORS}. */
   detectors?: readonly string[];
   /** Repeated random sequences: how many, and the length of each half. */
   sequences?: number;
@@ -46,13 +52,22 @@ export interface HeadAnalysisOptions {
   pool?: number[];
   /** Token rows for the previous- and duplicate-token detectors instead of the random sequences. */
   rows?: number[][];
+  /** IOI prompts for the name-mover detector (default: 50 built for the model's vocabulary). */
   ioi?: IoiPrompt[];
+  /** Seed for the random sequences and IOI prompts (default 0). */
   seed?: number;
+  /** Prompts per forward pass (default 8). */
   batchSize?: number;
+  /** Called as work advances: the stage ('patterns', 'copying', 'ablations'), units done, and units in all. */
   progress?: (stage: string, done: number, total: number) => void;
 }
 
+/**
+ * The result of {@link analyzeHeads}, ready to save as JSON: a layers × heads grid of scores per
+ * detector, with the settings and a hash of the data they came from.
+ */
 export interface HeadAnalysis {
+  /** The model's source (folder or Hub id). */
   model: string;
   method: 'heads';
   settings: { detectors: HeadDetector[]; sequences: number; half: number; pool: string; seed: number; batchSize: number; givenRows: boolean; ioiPrompts: number };
@@ -66,6 +81,7 @@ export interface HeadAnalysis {
   descriptions: Partial<Record<HeadDetector, string>>;
 }
 
+/** Checks detector names against {@link HEAD_DETECTORS} (suggesting the nearest on a typo) and returns them without duplicates. */
 export function checkDetectors(names: readonly string[]): HeadDetector[] {
   for (const d of names) {
     if (!(HEAD_DETECTORS as readonly string[]).includes(d)) {

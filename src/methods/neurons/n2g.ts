@@ -22,19 +22,28 @@ interface TrieNode {
   value?: number;
 }
 
+/** One pattern that makes a neuron fire, found from one example by pruning and token replacement. */
 export interface N2GPattern {
   /** Oldest first; -1 is any token. Each position lists the tokens that keep the neuron firing there. */
   tokens: number[][];
+  /** The example's activation, relative to the neuron's largest example (between 0 and 1). */
   activation: number;
 }
 
+/**
+ * A neuron's N2G explanation, as {@link buildN2G} returns it: its patterns, and the trie built from
+ * them that {@link predictN2G} reads to predict the neuron's activation on new text.
+ */
 export interface N2GModel extends NeuronRef {
   /** The largest activation among the examples: "fires" is at least half of it. */
   maxActivation: number;
+  /** The distinct patterns found, strongest first. */
   patterns: N2GPattern[];
+  /** The patterns merged into a trie, read backwards from the firing token. */
   trie: TrieNode;
 }
 
+/** Options for {@link buildN2G}: how examples are pruned and how many replacement tokens are tried. */
 export interface N2GOptions {
   /** Replacement tokens tried per position (default 10). */
   replacements?: number;
@@ -42,7 +51,9 @@ export interface N2GOptions {
   pool?: number[];
   /** Fraction of the original activation a variant must keep (default 0.5). */
   keep?: number;
+  /** Seed for drawing replacement tokens (default 0). */
   seed?: number;
+  /** Rows per forward pass (default 16). */
   batchSize?: number;
 }
 
@@ -170,12 +181,17 @@ export function predictN2G(m: Pick<N2GModel, 'trie'>, tokens: ArrayLike<number>)
   return out;
 }
 
+/** How well an N2G trie explains its neuron on held-out text, as {@link evaluateN2G} measures it. */
 export interface N2GEvaluation {
+  /** Of the positions the trie says fire, the fraction where the neuron does (1 when it predicts none). */
   precision: number;
+  /** Of the positions where the neuron fires, the fraction the trie predicts (1 when it never fires). */
   recall: number;
   /** Positions where the neuron fires (activation >= half its largest example) / where the trie predicts it. */
   fired: number;
+  /** Positions where the trie predicts the neuron fires (any pattern matches). */
   predicted: number;
+  /** Tokens of held-out text evaluated. */
   tokens: number;
 }
 

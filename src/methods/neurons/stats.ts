@@ -20,18 +20,24 @@ import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { Rng } from '../../rng.js';
 
+/** What kind of neuron {@link neuronStats} judged a neuron to be (the rules are listed at the top of this module). */
 export type NeuronLabel = 'dead' | 'positional' | 'token' | 'n-gram' | 'token-frequency' | 'other';
 
+/** One MLP neuron: its layer and its index among the layer's d_mlp hidden units. */
 export interface NeuronRef {
+  /** The block, counted from 0. */
   layer: number;
+  /** The neuron's index in the layer's `mlp.hook_post`. */
   neuron: number;
 }
 
+/** Options for {@link neuronStats}: which layers, how the corpus is cut into rows, and the labelling thresholds. */
 export interface NeuronStatsOptions {
   /** Layers to analyse (default: all). */
   layers?: number[];
   /** Tokens per row (default: the context, at most 128). */
   seq?: number;
+  /** Rows per forward pass (default 8). */
   batchSize?: number;
   /** A neuron fires where its activation exceeds this (default 0). */
   threshold?: number;
@@ -43,10 +49,13 @@ export interface NeuronStatsOptions {
   frequencyMin?: number;
   /** Longest n-gram tried (default 3). */
   maxN?: number;
+  /** Called after each batch of the main pass with rows done and rows in all. */
   progress?: (done: number, total: number) => void;
 }
 
+/** One of a neuron's highest activations over the corpus, and where it happened. */
 export interface TopExample {
+  /** The neuron's activation (its hook_post value) there. */
   activation: number;
   /** Index into the corpus of the token where the neuron fired. */
   offset: number;
@@ -54,9 +63,13 @@ export interface TopExample {
   position: number;
 }
 
+/** One neuron's statistics over the corpus and the label they earn it. */
 export interface NeuronSummary extends NeuronRef {
+  /** What kind of neuron it is. */
   label: NeuronLabel;
+  /** Its largest activation over the corpus. */
   max: number;
+  /** Its mean activation over every corpus token. */
   mean: number;
   /** Fraction of tokens where it fires. */
   fireRate: number;
@@ -66,17 +79,24 @@ export interface NeuronSummary extends NeuronRef {
   frequencyCorrelation: number;
   /** For token and n-gram neurons: the n-gram (oldest token first), its corpus count, and the share of top examples ending in it. */
   ngram?: { tokens: number[]; count: number; share: number };
+  /** Its highest activations, largest first (at most `topK`). */
   top: TopExample[];
 }
 
+/** The result of {@link neuronStats}, ready to save as JSON: a summary per neuron, and how many neurons got each label. */
 export interface NeuronStats {
+  /** The model's source (folder or Hub id). */
   model: string;
   method: 'neurons';
+  /** The settings used, defaults filled in. */
   settings: Required<Omit<NeuronStatsOptions, 'progress' | 'layers'>> & { layers: number[] };
+  /** Corpus length, in tokens. */
   tokens: number;
   /** sha256 (first 16 hex digits) of the corpus tokens read. */
   dataHash: string;
+  /** Every analysed neuron, by layer then index. */
   neurons: NeuronSummary[];
+  /** How many neurons got each label. */
   counts: Record<NeuronLabel, number>;
 }
 
@@ -140,6 +160,7 @@ export function corpusRows(tokens: ArrayLike<number>, seq: number): { start: num
   return rows;
 }
 
+/** A short fingerprint of a token sequence: the first 16 hex digits of the sha256 of its ids as 32-bit integers. */
 export function hashTokens(tokens: ArrayLike<number>): string {
   return createHash('sha256').update(Int32Array.from(tokens as ArrayLike<number>)).digest('hex').slice(0, 16);
 }

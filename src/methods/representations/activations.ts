@@ -13,8 +13,11 @@ import { datasetHash, LabelledExample } from './data.js';
 /** Which positions of each prompt to keep: the last token, the mean over tokens, every token, one index (negative: from the end), or the last occurrence of a token. */
 export type Positions = 'last' | 'mean' | 'all' | number | { token: string };
 
+/** Options for {@link activationBatches}: which hooks and positions to keep, and the batch size. */
 export interface HarvestOptions {
+  /** Hook names to keep (shaped [batch, pos, …], e.g. blocks.0.hook_resid_post). */
   hooks: string[];
+  /** Which positions of each prompt to keep (default 'last'). */
   positions?: Positions;
   /** Prompts per forward (default 32). */
   batchSize?: number;
@@ -22,6 +25,7 @@ export interface HarvestOptions {
   progress?: (done: number, total: number) => void;
 }
 
+/** One batch of harvested activations, as {@link activationBatches} yields it: a row per kept position (or per prompt). */
 export interface ActivationBatch {
   /** Rows of this batch: prompts, or tokens with positions 'all'. */
   rows: number;
@@ -40,6 +44,7 @@ export function parsePositions(s: string): Positions {
   return { token: s };
 }
 
+/** A {@link Positions} value as text ('last', 'mean', 'all', an index, or `token:<text>`), as saved in activation files. */
 export function positionsLabel(p: Positions): string {
   return typeof p === 'object' ? `token:${p.token}` : String(p);
 }
@@ -125,27 +130,41 @@ export async function* activationBatches(model: HookedTransformer, texts: readon
 // -------------------------------------------------------------------------------------------------
 // Files: one safetensors file, or shards `<stem>-00001-of-00004.safetensors` listed in `<out>.index.json`
 
+/** Options for {@link harvestToFile}: those of {@link HarvestOptions}, plus the output file and its shards. */
 export interface HarvestFileOptions extends HarvestOptions {
+  /** The output .safetensors path; with several shards, `<out>.index.json` lists them. */
   out: string;
   /** Rows per shard (default: as many as fit in 256 MiB). */
   shardRows?: number;
   /** Saved with the activations. */
   dataset?: string;
+  /** Currently unused: harvesting draws nothing at random, and the seed is not saved in the file. */
   seed?: number;
   /** The examples' prompts as token ids, when they are already tokenized (or the model has no tokenizer). */
   tokens?: number[][];
 }
 
+/** What an activations file holds, saved in its metadata (and in the index of a sharded one). */
 export interface ActivationsMeta {
+  /** Always 'lantern-activations'. */
   format: 'lantern-activations';
+  /** The model's source (folder or Hub id). */
   model: string;
+  /** The model's residual stream width. */
   dModel: number;
+  /** The hooks harvested. */
   hooks: string[];
+  /** Values per row at each hook, in the order of `hooks`. */
   widths: number[];
+  /** The positions kept, as {@link positionsLabel} writes them. */
   positions: string;
+  /** The dataset's name, as given when harvesting ('' if none). */
   dataset: string;
+  /** A content hash of the examples' texts and labels, to tie probes to the data they were trained on. */
   datasetHash: string;
+  /** Rows in all shards together. */
   rows: number;
+  /** Examples (prompts) harvested. */
   examples: number;
   /** Contrast pairs: rows of example i are its positive (side 1) and negative (side 0) answers. */
   contrast: boolean;
@@ -259,6 +278,7 @@ function metaOf(header: SafetensorsHeader): ActivationsMeta {
   return JSON.parse(raw) as ActivationsMeta;
 }
 
+/** Reads the metadata of an activations output (a single file, or the first shard of a sharded one) without its tensors. */
 export function readActivationsMeta(out: string): ActivationsMeta {
   return metaOf(readSafetensorsHeader(activationFiles(out)[0]));
 }

@@ -11,9 +11,12 @@ import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { LanternError, nearest } from '../../errors.js';
 import { Rng } from '../../rng.js';
 
+/** Which side of the train/test split an example falls on. */
 export type Split = 'train' | 'test';
 
+/** One labelled text: the input to activation harvesting and probe training. */
 export interface LabelledExample {
+  /** The text the model reads. */
   text: string;
   /** 0/1 for classes, any number for regression. */
   label: number;
@@ -29,16 +32,21 @@ export interface ContrastPair {
   split?: Split;
 }
 
+/** Labelled examples with where they came from, as {@link loadLabelled} and the built-in generators return them. */
 export interface LabelledDataset {
   /** Where it came from: a file path, or a generator and its source data. */
   name: string;
+  /** The examples, in file or generator order. */
   examples: LabelledExample[];
   /** Class names by label, when the file's labels were strings. */
   labelNames?: string[];
 }
 
+/** Which columns of a data file {@link loadLabelled} reads. */
 export interface ColumnOptions {
+  /** The column holding the text (default 'text'). */
   textColumn?: string;
+  /** The column holding the label (default 'label'): numbers, booleans, or class names. */
   labelColumn?: string;
   /** A column of 'train'/'test' values; without it, `splitExamples` splits at random. */
   splitColumn?: string;

@@ -1,4 +1,8 @@
-/** Representations: labelled data, activation harvesting and linear probes. */
+/**
+ * Representations: labelled data, activation harvesting and linear probes.
+ *
+ * @module
+ */
 export * from './data.js';
 export * from './activations.js';
 export * from './probes/index.js';

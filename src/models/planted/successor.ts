@@ -38,8 +38,10 @@ export const SUCCESSOR_SEQUENCES: string[][] = [
   Array.from({ length: 26 }, (_, i) => String.fromCharCode(97 + i)),
 ];
 const ITEMS = SUCCESSOR_SEQUENCES.flat();
+/** Token ids of all the sequences' items (digits, then A to Z, then a to z), in that order. */
 export const SUCCESSOR_IDS: number[] = ITEMS.map(asciiToken);
 
+/** Where the planted heads sit: the successor head L0H1, the copying head L0H2, and the distractor L0H3 that attends to the previous token. */
 export const SUCCESSOR_HEADS = {
   successor: { layer: 0, head: 1 },
   copying: { layer: 0, head: 2 },

@@ -12,9 +12,11 @@ import { requireTwoClasses } from '../data.js';
 import { Rows, accuracy, addTransposeTimes, lbfgs, linear, sigmoid, standardisation, standardise } from './numeric.js';
 import type { LinearProbe } from './fit.js';
 
+/** Options for {@link trainCcs}: restarts, seed and weight decay. */
 export interface CcsOptions {
   /** Random restarts; the fit with the lowest loss is kept (default 10). */
   restarts?: number;
+  /** Seed for the restarts' random initialisations (default 0). */
   seed?: number;
   /** L2 on w (weight decay), which keeps the minimum finite on separable pairs (default 0.01). */
   weightDecay?: number;
@@ -65,6 +67,12 @@ export function ccsCredence(p: LinearProbe, pos: Rows, neg: Rows): Float64Array 
   return zp.map((z, i) => (sigmoid(z) + 1 - sigmoid(zn[i])) / 2);
 }
 
+/**
+ * Fits a CCS probe on contrast pairs: `pos` and `neg` hold the activations of each statement with
+ * its positive and its negative answer (row i of each is pair i). The fit uses no labels; `labels`
+ * (1 where the positive answer is right) only choose the probe's sign afterwards. Returns the probe
+ * and its final loss.
+ */
 export function trainCcs(pos: Rows, neg: Rows, labels: ArrayLike<number>, opts: CcsOptions = {}): LinearProbe & { loss: number } {
   if (pos.rows !== neg.rows || pos.cols !== neg.cols) throw new LanternError(`contrast pairs need as many positive as negative rows of one width (got ${pos.rows} x ${pos.cols} and ${neg.rows} x ${neg.cols})`);
   if (labels.length !== pos.rows) throw new LanternError(`${labels.length} labels for ${pos.rows} contrast pairs`);

@@ -12,7 +12,9 @@ import {
   Rows, accuracy, addTransposeTimes, columnMeans, lbfgs, linear, select, selectColumns, sigmoid, softplus, standardisation, standardise,
 } from './numeric.js';
 
+/** The kinds of probe {@link trainProbe} can train. */
 export type ProbeKind = 'logistic' | 'linear' | 'mass-mean' | 'mass-mean-iid' | 'k-sparse' | 'ccs';
+/** Every {@link ProbeKind}, in the order reports list them. */
 export const PROBE_KINDS: ProbeKind[] = ['logistic', 'linear', 'mass-mean', 'mass-mean-iid', 'k-sparse', 'ccs'];
 
 /**
@@ -32,6 +34,7 @@ export interface LinearProbe {
   settings: Record<string, unknown>;
 }
 
+/** The probe's score for each row of `x` ([rows, width] activations): above the probe's `threshold` means the positive class. */
 export function probeScores(p: LinearProbe, x: Rows): Float64Array {
   if (x.cols !== p.direction.length) throw new LanternError(`the probe takes ${p.direction.length} values per row, the activations have ${x.cols}`);
   return linear(x, rawDirection(p), p.bias - rawOffset(p));
@@ -86,10 +89,13 @@ export function logisticFit(x: Rows, y: ArrayLike<number>, lambda: number, init?
   return { w: theta.slice(0, d), b: theta[d], loss: f };
 }
 
+/** Options for {@link trainLogistic}: the L2 strengths to choose from, and the cross-validation folds and seed. */
 export interface LogisticOptions {
   /** L2 strengths to choose from by cross-validation (default 1e-4 ... 1). One value skips the cross-validation. */
   lambdas?: number[];
+  /** Cross-validation folds (default 5, at most one per row). */
   folds?: number;
+  /** Seed for assigning rows to folds (default 0). */
   seed?: number;
 }
 
@@ -103,6 +109,10 @@ function foldsOf(n: number, k: number, seed: number): Int32Array {
   return fold;
 }
 
+/**
+ * An L2-regularised logistic-regression probe on rows `x` with 0/1 labels `y`, on standardised
+ * activations; the strength is chosen by cross-validated accuracy (ties go to the stronger).
+ */
 export function trainLogistic(x: Rows, y: ArrayLike<number>, opts: LogisticOptions = {}): LinearProbe {
   requireLabels(x, y, true);
   const lambdas = opts.lambdas ?? [1e-4, 1e-3, 1e-2, 1e-1, 1];
@@ -144,6 +154,11 @@ export function trainLogistic(x: Rows, y: ArrayLike<number>, opts: LogisticOptio
 // -------------------------------------------------------------------------------------------------
 // Linear (ridge) regression
 
+/**
+ * A ridge-regression probe (L2 strength `lambda`, default 1e-4) for numeric labels, on
+ * standardised activations. With 0/1 labels it classifies at 0.5; otherwise its threshold is the
+ * mean label.
+ */
 export function trainLinear(x: Rows, y: ArrayLike<number>, opts: { lambda?: number } = {}): LinearProbe {
   requireLabels(x, y, false);
   const lambda = opts.lambda ?? 1e-4;
@@ -217,6 +232,7 @@ export function trainMassMean(x: Rows, y: ArrayLike<number>, opts: { covariance?
 // -------------------------------------------------------------------------------------------------
 // k-sparse probing
 
+/** How k-sparse probing ranks neurons: by the absolute difference of the class means, or by the ANOVA F statistic. */
 export type NeuronRanking = 'mean-diff' | 'f-statistic';
 
 /** Columns ordered by how well each alone separates the classes, best first, with their scores. */
@@ -247,9 +263,13 @@ export function rankNeurons(x: Rows, y: ArrayLike<number>, by: NeuronRanking = '
   return { order, scores };
 }
 
+/** One k of a k-sparse probing run ({@link trainSparse}): the neurons kept and the probe on them. */
 export interface SparseProbeResult {
+  /** How many neurons the probe reads. */
   k: number;
+  /** Their column indices, best-ranked first. */
   neurons: number[];
+  /** The probe, its direction zero outside `neurons`. */
   probe: LinearProbe;
 }
 

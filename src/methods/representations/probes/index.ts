@@ -20,13 +20,17 @@ export * from './ccs.js';
 export { accuracy, auroc, cosine, lbfgs } from './numeric.js';
 export type { Rows } from './numeric.js';
 
+/** What probe {@link trainProbe} trains: its kind and that kind's settings. */
 export interface ProbeSettings {
+  /** The kind of probe. */
   kind: ProbeKind;
+  /** Seed for cross-validation folds, the k-sparse validation split and CCS restarts (default 0). */
   seed?: number;
   /** Logistic: L2 strengths to cross-validate. */
   lambdas?: number[];
   /** k-sparse: the k to keep (when not given, the smallest of 1, 2, 4, ... within 0.5% of the best on a validation fifth of the training rows) and the ranking. */
   k?: number;
+  /** k-sparse: how neurons are ranked (default 'mean-diff'). */
   ranking?: NeuronRanking;
   /** CCS: restarts. */
   restarts?: number;
@@ -41,11 +45,16 @@ export interface ProbeData {
   neg?: Rows;
 }
 
+/** How well a probe classifies a set of rows: accuracy and AUROC (each between 0 and 1) over `n` rows. */
 export interface Metrics { accuracy: number; auroc: number; n: number }
 
+/** What {@link trainProbe} returns: the probe, and its metrics on the training and held-out rows. */
 export interface TrainedProbe {
+  /** The fitted probe. */
   probe: LinearProbe;
+  /** Metrics on the rows it was fit on. */
   train: Metrics;
+  /** Metrics on the held-out rows. */
   test: Metrics;
   /** k-sparse: held-out accuracy at every k (for reporting; k itself is chosen on training rows). */
   sparsity?: { k: number; neurons: number[]; accuracy: number; auroc: number }[];
@@ -66,11 +75,16 @@ export function scoreProbe(p: LinearProbe, x: Rows, neg?: Rows): Float64Array {
   return probeScores(p, x);
 }
 
+/** Accuracy and AUROC of a probe on rows `x` with labels `y` (for a CCS probe, give the negative answers' rows as `neg`). */
 export function metrics(p: LinearProbe, x: Rows, y: ArrayLike<number>, neg?: Rows): Metrics {
   const s = scoreProbe(p, x, neg);
   return { accuracy: accuracy(s, y, p.threshold), auroc: auroc(s, y), n: y.length };
 }
 
+/**
+ * Trains a probe of the kind in `settings` on the training rows of `data` and measures it on both
+ * splits; hyperparameters (logistic L2 strength, k-sparse k) are chosen on training rows only.
+ */
 export function trainProbe(data: ProbeData, settings: ProbeSettings): TrainedProbe {
   const train = rowsWhere(data, false);
   const test = rowsWhere(data, true);
@@ -116,6 +130,10 @@ export function trainProbe(data: ProbeData, settings: ProbeSettings): TrainedPro
 // -------------------------------------------------------------------------------------------------
 // Saved probes
 
+/**
+ * A probe as saved to JSON by {@link saveProbe}: its parameters, plus the model, hook, positions and
+ * data it was fit on, so {@link loadProbe} can check it against a model later.
+ */
 export interface SavedProbe {
   format: 'lantern-probe';
   kind: ProbeKind;
@@ -139,6 +157,7 @@ export interface SavedProbe {
   test?: Metrics;
 }
 
+/** A probe (with its metrics, when given a {@link TrainedProbe}) and where it was fit, as a {@link SavedProbe} ready to save. */
 export function toSaved(t: TrainedProbe | LinearProbe, ctx: { model: string; hook: string; dModel: number; positions: string; dataset: string; datasetHash: string; seed: number }): SavedProbe {
   const p = 'probe' in t ? t.probe : t;
   return {
@@ -149,6 +168,7 @@ export function toSaved(t: TrainedProbe | LinearProbe, ctx: { model: string; hoo
   };
 }
 
+/** Writes a saved probe to `file` as JSON. */
 export function saveProbe(file: string, saved: SavedProbe): void {
   fs.writeFileSync(file, JSON.stringify(saved) + '\n');
 }
@@ -220,6 +240,10 @@ export async function harvestProbeData(
 // -------------------------------------------------------------------------------------------------
 // Layer sweeps and PCA
 
+/**
+ * The result of {@link sweepLayers}, ready to save as JSON: one probe's metrics per hook, the
+ * majority-class baseline, and a PCA view of the best layer.
+ */
 export interface SweepResult {
   model: string;
   method: 'probe-sweep';
@@ -238,6 +262,11 @@ export function residHooks(model: HookedTransformer): string[] {
   return Array.from({ length: model.cfg.nLayers }, (_, l) => `blocks.${l}.hook_resid_post`);
 }
 
+/**
+ * Trains one probe per hook (default: the residual stream after every block) on labelled texts or
+ * contrast pairs, harvesting every hook in one pass of the model, and reports which layer
+ * separates the labels best.
+ */
 export async function sweepLayers(
   model: HookedTransformer, items: readonly (LabelledExample | ContrastPair)[],
   opts: ProbeSettings & { hooks?: string[]; positions?: Positions; batchSize?: number; dataset?: string; progress?: (done: number, total: number) => void },

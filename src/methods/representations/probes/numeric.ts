@@ -85,6 +85,7 @@ export const sigmoid = (z: number) => (z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.ex
 /** log(1 + e^z) without overflow. */
 export const softplus = (z: number) => (z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z)));
 
+/** The fraction of rows classified right: a score above `threshold` (default 0) predicts label 1, and labels above 0.5 count as 1. */
 export function accuracy(scores: ArrayLike<number>, labels: ArrayLike<number>, threshold = 0): number {
   let right = 0;
   for (let i = 0; i < labels.length; i++) if ((scores[i] > threshold ? 1 : 0) === (labels[i] > 0.5 ? 1 : 0)) right++;
@@ -114,6 +115,7 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return s;
 }
 
+/** The cosine similarity of two vectors, between -1 and 1 (NaN when either is all zeros). */
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
 }
