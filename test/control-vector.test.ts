@@ -17,6 +17,8 @@ import { exportGguf } from '../src/backends/gguf-export.js';
 import { architectureFor } from '../src/models/architectures/index.js';
 import { normalSampler, randomWeights, writeRandomModel } from '../src/models/random.js';
 import { GgufBackend } from '../src/backends/gguf.js';
+import { checkGgufFile, type GgufInfo } from '../src/backends/gguf-check.js';
+import { steeredGgufCopy } from '../src/backends/gguf-steer.js';
 import { openBackend } from '../src/backends/index.js';
 import { Tensor } from '../src/engine/tensor.js';
 import { loadModel } from '../src/models/load.js';
@@ -146,4 +148,144 @@ describe('where llama.cpp adds direction.{l}', () => {
       await model.executor.dropWeights(model.weights);
     }
   }, 120_000);
+});
+
+// GgufBackend's controlVectors: llama.cpp runs a copy of the model with Σ strength × direction.{l}
+// added to blk.{l}.ffn_down.bias (src/backends/gguf-steer.ts); its logits must be Lantern's with
+// the same vectors added to blocks.{l}.hook_resid_post, computed by Lantern's own hooks.
+describe('control vectors applied through the GGUF backend', () => {
+  const steerable: [label: string, modelType: string, extra: Record<string, unknown>][] = [
+    ['llama (no ffn_down bias: one is added)', 'llama', {}],
+    ['llama with MLP biases (added to)', 'llama', { mlpBias: true }],
+    ['gpt2', 'gpt2', {}],
+    ['gptneox', 'gpt_neox', {}],
+  ];
+  const prompt = [464, 318, 257, 286, 262, 290, 11, 13];
+
+  for (const [label, modelType, extra] of steerable) {
+    it(`${label}: llama.cpp's logits with vectors at strengths s equal Lantern's with s × vector added to blocks.{l}.hook_resid_post (within 5e-3); two vectors sum; strength 0 is unsteered`, async () => {
+      const cfg = { ...architectureFor(modelType).presets.tiny, nLayers: 3, ...extra };
+      const dir = path.join(tmp, `steer-${modelType}-${Object.keys(extra).join('')}`);
+      writeRandomModel(dir, cfg, { seed: 11, matrixStd: 0.06 });
+      const file = `${dir}.gguf`;
+      exportGguf(dir, file, { dtype: 'f32' });
+      const d = cfg.dModel;
+      const a1 = Float32Array.from(randomVector(d, 21), (x) => 0.4 * x);
+      const a2 = Float32Array.from(randomVector(d, 22), (x) => 0.4 * x);
+      const b2 = Float32Array.from(randomVector(d, 23), (x) => 0.4 * x);
+      const cvA = path.join(tmp, `${modelType}-a.gguf`);
+      const cvB = path.join(tmp, `${modelType}-b.gguf`);
+      writeControlVector(cvA, { modelHint: modelType, directions: new Map([[1, a1], [2, a2]]) });
+      writeControlVector(cvB, { modelHint: modelType, directions: new Map([[2, b2]]) });
+
+      const model = await loadModel(dir);
+      const V = cfg.dVocab;
+      const lantern = async (adds: Map<number, Float32Array>) => {
+        const interventions = [...adds].map(([l, v]) => ({ hook: `blocks.${l}.hook_resid_post`, op: 'add' as const, value: Tensor.f32(v, [d]) }));
+        return (await model.runWithHooks([prompt], { interventions })).logits.f32;
+      };
+      const scaled = (v: Float32Array, s: number) => Float32Array.from(v, (x) => s * x);
+      const plus = (u: Float32Array, v: Float32Array) => Float32Array.from(u, (x, i) => x + v[i]);
+      const cases: [Parameters<typeof GgufBackend.open>[1] & object, Map<number, Float32Array>][] = [
+        [{ controlVectors: [{ path: cvA, strength: 0.8 }] }, new Map([[1, scaled(a1, 0.8)], [2, scaled(a2, 0.8)]])],
+        [{ controlVectors: [{ path: cvA, strength: 0.8 }, { path: cvB, strength: -1.5 }] }, new Map([[1, scaled(a1, 0.8)], [2, plus(scaled(a2, 0.8), scaled(b2, -1.5))]])],
+        [{ controlVectors: [{ path: cvA, strength: 0 }] }, new Map()],
+      ];
+      const unsteered = await lantern(new Map());
+      try {
+        for (const [options, adds] of cases) {
+          const expected = await lantern(adds);
+          const gguf = await GgufBackend.open(file, { ...options, threads: 1, isolate: false, steeredCacheDir: path.join(tmp, 'steered') });
+          let worst = 0;
+          let moved = 0;
+          try {
+            expect(gguf.loadedFile).not.toBe(gguf.file);
+            for (const n of [1, 4, prompt.length]) {
+              const theirs = await gguf.nextTokenLogits(prompt.slice(0, n));
+              for (let i = 0; i < V; i++) {
+                worst = Math.max(worst, Math.abs(expected[(n - 1) * V + i] - theirs[i]));
+                moved = Math.max(moved, Math.abs(expected[(n - 1) * V + i] - unsteered[(n - 1) * V + i]));
+              }
+            }
+          } finally {
+            await gguf.close();
+          }
+          expect(worst).toBeLessThan(5e-3);
+          if (adds.size) expect(moved).toBeGreaterThan(0.1);
+          else expect(moved).toBe(0);
+        }
+      } finally {
+        await model.executor.dropWeights(model.weights);
+      }
+    }, 180_000);
+  }
+
+  it('the steered copy keeps every other tensor byte for byte (F16 matrices included), aligned; the same steering reuses it', () => {
+    const dir = path.join(tmp, 'copy-llama');
+    const cfg = { ...architectureFor('llama').presets.tiny, nLayers: 3 };
+    writeRandomModel(dir, cfg, { seed: 3 });
+    const file = `${dir}.gguf`;
+    exportGguf(dir, file, { dtype: 'f16' });
+    const cv = path.join(tmp, 'copy-cv.gguf');
+    const v = randomVector(cfg.dModel, 7);
+    writeControlVector(cv, { modelHint: 'llama', directions: new Map([[2, v]]) });
+    const cache = path.join(tmp, 'copy-cache');
+    const info = checkGgufFile(file);
+    const out = steeredGgufCopy(file, info, [{ path: cv, strength: 2 }], cache);
+    const steered = checkGgufFile(out);
+    const src = fs.readFileSync(file);
+    const dst = fs.readFileSync(out);
+    const bytesOf = (buf: Buffer, i: GgufInfo, name: string) => {
+      const t = i.tensors.find((x) => x.name === name)!;
+      expect((i.dataOffset + t.offset) % 32).toBe(0);
+      return buf.subarray(i.dataOffset + t.offset, i.dataOffset + t.offset + t.bytes);
+    };
+    expect(steered.tensors.map((t) => t.name)).toEqual([...info.tensors.map((t) => t.name), 'blk.2.ffn_down.bias']);
+    for (const t of info.tensors) {
+      expect(steered.tensors.find((x) => x.name === t.name)!.type).toBe(t.type);
+      expect(bytesOf(dst, steered, t.name).equals(bytesOf(src, info, t.name))).toBe(true);
+    }
+    expect(info.tensors.some((t) => t.type === 1)).toBe(true); // F16 matrices were copied
+    const bias = bytesOf(dst, steered, 'blk.2.ffn_down.bias');
+    expect(new Float32Array(bias.buffer.slice(bias.byteOffset, bias.byteOffset + bias.length))).toEqual(Float32Array.from(v, (x) => 2 * x));
+    expect([...steered.metadata.keys()]).toEqual([...info.metadata.keys()]);
+    const mtime = fs.statSync(out).mtimeMs;
+    expect(steeredGgufCopy(file, info, [{ path: cv, strength: 2 }], cache)).toBe(out);
+    expect(fs.statSync(out).mtimeMs).toBe(mtime);
+    expect(steeredGgufCopy(file, info, [{ path: cv, strength: 3 }], cache)).not.toBe(out);
+  });
+
+  it('an architecture without an equivalent bias, and vectors for other blocks or widths, are one-line errors', async () => {
+    const cv = path.join(tmp, 'err-cv.gguf');
+    writeControlVector(cv, { modelHint: 'gemma2', directions: new Map([[1, randomVector(64, 8)]]) });
+    const open = (file: string, strength = 1, p = cv) => GgufBackend.open(file, { controlVectors: [{ path: p, strength }], isolate: false, steeredCacheDir: path.join(tmp, 'err-cache') });
+    for (const [modelType, why] of [
+      ['gemma2', /cannot apply a control vector to a gemma2 model: llama\.cpp's gemma2 graph normalizes the MLP output \(post_ffw_norm\) after ffn_down/],
+      ['qwen2', /cannot apply a control vector to a qwen2 model: llama\.cpp's qwen2 graph loads no ffn_down bias/],
+    ] as const) {
+      const dir = path.join(tmp, `err-${modelType}`);
+      // llama.cpp's gemma2 scales attention by 1/sqrt(head_dim) only, so export-gguf needs that scale.
+      writeRandomModel(dir, { ...architectureFor(modelType).presets.tiny, ...(modelType === 'gemma2' ? { attnScale: 16 ** -0.5 } : {}) }, { seed: 1 });
+      exportGguf(dir, `${dir}.gguf`);
+      await expect(open(`${dir}.gguf`)).rejects.toThrow(why);
+    }
+    const dir = path.join(tmp, 'err-llama');
+    const cfg = architectureFor('llama').presets.tiny; // 2 blocks, width 64
+    writeRandomModel(dir, cfg, { seed: 1 });
+    const file = `${dir}.gguf`;
+    exportGguf(dir, file);
+    const far = path.join(tmp, 'err-far.gguf');
+    writeControlVector(far, { modelHint: 'llama', directions: new Map([[2, randomVector(64, 9)]]) });
+    await expect(open(file, 1, far)).rejects.toThrow(/control vector .*err-far\.gguf steers block 2, past the model's last block \(1\)/);
+    const wide = path.join(tmp, 'err-wide.gguf');
+    writeControlVector(wide, { modelHint: 'llama', directions: new Map([[1, randomVector(96, 9)]]) });
+    await expect(open(file, 1, wide)).rejects.toThrow(/control vector .*err-wide\.gguf has 96 values per direction; the model's residual stream has 64/);
+    await expect(open(file, NaN)).rejects.toThrow(/strength of control vector .* must be a finite number, got NaN/);
+    await expect(open(file, 1, file)).rejects.toThrow(/is not a control vector/);
+    await expect(openBackend('lantern', { controlVectors: [{ path: cv }] })).rejects.toThrow(/control vectors apply only to a gguf:<file> backend, not 'lantern'/);
+    for (const e of await Promise.allSettled([open(`${path.join(tmp, 'err-gemma2')}.gguf`), open(file, 1, far)])) {
+      expect(e.status).toBe('rejected');
+      expect(String((e as PromiseRejectedResult).reason.message)).not.toMatch(/\n/);
+    }
+  }, 60_000);
 });
