@@ -289,3 +289,50 @@ describe('control vectors applied through the GGUF backend', () => {
     }
   }, 60_000);
 });
+
+describe('--control-vector on the CLI', () => {
+  it("lantern attribute --backend gguf:… --control-vector a:s --control-vector b:t scores as Lantern does with s·a + t·b added (within 5e-3); misuse is a one-line error", async () => {
+    const cfg = { ...architectureFor('gpt2').presets.tiny, nLayers: 3 };
+    const dir = path.join(tmp, 'cli-steer');
+    writeRandomModel(dir, cfg, { seed: 5, matrixStd: 0.06 });
+    const file = `${dir}.gguf`;
+    exportGguf(dir, file, { dtype: 'f32' });
+    const a = Float32Array.from(randomVector(cfg.dModel, 31), (x) => 2 * x);
+    const b = Float32Array.from(randomVector(cfg.dModel, 32), (x) => 2 * x);
+    const cvA = path.join(tmp, 'cli-a.gguf');
+    const cvB = path.join(tmp, 'cli-b.gguf');
+    writeControlVector(cvA, { modelHint: 'gpt2', directions: new Map([[1, a]]) });
+    writeControlVector(cvB, { modelHint: 'gpt2', directions: new Map([[2, b]]) });
+
+    const text = 'The jury said that the city';
+    const model = await loadModel(dir);
+    const ids = model.toTokens(text);
+    const target = model.toTokens(' was', { prependBos: false })[0];
+    const V = cfg.dVocab;
+    const logprob = (logits: Float32Array) => {
+      const row = logits.subarray((ids.length - 1) * V, ids.length * V);
+      const max = Math.max(...row);
+      return row[target] - max - Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
+    };
+    const interventions = [
+      { hook: 'blocks.1.hook_resid_post', op: 'add' as const, value: Tensor.f32(Float32Array.from(a, (x) => 2 * x), [cfg.dModel]) },
+      { hook: 'blocks.2.hook_resid_post', op: 'add' as const, value: Tensor.f32(Float32Array.from(b, (x) => -0.5 * x), [cfg.dModel]) },
+    ];
+    const expected = logprob((await model.runWithHooks([ids], { interventions })).logits.f32);
+    const plain = logprob((await model.run([ids])).f32);
+    await model.executor.dropWeights(model.weights);
+    expect(Math.abs(expected - plain)).toBeGreaterThan(0.1);
+
+    const r = await runLantern(['attribute', '--backend', `gguf:${file}`, '--control-vector', `${cvA}:2`, '--control-vector', `${cvB}:-0.5`, '--text', text, '--target', ' was'], tmp);
+    expect(r.stderr).toBe('');
+    const got = Number(/logprob\(" was"\) = (\S+)/.exec(r.stdout)?.[1]);
+    expect(Math.abs(got - expected)).toBeLessThan(5e-3);
+    expect(r.stdout).toContain(`+cvec ${cvA}:2 +cvec ${cvB}:-0.5`);
+    expect(fs.readdirSync(path.join(tmp, 'lantern-home', 'steered-gguf')).filter((f) => f.endsWith('.gguf'))).toHaveLength(1);
+
+    expectOneLineError(await runLantern(['attribute', '--control-vector', cvA, '--text', text, '--target', ' was'], tmp), /--control-vector applies only with --backend gguf:<file\.gguf>/);
+    expectOneLineError(await runLantern(['attribute', '--backend', 'lantern', '--control-vector', cvA, '--text', text, '--target', ' was'], tmp), /--control-vector applies only to a gguf:<file\.gguf> backend, not 'lantern:/);
+    expectOneLineError(await runLantern(['explain', '--method', 'smile', '--backend', 'lantern', '--control-vector', cvA, '--text', text], tmp), /--control-vector applies only to a gguf:<file\.gguf> backend, not 'lantern'/);
+    expectOneLineError(await runLantern(['attribute', '--backend', `gguf:${file}`, '--control-vector', `${cvA}:1e999`, '--text', text, '--target', ' was'], tmp), /--control-vector strength must be a finite number, got '1e999'/);
+  }, 180_000);
+});

@@ -65,7 +65,7 @@ export class GgufBackend implements LanguageModelBackend {
     private readonly context: LlamaContext,
     private readonly seq: LlamaSequence,
   ) {
-    this.id = `gguf:${file}${controlVectors.map((c) => ` +cvec ${c.path}:${c.strength ?? 1}`).join('')}`;
+    this.id = `gguf:${file}${controlVectors.map((c) => ` +cvec ${path.resolve(c.path)}:${c.strength ?? 1}`).join('')}`;
     const tokens = (model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: unknown[] } } }).tokenizer?.ggml?.tokens;
     this.vocabSize = Array.isArray(tokens) ? tokens.length : 0;
     if (!this.vocabSize) throw new LanternError(`${file} has no tokenizer.ggml.tokens: cannot tell its vocabulary`);
