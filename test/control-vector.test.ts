@@ -6,7 +6,9 @@
 // llama.cpp, is where the vector lands: llama.cpp adds direction.{l} right after block l's MLP
 // output joins the residual stream (build_cvec(cur, il) in each model's graph), which is where a
 // bias on block l's MLP output lands too, and that moves llama.cpp's logits as adding the vector
-// to blocks.{l}.hook_resid_post moves Lantern's.
+// to blocks.{l}.hook_resid_post moves Lantern's. GgufBackend's controlVectors rest on that: they
+// are baked into ffn_down's bias (src/backends/gguf-steer.ts), checked here per architecture
+// against Lantern's own hooks, on F32 and on Q8_0 files.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +24,8 @@ import { steeredGgufCopy } from '../src/backends/gguf-steer.js';
 import { openBackend } from '../src/backends/index.js';
 import { Tensor } from '../src/engine/tensor.js';
 import { loadModel } from '../src/models/load.js';
-import { writeSafetensors } from '../src/models/safetensors.js';
+import { float16ToFloat32, float32ToFloat16, writeSafetensors } from '../src/models/safetensors.js';
+import { rewriteGguf } from '../src/backends/gguf-write.js';
 import { toHfTensors } from '../src/models/weights.js';
 import { expectOneLineError, runLantern } from './helpers.js';
 
@@ -336,3 +339,87 @@ describe('--control-vector on the CLI', () => {
     expectOneLineError(await runLantern(['attribute', '--backend', `gguf:${file}`, '--control-vector', `${cvA}:1e999`, '--text', text, '--target', ' was'], tmp), /--control-vector strength must be a finite number, got '1e999'/);
   }, 180_000);
 });
+
+/** ggml's Q8_0 (quantize_row_q8_0_ref): per 32 values, an F16 scale amax / 127 and 32 int8. */
+function encodeQ8_0(x: Float32Array): Uint8Array {
+  const out = Buffer.alloc((x.length / 32) * 34);
+  for (let b = 0; b < x.length / 32; b++) {
+    const block = x.subarray(32 * b, 32 * b + 32);
+    const d = Math.max(...block.map(Math.abs)) / 127;
+    const inv = d ? 1 / d : 0;
+    out.writeUInt16LE(float32ToFloat16(d), 34 * b);
+    for (let i = 0; i < 32; i++) out.writeInt8(Math.round(block[i] * inv), 34 * b + 2 + i);
+  }
+  return out;
+}
+
+/** What llama.cpp computes with from a Q8_0 tensor: each value quantized and scaled back. */
+function roundTripQ8_0(x: Float32Array): Float32Array {
+  const q = Buffer.from(encodeQ8_0(x));
+  return Float32Array.from(x, (_, i) => q.readInt8(34 * Math.floor(i / 32) + 2 + (i % 32)) * float16ToFloat32(q.readUInt16LE(34 * Math.floor(i / 32))));
+}
+
+describe('a quantized (Q8_0) model', () => {
+  it("steered through the GGUF backend (quantized tensors copied as they are): llama.cpp's logits are as close to Lantern's on the same weights with s × vector added as the unsteered file's are to Lantern's unsteered, and the vector moves them 20x more", async () => {
+    const cfg = { ...architectureFor('llama').presets.tiny, nLayers: 3 };
+    // Lantern's copy holds each matrix as Q8_0 gives it back, so both sides compute with the same weights.
+    const hf = toHfTensors(cfg, randomWeights(cfg, 13, { matrixStd: 0.06 }));
+    for (const t of Object.values(hf)) if (t.shape.length === 2 && t.shape[1] % 32 === 0) t.data = roundTripQ8_0(Float32Array.from(t.data as Float32Array));
+    const dir = path.join(tmp, 'q8');
+    writeRandomModel(dir, cfg, { seed: 13 });
+    writeSafetensors(path.join(dir, 'model.safetensors'), hf, { format: 'pt' });
+    const f32 = `${dir}-f32.gguf`;
+    exportGguf(dir, f32, { dtype: 'f32' });
+    const info = checkGgufFile(f32);
+    const bytes = fs.readFileSync(f32);
+    const quantized = new Map(info.tensors.filter((t) => t.dims.length === 2 && t.dims[0] % 32 === 0).map((t) => {
+      const at = info.dataOffset + t.offset;
+      return [t.name, { dims: t.dims, type: 8, data: encodeQ8_0(new Float32Array(bytes.buffer.slice(bytes.byteOffset + at, bytes.byteOffset + at + t.bytes))) }];
+    }));
+    expect(quantized.size).toBe(2 + 7 * cfg.nLayers); // token_embd, output, and each block's q, k, v, o, gate, up, down
+    const q8 = `${dir}-q8_0.gguf`;
+    rewriteGguf(f32, info, q8, quantized);
+
+    const v = Float32Array.from(randomVector(cfg.dModel, 41), (x) => 0.5 * x);
+    const cv = path.join(tmp, 'q8-cv.gguf');
+    writeControlVector(cv, { modelHint: 'llama', directions: new Map([[1, v]]) });
+    const model = await loadModel(dir);
+    const open = (o: Parameters<typeof GgufBackend.open>[1]) => GgufBackend.open(q8, { ...o, threads: 1, isolate: false, steeredCacheDir: path.join(tmp, 'q8-steered') });
+    const V = cfg.dVocab;
+    // Largest |difference| over the vocabulary at three prompt lengths, and the largest effect of the vector.
+    const compare = async (gguf: GgufBackend, expected: Float32Array, unsteered: Float32Array) => {
+      let worst = 0;
+      let moved = 0;
+      for (const n of [1, 4, prompt().length]) {
+        const theirs = await gguf.nextTokenLogits(prompt().slice(0, n));
+        for (let i = 0; i < V; i++) {
+          worst = Math.max(worst, Math.abs(expected[(n - 1) * V + i] - theirs[i]));
+          moved = Math.max(moved, Math.abs(expected[(n - 1) * V + i] - unsteered[(n - 1) * V + i]));
+        }
+      }
+      return { worst, moved };
+    };
+    const value = Tensor.f32(Float32Array.from(v, (x) => 1.5 * x), [cfg.dModel]);
+    const expected = (await model.runWithHooks([prompt()], { interventions: [{ hook: 'blocks.1.hook_resid_post', op: 'add', value }] })).logits.f32;
+    const unsteered = (await model.run([prompt()])).f32;
+    await model.executor.dropWeights(model.weights);
+    const plain = await open({});
+    // llama.cpp multiplies Q8_0 weights by activations it quantizes to Q8_0 too, so even the
+    // unsteered file is not within 5e-3 of Lantern: that difference is the yardstick here.
+    const baseline = await compare(plain, unsteered, unsteered);
+    await plain.close();
+    const gguf = await open({ controlVectors: [{ path: cv, strength: 1.5 }] });
+    try {
+      expect(checkGgufFile(gguf.loadedFile).tensors.filter((t) => t.type === 8)).toHaveLength(quantized.size);
+      const steered = await compare(gguf, expected, unsteered);
+      expect(steered.moved).toBeGreaterThan(20 * Math.max(baseline.worst, 5e-3));
+      expect(steered.worst).toBeLessThan(2 * Math.max(baseline.worst, 5e-3));
+    } finally {
+      await gguf.close();
+    }
+  }, 120_000);
+});
+
+function prompt(): number[] {
+  return [464, 318, 257, 286, 262, 290, 11, 13];
+}

@@ -20,6 +20,7 @@ import { LanternError } from '../errors.js';
 import { lanternHome } from '../paths.js';
 import { readControlVector } from './control-vector.js';
 import type { GgufInfo, GgufTensorInfo } from './gguf-check.js';
+import { readAt, rewriteGguf, type GgufReplacement } from './gguf-write.js';
 
 export interface ControlVectorSpec {
   /** A control vector GGUF (`general.architecture = controlvector`). */
@@ -42,7 +43,6 @@ const UNSUPPORTED: Record<string, string> = {
 };
 
 const GGML_F32 = 0;
-const COPY_CHUNK = 16 * 2 ** 20;
 
 /** Σ strength × direction per block, checked against the model's blocks and width. */
 function summedDirections(specs: ControlVectorSpec[], nLayers: number, dModel: number): Map<number, Float32Array> {
@@ -82,37 +82,11 @@ function checkSteerable(info: GgufInfo, where: string): string {
   return arch;
 }
 
-function readAt(fd: number, pos: number, len: number): Buffer {
-  const b = Buffer.alloc(len);
-  let got = 0;
-  while (got < len) {
-    const n = fs.readSync(fd, b, got, len - got, pos + got);
-    if (n === 0) throw new LanternError(`the file ended while reading ${len} bytes at ${pos}`);
-    got += n;
-  }
-  return b;
-}
-
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-}
-
-function descriptor(name: string, dims: number[], type: number, offset: number): Buffer {
-  const nameBytes = Buffer.from(name, 'utf8');
-  const head = Buffer.alloc(4);
-  head.writeUInt32LE(dims.length);
-  const tail = Buffer.alloc(4);
-  tail.writeUInt32LE(type);
-  return Buffer.concat([u64(nameBytes.length), nameBytes, head, ...dims.map(u64), tail, u64(offset)]);
-}
-
 /** The existing bias (llama.cpp's converter and quantizer keep one-dimensional tensors F32). */
 function readBias(fd: number, info: GgufInfo, t: GgufTensorInfo, dModel: number, where: string): Float32Array {
   if (t.dims.length !== 1 || t.dims[0] !== dModel) throw new LanternError(`${where}: ${t.name} is [${t.dims.join(', ')}], not [${dModel}]`);
   if (t.type === GGML_F32) {
-    const raw = readAt(fd, info.dataOffset + t.offset, t.bytes);
+    const raw = readAt(fd, info.dataOffset + t.offset, t.bytes, where);
     return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
   }
   throw new LanternError(`${where}: ${t.name} has ggml type ${t.type}; a control vector can be added only to an F32 bias`);
@@ -138,64 +112,22 @@ export function steeredGgufCopy(file: string, info: GgufInfo, specs: ControlVect
   const out = path.join(cacheDir, `${path.basename(file, '.gguf')}-steered-${hash.digest('hex').slice(0, 16)}.gguf`);
   if (fs.existsSync(out)) return out;
 
-  const alignment = metaNumber(info, 'general.alignment') ?? 32;
-  const pad = (n: number) => (alignment - (n % alignment)) % alignment;
   const fd = fs.openSync(file, 'r');
-  const tmp = `${out}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-  let wfd: number | undefined;
+  const replaced = new Map<string, GgufReplacement>();
   try {
-    // Each tensor's new data: `bias` replaces the file's bytes (as F32), else they are copied.
-    const plan: { name: string; dims: number[]; type: number; bytes: number; from?: number; bias?: Float32Array }[] = [];
-    const biasName = (l: number) => `blk.${l}.ffn_down.bias`;
-    const steeredByName = new Map([...steer].map(([l, v]) => [biasName(l), v]));
     for (const t of info.tensors) {
-      const add = steeredByName.get(t.name);
-      if (!add) {
-        plan.push({ name: t.name, dims: t.dims, type: t.type, bytes: t.bytes, from: info.dataOffset + t.offset });
-        continue;
-      }
+      const add = steer.get(Number(/^blk\.(\d+)\.ffn_down\.bias$/.exec(t.name)?.[1] ?? -1));
+      if (!add) continue;
       const bias = readBias(fd, info, t, dModel, file);
       for (let i = 0; i < dModel; i++) bias[i] += add[i];
-      plan.push({ name: t.name, dims: [dModel], type: GGML_F32, bytes: 4 * dModel, bias });
-      steeredByName.delete(t.name);
+      replaced.set(t.name, { dims: [dModel], type: GGML_F32, data: bias });
     }
-    // Blocks with no bias yet get one (llama's is optional: absent, llama.cpp adds none).
-    for (const [name, add] of steeredByName) plan.push({ name, dims: [dModel], type: GGML_F32, bytes: 4 * dModel, bias: Float32Array.from(add) });
-
-    const head = Buffer.alloc(24);
-    head.write('GGUF', 0, 'latin1');
-    head.writeUInt32LE(info.version, 4);
-    head.writeBigUInt64LE(BigInt(plan.length), 8);
-    head.writeBigUInt64LE(BigInt(info.metadata.size), 16);
-    // The metadata is copied as it is (general.alignment included), from after the counts to the first tensor descriptor.
-    const metadata = readAt(fd, 24, info.tensors[0].at - 24);
-    let offset = 0;
-    const descriptors = plan.map((p) => {
-      const d = descriptor(p.name, p.dims, p.type, offset);
-      offset += p.bytes + pad(p.bytes);
-      return d;
-    });
-    const header = Buffer.concat([head, metadata, ...descriptors]);
-    wfd = fs.openSync(tmp, 'w');
-    fs.writeSync(wfd, header);
-    fs.writeSync(wfd, Buffer.alloc(pad(header.length)));
-    for (const p of plan) {
-      if (p.bias) {
-        fs.writeSync(wfd, new Uint8Array(p.bias.buffer, p.bias.byteOffset, p.bias.byteLength));
-      } else {
-        for (let done = 0; done < p.bytes; done += COPY_CHUNK) fs.writeSync(wfd, readAt(fd, p.from! + done, Math.min(COPY_CHUNK, p.bytes - done)));
-      }
-      fs.writeSync(wfd, Buffer.alloc(pad(p.bytes)));
-    }
-    fs.closeSync(wfd);
-    wfd = undefined;
-    fs.renameSync(tmp, out);
-  } catch (e) {
-    if (wfd !== undefined) fs.closeSync(wfd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
   } finally {
     fs.closeSync(fd);
   }
+  // Blocks with no bias yet get one (llama's is optional: absent, llama.cpp adds none).
+  const added = [...steer].filter(([l]) => !replaced.has(`blk.${l}.ffn_down.bias`))
+    .map(([l, v]) => ({ name: `blk.${l}.ffn_down.bias`, dims: [dModel], type: GGML_F32, data: Float32Array.from(v) }));
+  rewriteGguf(file, info, out, replaced, added);
   return out;
 }
