@@ -45,12 +45,13 @@ export * as representations from './methods/representations/index.js';
 export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';
 export type {
   LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, HttpBackendOptions, HttpEvent, HttpApi,
-  OpenBackendOptions,
+  OpenBackendOptions, ControlVectorSpec,
 } from './backends/index.js';
 export { exportGguf } from './backends/gguf-export.js';
 export { readControlVector, writeControlVector } from './backends/control-vector.js';
 export type { ControlVector } from './backends/control-vector.js';
 // gguf.ts loads node-llama-cpp only when a model is opened.
 export { GgufBackend } from './backends/gguf.js';
+export type { GgufOptions } from './backends/gguf.js';
 export { openAICompat, serveOpenAI, plainChatTemplate } from './interfaces/server/openai-compat.js';
 export type { OpenAICompatOptions, ServeOptions, RunningServer, ChatMessage } from './interfaces/server/openai-compat.js';

@@ -5,8 +5,9 @@
  * its process (a server's, or a long run's).
  */
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LanternError } from '../errors.js';
 
 const here = fileURLToPath(import.meta.url);
@@ -16,8 +17,9 @@ const CHILD = path.join(path.dirname(here), `gguf-probe-child${path.extname(here
 export async function probeGguf(file: string, timeoutMs = 120_000, child: string = CHILD): Promise<void> {
   const { out, code, signal, timedOut } = await new Promise<{ out: string; code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }>((resolve, reject) => {
     // Under tsx (tests, `npm run fuzz`) the child is TypeScript too; tsx is resolved from here, not
-    // from the working directory, which may be anywhere.
-    const loader = child.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+    // from the working directory, which may be anywhere (through require.resolve: vitest's module
+    // transform has no import.meta.resolve).
+    const loader = child.endsWith('.ts') ? ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href] : [];
     const proc = spawn(process.execPath, [...loader, child, file], { stdio: ['ignore', 'pipe', 'ignore'] });
     let text = '';
     let killed = false;

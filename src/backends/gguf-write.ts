@@ -1,13 +1,16 @@
 /**
  * Writes GGUF files (v3): a header, key/value metadata, tensor descriptors, then the tensors'
  * data, each 32-byte aligned. Used by the model export (gguf-export.ts) and control vectors
- * (control-vector.ts).
+ * (control-vector.ts); rewriteGguf copies a model with some tensors changed (gguf-steer.ts).
  *
  * Hand-written rather than a dependency: GGUF is a flat little-endian format, the npm packages
  * for it read rather than write, and the only alternative is llama.cpp's Python gguf package.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { LanternError } from '../errors.js';
 import { float32ToFloat16 } from '../models/safetensors.js';
+import type { GgufInfo } from './gguf-check.js';
 
 const ALIGN = 32;
 
@@ -99,4 +102,97 @@ export function writeGguf(file: string, meta: [string, GgufValue][], tensors: Gg
     fs.closeSync(fd);
   }
   return w.size + offset;
+}
+
+/** A tensor's new data in {@link rewriteGguf}, already in its ggml type's encoding. */
+export interface GgufReplacement {
+  dims: number[];
+  /** ggml type (0 = F32, 8 = Q8_0, …). */
+  type: number;
+  data: Float32Array | Uint8Array;
+}
+
+const COPY_CHUNK = 16 * 2 ** 20;
+
+export function readAt(fd: number, pos: number, len: number, where: string): Buffer {
+  const b = Buffer.alloc(len);
+  let got = 0;
+  while (got < len) {
+    const n = fs.readSync(fd, b, got, len - got, pos + got);
+    if (n === 0) throw new LanternError(`${where} ended while reading ${len} bytes at ${pos}`);
+    got += n;
+  }
+  return b;
+}
+
+function u64(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+}
+
+function descriptor(name: string, dims: number[], type: number, offset: number): Buffer {
+  const nameBytes = Buffer.from(name, 'utf8');
+  const count = Buffer.alloc(4);
+  count.writeUInt32LE(dims.length);
+  const typeBytes = Buffer.alloc(4);
+  typeBytes.writeUInt32LE(type);
+  return Buffer.concat([u64(nameBytes.length), nameBytes, count, ...dims.map(u64), typeBytes, u64(offset)]);
+}
+
+/**
+ * Copies the GGUF `file` (parsed and checked: `info`) to `out` with some tensors' data replaced
+ * and `added` tensors appended. The metadata is copied byte for byte (its general.alignment
+ * included) and every other tensor's data is streamed through unchanged, so a quantized model is
+ * never decoded. Written through a temporary name, so a reader never sees half a file.
+ */
+export function rewriteGguf(file: string, info: GgufInfo, out: string, replaced: Map<string, GgufReplacement>, added: (GgufReplacement & { name: string })[] = []): void {
+  const alignValue = info.metadata.get('general.alignment')?.value;
+  const alignment = typeof alignValue === 'number' ? alignValue : ALIGN;
+  const pad = (n: number) => (alignment - (n % alignment)) % alignment;
+  const bytesOf = (d: Float32Array | Uint8Array) => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  const plan = [
+    ...info.tensors.map((t) => {
+      const r = replaced.get(t.name);
+      return r ? { name: t.name, dims: r.dims, type: r.type, bytes: r.data.byteLength, data: bytesOf(r.data) }
+        : { name: t.name, dims: t.dims, type: t.type, bytes: t.bytes, from: info.dataOffset + t.offset };
+    }),
+    ...added.map((a) => ({ name: a.name, dims: a.dims, type: a.type, bytes: a.data.byteLength, data: bytesOf(a.data) })),
+  ];
+  const fd = fs.openSync(file, 'r');
+  const tmp = `${out}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
+  let wfd: number | undefined;
+  try {
+    const head = Buffer.alloc(24);
+    head.write('GGUF', 0, 'latin1');
+    head.writeUInt32LE(info.version, 4);
+    head.writeBigUInt64LE(BigInt(plan.length), 8);
+    head.writeBigUInt64LE(BigInt(info.metadata.size), 16);
+    // Versions 2 and 3 both put the metadata right after the two u64 counts, up to the first tensor descriptor.
+    const metadata = readAt(fd, 24, (info.tensors[0]?.at ?? info.dataOffset) - 24, file);
+    let offset = 0;
+    const descriptors = plan.map((p) => {
+      const d = descriptor(p.name, p.dims, p.type, offset);
+      offset += p.bytes + pad(p.bytes);
+      return d;
+    });
+    const header = Buffer.concat([head, metadata, ...descriptors]);
+    wfd = fs.openSync(tmp, 'w');
+    fs.writeSync(wfd, header);
+    fs.writeSync(wfd, Buffer.alloc(pad(header.length)));
+    for (const p of plan) {
+      if ('data' in p && p.data) fs.writeSync(wfd, p.data);
+      else for (let done = 0; done < p.bytes; done += COPY_CHUNK) fs.writeSync(wfd, readAt(fd, p.from! + done, Math.min(COPY_CHUNK, p.bytes - done), file));
+      fs.writeSync(wfd, Buffer.alloc(pad(p.bytes)));
+    }
+    fs.closeSync(wfd);
+    wfd = undefined;
+    fs.renameSync(tmp, out);
+  } catch (e) {
+    if (wfd !== undefined) fs.closeSync(wfd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  } finally {
+    fs.closeSync(fd);
+  }
 }

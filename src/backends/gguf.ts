@@ -16,6 +16,7 @@ import path from 'node:path';
 import { LanternError } from '../errors.js';
 import { checkGgufFile } from './gguf-check.js';
 import { probeGguf } from './gguf-probe.js';
+import { steeredGgufCopy, type ControlVectorSpec } from './gguf-steer.js';
 import { checkNoMerge } from './types.js';
 import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
 
@@ -39,6 +40,14 @@ export interface GgufOptions {
    * models; the file is then in the page cache).
    */
   isolate?: boolean;
+  /**
+   * llama.cpp control vectors to apply, each times its strength (default 1), summed as llama.cpp's
+   * --control-vector-scaled sums them: the model runs from a copy with them baked into each
+   * steered block's ffn_down bias (see gguf-steer.ts), kept under `steeredCacheDir` for reuse.
+   */
+  controlVectors?: ControlVectorSpec[];
+  /** Where steered copies are written (default $LANTERN_HOME/steered-gguf). */
+  steeredCacheDir?: string;
 }
 
 /** A GGUF model file run by llama.cpp (through node-llama-cpp) behind the backend interface, so black-box methods can explain models you only have as GGUF. */
@@ -49,11 +58,14 @@ export class GgufBackend implements LanguageModelBackend {
 
   private constructor(
     readonly file: string,
+    /** The file llama.cpp runs: `file`, or its steered copy. */
+    readonly loadedFile: string,
+    readonly controlVectors: ControlVectorSpec[],
     readonly model: LlamaModel,
     private readonly context: LlamaContext,
     private readonly seq: LlamaSequence,
   ) {
-    this.id = `gguf:${file}`;
+    this.id = `gguf:${file}${controlVectors.map((c) => ` +cvec ${path.resolve(c.path)}:${c.strength ?? 1}`).join('')}`;
     const tokens = (model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: unknown[] } } }).tokenizer?.ggml?.tokens;
     this.vocabSize = Array.isArray(tokens) ? tokens.length : 0;
     if (!this.vocabSize) throw new LanternError(`${file} has no tokenizer.ggml.tokens: cannot tell its vocabulary`);
@@ -63,9 +75,15 @@ export class GgufBackend implements LanguageModelBackend {
 
   /** Checks the file's header in TypeScript, then loads it (first in a child process, unless `isolate: false`) so that a file llama.cpp would abort on is an error, not a crash. */
   static async open(file: string, o: GgufOptions = {}): Promise<GgufBackend> {
-    const abs = path.resolve(file);
+    const original = path.resolve(file);
     // llama.cpp aborts the process or allocates without bound on a bad header; refuse those here.
-    checkGgufFile(abs);
+    const info = checkGgufFile(original);
+    const controlVectors = o.controlVectors ?? [];
+    let abs = original;
+    if (controlVectors.length) {
+      abs = steeredGgufCopy(original, info, controlVectors, o.steeredCacheDir);
+      checkGgufFile(abs);
+    }
     if (o.isolate !== false) await probeGguf(abs);
     let lib: NodeLlama;
     try {
@@ -97,7 +115,7 @@ export class GgufBackend implements LanguageModelBackend {
     const threads = o.threads ?? Math.max(1, Math.min(4, os.availableParallelism() - 1));
     if (!Number.isInteger(threads) || threads < 1) throw new LanternError(`threads must be a positive integer, got ${o.threads}`);
     const context = await model.createContext({ contextSize, sequences: 1, threads });
-    return new GgufBackend(abs, model, context, context.getSequence());
+    return new GgufBackend(original, abs, controlVectors, model, context, context.getSequence());
   }
 
   /** Runs `f` after every earlier call on the one sequence has finished. */

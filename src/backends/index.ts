@@ -12,10 +12,12 @@ import { BUNDLED_MODEL } from '../paths.js';
 import { HttpBackend, HttpBackendOptions, listModels } from './http.js';
 import { LanternBackend } from './lantern.js';
 import type { LanguageModelBackend } from './types.js';
+import type { ControlVectorSpec } from './gguf-steer.js';
 
 export type { LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions } from './types.js';
 export { HttpBackend, listModels } from './http.js';
 export type { HttpBackendOptions, HttpEvent, HttpApi } from './http.js';
+export type { ControlVectorSpec } from './gguf-steer.js';
 export { LanternBackend } from './lantern.js';
 
 /** Settings for {@link openBackend}: the HTTP backend's options (besides the URL), and a GGUF model's context size and threads. */
@@ -24,6 +26,8 @@ export interface OpenBackendOptions extends Partial<Omit<HttpBackendOptions, 'ba
   contextSize?: number;
   /** GGUF: CPU threads (default: one fewer than the cores, at most 4). */
   threads?: number;
+  /** GGUF: llama.cpp control vectors to apply (see GgufOptions.controlVectors). */
+  controlVectors?: ControlVectorSpec[];
 }
 
 /** Opens a backend from a spec string: `http(s)://…/v1`, `gguf:<file>`, or `lantern[:<model>]`. */
@@ -32,10 +36,11 @@ export async function openBackend(spec: string, o: OpenBackendOptions = {}): Pro
   if (scheme !== undefined && !/^https?$/i.test(scheme)) {
     throw new LanternError(`unknown backend scheme '${scheme}://' in '${spec}'; use http(s)://host:port/v1, gguf:<file.gguf>, or lantern:<model folder or Hub id>`);
   }
+  if (o.controlVectors?.length && !spec.startsWith('gguf:')) throw new LanternError(`control vectors apply only to a gguf:<file> backend, not '${spec}'`);
   if (/^https?:\/\//i.test(spec)) {
     let model = o.model;
     if (!model) {
-      const { model: _m, contextSize: _c, threads: _t, ...http } = o;
+      const { model: _m, contextSize: _c, threads: _t, controlVectors: _v, ...http } = o;
       const models = await listModels(spec, http);
       if (models.length !== 1) throw new LanternError(`${spec} serves ${models.length} models (${models.slice(0, 5).join(', ')}); name one with --remote-model`);
       model = models[0];
@@ -44,7 +49,7 @@ export async function openBackend(spec: string, o: OpenBackendOptions = {}): Pro
   }
   if (spec.startsWith('gguf:')) {
     const { GgufBackend } = await import('./gguf.js');
-    return GgufBackend.open(spec.slice(5), { contextSize: o.contextSize, threads: o.threads });
+    return GgufBackend.open(spec.slice(5), { contextSize: o.contextSize, threads: o.threads, controlVectors: o.controlVectors });
   }
   if (spec === 'lantern') return new LanternBackend(await loadModel(BUNDLED_MODEL));
   return new LanternBackend(await loadModel(spec.replace(/^lantern:/, '')));

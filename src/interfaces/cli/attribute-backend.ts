@@ -12,6 +12,7 @@ import { explainWithBackend, renderHtml, renderTerminal, resultToJSON, PERTURBAT
 import type { BackendMasking, Granularity } from '../../methods/attribution/index.js';
 import { defaultModel } from './defaults.js';
 import { positiveInt } from './forward.js';
+import { controlVectorOption, controlVectorsFor } from './control-vector-option.js';
 import { httpBackendOptions, httpOptions } from './http-options.js';
 import { assertWritable } from './output.js';
 
@@ -22,6 +23,7 @@ export function backendOptions(): Option[] {
     ...httpOptions(),
     new Option('--concurrency <n>', 'with an http backend: requests in flight (default 4)').argParser(positiveInt('--concurrency')),
     new Option('--no-cache', 'with an http backend: do not answer identical queries from memory'),
+    controlVectorOption(),
   ];
 }
 
@@ -43,6 +45,7 @@ function masking(v: string): BackendMasking {
 export function rejectBackendOnly(opts: Record<string, unknown>): void {
   const k = BACKEND_ONLY.find((o) => opts[o] !== undefined) ?? (opts.cache === false ? 'cache' : undefined);
   if (k) throw new LanternError(`${k === 'cache' ? '--no-cache' : flagOf(k)} applies only with --backend`);
+  if (opts.controlVector !== undefined) throw new LanternError('--control-vector applies only with --backend gguf:<file.gguf>');
 }
 
 /** `methodGiven`: --method was on the command line (otherwise the white-box default, ig, is replaced by occlusion). */
@@ -63,8 +66,9 @@ export async function attributeViaBackend(opts: Record<string, any>, methodGiven
   const http = /^https?:\/\//.test(spec);
   const httpOnly = BACKEND_ONLY.find((k) => opts[k] !== undefined) ?? (opts.cache === false ? 'cache' : undefined);
   if (!http && httpOnly) throw new LanternError(`${httpOnly === 'cache' ? '--no-cache' : flagOf(httpOnly)} applies only to an http(s):// backend`);
+  const controlVectors = controlVectorsFor(opts, spec);
   const mask = opts.mask === undefined ? undefined : masking(opts.mask);
-  const backend = await openBackend(spec, { ...httpBackendOptions(opts), concurrency: opts.concurrency, cache: opts.cache });
+  const backend = await openBackend(spec, { ...httpBackendOptions(opts), concurrency: opts.concurrency, cache: opts.cache, controlVectors });
   try {
     const result = await explainWithBackend(backend, {
       prompt: opts.text, target: opts.target, method, granularity: opts.granularity as Granularity | undefined, mask, kind: opts.kind,

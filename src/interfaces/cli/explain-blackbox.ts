@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { assertFinite } from '../../finite.js';
 import { openBackend } from '../../backends/index.js';
+import { controlVectorOption, controlVectorsFor } from './control-vector-option.js';
 import type { OpenBackendOptions } from '../../backends/index.js';
 import { HTTP_OPTION_KEYS, httpBackendOptions, httpOptions } from './http-options.js';
 import { LanternBackend } from '../../backends/lantern.js';
@@ -47,8 +48,8 @@ function oneOf<T extends string>(flag: string, values: readonly T[]) {
  * loaded once, so a judge or infiller naming the same model shares it.
  */
 class Backends {
-  /** `http`: options for http(s) backends; `main`: the explained backend's spec, the only one --remote-model names. */
-  constructor(private readonly http: OpenBackendOptions = {}, private readonly main?: string) {}
+  /** `http`: options for http(s) backends; `main`: the explained backend's spec, the only one --remote-model and `mainOnly` (control vectors) apply to. */
+  constructor(private readonly http: OpenBackendOptions = {}, private readonly main?: string, private readonly mainOnly: OpenBackendOptions = {}) {}
 
   private readonly models = new Map<string, Promise<HookedTransformer>>();
   private readonly backends = new Map<string, LanternBackend>();
@@ -80,7 +81,7 @@ class Backends {
     if (spec !== 'lantern' && !spec.startsWith('lantern:')) {
       let b = this.others.get(spec);
       if (!b) {
-        b = openBackend(spec, spec === this.main ? this.http : { ...this.http, model: undefined });
+        b = openBackend(spec, spec === this.main ? { ...this.http, ...this.mainOnly } : { ...this.http, model: undefined });
         this.others.set(spec, b);
       }
       return b;
@@ -160,6 +161,7 @@ export function explainBlackboxCommand(program: Command): void {
       '  lantern explain --method mcell --text "..." --scorer preference --judge lantern:gpt2',
     ].join('\n'));
   for (const o of httpOptions()) cmd.addOption(o);
+  cmd.addOption(controlVectorOption());
   cmd.action(async (opts) => {
       const method = opts.method as (typeof METHODS)[number];
       const misplaced = (method === 'smile' ? CELL_ONLY : SMILE_ONLY).find((k) => opts[k] !== undefined);
@@ -187,7 +189,7 @@ export function explainBlackboxCommand(program: Command): void {
       if (method === 'smile') checkSmileSettings(smileSettings);
       else checkCellSettings(cellSettings);
 
-      const backends = new Backends(httpBackendOptions(opts), opts.backend);
+      const backends = new Backends(httpBackendOptions(opts), opts.backend, { controlVectors: controlVectorsFor(opts, opts.backend) });
       const backend: LanguageModelBackend = await backends.open(opts.backend);
       const progress = progressReporter(method === 'smile' ? 'SMILE' : method === 'cell' ? 'CELL' : 'm-CELL', Boolean(opts.quiet));
       let result: BlackboxResult;
