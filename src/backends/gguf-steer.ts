@@ -22,6 +22,7 @@ import { readControlVector } from './control-vector.js';
 import type { GgufInfo, GgufTensorInfo } from './gguf-check.js';
 import { readAt, rewriteGguf, type GgufReplacement } from './gguf-write.js';
 
+/** A llama.cpp control vector file and how strongly to apply it. */
 export interface ControlVectorSpec {
   /** A control vector GGUF (`general.architecture = controlvector`). */
   path: string;

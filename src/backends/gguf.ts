@@ -25,6 +25,7 @@ type LlamaModel = Awaited<ReturnType<Awaited<ReturnType<NodeLlama['getLlama']>>[
 type LlamaContext = Awaited<ReturnType<LlamaModel['createContext']>>;
 type LlamaSequence = ReturnType<LlamaContext['getSequence']>;
 
+/** How a GGUF model is opened: context size, threads, load isolation, control vectors. */
 export interface GgufOptions {
   /** Context size in tokens (default: 2048, capped at the model's training context). */
   contextSize?: number;
