@@ -120,7 +120,10 @@ describe('activation harvesting on the bundled model', () => {
     const one = path.join(tmp, 'one.safetensors');
     const many = path.join(tmp, 'many.safetensors');
     await R.harvestToFile(model, examples, { out: one, hooks: [hook, 'blocks.0.attn.hook_z'], batchSize: 4 });
-    const meta = await R.harvestToFile(model, examples, { out: many, hooks: [hook, 'blocks.0.attn.hook_z'], batchSize: 4, shardRows: 3 });
+    const meta = await R.harvestToFile(model, examples, { out: many, hooks: [hook, 'blocks.0.attn.hook_z'], batchSize: 4, shardRows: 3, seed: 7 });
+    // The seed that drew the data is saved with it, in every shard; a harvest without one records none.
+    expect(R.readActivations(many, hook).meta.seed).toBe(7);
+    expect(R.readActivations(one, hook).meta.seed).toBeUndefined();
     expect(R.activationFiles(many).map((f) => path.basename(f))).toEqual(['many-00001-of-00003.safetensors', 'many-00002-of-00003.safetensors', 'many-00003-of-00003.safetensors']);
     expect(meta.widths).toEqual([model.cfg.dModel, model.cfg.nHeads * model.cfg.dHead]);
     for (const h of [hook, 'blocks.0.attn.hook_z']) {

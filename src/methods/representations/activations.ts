@@ -138,7 +138,7 @@ export interface HarvestFileOptions extends HarvestOptions {
   shardRows?: number;
   /** Saved with the activations. */
   dataset?: string;
-  /** Currently unused: harvesting draws nothing at random, and the seed is not saved in the file. */
+  /** The seed that drew the dataset and its split (harvesting itself draws nothing), saved so the file can be reproduced. */
   seed?: number;
   /** The examples' prompts as token ids, when they are already tokenized (or the model has no tokenizer). */
   tokens?: number[][];
@@ -168,6 +168,8 @@ export interface ActivationsMeta {
   examples: number;
   /** Contrast pairs: rows of example i are its positive (side 1) and negative (side 0) answers. */
   contrast: boolean;
+  /** The seed that drew the dataset and its split, when one was given. */
+  seed?: number;
 }
 
 /** The shard files of an activations output, first to last. */
@@ -202,7 +204,7 @@ export async function harvestToFile(model: HookedTransformer, examples: readonly
   const contrast = examples.some((e) => e.side !== undefined);
   const meta: ActivationsMeta = {
     format: 'lantern-activations', model: model.source, dModel: model.cfg.dModel, hooks: opts.hooks, widths,
-    positions: positionsLabel(positions), dataset: opts.dataset ?? '', datasetHash: datasetHash(examples), rows: totalRows, examples: examples.length, contrast,
+    positions: positionsLabel(positions), dataset: opts.dataset ?? '', datasetHash: datasetHash(examples), rows: totalRows, examples: examples.length, contrast, ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
   };
   const shards: string[] = [];
   let pending: ActivationBatch[] = [];
