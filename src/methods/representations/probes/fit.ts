@@ -190,6 +190,14 @@ export function trainLinear(x: Rows, y: ArrayLike<number>, opts: { lambda?: numb
 // -------------------------------------------------------------------------------------------------
 // Mass-mean probes
 
+/** The column means of the positive (label 1) and negative (label 0) rows, and how many of each. */
+function classMeans(x: Rows, y: ArrayLike<number>): { mu1: Float64Array; mu0: Float64Array; n1: number; n0: number } {
+  const pos: number[] = [];
+  const neg: number[] = [];
+  for (let i = 0; i < x.rows; i++) (y[i] > 0.5 ? pos : neg).push(i);
+  return { mu1: columnMeans(x, pos), mu0: columnMeans(x, neg), n1: pos.length, n0: neg.length };
+}
+
 /**
  * The difference of the class means, from the midpoint between them. With `covariance`, the
  * difference is multiplied by the inverse of the within-class covariance (pooled over both
@@ -198,11 +206,7 @@ export function trainLinear(x: Rows, y: ArrayLike<number>, opts: { lambda?: numb
  */
 export function trainMassMean(x: Rows, y: ArrayLike<number>, opts: { covariance?: boolean; ridge?: number } = {}): LinearProbe {
   requireLabels(x, y, true);
-  const pos: number[] = [];
-  const neg: number[] = [];
-  for (let i = 0; i < x.rows; i++) (y[i] > 0.5 ? pos : neg).push(i);
-  const mu1 = columnMeans(x, pos);
-  const mu0 = columnMeans(x, neg);
+  const { mu1, mu0 } = classMeans(x, y);
   const d = x.cols;
   let theta = mu1.map((v, j) => v - mu0[j]);
   const ridge = opts.ridge ?? 1e-6;
@@ -238,11 +242,7 @@ export type NeuronRanking = 'mean-diff' | 'f-statistic';
 /** Columns ordered by how well each alone separates the classes, best first, with their scores. */
 export function rankNeurons(x: Rows, y: ArrayLike<number>, by: NeuronRanking = 'mean-diff'): { order: number[]; scores: Float64Array } {
   requireLabels(x, y, true);
-  const pos: number[] = [];
-  const neg: number[] = [];
-  for (let i = 0; i < x.rows; i++) (y[i] > 0.5 ? pos : neg).push(i);
-  const mu1 = columnMeans(x, pos);
-  const mu0 = columnMeans(x, neg);
+  const { mu1, mu0, n1, n0 } = classMeans(x, y);
   const scores = new Float64Array(x.cols);
   if (by === 'mean-diff') {
     for (let j = 0; j < x.cols; j++) scores[j] = Math.abs(mu1[j] - mu0[j]);
@@ -255,7 +255,7 @@ export function rankNeurons(x: Rows, y: ArrayLike<number>, by: NeuronRanking = '
       for (let j = 0; j < x.cols; j++) { const dv = x.data[i * x.cols + j] - m[j]; within[j] += dv * dv; }
     }
     for (let j = 0; j < x.cols; j++) {
-      const between = pos.length * (mu1[j] - mu[j]) ** 2 + neg.length * (mu0[j] - mu[j]) ** 2;
+      const between = n1 * (mu1[j] - mu[j]) ** 2 + n0 * (mu0[j] - mu[j]) ** 2;
       scores[j] = between / Math.max(within[j] / (x.rows - 2), 1e-300);
     }
   }
