@@ -9,7 +9,7 @@ import { EVD, Matrix } from 'ml-matrix';
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { activationBatches, Positions, positionsLabel } from '../representations/activations.js';
-import { ContrastPair, datasetHash } from '../representations/data.js';
+import { ContrastPair, datasetHash, LabelledExample, requireTwoClasses } from '../representations/data.js';
 import { loadProbe, steeringDirection } from '../representations/probes/index.js';
 
 /** Where a steering vector came from. */
@@ -192,4 +192,43 @@ export function loadSteeringVector(file: string, model?: HookedTransformer): Ste
   if (v?.format !== 'lantern-steering-vector' || !Array.isArray(v.rows)) throw new LanternError(`${file} is not a Lantern steering vector (make one with lantern steer --save-vector)`);
   if (model) checkSteeringVector(model, v, `steering vector ${file}`);
   return v;
+}
+
+/**
+ * The mean difference of labelled texts' activations (label 1 minus label 0) at a hook and
+ * position: the difference-in-means direction (with harmful and harmless prompts, the refusal
+ * direction of Arditi et al.).
+ */
+export async function meanDifferenceVector(model: HookedTransformer, examples: readonly LabelledExample[], opts: { hook: string; positions?: Positions; batchSize?: number }): Promise<SteeringVector> {
+  checkSteeringHook(model, opts.hook);
+  requireTwoClasses(examples.map((e) => e.label));
+  if ((opts.positions ?? 'last') === 'all') throw new LanternError("steering vectors take one row per prompt: use positions last, mean, an index or a token, not 'all'");
+  const D = model.cfg.dModel;
+  const sums = [new Float64Array(D), new Float64Array(D)];
+  const counts = [0, 0];
+  for await (const batch of activationBatches(model, examples.map((e) => e.text), { hooks: [opts.hook], positions: opts.positions ?? 'last', batchSize: opts.batchSize })) {
+    for (let r = 0; r < batch.rows; r++) {
+      const c = examples[batch.example[r]].label > 0.5 ? 1 : 0;
+      counts[c]++;
+      for (let j = 0; j < D; j++) sums[c][j] += batch.acts[opts.hook][r * D + j];
+    }
+  }
+  return {
+    format: 'lantern-steering-vector', method: 'mean-difference', model: model.source, hook: opts.hook, dModel: D,
+    rows: [Array.from({ length: D }, (_, j) => sums[1][j] / counts[1] - sums[0][j] / counts[0])],
+    datasetHash: datasetHash(examples), settings: { examples: examples.length, positions: positionsLabel(opts.positions ?? 'last') },
+  };
+}
+
+/** A saved steering vector or a saved probe's direction, told apart by the file's format. */
+export function vectorFromFile(model: HookedTransformer, file: string): SteeringVector {
+  if (!fs.existsSync(file)) throw new LanternError(`vector file ${file} does not exist`);
+  let format: unknown;
+  try {
+    format = JSON.parse(fs.readFileSync(file, 'utf8'))?.format;
+  } catch (e) {
+    throw new LanternError(`vector file ${file} is not JSON (${(e as Error).message})`);
+  }
+  if (format === 'lantern-probe') return probeVector(model, file);
+  return loadSteeringVector(file, model);
 }
