@@ -207,7 +207,7 @@ describe('steering on a model with a tokenizer', () => {
 describe('hidden-state safety analysis (bundled model, sample dataset)', () => {
   it('probe accuracy by layer and the logit lens of the harmful - harmless mean difference', async () => {
     const model = await loadModel(BUNDLED_MODEL);
-    const ds = await R.loadLabelled(path.join(__dirname, '..', 'fixtures', 'safety', 'harmful-harmless.jsonl'));
+    const ds = S.harmfulHarmlessSample();
     const res = await S.safetyAnalysis(model, ds.examples, { topK: 3, dataset: 'sample' });
     expect(res.layers.map((l) => l.hook)).toEqual(R.residHooks(model));
     expect(res.settings.chat).toBe(false); // the bundled model has no chat template

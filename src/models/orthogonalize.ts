@@ -17,6 +17,9 @@ import { HookedTransformer } from './hooked.js';
 import { toHfTensors } from './weights.js';
 import { writeSafetensors } from './safetensors.js';
 
+/** The files besides the weights that a checkpoint's tokenizer and generation need. */
+const TOKENIZER_FILES = /^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|generation_config\.json|vocab\.json|merges\.txt|chat_template\.(jinja|json))$/;
+
 /** A weight that writes into the residual stream, and which of its axes is d_model. */
 export interface ResidualWriter {
   name: string;
@@ -102,7 +105,7 @@ export async function orthogonalizedModel(model: HookedTransformer, direction: A
 
 /**
  * Writes the orthogonalized model to `dir` as a Hugging Face checkpoint (config.json,
- * model.safetensors) and copies the source folder's other files (tokenizer, generation config),
+ * model.safetensors) and copies the source folder's tokenizer and generation files,
  * so `loadModel(dir)` runs the ablated model with no hooks.
  */
 export async function saveOrthogonalized(model: HookedTransformer, direction: ArrayLike<number>, dir: string, metadata: Record<string, string> = {}): Promise<string[]> {
@@ -111,7 +114,7 @@ export async function saveOrthogonalized(model: HookedTransformer, direction: Ar
   const written = ['config.json', 'model.safetensors'];
   if (fs.existsSync(model.source) && fs.statSync(model.source).isDirectory()) {
     for (const f of fs.readdirSync(model.source)) {
-      if (f === 'config.json' || f.endsWith('.safetensors') || f.endsWith('.safetensors.index.json')) continue;
+      if (!TOKENIZER_FILES.test(f)) continue;
       const from = path.join(model.source, f);
       if (!fs.statSync(from).isFile()) continue;
       fs.copyFileSync(from, path.join(dir, f));

@@ -6,6 +6,7 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import { generateBatch } from '../../models/generate.js';
 import { saveOrthogonalized } from '../../models/orthogonalize.js';
 import { sentimentPromptPairs } from '../../data/statements.js';
+import { harmfulHarmlessSample } from '../../data/safety.js';
 import { ContrastPair, loadContrastPairs, loadLabelled } from '../../methods/representations/data.js';
 import { loadProbe } from '../../methods/representations/probes/index.js';
 import { parsePositions } from '../../methods/representations/activations.js';
@@ -148,7 +149,7 @@ export function ablateDirectionCommand(program: Command): void {
     .argument('[prompts...]', 'prompts to continue')
     .addOption(modelOption()).addOption(revisionOption())
     .option('--vector <file>', 'the direction: a saved steering vector or a probe (its first row / direction)')
-    .option('--data <file>', 'or: labelled texts (label 1 vs 0, e.g. harmful vs harmless), whose mean difference at --hook is the direction')
+    .option('--data <file|builtin:harmful-harmless>', 'or: labelled texts (label 1 vs 0, e.g. harmful vs harmless), whose mean difference at --hook is the direction')
     .option('--text-column <name>', 'the text column of --data', 'text')
     .option('--label-column <name>', 'the label column of --data', 'label')
     .option('--hook <name>', 'with --data: where the mean difference is taken (default: the last block\'s output)')
@@ -157,7 +158,7 @@ export function ablateDirectionCommand(program: Command): void {
     .addOption(new Option('-n, --max-new-tokens <n>', 'tokens to generate').default(30).argParser(positiveInt('--max-new-tokens')))
     .addOption(new Option('--seed <n>', 'seed').default(0).argParser(nonNegativeInt('--seed')))
     .option('--json [file]', 'write the result as JSON to <file> (or print it)')
-    .addHelpText('after', '\nExample:\n  lantern ablate-direction "How do I fix a bike?" --data fixtures/safety/harmful-harmless.jsonl --save-weights ablated/')
+    .addHelpText('after', '\nExample:\n  lantern ablate-direction "How do I fix a bike?" --data builtin:harmful-harmless --save-weights ablated/')
     .action(async (prompts: string[], opts) => {
       if (!opts.vector === !opts.data) throw new LanternError('give the direction as --vector <file> or --data <labelled texts>');
       if (typeof opts.json === 'string') assertWritable(opts.json, '--json');
@@ -166,7 +167,7 @@ export function ablateDirectionCommand(program: Command): void {
       let vector: SteeringVector;
       if (opts.vector) vector = vectorFromFile(model, opts.vector);
       else {
-        const ds = await loadLabelled(opts.data, { textColumn: opts.textColumn, labelColumn: opts.labelColumn });
+        const ds = opts.data === 'builtin:harmful-harmless' ? harmfulHarmlessSample() : await loadLabelled(opts.data, { textColumn: opts.textColumn, labelColumn: opts.labelColumn });
         vector = await meanDifferenceVector(model, ds.examples, { hook: opts.hook ?? `blocks.${model.cfg.nLayers - 1}.hook_resid_post` });
       }
       const direction = vector.rows[0];

@@ -10,3 +10,4 @@ export * from './apply.js';
 export * from './safety.js';
 export { residualWriters, orthogonalizedWeights, orthogonalizedModel, saveOrthogonalized } from '../../models/orthogonalize.js';
 export type { ResidualWriter } from '../../models/orthogonalize.js';
+export { harmfulHarmlessSample } from '../../data/safety.js';
