@@ -19,8 +19,11 @@ export interface SafetyOptions {
   chat?: boolean;
   /** Tokens listed per layer by the logit lens (default 10). */
   topK?: number;
+  /** Seeds the held-out split and the probe fits. */
   seed?: number;
+  /** The data's name, recorded in the result. */
   dataset?: string;
+  /** Called as prompts are harvested (done, total). */
   progress?: (done: number, total: number) => void;
 }
 
