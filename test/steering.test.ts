@@ -18,7 +18,7 @@ function randomUnit(d: number, seed: number): number[] {
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((s, x, i) => s + x * b[i], 0);
 
 describe('directional ablation: orthogonalized weights equal the run-time ablation', () => {
-  for (const arch of ['gpt2', 'llama', 'qwen2', 'gpt_neox']) {
+  for (const arch of ['gpt2', 'llama', 'qwen2', 'qwen3', 'mistral', 'phi3', 'gemma', 'gpt_neox']) {
     it(arch, async () => {
       const model = await seededModel(architectureFor(arch).presets.tiny, 3, { matrixStd: 0.08 });
       const u = randomUnit(model.cfg.dModel, 11);
