@@ -46,6 +46,12 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokens?: number[];
   /** Applied at every step, to every position (declarative: `positions` are refused, a step's positions are not the prompt's). */
   interventions?: Intervention[];
+  /**
+   * Applied to the prompt's own positions only (`positions` index the prompt; ActAdd steers this
+   * way): generated tokens see them through the keys and values. Without the cache they apply to
+   * those positions at every step, which gives the same tokens.
+   */
+  promptInterventions?: Intervention[];
   /** Called at every step with that step's activation ([batch, 1, …] after the prompt). */
   callbacks?: Record<string, HookCallback>;
   /** Reuse keys and values between steps (default true); false recomputes the whole sequence at every step. */
@@ -217,7 +223,7 @@ interface Row {
 
 class GenerationRun {
   private readonly rows: Row[];
-  private readonly o: Required<Omit<GenerateOptions, 'signal' | 'interventions' | 'callbacks'>> & Pick<GenerateOptions, 'signal' | 'interventions' | 'callbacks'>;
+  private readonly o: Required<Omit<GenerateOptions, 'signal' | 'interventions' | 'promptInterventions' | 'callbacks'>> & Pick<GenerateOptions, 'signal' | 'interventions' | 'promptInterventions' | 'callbacks'>;
   private readonly stopTokens: Set<number>;
 
   constructor(private readonly model: HookedTransformer, prompts: Prompt[], opts: GenerateOptions) {
@@ -245,7 +251,7 @@ class GenerationRun {
     model.toBatch(ids); // checks every prompt: non-empty, ids in the vocabulary, within the context
     this.rows = ids.map((prompt, b) => ({ prompt, out: [], rng: new Rng(seed + b), text: '', sent: 0, stable: 0, stableText: '', logits: [] }));
     this.stopTokens = new Set(stopTokens);
-    this.o = { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, seed, stop, stopTokens, useCache: opts.useCache ?? true, returnLogits: opts.returnLogits ?? false, signal: opts.signal, interventions: opts.interventions, callbacks: opts.callbacks };
+    this.o = { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, seed, stop, stopTokens, useCache: opts.useCache ?? true, returnLogits: opts.returnLogits ?? false, signal: opts.signal, interventions: opts.interventions, promptInterventions: opts.promptInterventions, callbacks: opts.callbacks };
   }
 
   results(): Generation[] {
@@ -265,13 +271,14 @@ class GenerationRun {
     });
     if (active.length === 0) return;
     const runOpts = { interventions: o.interventions, callbacks: o.callbacks };
+    const promptOpts = { interventions: [...(o.interventions ?? []), ...(o.promptInterventions ?? [])], callbacks: o.callbacks };
     const lastPositions = (seqs: number[][]) => seqs.map((s) => [s.length - 1]);
     // The first step runs the prompts and leaves their keys and values in the cache.
     const prompts = active.map((b) => this.rows[b].prompt);
     this.checkAborted();
     const kvCache = o.useCache ? await model.createKvCache() : undefined;
     try {
-      let res = await model.runWithHooks(prompts, { ...runOpts, logitPositions: lastPositions(prompts), kvCache });
+      let res = await model.runWithHooks(prompts, { ...promptOpts, logitPositions: lastPositions(prompts), kvCache });
       for (;;) {
         const next: number[] = [];
         const still: number[] = [];
@@ -297,7 +304,7 @@ class GenerationRun {
           res = await model.runWithHooks(next.map((t) => [t]), { ...runOpts, kvCache });
         } else {
           const seqs = active.map((b) => [...this.rows[b].prompt, ...this.rows[b].out]);
-          res = await model.runWithHooks(seqs, { ...runOpts, logitPositions: lastPositions(seqs) });
+          res = await model.runWithHooks(seqs, { ...promptOpts, logitPositions: lastPositions(seqs) });
         }
       }
     } finally {

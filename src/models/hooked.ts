@@ -23,18 +23,19 @@ import { splitAtCuts } from '../engine/graph/segment.js';
 /** Text, a batch of texts, token ids, or a batch of token ids. */
 export type ModelInput = string | string[] | number[] | number[][];
 
-export type InterventionOp = 'replace' | 'add' | 'scale' | 'zero' | 'mean';
+export type InterventionOp = 'replace' | 'add' | 'scale' | 'zero' | 'mean' | 'project-out';
 
 /**
  * A change to one hook's activation. `positions` (query positions for attention patterns) and
  * `heads` restrict it; everything else keeps its value. `mean` without a value replaces the
  * activation by its mean over the batch at each position (over the prompts long enough to have
- * that position: padding never enters the mean).
+ * that position: padding never enters the mean). `project-out` removes the component along a unit
+ * vector `value` over the last axis: x − (x·v) v (directional ablation).
  */
 export interface Intervention {
   hook: string;
   op: InterventionOp;
-  /** replace: the new activation; add: what to add; mean: the mean to substitute. Broadcasts against the activation. */
+  /** replace: the new activation; add: what to add; mean: the mean to substitute; project-out: the unit direction. Broadcasts against the activation. */
   value?: Tensor;
   /** scale: the factor. */
   factor?: number;
@@ -587,15 +588,18 @@ export class HookedTransformer {
     const layout = this.hookLayouts.get(iv.hook)!;
     const where = `intervention ${k} (${iv.op} at ${iv.hook})`;
     const plan: InterventionPlan = { hook: iv.hook, op: iv.op };
-    const ops: InterventionOp[] = ['replace', 'add', 'scale', 'zero', 'mean'];
+    const ops: InterventionOp[] = ['replace', 'add', 'scale', 'zero', 'mean', 'project-out'];
     if (!ops.includes(iv.op)) throw new LanternError(`${where}: unknown op; use one of ${ops.join(', ')}`);
-    if (iv.op === 'replace' || iv.op === 'add' || (iv.op === 'mean' && iv.value)) {
+    if (iv.op === 'replace' || iv.op === 'add' || iv.op === 'project-out' || (iv.op === 'mean' && iv.value)) {
       if (!iv.value) throw new LanternError(`${where}: needs a value tensor`);
       // JavaScript callers can hand over a bare array; say what is expected instead of failing inside.
       if (!(iv.value instanceof Tensor)) throw new LanternError(`${where}: value must be a Tensor (Tensor.f32(data, shape), broadcasting against the activation), not ${Array.isArray(iv.value) ? 'an array' : (iv.value as object)?.constructor?.name ?? typeof iv.value}`);
       // Their key axis is then past + seq long, which a value's shape cannot be checked against.
       if (past && layout === 'pattern') throw new LanternError(`${where}: a run with past keys and values takes no attention-pattern values; use zero, scale or mean`);
       plan.valueShape = this.valueShape(iv.value, hookShape, batch, where);
+      if (iv.op === 'project-out' && (iv.value.shape.length !== 1 || iv.value.shape[0] !== Number(hookShape[hookShape.length - 1]))) {
+        throw new LanternError(`${where}: project-out takes a direction of shape [${String(hookShape[hookShape.length - 1])}] (the activation's last axis), got [${iv.value.shape}]`);
+      }
       feeds[`iv${k}.value`] = iv.value.dtype === 'float32' ? iv.value : Tensor.f32(Float32Array.from(iv.value.toArray()), iv.value.shape);
     }
     if (iv.op === 'scale') {
@@ -781,6 +785,11 @@ function applyIntervention(g: Graph, act: Value, plan: InterventionPlan, k: numb
     case 'add': target = g.add(act, value()); break;
     case 'scale': target = g.mul(act, g.input(`iv${k}.factor`, 'float32', [])); break;
     case 'zero': target = g.zerosLike(act); break;
+    case 'project-out': {
+      const u = value();
+      target = g.sub(act, g.mul(g.reduceSum(g.mul(act, u), [act.shape.length - 1], true), u));
+      break;
+    }
     case 'mean': {
       if (plan.valueShape) { target = g.add(g.zerosLike(act), value()); break; }
       // Sum over the real (unpadded) prompts at each position / their count. Where, not a

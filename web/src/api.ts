@@ -74,6 +74,7 @@ export const api = {
   rename: (id: string, title: string) => call<Run>('PATCH', `api/runs/${encodeURIComponent(id)}`, { title }),
   remove: (id: string) => call<void>('DELETE', `api/runs/${encodeURIComponent(id)}`),
   cancel: (id: string) => call<unknown>('POST', `api/jobs/${encodeURIComponent(id)}/cancel`),
+  steering: <T>(body: Record<string, unknown>) => call<T>('POST', 'api/steering', body),
 };
 
 export interface Progress {

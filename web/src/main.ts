@@ -9,7 +9,7 @@ import '@picocss/pico/css/pico.min.css';
 import './style.css';
 import { api, ApiError, runJob } from './api';
 import { current, register, showView, views } from './registry';
-import { $, h, modelEl, showError, View } from './ui';
+import { $, h, modelEl, promptEl, showError, View } from './ui';
 import { predict } from './views/predict';
 import { attribution } from './views/attribution';
 import { lens } from './views/lens';
@@ -17,8 +17,10 @@ import { attention } from './views/attention';
 import { patching } from './views/patching';
 import { probes } from './views/probes';
 import { runsView } from './views/runs';
+import { steeringView } from './views/steering';
 
 register(predict, attribution, lens, attention, patching, probes);
+register(steeringView({ prompt: () => promptEl.value, model: () => modelEl.value }));
 // Saved runs stays the last tab.
 register(runsView);
 
