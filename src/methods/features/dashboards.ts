@@ -71,9 +71,9 @@ export interface FeatureDashboard {
   density: number;
   /** Top-activating contexts, largest first. */
   top: FeatureContext[];
-  /** Samples from quantile groups of the firing activations, lowest group first. */
+  /** Samples from quantile groups of the firing activations, lowest group first; each range is [low, high) (low 0 for the first bin, high at least the max for the last). */
   quantiles: { range: [number, number]; contexts: FeatureContext[] }[];
-  /** Firing activations counted in log10-spaced bins: counts[i] lies in [edges[i], edges[i+1]). */
+  /** Firing activations counted in log10-spaced bins: counts[i] lies in [edges[i], edges[i+1]), except that the first bin also counts those below edges[1] and the last those above its lower edge. */
   histogram: { edges: number[]; counts: number[] };
   /** Tokens whose logits the decoder direction raises / lowers most (direct path through the unembedding). */
   logits?: { top: { id: number; token: string; value: number }[]; bottom: { id: number; token: string; value: number }[] };
@@ -304,7 +304,7 @@ export async function buildDashboards(model: HookedTransformer, source: FeatureS
     features.push({
       index: f, max: max[f], mean: sum[f] / tokens.length, density: fires[f] / tokens.length,
       top: slots.map((s) => top.read(s, text)),
-      quantiles: quantileSamples(counts, edges, settings.quantiles, (bin) => samples.read(f * NB + bin, text)),
+      quantiles: quantileSamples(counts, edges, settings.quantiles, max[f], (bin) => samples.read(f * NB + bin, text)),
       histogram: { edges, counts },
       ...(logits ? { logits: logits(f) } : {}),
       ...(neighbours ? { neighbours: neighbours[f] } : {}),
@@ -326,7 +326,10 @@ export async function buildDashboards(model: HookedTransformer, source: FeatureS
  * Splits the firing activations into `q` groups of equal count (by the histogram) and returns each
  * group's reservoir samples: one per bin the group spans.
  */
-function quantileSamples(counts: number[], edges: number[], q: number, sample: (bin: number) => FeatureContext): FeatureDashboard['quantiles'] {
+function quantileSamples(counts: number[], edges: number[], q: number, max: number, sample: (bin: number) => FeatureContext): FeatureDashboard['quantiles'] {
+  // The first bin also holds everything below its edge, the last everything above.
+  const lo = (b: number) => (b === 0 ? 0 : edges[b]);
+  const hi = (b: number) => (b === counts.length - 1 ? Math.max(edges[b + 1], max) : edges[b + 1]);
   const total = counts.reduce((a, b) => a + b, 0);
   if (total === 0 || q === 0) return [];
   const groups: FeatureDashboard['quantiles'] = [];
@@ -338,12 +341,12 @@ function quantileSamples(counts: number[], edges: number[], q: number, sample: (
     bins.push(b);
     acc += counts[b];
     if (acc >= (g * total) / q || b === counts.length - 1) {
-      groups.push({ range: [edges[bins[0]], edges[bins[bins.length - 1] + 1]], contexts: bins.map(sample) });
+      groups.push({ range: [lo(bins[0]), hi(bins[bins.length - 1])], contexts: bins.map(sample) });
       bins = [];
       while (acc >= (g * total) / q && g < q) g++;
     }
   }
-  if (bins.length) groups.push({ range: [edges[bins[0]], edges[bins[bins.length - 1] + 1]], contexts: bins.map(sample) });
+  if (bins.length) groups.push({ range: [lo(bins[0]), hi(bins[bins.length - 1])], contexts: bins.map(sample) });
   return groups;
 }
 
