@@ -413,9 +413,11 @@ async function nearestFeatures(model: HookedTransformer, source: FeatureSource, 
   const D = model.cfg.dModel;
   const F = source.size;
   const dirs = decoderMatrix(model, source);
+  const zero = new Uint8Array(F);
   for (let f = 0; f < F; f++) {
     let s = 0;
     for (let d = 0; d < D; d++) s += dirs[f * D + d] ** 2;
+    zero[f] = s > 0 ? 0 : 1;
     const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
     for (let d = 0; d < D; d++) dirs[f * D + d] *= inv;
   }
@@ -425,7 +427,9 @@ async function nearestFeatures(model: HookedTransformer, source: FeatureSource, 
   const kk = r.top.length / F;
   return Array.from({ length: F }, (_, f) => {
     const out: { index: number; cosine: number }[] = [];
-    for (let j = 0; j < kk && out.length < k; j++) if (r.top[f * kk + j] !== f) out.push({ index: r.top[f * kk + j], cosine: r.topV[f * kk + j] });
+    // A feature that writes nothing has no direction, so no neighbours.
+    if (zero[f]) return out;
+    for (let j = 0; j < kk && out.length < k; j++) if (r.top[f * kk + j] !== f && !zero[r.top[f * kk + j]]) out.push({ index: r.top[f * kk + j], cosine: r.topV[f * kk + j] });
     return out;
   });
 }
