@@ -41,6 +41,7 @@ export * as circuits from './methods/circuits/index.js';
 export * as blackbox from './methods/blackbox/index.js';
 export * as heads from './methods/heads/index.js';
 export * as neurons from './methods/neurons/index.js';
+export * as features from './methods/features/index.js';
 export * as representations from './methods/representations/index.js';
 export * as steering from './methods/steering/index.js';
 export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';

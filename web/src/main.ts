@@ -18,8 +18,10 @@ import { patching } from './views/patching';
 import { probes } from './views/probes';
 import { runsView } from './views/runs';
 import { steeringView } from './views/steering';
+import { featuresView } from './views/features';
 
 register(predict, attribution, lens, attention, patching, probes);
+register(featuresView(promptEl));
 register(steeringView({ prompt: () => promptEl.value, model: () => modelEl.value }));
 // Saved runs stays the last tab.
 register(runsView);
