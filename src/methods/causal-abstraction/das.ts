@@ -17,7 +17,7 @@ import type { HookedTransformer, ObjectiveTerm } from '../../models/hooked.js';
 import { Rng } from '../../rng.js';
 import { AlignmentTask, CounterfactualExample, counterfactualData, interchangeAccuracy } from './iia.js';
 import type { Subspace } from './interchange.js';
-import { orthogonalityError, rotate, RotationParams } from './rotation.js';
+import { householderVectors, orthogonalityError, principalFrame, rotate, RotationParams } from './rotation.js';
 
 /** Where DAS looks: a hook, one position (negative: from the end) and, for per-head hooks, one head. */
 export interface DasLocation {
@@ -41,12 +41,18 @@ export interface DasOptions extends DasLocation {
   /** Passes over the training examples (default 20). */
   epochs?: number;
   batchSize?: number;
-  /** Adam learning rate (default 0.02). */
+  /** Adam learning rate (default 0.02; a random start needs ~0.3). */
   lr?: number;
   /** Boundless: temperature from `start` to `end`, geometrically (default 1 → 0.01). */
   temperature?: { start: number; end: number };
-  /** Boundless: loss per interchanged dimension, as a fraction of k (default 0.05), so the boundary shrinks to what the variable needs. */
+  /** Boundless: loss per interchanged dimension (default 0.02), so the boundary shrinks to what the variable needs. */
   boundaryPenalty?: number;
+  /**
+   * The starting frame: 'random' (Householder vectors drawn from a normal, as in the DAS paper) or
+   * 'pca' (the top-k principal directions of source − base activations on the training pairs:
+   * where interchanges move the activation most, so training starts near the answer). Default 'pca'.
+   */
+  init?: 'random' | 'pca';
   seed?: number;
   onProgress?: (step: number, steps: number, loss: number) => void;
 }
@@ -66,7 +72,7 @@ export interface DasResult {
   /** max |QᵀQ − I| of the learned frame (float32). */
   orthogonality: number;
   losses: number[];
-  settings: { k: number; boundless: boolean; epochs: number; batchSize: number; lr: number; temperature?: { start: number; end: number }; boundaryPenalty?: number; train: number; test: number };
+  settings: { k: number; init: 'random' | 'pca'; boundless: boolean; epochs: number; batchSize: number; lr: number; temperature?: { start: number; end: number }; boundaryPenalty?: number; train: number; test: number };
   seed: number;
 }
 
@@ -121,7 +127,7 @@ export async function das(model: HookedTransformer, opts: DasOptions): Promise<D
   const lr = opts.lr ?? 0.02;
   const seed = opts.seed ?? 0;
   const temperature = boundless ? opts.temperature ?? { start: 1, end: 0.01 } : undefined;
-  const boundaryPenalty = boundless ? opts.boundaryPenalty ?? 0.05 : undefined;
+  const boundaryPenalty = boundless ? opts.boundaryPenalty ?? 0.02 : undefined;
   for (const [name, v] of [['epochs', epochs], ['batchSize', batchSize]] as const) if (!Number.isInteger(v) || v < 1) throw new LanternError(`${name} must be a positive integer, got ${v}`);
   if (!(lr > 0)) throw new LanternError(`lr must be positive, got ${lr}`);
   if (temperature && !(temperature.start > 0 && temperature.end > 0)) throw new LanternError('temperatures must be positive');
@@ -138,6 +144,9 @@ export async function das(model: HookedTransformer, opts: DasOptions): Promise<D
     dim, k, boundary: boundless ? k / 2 : 1e6, temperature: temperature?.start ?? 1,
     v: Float64Array.from({ length: k * dim }, () => rng.normal()),
   };
+  const init = opts.init ?? 'pca';
+  if (init !== 'random' && init !== 'pca') throw new LanternError(`init must be 'random' or 'pca', got '${init}'`);
+  if (init === 'pca') params.v = householderVectors(principalFrame(x.map((xi, i) => s[i] - xi), dim, k), dim, k);
   const adam = { m: new Float64Array(k * dim + 1), v: new Float64Array(k * dim + 1), t: 0 };
   const n = bases.length;
   const stepsPerEpoch = Math.ceil(n / batchSize);
@@ -171,11 +180,12 @@ export async function das(model: HookedTransformer, opts: DasOptions): Promise<D
       const grad = new Float64Array(k * dim + 1);
       grad.set(bwd.dv!);
       if (boundless) {
-        loss += boundaryPenalty! * params.boundary / k;
-        grad[k * dim] = bwd.dboundary! + boundaryPenalty! / k;
+        loss += boundaryPenalty! * params.boundary;
+        grad[k * dim] = bwd.dboundary! + boundaryPenalty!;
       }
       losses.push(loss);
-      adamStep(params, grad, adam, lr, boundless);
+      // The rate falls linearly to a tenth over training: large early steps find the subspace, small late ones settle it.
+      adamStep(params, grad, adam, lr * (1 - 0.9 * step / Math.max(1, steps - 1)), boundless);
       opts.onProgress?.(step + 1, steps, loss);
     }
   }
@@ -198,7 +208,7 @@ export async function das(model: HookedTransformer, opts: DasOptions): Promise<D
     subspace,
     orthogonality: orthogonalityError(frame32, dim, k),
     losses,
-    settings: { k, boundless, epochs, batchSize, lr, temperature, boundaryPenalty, train: opts.train.length, test: opts.test.length },
+    settings: { k, init, boundless, epochs, batchSize, lr, temperature, boundaryPenalty, train: opts.train.length, test: opts.test.length },
     seed,
   };
 }
@@ -228,7 +238,7 @@ function adamStep(p: RotationParams, grad: Float64Array, st: { m: Float64Array; 
   for (let i = 0; i < upto; i++) {
     st.m[i] = b1 * st.m[i] + (1 - b1) * grad[i];
     st.v[i] = b2 * st.v[i] + (1 - b2) * grad[i] * grad[i];
-    const stepSize = (i === n ? 50 : 1) * lr * (st.m[i] / c1) / (Math.sqrt(st.v[i] / c2) + eps);
+    const stepSize = (i === n ? 10 : 1) * lr * (st.m[i] / c1) / (Math.sqrt(st.v[i] / c2) + eps);
     if (i < n) p.v[i] -= stepSize;
     else p.boundary = Math.min(p.k, Math.max(0.5, p.boundary - stepSize));
   }

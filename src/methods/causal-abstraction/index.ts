@@ -17,4 +17,4 @@ export { rotate, orthogonalityError } from './rotation.js';
 export type { RotationParams, RotationPass } from './rotation.js';
 export { causalScrub, checkHypothesis } from './scrubbing.js';
 export type { Hypothesis, HypothesisNode, ScrubOptions, ScrubResult } from './scrubbing.js';
-export { ioiTask, ioiExamples } from './tasks.js';
+export { ioiTask, ioiExamples, inductionTask } from './tasks.js';

@@ -15,6 +15,8 @@ import { Graph, Value } from '../../engine/graph/ir.js';
 import { gradients } from '../../engine/autodiff/grad.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { Executor } from '../../engine/runtime/executor.js';
+import { EVD, Matrix } from 'ml-matrix';
+import { orthonormalRows } from './interchange.js';
 
 function frame(g: Graph, v: Value, dim: number, k: number): Value {
   const eye = new Float64Array(dim * k);
@@ -113,4 +115,55 @@ export function orthogonalityError(q: ArrayLike<number>, dim: number, k: number)
     }
   }
   return worst;
+}
+
+/**
+ * Householder vectors [k, dim] whose product's first k columns span the same subspace as the
+ * orthonormal columns of `frame` [dim, k] (row-major): Householder QR of the frame, whose R is
+ * diagonal ±1 because the columns are orthonormal.
+ */
+export function householderVectors(frame: Float64Array, dim: number, k: number): Float64Array {
+  const a = Float64Array.from(frame);
+  const vs = new Float64Array(k * dim);
+  for (let j = 0; j < k; j++) {
+    const v = vs.subarray(j * dim, (j + 1) * dim);
+    let norm = 0;
+    for (let t = j; t < dim; t++) norm += a[t * k + j] ** 2;
+    norm = Math.sqrt(norm);
+    for (let t = j; t < dim; t++) v[t] = a[t * k + j];
+    v[j] += (a[j * k + j] >= 0 ? 1 : -1) * norm;
+    const n2 = v.reduce((s, x) => s + x * x, 0);
+    for (let c = 0; c < k; c++) {
+      let dot = 0;
+      for (let t = j; t < dim; t++) dot += v[t] * a[t * k + c];
+      for (let t = j; t < dim; t++) a[t * k + c] -= (2 * v[t] * dot) / n2;
+    }
+  }
+  return vs;
+}
+
+/**
+ * The top-k principal directions of the rows of `diff` ([n, dim]: source minus base activations),
+ * as an orthonormal frame [dim, k]: where interchanges move the activation most, a starting point
+ * for DAS. Directions beyond the data's rank are completed with standard basis vectors.
+ */
+export function principalFrame(diff: Float32Array, dim: number, k: number): Float64Array {
+  const n = diff.length / dim;
+  const cov = new Matrix(dim, dim);
+  for (let r = 0; r < n; r++) {
+    const row = diff.subarray(r * dim, (r + 1) * dim);
+    for (let i = 0; i < dim; i++) {
+      if (row[i] === 0) continue;
+      for (let j = 0; j < dim; j++) cov.set(i, j, cov.get(i, j) + row[i] * row[j]);
+    }
+  }
+  const evd = new EVD(cov, { assumeSymmetric: true });
+  const order = evd.realEigenvalues.map((e, i) => [e, i]).sort((x, y) => y[0] - x[0]).map(([, i]) => i);
+  const vecs = evd.eigenvectorMatrix;
+  const basis: number[] = [];
+  for (let c = 0; c < k; c++) for (let t = 0; t < dim; t++) basis.push(vecs.get(t, order[c]));
+  const rows = orthonormalRows({ basis, k, dim }, 'principal frame');
+  const frame = new Float64Array(dim * k);
+  for (let c = 0; c < k; c++) for (let t = 0; t < dim; t++) frame[t * k + c] = rows[c * dim + t];
+  return frame;
 }

@@ -2,9 +2,9 @@
  * Ready-made alignment tasks whose high-level variables a planted model computes at known places,
  * for checking causal-abstraction methods and for the guide.
  */
-import { IOI_NAMES, IOI_TEMPLATES } from '../../models/planted/index.js';
+import { IOI_NAMES, IOI_TEMPLATES, LETTER_IDS } from '../../models/planted/index.js';
 import { Rng } from '../../rng.js';
-import { CausalInput, CausalModel } from './causal-model.js';
+import { CausalInput, CausalModel, CausalValue } from './causal-model.js';
 import type { AlignmentTask, CounterfactualExample } from './iia.js';
 
 /**
@@ -28,11 +28,13 @@ export function ioiTask(): AlignmentTask {
 /**
  * IOI examples for interchanging S: a random base, and a source with the same two names (in
  * either order, any template) whose subject is the base's indirect object, so the counterfactual
- * answer (the base's subject) always differs from the base's.
+ * answer (the base's subject) always differs from the base's. `names` draws from the first few
+ * names only, so S spans fewer dimensions (names − 1).
  */
-export function ioiExamples(n: number, seed = 0): CounterfactualExample[] {
+export function ioiExamples(n: number, seed = 0, opts: { names?: number } = {}): CounterfactualExample[] {
   const rng = new Rng(seed);
-  const draw = () => IOI_NAMES[rng.int(IOI_NAMES.length)].id;
+  const names = Math.max(2, Math.min(IOI_NAMES.length, opts.names ?? IOI_NAMES.length));
+  const draw = () => IOI_NAMES[rng.int(names)].id;
   return Array.from({ length: n }, () => {
     const x = draw();
     let y = draw();
@@ -42,4 +44,31 @@ export function ioiExamples(n: number, seed = 0): CounterfactualExample[] {
     const source = { template: rng.int(IOI_TEMPLATES.length), ...order(x, y), s: x };
     return { base, sources: [source] };
   });
+}
+
+/**
+ * Induction as a causal model: an input is a seed that draws `half` distinct letters s_0 … s_{half-1};
+ * the prompt is them followed by s_0 … s_{repeat-1}, and the answer is s_{repeat}. Variables:
+ * `prev` (the previous token at every position: the whole sequence, which the previous-token head
+ * writes) and `next` (the answer, which the induction head writes at the last position).
+ */
+export function inductionTask(opts: { half?: number; repeat?: number } = {}): AlignmentTask {
+  const half = opts.half ?? 8;
+  const repeat = opts.repeat ?? 5;
+  const letters = (seed: CausalValue) => {
+    const rng = new Rng(Number(seed));
+    const pick: number[] = [];
+    while (pick.length < half) { const t = LETTER_IDS[rng.int(LETTER_IDS.length)]; if (!pick.includes(t)) pick.push(t); }
+    return pick;
+  };
+  const causalModel = new CausalModel({
+    inputs: ['seed'],
+    variables: {
+      prev: { parents: ['seed'], compute: (seed) => letters(seed).join(',') },
+      next: { parents: ['prev'], compute: (prev) => Number(String(prev).split(',')[repeat]) },
+    },
+    output: 'next',
+  });
+  const tokens = (input: CausalInput) => { const s = letters(input.seed); return [...s, ...s.slice(0, repeat)]; };
+  return { causalModel, tokens, answer: (v) => Number(v), candidates: [...LETTER_IDS] };
 }
