@@ -150,7 +150,7 @@ export function encodePre(g: Graph, cfg: SaeConfig, x: Value, p: SaeParams): { s
 export function saeForward(g: Graph, cfg: SaeConfig, x: Value, p: SaeParams): SaeForward {
   const { pre, output } = encodePre(g, cfg, x, p);
   let acts: Value;
-  let decodeScale: Value | undefined;
+  let W_dec = p.W_dec;
   switch (cfg.architecture) {
     case 'standard':
     case 'transcoder':
@@ -161,7 +161,9 @@ export function saeForward(g: Graph, cfg: SaeConfig, x: Value, p: SaeParams): Sa
       if (cfg.rescaleActsByDecoderNorm) {
         const norms = decoderNorms(g, p.W_dec);
         ranked = g.mul(pre, norms);
-        decodeScale = g.div(g.scalar(1), norms);
+        // acts / norms @ W_dec, as acts @ (W_dec / norms): ORT rejected the first form's graph
+        // when the activations were also an output.
+        W_dec = g.div(p.W_dec, g.unsqueeze(norms, [1]));
       }
       acts = g.mul(relu(g, ranked), topKMask(g, ranked, cfg.k!));
       break;
@@ -172,7 +174,7 @@ export function saeForward(g: Graph, cfg: SaeConfig, x: Value, p: SaeParams): Sa
       acts = g.mul(relu(g, pre), g.cast(g.greater(pre, p.threshold), 'float32'));
       break;
   }
-  const recons = g.add(g.matmul(decodeScale ? g.mul(acts, decodeScale) : acts, p.W_dec), p.b_dec);
+  const recons = g.add(g.matmul(acts, W_dec), p.b_dec);
   return { sae_input: x, acts_pre: pre, acts_post: acts, recons, out: output(recons) };
 }
 
