@@ -41,8 +41,10 @@ export * as circuits from './methods/circuits/index.js';
 export * as blackbox from './methods/blackbox/index.js';
 export * as heads from './methods/heads/index.js';
 export * as neurons from './methods/neurons/index.js';
+export * as features from './methods/features/index.js';
 export * as representations from './methods/representations/index.js';
 export * as steering from './methods/steering/index.js';
+export * as causal from './methods/causal-abstraction/index.js';
 export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';
 export type {
   LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, HttpBackendOptions, HttpEvent, HttpApi,

@@ -118,6 +118,22 @@ describe('hook callbacks and sampling in generation', () => {
     expect(viaCallback.tokens).toEqual(declarative.tokens);
   });
 
+  it('rows that stop early leave the batch; the others still equal recomputation of each prompt alone', async () => {
+    // Three prompts of different lengths (padding gaps in the cache of the two shorter); the stop
+    // token is one the middle row draws early, so that row leaves while the others go on.
+    const prompts = [PROMPT, SHORT, [13, 262, 464, 290, 11, 318, 339]];
+    const refs = await Promise.all(prompts.map((p) => greedyByRecomputation(model, p, STEPS)));
+    const stopToken = refs[1].tokens[2];
+    const cut = (tokens: number[]) => (tokens.includes(stopToken) ? tokens.slice(0, tokens.indexOf(stopToken)) : tokens);
+    const got = await generateBatch(model, prompts, { temperature: 0, maxNewTokens: STEPS, stopTokens: [stopToken], returnLogits: true });
+    got.forEach((g, b) => {
+      expect(g.tokens).toEqual(cut(refs[b].tokens));
+      g.logits!.forEach((row, i) => expect(rel(row, refs[b].logits[i])).toBeLessThan(1e-4));
+    });
+    expect(got[1].finishReason).toBe('stop');
+    expect(got[1].tokens.length).toBeLessThan(Math.max(got[0].tokens.length, got[2].tokens.length));
+  });
+
   it('sampled rows of a batch equal each prompt alone with seed + row, cached or not; the stream yields the same tokens', async () => {
     const opts = { temperature: 1.3, topK: 0, topP: 0.95, minP: 0.01, repetitionPenalty: 1.2, maxNewTokens: 8, stopTokens: [], seed: 7 };
     const batch = await generateBatch(model, [PROMPT, SHORT], opts);

@@ -18,6 +18,8 @@
  * representations (representations.ts): harvesting one hook / batched forwards (tokens/s), >= 0.8,
  * and a logistic probe fit on 10,000 x 768 / a forward over 10,000 prompts, <= 1;
  * steering (steering.ts): generation with a vector added at one layer / without, <= 1.1;
+ * feature dashboards (features.ts): dashboards / forwards + encodes over 200k tokens, <= 1.5, and
+ * peak RSS over 1M / 200k tokens, <= 1.25,
  * and black-box attribution over HTTP (backends.ts):
  *   - word leave-one-out + faithfulness over 50 words, sequential / concurrency 4 + cache, >= 2
  * then the model families' bars (family.ts) and generation's (generation.ts).
@@ -182,6 +184,11 @@ async function main() {
     await headsBench(report, fileURLToPath(import.meta.url));
     process.exit(0);
   }
+  if (process.argv[2] === '--features-memory') return (await import('./features.js')).featuresMemoryChild(Number(process.argv[3]));
+  if (process.argv[2] === '--features') { // only the feature-dashboard bars: npm run bench -- --features [tokens]
+    await (await import('./features.js')).featuresBench(report, fileURLToPath(import.meta.url), process.argv[3] ? Number(process.argv[3]) : undefined);
+    process.exit(0);
+  }
   if (process.argv[2] === '--representations') { // npm run bench -- --representations [prompts]
     const { representationsBench } = await import('./representations.js');
     await representationsBench(report, process.argv[3] ? Number(process.argv[3]) : undefined);
@@ -236,6 +243,7 @@ async function main() {
   await headsBench(report, fileURLToPath(import.meta.url));
   await (await import('./representations.js')).representationsBench(report);
   await (await import('./steering.js')).steeringBench(report);
+  await (await import('./features.js')).featuresBench(report, fileURLToPath(import.meta.url));
   const failed = rows.filter((r) => !r.ok);
   console.log(`\n${rows.length - failed.length} of ${rows.length} bars met${failed.length ? `; missed: ${failed.map((r) => r.name).join('; ')}` : ''}`);
   process.exit(0);

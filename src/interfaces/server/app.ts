@@ -23,6 +23,7 @@ import { describeFamily } from '../../methods/options.js';
 import { checkLimits, DEFAULT_LIMITS, WorkLimitError, WorkLimits } from './limits.js';
 import { ModelRegistry } from './models.js';
 import { openAICompat, servedId } from './openai-compat.js';
+import { featuresApi } from './features.js';
 import { CancelledError, ComputeQueue, Job, JobExecutor } from './queue.js';
 import { ATTRIBUTION_SETTINGS } from '../../methods/attribution/options.js';
 import { METHODS } from '../../methods/attribution/index.js';
@@ -347,6 +348,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   }
   await app.register(steeringRoutes, { models });
   for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
+  await app.register(featuresApi, { dir: path.join(dataDir, 'dashboards') });
 
   const webDir = opts.webDir ?? DEFAULT_WEB_DIR;
   if (fs.existsSync(path.join(webDir, 'index.html'))) {

@@ -1,0 +1,31 @@
+/**
+ * The Workbench's views, in tab order. Each view lives in its own file under views/ and is added
+ * with one `register` line in main.ts.
+ */
+import { $, View } from './ui';
+
+export const views: View[] = [];
+
+export function register(...vs: View[]): void {
+  views.push(...vs);
+}
+
+/** The view that draws runs of this kind. */
+export function viewForKind(kind: string): View | undefined {
+  return views.find((v) => v.kind === kind);
+}
+
+let currentView: View | undefined;
+export const current = (): View => currentView ?? views[0];
+
+export function showView(v: View): void {
+  currentView = v;
+  for (const x of views) {
+    x.panel.hidden = x !== v;
+    const tab = $(`#tab-${x.id}`);
+    tab.setAttribute('aria-selected', String(x === v));
+    tab.tabIndex = x === v ? 0 : -1;
+  }
+  history.replaceState(null, '', `#${v.id}`);
+  v.onShow?.();
+}
