@@ -39,6 +39,18 @@ describe('lantern steer and ablate-direction', () => {
     expect(out).toMatchObject({ method: 'ablate-direction', savedWeights: dir, seed: 0 });
   });
 
+  it('safety --json: the library\'s analysis of the sample, with model, data hash, seed and settings', async () => {
+    const r = await runLantern(['safety', '--data', 'builtin:harmful-harmless', '-m', model, '--top', '3', '--json'], tmp);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    const want = await S.safetyAnalysis(await loadModel(model), S.harmfulHarmlessSample().examples, { topK: 3 });
+    expect(out).toMatchObject({ method: 'safety-analysis', datasetHash: want.datasetHash, seed: 0, settings: { kind: 'mass-mean', chat: false, topK: 3 } });
+    expect(out.layers.map((l: S.SafetyLayer) => [l.hook, l.test.accuracy, l.promoted.map((t) => t.id)])).toEqual(want.layers.map((l) => [l.hook, l.test.accuracy, l.promoted.map((t) => t.id)]));
+    const single = path.join(tmp, 'one-class.jsonl');
+    fs.writeFileSync(single, ['a', 'b', 'c', 'd'].map((t) => JSON.stringify({ text: t, label: 1 })).join('\n') + '\n');
+    expectOneLineError(await runLantern(['safety', '--data', single, '-m', model], tmp), /single class|one class|two classes/i, 'single class');
+  });
+
   it('bad input: one line each', async () => {
     const base = ['steer', 'x', '-m', model];
     expectOneLineError(await runLantern([...base, '--positive', 'a', '--negative', 'b', '--coef', 'Infinity'], tmp), /--coef must be a finite number, got 'Infinity'/, 'coef');

@@ -22,6 +22,7 @@ import { headsCommand } from './heads.js';
 import { neuronsCommand } from './neurons.js';
 import { activationsCommand, probeCommand } from './representations.js';
 import { ablateDirectionCommand, steerCommand } from './steer.js';
+import { safetyCommand } from './safety.js';
 import { featuresCommand } from './features.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
@@ -59,6 +60,7 @@ activationsCommand(program);
 probeCommand(program);
 steerCommand(program);
 ablateDirectionCommand(program);
+safetyCommand(program);
 featuresCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
