@@ -24,6 +24,7 @@ import { activationsCommand, probeCommand } from './representations.js';
 import { ablateDirectionCommand, steerCommand } from './steer.js';
 import { safetyCommand } from './safety.js';
 import { featuresCommand } from './features.js';
+import { saeCommand } from './sae.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -62,6 +63,7 @@ steerCommand(program);
 ablateDirectionCommand(program);
 safetyCommand(program);
 featuresCommand(program);
+saeCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -111,7 +111,7 @@ export class ModelSource implements ActivationSource {
   private readonly skip: number;
   private readonly windows: number;
 
-  constructor(readonly model: HookedTransformer, readonly tokens: Uint16Array | number[], readonly opts: ModelSourceOptions) {
+  constructor(readonly model: HookedTransformer, readonly tokens: ArrayLike<number>, readonly opts: ModelSourceOptions) {
     this.context = opts.context ?? Math.min(128, model.cfg.nCtx);
     this.perForward = opts.windowsPerForward ?? 8;
     this.skip = opts.skipPositions ?? 0;
@@ -127,7 +127,7 @@ export class ModelSource implements ActivationSource {
     const batch: number[][] = [];
     for (let b = 0; b < this.perForward; b++) {
       const w = (this.window + b) % this.windows;
-      batch.push(Array.from(this.tokens.slice(w * this.context, (w + 1) * this.context)));
+      batch.push(Array.from({ length: this.context }, (_, i) => this.tokens[w * this.context + i]));
     }
     this.window = (this.window + this.perForward) % this.windows;
     const hooks = [this.opts.hook, ...(this.opts.hookOut ? [this.opts.hookOut] : [])];
