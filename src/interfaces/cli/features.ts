@@ -96,12 +96,6 @@ function parseFeatureList(spec: string, size: number): number[] {
   return out;
 }
 
-/** The model a dashboard folder was built on, checked to be the same as when it was built. */
-async function modelFor(index: DashboardIndex, override?: string): Promise<HookedTransformer> {
-  const model = await loadModel(override ?? index.model, { progress: process.stderr.isTTY });
-  return model;
-}
-
 function readPrompts(file?: string): Partial<ExplainPrompts> {
   if (!file) return {};
   if (!fs.existsSync(file)) throw new LanternError(`--prompts file not found: ${file}`);
@@ -227,7 +221,7 @@ export function featuresCommand(program: Command): void {
       if (opts.json) assertWritable(opts.json, '--json');
       const index = readDashboardIndex(opts.dashboards);
       const d = readDashboard(opts.dashboards, opts.feature, index);
-      const model = await modelFor(index);
+      const model = await loadModel(index.model, { progress: process.stderr.isTTY });
       const source = await openSource(model, sourceSpec(index));
       const backend = await openWith(opts.backend, opts);
       const r = await sascDashboard(backend, model, source, d, index.random, { candidates: opts.candidates, texts: opts.texts, seed: opts.seed, prompts: readPrompts(opts.prompts) });
