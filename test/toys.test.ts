@@ -19,6 +19,7 @@ import {
 import {
   fourierBasis, frequencyShares, keyFrequencies, keyFrequencyComponent, neuronFrequencies, restrictedExcludedLoss,
 } from '../src/methods/toys/fourier.js';
+import { cyclicProduct, irrepShares, permutations, symmetricGroup, trainUniversality } from '../src/methods/toys/universality.js';
 import { grokkingForward, initGrokking, GROKKING_DEFAULTS, pairLossAccuracy, grokkingSplit } from '../src/methods/toys/grokking.js';
 
 const close = (a: number, b: number, tol: number) => expect(Math.abs(a - b)).toBeLessThanOrEqual(tol);
@@ -182,4 +183,62 @@ describe('grokking', () => {
     expect(train.length).toBe(Math.round(0.3 * 113 * 113));
     expect(new Set([...train, ...test]).size).toBe(113 * 113);
   });
+});
+
+describe('universality', () => {
+  const groups = [symmetricGroup(4), symmetricGroup(5), cyclicProduct(6, 4), cyclicProduct(7)];
+
+  it('the groups are groups, and their characters are orthonormal with Σ d² = |G|', () => {
+    for (const G of groups) {
+      const N = G.order;
+      const e = G.inverse[0] === undefined ? -1 : G.mul[0][G.inverse[0]];
+      for (let a = 0; a < N; a++) {
+        expect(G.mul[a][G.inverse[a]]).toBe(e);
+        for (let b = 0; b < N; b += 7) for (let c = 0; c < N; c += 5) expect(G.mul[G.mul[a][b]][c]).toBe(G.mul[a][G.mul[b][c]]);
+      }
+      // ⟨χ_i, χ_j⟩ = δ_ij for complex irreps; a real irrep made of a conjugate pair has ⟨χ, χ⟩ = 2.
+      for (const r of G.irreps) for (const t of G.irreps) {
+        const ip = r.character.reduce((s2, x, g) => s2 + x * t.character[g], 0) / N;
+        const self = r.character[e] / r.dim; // 2 for a merged pair, 1 otherwise
+        close(ip, r === t ? self : 0, 1e-9);
+      }
+      close(G.irreps.reduce((s2, r) => s2 + r.dim * r.character[e], 0), N, 1e-9);
+    }
+  });
+
+  it('planted functions land in their irreps: permutation matrices in the standard rep, sign in sign, a 2-D character in its own', () => {
+    const S5 = groups[1];
+    const perms = permutations(5);
+    const P = new Float64Array(120 * 25);
+    perms.forEach((p, g) => p.forEach((img, i) => { P[g * 25 + img * 5 + i] = 1; }));
+    close(irrepShares(S5, P, 25)['[4,1]'], 1, 1e-9); // permutation rep = trivial ⊕ standard; centring removes the trivial part
+    const sign = S5.irreps.find((r) => r.name === '[1,1,1,1,1]')!.character;
+    const mixed = new Float64Array(120 * 2);
+    for (let g = 0; g < 120; g++) { mixed[g * 2] = sign[g]; mixed[g * 2 + 1] = 0; }
+    close(irrepShares(S5, mixed, 2)['[1,1,1,1,1]'], 1, 1e-9);
+    const Z = groups[2];
+    const f = new Float64Array(24 * 2);
+    for (let i = 0; i < 24; i++) {
+      const [x, y] = [Math.floor(i / 4), i % 4];
+      f[i * 2] = Math.cos(2 * Math.PI * (x / 6 + (3 * y) / 4)); // character (1, 3)
+      f[i * 2 + 1] = 3 * Math.sin(2 * Math.PI * (2 * x / 6)); // character (2, 0)
+    }
+    const shares = irrepShares(Z, f, 2);
+    // squared norms: cos over 24 elements 12, 9 sin² over 24 elements 108
+    close(shares['(1,3)'] ?? shares['(5,1)'], 12 / 120, 1e-9);
+    close(shares['(2,0)'] ?? shares['(4,0)'], 108 / 120, 1e-9);
+    // Every function splits completely: shares sum to 1 (the trivial irrep holds the mean, removed).
+    const rng = new Rng(8);
+    const noise = new Float64Array(120 * 3).map(() => rng.normal());
+    close(Object.values(irrepShares(S5, noise, 3)).reduce((a, b) => a + b, 0), 1, 1e-9);
+  });
+
+  it('a network trained on Z_5 × Z_? generalises through the irreps it learned', async () => {
+    const r = await trainUniversality({ group: 'Z7xZ3', hidden: 48, trainFraction: 0.6, steps: 600, lr: 3e-3, weightDecay: 1, seed: 1 });
+    expect(r.trainAccuracy).toBe(1);
+    expect(r.testAccuracy).toBeGreaterThan(0.95);
+    const learnedShare = r.learned.reduce((a, l) => a + l.share, 0);
+    expect(learnedShare).toBeGreaterThan(0.8);
+    expect(r.learned.length).toBeLessThan(cyclicProduct(7, 3).irreps.length - 1);
+  }, 60_000);
 });

@@ -21,6 +21,7 @@ import { exportControlVectorCommand, exportGgufCommand } from './export-gguf.js'
 import { headsCommand } from './heads.js';
 import { neuronsCommand } from './neurons.js';
 import { activationsCommand, probeCommand } from './representations.js';
+import { toyCommand } from './toy.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -55,6 +56,7 @@ headsCommand(program);
 neuronsCommand(program);
 activationsCommand(program);
 probeCommand(program);
+toyCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
