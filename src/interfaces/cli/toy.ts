@@ -227,7 +227,8 @@ function universalityCommand(toy: Command): void {
         console.log(`learned: ${r.learned.map((l) => `${l.name} (${(100 * l.share).toFixed(0)}%)`).join(', ') || 'none above the threshold'}`);
       }
       if (o.plots) await writePlots(o.plots, { 'irreps.svg': () => sharesSvg(Object.entries(r.shares.unembed).map(([name, share]) => ({ name, share, key: r.learned.some((l) => l.name === name) })), { title: `Unembedding by irrep (${o.group})`, xLabel: 'irrep' }) });
-      writeJson(o.json, { ...r, seed: o.seed });
+      const { weights: _w, ...saved } = r;
+      writeJson(o.json, { ...saved, seed: o.seed });
     });
 }
 

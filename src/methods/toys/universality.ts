@@ -185,6 +185,8 @@ export interface UniversalityResult {
   shares: { left: Record<string, number>; right: Record<string, number>; unembed: Record<string, number> };
   /** Irreps holding at least LEARNED_SHARE of the unembedding's variance, largest first, with their dimensions. */
   learned: { name: string; dim: number; share: number }[];
+  /** The trained parameters: E_left, E_right [|G|, hidden], bias [hidden], W_U [hidden, |G|]. */
+  weights: Record<string, Float32Array>;
 }
 
 /** An irrep counts as learned when it holds at least this share of the unembedding's variance. */
@@ -258,7 +260,7 @@ export async function trainUniversality(s: UniversalitySettings, onProgress?: (s
     };
     const learned = G.irreps.map((r) => ({ name: r.name, dim: r.dim, share: shares.unembed[r.name] }))
       .filter((r) => r.share >= LEARNED_SHARE).sort((x, y) => y.share - x.share);
-    return { method: 'toy-universality', settings: s, trainAccuracy, testAccuracy, shares, learned };
+    return { method: 'toy-universality', settings: s, trainAccuracy, testAccuracy, shares, learned, weights: Object.fromEntries(Object.entries(w).map(([n, t]) => [n, t.f32])) };
   } finally {
     await trainer.close();
   }
