@@ -22,6 +22,7 @@ import { headsCommand } from './heads.js';
 import { neuronsCommand } from './neurons.js';
 import { activationsCommand, probeCommand } from './representations.js';
 import { toyCommand } from './toy.js';
+import { sweepCommand } from './sweep.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -57,6 +58,7 @@ neuronsCommand(program);
 activationsCommand(program);
 probeCommand(program);
 toyCommand(program);
+sweepCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
