@@ -19,7 +19,9 @@ import {
 import {
   fourierBasis, frequencyShares, keyFrequencies, keyFrequencyComponent, neuronFrequencies, restrictedExcludedLoss,
 } from '../src/methods/toys/fourier.js';
-import { grokkingForward, initGrokking, GROKKING_DEFAULTS, pairLossAccuracy, grokkingSplit } from '../src/methods/toys/grokking.js';
+import { cyclicProduct, irrepShares, permutations, symmetricGroup, trainUniversality } from '../src/methods/toys/universality.js';
+import fs from 'node:fs';
+import { analyseGrokking, readGrokkingCheckpoint, grokkingForward, initGrokking, GROKKING_DEFAULTS, pairLossAccuracy, grokkingSplit } from '../src/methods/toys/grokking.js';
 
 const close = (a: number, b: number, tol: number) => expect(Math.abs(a - b)).toBeLessThanOrEqual(tol);
 
@@ -182,4 +184,106 @@ describe('grokking', () => {
     expect(train.length).toBe(Math.round(0.3 * 113 * 113));
     expect(new Set([...train, ...test]).size).toBe(113 * 113);
   });
+});
+
+describe('universality', () => {
+  const groups = [symmetricGroup(4), symmetricGroup(5), cyclicProduct(6, 4), cyclicProduct(7)];
+
+  it('the groups are groups, and their characters are orthonormal with Σ d² = |G|', () => {
+    for (const G of groups) {
+      const N = G.order;
+      const e = G.inverse[0] === undefined ? -1 : G.mul[0][G.inverse[0]];
+      for (let a = 0; a < N; a++) {
+        expect(G.mul[a][G.inverse[a]]).toBe(e);
+        for (let b = 0; b < N; b += 7) for (let c = 0; c < N; c += 5) expect(G.mul[G.mul[a][b]][c]).toBe(G.mul[a][G.mul[b][c]]);
+      }
+      // ⟨χ_i, χ_j⟩ = δ_ij for complex irreps; a real irrep made of a conjugate pair has ⟨χ, χ⟩ = 2.
+      for (const r of G.irreps) for (const t of G.irreps) {
+        const ip = r.character.reduce((s2, x, g) => s2 + x * t.character[g], 0) / N;
+        const self = r.character[e] / r.dim; // 2 for a merged pair, 1 otherwise
+        close(ip, r === t ? self : 0, 1e-9);
+      }
+      close(G.irreps.reduce((s2, r) => s2 + r.dim * r.character[e], 0), N, 1e-9);
+    }
+  });
+
+  it('planted functions land in their irreps: permutation matrices in the standard rep, sign in sign, a 2-D character in its own', () => {
+    const S5 = groups[1];
+    const perms = permutations(5);
+    const P = new Float64Array(120 * 25);
+    perms.forEach((p, g) => p.forEach((img, i) => { P[g * 25 + img * 5 + i] = 1; }));
+    close(irrepShares(S5, P, 25)['[4,1]'], 1, 1e-9); // permutation rep = trivial ⊕ standard; centring removes the trivial part
+    const sign = S5.irreps.find((r) => r.name === '[1,1,1,1,1]')!.character;
+    const mixed = new Float64Array(120 * 2);
+    for (let g = 0; g < 120; g++) { mixed[g * 2] = sign[g]; mixed[g * 2 + 1] = 0; }
+    close(irrepShares(S5, mixed, 2)['[1,1,1,1,1]'], 1, 1e-9);
+    const Z = groups[2];
+    const f = new Float64Array(24 * 2);
+    for (let i = 0; i < 24; i++) {
+      const [x, y] = [Math.floor(i / 4), i % 4];
+      f[i * 2] = Math.cos(2 * Math.PI * (x / 6 + (3 * y) / 4)); // character (1, 3)
+      f[i * 2 + 1] = 3 * Math.sin(2 * Math.PI * (2 * x / 6)); // character (2, 0)
+    }
+    const shares = irrepShares(Z, f, 2);
+    // squared norms: cos over 24 elements 12, 9 sin² over 24 elements 108
+    close(shares['(1,3)'] ?? shares['(5,1)'], 12 / 120, 1e-9);
+    close(shares['(2,0)'] ?? shares['(4,0)'], 108 / 120, 1e-9);
+    // Every function splits completely: shares sum to 1 (the trivial irrep holds the mean, removed).
+    const rng = new Rng(8);
+    const noise = new Float64Array(120 * 3).map(() => rng.normal());
+    close(Object.values(irrepShares(S5, noise, 3)).reduce((a, b) => a + b, 0), 1, 1e-9);
+  });
+
+  it('on trained weights, the character-based shares equal an explicit Fourier projection (Z6 × Z4)', async () => {
+    const r = await trainUniversality({ group: 'Z6xZ4', hidden: 16, trainFraction: 0.6, steps: 150, lr: 1e-2, weightDecay: 1, seed: 1 });
+    expect(r.trainAccuracy).toBeGreaterThan(0.25); // well above chance (1/24): the weights are structured, not initial noise
+    // Recompute the left embedding's shares by least squares on the real Fourier basis: cos and
+    // sin of 2π(kx/6 + ly/4) for each pair {(k, l), (−k, −l)} are orthogonal over the group.
+    const { E_left } = r.weights;
+    const explicit: Record<string, number> = {};
+    let total = 0;
+    const cols = 16;
+    const centred = Array.from({ length: cols }, (_, c) => {
+      const col = Array.from({ length: 24 }, (_, g) => E_left[g * cols + c]);
+      const mean = col.reduce((a, b) => a + b, 0) / 24;
+      return col.map((v) => v - mean);
+    });
+    for (const col of centred) total += col.reduce((a, v) => a + v * v, 0);
+    for (const irrep of cyclicProduct(6, 4).irreps) {
+      const [k, l] = irrep.name.slice(1, -1).split(',').map(Number);
+      let part = 0;
+      for (const fn of [Math.cos, Math.sin]) {
+        const basis = Array.from({ length: 24 }, (_, g) => fn(2 * Math.PI * (Math.floor(g / 4) * k / 6 + (g % 4) * l / 4)));
+        const norm = basis.reduce((a, v) => a + v * v, 0);
+        if (norm < 1e-9) continue; // sin of a real (±1) character vanishes
+        for (const col of centred) part += col.reduce((a, v, g) => a + v * basis[g], 0) ** 2 / norm;
+      }
+      explicit[irrep.name] = part / total;
+    }
+    for (const [name, share] of Object.entries(r.shares.left)) close(share, explicit[name], 1e-6);
+  }, 60_000);
+});
+
+describe('grokked checkpoint (fixtures/toys)', () => {
+  it('generalises through a few key frequencies: sparse embedding, neurons per frequency, restricted loss far below excluded', async () => {
+    const { params, settings } = readGrokkingCheckpoint('fixtures/toys/grokking-p113.safetensors');
+    expect(settings.p).toBe(113);
+    expect(settings.trainFraction).toBe(0.3);
+    const a = await analyseGrokking(params, settings);
+    expect(a.trainAccuracy).toBe(1);
+    expect(a.testAccuracy).toBeGreaterThanOrEqual(0.99);
+    // Sparse in frequency: at most 8 of 56 frequencies are key, and they hold over half the norm.
+    expect(a.keyFrequencies.length).toBeGreaterThanOrEqual(2);
+    expect(a.keyFrequencies.length).toBeLessThanOrEqual(8);
+    expect(a.keyShare).toBeGreaterThan(0.5);
+    // Every key frequency has its own cluster of neurons, and most neurons are one frequency's.
+    for (const n of Object.values(a.neuronsPerKeyFrequency)) expect(n).toBeGreaterThan(20);
+    expect(a.neuronsExplainedByKeys).toBeGreaterThan(0.5);
+    expect(a.restrictedLoss).toBeLessThan(0.1);
+    expect(a.excludedLoss).toBeGreaterThan(10 * a.restrictedLoss);
+    expect(a.excludedLoss).toBeGreaterThan(Math.log(113)); // worse than uniform on the training pairs
+    // The run's own curve: memorised long before it generalised.
+    const run = JSON.parse(fs.readFileSync('fixtures/toys/grokking-p113.json', 'utf8'));
+    expect(run.testSolvedAt).toBeGreaterThanOrEqual(4 * run.trainSolvedAt);
+  }, 60_000);
 });

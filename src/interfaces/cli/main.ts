@@ -25,6 +25,8 @@ import { ablateDirectionCommand, steerCommand } from './steer.js';
 import { safetyCommand } from './safety.js';
 import { featuresCommand } from './features.js';
 import { saeCommand } from './sae.js';
+import { toyCommand } from './toy.js';
+import { sweepCommand } from './sweep.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -64,6 +66,8 @@ ablateDirectionCommand(program);
 safetyCommand(program);
 featuresCommand(program);
 saeCommand(program);
+toyCommand(program);
+sweepCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

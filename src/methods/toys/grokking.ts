@@ -359,3 +359,12 @@ export async function grokkingProgress(folder: string, onCheckpoint?: (step: num
   }
   return { keyFrequencies: final.keyFrequencies, points };
 }
+
+/** Reads a checkpoint and the settings saved in its metadata. */
+export function readGrokkingCheckpoint(file: string): { params: GrokkingParams; settings: GrokkingSettings } {
+  if (!fs.existsSync(file)) throw new LanternError(`grokking checkpoint not found: ${file}`);
+  const meta = readSafetensorsHeader(file).metadata.settings;
+  if (!meta) throw new LanternError(`${file} has no grokking settings in its metadata (was it written by lantern toy grokking?)`);
+  const settings = { ...GROKKING_DEFAULTS, ...JSON.parse(meta) } as GrokkingSettings;
+  return { params: loadGrokkingParams(file, settings), settings };
+}
