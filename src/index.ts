@@ -42,6 +42,7 @@ export * as blackbox from './methods/blackbox/index.js';
 export * as heads from './methods/heads/index.js';
 export * as neurons from './methods/neurons/index.js';
 export * as representations from './methods/representations/index.js';
+export * as evaluation from './methods/evaluation/index.js';
 export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';
 export type {
   LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, HttpBackendOptions, HttpEvent, HttpApi,

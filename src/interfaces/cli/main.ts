@@ -21,6 +21,11 @@ import { exportControlVectorCommand, exportGgufCommand } from './export-gguf.js'
 import { headsCommand } from './heads.js';
 import { neuronsCommand } from './neurons.js';
 import { activationsCommand, probeCommand } from './representations.js';
+import { judgeCommand } from './judge.js';
+import { arenaCommand } from './arena.js';
+import { chainpollCommand } from './chainpoll.js';
+import { mcqCommand } from './mcq.js';
+import { selfExplainCommand } from './self-explain.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -55,6 +60,11 @@ headsCommand(program);
 neuronsCommand(program);
 activationsCommand(program);
 probeCommand(program);
+judgeCommand(program);
+arenaCommand(program);
+chainpollCommand(program);
+mcqCommand(program);
+selfExplainCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -292,7 +292,7 @@ export function arena(battles: Battle[], opts: ArenaOptions = {}): ArenaReport {
       model: m, rating: rating[m], lower: bounds[i].lower, upper: bounds[i].upper,
       rank: 1 + names.filter((_, j) => bounds[j].lower > bounds[i].upper).length,
       elo: elo[m], battles: mine.length, wins: w, losses: mine.length - w - t, ties: t,
-      expectedWinRate: n > 1 ? expected[p].reduce((s, v, j) => s + (j === p ? 0 : v), 0) / (n - 1) : NaN,
+      expectedWinRate: expected[p].reduce((s, v, j) => s + (j === p ? 0 : v), 0) / (n - 1),
     };
   });
   return { method: 'arena', settings, leaderboard, models, winRate, expected, counts, bootstrapSkipped: skipped };
