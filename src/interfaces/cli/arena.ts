@@ -1,5 +1,6 @@
 /** `lantern arena`: a leaderboard from battles — Bradley–Terry ratings with bootstrap intervals, online Elo, win rates. */
 import { Command, Option } from 'commander';
+import { LanternError } from '../../errors.js';
 import { arena, type ArenaReport } from '../../methods/evaluation/arena.js';
 import { loadBattles } from '../../methods/evaluation/data.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
@@ -26,13 +27,18 @@ export function arenaCommand(program: Command): void {
     .option('--bootstrap <n>', 'bootstrap resamples for the intervals (default 100)', nonNegativeInt('--bootstrap', 100000))
     .addOption(new Option('--seed <n>', 'seeds the bootstrap').default(0).argParser(nonNegativeInt('--seed', 0x7fffffff)))
     .option('--k <n>', 'online Elo step (default 4)', positiveInt('--k'))
+    .option('--pseudo-ties <n>', 'virtual ties between every two models that met (default 0): finite ratings when a model never won or never lost', (v) => {
+      const t = Number(v);
+      if (!Number.isFinite(t) || t < 0) throw new LanternError(`--pseudo-ties must be a number ≥ 0, got '${v}'`);
+      return t;
+    })
     .option('--json <file>', 'write the report as JSON')
     .option('--quiet', 'no progress line')
     .action(async (file: string, opts: Record<string, any>) => {
       if (opts.json) assertWritable(opts.json, '--json');
       const battles = await loadBattles(file);
       const progress = progressLine('bootstrap', Boolean(opts.quiet));
-      const r = arena(battles, { bootstrap: opts.bootstrap, seed: opts.seed, k: opts.k, progress: progress.tick });
+      const r = arena(battles, { bootstrap: opts.bootstrap, seed: opts.seed, k: opts.k, pseudoTies: opts.pseudoTies, progress: progress.tick });
       progress.end();
       printArena(r);
       writeReport(opts, r);

@@ -4,6 +4,7 @@ import { LanternError } from '../../errors.js';
 import { readRows } from '../../methods/representations/data.js';
 import { compareWithAttribution, selfExplain, SELF_EXPLANATION_KINDS, type SelfExplanationKind } from '../../methods/evaluation/selfexplain.js';
 import { LanternBackend } from '../../backends/lantern.js';
+import type { LanguageModelBackend } from '../../backends/types.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { backendOption, fmt, openSpec, progressLine, writeReport } from './eval-options.js';
 import { httpOptions } from './http-options.js';
@@ -50,7 +51,7 @@ export function selfExplainCommand(program: Command): void {
       }
       writeReport(opts, { ...r, attributionComparisons: comparisons });
     } finally {
-      await backend.close?.();
+      await (backend as LanguageModelBackend).close?.();
     }
   });
 }

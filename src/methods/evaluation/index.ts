@@ -25,5 +25,5 @@ export {
   selfExplain, compareWithAttribution, readLabel, redactWords, claimedWords, normWord, SENTIMENT_TASK, SELF_EXPLANATION_KINDS,
 } from './selfexplain.js';
 export type { ClassificationTask, SelfExplainOptions, SelfExplanationCheck, SelfExplainReport, SelfExplanationKind, ClaimComparison } from './selfexplain.js';
-export { loadQuestions, loadAnswers, loadBattles, loadHumanLabels, loadMcq, loadCompletions } from './data.js';
+export { SAMPLE_DATA, loadQuestions, loadAnswers, loadBattles, loadHumanLabels, loadMcq, loadCompletions } from './data.js';
 export { agreement, spearman, pearsonOrNull, ranks } from './stats.js';
