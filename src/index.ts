@@ -46,6 +46,7 @@ export * as representations from './methods/representations/index.js';
 export * as steering from './methods/steering/index.js';
 export * as causal from './methods/causal-abstraction/index.js';
 export * as sae from './methods/sae/index.js';
+export * as evaluation from './methods/evaluation/index.js';
 export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';
 export type {
   LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, HttpBackendOptions, HttpEvent, HttpApi,

@@ -39,6 +39,10 @@ describe('arena against the NumPy reference', () => {
     expect(() => arena([{ model_a: 'x', model_b: 'x', winner: 'tie' }])).toThrow(/against itself/);
     expect(() => bradleyTerry([{ model_a: 'x', model_b: 'y', winner: 'model_a' }, { model_a: 'x', model_b: 'y', winner: 'model_a' }])).toThrow(/'x' never lost or tied/);
     expect(() => battlesFromRows([{ a: 1 }], 'b.jsonl')).toThrow(/b.jsonl has no column 'model_a'/);
+    // One virtual tie between x and y: x has 2 + 0.5 wins against 0.5, so exp(θx − θy) = 5 and R_x − R_y = 400·log10(5).
+    const r = bradleyTerry([{ model_a: 'x', model_b: 'y', winner: 'model_a' }, { model_a: 'x', model_b: 'y', winner: 'model_a' }], { pseudoTies: 1 });
+    expect(r.x - r.y).toBeCloseTo(400 * Math.log10(5), 9);
+    expect(r.x + r.y).toBeCloseTo(2000, 9);
   });
 });
 

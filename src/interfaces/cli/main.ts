@@ -27,6 +27,11 @@ import { featuresCommand } from './features.js';
 import { saeCommand } from './sae.js';
 import { toyCommand } from './toy.js';
 import { sweepCommand } from './sweep.js';
+import { judgeCommand } from './judge.js';
+import { arenaCommand } from './arena.js';
+import { chainpollCommand } from './chainpoll.js';
+import { mcqCommand } from './mcq.js';
+import { selfExplainCommand } from './self-explain.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -68,6 +73,11 @@ featuresCommand(program);
 saeCommand(program);
 toyCommand(program);
 sweepCommand(program);
+judgeCommand(program);
+arenaCommand(program);
+chainpollCommand(program);
+mcqCommand(program);
+selfExplainCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -11,6 +11,8 @@
  *                  (one row and column per model), so a hand-written solver beats a dependency.
  *   intervals      percentile bootstrap over battles (resampled with replacement); a model's rank
  *                  is 1 + the number of models whose interval lies wholly above its own.
+ *                  With `pseudoTies`, that many virtual ties between every two models that met
+ *                  keep the ratings finite when a model never won or never lost.
  *   online Elo     one pass over the battles in order, K = 4 by default, ties scoring 0.5.
  *   win rates      the fraction of non-tied battles row beat column; and the expected win rate
  *                  between any two models from their Bradley–Terry ratings.
@@ -35,6 +37,12 @@ export interface ArenaOptions {
   k?: number;
   /** Interval coverage (default 0.95). */
   level?: number;
+  /**
+   * Virtual ties added between every two models that met (default 0). A model that never won (or
+   * never lost) has no finite maximum-likelihood rating; a few virtual ties act as a weak prior
+   * that pulls ratings together, making them finite. Chatbot Arena uses none.
+   */
+  pseudoTies?: number;
   /** Called after each bootstrap resample. */
   progress?: (done: number, total: number) => void;
 }
@@ -95,7 +103,7 @@ export function checkBattles(battles: Battle[]): string[] {
 }
 
 /** W[i][j]: wins of i over j, a tie counting half for each. */
-function winMatrix(battles: Battle[], index: Map<string, number>, n: number, pick?: Uint32Array): Float64Array {
+function winMatrix(battles: Battle[], index: Map<string, number>, n: number, pseudoTies: number, pick?: Uint32Array): Float64Array {
   const w = new Float64Array(n * n);
   const count = pick ? pick.length : battles.length;
   for (let t = 0; t < count; t++) {
@@ -107,6 +115,15 @@ function winMatrix(battles: Battle[], index: Map<string, number>, n: number, pic
     else {
       w[a * n + c] += 0.5;
       w[c * n + a] += 0.5;
+    }
+  }
+  if (pseudoTies > 0) {
+    for (let i = 0; i < n; i++) {
+      for (let j = i + 1; j < n; j++) {
+        if (w[i * n + j] + w[j * n + i] === 0) continue;
+        w[i * n + j] += pseudoTies / 2;
+        w[j * n + i] += pseudoTies / 2;
+      }
     }
   }
   return w;
@@ -187,11 +204,13 @@ function solve(a: Float64Array, b: Float64Array, n: number): Float64Array {
 }
 
 /** Bradley–Terry ratings by maximum likelihood (ties as half wins), by model name. */
-export function bradleyTerry(battles: Battle[], opts: Pick<ArenaOptions, 'scale' | 'base' | 'init'> = {}): Record<string, number> {
+export function bradleyTerry(battles: Battle[], opts: Pick<ArenaOptions, 'scale' | 'base' | 'init' | 'pseudoTies'> = {}): Record<string, number> {
   const models = checkBattles(battles);
   const index = new Map(models.map((m, i) => [m, i]));
-  const theta = fitLogStrengths(winMatrix(battles, index, models.length), models.length);
-  if (!theta) throw new LanternError(`the Bradley–Terry ratings are unbounded: ${unboundedWhy(battles, models)}`);
+  const pseudo = opts.pseudoTies ?? 0;
+  if (!(pseudo >= 0) || !Number.isFinite(pseudo)) throw new LanternError(`pseudoTies must be a number ≥ 0, got ${pseudo}`);
+  const theta = fitLogStrengths(winMatrix(battles, index, models.length, pseudo), models.length);
+  if (!theta) throw new LanternError(`the Bradley–Terry ratings are unbounded: ${unboundedWhy(battles, models)}; add a few virtual ties between models that met (pseudoTies, --pseudo-ties 1) for finite ratings`);
   const f = (opts.scale ?? 400) / Math.log(opts.base ?? 10);
   return Object.fromEntries(models.map((m, i) => [m, (opts.init ?? 1000) + f * theta[i]]));
 }
@@ -239,7 +258,7 @@ function quantile(sorted: number[], q: number): number {
 /** The full leaderboard: Bradley–Terry ratings with bootstrap intervals and ranks, online Elo, win-rate matrices. */
 export function arena(battles: Battle[], opts: ArenaOptions = {}): ArenaReport {
   const settings = {
-    bootstrap: opts.bootstrap ?? 100, seed: opts.seed ?? 0, scale: opts.scale ?? 400, base: opts.base ?? 10, init: opts.init ?? 1000, k: opts.k ?? 4, level: opts.level ?? 0.95,
+    bootstrap: opts.bootstrap ?? 100, seed: opts.seed ?? 0, pseudoTies: opts.pseudoTies ?? 0, scale: opts.scale ?? 400, base: opts.base ?? 10, init: opts.init ?? 1000, k: opts.k ?? 4, level: opts.level ?? 0.95,
   };
   if (!Number.isInteger(settings.bootstrap) || settings.bootstrap < 0) throw new LanternError(`bootstrap must be an integer ≥ 0, got ${settings.bootstrap}`);
   if (!(settings.level > 0 && settings.level < 1)) throw new LanternError(`level must lie strictly between 0 and 1, got ${settings.level}`);
@@ -256,7 +275,7 @@ export function arena(battles: Battle[], opts: ArenaOptions = {}): ArenaReport {
   const pick = new Uint32Array(battles.length);
   for (let b = 0; b < settings.bootstrap; b++) {
     for (let t = 0; t < pick.length; t++) pick[t] = rng.int(battles.length);
-    const theta = fitLogStrengths(winMatrix(battles, index, n, pick), n);
+    const theta = fitLogStrengths(winMatrix(battles, index, n, settings.pseudoTies, pick), n);
     if (!theta) skipped++;
     else theta.forEach((v, i) => samples[i].push(settings.init + f * v));
     opts.progress?.(b + 1, settings.bootstrap);
@@ -292,7 +311,7 @@ export function arena(battles: Battle[], opts: ArenaOptions = {}): ArenaReport {
       model: m, rating: rating[m], lower: bounds[i].lower, upper: bounds[i].upper,
       rank: 1 + names.filter((_, j) => bounds[j].lower > bounds[i].upper).length,
       elo: elo[m], battles: mine.length, wins: w, losses: mine.length - w - t, ties: t,
-      expectedWinRate: n > 1 ? expected[p].reduce((s, v, j) => s + (j === p ? 0 : v), 0) / (n - 1) : NaN,
+      expectedWinRate: expected[p].reduce((s, v, j) => s + (j === p ? 0 : v), 0) / (n - 1),
     };
   });
   return { method: 'arena', settings, leaderboard, models, winRate, expected, counts, bootstrapSkipped: skipped };

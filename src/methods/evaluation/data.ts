@@ -9,12 +9,16 @@
  * CSV cells holding JSON lists (["a", "b"]) are read as lists.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LanternError } from '../../errors.js';
 import { readRows } from '../representations/data.js';
 import { battlesFromRows } from './arena.js';
 import type { ChainPollItem } from './chainpoll.js';
 import type { Battle, EvalQuestion, HumanPairLabel, ModelAnswer } from './judge.js';
 import { mcqFromRows, type McqQuestion } from './mcq.js';
+
+/** Lantern's own small evaluation sample (questions, answers of three made-up models, battles, MCQ, completions), for tests and demos. */
+export const SAMPLE_DATA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'data', 'evaluation');
 
 function textList(v: unknown, where: string, field: string): string[] | undefined {
   if (v === undefined || v === null || v === '') return undefined;

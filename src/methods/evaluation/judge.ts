@@ -90,7 +90,7 @@ export interface SingleReport {
   settings: Record<string, unknown>;
   judgments: ScoreJudgment[];
   /** Mean score per model over its readable judgments. */
-  models: { model: string; mean: number; n: number; errors: number }[];
+  models: { model: string; mean: number | null; n: number; errors: number }[];
   errors: number;
   /** Items judged several times: the fraction whose scores are not all equal, and the mean std of their scores. */
   flipNoise: { items: number; fractionChanged: number; meanStd: number } | null;
@@ -101,7 +101,7 @@ export interface SingleReport {
   /** Critique mode: items whose score does not follow from the critique. */
   critique: { checked: number; disagreements: ScoreJudgment[] } | null;
   /** Agreement with human scores (exact score), and their rank correlation. */
-  human: { n: number; percent: number; kappa: number | null; spearman: number | null } | null;
+  human: { n: number; percent: number | null; kappa: number | null; spearman: number | null } | null;
   usage: RunUsage;
 }
 
@@ -189,7 +189,7 @@ export async function judgeSingle(judge: LanguageModelBackend | JudgeRunner, opt
   const models = modelNames.map((m) => {
     const mine = judgments.filter((j) => j.model === m);
     const scores = mine.filter((j) => j.score !== null).map((j) => j.score!);
-    return { model: m, mean: mean(scores), n: scores.length, errors: mine.length - scores.length };
+    return { model: m, mean: scores.length ? mean(scores) : null, n: scores.length, errors: mine.length - scores.length };
   });
   const group = (key: (j: ScoreJudgment) => string) => {
     const g = new Map<string, ScoreJudgment[]>();
@@ -199,12 +199,12 @@ export async function judgeSingle(judge: LanguageModelBackend | JudgeRunner, opt
   let flipNoise: SingleReport['flipNoise'] = null;
   if (s.samples > 1) {
     const groups = group((j) => `${j.question}\n${j.model}\n${j.template}`).filter((g) => g.length > 1);
-    flipNoise = { items: groups.length, fractionChanged: mean(groups.map((g) => (new Set(g.map((j) => j.score)).size > 1 ? 1 : 0))), meanStd: mean(groups.map((g) => std(g.map((j) => j.score!)))) };
+    if (groups.length) flipNoise = { items: groups.length, fractionChanged: mean(groups.map((g) => (new Set(g.map((j) => j.score)).size > 1 ? 1 : 0))), meanStd: mean(groups.map((g) => std(g.map((j) => j.score!)))) };
   }
   let templateSensitivity: SingleReport['templateSensitivity'] = null;
   if (templates.length > 1) {
     const groups = group((j) => `${j.question}\n${j.model}\n${j.sample}`).filter((g) => new Set(g.map((j) => j.template)).size > 1);
-    templateSensitivity = {
+    if (groups.length) templateSensitivity = {
       items: groups.length,
       fractionChanged: mean(groups.map((g) => (new Set(g.map((j) => j.score)).size > 1 ? 1 : 0))),
       meanAbsDiff: mean(groups.map((g) => {
@@ -296,15 +296,15 @@ export interface PairwiseReport {
   /** Fraction of comparisons (both orders readable) whose verdict survived the swap. */
   positionConsistency: { n: number; consistent: number; rate: number } | null;
   /** Inconsistent comparisons that chose the first position both times, the second both times, or a tie once. */
-  positionPreference: { inconsistent: number; first: number; second: number; other: number; firstRate: number } | null;
+  positionPreference: { inconsistent: number; first: number; second: number; other: number; firstRate: number | null } | null;
   /** Judgments repeated with the same order and template: the mean fraction of sample pairs that disagree. */
   flipNoise: { groups: number; rate: number } | null;
   /** Comparisons under several templates: the fraction whose final verdicts differ. */
   templateSensitivity: { items: number; fractionChanged: number } | null;
   /** Non-tie verdicts between answers of different lengths: how often the longer one won, and the correlation of verdict (+1/−1/0) with the length difference. */
-  lengthBias: { n: number; longerWinRate: number; correlation: number | null };
+  lengthBias: { n: number; longerWinRate: number | null; correlation: number | null };
   critique: { checked: number; disagreements: PairJudgment[] } | null;
-  human: { n: number; percent: number; kappa: number | null } | null;
+  human: { n: number; percent: number | null; kappa: number | null } | null;
   /** Wins, losses and ties per model over the final verdicts (first template, first sample). */
   models: { model: string; wins: number; losses: number; ties: number }[];
   /** The final verdicts as arena battles (judge as voter). */
@@ -419,7 +419,7 @@ export async function judgePairwise(
       for (let i = 0; i < v.length; i++) for (let k = i + 1; k < v.length; k++) { pairs++; if (v[i] !== v[k]) differ++; }
       return differ / pairs;
     });
-    flipNoise = { groups: rates.length, rate: mean(rates) };
+    if (rates.length) flipNoise = { groups: rates.length, rate: mean(rates) };
   }
   let templateSensitivity: PairwiseReport['templateSensitivity'] = null;
   if (templates.length > 1) {
@@ -430,7 +430,7 @@ export async function judgePairwise(
       g.set(key, [...(g.get(key) ?? []), o.final]);
     }
     const multi = [...g.values()].filter((v) => v.length > 1);
-    templateSensitivity = { items: multi.length, fractionChanged: mean(multi.map((v) => (new Set(v).size > 1 ? 1 : 0))) };
+    if (multi.length) templateSensitivity = { items: multi.length, fractionChanged: mean(multi.map((v) => (new Set(v).size > 1 ? 1 : 0))) };
   }
   // Length bias over every readable judgment: each order is a separate decision of the judge.
   const diffs: number[] = [];
@@ -473,10 +473,10 @@ export async function judgePairwise(
   }));
   const report: PairwiseReport = {
     method: 'judge-pairwise', judge: runner.judge.id, runId, settings, judgments, outcomes, errors: judgments.length - ok.length,
-    positionConsistency: swap ? { n: both.length, consistent: both.filter((o) => o.consistent).length, rate: both.filter((o) => o.consistent).length / both.length } : null,
-    positionPreference: swap ? { inconsistent: inconsistent.length, first, second, other: inconsistent.length - first - second, firstRate: inconsistent.length ? first / inconsistent.length : NaN } : null,
+    positionConsistency: swap && both.length ? { n: both.length, consistent: both.filter((o) => o.consistent).length, rate: both.filter((o) => o.consistent).length / both.length } : null,
+    positionPreference: swap ? { inconsistent: inconsistent.length, first, second, other: inconsistent.length - first - second, firstRate: inconsistent.length ? first / inconsistent.length : null } : null,
     flipNoise, templateSensitivity,
-    lengthBias: { n: decided, longerWinRate: decided ? longer / decided : NaN, correlation: pearsonOrNull(diffs, signs) },
+    lengthBias: { n: decided, longerWinRate: decided ? longer / decided : null, correlation: pearsonOrNull(diffs, signs) },
     critique: templates.some((t) => t.critique) ? { checked: ok.filter((j) => j.critique).length, disagreements: ok.filter((j) => j.critique && !j.critique.agrees) } : null,
     human, models: tally, battles, usage: runner.usage(),
   };

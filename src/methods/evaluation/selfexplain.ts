@@ -219,7 +219,7 @@ export interface ClaimComparison {
   /** The top-k words by attribution (k = number claimed). */
   topAttributed: string[];
   /** |claimed ∩ top-k attributed| / k. */
-  topKOverlap: number;
+  topKOverlap: number | null;
   /** Spearman correlation between claim (k − rank + 1 for claimed words, 0 otherwise) and attribution, over the text's words. */
   rankCorrelation: number | null;
   method: string;
@@ -255,7 +255,7 @@ export async function compareWithAttribution(
   const topAttributed = [...words].sort((a, b) => b.attribution - a.attribution).slice(0, k).map((w) => w.word);
   return {
     words, claimed: claims, topAttributed,
-    topKOverlap: k ? claims.filter((c) => topAttributed.includes(c)).length / k : NaN,
+    topKOverlap: k ? claims.filter((c) => topAttributed.includes(c)).length / k : null,
     rankCorrelation: spearman(words.map((w) => (w.claimedRank === null ? 0 : k - w.claimedRank + 1)), words.map((w) => w.attribution)),
     method,
   };

@@ -36,9 +36,9 @@ export function spearman(x: number[], y: number[]): number | null {
 }
 
 /** Percent agreement and Cohen's κ between two raters' categorical labels. */
-export function agreement<T>(a: T[], b: T[]): { n: number; percent: number; kappa: number | null } {
+export function agreement<T>(a: T[], b: T[]): { n: number; percent: number | null; kappa: number | null } {
   const n = a.length;
-  if (n === 0) return { n, percent: NaN, kappa: null };
+  if (n === 0) return { n, percent: null, kappa: null };
   const key = (v: T) => JSON.stringify(v);
   let same = 0;
   const ca = new Map<string, number>();
