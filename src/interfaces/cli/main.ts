@@ -21,6 +21,9 @@ import { exportControlVectorCommand, exportGgufCommand } from './export-gguf.js'
 import { headsCommand } from './heads.js';
 import { neuronsCommand } from './neurons.js';
 import { activationsCommand, probeCommand } from './representations.js';
+import { interchangeCommand } from './interchange.js';
+import { dasCommand } from './das.js';
+import { scrubCommand } from './scrub.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -55,6 +58,9 @@ headsCommand(program);
 neuronsCommand(program);
 activationsCommand(program);
 probeCommand(program);
+interchangeCommand(program);
+dasCommand(program);
+scrubCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -18,3 +18,7 @@ export type { RotationParams, RotationPass } from './rotation.js';
 export { causalScrub, checkHypothesis } from './scrubbing.js';
 export type { Hypothesis, HypothesisNode, ScrubOptions, ScrubResult } from './scrubbing.js';
 export { ioiTask, ioiExamples, inductionTask } from './tasks.js';
+export { dasSearch, saveSubspace, loadSubspace, iiaHeatmapSvg, iiaHeatmapHtml } from './search.js';
+export type { DasSearchOptions, DasSearchResult } from './search.js';
+export { alignmentTaskFromJson } from './task-json.js';
+export type { AlignmentTaskJson } from './task-json.js';
