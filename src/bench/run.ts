@@ -17,6 +17,8 @@
  * memory over 200k / 50k tokens <= 1.25),
  * representations (representations.ts): harvesting one hook / batched forwards (tokens/s), >= 0.8,
  * and a logistic probe fit on 10,000 x 768 / a forward over 10,000 prompts, <= 1;
+ * causal abstraction (causal.ts): interchange one pair at a time / batched, >= 5, and a DAS training
+ * step / a forward, <= 2.5;
  * and black-box attribution over HTTP (backends.ts):
  *   - word leave-one-out + faithfulness over 50 words, sequential / concurrency 4 + cache, >= 2
  * then the model families' bars (family.ts) and generation's (generation.ts).
@@ -186,6 +188,11 @@ async function main() {
     await representationsBench(report, process.argv[3] ? Number(process.argv[3]) : undefined);
     process.exit(0);
   }
+  if (process.argv[2] === '--causal') { // only the causal-abstraction bars: npm run bench -- --causal
+    const { causalBench } = await import('./causal.js');
+    await causalBench(report);
+    process.exit(0);
+  }
   if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families
     await familyBench(report, async () => (await sgemmPeak()).asInput);
     process.exit(0);
@@ -230,6 +237,7 @@ async function main() {
   await generationBench(report);
   await headsBench(report, fileURLToPath(import.meta.url));
   await (await import('./representations.js')).representationsBench(report);
+  await (await import('./causal.js')).causalBench(report);
   const failed = rows.filter((r) => !r.ok);
   console.log(`\n${rows.length - failed.length} of ${rows.length} bars met${failed.length ? `; missed: ${failed.map((r) => r.name).join('; ')}` : ''}`);
   process.exit(0);

@@ -11,7 +11,7 @@ export { CausalModel, causalModelFromJson, CAUSAL_OPS } from './causal-model.js'
 export type { CausalValue, CausalInput, CausalVariable, CausalModelSpec, CausalModelJson } from './causal-model.js';
 export { interchangeAccuracy, counterfactualData, sampleExamples } from './iia.js';
 export type { AlignmentTask, CounterfactualExample, IiaOptions, IiaResult } from './iia.js';
-export { das, checkLocation } from './das.js';
+export { das, dasGradient, checkLocation } from './das.js';
 export type { DasLocation, DasOptions, DasResult } from './das.js';
 export { rotate, orthogonalityError } from './rotation.js';
 export type { RotationParams, RotationPass } from './rotation.js';
