@@ -21,6 +21,8 @@
  * feature dashboards (features.ts): dashboards / forwards + encodes over 200k tokens, <= 1.5, and
  * peak RSS over 1M / 200k tokens, <= 1.25,
  * the SAE training step (sae.ts, `--sae`): d_in 768, d_sae 24,576, batch 4,096 in GFLOP/s / sgemm peak, >= 0.5,
+ * causal abstraction (causal.ts): interchange one pair at a time / batched, >= 5, and a DAS training
+ * step / a forward, <= 2.5;
  * and black-box attribution over HTTP (backends.ts):
  *   - word leave-one-out + faithfulness over 50 words, sequential / concurrency 4 + cache, >= 2
  * then the model families' bars (family.ts) and generation's (generation.ts).
@@ -197,10 +199,17 @@ async function main() {
   }
   if (process.argv[2] === '--steering') { // npm run bench -- --steering
     await (await import('./steering.js')).steeringBench(report);
+    process.exit(0);
+  }
   if (process.argv[2] === '--sae') { // npm run bench -- --sae [architecture] [d_in d_sae batch]: the SAE training-step bar
     const { saeBench } = await import('./sae.js');
     const [architecture, dIn, dSae, batch] = process.argv.slice(3);
     await saeBench(report, { architecture: (architecture || undefined) as any, dIn: dIn ? Number(dIn) : undefined, dSae: dSae ? Number(dSae) : undefined, batch: batch ? Number(batch) : undefined });
+    process.exit(0);
+  }
+  if (process.argv[2] === '--causal') { // only the causal-abstraction bars: npm run bench -- --causal
+    const { causalBench } = await import('./causal.js');
+    await causalBench(report);
     process.exit(0);
   }
   if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families
@@ -250,6 +259,7 @@ async function main() {
   await (await import('./steering.js')).steeringBench(report);
   await (await import('./features.js')).featuresBench(report, fileURLToPath(import.meta.url));
   await (await import('./sae.js')).saeBench(report);
+  await (await import('./causal.js')).causalBench(report);
   const failed = rows.filter((r) => !r.ok);
   console.log(`\n${rows.length - failed.length} of ${rows.length} bars met${failed.length ? `; missed: ${failed.map((r) => r.name).join('; ')}` : ''}`);
   process.exit(0);

@@ -32,6 +32,9 @@ import { arenaCommand } from './arena.js';
 import { chainpollCommand } from './chainpoll.js';
 import { mcqCommand } from './mcq.js';
 import { selfExplainCommand } from './self-explain.js';
+import { interchangeCommand } from './interchange.js';
+import { dasCommand } from './das.js';
+import { scrubCommand } from './scrub.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -78,6 +81,9 @@ arenaCommand(program);
 chainpollCommand(program);
 mcqCommand(program);
 selfExplainCommand(program);
+interchangeCommand(program);
+dasCommand(program);
+scrubCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -152,7 +152,6 @@ export async function das(model: HookedTransformer, opts: DasOptions): Promise<D
   const stepsPerEpoch = Math.ceil(n / batchSize);
   const steps = epochs * stepsPerEpoch;
   const losses: number[] = [];
-  const shape = model.hookShapes.get(loc.hook)!;
   let step = 0;
   for (let epoch = 0; epoch < epochs; epoch++) {
     const order = shuffle(n, rng);
@@ -161,27 +160,14 @@ export async function das(model: HookedTransformer, opts: DasOptions): Promise<D
       const idx = order.slice(b0, b0 + batchSize);
       const xb = gatherRows(x, idx, dim);
       const sb = gatherRows(s, idx, dim);
-      const fwd = await rotate(model.executor, params, xb, sb);
       const rows = idx.map((i) => bases[i]);
-      const seq = Math.max(...rows.map((r) => r.length));
-      const dims = shape.map((d, a) => (a === 0 ? rows.length : a === 1 ? seq : Number(d)));
-      const delta = new Float32Array(dims.reduce((p, q) => p * q, 1));
-      const rowLen = delta.length / (rows.length * seq);
-      const offsets = rows.map((r, b) => (b * seq + resolve(loc.position, r.length)) * rowLen + (loc.head ?? 0) * dim);
-      offsets.forEach((o, b) => { for (let t = 0; t < dim; t++) delta[o + t] = fwd.patched[b * dim + t] - xb[b * dim + t]; });
-      const last = [...new Set(rows.map((r) => r.length - 1))].sort((a, c) => a - c);
-      const terms: ObjectiveTerm[] = idx.map((i, b) => ({ batch: b, pos: rows[b].length - 1, token: train.counterfactuals[i], kind: 'logprob', coef: -1 / rows.length }));
-      const res = await model.gradients(rows, terms, { wrt: [loc.hook], interventions: [{ hook: loc.hook, op: 'add', value: Tensor.f32(delta, dims) }], logitPositions: last });
-      const g = res.grads[loc.hook].f32;
-      const upstream = new Float32Array(rows.length * dim);
-      offsets.forEach((o, b) => upstream.set(g.subarray(o, o + dim), b * dim));
-      const bwd = await rotate(model.executor, params, xb, sb, upstream);
-      let loss = res.objective;
+      const { objective, dv, dboundary } = await dasGradient(model, loc, params, rows, xb, sb, idx.map((i) => train.counterfactuals[i]));
+      let loss = objective;
       const grad = new Float64Array(k * dim + 1);
-      grad.set(bwd.dv!);
+      grad.set(dv);
       if (boundless) {
         loss += boundaryPenalty! * params.boundary;
-        grad[k * dim] = bwd.dboundary! + boundaryPenalty!;
+        grad[k * dim] = dboundary + boundaryPenalty!;
       }
       losses.push(loss);
       // The rate falls linearly to a tenth over training: large early steps find the subspace, small late ones settle it.
@@ -211,6 +197,32 @@ export async function das(model: HookedTransformer, opts: DasOptions): Promise<D
     settings: { k, init, boundless, epochs, batchSize, lr, temperature, boundaryPenalty, train: opts.train.length, test: opts.test.length },
     seed,
   };
+}
+
+/**
+ * One DAS training step's loss and gradients: the rotation graph on the batch's base rows `x` and
+ * source rows `s`, one forward and backward of the bases through the hooked model with the
+ * interchanged rows added at the hook (cross-entropy of the counterfactual answers at each last
+ * token), and the rotation graph's backward with the hook's gradient.
+ */
+export async function dasGradient(model: HookedTransformer, loc: DasLocation, params: RotationParams, rows: number[][], x: Float32Array, s: Float32Array, answers: number[]): Promise<{ objective: number; dv: Float64Array; dboundary: number }> {
+  const { dim } = params;
+  const shape = model.hookShapes.get(loc.hook)!;
+  const fwd = await rotate(model.executor, params, x, s);
+  const seq = Math.max(...rows.map((r) => r.length));
+  const dims = shape.map((d, a) => (a === 0 ? rows.length : a === 1 ? seq : Number(d)));
+  const delta = new Float32Array(dims.reduce((p, q) => p * q, 1));
+  const rowLen = delta.length / (rows.length * seq);
+  const offsets = rows.map((r, b) => (b * seq + resolve(loc.position, r.length)) * rowLen + (loc.head ?? 0) * dim);
+  offsets.forEach((o, b) => { for (let t = 0; t < dim; t++) delta[o + t] = fwd.patched[b * dim + t] - x[b * dim + t]; });
+  const last = [...new Set(rows.map((r) => r.length - 1))].sort((a, c) => a - c);
+  const terms: ObjectiveTerm[] = rows.map((r, b) => ({ batch: b, pos: r.length - 1, token: answers[b], kind: 'logprob', coef: -1 / rows.length }));
+  const res = await model.gradients(rows, terms, { wrt: [loc.hook], interventions: [{ hook: loc.hook, op: 'add', value: Tensor.f32(delta, dims) }], logitPositions: last });
+  const g = res.grads[loc.hook].f32;
+  const upstream = new Float32Array(rows.length * dim);
+  offsets.forEach((o, b) => upstream.set(g.subarray(o, o + dim), b * dim));
+  const bwd = await rotate(model.executor, params, x, s, upstream);
+  return { objective: res.objective, dv: bwd.dv!, dboundary: bwd.dboundary! };
 }
 
 function shuffle(n: number, rng: Rng): number[] {

@@ -11,10 +11,14 @@ export { CausalModel, causalModelFromJson, CAUSAL_OPS } from './causal-model.js'
 export type { CausalValue, CausalInput, CausalVariable, CausalModelSpec, CausalModelJson } from './causal-model.js';
 export { interchangeAccuracy, counterfactualData, sampleExamples } from './iia.js';
 export type { AlignmentTask, CounterfactualExample, IiaOptions, IiaResult } from './iia.js';
-export { das, checkLocation } from './das.js';
+export { das, dasGradient, checkLocation } from './das.js';
 export type { DasLocation, DasOptions, DasResult } from './das.js';
 export { rotate, orthogonalityError } from './rotation.js';
 export type { RotationParams, RotationPass } from './rotation.js';
 export { causalScrub, checkHypothesis } from './scrubbing.js';
 export type { Hypothesis, HypothesisNode, ScrubOptions, ScrubResult } from './scrubbing.js';
 export { ioiTask, ioiExamples, inductionTask } from './tasks.js';
+export { dasSearch, saveSubspace, loadSubspace, iiaHeatmapSvg, iiaHeatmapHtml } from './search.js';
+export type { DasSearchOptions, DasSearchResult } from './search.js';
+export { alignmentTaskFromJson } from './task-json.js';
+export type { AlignmentTaskJson } from './task-json.js';
