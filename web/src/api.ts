@@ -25,6 +25,30 @@ export interface ModelChoice {
   path?: string;
 }
 
+/** One component of a planted model's mechanism (or a control). */
+export interface PlantedPart {
+  component: string;
+  layer: number;
+  head?: number;
+  neuron?: number;
+  role: string;
+}
+
+/** A model's card (GET api/models/card). */
+export interface ModelCard {
+  ref: string;
+  family: string;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  dModel: number;
+  dMlp: number;
+  nCtx: number;
+  dVocab: number;
+  tokenizer: string;
+  planted?: { description: string; mechanism: PlantedPart[]; controls: PlantedPart[]; task: { prompts: string; answer: string; metric: string } };
+}
+
 export class ApiError extends Error {
   constructor(message: string, readonly status: number) {
     super(message);
@@ -68,6 +92,10 @@ export interface FamilyOptions {
 export const api = {
   methodSettings: () => call<{ families: Record<string, FamilyOptions> }>('GET', 'api/methods/settings'),
   models: () => call<{ default: string; models: ModelChoice[] }>('GET', 'api/models'),
+  checkModel: (ref: string) => call<{ ok: true }>('POST', 'api/models/check', { ref }),
+  removeFolder: (id: string) => call<void>('DELETE', `api/models/folders/${encodeURIComponent(id)}`),
+  modelCard: (ref: string) => call<ModelCard>('GET', `api/models/card?ref=${encodeURIComponent(ref)}`),
+  limits: () => call<{ views: Record<string, { chars: number; tokens?: number }> }>('GET', 'api/limits'),
   addFolder: (path: string) => call<ModelChoice & { ref: string }>('POST', 'api/models/folders', { path }),
   runs: (kind?: string) => call<{ runs: RunSummary[]; total: number }>('GET', `api/runs?limit=200${kind ? `&kind=${kind}` : ''}`),
   run: (id: string) => call<Run>('GET', `api/runs/${encodeURIComponent(id)}`),

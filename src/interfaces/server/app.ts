@@ -27,6 +27,7 @@ import { CancelledError, ComputeQueue, Job, JobExecutor } from './queue.js';
 import { ATTRIBUTION_SETTINGS } from '../../methods/attribution/options.js';
 import { METHODS } from '../../methods/attribution/index.js';
 import { RUN_KINDS, RunKind, RunStore } from './store.js';
+import { workbenchRoutes } from './workbench.js';
 
 export interface ServerOptions {
   /** Where the database and planted models go (default: <lanternHome>/workbench). */
@@ -83,6 +84,36 @@ function jobInfo(job: Job) {
   return { id: job.id, kind: job.run.kind, status: job.status, events: `/api/jobs/${job.id}/events`, run: `/api/runs/${job.id}` };
 }
 
+/** What a request's fields are called in messages (the rest by their own names). */
+const FIELD_NAMES: Record<string, string> = {
+  'body.text': 'the prompt (text)', 'body.clean': 'the clean prompt (clean)', 'body.corrupt': 'the corrupted prompt (corrupt)',
+  'body.target': 'the target', 'body.foil': 'the foil', 'body.answer': 'the answer', 'body.wrong': 'the wrong answer',
+};
+const TYPE_NAMES: Record<string, string> = { integer: 'a whole number', number: 'a number', string: 'text', boolean: 'true or false', array: 'a list', object: 'an object' };
+
+/** A schema validation error as one sentence a person reads: what is wrong with which field, with the limit. */
+function validationMessage(err: FastifyError): string {
+  const v = err.validation![0];
+  const where = `${err.validationContext ?? 'request'}${v?.instancePath ? v.instancePath.replace(/\//g, '.') : ''}`;
+  const field = FIELD_NAMES[where] ?? where.replace(/^body\./, '');
+  const p = (v?.params ?? {}) as Record<string, any>;
+  switch (v?.keyword) {
+    case 'additionalProperties': return `${where} has an unknown field '${p.additionalProperty}'`;
+    case 'required': return `${field === 'body' ? 'the request' : field} is missing ${FIELD_NAMES[`body.${p.missingProperty}`] ?? p.missingProperty}`;
+    case 'anyOf': return 'give a prompt (text) or a chat (messages)';
+    case 'minLength': return p.limit === 1 ? `${field} is empty` : `${field} must be at least ${p.limit} characters`;
+    case 'maxLength': return `${field} is longer than ${p.limit} characters, the most this accepts`;
+    case 'minimum': return `${field} must be at least ${p.limit}`;
+    case 'maximum': return `${field} must be at most ${p.limit}`;
+    case 'exclusiveMinimum': return `${field} must be above ${p.limit}`;
+    case 'type': return `${field} must be ${TYPE_NAMES[p.type] ?? p.type}`;
+    case 'enum': return `${field} must be one of: ${(p.allowedValues as unknown[]).join(', ')}`;
+    case 'minItems': return `${field} needs at least ${p.limit} item${p.limit === 1 ? '' : 's'}`;
+    case 'maxItems': return `${field} takes at most ${p.limit} items`;
+    default: return `${field} ${v?.message ?? err.message}`;
+  }
+}
+
 export type LanternServer = FastifyInstance & { lantern: { store: RunStore; queue: ComputeQueue; models: ModelRegistry } };
 
 export async function buildServer(opts: ServerOptions = {}): Promise<LanternServer> {
@@ -130,14 +161,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   });
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
-    if (err.validation) {
-      const v = err.validation[0];
-      const where = `${err.validationContext ?? 'request'}${v?.instancePath ? v.instancePath.replace(/\//g, '.') : ''}`;
-      let msg = `${where} ${v?.message ?? err.message}`;
-      if (v?.keyword === 'additionalProperties') msg = `${where} has an unknown field '${(v.params as { additionalProperty: string }).additionalProperty}'`;
-      if (v?.keyword === 'enum') msg += `: ${(v.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
-      return reply.code(400).send({ error: msg, statusCode: 400 });
-    }
+    if (err.validation) return reply.code(400).send({ error: validationMessage(err), statusCode: 400 });
     if (err instanceof WorkLimitError) return reply.code(400).send({ error: err.message, statusCode: 400, limit: err.limit });
     if (err instanceof LanternError) return reply.code(400).send({ error: err.message, statusCode: 400 });
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
@@ -172,6 +196,8 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     methods: METHODS,
     settings: ATTRIBUTION_SETTINGS.map(({ key, type, appliesTo, alsoWith, help }) => ({ key, type, methods: appliesTo.values, alsoForEval: alsoWith !== undefined, help })),
   }));
+
+  workbenchRoutes(app, models);
 
   app.post('/api/models/folders', {
     schema: {

@@ -1,6 +1,6 @@
 import { api } from '../api';
-import { chatEl, field, h, meta, modelEl, output, panel, promptEl, select, showError, View } from '../ui';
-import { showView, viewForKind } from '../registry';
+import { field, h, meta, output, panel, select, showError, View } from '../ui';
+import { openRun } from '../registry';
 
 // ---- Saved runs
 const runsKind = select('kind', ['all kinds', 'forward', 'attribution', 'lens', 'attention', 'patching', 'probes'], 'all kinds');
@@ -14,24 +14,6 @@ runsView.panel.prepend(h('div', { class: 'grid-controls' }, field('Show', runsKi
 runsKind.addEventListener('change', () => void refreshRuns());
 
 
-export async function open(id: string): Promise<void> {
-  try {
-    const run = await api.run(id);
-    const v = viewForKind(run.kind)!;
-    if (run.status !== 'done') throw new Error(`run ${run.title} is ${run.status}${run.error ? `: ${run.error}` : ''}`);
-    const userMessage = run.request.messages?.filter((m: { role: string }) => m.role === 'user').at(-1)?.content;
-    if (run.request.text !== undefined || userMessage !== undefined) promptEl.value = run.request.text ?? userMessage;
-    if (run.kind !== 'patching') chatEl.checked = run.request.messages !== undefined;
-    v.restore?.(run.request);
-    if ([...modelEl.options].some((o) => o.value === run.model)) modelEl.value = run.model;
-    showView(v);
-    showError(v, null);
-    await v.render!(run);
-  } catch (e) {
-    showError(runsView, (e as Error).message);
-  }
-}
-
 async function refreshRuns(): Promise<void> {
   const out = output(runsView);
   out.append(h('p', { 'aria-busy': 'true', text: 'Loading saved runs…' }));
@@ -41,8 +23,8 @@ async function refreshRuns(): Promise<void> {
     const table = h('table', { class: 'striped runs' }, h('thead', {}, h('tr', {}, ...['Title', 'Kind', 'Model', 'Created', 'Status', ''].map((t) => h('th', { text: t })))));
     const tbody = h('tbody');
     for (const r of runs) {
-      const openBtn = h('button', { type: 'button', class: 'small', text: 'Open', disabled: r.status !== 'done' });
-      openBtn.addEventListener('click', () => void open(r.id));
+      const openBtn = h('button', { type: 'button', class: 'small', text: 'Open', disabled: r.status === 'running' || r.status === 'queued' });
+      openBtn.addEventListener('click', () => void openRun(r.id));
       const renameBtn = h('button', { type: 'button', class: 'small outline', text: 'Rename' });
       renameBtn.addEventListener('click', async () => {
         const t = prompt('New title', r.title);
