@@ -302,4 +302,106 @@ describe('the Workbench tells the truth about its results', () => {
     await page.screenshot({ path: path.join(SHOTS, 'patching-warning.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
   });
+
+  it('lists runs with their method and settings; searches, compares two, imports an export, and reopens a failed run with its settings', async () => {
+    await fresh('runs');
+    const rows = page.locator('table.runs tbody tr');
+    await rows.first().waitFor();
+    await page.fill('#view-runs input[name=q]', 'saliency');
+    await page.waitForFunction(() => /matching “saliency”/.test(document.querySelector('#view-runs .meta')!.textContent ?? ''));
+    const listed = await (await fetch(`${url}/api/runs?q=saliency`)).json();
+    expect(listed.total).toBeGreaterThan(0);
+    await expect.poll(() => rows.count()).toBe(listed.total);
+    for (const text of await rows.locator('td.settings-cell').allTextContents()) expect(text).toMatch(/^saliency · /);
+    // Compare the two newest attribution runs: settings side by side, differences marked.
+    await page.fill('#view-runs input[name=q]', '');
+    await page.selectOption('#view-runs select[name=kind]', 'attribution');
+    await page.waitForFunction(() => !/matching/.test(document.querySelector('#view-runs .meta')!.textContent ?? '') && document.querySelectorAll('table.runs tbody tr').length > 2);
+    await rows.nth(0).locator('input[name=compare]').check();
+    await rows.nth(1).locator('input[name=compare]').check();
+    await page.click('#view-runs button:has-text("Compare")');
+    await page.locator('[data-testid=comparison] table tr.differs').first().waitFor();
+    const { runs } = await (await fetch(`${url}/api/runs?kind=attribution`)).json();
+    const headers = await page.locator('[data-testid=comparison] thead th').allTextContents();
+    expect(headers.slice(1)).toEqual([runs[0].title, runs[1].title]);
+    // Import an exported run: it is saved anew and opens like any other.
+    const exported = await (await fetch(`${url}/api/runs/${runs[0].id}/export`)).text();
+    await page.setInputFiles('#view-runs input[name=import]', { name: 'run.json', mimeType: 'application/json', buffer: Buffer.from(exported) });
+    const imported = rows.filter({ hasText: '(imported)' });
+    await imported.first().waitFor();
+    await imported.first().locator('button', { hasText: 'Open' }).click();
+    await page.locator('#view-attribution .provenance').waitFor();
+    expect(await page.locator('#view-attribution .meta').textContent()).not.toBe('');
+    // The failed run of the too-long prompt opens with its model and prompt, and says why it failed.
+    await page.click('#tab-runs');
+    await page.selectOption('#view-runs select[name=kind]', 'forward');
+    await rows.filter({ hasText: 'error' }).first().locator('button', { hasText: 'Open' }).click();
+    await page.locator('#view-predict .error:not([hidden])').waitFor();
+    expect(await page.locator('#view-predict .error').textContent()).toMatch(/^This saved run failed: .*context is 32/);
+    expect(await page.locator('#prompt').inputValue()).toBe('abcdefgh'.repeat(12));
+    expect(await page.locator('#model').inputValue()).toBe('planted:copy-suppression');
+  });
+
+  it('traces a fact, draws a planted circuit with clickable edges, shows the planted model card, and leaves a screenshot of every view', async () => {
+    await fresh('trace');
+    await page.selectOption('#model', 'bundled');
+    await page.fill('#prompt', 'The Eiffel Tower is located in the city of');
+    await page.fill('#view-trace [name=kinds]', 'resid');
+    await page.fill('#view-trace [name=samples]', '2');
+    await run('trace');
+    const t = (await shownRun('trace')).result;
+    // One layer x position cell per restored residual state.
+    expect(await page.locator('#view-trace .chart svg.marks g.mark-rect.layer_0_marks path').count()).toBe(t.effects.resid.normalised.length * t.tokens.length);
+
+    await page.click('#tab-circuit');
+    await page.selectOption('#model', 'planted:induction');
+    await page.selectOption('#view-circuit select[name=task]', 'induction');
+    await page.selectOption('#view-circuit select[name=method]', 'eap');
+    expect(await page.locator('#view-circuit [name=sender]').isVisible()).toBe(false); // only for path patching
+    await page.fill('#view-circuit [name=igSteps]', '1');
+    await run('circuit');
+    const c = (await shownRun('circuit')).result;
+    expect(c.edges.length).toBeGreaterThan(0);
+    await page.locator('[data-testid=circuit-graph] line[data-edge="0"]').click({ force: true });
+    expect(await page.locator('[data-testid=edge-detail]').textContent()).toContain(`${c.edges[0].sender} → ${c.edges[0].receiver}: score (fraction of the clean − corrupted metric difference) ${c.edges[0].score.toPrecision(4)}`);
+
+    // The planted model's card names its planted heads: the same as its planted.json.
+    await page.locator('details.model-details summary').click();
+    await page.locator('[data-testid=model-card] .mechanism li').first().waitFor();
+    const card = await (await fetch(`${url}/api/models/card?ref=planted:induction`)).json();
+    expect(await page.locator('[data-testid=model-card] .mechanism li').count()).toBe(card.planted.mechanism.length);
+    expect(await page.locator('[data-testid=model-card] .mechanism').textContent()).toContain(`${card.planted.mechanism[0].role}: L${card.planted.mechanism[0].layer}H${card.planted.mechanism[0].head}`);
+    await page.screenshot({ path: path.join(SHOTS, 'circuit-and-model-card.png'), fullPage: true });
+    await page.locator('details.model-details summary').click();
+
+    await page.selectOption('#model', 'bundled');
+    // The lens of a prompt wider than the screen: rows named as TransformerLens names them, the legend in view, scrolled to the end.
+    await page.click('#tab-lens');
+    await page.fill('#prompt', `${PROMPT} dog. ${PROMPT} dog. ${PROMPT}`);
+    await run('lens');
+    expect(await page.locator('#view-lens .chart svg').textContent()).toContain('L0 resid_pre');
+    expect(await page.locator('#view-lens .chart svg').textContent()).toContain(`L${lib.cfg.nLayers - 1} resid_post`);
+    expect(await page.locator('[data-testid=lens-legend]').isVisible()).toBe(true);
+    const scroll = await page.locator('#view-lens .chart').evaluate((el) => [el.scrollLeft, el.clientWidth, el.scrollWidth]);
+    expect(scroll[2]).toBeGreaterThan(scroll[1]);
+    expect(scroll[0] + scroll[1]).toBeGreaterThanOrEqual(scroll[2] - 1);
+    await page.click('#tab-probes');
+    await page.fill('#view-probes input[name=limit]', '8');
+    await run('probes');
+    // Each view with its latest result, opened from its permalink.
+    const kinds: Record<string, string> = { predict: 'forward', attribution: 'attribution', lens: 'lens', attention: 'attention', patching: 'patching', trace: 'trace', circuit: 'circuit', probes: 'probes' };
+    for (const [id, kind] of Object.entries(kinds)) {
+      const { runs } = await (await fetch(`${url}/api/runs?kind=${kind}`)).json();
+      const done = runs.find((x: { status: string }) => x.status === 'done');
+      expect(done, kind).toBeDefined();
+      await page.evaluate((rid) => (location.hash = `#run/${rid}`), done.id);
+      await page.waitForFunction(([v, rid]) => !document.querySelector(`#view-${v}`)!.hasAttribute('hidden')
+        && document.querySelector(`#view-${v} .provenance a`)?.getAttribute('href') === `#run/${rid}`, [id, done.id]);
+      await page.screenshot({ path: path.join(SHOTS, `view-${id}.png`), fullPage: true });
+    }
+    await page.click('#tab-runs');
+    await page.locator('table.runs tbody tr').first().waitFor();
+    await page.screenshot({ path: path.join(SHOTS, 'view-runs.png'), fullPage: true });
+    expect(pageErrors).toEqual([]);
+  });
 });

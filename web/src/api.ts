@@ -1,6 +1,6 @@
 /** The Workbench API, as the web app uses it. The token (if any) travels in a cookie the server set. */
 
-export type Kind = 'forward' | 'attribution' | 'lens' | 'attention' | 'patching' | 'probes';
+export type Kind = 'forward' | 'attribution' | 'lens' | 'attention' | 'patching' | 'probes' | 'trace' | 'circuit';
 
 export interface RunSummary {
   id: string;
@@ -97,7 +97,8 @@ export const api = {
   modelCard: (ref: string) => call<ModelCard>('GET', `api/models/card?ref=${encodeURIComponent(ref)}`),
   limits: () => call<{ views: Record<string, { chars: number; tokens?: number }> }>('GET', 'api/limits'),
   addFolder: (path: string) => call<ModelChoice & { ref: string }>('POST', 'api/models/folders', { path }),
-  runs: (kind?: string) => call<{ runs: RunSummary[]; total: number }>('GET', `api/runs?limit=200${kind ? `&kind=${kind}` : ''}`),
+  runs: (kind?: string, q?: string) => call<{ runs: (RunSummary & { request: Record<string, any> })[]; total: number }>('GET', `api/runs?limit=200${kind ? `&kind=${kind}` : ''}${q ? `&q=${encodeURIComponent(q)}` : ''}`),
+  importRun: (run: unknown) => call<RunSummary>('POST', 'api/runs/import', run),
   run: (id: string) => call<Run>('GET', `api/runs/${encodeURIComponent(id)}`),
   rename: (id: string, title: string) => call<Run>('PATCH', `api/runs/${encodeURIComponent(id)}`, { title }),
   remove: (id: string) => call<void>('DELETE', `api/runs/${encodeURIComponent(id)}`),

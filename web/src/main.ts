@@ -17,9 +17,11 @@ import { lens } from './views/lens';
 import { attention } from './views/attention';
 import { patching } from './views/patching';
 import { probes } from './views/probes';
+import { trace } from './views/trace';
+import { circuit } from './views/circuit';
 import { runsView } from './views/runs';
 
-register(predict, attribution, lens, attention, patching, probes);
+register(predict, attribution, lens, attention, patching, trace, circuit, probes);
 // Saved runs stays the last tab.
 register(runsView);
 

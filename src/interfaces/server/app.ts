@@ -318,13 +318,13 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
       tags: ['runs'], summary: 'Saved runs, newest first',
       querystring: {
         type: 'object', additionalProperties: false, properties: {
-          kind: { type: 'string', enum: [...RUN_KINDS] }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' }, offset: { type: 'string', pattern: '^[0-9]{1,9}$' }, token: { type: 'string' },
+          kind: { type: 'string', enum: [...RUN_KINDS] }, q: { type: 'string', maxLength: 200 }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' }, offset: { type: 'string', pattern: '^[0-9]{1,9}$' }, token: { type: 'string' },
         },
       },
     },
   }, async (req) => {
-    const q = req.query as { kind?: RunKind; limit?: string; offset?: string };
-    return store.list({ kind: q.kind, limit: q.limit ? Math.min(1000, Number(q.limit)) : 100, offset: q.offset ? Number(q.offset) : 0 });
+    const q = req.query as { kind?: RunKind; q?: string; limit?: string; offset?: string };
+    return store.list({ kind: q.kind, q: q.q || undefined, limit: q.limit ? Math.min(1000, Number(q.limit)) : 100, offset: q.offset ? Number(q.offset) : 0 });
   });
 
   const runOr404 = (req: FastifyRequest, reply: FastifyReply) => {
@@ -342,6 +342,27 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     const safe = run.title.replace(/[^\w.-]+/g, '-').replace(/^-|-$/g, '').slice(0, 60) || run.kind;
     reply.header('content-disposition', `attachment; filename="lantern-${run.kind}-${safe}.json"`);
     return { format: 'lantern-run', version: 1, ...run };
+  });
+
+  app.post('/api/runs/import', {
+    // Exported runs carry their whole result (an attention run's patterns are megabytes).
+    bodyLimit: 64 * 2 ** 20,
+    schema: {
+      tags: ['runs'], summary: 'Save a run exported by GET /api/runs/{id}/export (from this Workbench or another) as a new run',
+      body: {
+        type: 'object', required: ['format', 'kind', 'title', 'model', 'status', 'request'],
+        properties: {
+          format: { type: 'string', enum: ['lantern-run'] }, version: { type: 'integer', enum: [1] }, kind: { type: 'string', enum: [...RUN_KINDS] },
+          title: { type: 'string', minLength: 1, maxLength: 200 }, model: { type: 'string', minLength: 1, maxLength: 300 },
+          status: { type: 'string', enum: ['done', 'error', 'cancelled', 'interrupted'] }, request: { type: 'object' }, result: {}, error: { type: ['string', 'null'] },
+        },
+      },
+    },
+  }, async (req, reply) => {
+    const b = req.body as { kind: RunKind; title: string; model: string; status: 'done' | 'error' | 'cancelled' | 'interrupted'; request: Record<string, unknown>; result?: unknown; error?: string | null };
+    if (b.status === 'done' && (b.result === null || b.result === undefined)) return reply.code(400).send({ error: 'a done run needs its result', statusCode: 400 });
+    const run = store.import({ ...b, title: b.title.endsWith('(imported)') ? b.title : `${b.title.slice(0, 189)} (imported)`, result: b.result ?? null });
+    return reply.code(201).send(run);
   });
 
   app.patch('/api/runs/:id', {

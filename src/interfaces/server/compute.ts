@@ -25,6 +25,13 @@ import { checkWork, estimateRequest, WorkLimits } from './limits.js';
 import { chatPrompt } from '../../models/chat.js';
 import { tokenLabel, tokenLabels } from './token-labels.js';
 import { positionStats } from './positions.js';
+import { causalTrace, TraceKind } from '../../methods/patching/causal-tracing.js';
+import { TRACING } from '../../methods/patching/options.js';
+import { CIRCUITS } from '../../methods/circuits/options.js';
+import { acdc, eap, Circuit, IgPath } from '../../methods/circuits/discovery.js';
+import { TASK_METRIC, taskExamples, CircuitTask } from '../../methods/circuits/data.js';
+import { pathPatching, pathPatchingSweep } from '../../methods/circuits/path-patching.js';
+import { circuitSvg } from '../../methods/circuits/render.js';
 
 /** Most subjects a probe sweep takes (each gives one or two short prompts). */
 export const MAX_PROBE_SUBJECTS = 1000;
@@ -59,7 +66,7 @@ const common = {
   title: { type: 'string', maxLength: 200, description: 'a name for the saved run (default: from the prompt)' },
 };
 /** The method families with an endpoint, in the order GET /api/methods/settings lists them. */
-export const API_FAMILIES: readonly MethodFamily[] = [ATTRIBUTION, LENS, PATCHING];
+export const API_FAMILIES: readonly MethodFamily[] = [ATTRIBUTION, LENS, PATCHING, TRACING, CIRCUITS];
 
 export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
   forward: {
@@ -92,6 +99,8 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
     chat: { type: 'boolean', description: "put clean and corrupt each through the model's chat template as the user's message" },
     system: { type: 'string', maxLength: MAX_TEXT, description: 'chat: a system message before the user\'s' },
   }, 1000),
+  trace: requestSchema(TRACING, common, 1000),
+  circuit: requestSchema(CIRCUITS, common),
   probes: {
     type: 'object', additionalProperties: false, required: ['dataset'],
     properties: {
@@ -120,6 +129,10 @@ export function precheck(kind: RunKind, body: Body): void {
     if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
     checkOptionsApply(ATTRIBUTION.options, (k) => (k === 'method' ? method : body[k]), 'api');
   }
+  if (kind === 'circuit') {
+    checkOptionsApply(CIRCUITS.options, (k) => body[k], 'api');
+    if ((body.method ?? 'acdc') === 'path' && body.sender === undefined && body.path === undefined) throw new LanternError('method path needs a sender (a node such as L0H2) or a path (e.g. L0H2,L1H1.k,logits)');
+  }
   if (kind === 'patching') {
     checkOptionsApply(PATCHING.options, (k) => body[k], 'api');
     if (body.metric === 'logit-diff' && body.wrong === undefined) throw new LanternError('metric logit-diff needs a wrong answer');
@@ -129,6 +142,7 @@ export function precheck(kind: RunKind, body: Body): void {
 /** A short default title for a saved run. */
 export function defaultTitle(kind: RunKind, body: Body): string {
   if (kind === 'probes') return `${body.kind ?? 'logistic'} probes on ${body.dataset}`;
+  if (kind === 'circuit') return `${body.method ?? 'acdc'} circuit on ${body.task}`;
   const lastUser = (body.messages as { role: string; content: string }[] | undefined)?.filter((msg) => msg.role === 'user').at(-1)?.content;
   const t = String(kind === 'patching' ? body.clean : body.text ?? lastUser ?? body.messages?.at(-1)?.content ?? '').replace(/\s+/g, ' ').trim();
   return t.length > 60 ? `${t.slice(0, 59)}…` : t;
@@ -180,7 +194,7 @@ export function expectedSequences(kind: RunKind, m: HookedTransformer, body: Bod
  * limit) when it exceeds the server's limits; bad prompts are reported as `compute` reports them.
  */
 export function checkRequestWork(kind: RunKind, m: HookedTransformer, body: Body, limits: WorkLimits): { seconds: number; bytes: number } {
-  if (kind === 'probes') {
+  if (kind === 'probes' || kind === 'circuit') {
     const r = { kind, body, tokens: 16 };
     return checkWork(estimateRequest(m.cfg, r), r, limits);
   }
@@ -199,6 +213,7 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
     ctx.stage('computing', `probing ${items.length} examples at every layer`);
     return sweepLayers(m, items, { kind: probeKind, seed: body.seed ?? 0, positions: body.positions ?? 'last', dataset: ds.name });
   }
+  if (kind === 'circuit') return circuit(m, body, ctx);
   const str = (ids: number[]) => m.tokenStrings(ids);
   const first = kind === 'patching' ? patchingPrompt(m, body, body.clean) : promptTokens(m, body);
   checkLength(m, first, kind === 'patching' ? 'clean' : 'text');
@@ -271,6 +286,11 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
       });
       return { ...resultToJSON(r), tokenLabels: tokenLabels(m, r.tokens), words: mergeWords(r.tokenStrings, r.scores) };
     }
+    case 'trace': {
+      const o = withDefaults(TRACING, body);
+      const r = await causalTrace(m, { prompt: body.text, subject: o.subject, answer: o.answer, noise: o.noise, samples: o.samples, seed: o.seed, window: o.window, kinds: [...o.kinds] as TraceKind[] });
+      return { ...r, text: body.text, subject: body.subject, tokenStrings: str(r.tokens), tokenLabels: tokenLabels(m, r.tokens) };
+    }
     case 'patching': {
       const corrupt = patchingPrompt(m, body, body.corrupt);
       checkLength(m, corrupt, 'corrupt');
@@ -289,4 +309,25 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
       return { ...act, ...strings, attribution: { method: attr.method, effects: attr.effects, settings: attr.settings }, pearson: Number.isFinite(corr) ? corr : null };
     }
   }
+}
+
+/** Circuit discovery (ACDC, EAP) or path patching on a task's clean/corrupted examples, as `lantern circuit` runs it. */
+async function circuit(m: HookedTransformer, body: Body, ctx: JobContext): Promise<unknown> {
+  const o = withDefaults(CIRCUITS, body);
+  const task = o.task as CircuitTask;
+  const examples = taskExamples(m, task, o.n, o.seed);
+  const metric = TASK_METRIC[task];
+  const settings = { task, n: o.n, seed: o.seed, metric };
+  ctx.stage('computing', `running ${o.method} on ${task}`);
+  if (o.method === 'path') {
+    const r = o.path
+      ? await pathPatching(m, [String(o.path).split(',').map((x: string) => x.trim())], { examples, metric })
+      : await pathPatchingSweep(m, o.sender, { examples, metric });
+    return { ...r, kind: 'path', settings: { ...settings, ...r.settings, ...(o.path ? { path: o.path } : { sender: o.sender }) } };
+  }
+  const c: Circuit = o.method === 'acdc'
+    ? await acdc(m, { examples, metric, threshold: o.threshold })
+    : await eap(m, { examples, metric, threshold: o.threshold, igSteps: o.igSteps, igPath: o.igPath as IgPath });
+  // The graph as `lantern circuit --svg` draws it: one <line> per edge, in the order of `edges`.
+  return { ...c, kind: 'graph', nLayers: m.cfg.nLayers, nHeads: m.cfg.nHeads, svg: circuitSvg(c, m.cfg.nLayers, m.cfg.nHeads), settings: { ...settings, ...c.settings, method: o.method } };
 }
