@@ -212,6 +212,11 @@ async function main() {
     await causalBench(report);
     process.exit(0);
   }
+  if (process.argv[2] === '--workbench') { // the Workbench in Chromium: npm run bench -- --workbench
+    const { workbenchBench } = await import('./workbench.js');
+    await workbenchBench(report);
+    process.exit(0);
+  }
   if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families
     await familyBench(report, async () => (await sgemmPeak()).asInput);
     process.exit(0);

@@ -7,20 +7,23 @@
  */
 import '@picocss/pico/css/pico.min.css';
 import './style.css';
-import { api, ApiError, runJob } from './api';
-import { current, register, showView, views } from './registry';
-import { $, h, modelEl, promptEl, showError, View } from './ui';
+import { api, ApiError, Run, runJob } from './api';
+import { current, register, setOpener, showView, viewForKind, views } from './registry';
+import { $, chatEl, clearResult, h, limitsNote, modelEl, promptEl, provenance, showError, View, warnings } from './ui';
+import { modelCard } from './model-card';
 import { predict } from './views/predict';
 import { attribution } from './views/attribution';
 import { lens } from './views/lens';
 import { attention } from './views/attention';
 import { patching } from './views/patching';
 import { probes } from './views/probes';
+import { trace } from './views/trace';
+import { circuit } from './views/circuit';
 import { runsView } from './views/runs';
 import { steeringView } from './views/steering';
 import { featuresView } from './views/features';
 
-register(predict, attribution, lens, attention, patching, probes);
+register(predict, attribution, lens, attention, patching, trace, circuit, probes);
 register(featuresView(promptEl));
 register(steeringView({ prompt: () => promptEl.value, model: () => modelEl.value }));
 // Saved runs stays the last tab.
@@ -68,6 +71,10 @@ $('#cancel').addEventListener('click', () => {
   if (jobId) void api.cancel(jobId).catch(() => {});
 });
 
+/** For `npm run bench -- --workbench`: when each view's last result arrived and when it was drawn. */
+const timings: Record<string, { receivedMs: number; drawnMs: number; serverMs: number }> = {};
+(window as unknown as { lanternTimings: typeof timings }).lanternTimings = timings;
+
 async function start(v: View): Promise<void> {
   if (!v.kind || !v.body) return;
   if (jobId) {
@@ -75,7 +82,14 @@ async function start(v: View): Promise<void> {
     return;
   }
   showError(v, null);
-  const body = { ...v.body(), model: modelEl.value };
+  let body: Record<string, unknown>;
+  try {
+    body = { ...v.body(), model: modelEl.value };
+  } catch (e) {
+    showError(v, (e as Error).message);
+    clearResult(v);
+    return;
+  }
   const button = v.panel.querySelector<HTMLButtonElement>('button.run');
   if (button) button.setAttribute('aria-busy', 'true');
   statusEl.hidden = false;
@@ -83,15 +97,19 @@ async function start(v: View): Promise<void> {
   statusText.textContent = 'queued';
   // Not aria-busy on the panel: Pico turns any aria-busy element into an inline spinner.
   $('.output', v.panel).classList.add('stale');
+  let serverMs = 0;
   try {
     const run = await runJob(v.kind, body, (p) => {
+      serverMs = p.elapsedMs;
       if (p.fraction === null) progressEl.removeAttribute('value');
       else progressEl.value = p.fraction;
       statusText.textContent = `${p.message}${p.fraction !== null ? ` · ${Math.round(100 * p.fraction)}%` : ''}${p.elapsedMs ? ` · ${(p.elapsedMs / 1000).toFixed(1)} s` : ''}`;
     }, (id) => (jobId = id));
-    await v.render!(run);
+    await show(v, run, serverMs);
   } catch (e) {
     showError(v, e instanceof ApiError && e.message === 'cancelled' ? 'Cancelled.' : (e as Error).message);
+    // The previous result is not this request's: never leave it under the error.
+    clearResult(v);
   } finally {
     jobId = undefined;
     statusEl.hidden = true;
@@ -100,12 +118,76 @@ async function start(v: View): Promise<void> {
   }
 }
 
+/** Draws a run in its view, with which model and prompt produced it; times the drawing for the benchmark. */
+async function show(v: View, run: Run, serverMs = 0): Promise<void> {
+  const received = performance.now();
+  warnings(v, []);
+  provenance(v, run);
+  await v.render!(run);
+  // Drawn once the browser has painted the frame after rendering.
+  await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+  timings[v.id] = { receivedMs: received, drawnMs: performance.now(), serverMs };
+}
+
+/** Opens a saved run: its view, its settings and prompt, and its result (a failed or cancelled run shows why). */
+async function open(id: string): Promise<void> {
+  try {
+    const run = await api.run(id);
+    const v = viewForKind(run.kind);
+    if (!v) throw new Error(`no view shows ${run.kind} runs`);
+    const userMessage = run.request.messages?.filter((m: { role: string }) => m.role === 'user').at(-1)?.content;
+    if (run.request.text !== undefined || userMessage !== undefined) promptEl.value = run.request.text ?? userMessage;
+    if (run.kind !== 'patching') chatEl.checked = run.request.messages !== undefined;
+    v.restore?.(run.request);
+    if ([...modelEl.options].some((o) => o.value === run.model)) modelEl.value = run.model;
+    showView(v);
+    history.replaceState(null, '', `#run/${id}`);
+    if (run.status !== 'done') {
+      clearResult(v);
+      showError(v, `This saved run ${run.status === 'error' ? 'failed' : `is ${run.status}`}${run.error ? `: ${run.error}` : ''}. Its settings are restored above.`);
+      return;
+    }
+    showError(v, null);
+    await show(v, run);
+  } catch (e) {
+    showView(runsView);
+    showError(runsView, (e as Error).message);
+  }
+}
+setOpener(open);
+
 // ---- Models
+const HUB_KEY = 'lantern.hubModels';
+const savedHub = (): string[] => {
+  try {
+    const v = JSON.parse(localStorage.getItem(HUB_KEY) ?? '[]');
+    return Array.isArray(v) ? v.filter((x) => typeof x === 'string') : [];
+  } catch {
+    return [];
+  }
+};
+
 async function loadModels(select?: string): Promise<void> {
   const { default: def, models } = await api.models();
-  modelEl.replaceChildren(...models.map((m) => h('option', { value: m.ref, text: m.label, title: m.path ?? m.ref })));
-  modelEl.value = select ?? def;
+  modelEl.replaceChildren(...models.map((m) => h('option', { value: m.ref, text: m.label, title: m.path ?? m.ref, 'data-kind': m.kind })));
+  for (const ref of savedHub()) modelEl.append(h('option', { value: ref, text: `${ref.slice(4)} (Hub)`, title: ref, 'data-kind': 'hub' }));
+  const want = select ?? localStorage.getItem('lantern.model') ?? def;
+  modelEl.value = [...modelEl.options].some((o) => o.value === want) ? want : def;
+  updateRemovable();
 }
+
+const removeBtn = $<HTMLButtonElement>('#remove-model');
+/** Only models the user added (folders, Hub ids) can be removed. */
+function updateRemovable(): void {
+  const kind = modelEl.selectedOptions[0]?.dataset.kind;
+  removeBtn.hidden = kind !== 'folder' && kind !== 'hub';
+}
+modelEl.addEventListener('change', () => {
+  localStorage.setItem('lantern.model', modelEl.value);
+  updateRemovable();
+  void showCard();
+});
+
 $('#add-model').addEventListener('click', async () => {
   const p = prompt('A local Hugging Face model folder (absolute path, with config.json, model.safetensors, tokenizer.json: GPT-2, Llama, Mistral, Qwen, Gemma, Pythia, Phi-3) or a Hugging Face Hub id (e.g. gpt2):');
   if (!p?.trim()) return;
@@ -113,12 +195,23 @@ $('#add-model').addEventListener('click', async () => {
   try {
     if (given.startsWith('/')) {
       const f = await api.addFolder(given);
+      localStorage.setItem('lantern.model', f.ref);
       await loadModels(f.ref);
     } else {
-      // Hub ids are checked (and downloaded, with progress) by the first run that uses them.
+      // A path that is not absolute is not a Hub id: refuse it rather than send it to the Hub.
+      if (/^(\.{1,2}|~)(\/|$)/.test(given) || given.includes('..') || given.includes('\\') || given.split('/').length > 2) {
+        throw new Error(`'${given}' is a relative path, not a Hub id: give a model folder as an absolute path (starting with /), or a Hub id like 'gpt2' or 'org/name'`);
+      }
       const ref = `hub:${given}`;
-      if (![...modelEl.options].some((o) => o.value === ref)) modelEl.append(h('option', { value: ref, text: `${given} (Hub)` }));
+      // The server checks the id (and refuses Hub ids when it runs offline); the first run downloads it.
+      await api.checkModel(ref);
+      if (![...modelEl.options].some((o) => o.value === ref)) {
+        localStorage.setItem(HUB_KEY, JSON.stringify([...savedHub(), ref]));
+        modelEl.append(h('option', { value: ref, text: `${given} (Hub)`, title: ref, 'data-kind': 'hub' }));
+      }
       modelEl.value = ref;
+      localStorage.setItem('lantern.model', ref);
+      updateRemovable();
     }
     showError(current(), null);
   } catch (e) {
@@ -126,6 +219,60 @@ $('#add-model').addEventListener('click', async () => {
   }
 });
 
-const initial = views.find((v) => `#${v.id}` === location.hash) ?? views[0];
-showView(initial);
-void loadModels().catch((e) => showError(current(), `cannot reach the server: ${(e as Error).message}`));
+removeBtn.addEventListener('click', async () => {
+  const opt = modelEl.selectedOptions[0];
+  if (!opt || !confirm(`Remove ${opt.text} from the list? (Its files are not touched.)`)) return;
+  try {
+    if (opt.dataset.kind === 'folder') await api.removeFolder(opt.value.slice('folder:'.length));
+    else localStorage.setItem(HUB_KEY, JSON.stringify(savedHub().filter((r) => r !== opt.value)));
+    localStorage.removeItem('lantern.model');
+    await loadModels();
+    void showCard();
+  } catch (e) {
+    showError(current(), (e as Error).message);
+  }
+});
+
+/** The selected model's card (family, shape, tokenizer; a planted model's mechanism) in the model details. */
+async function showCard(): Promise<void> {
+  const el = $('#model-card');
+  const ref = modelEl.value;
+  el.replaceChildren(h('small', { class: 'muted', text: 'loading the model card…' }));
+  try {
+    const c = await api.modelCard(ref);
+    if (modelEl.value !== ref) return;
+    el.replaceChildren(modelCard(c));
+  } catch (e) {
+    el.replaceChildren(h('small', { class: 'muted', text: (e as Error).message }));
+  }
+}
+
+// ---- The prompt and the chosen model survive a reload; the URL hash picks the view (or a saved run).
+promptEl.value = localStorage.getItem('lantern.prompt') ?? promptEl.value;
+chatEl.checked = localStorage.getItem('lantern.chat') === 'true';
+promptEl.addEventListener('input', () => localStorage.setItem('lantern.prompt', promptEl.value));
+chatEl.addEventListener('change', () => localStorage.setItem('lantern.chat', String(chatEl.checked)));
+
+function followHash(): void {
+  const run = /^#run\/(.+)$/.exec(location.hash);
+  if (run) {
+    void open(decodeURIComponent(run[1]));
+    return;
+  }
+  const v = views.find((x) => `#${x.id}` === location.hash);
+  if (v && v !== current()) showView(v);
+}
+window.addEventListener('hashchange', followHash);
+
+void api.limits().then(({ views: lim }) => {
+  for (const v of views) {
+    const l = v.kind ? (lim as Record<string, { chars: number; tokens?: number }>)[v.kind] : undefined;
+    if (l) limitsNote(v, `Prompt: up to ${l.chars.toLocaleString('en-US')} characters${l.tokens ? ` and ${l.tokens} tokens` : ''}, and the model's context.`);
+  }
+}).catch(() => {});
+
+showView(views.find((v) => `#${v.id}` === location.hash) ?? views[0]);
+void loadModels().then(() => {
+  if (location.hash.startsWith('#run/')) followHash();
+  void showCard();
+}).catch((e) => showError(current(), `cannot reach the server: ${(e as Error).message}`));

@@ -29,3 +29,11 @@ export function showView(v: View): void {
   history.replaceState(null, '', `#${v.id}`);
   v.onShow?.();
 }
+
+let opener: (id: string) => Promise<void> = async () => {};
+/** Set by main.ts: how a saved run is opened in its view. */
+export function setOpener(f: (id: string) => Promise<void>): void {
+  opener = f;
+}
+/** Opens a saved run in its view (with its settings; a failed run shows its error). */
+export const openRun = (id: string): Promise<void> => opener(id);

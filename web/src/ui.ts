@@ -57,7 +57,10 @@ export function panel(id: string, label: string, controls: HTMLElement[], runLab
     const form = h('form', { class: 'controls' }, ...controls, h('button', { type: 'submit', class: 'run', text: runLabel }));
     p.append(form);
   }
-  p.append(h('p', { class: 'error', role: 'alert', hidden: true }), h('div', { class: 'meta' }), h('div', { class: 'output' }));
+  p.append(
+    h('small', { class: 'limits muted' }), h('p', { class: 'error', role: 'alert', hidden: true }), h('div', { class: 'provenance', hidden: true }),
+    h('div', { class: 'meta' }), h('ul', { class: 'warnings', role: 'note', hidden: true }), h('div', { class: 'output' }),
+  );
   return p;
 }
 
@@ -93,4 +96,43 @@ export function legend(lo: number, hi: number, seq = false): HTMLElement {
 }
 export function tokenStrip(tokens: string[]): HTMLElement {
   return h('div', { class: 'chips' }, ...tokens.map((t) => h('span', { class: 'token-chip', text: show(t) })));
+}
+
+/** The display labels of a result's prompt tokens (pieces of one character show that character), or its raw strings for older runs. */
+export function tokenLabelsOf(r: { tokenLabels?: string[]; tokenStrings: string[] }): string[] {
+  return r.tokenLabels ?? r.tokenStrings;
+}
+
+/** Says, above a result, which model and prompt produced it, with a permalink to the saved run. */
+export function provenance(v: View, run: Run): void {
+  const req = run.request;
+  const userMessage = req.messages?.filter((m: { role: string }) => m.role === 'user').at(-1)?.content;
+  const prompt: string | undefined = req.text ?? userMessage ?? (req.clean !== undefined ? `${req.clean} / ${req.corrupt}` : undefined);
+  const el = $('.provenance', v.panel);
+  el.replaceChildren(
+    h('span', { text: `Model ${run.model}` }),
+    ...(prompt !== undefined ? [h('span', { class: 'prompt-used', title: prompt, text: `prompt “${prompt.length > 80 ? `${prompt.slice(0, 79)}…` : prompt}”` })] : []),
+    h('a', { href: `#run/${run.id}`, title: 'a link to this saved run', text: 'permalink' }),
+  );
+  el.hidden = false;
+}
+
+/** Shows cautions about the numbers below (or none). */
+export function warnings(v: View, msgs: string[]): void {
+  const el = $('.warnings', v.panel);
+  el.replaceChildren(...msgs.map((m) => h('li', { text: m })));
+  el.hidden = msgs.length === 0;
+}
+
+/** Removes a view's result (after a failed run, so an older chart is never taken for the new one). */
+export function clearResult(v: View): void {
+  $('.output', v.panel).replaceChildren();
+  $('.meta', v.panel).textContent = '';
+  $('.provenance', v.panel).hidden = true;
+  warnings(v, []);
+}
+
+/** A note in a view of what it accepts (shown before running). */
+export function limitsNote(v: View, text: string): void {
+  $('.limits', v.panel).textContent = text;
 }
