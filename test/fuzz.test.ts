@@ -75,8 +75,8 @@ describe('fuzzing (fixed seeds)', () => {
     await fuzz(workbenchKind(), 120, ['refused 400', 'done', 'async done']);
   });
 
-  it('/v1 bodies: a 200 with finite log-probs or a 4xx with a one-line error', async () => {
-    await fuzz(openaiKind(), 200, ['refused 400', '200']);
+  it('/v1 bodies: a 200 with finite log-probs, a well-formed stream, or a 4xx with a one-line error', async () => {
+    await fuzz(openaiKind(), 200, ['refused 400', '200', 'streamed']);
   });
 });
 
