@@ -9,6 +9,7 @@ export { loadModel } from './models/load.js';
 export { BUNDLED_MODEL } from './paths.js';
 export { HookedTransformer, objectives } from './models/hooked.js';
 export type { Intervention, HookCallback, RunOptions, ObjectiveTerm, ModelInput, RunResult, GradientResult, AttentionWeights } from './models/hooked.js';
+export { KvCache } from './models/kv-cache.js';
 export { ActivationCache } from './models/cache.js';
 export { readConfig, parseConfig, architectureFor, architectures, SUPPORTED_ARCHITECTURES } from './models/config.js';
 export type { ModelConfig, Rope } from './models/config.js';

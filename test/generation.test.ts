@@ -118,6 +118,32 @@ describe('hook callbacks and sampling in generation', () => {
     expect(viaCallback.tokens).toEqual(declarative.tokens);
   });
 
+  it('a KvCache continues rows of different lengths by several tokens each as whole runs do; rows can be dropped; misuse is refused', async () => {
+    const V = model.cfg.dVocab;
+    const at = (logits: Float32Array, row: number) => logits.slice(row * V, (row + 1) * V);
+    const kv = await model.createKvCache();
+    try {
+      await model.runWithHooks([PROMPT, SHORT], { kvCache: kv });
+      expect([kv.rows, kv.slots, kv.nextPositions]).toEqual([2, PROMPT.length, [PROMPT.length, SHORT.length]]);
+      const more = [[11, 290, 13], [262]];
+      const step = (await model.runWithHooks(more, { kvCache: kv })).logits; // [2, 3, V]
+      for (const [b, prompt] of [PROMPT, SHORT].entries()) {
+        const whole = (await model.run([[...prompt, ...more[b]]])).f32;
+        more[b].forEach((_, j) => expect(rel(at(step.f32, b * 3 + j), at(whole, prompt.length + j))).toBeLessThan(1e-4));
+      }
+      await kv.keepRows([1]);
+      expect([kv.rows, kv.nextPositions]).toEqual([1, [SHORT.length + 1]]);
+      const last = (await model.runWithHooks([[318]], { kvCache: kv })).logits.f32;
+      const whole = (await model.run([[...SHORT, 262, 318]])).f32;
+      expect(rel(last, at(whole, SHORT.length + 1))).toBeLessThan(1e-4);
+      await expect(model.runWithHooks([[1], [2]], { kvCache: kv })).rejects.toThrow(/holds 1 rows; this run gives 2/);
+      await expect(kv.keepRows([3])).rejects.toThrow(/row 3 is not in the key\/value cache/);
+    } finally {
+      await kv.release();
+    }
+    await expect(model.runWithHooks([[1]], { kvCache: kv })).rejects.toThrow(/was released/);
+  });
+
   it('rows that stop early leave the batch; the others still equal recomputation of each prompt alone', async () => {
     // Three prompts of different lengths (padding gaps in the cache of the two shorter); the stop
     // token is one the middle row draws early, so that row leaves while the others go on.
