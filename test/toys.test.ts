@@ -21,6 +21,9 @@ import {
 } from '../src/methods/toys/fourier.js';
 import { cyclicProduct, irrepShares, permutations, symmetricGroup, trainUniversality } from '../src/methods/toys/universality.js';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expectOneLineError, runLantern } from './helpers.js';
 import { analyseGrokking, readGrokkingCheckpoint, grokkingForward, initGrokking, GROKKING_DEFAULTS, pairLossAccuracy, grokkingSplit } from '../src/methods/toys/grokking.js';
 
 const close = (a: number, b: number, tol: number) => expect(Math.abs(a - b)).toBeLessThanOrEqual(tol);
@@ -285,5 +288,22 @@ describe('grokked checkpoint (fixtures/toys)', () => {
     // The run's own curve: memorised long before it generalised.
     const run = JSON.parse(fs.readFileSync('fixtures/toys/grokking-p113.json', 'utf8'));
     expect(run.testSolvedAt).toBeGreaterThanOrEqual(4 * run.trainSolvedAt);
+  }, 180_000);
+});
+
+describe('lantern toy', () => {
+  it('saves JSON with settings and seed, and names bad input in one line', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-toy-cli-'));
+    try {
+      const r = await runLantern(['toy', 'superposition', '--features', '3', '--dims', '2', '--steps', '20', '--restarts', '1', '--batch', '64', '--seed', '7', '--json'], home);
+      expect(r.code, r.stderr).toBe(0);
+      const saved = JSON.parse(r.stdout);
+      expect(saved).toMatchObject({ method: 'toy-superposition', seed: 7, settings: { features: 3, dims: 2, sparsities: [0.9], steps: 20 } });
+      expect(saved.results[0].W).toHaveLength(3);
+      expectOneLineError(await runLantern(['toy', 'universality', '--group', 'S7'], home), /symmetric group S7 is not available; choose S4 or S5/);
+      expectOneLineError(await runLantern(['toy', 'grokking', '--p', '12', '--out', path.join(home, 'g')], home), /p must be an odd prime, got 12/);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   }, 180_000);
 });
