@@ -61,3 +61,7 @@ export { GgufBackend } from './backends/gguf.js';
 export type { GgufOptions } from './backends/gguf.js';
 export { openAICompat, serveOpenAI, plainChatTemplate } from './interfaces/server/openai-compat.js';
 export type { OpenAICompatOptions, ServeOptions, RunningServer, ChatMessage } from './interfaces/server/openai-compat.js';
+export * as toys from './methods/toys/index.js';
+export * as sweep from './methods/sweep/index.js';
+export { appendAdamW, adamwFeeds, adamwState } from './train/adamw.js';
+export type { AdamWSettings } from './train/adamw.js';

@@ -110,7 +110,7 @@ describe('sweep', () => {
     expect(values.size).toBe(3); // the revisions really differ
     expect(loss).toMatchObject({ method: 'sweep', source: REPO, analysis: 'loss', seed: 3 });
     await expect(sweepRevisions(REPO, ['step1000'], 'perplexity')).rejects.toThrow(/unknown analysis 'perplexity'; choose loss, lens-kl, head:previous-token/);
-  }, 60_000);
+  }, 180_000);
 
   it('logit-lens KL per layer: one series per layer, 0 at the final layer, ≥ 0 elsewhere', async () => {
     const r = await sweepRevisions(REPO, REVISIONS.slice(0, 2), 'lens-kl', { sequences: 2, half: 8, seed: 1 });
@@ -120,7 +120,7 @@ describe('sweep', () => {
       expect(kl.at(-1)).toBe(0);
       for (const v of kl) expect(v).toBeGreaterThanOrEqual(0);
     }
-  }, 60_000);
+  }, 180_000);
 
   it('the CLI sweeps, plots, and names bad analyses and revisions', async () => {
     const env = { HF_HUB_OFFLINE: undefined, HF_ENDPOINT: endpoint, HF_HOME: path.join(tmp, 'hf-home') };
@@ -132,7 +132,7 @@ describe('sweep', () => {
     expect(fs.readFileSync(plot, 'utf8')).toMatch(/^<svg/);
     expectOneLineError(await runLantern(['sweep', '--model', REPO, '--revisions', 'step1000', '--analysis', 'head:induktion'], tmp, env), /unknown head detector 'induktion'; choose previous-token, duplicate-token, induction/);
     expectOneLineError(await runLantern(['sweep', '--model', REPO, '--revisions', 'step9000', '--analysis', 'loss'], tmp, env), /step9000/);
-  }, 90_000);
+  }, 180_000);
 
   it('over a grokking run\'s own checkpoints: each point is that checkpoint\'s analysis', async () => {
     const folder = path.join(tmp, 'grok');
@@ -145,5 +145,5 @@ describe('sweep', () => {
       expect(p.values['test-loss']).toBeCloseTo(a.testLoss, 10);
     }
     await expect(sweepRun(folder, 'test-los')).rejects.toThrow(/unknown run analysis 'test-los'; choose train-loss, test-loss/);
-  }, 60_000);
+  }, 180_000);
 });

@@ -21,6 +21,9 @@ import {
 } from '../src/methods/toys/fourier.js';
 import { cyclicProduct, irrepShares, permutations, symmetricGroup, trainUniversality } from '../src/methods/toys/universality.js';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expectOneLineError, runLantern } from './helpers.js';
 import { analyseGrokking, readGrokkingCheckpoint, grokkingForward, initGrokking, GROKKING_DEFAULTS, pairLossAccuracy, grokkingSplit } from '../src/methods/toys/grokking.js';
 
 const close = (a: number, b: number, tol: number) => expect(Math.abs(a - b)).toBeLessThanOrEqual(tol);
@@ -57,7 +60,7 @@ describe('superposition', () => {
   });
 
   it('at sparsity 0.9: n = 4, m = 2 learns two antipodal pairs; n = 5, m = 2 a pentagon', async () => {
-    const base = { dims: 2, sparsity: 0.9, importanceDecay: 1, restarts: 6, batch: 512, steps: 1500, lr: 3e-3, seed: 1 };
+    const base = { dims: 2, sparsity: 0.9, importanceDecay: 1, restarts: 4, batch: 256, steps: 600, lr: 1e-2, seed: 1 };
     const pairs = (await superpositionRun({ ...base, features: 4 })).best;
     for (const c of pairs.minCosine) expect(c).toBeLessThanOrEqual(-0.95);
     for (const d of pairs.featureDimensionality) close(d, 0.5, 0.03);
@@ -73,17 +76,17 @@ describe('superposition', () => {
       close(cos[2], Math.cos((2 * Math.PI) / 5), 0.05);
       close(cos[3], Math.cos((2 * Math.PI) / 5), 0.05);
     }
-  }, 60_000);
+  }, 180_000);
 
   it('phase diagram corners for two features in one dimension: dense keeps the more important, sparse superposes', async () => {
-    const cells = await phaseDiagram({ sparsities: [0, 0.95], relativeImportances: [0.5, 2], restarts: 3, batch: 512, steps: 1200, lr: 3e-3, seed: 2 });
+    const cells = await phaseDiagram({ sparsities: [0, 0.95], relativeImportances: [0.5, 2], restarts: 3, batch: 256, steps: 600, lr: 1e-2, seed: 1 });
     const at = (s: number, r: number) => cells.find((c) => c.sparsity === s && c.relativeImportance === r)!;
     expect(at(0, 0.5).phase).toBe('first only');
     expect(at(0, 2).phase).toBe('second only');
     expect(at(0.95, 0.5).phase).toBe('superposition');
     expect(at(0.95, 0.5).cosine).toBeLessThan(-0.95);
     expect(twoFeaturePhase([0.1, 0.2])).toBe('neither');
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('Fourier tools', () => {
@@ -261,7 +264,7 @@ describe('universality', () => {
       explicit[irrep.name] = part / total;
     }
     for (const [name, share] of Object.entries(r.shares.left)) close(share, explicit[name], 1e-6);
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('grokked checkpoint (fixtures/toys)', () => {
@@ -285,5 +288,22 @@ describe('grokked checkpoint (fixtures/toys)', () => {
     // The run's own curve: memorised long before it generalised.
     const run = JSON.parse(fs.readFileSync('fixtures/toys/grokking-p113.json', 'utf8'));
     expect(run.testSolvedAt).toBeGreaterThanOrEqual(4 * run.trainSolvedAt);
-  }, 60_000);
+  }, 180_000);
+});
+
+describe('lantern toy', () => {
+  it('saves JSON with settings and seed, and names bad input in one line', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-toy-cli-'));
+    try {
+      const r = await runLantern(['toy', 'superposition', '--features', '3', '--dims', '2', '--steps', '20', '--restarts', '1', '--batch', '64', '--seed', '7', '--json'], home);
+      expect(r.code, r.stderr).toBe(0);
+      const saved = JSON.parse(r.stdout);
+      expect(saved).toMatchObject({ method: 'toy-superposition', seed: 7, settings: { features: 3, dims: 2, sparsities: [0.9], steps: 20 } });
+      expect(saved.results[0].W).toHaveLength(3);
+      expectOneLineError(await runLantern(['toy', 'universality', '--group', 'S7'], home), /symmetric group S7 is not available; choose S4 or S5/);
+      expectOneLineError(await runLantern(['toy', 'grokking', '--p', '12', '--out', path.join(home, 'g')], home), /p must be an odd prime, got 12/);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

@@ -2,6 +2,8 @@
  * Analyses across checkpoints: one scalar analysis (or a few, e.g. one per layer) run on each
  * revision of a Hub model (Pythia's step1000 … step143000 branches) or on each checkpoint of a
  * toy training run, giving curves over training.
+ *
+ * @module
  */
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';

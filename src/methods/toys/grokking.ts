@@ -77,7 +77,7 @@ export function initGrokking(s: GrokkingSettings): GrokkingParams {
   const rng = new Rng(s.seed);
   const out: GrokkingParams = {};
   for (const [name, shape] of Object.entries(grokkingShapes(s))) {
-    const n = shape.reduce((a, b) => a + 0 * b, 1) && shape.reduce((a, b) => a * b, 1);
+    const n = shape.reduce((a, b) => a * b, 1);
     const std = shape.length === 1 ? 0 : 1 / Math.sqrt(name === 'W_E' || name === 'W_pos' ? s.dModel : shape[0]);
     out[name] = Tensor.f32(new Float32Array(n).map(() => std * rng.normal()), shape);
   }
