@@ -14,7 +14,9 @@ export interface DasSearchOptions extends Omit<DasOptions, 'hook' | 'position' |
   hooks: string[];
   /** Positions tried (columns), negative from the end. */
   positions: number[];
+  /** Head, for per-head hooks. */
   head?: number;
+  /** Called after each location with its result. */
   onProgress?: (done: number, total: number, last: DasResult) => void;
 }
 
