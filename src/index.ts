@@ -9,6 +9,7 @@ export { loadModel } from './models/load.js';
 export { BUNDLED_MODEL } from './paths.js';
 export { HookedTransformer, objectives } from './models/hooked.js';
 export type { Intervention, HookCallback, RunOptions, ObjectiveTerm, ModelInput, RunResult, GradientResult, AttentionWeights } from './models/hooked.js';
+export { KvCache } from './models/kv-cache.js';
 export { ActivationCache } from './models/cache.js';
 export { readConfig, parseConfig, architectureFor, architectures, SUPPORTED_ARCHITECTURES } from './models/config.js';
 export type { ModelConfig, Rope } from './models/config.js';
@@ -41,8 +42,12 @@ export * as circuits from './methods/circuits/index.js';
 export * as blackbox from './methods/blackbox/index.js';
 export * as heads from './methods/heads/index.js';
 export * as neurons from './methods/neurons/index.js';
+export * as features from './methods/features/index.js';
 export * as representations from './methods/representations/index.js';
+export * as steering from './methods/steering/index.js';
 export * as causal from './methods/causal-abstraction/index.js';
+export * as sae from './methods/sae/index.js';
+export * as evaluation from './methods/evaluation/index.js';
 export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';
 export type {
   LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, HttpBackendOptions, HttpEvent, HttpApi,

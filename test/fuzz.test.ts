@@ -1,7 +1,8 @@
 /**
  * Property-based fuzzing with fixed seeds (src/bench/fuzz/): mutated GGUF headers, tokenizer.json
- * files, Workbench API bodies, /v1 bodies, config.json files, model.safetensors files and sharded
- * checkpoints must each end in a result or one clean error —
+ * files, Workbench API bodies, /v1 bodies, config.json files, model.safetensors files, sharded
+ * checkpoints, labelled dataset files, chat templates with their messages and control vectors
+ * baked into a GGUF model must each end in a result or one clean error —
  * never a stack trace, a native abort, a hang, a non-finite number or a server that stops
  * answering. `npm run fuzz` runs the same kinds for longer.
  */
@@ -20,6 +21,12 @@ import { ggufKind } from '../src/bench/fuzz/gguf.js';
 import { tokenizerKind } from '../src/bench/fuzz/tokenizer.js';
 import { openaiKind, workbenchKind } from '../src/bench/fuzz/requests.js';
 import { configKind, safetensorsKind, shardedKind } from '../src/bench/fuzz/models.js';
+import { chatTemplateKind, controlVectorKind, datasetKind } from '../src/bench/fuzz/files.js';
+import { loadContrastPairs, loadLabelled } from '../src/methods/representations/data.js';
+import { writeControlVector } from '../src/backends/control-vector.js';
+import { steeredGgufCopy } from '../src/backends/gguf-steer.js';
+import { checkGgufFile } from '../src/backends/gguf-check.js';
+import { exportGguf } from '../src/backends/gguf-export.js';
 
 const SEED = 424242;
 
@@ -68,8 +75,8 @@ describe('fuzzing (fixed seeds)', () => {
     await fuzz(workbenchKind(), 120, ['refused 400', 'done', 'async done']);
   });
 
-  it('/v1 bodies: a 200 with finite log-probs or a 4xx with a one-line error', async () => {
-    await fuzz(openaiKind(), 200, ['refused 400', '200']);
+  it('/v1 bodies: a 200 with finite log-probs, a well-formed stream, or a 4xx with a one-line error', async () => {
+    await fuzz(openaiKind(), 200, ['refused 400', '200', 'streamed']);
   });
 });
 
@@ -84,6 +91,66 @@ describe('fuzzing model folders (fixed seeds)', () => {
 
   it('sharded checkpoints: missing shards, paths outside the folder, wrong shards: refused cleanly, or loaded with finite logits', async () => {
     await fuzz(shardedKind(), 60, ['refused', 'accepted']);
+  });
+});
+
+describe('fuzzing user files (fixed seeds)', () => {
+  it('dataset files (.jsonl, .csv, .parquet) with hostile columns: refused cleanly, or examples with text and finite labels', async () => {
+    await fuzz(datasetKind(), 300, ['refused', 'accepted']);
+  });
+
+  it('chat templates and messages: refused cleanly, or tokens in the vocabulary with spans inside them', async () => {
+    await fuzz(chatTemplateKind(), 300, ['refused', 'rendered']);
+  });
+
+  it('control vectors baked into a GGUF model: refused cleanly, or a copy that parses and changes only finite ffn_down biases', async () => {
+    await fuzz(controlVectorKind(), 150, ['refused', 'steered']);
+  });
+});
+
+describe('user files: what fuzzing found', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fuzz-files-'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const refusal = async (f: () => unknown): Promise<string> => {
+    try {
+      await f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(LanternError);
+      expect((e as Error).message).not.toContain('\n');
+      return (e as Error).message;
+    }
+    throw new Error('expected a LanternError');
+  };
+
+  it('a column name with a line break is quoted on one line; an inherited name (constructor) is no column', async () => {
+    const f = path.join(tmp, 'd.jsonl');
+    fs.writeFileSync(f, '{"text": "a", "label": 1}\n{"text": "b", "label": 0}\n');
+    expect(await refusal(() => loadLabelled(f, { labelColumn: 'la\nbel' }))).toMatch(/has no column "la\\nbel" \(--label-column\); columns nearest to it: "label"/);
+    expect(await refusal(() => loadLabelled(f, { textColumn: 'constructor' }))).toMatch(/has no column "constructor"/);
+  });
+
+  it('contrast pairs whose statements are missing or not text are refused (were read as "null", "[object Object]")', async () => {
+    const f = path.join(tmp, 'p.jsonl');
+    fs.writeFileSync(f, '{"positive": "x. True", "negative": "x. False", "label": 1}\n{"positive": null, "negative": {}, "label": 0}\n');
+    expect(await refusal(() => loadContrastPairs(f))).toMatch(/row 1 has no text in column "positive"/);
+  });
+
+  it('a control vector times a strength that overflows float32 is refused, not baked in as infinities', async () => {
+    const dir = path.join(tmp, 'tiny');
+    writeRandomModel(dir, { ...TINY_GPT2, nLayers: 3 });
+    const model = path.join(tmp, 'tiny.gguf');
+    exportGguf(dir, model, { dtype: 'f32' });
+    const cv = path.join(tmp, 'cv.gguf');
+    writeControlVector(cv, { modelHint: 'gpt2', directions: new Map([[1, new Float32Array(TINY_GPT2.dModel).fill(2)]]) });
+    const info = checkGgufFile(model);
+    expect(await refusal(() => steeredGgufCopy(model, info, [{ path: cv, strength: 3e38 }], path.join(tmp, 'steered')))).toMatch(/block 1, times their strengths, overflow float32 at index 0 \(Infinity\)/);
+    // Two vectors that each fit but whose sum does not.
+    expect(await refusal(() => steeredGgufCopy(model, info, [{ path: cv, strength: 1e38 }, { path: cv, strength: 1e38 }], path.join(tmp, 'steered')))).toMatch(/overflow float32/);
+    expect(fs.existsSync(steeredGgufCopy(model, info, [{ path: cv, strength: 1e30 }], path.join(tmp, 'steered')))).toBe(true);
   });
 });
 

@@ -118,6 +118,48 @@ describe('hook callbacks and sampling in generation', () => {
     expect(viaCallback.tokens).toEqual(declarative.tokens);
   });
 
+  it('a KvCache continues rows of different lengths by several tokens each as whole runs do; rows can be dropped; misuse is refused', async () => {
+    const V = model.cfg.dVocab;
+    const at = (logits: Float32Array, row: number) => logits.slice(row * V, (row + 1) * V);
+    const kv = await model.createKvCache();
+    try {
+      await model.runWithHooks([PROMPT, SHORT], { kvCache: kv });
+      expect([kv.rows, kv.slots, kv.nextPositions]).toEqual([2, PROMPT.length, [PROMPT.length, SHORT.length]]);
+      const more = [[11, 290, 13], [262]];
+      const step = (await model.runWithHooks(more, { kvCache: kv })).logits; // [2, 3, V]
+      for (const [b, prompt] of [PROMPT, SHORT].entries()) {
+        const whole = (await model.run([[...prompt, ...more[b]]])).f32;
+        more[b].forEach((_, j) => expect(rel(at(step.f32, b * 3 + j), at(whole, prompt.length + j))).toBeLessThan(1e-4));
+      }
+      await kv.keepRows([1]);
+      expect([kv.rows, kv.nextPositions]).toEqual([1, [SHORT.length + 1]]);
+      const last = (await model.runWithHooks([[318]], { kvCache: kv })).logits.f32;
+      const whole = (await model.run([[...SHORT, 262, 318]])).f32;
+      expect(rel(last, at(whole, SHORT.length + 1))).toBeLessThan(1e-4);
+      await expect(model.runWithHooks([[1], [2]], { kvCache: kv })).rejects.toThrow(/holds 1 rows; this run gives 2/);
+      await expect(kv.keepRows([3])).rejects.toThrow(/row 3 is not in the key\/value cache/);
+    } finally {
+      await kv.release();
+    }
+    await expect(model.runWithHooks([[1]], { kvCache: kv })).rejects.toThrow(/was released/);
+  });
+
+  it('rows that stop early leave the batch; the others still equal recomputation of each prompt alone', async () => {
+    // Three prompts of different lengths (padding gaps in the cache of the two shorter); the stop
+    // token is one the middle row draws early, so that row leaves while the others go on.
+    const prompts = [PROMPT, SHORT, [13, 262, 464, 290, 11, 318, 339]];
+    const refs = await Promise.all(prompts.map((p) => greedyByRecomputation(model, p, STEPS)));
+    const stopToken = refs[1].tokens[2];
+    const cut = (tokens: number[]) => (tokens.includes(stopToken) ? tokens.slice(0, tokens.indexOf(stopToken)) : tokens);
+    const got = await generateBatch(model, prompts, { temperature: 0, maxNewTokens: STEPS, stopTokens: [stopToken], returnLogits: true });
+    got.forEach((g, b) => {
+      expect(g.tokens).toEqual(cut(refs[b].tokens));
+      g.logits!.forEach((row, i) => expect(rel(row, refs[b].logits[i])).toBeLessThan(1e-4));
+    });
+    expect(got[1].finishReason).toBe('stop');
+    expect(got[1].tokens.length).toBeLessThan(Math.max(got[0].tokens.length, got[2].tokens.length));
+  });
+
   it('sampled rows of a batch equal each prompt alone with seed + row, cached or not; the stream yields the same tokens', async () => {
     const opts = { temperature: 1.3, topK: 0, topP: 0.95, minP: 0.01, repetitionPenalty: 1.2, maxNewTokens: 8, stopTokens: [], seed: 7 };
     const batch = await generateBatch(model, [PROMPT, SHORT], opts);

@@ -124,7 +124,7 @@ describe.each(CASES)('$family.name: one declaration of the options', (c) => {
       if (c.kind && spec.only !== 'cli') {
         const r = await apiPost(c, spec.key, v);
         expect(r.status).toBe(400);
-        expect(r.error, `${spec.key} = ${v}`).toMatch(new RegExp(`^body\\.${spec.key} must be [<>]=? `));
+        expect(r.error, `${spec.key} = ${v}`).toMatch(new RegExp(`^${spec.key} must be (at least|at most|above) `));
       }
     }
   });
@@ -137,7 +137,7 @@ describe.each(CASES)('$family.name: one declaration of the options', (c) => {
       if (c.kind) expect((await apiPost(c, spec.key, v)).error).toMatch(/unknown planted model 'none'/);
     }
     await expect(cliParse(c, spec, 'nonesuch')).rejects.toThrow(new RegExp(`^${spec.flag} must be one of ${choices.join(', ')}`));
-    if (c.kind) expect((await apiPost(c, spec.key, 'nonesuch')).error).toBe(`body.${spec.key} must be equal to one of the allowed values: ${choices.join(', ')}`);
+    if (c.kind) expect((await apiPost(c, spec.key, 'nonesuch')).error).toBe(`${spec.key} must be one of: ${choices.join(', ')}`);
   });
 });
 

@@ -65,7 +65,7 @@ describe('datasets from files', () => {
   it('a missing column is named, with the columns nearest to it', async () => {
     const f = path.join(tmp, 'e.jsonl');
     fs.writeFileSync(f, JSON.stringify({ sentence: 'x', label: 1 }) + '\n');
-    await expect(R.loadLabelled(f, { textColumn: 'sentense' })).rejects.toThrow(/no column 'sentense' \(--text-column\); columns nearest to it: sentence/);
+    await expect(R.loadLabelled(f, { textColumn: 'sentense' })).rejects.toThrow(/no column "sentense" \(--text-column\); columns nearest to it: "sentence"/);
   });
 });
 
@@ -201,7 +201,7 @@ describe('CLI', () => {
     expect(JSON.parse(r.stdout).n).toBe(80);
 
     const errors: [string[], RegExp][] = [
-      [['activations', '--data', data, '--text-column', 'reveiw', '--hooks', 'blocks.0.hook_resid_post', '--out', acts], /no column 'reveiw' \(--text-column\); columns nearest to it: review/],
+      [['activations', '--data', data, '--text-column', 'reveiw', '--hooks', 'blocks.0.hook_resid_post', '--out', acts], /no column "reveiw" \(--text-column\); columns nearest to it: "review"/],
     ];
     const single = path.join(tmp, 'single.jsonl');
     fs.writeFileSync(single, ['a', 'b', 'c', 'd', 'e'].map((t) => JSON.stringify({ text: t, label: 1 })).join('\n'));

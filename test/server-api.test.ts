@@ -148,13 +148,13 @@ describe('compute endpoints equal the library', () => {
 
 describe('bad input is a 4xx naming the problem', () => {
   const cases: [string, string, unknown, number, RegExp][] = [
-    ['empty text', '/api/forward', { text: '' }, 400, /body\.text must NOT have fewer than 1 characters/],
-    ['missing text', '/api/lens', {}, 400, /must have required property 'text'/],
+    ['empty text', '/api/forward', { text: '' }, 400, /^the prompt \(text\) is empty$/],
+    ['missing text', '/api/lens', {}, 400, /^the request is missing the prompt \(text\)$/],
     ['unknown field', '/api/attribution', { text: 'a', stpes: 3 }, 400, /unknown field 'stpes'/],
-    ['wrong type', '/api/forward', { text: 'a', topK: '5' }, 400, /body\.topK must be integer/],
-    ['out of range', '/api/forward', { text: 'a', topK: 0 }, 400, /body\.topK must be >= 1/],
-    ['unknown method', '/api/attribution', { text: 'a', method: 'igg' }, 400, /body\.method must be equal to one of the allowed values: ig, saliency/],
-    ['unknown sweep', '/api/patching', { clean: 'a', corrupt: 'b', answer: ' c', sweep: 'neurons' }, 400, /body\.sweep .*resid, attn, mlp, heads, pattern/],
+    ['wrong type', '/api/forward', { text: 'a', topK: '5' }, 400, /^topK must be a whole number$/],
+    ['out of range', '/api/forward', { text: 'a', topK: 0 }, 400, /^topK must be at least 1$/],
+    ['unknown method', '/api/attribution', { text: 'a', method: 'igg' }, 400, /^method must be one of: ig, saliency/],
+    ['unknown sweep', '/api/patching', { clean: 'a', corrupt: 'b', answer: ' c', sweep: 'neurons' }, 400, /^sweep must be one of: resid, attn, mlp, heads, pattern/],
     ['foil without target', '/api/attribution', { text: PROMPT, foil: ' dog', method: 'saliency' }, 400, /foil needs a target/],
     ['an IG setting for another method', '/api/attribution', { text: PROMPT, method: 'saliency', steps: 8 }, 400, /steps applies only to method ig, layer-ig \(the method is saliency\)/],
     ['samples for IG', '/api/attribution', { text: PROMPT, samples: 8 }, 400, /samples applies only to method lime, shap, shapley \(the method is ig\)/],

@@ -139,7 +139,7 @@ describe('workbench in chromium', () => {
     await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(2);
   });
 
-  it('draws the logit lens and the attention grid; hovering a token marks it as the query', async () => {
+  it('draws the logit lens and the attention view; hovering a token marks it as the query', async () => {
     await page.click('#tab-lens');
     await page.fill('#view-lens input[name=target]', ' dog');
     await page.click('#view-lens button.run');
@@ -148,7 +148,9 @@ describe('workbench in chromium', () => {
 
     await page.click('#tab-attention');
     await page.click('#view-attention button.run');
-    await page.locator('#view-attention .chart svg.marks').waitFor();
+    await page.locator('#view-attention [data-testid=attention-main]').waitFor();
+    // One thumbnail per layer and head of the bundled model (4 x 8).
+    expect(await page.locator('[data-testid=attention-thumbs] canvas').count()).toBe(32);
     await page.locator('[data-testid=attention-tokens] .token-chip').nth(3).hover();
     expect(await page.locator('[data-testid=attention-tokens] .token-chip.query').count()).toBe(1);
     await page.screenshot({ path: path.join(SHOTS, '6-attention.png'), fullPage: true });

@@ -61,6 +61,10 @@ function summedDirections(specs: ControlVectorSpec[], nLayers: number, dModel: n
       for (let i = 0; i < dModel; i++) acc[i] += strength * v[i];
     }
   }
+  for (const [block, acc] of sum) {
+    const bad = acc.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new LanternError(`the control vectors for block ${block}, times their strengths, overflow float32 at index ${bad} (${acc[bad]}); use smaller strengths`);
+  }
   return sum;
 }
 
@@ -121,6 +125,8 @@ export function steeredGgufCopy(file: string, info: GgufInfo, specs: ControlVect
       if (!add) continue;
       const bias = readBias(fd, info, t, dModel, file);
       for (let i = 0; i < dModel; i++) bias[i] += add[i];
+      const bad = bias.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0) throw new LanternError(`${file}: ${t.name} plus the control vectors overflows float32 at index ${bad} (${bias[bad]}); use smaller strengths`);
       replaced.set(t.name, { dims: [dModel], type: GGML_F32, data: bias });
     }
   } finally {

@@ -25,7 +25,7 @@
 import pLimit from 'p-limit';
 import { LanternError } from '../errors.js';
 import type {
-  Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, ScoreOptions, Usage,
+  Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, PromptLogprobs, ScoreOptions, Usage,
 } from './types.js';
 
 /** Which OpenAI endpoint scores continuations: `completions` (exact, `echo` + `logprobs`) or `chat` (approximate, read off `top_logprobs`). */
@@ -317,6 +317,23 @@ export class HttpBackend implements LanguageModelBackend {
     const logprobs = lp.token_logprobs.slice(start);
     if (logprobs.length === 0 || !logprobs.every((v): v is number => typeof v === 'number' && Number.isFinite(v))) throw this.malformed('has missing or non-numeric logprobs for the continuation');
     return { tokens: lp.tokens.slice(start), logprobs, total: logprobs.reduce((a, b) => a + b, 0), approximate: false };
+  }
+
+  /**
+   * The prompt echoed with the top alternatives at every token (completions API: `echo`,
+   * `max_tokens: 0`, `logprobs: topK`, which OpenAI's legacy API caps at 5). The chat API cannot
+   * echo a prompt: there this method is absent in effect and says so.
+   */
+  async promptLogprobs(prompt: string, topK: number, opts: ScoreOptions = {}): Promise<PromptLogprobs> {
+    if (this.api === 'chat') throw new LanternError(`${this.id}: the chat API cannot echo a prompt's log-probs; use the completions API`);
+    const body = { model: this.o.model, prompt, max_tokens: 0, echo: true, logprobs: positiveInt(topK, 5, 'top logprobs'), temperature: 0 };
+    const res = await this.post<{ choices?: { logprobs?: CompletionLogprobs }[] }>('completions', body, opts.signal);
+    const lp = res.choices?.[0]?.logprobs;
+    const n = lp?.tokens?.length;
+    if (!lp || !Array.isArray(lp.tokens) || !Array.isArray(lp.text_offset) || lp.text_offset.length !== n || !Array.isArray(lp.top_logprobs) || lp.top_logprobs.length !== n) {
+      throw this.malformed('has no echoed tokens, text offsets and top logprobs (does the server support echo with logprobs on /v1/completions?)');
+    }
+    return { tokens: lp.tokens, offsets: lp.text_offset, top: lp.top_logprobs.map((t) => t ?? {}) };
   }
 
   private messages(prompt: Prompt): { role: string; content: string }[] {

@@ -14,7 +14,7 @@ import { LanternBackend } from './lantern.js';
 import type { LanguageModelBackend } from './types.js';
 import type { ControlVectorSpec } from './gguf-steer.js';
 
-export type { LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions } from './types.js';
+export type { LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, PromptLogprobs } from './types.js';
 export { HttpBackend, listModels } from './http.js';
 export type { HttpBackendOptions, HttpEvent, HttpApi } from './http.js';
 export type { ControlVectorSpec } from './gguf-steer.js';

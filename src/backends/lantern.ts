@@ -6,7 +6,7 @@ import { LanternError } from '../errors.js';
 import { generate } from '../models/generate.js';
 import type { HookedTransformer } from '../models/hooked.js';
 import { checkNoMerge } from './types.js';
-import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, Usage } from './types.js';
+import type { Continuation, ContinuationScore, Generation, GenerateOptions, LanguageModelBackend, Prompt, PromptLogprobs, Usage } from './types.js';
 
 /** A Lantern model behind the backend interface, so black-box methods can run on it and be compared number for number with white-box ones. */
 export class LanternBackend implements LanguageModelBackend {
@@ -41,6 +41,21 @@ export class LanternBackend implements LanguageModelBackend {
     this.counts.requests++;
     this.counts.promptTokens += input.length;
     return { tokens: this.model.tokenStrings(c), logprobs, total: logprobs.reduce((a, b) => a + b, 0), approximate: false };
+  }
+
+  /** The prompt's tokens with the `topK` most likely next tokens before each, from one forward (a BOS the tokenizer adds is left out). */
+  async promptLogprobs(prompt: string, topK: number): Promise<PromptLogprobs> {
+    const ids = this.promptTokens(prompt);
+    if (ids.length > this.model.cfg.nCtx) throw new LanternError(`prompt is ${ids.length} tokens, longer than the model's context of ${this.model.cfg.nCtx}`);
+    const scored = await this.model.tokenLogprobs(ids, Math.min(topK, this.model.cfg.dVocab));
+    const skip = ids.length - this.model.encode(prompt).length;
+    const strings = this.model.tokenStrings(ids);
+    const top = [{}, ...scored.top.map((alts) => Object.fromEntries(alts.map((a) => [this.model.tokenStrings([a.id])[0], a.logprob])))];
+    // Offsets in code points of the decoded text before each token.
+    const offsets = ids.map((_, i) => (i < skip ? 0 : [...this.model.toString(ids.slice(skip, i))].length));
+    this.counts.requests++;
+    this.counts.promptTokens += ids.length;
+    return { tokens: strings.slice(skip), offsets: offsets.slice(skip), top: top.slice(skip) };
   }
 
   /** Samples a continuation of `prompt` with Lantern's engine. */

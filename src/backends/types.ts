@@ -85,6 +85,16 @@ export function checkNoMerge(id: string, separate: number[], joint: number[], to
   throw new LanternError(`${id}: the tokenizer merged the end of the prompt with the start of the continuation into one token (${JSON.stringify(tokenString(joint[i] ?? separate[i]))}); start the continuation with a space or pass token ids`);
 }
 
+/** A prompt echoed back token by token, with each token's most likely alternatives given the text before it. */
+export interface PromptLogprobs {
+  /** The prompt's tokens as text. */
+  tokens: string[];
+  /** Where each token starts in the prompt, in code points. */
+  offsets: number[];
+  /** Per token: alternative token text -> log-prob at that position (empty for the first token). */
+  top: Record<string, number>[];
+}
+
 /** What black-box methods need from a model: score a continuation and generate one. Implemented by Lantern's engine, OpenAI-compatible servers and GGUF files. */
 export interface LanguageModelBackend {
   /** Identifies the model in saved results (e.g. 'lantern:lantern-demo', 'http:gpt-4o-mini@https://…', 'gguf:/path/model.gguf'). */
@@ -93,6 +103,11 @@ export interface LanguageModelBackend {
   scoreContinuation(prompt: Prompt, continuation: Continuation, opts?: ScoreOptions): Promise<ContinuationScore>;
   /** Generates a continuation of `prompt`. */
   generate(prompt: Prompt, opts: GenerateOptions): Promise<Generation>;
+  /**
+   * The prompt's tokens with the `topK` most likely tokens at each position, from one request,
+   * where the backend can give them (OpenAI's completions API with `echo`; Lantern's engine).
+   */
+  promptLogprobs?(prompt: string, topK: number, opts?: ScoreOptions): Promise<PromptLogprobs>;
   /** Token ids of `text` in the backend's own vocabulary, when it can tell. */
   tokenize?(text: string): Promise<number[]>;
   /** Text of the given token ids, where the backend has a tokenizer. */

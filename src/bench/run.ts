@@ -17,6 +17,10 @@
  * memory over 200k / 50k tokens <= 1.25),
  * representations (representations.ts): harvesting one hook / batched forwards (tokens/s), >= 0.8,
  * and a logistic probe fit on 10,000 x 768 / a forward over 10,000 prompts, <= 1;
+ * steering (steering.ts): generation with a vector added at one layer / without, <= 1.1;
+ * feature dashboards (features.ts): dashboards / forwards + encodes over 200k tokens, <= 1.5, and
+ * peak RSS over 1M / 200k tokens, <= 1.25,
+ * the SAE training step (sae.ts, `--sae`): d_in 768, d_sae 24,576, batch 4,096 in GFLOP/s / sgemm peak, >= 0.5,
  * causal abstraction (causal.ts): interchange one pair at a time / batched, >= 5, and a DAS training
  * step / a forward, <= 2.5;
  * and black-box attribution over HTTP (backends.ts):
@@ -183,14 +187,34 @@ async function main() {
     await headsBench(report, fileURLToPath(import.meta.url));
     process.exit(0);
   }
+  if (process.argv[2] === '--features-memory') return (await import('./features.js')).featuresMemoryChild(Number(process.argv[3]));
+  if (process.argv[2] === '--features') { // only the feature-dashboard bars: npm run bench -- --features [tokens]
+    await (await import('./features.js')).featuresBench(report, fileURLToPath(import.meta.url), process.argv[3] ? Number(process.argv[3]) : undefined);
+    process.exit(0);
+  }
   if (process.argv[2] === '--representations') { // npm run bench -- --representations [prompts]
     const { representationsBench } = await import('./representations.js');
     await representationsBench(report, process.argv[3] ? Number(process.argv[3]) : undefined);
     process.exit(0);
   }
+  if (process.argv[2] === '--steering') { // npm run bench -- --steering
+    await (await import('./steering.js')).steeringBench(report);
+    process.exit(0);
+  }
+  if (process.argv[2] === '--sae') { // npm run bench -- --sae [architecture] [d_in d_sae batch]: the SAE training-step bar
+    const { saeBench } = await import('./sae.js');
+    const [architecture, dIn, dSae, batch] = process.argv.slice(3);
+    await saeBench(report, { architecture: (architecture || undefined) as any, dIn: dIn ? Number(dIn) : undefined, dSae: dSae ? Number(dSae) : undefined, batch: batch ? Number(batch) : undefined });
+    process.exit(0);
+  }
   if (process.argv[2] === '--causal') { // only the causal-abstraction bars: npm run bench -- --causal
     const { causalBench } = await import('./causal.js');
     await causalBench(report);
+    process.exit(0);
+  }
+  if (process.argv[2] === '--workbench') { // the Workbench in Chromium: npm run bench -- --workbench
+    const { workbenchBench } = await import('./workbench.js');
+    await workbenchBench(report);
     process.exit(0);
   }
   if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families
@@ -237,6 +261,9 @@ async function main() {
   await generationBench(report);
   await headsBench(report, fileURLToPath(import.meta.url));
   await (await import('./representations.js')).representationsBench(report);
+  await (await import('./steering.js')).steeringBench(report);
+  await (await import('./features.js')).featuresBench(report, fileURLToPath(import.meta.url));
+  await (await import('./sae.js')).saeBench(report);
   await (await import('./causal.js')).causalBench(report);
   const failed = rows.filter((r) => !r.ok);
   console.log(`\n${rows.length - failed.length} of ${rows.length} bars met${failed.length ? `; missed: ${failed.map((r) => r.name).join('; ')}` : ''}`);

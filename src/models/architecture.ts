@@ -47,6 +47,8 @@ export interface ModelContext {
   layout(name: string): 'in_out' | 'out_in';
   /** Builds a value once per graph (e.g. rotary tables shared by every layer). */
   memo(key: string, build: () => Value): Value;
+  /** Records layer l's keys and values as its attention reads them (the past's, then the run's own), before grouped heads are repeated. */
+  keepKeys(l: number, keys: Value, values: Value): void;
 }
 
 /**

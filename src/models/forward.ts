@@ -19,6 +19,8 @@ export interface ForwardOutputs {
   finalFlat: Value;
   /** Normalised rows [n, d_model] -> logits [n, vocab]. */
   unembed: (rows: Value) => Value;
+  /** Per layer, the keys and values its attention read, [batch, past + seq, kv_heads, d_head]: what a run that keeps them (a `KvCache`) leaves for the next. */
+  keys: { k: Value; v: Value }[];
 }
 
 /** Which axes of a hook are positions and heads, from its TransformerLens name. */
@@ -52,7 +54,7 @@ export function weightShapes(cfg: ModelConfig): Record<string, number[]> {
 }
 
 /** The context an architecture's math is written against (weights enter as graph inputs, fed once from the compute thread). */
-export function modelContext(g: Graph, cfg: ModelConfig, inputs: ModelInputs, hook: Hook = (_n, v) => v, wants: (name: string) => boolean = () => false): ModelContext {
+export function modelContext(g: Graph, cfg: ModelConfig, inputs: ModelInputs, hook: Hook = (_n, v) => v, wants: (name: string) => boolean = () => false, kept: { k: Value; v: Value }[] = []): ModelContext {
   const specs = weightSpecs(cfg);
   const memo = new Map<string, Value>();
   const spec = (name: string) => {
@@ -71,13 +73,17 @@ export function modelContext(g: Graph, cfg: ModelConfig, inputs: ModelInputs, ho
       if (!v) memo.set(key, (v = build()));
       return v;
     },
+    keepKeys: (l, k, v) => {
+      kept[l] = { k, v };
+    },
   };
 }
 
 /** Builds the model's forward pass on `g`. */
 export function buildForward(g: Graph, cfg: ModelConfig, inputs: ModelInputs, hook?: Hook, wants?: (name: string) => boolean): ForwardOutputs {
   const arch = architectureFor(cfg.architecture);
-  const m = modelContext(g, cfg, inputs, hook, wants);
+  const keys: { k: Value; v: Value }[] = [];
+  const m = modelContext(g, cfg, inputs, hook, wants, keys);
   let resid = arch.embed(m);
   for (let l = 0; l < cfg.nLayers; l++) resid = arch.block(m, l, resid);
   const final = arch.finalNorm(m, resid);
@@ -89,7 +95,7 @@ export function buildForward(g: Graph, cfg: ModelConfig, inputs: ModelInputs, ho
     : lp.shape.length === 2 ? g.gather(finalFlat, lp)
     : g.transpose(g.gather(g.transpose(final, [1, 0, 2]), lp), [1, 0, 2]);
   const unembed = (rows: Value) => arch.unembed(m, rows);
-  return { logits: unembed(read), finalFlat, unembed };
+  return { logits: unembed(read), finalFlat, unembed, keys };
 }
 
 /**

@@ -4,19 +4,20 @@
  * runs only the new token against them (`past`), so a step reads every weight once instead of
  * recomputing the whole sequence.
  *
- * A batch of prompts of different lengths shares one run per step. Each row keeps its own keys
- * and values (`past` with one row per prompt), stored at their true positions: a row shorter than
- * the longest leaves its tail unused, and the step's mask (`segments`) lets each row's new token
- * see only its own positions. The past's length and the batch size are symbolic in the graph, so
- * every step of every generation reuses one compiled session. Rows that finish leave the batch.
+ * A batch of prompts of different lengths shares one run per step. The keys and values stay in
+ * the compute thread (a `KvCache`): a step sends only its new token ids and gets back only the
+ * last position's logits. The prompts run right-padded and every step appends at the same slot
+ * in every row, so a shorter prompt's row keeps a gap of padding slots that its mask hides; each
+ * key keeps its true position. The cache's length and the batch size are symbolic in the graph,
+ * so every step of every generation reuses one compiled session. Rows that finish leave the
+ * batch (and the cache).
  *
  * Interventions and hook callbacks apply at every step (and to the prompt): an `add` of a vector
  * at a residual hook steers every generated position. Sampling follows Hugging Face's order:
  * repetition penalty, then temperature, top-k, top-p and min-p.
  */
 import { LanternError } from '../errors.js';
-import type { HookedTransformer, HookCallback, Intervention, PastKeyValues, RunResult } from './hooked.js';
-import { Tensor } from '../engine/tensor.js';
+import type { HookedTransformer, HookCallback, Intervention } from './hooked.js';
 import { Rng } from '../rng.js';
 
 /** How the next token is drawn from the logits: temperature, top-k, top-p, min-p and repetition penalty. */
@@ -45,6 +46,12 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokens?: number[];
   /** Applied at every step, to every position (declarative: `positions` are refused, a step's positions are not the prompt's). */
   interventions?: Intervention[];
+  /**
+   * Applied to the prompt's own positions only (`positions` index the prompt; ActAdd steers this
+   * way): generated tokens see them through the keys and values. Without the cache they apply to
+   * those positions at every step, which gives the same tokens.
+   */
+  promptInterventions?: Intervention[];
   /** Called at every step with that step's activation ([batch, 1, …] after the prompt). */
   callbacks?: Record<string, HookCallback>;
   /** Reuse keys and values between steps (default true); false recomputes the whole sequence at every step. */
@@ -216,7 +223,7 @@ interface Row {
 
 class GenerationRun {
   private readonly rows: Row[];
-  private readonly o: Required<Omit<GenerateOptions, 'signal' | 'interventions' | 'callbacks'>> & Pick<GenerateOptions, 'signal' | 'interventions' | 'callbacks'>;
+  private readonly o: Required<Omit<GenerateOptions, 'signal' | 'interventions' | 'promptInterventions' | 'callbacks'>> & Pick<GenerateOptions, 'signal' | 'interventions' | 'promptInterventions' | 'callbacks'>;
   private readonly stopTokens: Set<number>;
 
   constructor(private readonly model: HookedTransformer, prompts: Prompt[], opts: GenerateOptions) {
@@ -244,7 +251,7 @@ class GenerationRun {
     model.toBatch(ids); // checks every prompt: non-empty, ids in the vocabulary, within the context
     this.rows = ids.map((prompt, b) => ({ prompt, out: [], rng: new Rng(seed + b), text: '', sent: 0, stable: 0, stableText: '', logits: [] }));
     this.stopTokens = new Set(stopTokens);
-    this.o = { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, seed, stop, stopTokens, useCache: opts.useCache ?? true, returnLogits: opts.returnLogits ?? false, signal: opts.signal, interventions: opts.interventions, callbacks: opts.callbacks };
+    this.o = { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, seed, stop, stopTokens, useCache: opts.useCache ?? true, returnLogits: opts.returnLogits ?? false, signal: opts.signal, interventions: opts.interventions, promptInterventions: opts.promptInterventions, callbacks: opts.callbacks };
   }
 
   results(): Generation[] {
@@ -264,42 +271,44 @@ class GenerationRun {
     });
     if (active.length === 0) return;
     const runOpts = { interventions: o.interventions, callbacks: o.callbacks };
+    const promptOpts = { interventions: [...(o.interventions ?? []), ...(o.promptInterventions ?? [])], callbacks: o.callbacks };
     const lastPositions = (seqs: number[][]) => seqs.map((s) => [s.length - 1]);
-    // The first step runs the prompts; its keys and values are every row's past.
+    // The first step runs the prompts and leaves their keys and values in the cache.
     const prompts = active.map((b) => this.rows[b].prompt);
     this.checkAborted();
-    let res = await model.runWithHooks(prompts, { ...runOpts, logitPositions: lastPositions(prompts), ...(o.useCache ? { cache: model.pastHooks } : {}) });
-    let past = o.useCache ? this.pastOf(res) : undefined;
-    for (;;) {
-      const next: number[] = [];
-      const still: number[] = [];
-      for (let j = 0; j < active.length; j++) {
-        const b = active[j];
-        const row = this.rows[b];
-        const logits = res.logits.f32.subarray(j * V, (j + 1) * V);
-        if (o.returnLogits) row.logits.push(logits.slice());
-        const token = this.choose(row, logits);
-        const text = this.accept(row, token);
-        if (row.finish) yield { row: b, token, text, finishReason: row.finish, result: this.result(row) };
-        else {
-          yield { row: b, token, text };
-          next.push(token);
-          still.push(j);
+    const kvCache = o.useCache ? await model.createKvCache() : undefined;
+    try {
+      let res = await model.runWithHooks(prompts, { ...promptOpts, logitPositions: lastPositions(prompts), kvCache });
+      for (;;) {
+        const next: number[] = [];
+        const still: number[] = [];
+        for (let j = 0; j < active.length; j++) {
+          const b = active[j];
+          const row = this.rows[b];
+          const logits = res.logits.f32.subarray(j * V, (j + 1) * V);
+          if (o.returnLogits) row.logits.push(logits.slice());
+          const token = this.choose(row, logits);
+          const text = this.accept(row, token);
+          if (row.finish) yield { row: b, token, text, finishReason: row.finish, result: this.result(row) };
+          else {
+            yield { row: b, token, text };
+            next.push(token);
+            still.push(j);
+          }
+        }
+        if (still.length === 0) return;
+        await kvCache?.keepRows(still);
+        active = still.map((j) => active[j]);
+        this.checkAborted();
+        if (kvCache) {
+          res = await model.runWithHooks(next.map((t) => [t]), { ...runOpts, kvCache });
+        } else {
+          const seqs = active.map((b) => [...this.rows[b].prompt, ...this.rows[b].out]);
+          res = await model.runWithHooks(seqs, { ...promptOpts, logitPositions: lastPositions(seqs) });
         }
       }
-      if (still.length === 0) return;
-      if (past) past = keepRows(past, still, active.length);
-      active = still.map((j) => active[j]);
-      this.checkAborted();
-      if (past) {
-        // Row b's new token sits at its own position (its length so far) and sees only positions before it.
-        const at = active.map((b) => this.rows[b].prompt.length + this.rows[b].out.length - 1);
-        res = await model.runWithHooks(next.map((t) => [t]), { ...runOpts, past, segments: at.map((start) => [{ start, length: 1 }]), cache: model.pastHooks });
-        past = this.appendStep(past, res, at);
-      } else {
-        const seqs = active.map((b) => [...this.rows[b].prompt, ...this.rows[b].out]);
-        res = await model.runWithHooks(seqs, { ...runOpts, logitPositions: lastPositions(seqs) });
-      }
+    } finally {
+      await kvCache?.release();
     }
   }
 
@@ -379,51 +388,4 @@ class GenerationRun {
     row.sent = upTo;
     return text;
   }
-
-  /** The prompts' keys and values: row b's at its positions 0 … length − 1, the rest of a shorter row unused. */
-  private pastOf(res: RunResult): PastKeyValues {
-    const hooks = this.model.pastHooks;
-    const keys: Tensor[] = [];
-    const values: Tensor[] = [];
-    for (let l = 0; l < this.model.cfg.nLayers; l++) {
-      keys.push(res.cache.get(hooks[2 * l]));
-      values.push(res.cache.get(hooks[2 * l + 1]));
-    }
-    return { length: res.batch.seq, keys, values };
-  }
-
-  /** The past with each row's new keys and values written at its position `at[j]`. */
-  private appendStep(past: PastKeyValues, res: RunResult, at: number[]): PastKeyValues {
-    const hooks = this.model.pastHooks;
-    const length = Math.max(past.length, ...at.map((p) => p + 1));
-    const grow = (old: Tensor, step: Tensor): Tensor => {
-      const [rows, P, H, dh] = old.shape;
-      const w = H * dh;
-      const data = new Float32Array(rows * length * w);
-      const src = old.f32;
-      const add = step.f32;
-      for (let j = 0; j < rows; j++) {
-        data.set(src.subarray(j * P * w, (j + 1) * P * w), j * length * w);
-        data.set(add.subarray(j * w, (j + 1) * w), (j * length + at[j]) * w);
-      }
-      return Tensor.f32(data, [rows, length, H, dh]);
-    };
-    return {
-      length,
-      keys: past.keys.map((k, l) => grow(k, res.cache.get(hooks[2 * l]))),
-      values: past.values.map((v, l) => grow(v, res.cache.get(hooks[2 * l + 1]))),
-    };
-  }
-}
-
-/** The past of the rows `keep` (indices into its `rows` rows). */
-function keepRows(past: PastKeyValues, keep: number[], rows: number): PastKeyValues {
-  if (keep.length === rows) return past;
-  const pick = (t: Tensor) => {
-    const w = t.size / rows;
-    const data = new Float32Array(keep.length * w);
-    keep.forEach((j, i) => data.set(t.f32.subarray(j * w, (j + 1) * w), i * w));
-    return Tensor.f32(data, [keep.length, ...t.shape.slice(1)]);
-  };
-  return { length: past.length, keys: past.keys.map(pick), values: past.values.map(pick) };
 }

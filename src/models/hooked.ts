@@ -16,24 +16,26 @@ import type { Tokenizer } from './tokenizer.js';
 import type { Layout } from './architecture.js';
 import { attentionWeightsGraph, buildForward, hookShapes, OPTIONAL_HOOKS, ForwardOutputs, unembedWeightsGraph } from './forward.js';
 import { modelInputs, packedFeeds, positionFeeds, Segment, B, T, LOGIT_POS } from './inputs.js';
+import { KvCache, pastName } from './kv-cache.js';
 import { ActivationCache } from './cache.js';
 import { splitAtCuts } from '../engine/graph/segment.js';
 
 /** Text, a batch of texts, token ids, or a batch of token ids. */
 export type ModelInput = string | string[] | number[] | number[][];
 
-export type InterventionOp = 'replace' | 'add' | 'scale' | 'zero' | 'mean';
+export type InterventionOp = 'replace' | 'add' | 'scale' | 'zero' | 'mean' | 'project-out';
 
 /**
  * A change to one hook's activation. `positions` (query positions for attention patterns) and
  * `heads` restrict it; everything else keeps its value. `mean` without a value replaces the
  * activation by its mean over the batch at each position (over the prompts long enough to have
- * that position: padding never enters the mean).
+ * that position: padding never enters the mean). `project-out` removes the component along a unit
+ * vector `value` over the last axis: x − (x·v) v (directional ablation).
  */
 export interface Intervention {
   hook: string;
   op: InterventionOp;
-  /** replace: the new activation; add: what to add; mean: the mean to substitute. Broadcasts against the activation. */
+  /** replace: the new activation; add: what to add; mean: the mean to substitute; project-out: the unit direction. Broadcasts against the activation. */
   value?: Tensor;
   /** scale: the factor. */
   factor?: number;
@@ -69,6 +71,13 @@ export interface RunOptions {
    * (~1e-6): a query's softmax and weighted sum run over more (masked) keys.
    */
   segments?: Segment[][];
+  /**
+   * Keys and values kept in the compute thread (`createKvCache`): an empty cache takes this run's
+   * (the prompts'); a filled one is continued, row b's tokens following row b's kept positions,
+   * and takes this run's keys too. Hooks, interventions and logit positions refer to the input's
+   * own positions, as with `past`.
+   */
+  kvCache?: KvCache;
 }
 
 /**
@@ -178,6 +187,8 @@ interface RunSpec {
   /** Past keys and values: none, one prefix's shared by every row, or each row's own. */
   past: false | 'shared' | 'rows';
   packed: boolean;
+  /** The run leaves every layer's keys and values in a `KvCache` (outputs `present.{l}.k|v`). */
+  keepsKeys: boolean;
   /** The objective reads its rows from the logits (at logitPositions) instead of unembedding them again. */
   objectiveFromLogits: boolean;
 }
@@ -292,6 +303,11 @@ export class HookedTransformer {
 
   private pastKeyHook(l: number): string {
     return this.cfg.rope ? `blocks.${l}.attn.hook_rot_k` : `blocks.${l}.attn.hook_k`;
+  }
+
+  /** An empty key/value cache in the compute thread, for runs (`kvCache`) that continue each other, as generation's steps do. */
+  async createKvCache(): Promise<KvCache> {
+    return new KvCache(this.executor, this.cfg, await this.executor.registerWeights({}));
   }
 
   /**
@@ -454,9 +470,11 @@ export class HookedTransformer {
     const batch = this.toBatch(input);
     const { spec, feeds } = this.plan(batch, opts, null);
     const callbacks = opts.callbacks ?? {};
+    const kv = opts.kvCache;
     const out = spec.callbacks.length
-      ? await this.runSegmented(spec, feeds, callbacks)
-      : await this.execute(spec, feeds);
+      ? await this.runSegmented(spec, feeds, callbacks, kv)
+      : await this.execute(spec, feeds, kv);
+    kv?.appended(batch.lengths, batch.seq);
     return this.result(out, spec, batch);
   }
 
@@ -510,12 +528,17 @@ export class HookedTransformer {
   // Planning: user options -> a RunSpec (what the graph computes) + feeds (the values)
 
   private plan(batch: Batch, opts: RunOptions, gradWrt: string[] | null): { spec: RunSpec; feeds: Record<string, Tensor> } {
-    // Packed rows' segments give each row its own positions and mask instead of the shared ones.
+    const kv = opts.kvCache;
+    if (kv && (opts.past || opts.segments)) throw new LanternError('a run continues either a kvCache or past keys and values (with segments), not both');
+    if (kv && gradWrt) throw new LanternError('gradients cannot be taken through a kvCache run');
+    const continuesCache = Boolean(kv && kv.slots > 0);
+    // Packed rows' segments, and a filled cache's rows, give each row its own positions and mask instead of the shared ones.
     const feeds = opts.segments
       ? { tokens: this.tokenFeed(batch), ...this.segmentFeeds(opts.segments, batch, opts.past) }
+      : continuesCache ? { tokens: this.tokenFeed(batch), ...kv!.feeds(batch.lengths, batch.seq) }
       : this.baseFeeds(batch, opts.past?.length ?? 0);
     if (opts.past) this.feedPast(opts.past, batch, feeds, Boolean(opts.segments));
-    const interventions = (opts.interventions ?? []).map((iv, k) => this.planIntervention(iv, k, batch, feeds, Boolean(opts.past)));
+    const interventions = (opts.interventions ?? []).map((iv, k) => this.planIntervention(iv, k, batch, feeds, Boolean(opts.past) || continuesCache));
     const callbacks = Object.keys(opts.callbacks ?? {});
     callbacks.forEach((n) => this.checkHook(n));
     if (gradWrt && callbacks.length) throw new LanternError('JavaScript hook callbacks cannot be combined with gradients; use declarative interventions');
@@ -538,7 +561,8 @@ export class HookedTransformer {
         : Tensor.i64(rows[0], [rows[0].length]);
       logitPositions = perRow ? 'rows' : true;
     }
-    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions, past: pastKind(opts.past, batch), packed: Boolean(opts.segments), objectiveFromLogits: false }, feeds };
+    const past = continuesCache ? 'rows' : pastKind(opts.past, batch);
+    return { spec: { cache: this.resolveCache(opts.cache), interventions, callbacks, gradWrt, logitPositions, past, packed: Boolean(opts.segments) || continuesCache, keepsKeys: Boolean(kv), objectiveFromLogits: false }, feeds };
   }
 
   /** Checks packed rows' segments against the batch and the past, and builds their positions and masks. */
@@ -564,15 +588,18 @@ export class HookedTransformer {
     const layout = this.hookLayouts.get(iv.hook)!;
     const where = `intervention ${k} (${iv.op} at ${iv.hook})`;
     const plan: InterventionPlan = { hook: iv.hook, op: iv.op };
-    const ops: InterventionOp[] = ['replace', 'add', 'scale', 'zero', 'mean'];
+    const ops: InterventionOp[] = ['replace', 'add', 'scale', 'zero', 'mean', 'project-out'];
     if (!ops.includes(iv.op)) throw new LanternError(`${where}: unknown op; use one of ${ops.join(', ')}`);
-    if (iv.op === 'replace' || iv.op === 'add' || (iv.op === 'mean' && iv.value)) {
+    if (iv.op === 'replace' || iv.op === 'add' || iv.op === 'project-out' || (iv.op === 'mean' && iv.value)) {
       if (!iv.value) throw new LanternError(`${where}: needs a value tensor`);
       // JavaScript callers can hand over a bare array; say what is expected instead of failing inside.
       if (!(iv.value instanceof Tensor)) throw new LanternError(`${where}: value must be a Tensor (Tensor.f32(data, shape), broadcasting against the activation), not ${Array.isArray(iv.value) ? 'an array' : (iv.value as object)?.constructor?.name ?? typeof iv.value}`);
       // Their key axis is then past + seq long, which a value's shape cannot be checked against.
       if (past && layout === 'pattern') throw new LanternError(`${where}: a run with past keys and values takes no attention-pattern values; use zero, scale or mean`);
       plan.valueShape = this.valueShape(iv.value, hookShape, batch, where);
+      if (iv.op === 'project-out' && (iv.value.shape.length !== 1 || iv.value.shape[0] !== Number(hookShape[hookShape.length - 1]))) {
+        throw new LanternError(`${where}: project-out takes a direction of shape [${String(hookShape[hookShape.length - 1])}] (the activation's last axis), got [${iv.value.shape}]`);
+      }
       feeds[`iv${k}.value`] = iv.value.dtype === 'float32' ? iv.value : Tensor.f32(Float32Array.from(iv.value.toArray()), iv.value.shape);
     }
     if (iv.op === 'scale') {
@@ -666,6 +693,12 @@ export class HookedTransformer {
     };
     const model = buildForward(g, this.cfg, modelInputs(g, { logitPositions: spec.logitPositions, past: spec.past ? this.cfg : undefined, pastRows: spec.past === 'rows', packed: spec.packed }), hook, wants);
     g.output('logits', model.logits);
+    if (spec.keepsKeys) {
+      model.keys.forEach(({ k, v }, l) => {
+        g.output(`present:${pastName(l, 'k')}`, k);
+        g.output(`present:${pastName(l, 'v')}`, v);
+      });
+    }
     if (spec.gradWrt) {
       const objective = objectiveGraph(g, model, spec.objectiveFromLogits);
       g.output('objective', objective);
@@ -675,17 +708,28 @@ export class HookedTransformer {
     return g;
   }
 
-  private execute(spec: RunSpec, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    return this.executor.run(this.signature(spec), () => this.build(spec), feeds, { weights: [this.weights] });
+  private execute(spec: RunSpec, feeds: Record<string, Tensor>, kv?: KvCache): Promise<Record<string, Tensor>> {
+    return this.executor.run(this.signature(spec), () => this.build(spec), feeds, this.runWeights(kv));
+  }
+
+  /** The weights a run reads, and with a key/value cache, its kept keys and values, which the run's outputs then replace there. */
+  private runWeights(kv?: KvCache): { weights: WeightSet[]; update?: Record<string, { set: WeightSet; name: string }> } {
+    if (!kv) return { weights: [this.weights] };
+    const update: Record<string, { set: WeightSet; name: string }> = {};
+    for (let l = 0; l < this.cfg.nLayers; l++) {
+      for (const kind of ['k', 'v'] as const) update[`present:${pastName(l, kind)}`] = { set: kv.set, name: pastName(l, kind) };
+    }
+    return { weights: [this.weights, kv.set], update };
   }
 
   /** Runs the graph in pieces split at each JS callback, calling back in between. */
-  private async runSegmented(spec: RunSpec, feeds: Record<string, Tensor>, callbacks: Record<string, HookCallback>) {
+  private async runSegmented(spec: RunSpec, feeds: Record<string, Tensor>, callbacks: Record<string, HookCallback>, kv?: KvCache) {
     const sig = this.signature(spec);
     const segments = splitAtCuts(this.build(spec), spec.callbacks);
     const values: Record<string, Tensor> = { ...feeds };
     for (let s = 0; s < segments.length; s++) {
-      const out = await this.executor.run(`${sig}#${s}`, () => segments[s], values, { weights: [this.weights] });
+      // A piece leaves the keys and values it computes in the cache (each layer's past is read only by the piece that extends it).
+      const out = await this.executor.run(`${sig}#${s}`, () => segments[s], values, this.runWeights(kv));
       Object.assign(values, out);
       const name = spec.callbacks[s];
       if (name === undefined) continue;
@@ -741,6 +785,11 @@ function applyIntervention(g: Graph, act: Value, plan: InterventionPlan, k: numb
     case 'add': target = g.add(act, value()); break;
     case 'scale': target = g.mul(act, g.input(`iv${k}.factor`, 'float32', [])); break;
     case 'zero': target = g.zerosLike(act); break;
+    case 'project-out': {
+      const u = value();
+      target = g.sub(act, g.mul(g.reduceSum(g.mul(act, u), [act.shape.length - 1], true), u));
+      break;
+    }
     case 'mean': {
       if (plan.valueShape) { target = g.add(g.zerosLike(act), value()); break; }
       // Sum over the real (unpadded) prompts at each position / their count. Where, not a

@@ -19,6 +19,8 @@ export interface ResolveOptions {
   revision?: string;
   /** Files to fetch, relative to the repo root. Default: config.json, tokenizer.json and the safetensors weights (single file, or index plus shards). */
   files?: string[];
+  /** Files fetched when the repo has them and skipped when it does not (with `files`). */
+  optionalFiles?: string[];
   /** Never touch the network; also on when HF_HUB_OFFLINE is 1/true/yes/on. */
   offline?: boolean;
   /** Progress bar on stderr; default: process.stderr.isTTY. */
@@ -78,12 +80,13 @@ async function resolveHubFolder(source: string, opts: ResolveOptions): Promise<s
   const revision = opts.revision ?? 'main';
   checkRelativePath(revision, 'revision');
   for (const file of opts.files ?? []) checkRelativePath(file, 'file name');
-  if (opts.files?.length === 0) throw new LanternError('resolveModelFolder: `files` must name at least one file.');
+  for (const file of opts.optionalFiles ?? []) checkRelativePath(file, 'file name');
+  if (opts.files?.length === 0 && !opts.optionalFiles?.length) throw new LanternError('resolveModelFolder: `files` must name at least one file.');
 
   const cache = hubCacheDir();
   const repoDir = path.join(cache, `models--${source.replaceAll('/', '--')}`);
   const offline = opts.offline || isTrue(process.env.HF_HUB_OFFLINE);
-  const cached = await cachedSnapshot(repoDir, revision, opts.files, offline);
+  const cached = await cachedSnapshot(repoDir, revision, opts.files, offline, opts.optionalFiles);
   if (cached !== undefined) return cached;
 
   if (offline) {
@@ -125,15 +128,15 @@ function checkRelativePath(p: string, what: string): void {
   }
 }
 
-async function cachedSnapshot(repoDir: string, revision: string, files: string[] | undefined, offline: boolean): Promise<string | undefined> {
+async function cachedSnapshot(repoDir: string, revision: string, files: string[] | undefined, offline: boolean, optional: string[] = []): Promise<string | undefined> {
   const commit = COMMIT_SHA.test(revision) ? revision : await readRef(repoDir, revision);
   if (commit === undefined) return undefined;
   const snapshot = path.join(repoDir, 'snapshots', commit);
   const wanted = files ?? [...BASE_FILES, ...(await cachedWeights(snapshot))];
   for (const file of wanted) if (!(await exists(path.join(snapshot, file)))) return undefined;
   // An optional file neither cached nor known to be missing is worth asking for, unless offline.
-  if (files === undefined && !offline) {
-    for (const file of OPTIONAL_FILES) {
+  if ((files === undefined || optional.length) && !offline) {
+    for (const file of files === undefined ? [...OPTIONAL_FILES, ...optional] : optional) {
       if (!(await exists(path.join(snapshot, file))) && !(await exists(path.join(repoDir, '.no_exist', commit, file)))) return undefined;
     }
   }
@@ -200,6 +203,7 @@ class HubDownload {
 
   async run(): Promise<string> {
     for (const file of this.opts.files ?? BASE_FILES) await this.get(file);
+    for (const file of this.opts.optionalFiles ?? []) await this.get(file, true);
     if (this.opts.files === undefined) {
       for (const file of OPTIONAL_FILES) await this.get(file, true);
       if (await this.get(WEIGHTS_INDEX, true)) {

@@ -130,3 +130,47 @@ export function packedFeeds(segments: Segment[][], seq: number, past: number): R
     causal_mask: new Tensor('bool', mask, [B, seq, keys]),
   };
 }
+
+/**
+ * Per-row `positions` [batch, seq], `key_positions` [batch, slots + seq] and `causal_mask`
+ * [batch, seq, slots + seq] of a run that continues keys and values kept between runs (a
+ * `KvCache`), where a slot's index need not be its position: the cache appends every run's keys
+ * at the same slots for every row, so a row whose prompt was shorter than the batch's longest
+ * leaves a gap of padding slots (`slotPositions[b][s]` = -1) that its queries never see.
+ * Row b's `lengths[b]` tokens sit at positions `next[b]`, `next[b]` + 1, …; its padded queries
+ * see only themselves.
+ */
+export function cachedFeeds(slotPositions: number[][], next: number[], lengths: number[], seq: number): Record<'positions' | 'key_positions' | 'causal_mask', Tensor> {
+  const slots = slotPositions[0]?.length ?? 0;
+  const keys = slots + seq;
+  const B = slotPositions.length;
+  const positions = new BigInt64Array(B * seq);
+  const keyPositions = new BigInt64Array(B * keys);
+  const mask = new Uint8Array(B * seq * keys);
+  for (let b = 0; b < B; b++) {
+    const own = slotPositions[b];
+    const seen = new Uint8Array(slots);
+    for (let s = 0; s < slots; s++) {
+      if (own[s] < 0) continue;
+      keyPositions[b * keys + s] = BigInt(own[s]);
+      seen[s] = 1;
+    }
+    for (let j = 0; j < seq; j++) {
+      const q = b * seq + j;
+      const real = j < lengths[b];
+      if (real) {
+        positions[q] = BigInt(next[b] + j);
+        keyPositions[b * keys + slots + j] = BigInt(next[b] + j);
+        mask.set(seen, q * keys);
+        mask.fill(1, q * keys + slots, q * keys + slots + j + 1);
+      } else {
+        mask[q * keys + slots + j] = 1;
+      }
+    }
+  }
+  return {
+    positions: new Tensor('int64', positions, [B, seq]),
+    key_positions: new Tensor('int64', keyPositions, [B, keys]),
+    causal_mask: new Tensor('bool', mask, [B, seq, keys]),
+  };
+}

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Graph, Value } from '../engine/graph/ir.js';
-import { gradients } from '../engine/autodiff/grad.js';
+import { appendAdamW, adamwFeeds, adamwState } from './adamw.js';
 import { Executor, WeightSet, defaultExecutor } from '../engine/runtime/executor.js';
 import { Tensor } from '../engine/tensor.js';
 import { LanternError } from '../errors.js';
@@ -128,8 +128,6 @@ export function crossEntropy(g: Graph, logits: Value, targets: Value, vocab: num
   return g.softmaxCrossEntropy(g.reshape(logits, [-1, vocab]), g.reshape(targets, [-1]));
 }
 
-const decays = (shape: number[]) => shape.length >= 2;
-
 /** Mean next-token cross-entropy; with `dropout`, the dropout hooks' activations are multiplied by fed masks (`dropout:<hook>`, [batch, seq, d_model]). */
 export function lossGraph(cfg: ModelConfig, dropout = false): { g: Graph; loss: Value } {
   const g = new Graph();
@@ -143,36 +141,8 @@ export function lossGraph(cfg: ModelConfig, dropout = false): { g: Graph; loss: 
 
 function trainStepGraph(cfg: ModelConfig, tc: TrainConfig, dropout: boolean): Graph {
   const { g, loss } = lossGraph(cfg, dropout);
-  const shapes = weightShapes(cfg);
-  const names = Object.keys(shapes);
-  const params = names.map((n) => g.inputs.find((v) => v.name === n)!);
-  const grads = gradients(g, loss, params);
-  const f = (x: number) => g.scalar(x);
-
-  // Global-norm clipping: scale = clip / max(norm, clip).
-  let sq: Value = f(0);
-  for (const gr of grads) sq = g.add(sq, g.reduceSum(g.mul(gr, gr), [...gr.shape.keys()], false));
-  const norm = g.sqrt(sq);
-  g.output('grad_norm', norm);
-  const scale = g.where(g.greater(norm, f(tc.clip)), g.div(f(tc.clip), norm), f(1));
-
-  // AdamW; lr and the bias corrections 1/(1-beta^t) are fed per step.
-  const lr = g.input('lr', 'float32', []);
-  const bc1 = g.input('bias_correction1', 'float32', []);
-  const bc2 = g.input('bias_correction2', 'float32', []);
-  names.forEach((name, i) => {
-    const w = params[i];
-    const grad = g.mul(grads[i], scale);
-    const m = g.input(`adam.m.${name}`, 'float32', shapes[name]);
-    const v = g.input(`adam.v.${name}`, 'float32', shapes[name]);
-    const m2 = g.add(g.mul(m, f(tc.beta1)), g.mul(grad, f(1 - tc.beta1)));
-    const v2 = g.add(g.mul(v, f(tc.beta2)), g.mul(g.mul(grad, grad), f(1 - tc.beta2)));
-    let step = g.div(g.mul(m2, bc1), g.add(g.sqrt(g.mul(v2, bc2)), f(tc.eps)));
-    if (decays(shapes[name])) step = g.add(step, g.mul(w, f(tc.weightDecay)));
-    g.output(`new:${name}`, g.sub(w, g.mul(step, lr)));
-    g.output(`new:adam.m.${name}`, m2);
-    g.output(`new:adam.v.${name}`, v2);
-  });
+  const params = Object.keys(weightShapes(cfg)).map((n) => g.inputs.find((v) => v.name === n)!);
+  appendAdamW(g, loss, params, tc);
   return g;
 }
 
@@ -273,11 +243,7 @@ export class Trainer {
       for (const name of Object.keys(shapes)) if (!tensors[name]) throw new LanternError(`${checkpoint}: checkpoint lacks ${name}`);
       state = JSON.parse(fs.readFileSync(path.join(checkpoint, 'state.json'), 'utf8')).state;
     } else {
-      tensors = initGpt2Weights(cfg, tc.seed);
-      for (const [name, shape] of Object.entries(shapes)) {
-        tensors[`adam.m.${name}`] = Tensor.f32(new Float32Array(shape.reduce((p, q) => p * q, 1)), shape);
-        tensors[`adam.v.${name}`] = Tensor.f32(new Float32Array(shape.reduce((p, q) => p * q, 1)), shape);
-      }
+      tensors = { ...initGpt2Weights(cfg, tc.seed), ...adamwState(shapes) };
     }
     return new Trainer(cfg, tc, await executor.registerWeights(tensors), state, executor);
   }
@@ -300,9 +266,7 @@ export class Trainer {
     const feeds = {
       ...masks,
       ...windowFeeds(windows, seq),
-      lr: Tensor.f32([lr], []),
-      bias_correction1: Tensor.f32([1 / (1 - this.tc.beta1 ** t)], []),
-      bias_correction2: Tensor.f32([1 / (1 - this.tc.beta2 ** t)], []),
+      ...adamwFeeds(t, lr, this.tc),
     };
     const update: Record<string, { set: WeightSet; name: string }> = {};
     for (const name of Object.keys(this.params.shapes)) update[`new:${name}`] = { set: this.params, name };

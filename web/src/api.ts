@@ -1,6 +1,6 @@
 /** The Workbench API, as the web app uses it. The token (if any) travels in a cookie the server set. */
 
-export type Kind = 'forward' | 'attribution' | 'lens' | 'attention' | 'patching' | 'probes';
+export type Kind = 'forward' | 'attribution' | 'lens' | 'attention' | 'patching' | 'probes' | 'trace' | 'circuit';
 
 export interface RunSummary {
   id: string;
@@ -23,6 +23,30 @@ export interface ModelChoice {
   label: string;
   kind: string;
   path?: string;
+}
+
+/** One component of a planted model's mechanism (or a control). */
+export interface PlantedPart {
+  component: string;
+  layer: number;
+  head?: number;
+  neuron?: number;
+  role: string;
+}
+
+/** A model's card (GET api/models/card). */
+export interface ModelCard {
+  ref: string;
+  family: string;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  dModel: number;
+  dMlp: number;
+  nCtx: number;
+  dVocab: number;
+  tokenizer: string;
+  planted?: { description: string; mechanism: PlantedPart[]; controls: PlantedPart[]; task: { prompts: string; answer: string; metric: string } };
 }
 
 export class ApiError extends Error {
@@ -68,12 +92,18 @@ export interface FamilyOptions {
 export const api = {
   methodSettings: () => call<{ families: Record<string, FamilyOptions> }>('GET', 'api/methods/settings'),
   models: () => call<{ default: string; models: ModelChoice[] }>('GET', 'api/models'),
+  checkModel: (ref: string) => call<{ ok: true }>('POST', 'api/models/check', { ref }),
+  removeFolder: (id: string) => call<void>('DELETE', `api/models/folders/${encodeURIComponent(id)}`),
+  modelCard: (ref: string) => call<ModelCard>('GET', `api/models/card?ref=${encodeURIComponent(ref)}`),
+  limits: () => call<{ views: Record<string, { chars: number; tokens?: number }> }>('GET', 'api/limits'),
   addFolder: (path: string) => call<ModelChoice & { ref: string }>('POST', 'api/models/folders', { path }),
-  runs: (kind?: string) => call<{ runs: RunSummary[]; total: number }>('GET', `api/runs?limit=200${kind ? `&kind=${kind}` : ''}`),
+  runs: (kind?: string, q?: string) => call<{ runs: (RunSummary & { request: Record<string, any> })[]; total: number }>('GET', `api/runs?limit=200${kind ? `&kind=${kind}` : ''}${q ? `&q=${encodeURIComponent(q)}` : ''}`),
+  importRun: (run: unknown) => call<RunSummary>('POST', 'api/runs/import', run),
   run: (id: string) => call<Run>('GET', `api/runs/${encodeURIComponent(id)}`),
   rename: (id: string, title: string) => call<Run>('PATCH', `api/runs/${encodeURIComponent(id)}`, { title }),
   remove: (id: string) => call<void>('DELETE', `api/runs/${encodeURIComponent(id)}`),
   cancel: (id: string) => call<unknown>('POST', `api/jobs/${encodeURIComponent(id)}/cancel`),
+  steering: <T>(body: Record<string, unknown>) => call<T>('POST', 'api/steering', body),
 };
 
 export interface Progress {

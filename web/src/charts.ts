@@ -23,23 +23,27 @@ export function labels(tokens: string[]): string[] {
 
 const axisLabels = { labelAngle: -45, labelOverlap: false as const, labelLimit: 120, labelFont: 'ui-monospace, monospace' };
 
-export function predictionsSpec(preds: { token: string; prob: number; logit: number }[]): VisualizationSpec {
+export function predictionsSpec(preds: { id?: number; token: string; prob: number; logit: number }[]): VisualizationSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 'container',
     height: { step: 22 },
-    data: { values: preds.map((p, i) => ({ rank: i + 1, token: `${i + 1}. ${show(p.token)}`, prob: p.prob, logit: p.logit })) },
-    mark: { type: 'bar', tooltip: true, color: '#1f77b4' },
+    data: { values: preds.map((p, i) => ({ rank: i + 1, token: `${i + 1}. ${show(p.token)}`, id: p.id, prob: p.prob, logit: p.logit, text: p.prob >= 1e-3 ? `${(100 * p.prob).toFixed(1)}%` : p.prob.toExponential(1) })) },
     encoding: {
       y: { field: 'token', type: 'nominal', sort: null, title: null, axis: { labelFont: 'ui-monospace, monospace', labelLimit: 200 } },
-      x: { field: 'prob', type: 'quantitative', title: 'probability', axis: { format: '.1~%', tickCount: 6 } },
-      tooltip: [{ field: 'token' }, { field: 'prob', format: '.2%' }, { field: 'logit', format: '.3f' }],
+      x: { field: 'prob', type: 'quantitative', title: 'probability', axis: { format: '.1~%', tickCount: 6 }, scale: { domainMax: Math.min(1, 1.15 * Math.max(...preds.map((p) => p.prob))) } },
+      tooltip: [{ field: 'token' }, { field: 'id', title: 'token id' }, { field: 'prob', format: '.3%' }, { field: 'logit', format: '.3f' }],
     },
+    layer: [
+      { mark: { type: 'bar', tooltip: true, color: '#1f77b4' } },
+      // The value at the end of each bar.
+      { mark: { type: 'text', align: 'left', dx: 3, fontSize: 11 }, encoding: { text: { field: 'text' } } },
+    ],
   };
 }
 
 /** Signed scores on a diverging scale centred on zero, with a legend. */
-export function attributionSpec(cols: string[], rows: string[], scores: number[][]): VisualizationSpec {
+export function attributionSpec(cols: string[], rows: string[], scores: number[][], range?: string[]): VisualizationSpec {
   const max = Math.max(1e-12, ...scores.flat().map(Math.abs));
   const values = rows.flatMap((r, i) => cols.map((c, j) => ({ row: r, col: c, score: scores[i][j] })));
   return {
@@ -55,7 +59,7 @@ export function attributionSpec(cols: string[], rows: string[], scores: number[]
       {
         mark: { type: 'rect', tooltip: true },
         encoding: {
-          color: { field: 'score', type: 'quantitative', title: 'attribution', scale: { scheme: 'redblue', reverse: true, domain: [-max, max] }, legend: { orient: 'right', gradientLength: 120 } },
+          color: { field: 'score', type: 'quantitative', title: 'attribution', scale: range ? { range, domain: [-max, 0, max] } : { scheme: 'redblue', reverse: true, domain: [-max, max] }, legend: { orient: 'right', gradientLength: 120 } },
           tooltip: [{ field: 'col', title: 'token' }, { field: 'row', title: 'target' }, { field: 'score', format: '.4f' }],
         },
       },
@@ -70,32 +74,53 @@ export function attributionSpec(cols: string[], rows: string[], scores: number[]
   };
 }
 
-export function lensSpec(tokens: string[], layers: string[], cells: { top: { token?: string; id: number; prob: number }[]; target?: { prob: number; rank: number } }[][], target: boolean): VisualizationSpec {
+/** A lens layer name ('3_pre', 'final_post') as TransformerLens calls that residual stream: 'L3 resid_pre', 'L11 resid_post'. */
+export function lensLayerLabel(name: string, nLayers: number): string {
+  const m = /^(\d+)_(pre|mid|post)$/.exec(name);
+  if (m) return `L${m[1]} resid_${m[2]}`;
+  if (name === 'final_post') return `L${nLayers - 1} resid_post`;
+  return name;
+}
+
+/** A probability for a label: a percentage, or scientific notation when below 0.1%. */
+export function fmtProb(p: number): string {
+  return p >= 1e-3 ? `${(100 * p).toFixed(2)}%` : p.toExponential(2);
+}
+
+export function lensSpec(tokens: string[], layers: string[], cells: { top: { token?: string; label?: string; id: number; prob: number }[]; target?: { prob: number; rank: number } }[][], target: boolean, kl?: number[][]): VisualizationSpec {
   const cols = labels(tokens);
-  const values = layers.flatMap((l, i) => cols.map((c, p) => {
+  const nBlocks = layers.length - 1;
+  const rows = layers.map((l) => lensLayerLabel(l, nBlocks));
+  const name = (t: { token?: string; label?: string; id: number }) => show(t.label ?? t.token ?? String(t.id));
+  const values = layers.flatMap((_, i) => cols.map((c, p) => {
     const cell = cells[i][p];
     const top = cell.top[0];
+    const prob = target ? cell.target!.prob : top.prob;
     return {
-      layer: l, pos: c, top: show(top?.token ?? String(top?.id)), prob: target ? cell.target!.prob : top.prob,
-      rank: cell.target?.rank ?? null, alts: cell.top.map((t) => `${show(t.token ?? String(t.id))} ${(100 * t.prob).toFixed(1)}%`).join(', '),
+      layer: rows[i], pos: c, top: name(top), prob, probText: fmtProb(prob), kl: kl ? kl[i][p] : null,
+      rank: cell.target?.rank ?? null, alts: cell.top.map((t) => `${name(t)} ${fmtProb(t.prob)}`).join(', '),
     };
   }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: { step: 64 },
-    height: { step: 26 },
+    height: { step: 24 },
     data: { values },
     encoding: {
       x: { field: 'pos', type: 'nominal', sort: null, title: 'position', axis: { ...axisLabels, orient: 'top' } },
-      y: { field: 'layer', type: 'nominal', sort: null, title: 'layer' },
+      y: { field: 'layer', type: 'nominal', sort: null, title: null, axis: { labelFont: 'ui-monospace, monospace' } },
     },
     layer: [
       {
         mark: { type: 'rect', tooltip: true },
         encoding: {
           // Log scale: a target's probability is often 1e-5 at early layers and 0.3 at the last; linear would show one colour.
-          color: { field: 'prob', type: 'quantitative', title: target ? 'p(target)' : 'p(top token)', scale: { type: 'log', scheme: 'viridis', domain: [1e-6, 1], clamp: true }, legend: { format: '.0e', values: [1e-6, 1e-4, 1e-2, 1] } },
-          tooltip: [{ field: 'layer' }, { field: 'pos', title: 'position' }, { field: 'top', title: 'top token' }, { field: 'prob', format: '.2%', title: target ? 'p(target)' : 'p(top)' }, ...(target ? [{ field: 'rank', title: 'target rank' }] : []), { field: 'alts', title: 'top tokens' }],
+          // The legend is drawn outside the chart (always visible while the grid scrolls).
+          color: { field: 'prob', type: 'quantitative', scale: { type: 'log', scheme: 'viridis', domain: [1e-6, 1], clamp: true }, legend: null },
+          tooltip: [
+            { field: 'layer' }, { field: 'pos', title: 'position' }, { field: 'top', title: 'top token' }, { field: 'probText', title: target ? 'p(target)' : 'p(top)' },
+            ...(target ? [{ field: 'rank', title: 'target rank' }] : []), ...(kl ? [{ field: 'kl', title: 'KL to the final layer (nats)', format: '.3f' }] : []), { field: 'alts', title: 'top tokens' },
+          ],
         },
       },
       {
@@ -103,33 +128,6 @@ export function lensSpec(tokens: string[], layers: string[], cells: { top: { tok
         encoding: { text: { field: 'top' }, color: { condition: { test: 'datum.prob > 0.01', value: 'black' }, value: 'white' } },
       },
     ],
-  };
-}
-
-/** Small multiples: one query × key heatmap per (layer, head). */
-export function attentionSpec(tokens: string[], patterns: number[][][][]): VisualizationSpec {
-  const cols = labels(tokens);
-  const values: { layer: string; head: string; q: string; k: string; w: number }[] = [];
-  patterns.forEach((layer, l) => layer.forEach((head, h) => head.forEach((row, q) => row.forEach((w, k) => {
-    if (k <= q) values.push({ layer: `L${l}`, head: `H${h}`, q: cols[q], k: cols[k], w });
-  }))));
-  const cell = Math.max(4, Math.min(12, Math.floor(120 / Math.max(1, tokens.length))));
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    data: { values },
-    facet: { row: { field: 'layer', type: 'nominal', title: 'layer', sort: null }, column: { field: 'head', type: 'nominal', title: 'head', sort: null } },
-    spacing: 4,
-    spec: {
-      width: { step: cell },
-      height: { step: cell },
-      mark: { type: 'rect', tooltip: true },
-      encoding: {
-        x: { field: 'k', type: 'nominal', sort: null, axis: null },
-        y: { field: 'q', type: 'nominal', sort: null, axis: null },
-        color: { field: 'w', type: 'quantitative', title: 'attention', scale: { scheme: 'purples', domain: [0, 1] }, legend: { format: '.0%' } },
-        tooltip: [{ field: 'layer' }, { field: 'head' }, { field: 'q', title: 'query' }, { field: 'k', title: 'key' }, { field: 'w', format: '.1%', title: 'weight' }],
-      },
-    },
   };
 }
 

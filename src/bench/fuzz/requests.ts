@@ -1,10 +1,11 @@
 /**
- * Requests for the fuzzer: valid bodies of every Workbench compute endpoint and of the /v1 API,
- * mutated (fields set to random JSON, extreme numbers, long or odd Unicode strings, unknown
+ * Requests for the fuzzer: valid bodies of every Workbench compute endpoint (prompts as text and
+ * as chat messages, with a system message) and of the /v1 API (streamed too), mutated (fields set to random JSON, extreme numbers, long or odd Unicode strings, unknown
  * fields, fields removed, bodies that are not JSON, ?async=true). They go to one in-process
  * server on a tiny random GPT-2 (context 64) with a 3-second job limit. The oracle: a 2xx whose
  * result is complete and finite (an async job ends done or with a clean error), or a 4xx with a
- * one-line JSON error; never a 5xx, a hang, or a server that stops answering /api/health.
+ * one-line JSON error; never a 5xx, a hang, or a server that stops answering /api/health. A
+ * stream must be well-formed server-sent events ending in [DONE], or in one clean error event.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import fc from 'fast-check';
 import { buildServer, LanternServer } from '../../interfaces/server/app.js';
 import { servedId } from '../../interfaces/server/openai-compat.js';
 import { METHODS } from '../../methods/attribution/index.js';
+import { GENERATORS } from '../../data/statements.js';
 import { TINY_GPT2, writeRandomModel } from '../../models/random.js';
 import { firstNonFinite } from '../../finite.js';
 import { cleanMessage, FuzzKind, Verdict } from './harness.js';
@@ -31,7 +33,11 @@ const oddText = fc.oneof(
   fc.constantFrom('', ' ', 'the '.repeat(70), '🥐'.repeat(30), '東京は日本の首都です', 'e\u0301\u0301\u0301', '\ud800', '<|endoftext|>'.repeat(5), '\u0000', 'x'.repeat(5000)),
 );
 const oddNumber = fc.constantFrom(-1, 0, 1, 2, 3.5, 64, 65, 256, 512, 513, 5000, 5001, 1e9, 2 ** 31, 2 ** 53, -(2 ** 53), 1e308, -1e-308);
-const oddValue = fc.oneof(oddText, oddNumber, fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(null, true, false, [], {}, [1, 2, 3], Array.from({ length: 300 }, () => 1)));
+const oddMessages = fc.array(fc.oneof(
+  { weight: 5, arbitrary: fc.record({ role: fc.constantFrom('system', 'user', 'assistant', 'tool', '', 'USER'), content: oddText }) },
+  { weight: 1, arbitrary: fc.constantFrom(null, 'hi', { role: 'user' }, { role: 'user', content: 3 }, { role: 'user', content: 'x', name: 'y' }) },
+), { maxLength: 4 });
+const oddValue = fc.oneof(oddText, oddNumber, oddMessages, fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(null, true, false, [], {}, [1, 2, 3], Array.from({ length: 300 }, () => 1)));
 
 function mutated(bases: Request[], fields: string[]): fc.Arbitrary<{ req: Request; async: boolean; muts: Mutation[] }> {
   const key = fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...fields) }, { weight: 1, arbitrary: fc.string({ maxLength: 8 }) });
@@ -61,6 +67,9 @@ async function server(): Promise<{ app: LanternServer; id: string }> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fuzz-server-'));
     const model = path.join(dir, 'tiny');
     writeRandomModel(model, TINY_GPT2);
+    // A chat template, so that requests with messages can be run, not only refused.
+    const template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+    fs.writeFileSync(path.join(model, 'tokenizer_config.json'), JSON.stringify({ chat_template: template }));
     // 3 s per job: the fuzzer's requests may ask for anything, and the limit is what answers.
     const app = await buildServer({ dataDir: path.join(dir, 'data'), model, allowHub: false, openai: true, webDir: path.join(dir, 'none'), limits: { maxJobSeconds: 3 } });
     shared = { app, dir, id: servedId(model), users: 0 };
@@ -100,6 +109,7 @@ function refused(status: number, message: unknown, outcome: string): Verdict {
 }
 
 const TEXT = 'The cat sat on the mat because';
+const CHAT = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: TEXT }];
 
 export function workbenchKind(): FuzzKind<{ req: Request; async: boolean; muts: Mutation[] }> {
   let app: LanternServer;
@@ -110,8 +120,14 @@ export function workbenchKind(): FuzzKind<{ req: Request; async: boolean; muts: 
     ...METHODS.map((method) => ({ url: '/api/attribution', body: { text: TEXT, method, target: ' the' } })),
     { url: '/api/attribution', body: { text: TEXT, method: 'ig', target: ' the mat', evaluate: true } },
     { url: '/api/patching', body: { clean: 'When Mary and John went, John gave it to', corrupt: 'When Mary and John went, Mary gave it to', answer: ' Mary', wrong: ' John' } },
+    { url: '/api/patching', body: { clean: 'When Mary and John went, John gave it to', corrupt: 'When Mary and John went, Mary gave it to', answer: ' Mary', wrong: ' John', chat: true, system: 'Answer with a name.' } },
+    { url: '/api/forward', body: { messages: CHAT } },
+    { url: '/api/lens', body: { messages: CHAT, target: ' the', addGenerationPrompt: false } },
+    { url: '/api/attribution', body: { messages: CHAT, method: METHODS[0], target: ' the', templateTokens: true } },
+    { url: '/api/probes', body: { dataset: Object.keys(GENERATORS)[0], limit: 8 } },
   ];
-  const fields = ['text', 'method', 'target', 'foil', 'kind', 'evaluate', 'seed', 'steps', 'rule', 'aggregate', 'batchSize', 'layers', 'heads', 'samples', 'kernelWidth', 'baseline', 'mask', 'topK', 'model', 'title', 'clean', 'corrupt', 'answer', 'wrong', 'metric', 'sweep', 'byPosition', 'pos'];
+  const fields = ['text', 'method', 'target', 'foil', 'kind', 'evaluate', 'seed', 'steps', 'rule', 'aggregate', 'batchSize', 'layers', 'heads', 'samples', 'kernelWidth', 'baseline', 'mask', 'topK', 'model', 'title', 'clean', 'corrupt', 'answer', 'wrong', 'metric', 'sweep', 'byPosition', 'pos',
+    'messages', 'system', 'chat', 'addGenerationPrompt', 'templateTokens', 'dataset', 'limit', 'positions'];
   return {
     name: 'workbench requests',
     async setup() {
@@ -141,10 +157,35 @@ export function workbenchKind(): FuzzKind<{ req: Request; async: boolean; muts: 
   };
 }
 
+/** A stream's events: JSON chunks then [DONE], or JSON chunks then one error event with a clean message. */
+function streamVerdict(text: string): Verdict {
+  const events = text.split('\n\n').filter((e) => e !== '');
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    if (!e.startsWith('data: ')) return { outcome: 'bad stream', violation: `event ${i} is not a data event: ${JSON.stringify(e.slice(0, 200))}` };
+    const data = e.slice(6);
+    const last = i === events.length - 1;
+    if (data === '[DONE]') return last ? { outcome: 'streamed' } : { outcome: 'bad stream', violation: `events after [DONE]: ${JSON.stringify(events.slice(i + 1).join('').slice(0, 200))}` };
+    let json: any;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      return { outcome: 'bad stream', violation: `event ${i} is not JSON: ${JSON.stringify(data.slice(0, 200))}` };
+    }
+    if (json?.error) {
+      const message = json.error.message;
+      if (!last) return { outcome: 'bad stream', violation: 'events after an error event' };
+      if (typeof message === 'string' && message.startsWith('internal error')) return { outcome: 'stream error', violation: message.slice(0, 300) };
+      return refused(200, message, 'stream error');
+    }
+  }
+  return { outcome: 'bad stream', violation: 'the stream ended without [DONE] or an error event' };
+}
+
 export function openaiKind(): FuzzKind<{ req: Request; async: boolean; muts: Mutation[] }> {
   let app: LanternServer;
   let bases: Request[] = [];
-  const fields = ['model', 'prompt', 'max_tokens', 'echo', 'logprobs', 'temperature', 'seed', 'stop', 'n', 'stream', 'messages', 'top_logprobs', 'max_completion_tokens', 'tokens'];
+  const fields = ['model', 'prompt', 'max_tokens', 'echo', 'logprobs', 'temperature', 'seed', 'stop', 'n', 'stream', 'messages', 'top_logprobs', 'max_completion_tokens', 'tokens', 'stream_options', 'top_p'];
   return {
     name: '/v1 requests',
     async setup() {
@@ -156,6 +197,8 @@ export function openaiKind(): FuzzKind<{ req: Request; async: boolean; muts: Mut
         { url: '/v1/completions', body: { model, prompt: [TEXT, 'x 🥐 went to a'], max_tokens: 3, logprobs: 2, temperature: 0 } },
         { url: '/v1/completions', body: { model, prompt: [464, 3797, 3332], max_tokens: 2 } },
         { url: '/v1/chat/completions', body: { model, messages: [{ role: 'user', content: 'Hello there' }], max_tokens: 3, logprobs: true, top_logprobs: 2 } },
+        { url: '/v1/completions', body: { model, prompt: TEXT, max_tokens: 4, stream: true, stop: [' the'] } },
+        { url: '/v1/chat/completions', body: { model, messages: CHAT, max_tokens: 3, stream: true, stream_options: { include_usage: true } } },
         { url: '/tokenize', body: { model, prompt: TEXT } },
         { url: '/detokenize', body: { model, tokens: [464, 3797] } },
       ];
@@ -168,6 +211,7 @@ export function openaiKind(): FuzzKind<{ req: Request; async: boolean; muts: Mut
       if (down) return { outcome: 'server down', violation: down };
       if (res.status >= 500) return { outcome: `${res.status}`, violation: `${res.status}: ${res.text.slice(0, 300)}` };
       if (res.status >= 400) return refused(res.status, res.json?.error?.message, `refused ${res.status}`);
+      if (res.text.startsWith('data: ')) return streamVerdict(res.text);
       const choices = res.json?.choices;
       for (const c of Array.isArray(choices) ? choices : []) {
         const lp = c?.logprobs;

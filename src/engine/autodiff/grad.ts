@@ -199,7 +199,7 @@ export function gradients(g: Graph, objective: Value, wrt: Value[]): Value[] {
   const nodes = g.nodes.slice();
   // Forward: which values depend on some wrt value.
   const live = new Set<Value>(wrt);
-  for (const n of nodes) if (n.inputs.some((v) => live.has(v))) for (const o of n.outputs) if (isFloat(o)) live.add(o);
+  for (const n of nodes) if (!n.meta.stopGradient && n.inputs.some((v) => live.has(v))) for (const o of n.outputs) if (isFloat(o)) live.add(o);
   if (!live.has(objective)) return wrt.map((w) => g.zerosLike(w));
 
   const grads = new Map<Value, Value>();

@@ -171,6 +171,8 @@ export class Graph {
   cos(x: Value) { return this.unary('Cos', x); }
   /** A copy of `x` (gives a value its own name, e.g. a hook output). */
   identity(x: Value) { return this.unary('Identity', x, false); }
+  /** `x` in the forward pass, a constant to {@link gradients}: how straight-through estimators give an op a surrogate gradient. */
+  stopGradient(x: Value) { return this.node('Identity', [x], {}, [[x.dtype, x.shape]], { stopGradient: true })[0]; }
 
   /** x ** p for a constant exponent p. */
   pow(x: Value, p: number) {

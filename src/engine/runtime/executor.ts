@@ -147,7 +147,7 @@ export class Executor {
     opts: {
       weights?: WeightSet[];
       fetch?: string[];
-      /** Outputs that replace registered weights in place (output name -> weight set and name); not returned. */
+      /** Outputs that replace registered weights in place (output name -> weight set and name; names the graph lacks are skipped); not returned. */
       update?: Record<string, { set: WeightSet; name: string }>;
     } = {},
   ): Promise<Record<string, Tensor>> {

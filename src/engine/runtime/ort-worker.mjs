@@ -72,8 +72,10 @@ async function handle(msg) {
       const out = await session.run(feeds, msg.fetch ?? session.outputNames);
       const ms = performance.now() - t0;
       // Outputs that replace registered weights (a training step's new parameters and optimizer
-      // state) stay in this thread; only the rest travel back.
+      // state, generation's keys and values) stay in this thread; only the rest travel back. A
+      // piece of a graph split at callbacks has only some of them.
       for (const [output, { setId, name }] of Object.entries(msg.update ?? {})) {
+        if (!(output in out)) continue;
         weightSets.get(setId)[name] = out[output];
         delete out[output];
       }

@@ -19,9 +19,11 @@ import { assertWritable } from './output.js';
 
 type Item = LabelledExample | ContrastPair;
 
-function dataOptions(cmd: Command): Command {
+/** The dataset flags every command that reads labelled texts takes; `optional`: --data may be left out (probe train, given --acts instead). */
+function dataOptions(cmd: Command, opts: { optional?: boolean } = {}): Command {
+  const data = new Option('--data <file|builtin:name>', `labelled texts: a .jsonl, .csv or .parquet file, or a built-in dataset (builtin:${Object.keys(GENERATORS).join(', builtin:')})`);
   return cmd
-    .requiredOption('--data <file|builtin:name>', `labelled texts: a .jsonl, .csv or .parquet file, or a built-in dataset (builtin:${Object.keys(GENERATORS).join(', builtin:')})`)
+    .addOption(opts.optional ? data : data.makeOptionMandatory())
     .option('--text-column <name>', 'the text column', 'text')
     .option('--label-column <name>', 'the label column', 'label')
     .option('--split-column <name>', "a column of 'train'/'test' (default: a seeded random quarter is held out)")
@@ -135,11 +137,10 @@ export function activationsCommand(program: Command): void {
 
 export function probeCommand(program: Command): void {
   const probe = program.command('probe').description('Linear probes on activations: train, evaluate on held-out or new data, sweep layers.');
-  probe
+  dataOptions(probe
     .command('train')
-    .description('Fit a probe at one hook and save it (direction, bias, normalisation, model, hook, data hash).')
+    .description('Fit a probe at one hook and save it (direction, bias, normalisation, model, hook, data hash).'), { optional: true })
     .option('--acts <file>', 'activations from lantern activations (else --data is harvested)')
-    .option('--data <file|builtin:name>', 'labelled texts to harvest (as in lantern activations)')
     .option('-m, --model <folder|hub-id>', 'model for --data (default: the bundled model)')
     .option('--hook <name>', 'the hook (default: the only/first hook of --acts)')
     .option('--positions <last|mean|N|token>', 'with --data: which position', 'last')
@@ -148,13 +149,6 @@ export function probeCommand(program: Command): void {
     .option('--ranking <mean-diff|f-statistic>', 'k-sparse: how neurons are ranked', 'mean-diff')
     .requiredOption('--out <file>', 'the probe (.json)')
     .option('--json <file>', 'write the result (metrics, settings) as JSON')
-    .option('--text-column <name>', 'the text column', 'text')
-    .option('--label-column <name>', 'the label column', 'label')
-    .option('--split-column <name>', "a column of 'train'/'test'")
-    .option('--pair-columns <positive,negative>', 'contrast pair columns')
-    .option('--contrast', 'make contrast pairs from statements (CCS)')
-    .addOption(new Option('--limit <n>', 'built-in datasets: at most this many subjects').argParser(positiveInt('--limit')))
-    .addOption(new Option('--seed <n>', 'seed').default(0).argParser(nonNegativeInt('--seed')))
     .action(async (opts) => {
       assertWritable(opts.out, '--out');
       if (opts.json) assertWritable(opts.json, '--json');

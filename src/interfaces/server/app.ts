@@ -23,10 +23,13 @@ import { describeFamily } from '../../methods/options.js';
 import { checkLimits, DEFAULT_LIMITS, WorkLimitError, WorkLimits } from './limits.js';
 import { ModelRegistry } from './models.js';
 import { openAICompat, servedId } from './openai-compat.js';
+import { featuresApi } from './features.js';
 import { CancelledError, ComputeQueue, Job, JobExecutor } from './queue.js';
 import { ATTRIBUTION_SETTINGS } from '../../methods/attribution/options.js';
 import { METHODS } from '../../methods/attribution/index.js';
 import { RUN_KINDS, RunKind, RunStore } from './store.js';
+import { steeringRoutes } from './steering.js';
+import { workbenchRoutes } from './workbench.js';
 
 export interface ServerOptions {
   /** Where the database and planted models go (default: <lanternHome>/workbench). */
@@ -83,6 +86,36 @@ function jobInfo(job: Job) {
   return { id: job.id, kind: job.run.kind, status: job.status, events: `/api/jobs/${job.id}/events`, run: `/api/runs/${job.id}` };
 }
 
+/** What a request's fields are called in messages (the rest by their own names). */
+const FIELD_NAMES: Record<string, string> = {
+  'body.text': 'the prompt (text)', 'body.clean': 'the clean prompt (clean)', 'body.corrupt': 'the corrupted prompt (corrupt)',
+  'body.target': 'the target', 'body.foil': 'the foil', 'body.answer': 'the answer', 'body.wrong': 'the wrong answer',
+};
+const TYPE_NAMES: Record<string, string> = { integer: 'a whole number', number: 'a number', string: 'text', boolean: 'true or false', array: 'a list', object: 'an object' };
+
+/** A schema validation error as one sentence a person reads: what is wrong with which field, with the limit. */
+function validationMessage(err: FastifyError): string {
+  const v = err.validation![0];
+  const where = `${err.validationContext ?? 'request'}${v?.instancePath ? v.instancePath.replace(/\//g, '.') : ''}`;
+  const field = FIELD_NAMES[where] ?? where.replace(/^body\./, '');
+  const p = (v?.params ?? {}) as Record<string, any>;
+  switch (v?.keyword) {
+    case 'additionalProperties': return `${where} has an unknown field '${p.additionalProperty}'`;
+    case 'required': return `${field === 'body' ? 'the request' : field} is missing ${FIELD_NAMES[`body.${p.missingProperty}`] ?? p.missingProperty}`;
+    case 'anyOf': return 'give a prompt (text) or a chat (messages)';
+    case 'minLength': return p.limit === 1 ? `${field} is empty` : `${field} must be at least ${p.limit} characters`;
+    case 'maxLength': return `${field} is longer than ${p.limit} characters, the most this accepts`;
+    case 'minimum': return `${field} must be at least ${p.limit}`;
+    case 'maximum': return `${field} must be at most ${p.limit}`;
+    case 'exclusiveMinimum': return `${field} must be above ${p.limit}`;
+    case 'type': return `${field} must be ${TYPE_NAMES[p.type] ?? p.type}`;
+    case 'enum': return `${field} must be one of: ${(p.allowedValues as unknown[]).join(', ')}`;
+    case 'minItems': return `${field} needs at least ${p.limit} item${p.limit === 1 ? '' : 's'}`;
+    case 'maxItems': return `${field} takes at most ${p.limit} items`;
+    default: return `${field} ${v?.message ?? err.message}`;
+  }
+}
+
 export type LanternServer = FastifyInstance & { lantern: { store: RunStore; queue: ComputeQueue; models: ModelRegistry } };
 
 export async function buildServer(opts: ServerOptions = {}): Promise<LanternServer> {
@@ -130,14 +163,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   });
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
-    if (err.validation) {
-      const v = err.validation[0];
-      const where = `${err.validationContext ?? 'request'}${v?.instancePath ? v.instancePath.replace(/\//g, '.') : ''}`;
-      let msg = `${where} ${v?.message ?? err.message}`;
-      if (v?.keyword === 'additionalProperties') msg = `${where} has an unknown field '${(v.params as { additionalProperty: string }).additionalProperty}'`;
-      if (v?.keyword === 'enum') msg += `: ${(v.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
-      return reply.code(400).send({ error: msg, statusCode: 400 });
-    }
+    if (err.validation) return reply.code(400).send({ error: validationMessage(err), statusCode: 400 });
     if (err instanceof WorkLimitError) return reply.code(400).send({ error: err.message, statusCode: 400, limit: err.limit });
     if (err instanceof LanternError) return reply.code(400).send({ error: err.message, statusCode: 400 });
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
@@ -172,6 +198,8 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     methods: METHODS,
     settings: ATTRIBUTION_SETTINGS.map(({ key, type, appliesTo, alsoWith, help }) => ({ key, type, methods: appliesTo.values, alsoForEval: alsoWith !== undefined, help })),
   }));
+
+  workbenchRoutes(app, models);
 
   app.post('/api/models/folders', {
     schema: {
@@ -292,13 +320,13 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
       tags: ['runs'], summary: 'Saved runs, newest first',
       querystring: {
         type: 'object', additionalProperties: false, properties: {
-          kind: { type: 'string', enum: [...RUN_KINDS] }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' }, offset: { type: 'string', pattern: '^[0-9]{1,9}$' }, token: { type: 'string' },
+          kind: { type: 'string', enum: [...RUN_KINDS] }, q: { type: 'string', maxLength: 200 }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' }, offset: { type: 'string', pattern: '^[0-9]{1,9}$' }, token: { type: 'string' },
         },
       },
     },
   }, async (req) => {
-    const q = req.query as { kind?: RunKind; limit?: string; offset?: string };
-    return store.list({ kind: q.kind, limit: q.limit ? Math.min(1000, Number(q.limit)) : 100, offset: q.offset ? Number(q.offset) : 0 });
+    const q = req.query as { kind?: RunKind; q?: string; limit?: string; offset?: string };
+    return store.list({ kind: q.kind, q: q.q || undefined, limit: q.limit ? Math.min(1000, Number(q.limit)) : 100, offset: q.offset ? Number(q.offset) : 0 });
   });
 
   const runOr404 = (req: FastifyRequest, reply: FastifyReply) => {
@@ -316,6 +344,27 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     const safe = run.title.replace(/[^\w.-]+/g, '-').replace(/^-|-$/g, '').slice(0, 60) || run.kind;
     reply.header('content-disposition', `attachment; filename="lantern-${run.kind}-${safe}.json"`);
     return { format: 'lantern-run', version: 1, ...run };
+  });
+
+  app.post('/api/runs/import', {
+    // Exported runs carry their whole result (an attention run's patterns are megabytes).
+    bodyLimit: 64 * 2 ** 20,
+    schema: {
+      tags: ['runs'], summary: 'Save a run exported by GET /api/runs/{id}/export (from this Workbench or another) as a new run',
+      body: {
+        type: 'object', required: ['format', 'kind', 'title', 'model', 'status', 'request'],
+        properties: {
+          format: { type: 'string', enum: ['lantern-run'] }, version: { type: 'integer', enum: [1] }, kind: { type: 'string', enum: [...RUN_KINDS] },
+          title: { type: 'string', minLength: 1, maxLength: 200 }, model: { type: 'string', minLength: 1, maxLength: 300 },
+          status: { type: 'string', enum: ['done', 'error', 'cancelled', 'interrupted'] }, request: { type: 'object' }, result: {}, error: { type: ['string', 'null'] },
+        },
+      },
+    },
+  }, async (req, reply) => {
+    const b = req.body as { kind: RunKind; title: string; model: string; status: 'done' | 'error' | 'cancelled' | 'interrupted'; request: Record<string, unknown>; result?: unknown; error?: string | null };
+    if (b.status === 'done' && (b.result === null || b.result === undefined)) return reply.code(400).send({ error: 'a done run needs its result', statusCode: 400 });
+    const run = store.import({ ...b, title: b.title.endsWith('(imported)') ? b.title : `${b.title.slice(0, 189)} (imported)`, result: b.result ?? null });
+    return reply.code(201).send(run);
   });
 
   app.patch('/api/runs/:id', {
@@ -344,7 +393,9 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     const id = servedId(opts.model ?? BUNDLED_MODEL);
     await app.register(openAICompat, { models: { [id]: () => models.load(models.defaultRef) } });
   }
+  await app.register(steeringRoutes, { models });
   for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
+  await app.register(featuresApi, { dir: path.join(dataDir, 'dashboards') });
 
   const webDir = opts.webDir ?? DEFAULT_WEB_DIR;
   if (fs.existsSync(path.join(webDir, 'index.html'))) {

@@ -23,6 +23,15 @@ import type { RunKind } from './store.js';
 import type { JobContext } from './queue.js';
 import { checkWork, estimateRequest, WorkLimits } from './limits.js';
 import { chatPrompt } from '../../models/chat.js';
+import { tokenLabel, tokenLabels } from './token-labels.js';
+import { positionStats } from './positions.js';
+import { causalTrace, TraceKind } from '../../methods/patching/causal-tracing.js';
+import { TRACING } from '../../methods/patching/options.js';
+import { CIRCUITS } from '../../methods/circuits/options.js';
+import { acdc, eap, Circuit, IgPath } from '../../methods/circuits/discovery.js';
+import { TASK_METRIC, taskExamples, CircuitTask } from '../../methods/circuits/data.js';
+import { pathPatching, pathPatchingSweep } from '../../methods/circuits/path-patching.js';
+import { circuitSvg } from '../../methods/circuits/render.js';
 
 /** Most subjects a probe sweep takes (each gives one or two short prompts). */
 export const MAX_PROBE_SUBJECTS = 1000;
@@ -57,7 +66,7 @@ const common = {
   title: { type: 'string', maxLength: 200, description: 'a name for the saved run (default: from the prompt)' },
 };
 /** The method families with an endpoint, in the order GET /api/methods/settings lists them. */
-export const API_FAMILIES: readonly MethodFamily[] = [ATTRIBUTION, LENS, PATCHING];
+export const API_FAMILIES: readonly MethodFamily[] = [ATTRIBUTION, LENS, PATCHING, TRACING, CIRCUITS];
 
 export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
   forward: {
@@ -90,6 +99,8 @@ export const SCHEMAS: Record<RunKind, Record<string, unknown>> = {
     chat: { type: 'boolean', description: "put clean and corrupt each through the model's chat template as the user's message" },
     system: { type: 'string', maxLength: MAX_TEXT, description: 'chat: a system message before the user\'s' },
   }, 1000),
+  trace: requestSchema(TRACING, common, 1000),
+  circuit: requestSchema(CIRCUITS, common),
   probes: {
     type: 'object', additionalProperties: false, required: ['dataset'],
     properties: {
@@ -118,6 +129,10 @@ export function precheck(kind: RunKind, body: Body): void {
     if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
     checkOptionsApply(ATTRIBUTION.options, (k) => (k === 'method' ? method : body[k]), 'api');
   }
+  if (kind === 'circuit') {
+    checkOptionsApply(CIRCUITS.options, (k) => body[k], 'api');
+    if ((body.method ?? 'acdc') === 'path' && body.sender === undefined && body.path === undefined) throw new LanternError('method path needs a sender (a node such as L0H2) or a path (e.g. L0H2,L1H1.k,logits)');
+  }
   if (kind === 'patching') {
     checkOptionsApply(PATCHING.options, (k) => body[k], 'api');
     if (body.metric === 'logit-diff' && body.wrong === undefined) throw new LanternError('metric logit-diff needs a wrong answer');
@@ -127,6 +142,7 @@ export function precheck(kind: RunKind, body: Body): void {
 /** A short default title for a saved run. */
 export function defaultTitle(kind: RunKind, body: Body): string {
   if (kind === 'probes') return `${body.kind ?? 'logistic'} probes on ${body.dataset}`;
+  if (kind === 'circuit') return `${body.method ?? 'acdc'} circuit on ${body.task}`;
   const lastUser = (body.messages as { role: string; content: string }[] | undefined)?.filter((msg) => msg.role === 'user').at(-1)?.content;
   const t = String(kind === 'patching' ? body.clean : body.text ?? lastUser ?? body.messages?.at(-1)?.content ?? '').replace(/\s+/g, ' ').trim();
   return t.length > 60 ? `${t.slice(0, 59)}…` : t;
@@ -163,15 +179,14 @@ function patchingPrompt(m: HookedTransformer, body: Body, text: string): number[
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
-/** Rough graph-run counts, so progress can show a fraction; null where a method's count is not known up front. */
-function expectedRuns(kind: RunKind, body: Body, seq: number, m: HookedTransformer): number | undefined {
-  if (kind === 'patching' && body.method !== 'attribution') {
-    const L = m.cfg.nLayers;
-    const slots = body.sweep === 'heads' || body.sweep === 'pattern' ? L * m.cfg.nHeads * (body.byPosition ? seq : 1) : L * seq;
-    return Math.ceil(slots / (body.batchSize ?? 64)) + 2;
-  }
-  if (kind === 'attribution' && (body.method ?? 'ig') === 'ig') return Math.ceil((body.steps ?? 50) / (body.batchSize ?? 50)) + 2;
-  return undefined;
+/**
+ * The sequences the job will run through the model (forward passes, counting each row of a batch),
+ * from the same estimate the work limits use: progress counts sequences as they are run, so it
+ * covers all of a method's work, faithfulness included.
+ */
+export function expectedSequences(kind: RunKind, m: HookedTransformer, body: Body, tokens: number): number {
+  const rows = kind === 'attribution' && body.target !== undefined ? Math.max(1, m.encode(body.target).length) : 1;
+  return estimateRequest(m.cfg, { kind, body, tokens, rows }).passes;
 }
 
 /**
@@ -179,7 +194,7 @@ function expectedRuns(kind: RunKind, body: Body, seq: number, m: HookedTransform
  * limit) when it exceeds the server's limits; bad prompts are reported as `compute` reports them.
  */
 export function checkRequestWork(kind: RunKind, m: HookedTransformer, body: Body, limits: WorkLimits): { seconds: number; bytes: number } {
-  if (kind === 'probes') {
+  if (kind === 'probes' || kind === 'circuit') {
     const r = { kind, body, tokens: 16 };
     return checkWork(estimateRequest(m.cfg, r), r, limits);
   }
@@ -198,34 +213,55 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
     ctx.stage('computing', `probing ${items.length} examples at every layer`);
     return sweepLayers(m, items, { kind: probeKind, seed: body.seed ?? 0, positions: body.positions ?? 'last', dataset: ds.name });
   }
+  if (kind === 'circuit') return circuit(m, body, ctx);
   const str = (ids: number[]) => m.tokenStrings(ids);
   const first = kind === 'patching' ? patchingPrompt(m, body, body.clean) : promptTokens(m, body);
   checkLength(m, first, kind === 'patching' ? 'clean' : 'text');
-  ctx.stage('computing', `running ${kind}`, expectedRuns(kind, body, first.length, m));
+  ctx.stage('computing', `running ${kind}`, expectedSequences(kind, m, body, first.length));
   switch (kind) {
     case 'forward': {
       const logits = await m.run([first]);
-      return { tokens: first, tokenStrings: str(first), predictions: topK(logits, first.length - 1, body.topK ?? 10, (id) => str([id])[0]) };
+      const predictions = topK(logits, first.length - 1, body.topK ?? 10, (id) => str([id])[0]).map((p) => ({ ...p, label: tokenLabel(m, p.id) }));
+      // Every position's entropy, loss and top tokens (five: what a click on a token shows).
+      const positions = positionStats(logits, first, Math.min(5, body.topK ?? 10)).map((p) => ({ ...p, top: p.top.map((x) => ({ ...x, label: tokenLabel(m, x.id) })) }));
+      return { tokens: first, tokenStrings: str(first), tokenLabels: tokenLabels(m, first), predictions, positions };
     }
     case 'attention': {
       // Every layer and head's T x T pattern goes into the response and the saved run.
       if (first.length > MAX_ATTENTION_TOKENS) throw new LanternError(`attention patterns are limited to ${MAX_ATTENTION_TOKENS} tokens (the prompt is ${first.length}); use a shorter prompt`);
       const L = m.cfg.nLayers;
       const names = Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_pattern`);
-      const { cache } = await m.runWithCache([first], names);
+      const valueNames = Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_v`);
+      const { cache } = await m.runWithCache([first], [...names, ...valueNames]);
       const T = first.length;
       const H = m.cfg.nHeads;
+      const KV = m.cfg.nKvHeads;
+      const D = m.cfg.dHead;
       // patterns[layer][head][query][key], rounded to 1e-6 to keep the JSON small.
       const patterns = names.map((n) => {
         const p = cache.get(n).f32;
         return Array.from({ length: H }, (_, h) => Array.from({ length: T }, (_, q) => Array.from(p.subarray((h * T + q) * T, (h * T + q + 1) * T), round)));
       });
-      return { tokens: first, tokenStrings: str(first), nLayers: L, nHeads: H, patterns };
+      // valueNorms[layer][head][key]: |v_key| of the head's value vector (shared by a key/value group),
+      // which with the pattern gives value-weighted attention (Kobayashi et al., 2020).
+      const valueNorms = valueNames.map((n) => {
+        const v = cache.get(n).f32; // [1, T, KV, D]
+        return Array.from({ length: H }, (_, h) => {
+          const g = Math.floor(h / (H / KV));
+          return Array.from({ length: T }, (_, k) => {
+            let s2 = 0;
+            for (let d = 0; d < D; d++) s2 += v[(k * KV + g) * D + d] ** 2;
+            return round(Math.sqrt(s2));
+          });
+        });
+      });
+      return { tokens: first, tokenStrings: str(first), tokenLabels: tokenLabels(m, first), nLayers: L, nHeads: H, patterns, valueNorms };
     }
     case 'lens': {
       const o = withDefaults(LENS, body);
       const r = await logitLens(m, first, { topK: o.topK, target: o.target });
-      return { ...r, ...(body.messages ? { messages: body.messages } : { text: body.text }) };
+      const cells = r.cells.map((row) => row.map((c) => ({ ...c, top: c.top.map((t) => ({ ...t, label: tokenLabel(m, t.id) })) })));
+      return { ...r, cells, tokenLabels: tokenLabels(m, r.tokens), ...(body.messages ? { messages: body.messages } : { text: body.text }) };
     }
     case 'attribution': {
       if (body.foil !== undefined && body.target === undefined) throw new LanternError('foil needs a target (the token to contrast the foil with)');
@@ -248,7 +284,12 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
           : { text: body.text }),
         target, foil: body.foil, continuation, kind: body.kind, method: body.method ?? 'ig', settings: settings as AttributionSettings, seed: body.seed ?? 0, evaluate: !!body.evaluate,
       });
-      return { ...resultToJSON(r), words: mergeWords(r.tokenStrings, r.scores) };
+      return { ...resultToJSON(r), tokenLabels: tokenLabels(m, r.tokens), words: mergeWords(r.tokenStrings, r.scores) };
+    }
+    case 'trace': {
+      const o = withDefaults(TRACING, body);
+      const r = await causalTrace(m, { prompt: body.text, subject: o.subject, answer: o.answer, noise: o.noise, samples: o.samples, seed: o.seed, window: o.window, kinds: [...o.kinds] as TraceKind[] });
+      return { ...r, text: body.text, subject: body.subject, tokenStrings: str(r.tokens), tokenLabels: tokenLabels(m, r.tokens) };
     }
     case 'patching': {
       const corrupt = patchingPrompt(m, body, body.corrupt);
@@ -260,7 +301,7 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
       const act = o.method === 'attribution' ? undefined : await activationPatching(m, { ...opts, batchSize: o.batchSize });
       const attr = o.method === 'activation' ? undefined : await attributionPatching(m, { ...opts, igSteps: o.igSteps });
       const r = (act ?? attr)!;
-      const strings = { cleanTokenStrings: str(r.cleanTokens), corruptTokenStrings: str(r.corruptTokens) };
+      const strings = { cleanTokenStrings: str(r.cleanTokens), corruptTokenStrings: str(r.corruptTokens), corruptTokenLabels: tokenLabels(m, r.corruptTokens) };
       if (!act || !attr) return { ...r, ...strings };
       // Both: the activation result, with the attribution grid and their correlation beside it
       // (null when a grid is constant: a correlation of nothing is no number).
@@ -268,4 +309,25 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
       return { ...act, ...strings, attribution: { method: attr.method, effects: attr.effects, settings: attr.settings }, pearson: Number.isFinite(corr) ? corr : null };
     }
   }
+}
+
+/** Circuit discovery (ACDC, EAP) or path patching on a task's clean/corrupted examples, as `lantern circuit` runs it. */
+async function circuit(m: HookedTransformer, body: Body, ctx: JobContext): Promise<unknown> {
+  const o = withDefaults(CIRCUITS, body);
+  const task = o.task as CircuitTask;
+  const examples = taskExamples(m, task, o.n, o.seed);
+  const metric = TASK_METRIC[task];
+  const settings = { task, n: o.n, seed: o.seed, metric };
+  ctx.stage('computing', `running ${o.method} on ${task}`);
+  if (o.method === 'path') {
+    const r = o.path
+      ? await pathPatching(m, [String(o.path).split(',').map((x: string) => x.trim())], { examples, metric })
+      : await pathPatchingSweep(m, o.sender, { examples, metric });
+    return { ...r, kind: 'path', settings: { ...settings, ...r.settings, ...(o.path ? { path: o.path } : { sender: o.sender }) } };
+  }
+  const c: Circuit = o.method === 'acdc'
+    ? await acdc(m, { examples, metric, threshold: o.threshold })
+    : await eap(m, { examples, metric, threshold: o.threshold, igSteps: o.igSteps, igPath: o.igPath as IgPath });
+  // The graph as `lantern circuit --svg` draws it: one <line> per edge, in the order of `edges`.
+  return { ...c, kind: 'graph', nLayers: m.cfg.nLayers, nHeads: m.cfg.nHeads, svg: circuitSvg(c, m.cfg.nLayers, m.cfg.nHeads), settings: { ...settings, ...c.settings, method: o.method } };
 }

@@ -91,6 +91,24 @@ export function estimateRequest(s: ShapeForCost, r: RequestShape): WorkEstimate 
       const prompts = 2 * (b.limit ?? 100) * ((b.kind ?? 'logistic') === 'ccs' ? 2 : 1);
       return { passes: Math.ceil(prompts / 32), flops: prompts * forwardFlops(s, T, 1), bytes: activationBytes(s, T, 32, false), jsBytes: 4 * prompts * s.dModel * s.nLayers, what: `${prompts} prompts at every layer` };
     }
+    case 'trace': {
+      // Per noise sample: the clean and noised runs, then one restored run per (kind, layer, position).
+      const kinds = (b.kinds ?? ['resid', 'mlp', 'attn']).length;
+      const samples = b.samples ?? 10;
+      const passes = samples * (2 + kinds * s.nLayers * T);
+      return { passes, flops: passes * forwardFlops(s, T, 1), bytes: activationBytes(s, T, Math.min(64, passes), false) + 4 * Math.min(64, passes) * s.dVocab, jsBytes: 0, what: `${kinds * s.nLayers * T} restored states x ${samples} noise samples` };
+    }
+    case 'circuit': {
+      // Edges between every head, MLP, the input and the logits; ACDC tries each edge once, EAP
+      // (IG) takes a forward and backward per step and receiver layer, path patching a run per path.
+      const nodes = s.nLayers * (s.nHeads + 1) + 2;
+      const edges = (nodes * nodes) / 2;
+      const n = b.n ?? 10;
+      const method = b.method ?? 'acdc';
+      const runs = method === 'acdc' ? edges + 2 : method === 'eap' ? 3 * ((b.igSteps ?? 5) + 1) * (s.nLayers + 1) + 2 : nodes + 2;
+      const passes = runs * n;
+      return { passes, flops: passes * forwardFlops(s, 16, 1), bytes: activationBytes(s, 16, n, method === 'eap'), jsBytes: 8 * edges, what: `${method} over ~${Math.round(edges)} edges on ${n} examples` };
+    }
     case 'attribution':
       return estimateAttribution(s, {
         method: b.method ?? 'ig', tokens: T, rows: r.rows, steps: b.steps, samples: b.samples, batchSize: b.batchSize, evaluate: !!b.evaluate,

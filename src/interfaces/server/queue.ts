@@ -19,14 +19,25 @@ export class CancelledError extends Error {
 
 export class JobExecutor extends Executor {
   signal?: AbortSignal;
-  onGraphRun?: () => void;
+  /** Called after each graph run with the sequences it ran (its batch). */
+  onGraphRun?: (sequences: number) => void;
 
   override async run(...args: Parameters<Executor['run']>): ReturnType<Executor['run']> {
     if (this.signal?.aborted) throw new CancelledError('cancelled');
     const out = await super.run(...args);
-    this.onGraphRun?.();
+    this.onGraphRun?.(batchOf(args[2]));
     return out;
   }
+}
+
+/**
+ * The sequences one graph run processed: the largest leading dimension among its batched feeds
+ * (token ids [batch, seq], embeddings [batch, seq, d]); 1 for a graph fed no batch.
+ */
+function batchOf(feeds: Record<string, { shape: readonly number[] }>): number {
+  let n = 1;
+  for (const t of Object.values(feeds)) if (t.shape.length >= 2) n = Math.max(n, t.shape[0]);
+  return n;
 }
 
 export type JobEvent =
@@ -40,8 +51,11 @@ export type JobStatus = 'queued' | 'running' | 'done' | 'error' | 'cancelled';
 
 export interface JobContext {
   signal: AbortSignal;
-  /** Reports a stage; `expectedRuns` (graph runs this stage will take) turns run counts into a fraction. */
-  stage(stage: 'loading' | 'downloading' | 'computing', message: string, expectedRuns?: number): void;
+  /**
+   * Reports a stage; `expectedSequences` (sequences this stage will run through the model, each
+   * row of a batch counted) turns the sequences run so far into a fraction.
+   */
+  stage(stage: 'loading' | 'downloading' | 'computing', message: string, expectedSequences?: number): void;
 }
 
 export class Job extends EventEmitter {
@@ -54,6 +68,8 @@ export class Job extends EventEmitter {
   rejectDone!: (e: unknown) => void;
   startedAt = 0;
   runs = 0;
+  /** Sequences run so far (each row of a batched graph run counted). */
+  sequences = 0;
   /** Set when the job was stopped for running past the server's time limit (not by a user). */
   timedOut = false;
 
@@ -152,7 +168,8 @@ export class ComputeQueue {
     let stage: { stage: 'loading' | 'downloading' | 'computing'; message: string; expected?: number; base: number } = { stage: 'loading', message: 'starting', base: 0 };
     const progress = () => job.emitEvent({
       type: 'progress', stage: stage.stage, message: stage.message, runs: job.runs,
-      fraction: stage.expected ? Math.min(1, (job.runs - stage.base) / stage.expected) : null, elapsedMs: Date.now() - job.startedAt,
+      // Below 1 until the work is saved: an estimate that ran short must not show a finished bar.
+      fraction: stage.expected ? Math.min(0.99, (job.sequences - stage.base) / stage.expected) : null, elapsedMs: Date.now() - job.startedAt,
     });
     // The estimate let this job in; the deadline holds it to the limit if the estimate was wrong.
     const limit = this.opts.maxJobSeconds;
@@ -161,14 +178,15 @@ export class ComputeQueue {
       job.abort.abort();
     }, limit * 1000);
     this.executor.signal = job.abort.signal;
-    this.executor.onGraphRun = () => {
+    this.executor.onGraphRun = (sequences) => {
       job.runs++;
+      job.sequences += sequences;
       progress();
     };
     const ctx: JobContext = {
       signal: job.abort.signal,
       stage: (s, message, expected) => {
-        stage = { stage: s, message, expected, base: job.runs };
+        stage = { stage: s, message, expected, base: job.sequences };
         progress();
       },
     };

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 
-export const RUN_KINDS = ['forward', 'attribution', 'lens', 'attention', 'patching', 'probes'] as const;
+export const RUN_KINDS = ['forward', 'attribution', 'lens', 'attention', 'patching', 'probes', 'trace', 'circuit'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
 export type RunStatus = 'queued' | 'running' | 'done' | 'error' | 'cancelled' | 'interrupted';
 
@@ -105,12 +105,30 @@ export class RunStore {
     }
   }
 
-  list(opts: { kind?: RunKind; limit?: number; offset?: number } = {}): { runs: RunSummary[]; total: number } {
-    const where = opts.kind ? 'WHERE kind = @kind' : '';
-    const rows = this.db.prepare(`SELECT id, kind, title, model, status, created_at, finished_at, error FROM runs ${where}
-      ORDER BY created_at DESC, rowid DESC LIMIT @limit OFFSET @offset`).all({ kind: opts.kind, limit: opts.limit ?? 100, offset: opts.offset ?? 0 }) as RunRow[];
-    const { n } = this.db.prepare(`SELECT count(*) AS n FROM runs ${where}`).get({ kind: opts.kind }) as { n: number };
-    return { runs: rows.map(summary), total: n };
+  /**
+   * Runs newest first, each with its request (the settings it ran with); `q` keeps those whose
+   * title, model, kind or request contains it (case-insensitive).
+   */
+  list(opts: { kind?: RunKind; q?: string; limit?: number; offset?: number } = {}): { runs: (RunSummary & { request: Record<string, unknown> })[]; total: number } {
+    const conds = [...(opts.kind ? ['kind = @kind'] : []), ...(opts.q ? [`(title || ' ' || model || ' ' || kind || ' ' || request) LIKE @q ESCAPE '\\'`] : [])];
+    const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
+    const q = opts.q ? `%${opts.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : undefined;
+    const rows = this.db.prepare(`SELECT id, kind, title, model, status, created_at, finished_at, error, request FROM runs ${where}
+      ORDER BY created_at DESC, rowid DESC LIMIT @limit OFFSET @offset`).all({ kind: opts.kind, q, limit: opts.limit ?? 100, offset: opts.offset ?? 0 }) as RunRow[];
+    const { n } = this.db.prepare(`SELECT count(*) AS n FROM runs ${where}`).get({ kind: opts.kind, q }) as { n: number };
+    return { runs: rows.map((r) => ({ ...summary(r), request: JSON.parse(r.request) })), total: n };
+  }
+
+  /** Saves a run exported from this or another Workbench (GET /api/runs/{id}/export) as a new run. */
+  import(run: { kind: RunKind; title: string; model: string; status: RunStatus; request: Record<string, unknown>; result: unknown; error?: string | null; createdAt?: string }): RunSummary {
+    const now = new Date().toISOString();
+    const row: RunRow = {
+      id: crypto.randomUUID(), kind: run.kind, title: run.title, model: run.model, status: run.status, created_at: now, finished_at: now,
+      error: run.error ?? null, request: JSON.stringify(run.request), result: run.result === null || run.result === undefined ? null : JSON.stringify(run.result),
+    };
+    this.db.prepare(`INSERT INTO runs (id, kind, title, model, status, created_at, finished_at, error, request, result)
+      VALUES (@id, @kind, @title, @model, @status, @created_at, @finished_at, @error, @request, @result)`).run(row);
+    return summary(row);
   }
 
   get(id: string): Run | undefined {

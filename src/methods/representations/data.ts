@@ -83,9 +83,10 @@ export async function readRows(file: string): Promise<Row[]> {
 
 function requireColumn(rows: Row[], column: string, file: string, flag: string): void {
   if (rows.length === 0) throw new LanternError(`${file} has no rows`);
-  if (column in rows[0]) return;
+  if (Object.hasOwn(rows[0], column)) return;
   const columns = Object.keys(rows[0]);
-  throw new LanternError(`${file} has no column '${column}' (${flag}); columns nearest to it: ${nearest(column, columns).join(', ')}`);
+  // Names are quoted as JSON: a column name (the user's or the file's) may hold a line break.
+  throw new LanternError(`${file} has no column ${JSON.stringify(column)} (${flag}); columns nearest to it: ${nearest(column, columns).map((c) => JSON.stringify(c)).join(', ')}`);
 }
 
 /**
@@ -98,10 +99,17 @@ function toLabels(values: unknown[], file: string, column: string): { labels: nu
   const numeric = values.map((v) => (typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN));
   if (numeric.every(Number.isFinite)) return { labels: numeric };
   const bad = values.findIndex((v) => typeof v !== 'string' || v === '');
-  if (bad >= 0) throw new LanternError(`${file}: row ${bad} has label ${JSON.stringify(values[bad])} in column '${column}'; labels must be numbers, booleans or class names`);
+  if (bad >= 0) throw new LanternError(`${file}: row ${bad} has label ${JSON.stringify(values[bad])} in column ${JSON.stringify(column)}; labels must be numbers, booleans or class names`);
   const names = [...new Set(values as string[])].sort();
   const index = new Map(names.map((n, i) => [n, i]));
   return { labels: (values as string[]).map((v) => index.get(v)!), names };
+}
+
+/** Row i's text in `column`: a non-empty string, or an error naming the row. */
+function textAt(r: Row, column: string, i: number, file: string): string {
+  const text = Object.hasOwn(r, column) ? r[column] : undefined;
+  if (typeof text !== 'string' || text === '') throw new LanternError(`${file}: row ${i} has no text in column ${JSON.stringify(column)}`);
+  return text;
 }
 
 function toSplit(v: unknown, row: number, file: string): Split {
@@ -119,8 +127,7 @@ export async function loadLabelled(file: string, opts: ColumnOptions = {}): Prom
   if (opts.splitColumn) requireColumn(rows, opts.splitColumn, file, '--split-column');
   const { labels, names } = toLabels(rows.map((r) => r[labelColumn]), file, labelColumn);
   const examples = rows.map((r, i): LabelledExample => {
-    const text = r[textColumn];
-    if (typeof text !== 'string' || text === '') throw new LanternError(`${file}: row ${i} has no text in column '${textColumn}'`);
+    const text = textAt(r, textColumn, i, file);
     return { text, label: labels[i], ...(opts.splitColumn ? { split: toSplit(r[opts.splitColumn], i, file) } : {}) };
   });
   return { name: file, examples, ...(names ? { labelNames: names } : {}) };
@@ -133,9 +140,10 @@ export async function loadContrastPairs(file: string, opts: { positiveColumn?: s
   const labelColumn = opts.labelColumn ?? 'label';
   const rows = await readRows(file);
   for (const [c, flag] of [[pos, '--positive-column'], [neg, '--negative-column'], [labelColumn, '--label-column']]) requireColumn(rows, c, file, flag);
+  if (opts.splitColumn) requireColumn(rows, opts.splitColumn, file, '--split-column');
   const { labels } = toLabels(rows.map((r) => r[labelColumn]), file, labelColumn);
   return rows.map((r, i) => ({
-    positive: String(r[pos]), negative: String(r[neg]), label: labels[i],
+    positive: textAt(r, pos, i, file), negative: textAt(r, neg, i, file), label: labels[i],
     ...(opts.splitColumn ? { split: toSplit(r[opts.splitColumn], i, file) } : {}),
   }));
 }

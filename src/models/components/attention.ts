@@ -75,8 +75,11 @@ export function attend(m: ModelContext, l: number, q0: Value, k0: Value, v0: Val
     k = m.hook(`${p}.hook_rot_k`, rotate(m, k, rope));
   }
   const past = m.inputs.past?.[l];
-  const keys = repeatKv(m, past ? afterPast(m, past.k, k) : k);
-  const values = repeatKv(m, past ? afterPast(m, past.v, v) : v);
+  const allKeys = past ? afterPast(m, past.k, k) : k;
+  const allValues = past ? afterPast(m, past.v, v) : v;
+  m.keepKeys(l, allKeys, allValues);
+  const keys = repeatKv(m, allKeys);
+  const values = repeatKv(m, allValues);
 
   // scores[b, h, q, k] = q . k * scale (scaling q touches T*D values instead of H*T*T)
   const scale = cfg.attnScale ?? 1 / Math.sqrt(dh);

@@ -1,0 +1,250 @@
+/**
+ * Activation streams for SAE training: a source yields chunks of rows (from a model run over a
+ * corpus, or synthetic), and a shuffle buffer mixes rows from many chunks so a batch does not hold
+ * consecutive tokens of one text. Both have a state that a checkpoint stores, so a resumed run
+ * draws exactly the batches an uninterrupted one would.
+ */
+import { LanternError } from '../../errors.js';
+import type { HookedTransformer } from '../../models/hooked.js';
+import { Rng } from '../../rng.js';
+
+/** Rows of activations: x [rows, d_in], and for transcoders the targets y [rows, d_out]. */
+export interface ActivationChunk {
+  rows: number;
+  x: Float32Array;
+  y?: Float32Array;
+}
+
+/** An endless, resumable stream of activation rows. */
+export interface ActivationSource {
+  readonly dIn: number;
+  /** Width of the targets (transcoders), else 0. */
+  readonly dOut: number;
+  /** The next chunk of rows. */
+  next(): Promise<ActivationChunk>;
+  /** A JSON-able position from which `restore` continues identically. */
+  state(): unknown;
+  restore(state: unknown): void;
+}
+
+/**
+ * Rows in superposition with known ground truth: `features` random unit directions in `dIn`
+ * dimensions (more features than dimensions), each row a sum of a few of them with magnitudes
+ * uniform in [0.5, 1.5]; each feature is present independently with probability `density`.
+ * With `dOut`, each row also has a target: the same features' magnitudes times a second set of
+ * unit directions in `dOut` dimensions (what a transcoder should learn to map to).
+ */
+export class SyntheticSource implements ActivationSource {
+  /** The true directions, [features, dIn], unit rows. */
+  readonly directions: Float32Array;
+  /** The true output directions, [features, dOut] (with `dOut`). */
+  readonly outDirections: Float32Array;
+  readonly dOut: number;
+  readonly chunkRows: number;
+  private rng: Rng;
+
+  constructor(readonly dIn: number, readonly features: number, readonly density: number, seed: number, opts: { dOut?: number; chunkRows?: number } = {}) {
+    const r = new Rng(seed);
+    const unitRows = (d: number) => {
+      const a = new Float32Array(features * d);
+      for (let f = 0; f < features; f++) {
+        let s = 0;
+        for (let i = 0; i < d; i++) s += (a[f * d + i] = r.normal()) ** 2;
+        for (let i = 0; i < d; i++) a[f * d + i] /= Math.sqrt(s);
+      }
+      return a;
+    };
+    this.dOut = opts.dOut ?? 0;
+    this.chunkRows = opts.chunkRows ?? 1024;
+    this.directions = unitRows(dIn);
+    this.outDirections = unitRows(this.dOut);
+    this.rng = new Rng(seed + 1);
+  }
+
+  async next(): Promise<ActivationChunk> {
+    const { dIn, dOut, features, chunkRows } = this;
+    const x = new Float32Array(chunkRows * dIn);
+    const y = dOut ? new Float32Array(chunkRows * dOut) : undefined;
+    for (let r = 0; r < chunkRows; r++) for (let f = 0; f < features; f++) {
+      if (this.rng.next() >= this.density) continue;
+      const a = 0.5 + this.rng.next();
+      for (let i = 0; i < dIn; i++) x[r * dIn + i] += a * this.directions[f * dIn + i];
+      if (y) for (let i = 0; i < dOut; i++) y[r * dOut + i] += a * this.outDirections[f * dOut + i];
+    }
+    return { rows: chunkRows, x, y };
+  }
+
+  state(): unknown {
+    return { rng: this.rng.state };
+  }
+
+  restore(state: unknown): void {
+    this.rng = new Rng((state as { rng: number }).rng);
+  }
+}
+
+/** Options for {@link ModelSource}. */
+export interface ModelSourceOptions {
+  /** The hook whose activations to read (x). */
+  hook: string;
+  /** Transcoders: the hook whose activations are the targets (y). */
+  hookOut?: string;
+  /** Tokens per window (default 128, at most the model's context). */
+  context?: number;
+  /** Windows per forward (default 8). */
+  windowsPerForward?: number;
+  /** Skip each window's first positions (e.g. 1 to leave out the attention-sink position). */
+  skipPositions?: number;
+}
+
+/**
+ * Activations of a model over a token stream: consecutive windows of `context` tokens, run
+ * `windowsPerForward` at a time, every position's activation at the hook a row. Wraps around at
+ * the end of the stream.
+ */
+export class ModelSource implements ActivationSource {
+  readonly dIn: number;
+  readonly dOut: number;
+  private window = 0;
+  private readonly context: number;
+  private readonly perForward: number;
+  private readonly skip: number;
+  private readonly windows: number;
+
+  constructor(readonly model: HookedTransformer, readonly tokens: ArrayLike<number>, readonly opts: ModelSourceOptions) {
+    this.context = opts.context ?? Math.min(128, model.cfg.nCtx);
+    this.perForward = opts.windowsPerForward ?? 8;
+    this.skip = opts.skipPositions ?? 0;
+    if (this.context > model.cfg.nCtx) throw new LanternError(`context ${this.context} is longer than the model's ${model.cfg.nCtx}`);
+    if (!(this.skip >= 0 && this.skip < this.context)) throw new LanternError(`skipPositions ${this.skip} must be in [0, ${this.context})`);
+    this.windows = Math.floor(tokens.length / this.context);
+    if (this.windows < 1) throw new LanternError(`the corpus has ${tokens.length} tokens, fewer than one window of ${this.context}`);
+    this.dIn = hookRowWidth(model, opts.hook);
+    this.dOut = opts.hookOut ? hookRowWidth(model, opts.hookOut) : 0;
+  }
+
+  async next(): Promise<ActivationChunk> {
+    const batch: number[][] = [];
+    for (let b = 0; b < this.perForward; b++) {
+      const w = (this.window + b) % this.windows;
+      batch.push(Array.from({ length: this.context }, (_, i) => this.tokens[w * this.context + i]));
+    }
+    this.window = (this.window + this.perForward) % this.windows;
+    const hooks = [this.opts.hook, ...(this.opts.hookOut ? [this.opts.hookOut] : [])];
+    const { cache } = await this.model.runWithCache(batch, hooks);
+    const keep = (name: string, width: number) => {
+      const a = cache.get(name).f32;
+      const per = this.context - this.skip;
+      const out = new Float32Array(batch.length * per * width);
+      for (let b = 0; b < batch.length; b++) out.set(a.subarray((b * this.context + this.skip) * width, (b + 1) * this.context * width), b * per * width);
+      return out;
+    };
+    return {
+      rows: batch.length * (this.context - this.skip),
+      x: keep(this.opts.hook, this.dIn),
+      y: this.opts.hookOut ? keep(this.opts.hookOut, this.dOut) : undefined,
+    };
+  }
+
+  state(): unknown {
+    return { window: this.window };
+  }
+
+  restore(state: unknown): void {
+    this.window = (state as { window: number }).window;
+  }
+}
+
+/** Values per position at a [batch, seq, ...] hook; a one-line error for hooks that do not fit. */
+export function hookRowWidth(model: HookedTransformer, hook: string): number {
+  model.checkHook(hook);
+  const shape = model.hookShapes.get(hook)!;
+  if (shape[1] !== 'seq') throw new LanternError(`hook '${hook}' has no position axis (shape [${shape.join(', ')}]); SAEs read hooks shaped [batch, pos, ...] such as blocks.0.hook_resid_post`);
+  return shape.slice(2).reduce((p: number, d) => p * Number(d), 1);
+}
+
+/**
+ * A shuffle buffer of `capacity` rows: each batch takes rows at random positions and refills
+ * those positions from the source, so rows leave in random order and every row is used once.
+ */
+export class ShuffleBuffer {
+  private x: Float32Array;
+  private y?: Float32Array;
+  private pending?: ActivationChunk;
+  private pendingAt = 0;
+  private filled = false;
+  private rng: Rng;
+
+  constructor(readonly source: ActivationSource, readonly capacity: number, seed: number) {
+    this.x = new Float32Array(capacity * source.dIn);
+    if (source.dOut) this.y = new Float32Array(capacity * source.dOut);
+    this.rng = new Rng(seed ^ 0x5bf);
+  }
+
+  private async take(): Promise<{ x: Float32Array; y?: Float32Array }> {
+    if (!this.pending || this.pendingAt >= this.pending.rows) {
+      this.pending = await this.source.next();
+      this.pendingAt = 0;
+    }
+    const r = this.pendingAt++;
+    const { dIn, dOut } = this.source;
+    return { x: this.pending.x.subarray(r * dIn, (r + 1) * dIn), y: this.pending.y?.subarray(r * dOut, (r + 1) * dOut) };
+  }
+
+  /** Fills the buffer (once). */
+  async fill(): Promise<void> {
+    if (this.filled) return;
+    const { dIn, dOut } = this.source;
+    for (let r = 0; r < this.capacity; r++) {
+      const row = await this.take();
+      this.x.set(row.x, r * dIn);
+      if (this.y) this.y.set(row.y!, r * dOut);
+    }
+    this.filled = true;
+  }
+
+  /** The whole buffer as one chunk (to initialise b_dec from). */
+  peek(): ActivationChunk {
+    return { rows: this.capacity, x: this.x, y: this.y };
+  }
+
+  /** `rows` rows drawn at random, each replaced by the source's next row. */
+  async next(rows: number): Promise<ActivationChunk> {
+    await this.fill();
+    const { dIn, dOut } = this.source;
+    const x = new Float32Array(rows * dIn);
+    const y = this.y ? new Float32Array(rows * dOut) : undefined;
+    for (let b = 0; b < rows; b++) {
+      const r = this.rng.int(this.capacity);
+      x.set(this.x.subarray(r * dIn, (r + 1) * dIn), b * dIn);
+      if (y) y.set(this.y!.subarray(r * dOut, (r + 1) * dOut), b * dOut);
+      const row = await this.take();
+      this.x.set(row.x, r * dIn);
+      if (this.y) this.y.set(row.y!, r * dOut);
+    }
+    return { rows, x, y };
+  }
+
+  /** The buffer's state: small fields as JSON, the rows as arrays (for a safetensors file). */
+  snapshot(): { json: unknown; arrays: Record<string, Float32Array> } {
+    const arrays: Record<string, Float32Array> = { x: this.x };
+    if (this.y) arrays.y = this.y;
+    if (this.pending) {
+      arrays.pending_x = this.pending.x;
+      if (this.pending.y) arrays.pending_y = this.pending.y;
+    }
+    return { json: { rng: this.rng.state, filled: this.filled, pendingRows: this.pending?.rows ?? 0, pendingAt: this.pendingAt, source: this.source.state() }, arrays };
+  }
+
+  /** Continues from a snapshot; `array(name)` reads one of its arrays. */
+  restore(json: unknown, array: (name: string) => Float32Array): void {
+    const s = json as { rng: number; filled: boolean; pendingRows: number; pendingAt: number; source: unknown };
+    this.rng = new Rng(s.rng);
+    this.filled = s.filled;
+    this.x = array('x');
+    if (this.y) this.y = array('y');
+    this.pending = s.pendingRows ? { rows: s.pendingRows, x: array('pending_x'), y: this.y ? array('pending_y') : undefined } : undefined;
+    this.pendingAt = s.pendingAt;
+    this.source.restore(s.source);
+  }
+}

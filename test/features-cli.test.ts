@@ -1,0 +1,67 @@
+// `lantern features` on the planted n-gram model (neuron 5 fires on "h" only) with the scripted
+// explainer server: dashboards → explain → sasc → top, and one-line errors.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makePlanted, NGRAM } from '../src/models/planted/index.js';
+import { readDashboardIndex, readDashboard } from '../src/methods/features/index.js';
+import { expectOneLineError, runLantern } from './helpers.js';
+import { scriptedServer, ScriptedServer } from './features-scripted.js';
+
+const H = NGRAM.currentHDistractorNeuron;
+let tmp: string;
+let folder: string;
+let server: ScriptedServer;
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-features-cli-'));
+  folder = path.join(tmp, 'ngram');
+  await makePlanted('ngram-neuron', folder, { measure: false });
+  server = await scriptedServer({ explain: () => 'the token "h".', summarize: () => 'the letter "h"' });
+});
+afterAll(async () => {
+  await server.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('lantern features', () => {
+  it('builds dashboards and HTML, explains and scores a neuron, runs SASC, lists the features on a text', async () => {
+    const dash = path.join(tmp, 'dash');
+    const html = path.join(tmp, 'dash.html');
+    const built = await runLantern(['features', 'dashboards', '--model', folder, '--source', 'neurons:blocks.0.mlp.hook_post', '--max-tokens', '1600', '--seq', '32', '-o', dash, '--html', html, '--html-features', `${H},13`], tmp);
+    expect(built.code, built.stderr).toBe(0);
+    expect(built.stdout).toMatch(/1600 tokens of planted ngram-neuron task prompts/);
+    const index = readDashboardIndex(dash);
+    expect(index).toMatchObject({ hook: 'blocks.0.mlp.hook_post', source: 'neurons:blocks.0.mlp.hook_post', tokens: 1600, seed: 0, size: 64 });
+    expect(index.dataHash).toMatch(/^[0-9a-f]{16}$/);
+    expect(index.features[H].topTokens).toEqual(['h']);
+    expect(fs.readFileSync(html, 'utf8').match(/<section id="f\d+">/g)).toEqual([`<section id="f${H}">`, '<section id="f13">']);
+
+    const json = path.join(tmp, 'explain.json');
+    const ex = await runLantern(['features', 'explain', '-d', dash, '--features', String(H), '--backend', server.url, '--detection', '--fuzzing', '--json', json], tmp);
+    expect(ex.code, ex.stderr).toBe(0);
+    expect(ex.stdout).toMatch(new RegExp(`#${H}: the token "h"\\.  \\(score (0\\.9[5-9]\\d|1\\.000), detection 1\\.000, fuzzing 1\\.000\\)`));
+    const saved = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(saved).toMatchObject({ method: 'explain-simulate-score', hook: 'blocks.0.mlp.hook_post', dataHash: index.dataHash, seed: 0 });
+    expect(saved.results[0].score).toBeGreaterThanOrEqual(0.95);
+    expect(readDashboard(dash, H).explanation?.text).toBe('the token "h".');
+
+    const sasc = await runLantern(['features', 'sasc', '-d', dash, '-f', String(H), '--backend', server.url, '--candidates', '1'], tmp);
+    expect(sasc.code, sasc.stderr).toBe(0);
+    expect(sasc.stdout).toMatch(/best: the letter "h" \(score \d+\.\d+ baseline std\)/);
+
+    const top = await runLantern(['features', 'top', '-d', dash, '--text', 'the hat', '-k', '3', '--json'], tmp);
+    expect(top.code, top.stderr).toBe(0);
+    const r = JSON.parse(top.stdout);
+    expect(r.tokens).toEqual(['t', 'h', 'e', ' ', 'h', 'a', 't']);
+    // Neuron 5 fires on both "h"s; neuron 13 on the bigram "t h".
+    expect(r.top.map((t: { index: number }) => t.index)).toContain(H);
+    const five = r.top.find((t: { index: number }) => t.index === H);
+    expect(five.activations.map((a: number) => a > 1)).toEqual([false, true, false, false, true, false, false]);
+  }, 120_000);
+
+  it('bad input: a hook not in the model', async () => {
+    const a = await runLantern(['features', 'dashboards', '--model', folder, '--source', 'neurons:blocks.3.mlp.hook_post', '-o', path.join(tmp, 'x')], tmp);
+    expectOneLineError(a, /unknown hook 'blocks\.3\.mlp\.hook_post'; did you mean/);
+  }, 60_000);
+});

@@ -1,0 +1,128 @@
+import type { Run } from '../api';
+import { attributionSpec, draw, labels, show } from '../charts';
+import { loadWhenReady, OptionsForm } from '../options-form';
+import { $, diverging, field, h, input, legend, meta, output, panel, promptBody, select, tokenLabelsOf, View, warnings } from '../ui';
+
+// ---- Attribution
+const attrTarget = input('target', { type: 'text', placeholder: 'top prediction' });
+const attrFoil = input('foil', { type: 'text', placeholder: 'none' });
+const attrKind = select('kind', ['logprob', 'logit', 'prob'], 'logprob');
+const attrEval = input('evaluate', { type: 'checkbox', role: 'switch' });
+const attrWords = input('words', { type: 'checkbox', role: 'switch' });
+const attrOptions = loadWhenReady(new OptionsForm('attribution', { outside: { evaluate: attrEval }, labels: { method: 'Method' } }));
+
+let lastAttribution: Run | undefined;
+export const attribution: View = {
+  id: 'attribution', label: 'Attribution', kind: 'attribution',
+  panel: panel('attribution', 'Attribution', [
+    field('Target', attrTarget, 'one token, or several for a continuation'), field('Foil', attrFoil, 'contrast: target − foil'),
+    field('Score', attrKind), h('label', { class: 'switch' }, attrEval, 'Faithfulness'), attrOptions.el,
+  ]),
+  body: () => ({
+    ...promptBody(), kind: attrKind.value, evaluate: attrEval.checked,
+    ...(attrTarget.value ? { target: attrTarget.value } : {}), ...(attrFoil.value ? { foil: attrFoil.value } : {}), ...attrOptions.body(),
+  }),
+  restore: (r) => {
+    attrTarget.value = r.target ?? '';
+    attrFoil.value = r.foil ?? '';
+    attrKind.value = r.kind ?? 'logprob';
+    attrEval.checked = !!r.evaluate;
+    attrOptions.restore(r);
+  },
+  render: async (run) => {
+    lastAttribution = run;
+    const r = run.result;
+    const words = attrWords.checked;
+    const strings: string[] = words ? r.words.words : tokenLabelsOf(r);
+    const scores: number[][] = words ? r.words.scores : r.scores;
+    const rows: string[] = r.target.rows;
+    meta(attribution, `${r.method} · ${strings.length} ${words ? 'words' : 'tokens'} · ${explained(r)}` +
+      (r.convergenceDelta ? ` · convergence δ ${r.convergenceDelta.map((d: number) => d.toExponential(1)).join(', ')}` : ''));
+    warnings(attribution, cautions(run));
+    const out = output(attribution);
+    const toggle = h('label', { class: 'switch' }, attrWords, 'Merge tokens into words');
+    // One scale for the chips, the heatmap and the legend.
+    const max = Math.max(1e-12, ...scores.flat().map(Math.abs));
+    const ids: number[] = r.tokens;
+    const chips = h('div', { class: 'chips', 'data-testid': 'attribution-tokens' }, ...strings.map((s, i) => {
+      const v = scores[0][i];
+      const raw = words ? '' : ` · token ${ids[i]} ${JSON.stringify(r.tokenStrings[i])}`;
+      return h('span', { class: 'token-chip', 'data-score': v, style: `background:${diverging(v / max)};color:${Math.abs(v / max) > 0.6 ? 'white' : 'black'}`, title: `${show(s)}: ${v.toFixed(4)}${raw}`, tabindex: 0, text: show(s) });
+    }));
+    out.append(toggle, downloads(run), h('p', { class: 'muted', text: `First row (${rows[0]}), coloured by score:` }), chips, legend(-max, max), h('div', { class: 'chart scroll' }));
+    if (r.faithfulness) out.append(h('div', { class: 'scroll' }, faithTable(r.faithfulness, rows)));
+    await draw($('.chart', out), attributionSpec(labels(strings), rows, scores, DIVERGING_RANGE));
+  },
+};
+
+/** The chips' diverging colours (ui.ts diverging), for the heatmap's scale. */
+const DIVERGING_RANGE = ['rgb(0,0,255)', 'rgb(255,255,255)', 'rgb(255,0,0)'];
+
+/** Methods whose scores do not depend on the target (they read attention weights only). */
+const TARGET_FREE = ['attention', 'rollout'];
+
+/** What the scores explain, named from the result itself (its score kind and target). */
+export function explained(r: any): string {
+  const t = r.target;
+  if (TARGET_FREE.includes(r.method)) return 'attention weights into the last position (the same for any target)';
+  const f = (v: number) => (Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(3) : v.toFixed(4));
+  const values = ` = ${t.values.map(f).join(', ')}`;
+  if (t.mode === 'contrastive') {
+    const fn = t.kind === 'prob-diff' ? 'p' : t.kind === 'logprob-diff' ? 'logprob' : 'logit';
+    return `explaining ${fn}(${show(t.tokenString)}) − ${fn}(${show(t.foilString)})${values}`;
+  }
+  if (t.mode === 'continuation') return `explaining the ${t.kind} of the continuation ${(t.continuationStrings ?? []).map(show).join('')}${values}`;
+  return `explaining the ${t.kind} of ${show(t.tokenString)}${t.predicted ? ' (the top prediction)' : ''}${values}`;
+}
+
+/** Reasons not to trust these numbers as they stand. */
+function cautions(run: Run): string[] {
+  const r = run.result;
+  const out: string[] = [];
+  const t = r.target;
+  const given: string | undefined = run.request.target;
+  if (given !== undefined && !/^\s/.test(given) && !/\s$/.test(run.request.text ?? '')) {
+    out.push(`The target ${JSON.stringify(given)} has no leading space, so it is not the word after a space: ${t.mode === 'continuation' ? `it became ${t.continuation.length} tokens` : `it is token ${t.token} ${JSON.stringify(t.tokenString)}`}. Did you mean ${JSON.stringify(` ${given}`)}?`);
+  }
+  if (t.mode === 'continuation') out.push(`The target is ${t.continuation.length} tokens (${t.continuationStrings.map(show).join(' ')}), so it is scored as a teacher-forced continuation, one row per token, not as one next token.`);
+  if (r.convergenceDelta) {
+    // IG's completeness: the scores of a row should sum to its value minus the baseline's; δ is what they miss.
+    r.convergenceDelta.forEach((d: number, i: number) => {
+      const total = Math.max(1e-9, r.scores[i].reduce((a: number, b: number) => a + Math.abs(b), 0));
+      if (Math.abs(d) > 0.1 * total) out.push(`Integrated gradients did not converge${rows(r) > 1 ? ` for row ${r.target.rows[i]}` : ''}: δ = ${d.toFixed(3)} against scores whose magnitudes sum to ${total.toFixed(3)}. Use more steps.`);
+    });
+  }
+  return out;
+}
+const rows = (r: any) => r.target.rows.length;
+
+/** CSV (one row per token, one column per target row) and JSON downloads of the run. */
+function downloads(run: Run): HTMLElement {
+  const r = run.result;
+  const head = ['position', 'token_id', 'token', ...r.target.rows.map((x: string) => `score ${x}`)];
+  const quote = (x: string) => `"${x.replace(/"/g, '""')}"`;
+  const lines = [head.map(quote).join(','), ...r.tokenStrings.map((s: string, i: number) => [i, r.tokens[i], quote(s), ...r.scores.map((row: number[]) => row[i])].join(','))];
+  const link = (name: string, type: string, text: string, label: string) =>
+    h('a', { href: URL.createObjectURL(new Blob([text], { type })), download: name, role: 'button', class: 'small outline', text: label });
+  return h('div', { class: 'downloads' },
+    link(`attribution-${run.id}.csv`, 'text/csv', `${lines.join('\n')}\n`, 'CSV'),
+    link(`attribution-${run.id}.json`, 'application/json', JSON.stringify(run, null, 1), 'JSON'));
+}
+attrWords.addEventListener('change', () => {
+  if (lastAttribution) void attribution.render!(lastAttribution);
+});
+
+const FAITH_LABELS: Record<string, string> = {
+  aopcComprehensiveness: 'AOPC comprehensiveness ↑', aopcSufficiency: 'AOPC sufficiency ↓', kendallTauLoo: 'Kendall τ vs leave-one-out ↑',
+  deletionAuc: 'deletion AUC ↓', insertionAuc: 'insertion AUC ↑',
+  deletionAucNormalized: 'deletion AUC, normalised ↓', insertionAucNormalized: 'insertion AUC, normalised ↑',
+};
+
+function faithTable(f: any, rows: string[]): HTMLElement {
+  const keys = Object.keys(f.rows[0]).filter((k) => typeof f.rows[0][k] === 'number');
+  return h('figure', {}, h('table', { class: 'striped faith' },
+    h('caption', { text: `Faithfulness (masking: ${typeof f.masking === 'string' ? f.masking : JSON.stringify(f.masking)})` }),
+    h('thead', {}, h('tr', {}, h('th', { text: 'target' }), ...keys.map((k) => h('th', { text: FAITH_LABELS[k] ?? k })))),
+    h('tbody', {}, ...f.rows.map((row: any, i: number) => h('tr', {}, h('td', { text: rows[i] ?? String(i) }), ...keys.map((k) => h('td', { text: row[k].toFixed(4) })))))));
+}
+
