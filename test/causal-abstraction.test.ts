@@ -4,7 +4,11 @@
 // own run and one pair at a time; the rotation graph against a float64 Householder product and
 // central differences written out here; DAS, Boundless DAS and causal scrubbing against where the
 // variable is and is not.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { writeSafetensors } from '../src/models/safetensors.js';
 import { Tensor } from '../src/engine/tensor.js';
 import { defaultExecutor } from '../src/engine/runtime/executor.js';
 import { HookedTransformer } from '../src/models/hooked.js';
@@ -14,7 +18,7 @@ import { Rng } from '../src/rng.js';
 import { LanternError } from '../src/errors.js';
 import {
   CausalModel, causalModelFromJson, causalScrub, das, interchange, interchangeAccuracy, interchangeVector, ioiExamples, ioiTask,
-  orthogonalityError, orthonormalRows, rotate, inductionTask,
+  orthogonalityError, orthonormalRows, rotate, inductionTask, loadSubspace,
 } from '../src/methods/causal-abstraction/index.js';
 import type { CausalInput, Hypothesis } from '../src/methods/causal-abstraction/index.js';
 
@@ -76,6 +80,20 @@ describe('interchange interventions', () => {
     // Span{(1,1,0,0)/√2, (0,0,1,0)}: the (1,1) component's mean becomes the source's (2.5), x_2 becomes 7.
     expect(Array.from(x).map((v) => +v.toFixed(5))).toEqual([2, 3, 7, 4]);
     expect(() => orthonormalRows({ basis: [1, 0, 2, 0], k: 2, dim: 2 })).toThrow(/combination of the ones before/);
+  });
+
+  it('a saved direction loads as a one-dimensional subspace; a missing tensor is named', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-subspace-'));
+    const file = path.join(dir, 'probe.safetensors');
+    writeSafetensors(file, { direction: { dtype: 'F32', shape: [4], data: Float32Array.from([0, 3, 0, 4]) } });
+    const { subspace } = loadSubspace(file, 'direction');
+    expect([subspace.k, subspace.dim]).toEqual([1, 4]);
+    const x = Float32Array.from([1, 1, 1, 1]);
+    interchangeVector(x, Float32Array.from([0, 0, 0, 0]), orthonormalRows(subspace), 1);
+    // Removes x's component along (0, 0.6, 0, 0.8): 0.6 + 0.8 = 1.4 of it.
+    expect(Array.from(x).map((v) => +v.toFixed(5))).toEqual([1, 1 - 1.4 * 0.6, 1, 1 - 1.4 * 0.8].map((v) => +v.toFixed(5)));
+    expect(() => loadSubspace(file)).toThrow(/has no tensor 'basis'; it has direction/);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('IIA of the whole stream: 1 where S is computed, 0 before it', async () => {

@@ -16,7 +16,7 @@ export function interchangeCommand(program: Command): void {
     .requiredOption('--hook <name>', 'hook to intervene at (e.g. blocks.1.hook_resid_pre; per-head hooks take --heads)')
     .option('--positions <list>', 'positions interchanged, negative from the end', '-1')
     .option('--heads <list>', 'heads (per-head hooks only)')
-    .option('--subspace <file>', 'interchange only within this subspace (safetensors with basis [k, dim], e.g. from lantern das --save)')
+    .option('--subspace <file[:tensor]>', 'interchange only within this subspace: a safetensors tensor [k, dim] or one direction [dim] (default tensor: basis, as lantern das --save writes)')
     .option('--source <j>', 'which source (variable) the intervention reads', '0')
     .option('-n, --n <count>', 'base/source pairs drawn from the task inputs', '200')
     .option('--seed <n>', 'seed of the pairs drawn', '0')
@@ -32,7 +32,8 @@ export function interchangeCommand(program: Command): void {
       const seed = Number(opts.seed);
       if (!Number.isInteger(seed)) throw new LanternError(`--seed must be an integer, got '${opts.seed}'`);
       const source = Number(opts.source);
-      const subspace = opts.subspace ? loadSubspace(opts.subspace).subspace : undefined;
+      const [subspaceFile, subspaceTensor] = opts.subspace ? /^(.*?)(?::([^:/\\]+))?$/.exec(opts.subspace)!.slice(1) : [];
+      const subspace = subspaceFile ? loadSubspace(subspaceFile, subspaceTensor).subspace : undefined;
       const model = await loadModelFromFlags(opts);
       const { task, inputs } = loadTaskFile(model, opts.task);
       variables.forEach((v) => task.causalModel.checkVariable(v));

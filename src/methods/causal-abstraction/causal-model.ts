@@ -17,6 +17,7 @@ export type CausalInput = Record<string, CausalValue>;
 /** A computed variable: its parents (inputs or other variables) and the function of their values. */
 export interface CausalVariable {
   parents: string[];
+  /** The variable's value from its parents' values, in the order of `parents`. */
   compute: (...parents: CausalValue[]) => CausalValue;
 }
 
@@ -106,8 +107,16 @@ function hint(name: string, names: string[]): string {
 // ---------------------------------------------------------------------------------------------
 // JSON description (for the command line)
 
+/** An operation a JSON causal model can name. */
+export interface CausalOp {
+  /** How many parents it takes ('any': one or more). */
+  arity: number | 'any';
+  /** Its value from the parents' values, in order. */
+  fn: (...v: CausalValue[]) => CausalValue;
+}
+
 /** The operations a JSON causal model can name; each reads its parents' values in order. */
-export const CAUSAL_OPS: Record<string, { arity: number | 'any'; fn: (...v: CausalValue[]) => CausalValue }> = {
+export const CAUSAL_OPS: Record<string, CausalOp> = {
   identity: { arity: 1, fn: (a) => a },
   not: { arity: 1, fn: (a) => !a },
   and: { arity: 'any', fn: (...v) => v.every(Boolean) },

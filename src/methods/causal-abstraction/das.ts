@@ -53,7 +53,9 @@ export interface DasOptions extends DasLocation {
    * where interchanges move the activation most, so training starts near the answer). Default 'pca'.
    */
   init?: 'random' | 'pca';
+  /** Seed of the training order and the random frame. */
   seed?: number;
+  /** Called after each training step with its loss. */
   onProgress?: (step: number, steps: number, loss: number) => void;
 }
 

@@ -34,7 +34,9 @@ export interface IiaOptions {
   variables: string[];
   /** The network interventions; intervention `source: j` reads source j, aligned with `variables[j]`. */
   interventions: InterchangeIntervention[];
+  /** Pairs per model run (default 64). */
   batchSize?: number;
+  /** Called after each batch with the pairs done so far. */
   onProgress?: (done: number, total: number) => void;
 }
 

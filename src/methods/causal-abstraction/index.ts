@@ -8,7 +8,7 @@
 export { interchange, interchangeVector, orthonormalRows } from './interchange.js';
 export type { Subspace, InterchangeIntervention, InterchangePair, InterchangeOptions, InterchangeResult } from './interchange.js';
 export { CausalModel, causalModelFromJson, CAUSAL_OPS } from './causal-model.js';
-export type { CausalValue, CausalInput, CausalVariable, CausalModelSpec, CausalModelJson } from './causal-model.js';
+export type { CausalValue, CausalInput, CausalVariable, CausalModelSpec, CausalModelJson, CausalOp } from './causal-model.js';
 export { interchangeAccuracy, counterfactualData, sampleExamples } from './iia.js';
 export type { AlignmentTask, CounterfactualExample, IiaOptions, IiaResult } from './iia.js';
 export { das, dasGradient, checkLocation } from './das.js';

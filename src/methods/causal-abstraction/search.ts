@@ -14,7 +14,9 @@ export interface DasSearchOptions extends Omit<DasOptions, 'hook' | 'position' |
   hooks: string[];
   /** Positions tried (columns), negative from the end. */
   positions: number[];
+  /** Head, for per-head hooks. */
   head?: number;
+  /** Called after each location with its result. */
   onProgress?: (done: number, total: number, last: DasResult) => void;
 }
 
@@ -73,13 +75,17 @@ export function saveSubspace(file: string, r: DasResult): void {
   });
 }
 
-/** Reads a subspace saved by {@link saveSubspace} (or any safetensors file whose `basis` is [k, dim]). */
-export function loadSubspace(file: string): { subspace: Subspace; metadata: Record<string, string> } {
+/**
+ * Reads a subspace from safetensors: `tensor` (default `basis`, as {@link saveSubspace} writes) of
+ * shape [k, dim] (rows), or [dim] (one direction, e.g. a probe's or an SAE feature's).
+ */
+export function loadSubspace(file: string, tensor = 'basis'): { subspace: Subspace; metadata: Record<string, string> } {
   const header = readSafetensorsHeader(file);
-  const entry = header.tensors.get('basis');
-  if (!entry || entry.shape.length !== 2) throw new LanternError(`${file} has no 'basis' tensor of shape [k, dim]`);
-  const [k, dim] = entry.shape;
-  return { subspace: { basis: readFloat32(header, 'basis'), k, dim }, metadata: header.metadata };
+  const entry = header.tensors.get(tensor);
+  if (!entry) throw new LanternError(`${file} has no tensor '${tensor}'; it has ${[...header.tensors.keys()].join(', ') || 'none'}`);
+  if (entry.shape.length !== 1 && entry.shape.length !== 2) throw new LanternError(`${file}: '${tensor}' has shape [${entry.shape}]; a subspace is [k, dim] or one direction [dim]`);
+  const [k, dim] = entry.shape.length === 2 ? entry.shape : [1, entry.shape[0]];
+  return { subspace: { basis: readFloat32(header, tensor), k, dim }, metadata: header.metadata };
 }
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
