@@ -6,6 +6,8 @@
 import '@picocss/pico/css/pico.min.css';
 import './style.css';
 import { api, ApiError, FamilyOptions, Kind, OptionSpec, Run, runJob } from './api';
+import { leaderboardView } from './views/leaderboard';
+import { judgmentsView } from './views/judgments';
 import { attentionSpec, attributionSpec, draw, labels, lensSpec, patchingSpec, predictionsSpec, probeAccuracySpec, probePcaSpec, show } from './charts';
 
 const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector(sel) as T;
@@ -388,7 +390,7 @@ const runsView: View = {
 runsView.panel.prepend(h('div', { class: 'grid-controls' }, field('Show', runsKind)));
 runsKind.addEventListener('change', () => void refreshRuns());
 
-const views: View[] = [predict, attribution, lens, attention, patching, probes, runsView];
+const views: View[] = [predict, attribution, lens, attention, patching, probes, runsView, leaderboardView, judgmentsView];
 const byKind = new Map(views.filter((v) => v.kind).map((v) => [v.kind!, v]));
 
 function output(v: View): HTMLElement {

@@ -27,6 +27,7 @@ import { CancelledError, ComputeQueue, Job, JobExecutor } from './queue.js';
 import { ATTRIBUTION_SETTINGS } from '../../methods/attribution/options.js';
 import { METHODS } from '../../methods/attribution/index.js';
 import { RUN_KINDS, RunKind, RunStore } from './store.js';
+import { evaluationApi } from './evaluation.js';
 
 export interface ServerOptions {
   /** Where the database and planted models go (default: <lanternHome>/workbench). */
@@ -344,6 +345,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     const id = servedId(opts.model ?? BUNDLED_MODEL);
     await app.register(openAICompat, { models: { [id]: () => models.load(models.defaultRef) } });
   }
+  await app.register(evaluationApi, { file: path.join(dataDir, 'evaluation.sqlite') });
   for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
 
   const webDir = opts.webDir ?? DEFAULT_WEB_DIR;
