@@ -6,7 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arena } from '../src/methods/evaluation/arena.js';
-import { loadBattles } from '../src/methods/evaluation/data.js';
+import { LanternBackend } from '../src/backends/lantern.js';
+import { pride } from '../src/methods/evaluation/mcq.js';
+import { loadModel } from '../src/models/load.js';
+import { BUNDLED_MODEL } from '../src/paths.js';
+import { loadBattles, loadMcq } from '../src/methods/evaluation/data.js';
 import { EvalStore } from '../src/methods/evaluation/store.js';
 import { expectOneLineError, runLantern } from './helpers.js';
 import { pairOf, scriptedServer, type ScriptedServer } from './eval-helpers.js';
@@ -17,7 +21,8 @@ let srv: ScriptedServer;
 // The judge prefers the answer without the sample's known mistakes; when neither has one it picks the first shown.
 const WRONG = /Around 90 degrees|Yes, 91 is prime|^Sydney\.$|180 km\/h|Eat oats|It shines/m;
 beforeAll(async () => {
-  srv = await scriptedServer((p) => {
+  srv = await scriptedServer((p, body) => {
+    if (p.includes('[Completion]')) return /Bronte/.test(p) ? 'Wrong author and year.\n[[YES]]' : Number(body.seed) === 1 ? 'Unsure.\n[[YES]]' : 'Checks out.\n[[NO]]';
     const { a, b } = pairOf(p);
     const wa = WRONG.test(a);
     const wb = WRONG.test(b);
@@ -70,6 +75,24 @@ describe('lantern judge and arena', () => {
     expect(cli.leaderboard).toEqual(JSON.parse(JSON.stringify(lib.leaderboard)));
     expect(cli.models.at(-1)).toBe('sloppy');
     expect(a.stdout).toMatch(/^rank {2}model/);
+  });
+
+  it('chainpoll scores each completion from the polls; mcq saves what the library computes', async () => {
+    const c = await lantern('chainpoll', 'data/evaluation/completions.jsonl', '--judge', srv.baseURL, '--api', 'chat', '--polls', '4', '--quiet');
+    expect(c.code, c.stderr).toBe(0);
+    // c2 names the wrong author: 4 of 4 polls say yes; c1 and c3: only the poll with seed 1 does.
+    expect(c.stdout).toMatch(/^c1 +0\.25 /m);
+    expect(c.stdout).toMatch(/^c2 +1\.00 +Wrong author and year\./m);
+    expect(c.stdout).toContain('mean hallucination score 0.500');
+    const out = path.join(tmp, 'mcq.json');
+    const [m, model] = await Promise.all([lantern('mcq', 'data/evaluation/mcq.jsonl', '--estimation-size', '2', '--seed', '3', '--json', out, '--quiet'), loadModel(BUNDLED_MODEL)]);
+    expect(m.code, m.stderr).toBe(0);
+    expect(m.stdout).toMatch(/^prior over option IDs: A 0\.\d{3}, B/m);
+    const lib = await pride(new LanternBackend(model), await loadMcq('data/evaluation/mcq.jsonl'), { estimationSize: 2, seed: 3 });
+    const saved = JSON.parse(fs.readFileSync(out, 'utf8'));
+    expect(saved.estimation).toEqual(lib.estimation);
+    saved.prior.forEach((p: number, i: number) => expect(p).toBeCloseTo(lib.prior[i], 12));
+    expect(saved.after).toEqual(lib.after);
   });
 
   it('bad input is one error line', async () => {

@@ -22,10 +22,13 @@ import { circuit } from './views/circuit';
 import { runsView } from './views/runs';
 import { steeringView } from './views/steering';
 import { featuresView } from './views/features';
+import { leaderboardView } from './views/leaderboard';
+import { judgmentsView } from './views/judgments';
 
 register(predict, attribution, lens, attention, patching, trace, circuit, probes);
 register(featuresView(promptEl));
 register(steeringView({ prompt: () => promptEl.value, model: () => modelEl.value }));
+register(leaderboardView, judgmentsView);
 // Saved runs stays the last tab.
 register(runsView);
 

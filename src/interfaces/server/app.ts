@@ -30,6 +30,7 @@ import { METHODS } from '../../methods/attribution/index.js';
 import { RUN_KINDS, RunKind, RunStore } from './store.js';
 import { steeringRoutes } from './steering.js';
 import { workbenchRoutes } from './workbench.js';
+import { evaluationApi } from './evaluation.js';
 
 export interface ServerOptions {
   /** Where the database and planted models go (default: <lanternHome>/workbench). */
@@ -394,6 +395,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     await app.register(openAICompat, { models: { [id]: () => models.load(models.defaultRef) } });
   }
   await app.register(steeringRoutes, { models });
+  await app.register(evaluationApi, { file: path.join(dataDir, 'evaluation.sqlite') });
   for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
   await app.register(featuresApi, { dir: path.join(dataDir, 'dashboards') });
 

@@ -57,7 +57,9 @@ export interface SelfExplainOptions {
   seed?: number;
   /** Most tokens per answer (default 80). */
   maxTokens?: number;
+  /** Texts in flight at once (default 2). */
   concurrency?: number;
+  /** Called after each text. */
   progress?: (done: number, total: number) => void;
 }
 
