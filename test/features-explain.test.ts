@@ -101,8 +101,11 @@ describe('explain → simulate → score (scripted server)', () => {
     for (const v of best.responses) expect(v).toBeCloseTo(4.0003, 3);
     const base = set.random.activations[H].map((a) => Math.max(...a));
     const mean = base.reduce((a, b) => a + b) / base.length;
+    const std = Math.sqrt(base.reduce((a, b) => a + (b - mean) ** 2, 0) / base.length);
     expect(r.baselineMean).toBeCloseTo(mean, 3);
-    expect(r.score).toBeGreaterThan(0.5);
+    expect(r.baselineStd).toBeCloseTo(std, 3);
+    expect(r.score).toBeCloseTo((4.0003 - mean) / std, 2);
+    expect(r.score).toBeGreaterThan(0);
     expect(r.candidates[1].score).toBeLessThan(0);
   });
 });

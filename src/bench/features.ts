@@ -51,14 +51,27 @@ export async function featuresBench(report: Report, self: string, tokens = 200_0
     `dashboards of ${source.size} neurons: 200k tokens peak RSS ${(small.peak / 2 ** 20).toFixed(0)} MiB (${(small.ms / 1000).toFixed(1)} s), 1M tokens ${(large.peak / 2 ** 20).toFixed(0)} MiB (${(large.ms / 1000).toFixed(1)} s)`);
 }
 
-/** In a fresh process: dashboards of every neuron at HOOK over `n` Brown tokens; prints the peak RSS (sampled every batch) and the time. */
+/**
+ * In a fresh process: dashboards of every neuron at HOOK over `n` Brown tokens; prints the peak
+ * RSS (sampled every batch) and the time, and on stderr the peak so far after every 100k tokens.
+ */
 export async function featuresMemoryChild(n: number): Promise<void> {
   const model = await loadModel(BUNDLED_MODEL);
   const source = await neuronSource(model, HOOK);
   const corpus = tokenizeSplits().train.subarray(0, n);
   let peak = process.memoryUsage().rss;
+  let next = 100_000;
   const t0 = performance.now();
-  await buildDashboards(model, source, corpus, { seq: SEQ, batchSize: BATCH, progress: () => { peak = Math.max(peak, process.memoryUsage().rss); } });
+  await buildDashboards(model, source, corpus, {
+    seq: SEQ, batchSize: BATCH,
+    progress: (done) => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+      if (done >= next) {
+        process.stderr.write(`${done} tokens: peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB after ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+        next += 100_000;
+      }
+    },
+  });
   const ms = performance.now() - t0;
   peak = Math.max(peak, process.memoryUsage().rss);
   console.log(JSON.stringify({ peak, ms, tokens: corpus.length }));

@@ -133,14 +133,18 @@ export function expectedValue(alternatives: Record<string, number>): number {
 
 const cp = (s: string) => [...s].length;
 
+/** Whether the simulator reads echoed log-probs: asked for, or by default where the backend has them (a chat endpoint, whose id ends in '(chat)', cannot echo). */
+function usesLogprobs(backend: LanguageModelBackend, mode: ExplainOptions['simulator'] = 'auto'): boolean {
+  if (mode === 'logprobs' && !backend.promptLogprobs) throw new LanternError(`${backend.id} cannot echo a prompt's log-probs; use the generated-numbers simulator`);
+  return mode !== 'generate' && Boolean(backend.promptLogprobs) && !(mode === 'auto' && backend.id.endsWith('(chat)'));
+}
+
 /**
  * Simulated activations (0–10) of each token of each record, given only the explanation. All at
  * once from echoed log-probs where the backend gives them, else from generated numbers.
  */
 export async function simulateActivations(backend: LanguageModelBackend, explanation: string, records: { tokens: string[] }[], opts: ExplainOptions = {}): Promise<number[][]> {
-  const mode = opts.simulator ?? 'auto';
-  if (mode === 'logprobs' && !backend.promptLogprobs) throw new LanternError(`${backend.id} cannot echo a prompt's log-probs; use the generated-numbers simulator`);
-  const useLogprobs = mode !== 'generate' && Boolean(backend.promptLogprobs) && !(mode === 'auto' && backend.id.endsWith('(chat)'));
+  const useLogprobs = usesLogprobs(backend, opts.simulator);
   const p = prompts(opts);
   return Promise.all(records.map(async (r) => {
     if (useLogprobs) {
@@ -285,8 +289,7 @@ export async function explainAndScore(explainer: LanguageModelBackend, top: Acti
   };
   const max = Math.max(...top.flatMap((r) => r.activations));
   const firesAbove = (opts.firesAt ?? 0.1) * max;
-  const usedLogprobs = (opts.simulator ?? 'auto') !== 'generate' && Boolean(sim.promptLogprobs) && !((opts.simulator ?? 'auto') === 'auto' && sim.id.endsWith('(chat)'));
-  const result: ExplanationResult = { explanation, score: corr(), scoreTop: corr('top'), scoreRandom: corr('random'), simulator: usedLogprobs ? 'logprobs' : 'generate', scored };
+  const result: ExplanationResult = { explanation, score: corr(), scoreTop: corr('top'), scoreRandom: corr('random'), simulator: usesLogprobs(sim, opts.simulator) ? 'logprobs' : 'generate', scored };
   if (opts.detection) result.detection = await detectionScore(sim, explanation, [...held, ...random], firesAbove, opts);
   if (opts.fuzzing) result.fuzzing = await fuzzingScore(sim, explanation, held, firesAbove, opts);
   return result;
