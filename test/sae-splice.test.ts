@@ -159,3 +159,14 @@ describe('asFeatureSource', () => {
     }
   });
 });
+
+describe('the SAE committed with the bundled model', () => {
+  it('meets the bar on held-out text: CE-loss score >= 0.8 at L0 <= 64', async () => {
+    const { sae: committed } = await loadSae(BUNDLED_MODEL, { path: 'saes/resid1-topk32' });
+    expect(committed.cfg).toMatchObject({ architecture: 'topk', k: 32, hookName: HOOK, dSae: 2048 });
+    const e = await evaluateSae(model, committed, tokenizeSplits().heldout, { context: 64, windows: 2, batch: 2 });
+    expect(e.l0).toBeLessThanOrEqual(64);
+    expect(e.ceLossScore).toBeGreaterThanOrEqual(0.8);
+    expect(e.explainedVariance).toBeGreaterThan(0.5);
+  });
+});
