@@ -94,3 +94,28 @@ describe('SAE checkpoints resume exactly', () => {
     }, 60_000);
   }
 });
+
+describe('activations streamed from a model', () => {
+  it('ModelSource yields each window\'s hook activations (first positions skipped) and resumes at its position', async () => {
+    const { loadModel } = await import('../src/models/load.js');
+    const { BUNDLED_MODEL } = await import('../src/paths.js');
+    const { ModelSource } = await import('../src/methods/sae/source.js');
+    const model = await loadModel(BUNDLED_MODEL);
+    const tokens = Array.from({ length: 200 }, (_, i) => (i * 37) % 5000);
+    const hook = 'blocks.1.hook_resid_post';
+    const src = new ModelSource(model, tokens, { hook, context: 16, windowsPerForward: 2, skipPositions: 1 });
+    expect(src.dIn).toBe(256);
+    await src.next();
+    const state = src.state();
+    const chunk = await src.next(); // windows 2 and 3
+    expect(chunk.rows).toBe(2 * 15);
+    const { cache } = await model.runWithCache([tokens.slice(32, 48)], [hook]);
+    const want = cache.get(hook).f32.subarray(256, 16 * 256);
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(chunk.x[i] - want[i]));
+    expect(worst).toBeLessThan(1e-4);
+    src.restore(state);
+    expect(Array.from((await src.next()).x)).toEqual(Array.from(chunk.x));
+    expect(() => new ModelSource(model, tokens, { hook: 'blocks.9.hook_resid_post' })).toThrow(/unknown hook 'blocks\.9\.hook_resid_post'/);
+  }, 60_000);
+});
