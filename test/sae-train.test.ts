@@ -119,3 +119,25 @@ describe('activations streamed from a model', () => {
     expect(() => new ModelSource(model, tokens, { hook: 'blocks.9.hook_resid_post' })).toThrow(/unknown hook 'blocks\.9\.hook_resid_post'/);
   }, 60_000);
 });
+
+describe('expected_average_only_in', () => {
+  it('trains on inputs scaled to norm sqrt(d_in) and folds the scale into the saved weights', async () => {
+    const inner = new SyntheticSource(D_IN, FEATURES, 3 / FEATURES, 1);
+    const big = { dIn: D_IN, dOut: 0, next: async () => { const c = await inner.next(); return { rows: c.rows, x: c.x.map((v) => v * 40) }; }, state: () => inner.state(), restore: (s: unknown) => inner.restore(s) };
+    const cfg: SaeConfig = { ...config('topk'), normalizeActivations: 'expected_average_only_in' };
+    const trainer = await SaeTrainer.create(cfg, defaultTrainConfig(cfg, { batch: 256, steps: 600, lr: 3e-3, bufferBatches: 4, deadFeatureWindow: 200 }), big);
+    // mean norm of ~3 unit directions with magnitudes ~1, times 40: the scale brings it to sqrt(32)
+    expect(trainer.state.inputScale).toBeGreaterThan(Math.sqrt(D_IN) / (40 * 3));
+    expect(trainer.state.inputScale).toBeLessThan(Math.sqrt(D_IN) / (40 * 1));
+    await trainer.train();
+    const sae = await trainer.sae();
+    await trainer.release();
+    expect(sae.cfg.normalizeActivations).toBe('none');
+    expect(recovered(sae.weights.W_dec, cfg.dSae, inner.directions, D_IN)).toBeGreaterThanOrEqual(0.9);
+    const chunk = await big.next();
+    const out = await sae.reconstruct(chunk.x, chunk.rows);
+    let resid = 0, total = 0;
+    for (let i = 0; i < out.length; i++) { resid += (out[i] - chunk.x[i]) ** 2; total += chunk.x[i] ** 2; }
+    expect(1 - resid / total).toBeGreaterThan(0.8);
+  }, 60_000);
+});
