@@ -164,7 +164,7 @@ export function saeLossGraph(cfg: SaeConfig, tc: SaeTrainConfig): { g: Graph; lo
       break;
     }
   }
-  const recons = g.add(g.matmul(acts!, p.W_dec), p.b_dec);
+  const recons = g.add(g.gemm(acts!, p.W_dec), p.b_dec);
   const out = output(recons);
   const err = g.sub(out, target);
   const rowError = g.reduceSum(g.mul(err, err), [1], false);
@@ -176,7 +176,7 @@ export function saeLossGraph(cfg: SaeConfig, tc: SaeTrainConfig): { g: Graph; lo
     const residual = g.stopGradient(g.sub(target, out));
     const candidates = g.where(g.greater(dead, f(0.5)), pre, f(-1e30));
     const mask = g.mul(topKMask(g, candidates, auxK(cfg)), dead);
-    const auxOut = output(g.add(g.matmul(g.mul(pre, mask), p.W_dec), p.b_dec));
+    const auxOut = output(g.add(g.gemm(g.mul(pre, mask), p.W_dec), p.b_dec));
     const auxErr = g.sub(auxOut, residual);
     aux = g.mul(g.mul(scale, f(tc.auxKCoefficient)), perRowMean(g.mul(auxErr, auxErr)));
   }
