@@ -108,6 +108,29 @@ describe('splicing an SAE into runs of the bundled model', () => {
   });
 });
 
+describe('a transcoder spliced from the MLP input to the MLP output', () => {
+  it('keeps the output with its error term, and otherwise replaces the MLP output by its prediction', async () => {
+    const d = 256, n = 96;
+    let seed = 1;
+    const rand = (len: number, scale: number) => Float32Array.from({ length: len }, () => {
+      seed = (seed * 16807) % 2147483647;
+      return ((seed / 2147483647) * 2 - 1) * scale;
+    });
+    const tc = new Sae({ architecture: 'transcoder', dIn: d, dSae: n, dOut: d, applyBDecToInput: false, normalizeActivations: 'none', hookName: 'blocks.1.hook_mlp_in', hookNameOut: 'blocks.1.hook_mlp_out' },
+      { W_enc: rand(d * n, 0.2), W_dec: rand(n * d, 0.2), b_enc: rand(n, 0.1), b_dec: rand(d, 0.1) });
+    const clean = await model.run(PROMPT);
+    const kept = await runWithSaes(model, PROMPT, [{ sae: tc, keepError: true }]);
+    expect(maxDiff(kept.logits.f32, clean.f32)).toBeLessThan(1e-3);
+    const { cache } = await model.runWithCache(PROMPT, ['blocks.1.hook_mlp_in']);
+    const x = cache.get('blocks.1.hook_mlp_in');
+    const predicted = await tc.reconstruct(x.f32, x.shape[1]);
+    const replaced = await model.runWithHooks(PROMPT, { interventions: [{ hook: 'blocks.1.hook_mlp_out', op: 'replace', value: Tensor.f32(predicted, x.shape) }] });
+    const spliced = await runWithSaes(model, PROMPT, [{ sae: tc }]);
+    expect(maxDiff(spliced.logits.f32, replaced.logits.f32)).toBeLessThan(1e-4);
+    expect(spliced.cache.get('blocks.1.hook_mlp_out.hook_sae_acts_post').shape).toEqual([1, x.shape[1], n]);
+  });
+});
+
 describe('SAE evaluation figures on hand-built SAEs', () => {
   const d = 256;
   // relu(x) - relu(-x) = x: a perfect SAE with 2 d_in features; and one that reconstructs 0 (zero ablation).
@@ -157,5 +180,16 @@ describe('asFeatureSource', () => {
       expect(maxDiff(a, b)).toBeLessThan(1e-4);
       expect(Array.from(src.decoderDirection!(5))).toEqual(Array.from(s.weights.W_dec.subarray(5 * 256, 6 * 256)));
     }
+  });
+});
+
+describe('the SAE committed with the bundled model', () => {
+  it('meets the bar on held-out text: CE-loss score >= 0.8 at L0 <= 64', async () => {
+    const { sae: committed } = await loadSae(BUNDLED_MODEL, { path: 'saes/resid1-topk32' });
+    expect(committed.cfg).toMatchObject({ architecture: 'topk', k: 32, hookName: HOOK, dSae: 2048 });
+    const e = await evaluateSae(model, committed, tokenizeSplits().heldout, { context: 64, windows: 2, batch: 2 });
+    expect(e.l0).toBeLessThanOrEqual(64);
+    expect(e.ceLossScore).toBeGreaterThanOrEqual(0.8);
+    expect(e.explainedVariance).toBeGreaterThan(0.5);
   });
 });

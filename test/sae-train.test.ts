@@ -94,3 +94,50 @@ describe('SAE checkpoints resume exactly', () => {
     }, 60_000);
   }
 });
+
+describe('activations streamed from a model', () => {
+  it('ModelSource yields each window\'s hook activations (first positions skipped) and resumes at its position', async () => {
+    const { loadModel } = await import('../src/models/load.js');
+    const { BUNDLED_MODEL } = await import('../src/paths.js');
+    const { ModelSource } = await import('../src/methods/sae/source.js');
+    const model = await loadModel(BUNDLED_MODEL);
+    const tokens = Array.from({ length: 200 }, (_, i) => (i * 37) % 5000);
+    const hook = 'blocks.1.hook_resid_post';
+    const src = new ModelSource(model, tokens, { hook, context: 16, windowsPerForward: 2, skipPositions: 1 });
+    expect(src.dIn).toBe(256);
+    await src.next();
+    const state = src.state();
+    const chunk = await src.next(); // windows 2 and 3
+    expect(chunk.rows).toBe(2 * 15);
+    const { cache } = await model.runWithCache([tokens.slice(32, 48)], [hook]);
+    const want = cache.get(hook).f32.subarray(256, 16 * 256);
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(chunk.x[i] - want[i]));
+    expect(worst).toBeLessThan(1e-4);
+    src.restore(state);
+    expect(Array.from((await src.next()).x)).toEqual(Array.from(chunk.x));
+    expect(() => new ModelSource(model, tokens, { hook: 'blocks.9.hook_resid_post' })).toThrow(/unknown hook 'blocks\.9\.hook_resid_post'/);
+  }, 60_000);
+});
+
+describe('expected_average_only_in', () => {
+  it('trains on inputs scaled to norm sqrt(d_in) and folds the scale into the saved weights', async () => {
+    const inner = new SyntheticSource(D_IN, FEATURES, 3 / FEATURES, 1);
+    const big = { dIn: D_IN, dOut: 0, next: async () => { const c = await inner.next(); return { rows: c.rows, x: c.x.map((v) => v * 40) }; }, state: () => inner.state(), restore: (s: unknown) => inner.restore(s) };
+    const cfg: SaeConfig = { ...config('topk'), normalizeActivations: 'expected_average_only_in' };
+    const trainer = await SaeTrainer.create(cfg, defaultTrainConfig(cfg, { batch: 256, steps: 600, lr: 3e-3, bufferBatches: 4, deadFeatureWindow: 200 }), big);
+    // mean norm of ~3 unit directions with magnitudes ~1, times 40: the scale brings it to sqrt(32)
+    expect(trainer.state.inputScale).toBeGreaterThan(Math.sqrt(D_IN) / (40 * 3));
+    expect(trainer.state.inputScale).toBeLessThan(Math.sqrt(D_IN) / (40 * 1));
+    await trainer.train();
+    const sae = await trainer.sae();
+    await trainer.release();
+    expect(sae.cfg.normalizeActivations).toBe('none');
+    expect(recovered(sae.weights.W_dec, cfg.dSae, inner.directions, D_IN)).toBeGreaterThanOrEqual(0.9);
+    const chunk = await big.next();
+    const out = await sae.reconstruct(chunk.x, chunk.rows);
+    let resid = 0, total = 0;
+    for (let i = 0; i < out.length; i++) { resid += (out[i] - chunk.x[i]) ** 2; total += chunk.x[i] ** 2; }
+    expect(1 - resid / total).toBeGreaterThan(0.8);
+  }, 60_000);
+});

@@ -38,6 +38,11 @@ function progressLine(total: number): (e: SaeLogEntry) => void {
   };
 }
 
+/** The model's name for cfg.json: its Hub id, or its folder's name (not a path on this machine). */
+function modelName(model: { hub?: { id: string } }, source: string): string {
+  return model.hub?.id ?? (fs.existsSync(source) ? path.basename(path.resolve(source)) : source);
+}
+
 function printEvaluation(e: SaeEvaluation): void {
   const f = (x: number, d = 4) => x.toFixed(d);
   console.log(`tokens ${e.tokens}`);
@@ -104,7 +109,7 @@ export function saeCommand(program: Command): void {
       const cfg: SaeConfig = {
         architecture: arch, dIn: hookRowWidth(model, opts.hook), dSae: opts.dSae, dOut: arch === 'transcoder' ? source.dOut : hookRowWidth(model, opts.hook),
         k: arch === 'topk' || arch === 'batchtopk' ? opts.k : undefined, applyBDecToInput: arch !== 'transcoder',
-        normalizeActivations: opts.normalize as ActivationNormalization, hookName: opts.hook, hookNameOut: arch === 'transcoder' ? opts.hookOut : undefined, modelName: modelSource(opts),
+        normalizeActivations: opts.normalize as ActivationNormalization, hookName: opts.hook, hookNameOut: arch === 'transcoder' ? opts.hookOut : undefined, modelName: modelName(model, modelSource(opts)),
       };
       const tc = defaultTrainConfig(cfg, {
         batch: opts.batch, steps: opts.steps, lr: opts.lr, lrWarmupSteps: opts.lrWarmup, lrDecaySteps: opts.lrDecay, l1Coefficient: opts.l1, l0Coefficient: opts.l0,

@@ -1,4 +1,8 @@
-/** Sparse autoencoders: SAELens-compatible architectures, training, loading, splicing into runs, attribution and evaluation. */
+/**
+ * Sparse autoencoders: SAELens-compatible architectures, training, loading, splicing into runs, attribution and evaluation.
+ *
+ * @module
+ */
 export { Sae, saeForward, saeParamShapes, checkSaeConfig, SAE_ARCHITECTURES, NORMALIZATIONS } from './sae.js';
 export type { SaeConfig, SaeWeights, SaeArchitecture, ActivationNormalization, SaeOutputName } from './sae.js';
 export { SaeTrainer, defaultTrainConfig, saeLearningRate, saeLossGraph } from './train.js';

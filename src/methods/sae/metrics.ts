@@ -24,6 +24,7 @@ export interface EvaluateOptions {
   batch?: number;
   /** A feature firing on more than this fraction of tokens is dense (default 0.1). */
   denseThreshold?: number;
+  /** Called after each batch of windows with the windows done and the total. */
   progress?: (done: number, total: number) => void;
 }
 

@@ -142,7 +142,8 @@ function normalizer(g: Graph, cfg: SaeConfig, x: Value): { input: Value; output:
 export function encodePre(g: Graph, cfg: SaeConfig, x: Value, p: SaeParams): { saeIn: Value; pre: Value; output: (y: Value) => Value } {
   const norm = normalizer(g, cfg, x);
   const saeIn = cfg.applyBDecToInput ? g.sub(norm.input, p.b_dec) : norm.input;
-  const pre = g.add(g.matmul(saeIn, p.W_enc), p.b_enc);
+  // Gemm, not MatMul: its gradient rule reads transposed operands in place instead of materialising transposes.
+  const pre = g.add(g.gemm(saeIn, p.W_enc), p.b_enc);
   return { saeIn, pre, output: norm.output };
 }
 
@@ -174,7 +175,7 @@ export function saeForward(g: Graph, cfg: SaeConfig, x: Value, p: SaeParams): Sa
       acts = g.mul(relu(g, pre), g.cast(g.greater(pre, p.threshold), 'float32'));
       break;
   }
-  const recons = g.add(g.matmul(acts, W_dec), p.b_dec);
+  const recons = g.add(g.gemm(acts, W_dec), p.b_dec);
   return { sae_input: x, acts_pre: pre, acts_post: acts, recons, out: output(recons) };
 }
 

@@ -24,6 +24,7 @@ export interface ActivationSource {
   next(): Promise<ActivationChunk>;
   /** A JSON-able position from which `restore` continues identically. */
   state(): unknown;
+  /** Continues from a position `state` returned. */
   restore(state: unknown): void;
 }
 
@@ -78,6 +79,7 @@ export class SyntheticSource implements ActivationSource {
     return { rng: this.rng.state };
   }
 
+  /** Continues from a position `state` returned. */
   restore(state: unknown): void {
     this.rng = new Rng((state as { rng: number }).rng);
   }
@@ -150,6 +152,7 @@ export class ModelSource implements ActivationSource {
     return { window: this.window };
   }
 
+  /** Continues from a position `state` returned. */
   restore(state: unknown): void {
     this.window = (state as { window: number }).window;
   }

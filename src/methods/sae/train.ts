@@ -91,6 +91,8 @@ export interface SaeTrainState {
   /** BatchTopK: the running threshold (mean of each batch's smallest kept activation). */
   batchTopKThreshold: number;
   resamples: number;
+  /** expected_average_only_in: the constant sqrt(d_in) / mean ||x|| that inputs are scaled by (folded into the weights of the saved SAE); 1 otherwise. */
+  inputScale: number;
   log: SaeLogEntry[];
 }
 
@@ -162,7 +164,7 @@ export function saeLossGraph(cfg: SaeConfig, tc: SaeTrainConfig): { g: Graph; lo
       break;
     }
   }
-  const recons = g.add(g.matmul(acts!, p.W_dec), p.b_dec);
+  const recons = g.add(g.gemm(acts!, p.W_dec), p.b_dec);
   const out = output(recons);
   const err = g.sub(out, target);
   const rowError = g.reduceSum(g.mul(err, err), [1], false);
@@ -174,7 +176,7 @@ export function saeLossGraph(cfg: SaeConfig, tc: SaeTrainConfig): { g: Graph; lo
     const residual = g.stopGradient(g.sub(target, out));
     const candidates = g.where(g.greater(dead, f(0.5)), pre, f(-1e30));
     const mask = g.mul(topKMask(g, candidates, auxK(cfg)), dead);
-    const auxOut = output(g.add(g.matmul(g.mul(pre, mask), p.W_dec), p.b_dec));
+    const auxOut = output(g.add(g.gemm(g.mul(pre, mask), p.W_dec), p.b_dec));
     const auxErr = g.sub(auxOut, residual);
     aux = g.mul(g.mul(scale, f(tc.auxKCoefficient)), perRowMean(g.mul(auxErr, auxErr)));
   }
@@ -255,6 +257,23 @@ export function initSaeParams(cfg: SaeConfig, tc: SaeTrainConfig, sample: Activa
   return out;
 }
 
+/** sqrt(d_in) / the mean row norm of `chunk`: the scale that gives inputs an average norm of sqrt(d_in). */
+function averageNormScale(chunk: ActivationChunk, dIn: number): number {
+  let total = 0;
+  for (let r = 0; r < chunk.rows; r++) {
+    let s = 0;
+    for (let i = 0; i < dIn; i++) s += chunk.x[r * dIn + i] ** 2;
+    total += Math.sqrt(s);
+  }
+  return Math.sqrt(dIn) / (total / chunk.rows || 1);
+}
+
+/** `chunk` with inputs (and a transcoder's targets) multiplied by `scale`. */
+function scaled(chunk: ActivationChunk, scale: number): ActivationChunk {
+  if (scale === 1) return chunk;
+  return { rows: chunk.rows, x: chunk.x.map((v) => v * scale), y: chunk.y?.map((v) => v * scale) };
+}
+
 /** Trains an SAE on a stream of activations; checkpoints resume exactly (same batches, same numbers). */
 export class SaeTrainer {
   private params!: WeightSet;
@@ -283,7 +302,7 @@ export class SaeTrainer {
     const executor = opts.executor ?? defaultExecutor();
     const buffer = new ShuffleBuffer(source, tc.batch * tc.bufferBatches, tc.seed);
     let tensors: Record<string, Tensor> = {};
-    let state: SaeTrainState = { step: 0, batchTopKThreshold: 0, resamples: 0, log: [] };
+    let state: SaeTrainState = { step: 0, batchTopKThreshold: 0, resamples: 0, inputScale: 1, log: [] };
     let sinceFired: Int32Array | undefined;
     const shapes = trainShapes(cfg);
     if (opts.checkpoint) {
@@ -299,7 +318,8 @@ export class SaeTrainer {
       state = saved.state;
     } else {
       await buffer.fill();
-      const init = initSaeParams(cfg, tc, buffer.peek());
+      if (cfg.normalizeActivations === 'expected_average_only_in') state.inputScale = averageNormScale(buffer.peek(), cfg.dIn);
+      const init = initSaeParams(cfg, tc, scaled(buffer.peek(), state.inputScale));
       for (const [name, shape] of Object.entries(shapes)) {
         tensors[name] = Tensor.f32(init[name], shape);
         tensors[`adam.m.${name}`] = Tensor.f32(new Float32Array(init[name].length), shape);
@@ -320,7 +340,7 @@ export class SaeTrainer {
   /** One optimizer step on the next shuffled batch. */
   async step(): Promise<SaeLogEntry> {
     const { cfg, tc } = this;
-    const batch = await this.buffer.next(tc.batch);
+    const batch = scaled(await this.buffer.next(tc.batch), this.state.inputScale);
     const s = this.state.step;
     const t = s + 1;
     const lr = saeLearningRate(tc, s);
@@ -426,6 +446,14 @@ export class SaeTrainer {
     const weights = { W_enc: w.W_enc.f32, W_dec: w.W_dec.f32, b_enc: w.b_enc.f32, b_dec: w.b_dec.f32 } as Sae['weights'];
     let cfg = this.cfg;
     if (cfg.architecture === 'jumprelu') weights.threshold = w.log_threshold.f32.map(Math.exp);
+    if (cfg.normalizeActivations === 'expected_average_only_in') {
+      // SAELens's fold_activation_norm_scaling_factor: the SAE then reads unscaled activations.
+      const s = this.state.inputScale;
+      weights.W_enc = weights.W_enc.map((v) => v * s);
+      weights.W_dec = weights.W_dec.map((v) => v / s);
+      weights.b_dec = weights.b_dec.map((v) => v / s);
+      cfg = { ...cfg, normalizeActivations: 'none' };
+    }
     if (cfg.architecture === 'batchtopk') {
       cfg = { ...cfg, architecture: 'jumprelu', k: undefined };
       weights.threshold = new Float32Array(cfg.dSae).fill(this.state.batchTopKThreshold);
