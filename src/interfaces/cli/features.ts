@@ -16,6 +16,7 @@ import {
   buildDashboards, dashboardsHtml, explainDashboard, featuresOnText, neuronSource, readDashboard, readDashboardIndex, sascDashboard, writeDashboards,
   writeExplanations, DashboardIndex, ExplainPrompts, FeatureSource, DEFAULT_PROMPTS,
 } from '../../methods/features/index.js';
+import { asFeatureSource, checkSaeFits, loadSae } from '../../methods/sae/index.js';
 import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { assertWritable } from './output.js';
@@ -23,12 +24,17 @@ import { HTTP_OPTION_KEYS, httpBackendOptions, httpOptions } from './http-option
 
 /**
  * The feature source a command reads: `--source neurons:<hook>` (MLP neurons), or `--sae <path>`.
- * SAE sources plug in here (the one place): load the SAE for `model` and return `asFeatureSource(sae)`.
+ * An SAE is loaded from its folder or Hub id (SAELens or Gemma Scope layout) and checked against the model.
  */
 async function openSource(model: HookedTransformer, opts: { source?: string; sae?: string }): Promise<FeatureSource> {
   if (opts.sae !== undefined) {
-    // SAE sources: load `opts.sae` with the SAE loader and return asFeatureSource(sae) (checked by checkSource).
-    throw new LanternError('--sae is not available in this build; use --source neurons:<hook>');
+    const { sae } = await loadSae(opts.sae);
+    checkSaeFits(model, sae);
+    const source = asFeatureSource(sae);
+    // Logits and nearest features read decoder rows in the residual stream; an SAE on another
+    // space (attention z, MLP neurons) has none there.
+    const writesResidual = sae.decoderDirection(0).length === model.cfg.dModel;
+    return writesResidual ? source : { ...source, decoderDirection: undefined };
   }
   const spec = opts.source ?? 'neurons:blocks.0.mlp.hook_post';
   const m = /^neurons:(.+)$/.exec(spec);

@@ -2,20 +2,10 @@
  * SAEs as feature sources: the common shape that feature dashboards and explanations read
  * (features of an SAE, or a layer's MLP neurons, look the same to them).
  */
+import type { FeatureSource } from '../features/source.js';
 import type { Sae } from './sae.js';
 
-/** Something that turns activations at a hook into feature activations. */
-export interface FeatureSource {
-  id: string;
-  /** The hook whose activations `encode` reads. */
-  hook: string;
-  /** Number of features. */
-  size: number;
-  /** Feature activations [rows, size] of activations [rows, d_in]. */
-  encode(acts: Float32Array, rows: number): Float32Array;
-  /** Feature i's direction in the model's space (d_model), where it has one. */
-  decoderDirection?(i: number): Float32Array;
-}
+export type { FeatureSource };
 
 /**
  * An SAE as a {@link FeatureSource}. `encode` is synchronous, so it runs the SAE's encoder in
