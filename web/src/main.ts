@@ -22,10 +22,12 @@ import { circuit } from './views/circuit';
 import { runsView } from './views/runs';
 import { steeringView } from './views/steering';
 import { featuresView } from './views/features';
+import { causalView } from './views/causal';
 
 register(predict, attribution, lens, attention, patching, trace, circuit, probes);
 register(featuresView(promptEl));
 register(steeringView({ prompt: () => promptEl.value, model: () => modelEl.value }));
+register(causalView({ model: () => modelEl.value }));
 // Saved runs stays the last tab.
 register(runsView);
 
