@@ -71,7 +71,9 @@ export function causalViewHooks(model: HookedTransformer): string[] {
 export const causalRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async (app, { models }) => {
   app.post('/api/causal', { schema }, async (req) => {
     const body = req.body as CausalBody;
-    const model = await models.load(body.model ?? models.defaultRef);
+    // Results name the model as the request did (a reference), never by a path on the server.
+    const ref = body.model ?? models.defaultRef;
+    const model = await models.load(ref);
     const hooks = causalViewHooks(model);
     const { positions, method, epochs, seed } = body;
     const spec = CAUSAL_VIEW_TASKS[body.task];
@@ -94,7 +96,7 @@ export const causalRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async
         }
         iia.push(row);
       }
-      return { model: model.source, method, variable: spec.variable, hooks, positions, iia, k: hooks.map(() => positions.map(() => dim)), settings, seed, elapsedMs: Date.now() - start };
+      return { model: ref, method, variable: spec.variable, hooks, positions, iia, k: hooks.map(() => positions.map(() => dim)), settings, seed, elapsedMs: Date.now() - start };
     }
     const r = await dasSearch(model, {
       task, variable: spec.variable, hooks, positions, k: body.k, boundless: method === 'boundless', epochs, seed,
@@ -102,7 +104,7 @@ export const causalRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async
     });
     const { subspace, losses, ...best } = r.best;
     return {
-      model: model.source, method, variable: r.variable, hooks, positions, iia: r.iia, k: r.k, settings, seed,
+      model: ref, method, variable: r.variable, hooks, positions, iia: r.iia, k: r.k, settings, seed,
       best: { ...best, subspace: { k: subspace.k, dim: subspace.dim }, finalLoss: losses[losses.length - 1] }, elapsedMs: Date.now() - start,
     };
   });
