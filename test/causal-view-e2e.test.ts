@@ -132,6 +132,12 @@ describe('Causal view in chromium, on planted:ioi', () => {
     await search('das');
     await page.waitForFunction(() => /position 20 outside a prompt of 14 tokens/.test(document.querySelector('#view-causal .error')?.textContent ?? ''));
     expect(await page.locator('#view-causal table.iia-heatmap').count()).toBe(0);
+    // 3 hooks × 1 position × (1024 train × 100 epochs + 32 held-out) = 307,296 pair passes.
+    await page.fill('#view-causal input[name=positions]', '-1');
+    await page.fill('#view-causal input[name=train]', '1024');
+    await page.fill('#view-causal input[name=epochs]', '100');
+    await page.click('#view-causal button.run');
+    await page.waitForFunction(() => /would run 307,296 pair passes .*the limit is 200,000/.test(document.querySelector('#view-causal .error')?.textContent ?? ''));
     await page.fill('#view-causal input[name=positions]', '-1, x');
     await page.click('#view-causal button.run');
     await page.waitForFunction(() => /positions must be integers separated by commas, got '-1, x'/.test(document.querySelector('#view-causal .error')?.textContent ?? ''));

@@ -32,7 +32,7 @@ function heatmap(r: CausalResponse): HTMLElement {
     style: `background:${sequential(v)};color:${v > 0.6 ? 'white' : 'black'};text-align:center;font-variant-numeric:tabular-nums`,
     text: v.toFixed(3),
   }))));
-  return h('figure', {}, h('table', { class: 'iia-heatmap' }, h('thead', {}, head), h('tbody', {}, ...rows)),
+  return h('figure', {}, h('table', { class: 'iia-heatmap', style: 'width:auto' }, h('thead', {}, head), h('tbody', {}, ...rows)),
     h('figcaption', {}, `Held-out IIA of ${r.variable} (positions negative from the end)`, legend(0, 1, true)));
 }
 
