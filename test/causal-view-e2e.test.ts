@@ -138,6 +138,12 @@ describe('Causal view in chromium, on planted:ioi', () => {
     await page.fill('#view-causal input[name=epochs]', '100');
     await page.click('#view-causal button.run');
     await page.waitForFunction(() => /would run 307,296 pair passes .*the limit is 200,000/.test(document.querySelector('#view-causal .error')?.textContent ?? ''));
+    // A task whose tokens the model does not have.
+    await page.fill('#view-causal input[name=epochs]', '2');
+    await page.fill('#view-causal input[name=train]', '64');
+    await page.selectOption('#model', 'planted:induction');
+    await page.click('#view-causal button.run');
+    await page.waitForFunction(() => /task 'ioi' uses token ids up to \d+, outside this model's vocabulary of 256: pick planted:ioi/.test(document.querySelector('#view-causal .error')?.textContent ?? ''), undefined, { timeout: 30_000 });
     await page.fill('#view-causal input[name=positions]', '-1, x');
     await page.click('#view-causal button.run');
     await page.waitForFunction(() => /positions must be integers separated by commas, got '-1, x'/.test(document.querySelector('#view-causal .error')?.textContent ?? ''));

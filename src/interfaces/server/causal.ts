@@ -84,6 +84,11 @@ export const causalRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async
     }
     const task = spec.task();
     const test = spec.examples(body.test, seed + 1);
+    const ids = [...(task.candidates ?? []), ...test.flatMap((e) => task.tokens(e.base))];
+    const top = Math.max(...ids);
+    if (top >= model.cfg.dVocab) {
+      throw new LanternError(`task '${body.task}' uses token ids up to ${top}, outside this model's vocabulary of ${model.cfg.dVocab}: pick planted:${body.task}, or a model with GPT-2's tokenizer`);
+    }
     const settings = { task: body.task, method, positions, k: body.k, epochs, train: trainN, test: body.test };
     const start = Date.now();
     if (method === 'interchange-whole') {
