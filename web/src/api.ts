@@ -104,6 +104,7 @@ export const api = {
   remove: (id: string) => call<void>('DELETE', `api/runs/${encodeURIComponent(id)}`),
   cancel: (id: string) => call<unknown>('POST', `api/jobs/${encodeURIComponent(id)}/cancel`),
   steering: <T>(body: Record<string, unknown>) => call<T>('POST', 'api/steering', body),
+  causal: <T>(body: Record<string, unknown>) => call<T>('POST', 'api/causal', body),
 };
 
 export interface Progress {

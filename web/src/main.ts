@@ -24,11 +24,13 @@ import { steeringView } from './views/steering';
 import { featuresView } from './views/features';
 import { leaderboardView } from './views/leaderboard';
 import { judgmentsView } from './views/judgments';
+import { causalView } from './views/causal';
 
 register(predict, attribution, lens, attention, patching, trace, circuit, probes);
 register(featuresView(promptEl));
 register(steeringView({ prompt: () => promptEl.value, model: () => modelEl.value }));
 register(leaderboardView, judgmentsView);
+register(causalView({ model: () => modelEl.value }));
 // Saved runs stays the last tab.
 register(runsView);
 
