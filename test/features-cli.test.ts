@@ -65,3 +65,32 @@ describe('lantern features', () => {
     expectOneLineError(a, /unknown hook 'blocks\.3\.mlp\.hook_post'; did you mean/);
   }, 60_000);
 });
+
+describe('lantern features with an SAE as the source', () => {
+  it('top: the bundled model\'s SAE features on a text equal the SAE\'s own graph encoder on the hook\'s activations', async () => {
+    const saeFolder = path.resolve('models/lantern-demo/saes/resid1-topk32');
+    const text = 'The jury said the city was fine.';
+    const top = await runLantern(['features', 'top', '--sae', saeFolder, '--text', text, '-k', '4', '--json'], tmp);
+    expect(top.code, top.stderr).toBe(0);
+    const r = JSON.parse(top.stdout);
+    const { loadModel } = await import('../src/models/load.js');
+    const { loadSae } = await import('../src/methods/sae/index.js');
+    const model = await loadModel('models/lantern-demo');
+    const { sae } = await loadSae(saeFolder);
+    const { cache } = await model.runWithCache(text, [sae.cfg.hookName]);
+    const acts = cache.get(sae.cfg.hookName);
+    const rows = acts.shape[1];
+    const feats = await sae.encode(acts.f32, rows);
+    expect(r.top.length).toBe(4);
+    for (const t of r.top as { index: number; activations: number[] }[]) {
+      const expected = Array.from({ length: rows }, (_, p) => feats[p * sae.cfg.dSae + t.index]);
+      expect(t.activations.length).toBe(rows);
+      t.activations.forEach((a, p) => expect(a).toBeCloseTo(expected[p], 3));
+    }
+  }, 120_000);
+
+  it('bad input: an SAE whose d_in does not fit the model', async () => {
+    const a = await runLantern(['features', 'top', '--model', folder, '--sae', path.resolve('models/lantern-demo/saes/resid1-topk32'), '--text', 'hat'], tmp);
+    expectOneLineError(a, /unknown hook 'blocks\.1\.hook_resid_post'; did you mean/);
+  }, 60_000);
+});
