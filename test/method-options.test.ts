@@ -170,9 +170,9 @@ describe('options that apply only sometimes', () => {
     }
   });
 
-  it('GET /api/methods/settings describes each family with an endpoint from its declaration; the old attribution route still answers', async () => {
+  it('GET /api/methods/settings describes each family with an endpoint from its declaration (tracing and circuits included); the old attribution route still answers', async () => {
     const res = (await app.inject({ method: 'GET', url: '/api/methods/settings' })).json();
-    expect(Object.keys(res.families)).toEqual(['attribution', 'lens', 'patching']);
+    expect(Object.keys(res.families)).toEqual(['attribution', 'lens', 'patching', 'tracing', 'circuits']);
     expect(res.families.patching.options.map((o: { key: string }) => o.key)).toEqual(PATCHING.options.map((o) => o.key));
     expect(res.families.lens.options.map((o: { key: string }) => o.key)).toEqual(['text', 'target', 'topK']);
     const batch = res.families.patching.options.find((o: { key: string }) => o.key === 'batchSize');

@@ -99,6 +99,26 @@ describe('the Workbench tells the truth about its results', () => {
     expect(m, text).not.toBeNull();
     expect(Number(m![1])).toBeCloseTo(want, 4);
     await page.screenshot({ path: path.join(SHOTS, 'attribution-contrastive.png'), fullPage: true });
+
+    // Two methods side by side, their faithfulness in one table (each row as its own run computed it).
+    await page.fill('#view-attribution input[name=foil]', '');
+    await page.selectOption('#view-attribution select[name=kind]', 'logprob');
+    await page.check('#view-attribution input[name=evaluate]');
+    await page.selectOption('#view-attribution select[name=compare]', 'occlusion');
+    await run('attribution');
+    await page.locator('[data-testid=compare-result] .chart svg.marks').waitFor();
+    const cells = await page.locator('[data-testid=faith-compare] tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    expect(cells.map((c) => c[0])).toEqual(['saliency', 'occlusion']);
+    const { runs } = await (await fetch(`${url}/api/runs?kind=attribution&limit=2`)).json();
+    const [occ, sal] = await Promise.all(runs.map(async (x: { id: string }) => (await (await fetch(`${url}/api/runs/${x.id}`)).json()).result));
+    expect([sal.method, occ.method]).toEqual(['saliency', 'occlusion']);
+    const keys = Object.keys(sal.faithfulness.rows[0]).filter((k) => typeof sal.faithfulness.rows[0][k] === 'number');
+    keys.forEach((k, i) => {
+      expect(Number(cells[0][i + 1])).toBeCloseTo(sal.faithfulness.rows[0][k], 4);
+      expect(Number(cells[1][i + 1])).toBeCloseTo(occ.faithfulness.rows[0][k], 4);
+    });
+    await page.screenshot({ path: path.join(SHOTS, 'attribution-compare.png'), fullPage: true });
+    await page.selectOption('#view-attribution select[name=compare]', '');
   });
 
   it('says which model and prompt made a result, and a failed run clears the older result', async () => {
@@ -379,8 +399,8 @@ describe('the Workbench tells the truth about its results', () => {
     await page.click('#tab-lens');
     await page.fill('#prompt', `${PROMPT} dog. ${PROMPT} dog. ${PROMPT}`);
     await run('lens');
-    expect(await page.locator('#view-lens .chart svg').textContent()).toContain('L0 resid_pre');
-    expect(await page.locator('#view-lens .chart svg').textContent()).toContain(`L${lib.cfg.nLayers - 1} resid_post`);
+    expect(await page.locator('#view-lens .chart svg.marks').textContent()).toContain('L0 resid_pre');
+    expect(await page.locator('#view-lens .chart svg.marks').textContent()).toContain(`L${lib.cfg.nLayers - 1} resid_post`);
     expect(await page.locator('[data-testid=lens-legend]').isVisible()).toBe(true);
     const scroll = await page.locator('#view-lens .chart').evaluate((el) => [el.scrollLeft, el.clientWidth, el.scrollWidth]);
     expect(scroll[2]).toBeGreaterThan(scroll[1]);

@@ -81,7 +81,7 @@ function render(run: Run): void {
   const modeSel = select('mode', ['attends to', 'attended from'], 'attends to');
 
   // The large view: the pattern image scaled up, with the labels beside it.
-  const cell = Math.max(5, Math.min(24, Math.floor(640 / T)));
+  const cell = Math.max(5, Math.min(40, Math.floor(640 / T)));
   const labelW = Math.min(140, 8 + 7 * Math.max(...labels.map((s) => Math.min(18, s.length))));
   const dpr = window.devicePixelRatio || 1;
   const big = h('canvas', { class: 'attention-main', 'data-testid': 'attention-main', tabindex: 0 });

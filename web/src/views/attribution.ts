@@ -1,4 +1,4 @@
-import type { Run } from '../api';
+import { runJob, Run } from '../api';
 import { attributionSpec, draw, labels, show } from '../charts';
 import { loadWhenReady, OptionsForm } from '../options-form';
 import { $, diverging, field, h, input, legend, meta, output, panel, promptBody, select, tokenLabelsOf, View, warnings } from '../ui';
@@ -9,6 +9,8 @@ const attrFoil = input('foil', { type: 'text', placeholder: 'none' });
 const attrKind = select('kind', ['logprob', 'logit', 'prob'], 'logprob');
 const attrEval = input('evaluate', { type: 'checkbox', role: 'switch' });
 const attrWords = input('words', { type: 'checkbox', role: 'switch' });
+const compareWith = select('compare', [''], '');
+compareWith.options[0].text = 'none';
 const attrOptions = loadWhenReady(new OptionsForm('attribution', { outside: { evaluate: attrEval }, labels: { method: 'Method' } }));
 
 let lastAttribution: Run | undefined;
@@ -17,12 +19,15 @@ export const attribution: View = {
   panel: panel('attribution', 'Attribution', [
     field('Target', attrTarget, 'one token, or several for a continuation'), field('Foil', attrFoil, 'contrast: target − foil'),
     field('Score', attrKind), h('label', { class: 'switch' }, attrEval, 'Faithfulness'), attrOptions.el,
+    field('Compare with', compareWith, 'a second method on the same prompt and target (its default settings)'),
   ]),
   body: () => ({
     ...promptBody(), kind: attrKind.value, evaluate: attrEval.checked,
     ...(attrTarget.value ? { target: attrTarget.value } : {}), ...(attrFoil.value ? { foil: attrFoil.value } : {}), ...attrOptions.body(),
   }),
   restore: (r) => {
+    // A saved run opens alone (a comparison is a second run, started only by Run).
+    compareWith.value = '';
     attrTarget.value = r.target ?? '';
     attrFoil.value = r.foil ?? '';
     attrKind.value = r.kind ?? 'logprob';
@@ -52,8 +57,45 @@ export const attribution: View = {
     out.append(toggle, downloads(run), h('p', { class: 'muted', text: `First row (${rows[0]}), coloured by score:` }), chips, legend(-max, max), h('div', { class: 'chart scroll' }));
     if (r.faithfulness) out.append(h('div', { class: 'scroll' }, faithTable(r.faithfulness, rows)));
     await draw($('.chart', out), attributionSpec(labels(strings), rows, scores, DIVERGING_RANGE));
+    const other = compareWith.value;
+    if (other && other !== r.method) await compareRun(run, other, out);
   },
 };
+
+// The method choices arrive with the form; the comparison offers the same.
+const methodChoices = new MutationObserver(() => {
+  const methods = [...attribution.panel.querySelectorAll<HTMLOptionElement>('select[name=method] option')].map((o) => o.value).filter(Boolean);
+  if (methods.length && compareWith.options.length === 1) compareWith.append(...methods.map((m) => h('option', { value: m, text: m })));
+});
+methodChoices.observe(attribution.panel, { childList: true, subtree: true });
+
+/** Runs `method` on the same prompt and target, and shows it beside `first` with both faithfulness rows in one table. */
+async function compareRun(first: Run, method: string, out: HTMLElement): Promise<void> {
+  const keep = ['text', 'messages', 'target', 'foil', 'kind', 'evaluate', 'seed', 'model'];
+  const body = Object.fromEntries(Object.entries(first.request).filter(([k]) => keep.includes(k)));
+  const status = h('p', { class: 'muted', 'data-testid': 'compare-status', text: `running ${method} for comparison…` });
+  const section = h('section', { class: 'compare-result', 'data-testid': 'compare-result' }, h('h4', { text: `Compared with ${method}` }), status);
+  out.append(section);
+  const second = await runJob('attribution', { ...body, method }, (p) => {
+    status.textContent = `${method}: ${p.message}${p.fraction !== null ? ` · ${Math.round(100 * p.fraction)}%` : ''}`;
+  }, () => {});
+  const r = second.result;
+  const strings = tokenLabelsOf(r);
+  const max = Math.max(1e-12, ...r.scores.flat().map(Math.abs));
+  status.textContent = `${r.method} · ${explained(r)}`;
+  section.append(legend(-max, max), h('div', { class: 'chart scroll' }));
+  if (first.result.faithfulness && r.faithfulness) section.append(h('div', { class: 'scroll' }, methodsFaithTable([first.result, r])));
+  await draw($('.chart', section), attributionSpec(labels(strings), r.target.rows, r.scores, DIVERGING_RANGE));
+}
+
+/** Faithfulness of several methods (first target row each), one row per method. */
+function methodsFaithTable(results: any[]): HTMLElement {
+  const keys = Object.keys(results[0].faithfulness.rows[0]).filter((k) => typeof results[0].faithfulness.rows[0][k] === 'number');
+  return h('table', { class: 'striped faith', 'data-testid': 'faith-compare' },
+    h('caption', { text: 'Faithfulness, side by side (first target row)' }),
+    h('thead', {}, h('tr', {}, h('th', { text: 'method' }), ...keys.map((k) => h('th', { text: FAITH_LABELS[k] ?? k })))),
+    h('tbody', {}, ...results.map((x) => h('tr', {}, h('td', { text: x.method }), ...keys.map((k) => h('td', { text: x.faithfulness.rows[0][k].toFixed(4) }))))));
+}
 
 /** The chips' diverging colours (ui.ts diverging), for the heatmap's scale. */
 const DIVERGING_RANGE = ['rgb(0,0,255)', 'rgb(255,255,255)', 'rgb(255,0,0)'];

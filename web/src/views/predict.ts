@@ -32,7 +32,7 @@ function positionTable(r: any, labels: string[]): HTMLElement {
     const st = stats[i];
     const chip = h('button', {
       type: 'button', class: 'token-chip position', 'data-pos': i, 'data-loss': st.loss ?? '', 'data-entropy': st.entropy,
-      style: st.loss === null ? '' : `background:${sequential(st.loss / maxLoss)};color:${st.loss / maxLoss > 0.55 ? 'white' : 'black'}`,
+      style: st.loss === null ? 'background:none;color:inherit' : `background:${sequential(st.loss / maxLoss)};color:${st.loss / maxLoss > 0.55 ? 'white' : 'black'}`,
       title: `token ${r.tokens[i]} ${JSON.stringify(r.tokenStrings[i])} · entropy ${st.entropy.toFixed(3)} nats${st.loss === null ? '' : ` · loss on the next token ${st.loss.toFixed(3)} nats`}`,
     }, h('span', { text: s }), h('small', { class: 'token-id', text: String(r.tokens[i]) }));
     chip.addEventListener('click', () => {
