@@ -29,6 +29,7 @@ import { ATTRIBUTION_SETTINGS } from '../../methods/attribution/options.js';
 import { METHODS } from '../../methods/attribution/index.js';
 import { RUN_KINDS, RunKind, RunStore } from './store.js';
 import { steeringRoutes } from './steering.js';
+import { headsRoutes } from './heads.js';
 import { workbenchRoutes } from './workbench.js';
 
 export interface ServerOptions {
@@ -394,6 +395,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     await app.register(openAICompat, { models: { [id]: () => models.load(models.defaultRef) } });
   }
   await app.register(steeringRoutes, { models });
+  await app.register(headsRoutes, { models });
   for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
   await app.register(featuresApi, { dir: path.join(dataDir, 'dashboards') });
 
