@@ -22,10 +22,13 @@ import { circuit } from './views/circuit';
 import { runsView } from './views/runs';
 import { steeringView } from './views/steering';
 import { featuresView } from './views/features';
+import { headsView } from './views/heads';
+import { neuronsView } from './views/neurons';
 
 register(predict, attribution, lens, attention, patching, trace, circuit, probes);
 register(featuresView(promptEl));
 register(steeringView({ prompt: () => promptEl.value, model: () => modelEl.value }));
+register(headsView(), neuronsView());
 // Saved runs stays the last tab.
 register(runsView);
 
