@@ -102,7 +102,11 @@ export function headsView(): View {
 
   async function headDetail(layer: number, head: number): Promise<void> {
     error.hidden = true;
-    for (const c of grid.querySelectorAll('.head-cell')) c.classList.toggle('selected', c.getAttribute('data-layer') === String(layer) && c.getAttribute('data-head') === String(head));
+    for (const c of grid.querySelectorAll<HTMLElement>('.head-cell')) {
+      const picked = c.getAttribute('data-layer') === String(layer) && c.getAttribute('data-head') === String(head);
+      c.classList.toggle('selected', picked);
+      c.style.outline = picked ? '3px solid #222' : '';
+    }
     detail.classList.add('stale');
     try {
       const r = await postJson<HeadDetail>('api/heads/head', { model: modelEl.value, layer, head, prompt: promptEl.value });
@@ -110,7 +114,7 @@ export function headsView(): View {
       const pattern = h('table', { class: 'head-pattern', style: 'width:auto;font-family:ui-monospace,monospace;font-size:0.75rem' },
         h('thead', {}, h('tr', {}, h('th', { text: 'query \\ key' }), ...r.tokenLabels.map((t) => h('th', { text: show(t) })))),
         h('tbody', {}, ...r.pattern.map((row, q) => h('tr', {}, h('th', { text: `${q} ${show(r.tokenLabels[q])}` }),
-          ...row.slice(0, T).map((p, k) => h('td', { 'data-query': q, 'data-key': k, 'data-value': p, title: `${show(r.tokenLabels[q])} → ${show(r.tokenLabels[k])}: ${p.toFixed(4)}`, style: `background:${sequential(p)};min-width:1.6rem`, text: k <= q ? p.toFixed(2) : '' }))))));
+          ...row.slice(0, T).map((p, k) => h('td', { 'data-query': q, 'data-key': k, 'data-value': p, title: `${show(r.tokenLabels[q])} → ${show(r.tokenLabels[k])}: ${p.toFixed(4)}`, style: `background:${sequential(p)};color:${p > 0.6 ? 'white' : 'black'};min-width:1.6rem`, text: k <= q ? p.toFixed(2) : '' }))))));
       const tokenList = (cls: string, xs: HeadDetail['topCopied']) => (xs.length
         ? h('ol', { class: cls }, ...xs.map((x) => h('li', { 'data-token': x.token, text: `${show(x.label)} ${x.value.toFixed(3)}` })))
         : h('p', { class: `${cls} muted`, text: 'none' }));

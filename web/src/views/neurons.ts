@@ -56,8 +56,8 @@ export function neuronsView(): View {
   function draw(r: NeuronPage): void {
     const n = r.neuron;
     meta.textContent = `L${n.layer}N${n.neuron} over ${r.tokens.toLocaleString('en-US')} tokens of ${r.corpus} (data ${r.dataHash})`;
-    const stat = (name: string, value: string) => [h('dt', { text: name }), h('dd', { text: value })];
-    const stats = h('dl', { class: 'neuron-stats' },
+    const stat = (name: string, value: string) => [h('dt', { text: name }), h('dd', { text: value, style: 'margin:0' })];
+    const stats = h('dl', { class: 'neuron-stats', style: 'display:grid;grid-template-columns:max-content 1fr;gap:0.1rem 1.5rem' },
       ...stat('label', n.label),
       ...(n.ngram ? stat(n.label === 'token' ? 'token' : 'n-gram', `${(n.ngramLabels ?? n.ngram.tokens.map(String)).map((t) => `“${show(t)}”`).join(' ')} (${n.ngram.count} in the corpus; ends ${(100 * n.ngram.share).toFixed(0)}% of the top examples)`) : []),
       ...stat('max activation', n.max.toFixed(4)),
@@ -81,7 +81,7 @@ export function neuronsView(): View {
       h('small', { class: 'muted', text: `${ex.activation.toFixed(3)}  ` }),
       ...ex.tokenLabels.map((t, i) => h('span', {
         class: i === ex.focus ? 'tok focus' : 'tok', 'data-activation': ex.activations[i], title: `${show(t)}: ${ex.activations[i].toFixed(4)}`,
-        style: `background:${sequential(Math.max(0, ex.activations[i]) / top)};white-space:pre;padding:0 1px;${i === ex.focus ? 'outline:2px solid #222;' : ''}`,
+        style: `background:${sequential(Math.max(0, ex.activations[i]) / top)};color:${ex.activations[i] > 0.6 * top ? 'white' : 'black'};white-space:pre;padding:0 1px;${i === ex.focus ? 'outline:2px solid #222;' : ''}`,
         text: show(t),
       })))));
     out.replaceChildren(stats, others, h('h4', { text: 'Top-activating contexts (shade: activation at each token)' }), contexts);
