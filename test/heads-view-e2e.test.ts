@@ -136,6 +136,17 @@ describe('Heads and Neurons views in chromium', () => {
     await page.click(`#view-neurons a.neuron-link[data-neuron="${NGRAM.positionalNeuron}"]`);
     await page.waitForFunction(() => /labelpositional/.test(document.querySelector('#view-neurons .neuron-stats')?.textContent ?? ''));
     await page.screenshot({ path: path.join(SHOTS, 'neurons-1-positional.png'), fullPage: true });
+
+    // Bad input: shown in place, one sentence naming the range.
+    await page.fill('#view-neurons input[name=neuron]', '64');
+    await page.click('#view-neurons button.run');
+    await page.waitForFunction(() => /neuron 64 is outside the layer's 64 neurons \[0, 63\]/.test(document.querySelector('#view-neurons .error')?.textContent ?? ''));
+    expect(await page.locator('#view-neurons .neuron-contexts').count()).toBe(0);
+    const badLayer = await app.inject({ method: 'POST', url: '/api/neurons/neuron', payload: { model: 'planted:ngram-neuron', layer: 3, neuron: 0 } });
+    expect(badLayer.json().error).toBe("layer 3 is outside the model's layers [0, 0]");
+    const badDetector = await app.inject({ method: 'POST', url: '/api/heads/scores', payload: { model: 'planted:induction', detector: 'inductive' } });
+    expect(badDetector.statusCode).toBe(400);
+    expect(badDetector.json().error).toMatch(/^detector must be one of: previous-token, duplicate-token, induction/);
     expect(errors).toEqual([]);
   });
 });
