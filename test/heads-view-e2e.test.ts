@@ -11,8 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'vite';
 import { chromium, Browser, Page } from 'playwright-core';
 import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
-import { plantedPool } from '../src/interfaces/cli/heads.js';
-import { heads, neurons, INDUCTION_HEADS, loadPlanted, makePlanted, NGRAM, plantedPrompts } from '../src/index.js';
+import { heads, neurons, INDUCTION_HEADS, loadPlanted, makePlanted, NGRAM, plantedPool, plantedPrompts } from '../src/index.js';
 import { ROOT } from './helpers.js';
 
 const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
