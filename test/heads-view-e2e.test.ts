@@ -145,7 +145,7 @@ describe('Heads and Neurons views in chromium', () => {
     expect(badLayer.json().error).toBe("layer 3 is outside the model's layers [0, 0]");
     const badDetector = await app.inject({ method: 'POST', url: '/api/heads/scores', payload: { model: 'planted:induction', detector: 'inductive' } });
     expect(badDetector.statusCode).toBe(400);
-    expect(badDetector.json().error).toMatch(/^detector must be one of: previous-token, duplicate-token, induction/);
+    expect(badDetector.json().error).toMatch(/^unknown head detector 'inductive'; did you mean 'induction'/);
     expect(errors).toEqual([]);
   });
 });

@@ -16,7 +16,7 @@ import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { PLANTED_FILE, plantedPool, plantedPrompts, readPlantedDescription } from '../../models/planted/index.js';
 import { tokenizeSplits } from '../../data/brown.js';
-import { analyzeHeads, DETECTOR_DESCRIPTIONS, HEAD_DETECTORS, HeadDetector, headLabel, ModelCircuits } from '../../methods/heads/index.js';
+import { analyzeHeads, checkDetectors, DETECTOR_DESCRIPTIONS, HEAD_DETECTORS, HeadDetector, headLabel, ModelCircuits } from '../../methods/heads/index.js';
 import { corpusRows, neuronStats, NeuronStats } from '../../methods/neurons/index.js';
 import { MAX_ATTENTION_TOKENS } from './compute.js';
 import type { ModelRegistry } from './models.js';
@@ -47,7 +47,7 @@ const scoresSchema = {
   body: {
     type: 'object', additionalProperties: false, required: ['detector'],
     properties: {
-      model: modelField, detector: { type: 'string', enum: [...HEAD_DETECTORS] },
+      model: modelField, detector: { type: 'string', minLength: 1, maxLength: 40, description: `one of: ${HEAD_DETECTORS.join(', ')}` },
       sequences: { type: 'integer', minimum: 1, maximum: 100, default: 20 }, half: { type: 'integer', minimum: 2, maximum: 256 },
       seed: { type: 'integer', minimum: 0, default: 0 },
     },
@@ -83,6 +83,7 @@ function checkHead(model: HookedTransformer, layer: number, head: number): void 
 export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async (app, { models }) => {
   app.post('/api/heads/scores', { schema: scoresSchema }, async (req) => {
     const body = req.body as { model?: string; detector: HeadDetector; sequences: number; half?: number; seed: number };
+    checkDetectors([body.detector]); // an unknown name is a 400 naming the nearest detectors
     const ref = body.model ?? models.defaultRef;
     const model = await models.load(ref);
     const pool = plantedPool(model.source);
