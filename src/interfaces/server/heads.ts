@@ -81,6 +81,8 @@ function checkHead(model: HookedTransformer, layer: number, head: number): void 
 
 /** Registers the heads and neuron-page endpoints (behind the server's token and Host checks). */
 export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async (app, { models }) => {
+  // A model's weights, read once for every head clicked (dropped with the model).
+  const circuitsOf = new WeakMap<HookedTransformer, Promise<ModelCircuits>>();
   app.post('/api/heads/scores', { schema: scoresSchema }, async (req) => {
     const body = req.body as { model?: string; detector: HeadDetector; sequences: number; half?: number; seed: number };
     checkDetectors([body.detector]); // an unknown name is a 400 naming the nearest detectors
@@ -107,15 +109,21 @@ export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async 
     const T = tokens.length;
     const p = cache.get(hook).f32;
     const base = h.head * T * T;
-    const circuits = await ModelCircuits.read(model);
+    let circuits = circuitsOf.get(model);
+    if (!circuits) {
+      circuits = ModelCircuits.read(model);
+      circuitsOf.set(model, circuits);
+      circuits.catch(() => circuitsOf.delete(model));
+    }
+    const c = await circuits;
     const pool = plantedPool(model.source);
     const named = (xs: { token: number; value: number }[]) => xs.map((x) => ({ ...x, label: model.tokenizer ? tokenLabel(model, x.token) : String(x.token) }));
     return {
       head: headLabel(h), layer: h.layer, index: h.head, tokens, tokenLabels: tokenLabels(model, tokens),
       pattern: Array.from({ length: T }, (_, q) => Array.from(p.subarray(base + q * T, base + q * T + T))),
-      copyingScore: circuits.copyingScore(h),
-      topCopied: named(circuits.topCopied(h, { tokens: pool, k: body.k, sign: 1 }).filter((x) => x.value > 0)),
-      topSuppressed: named(circuits.topCopied(h, { tokens: pool, k: body.k, sign: -1 }).filter((x) => x.value < 0)),
+      copyingScore: c.copyingScore(h),
+      topCopied: named(c.topCopied(h, { tokens: pool, k: body.k, sign: 1 }).filter((x) => x.value > 0)),
+      topSuppressed: named(c.topCopied(h, { tokens: pool, k: body.k, sign: -1 }).filter((x) => x.value < 0)),
     };
   });
 
