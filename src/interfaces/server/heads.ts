@@ -117,13 +117,15 @@ export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async 
     }
     const c = await circuits;
     const pool = plantedPool(model.source);
+    // The whole OV diagonal once, largest first: both ends of it are shown.
+    const diagonal = c.topCopied(h, { tokens: pool, k: Infinity });
     const named = (xs: { token: number; value: number }[]) => xs.map((x) => ({ ...x, label: model.tokenizer ? tokenLabel(model, x.token) : String(x.token) }));
     return {
       head: headLabel(h), layer: h.layer, index: h.head, tokens, tokenLabels: tokenLabels(model, tokens),
       pattern: Array.from({ length: T }, (_, q) => Array.from(p.subarray(base + q * T, base + q * T + T))),
       copyingScore: c.copyingScore(h),
-      topCopied: named(c.topCopied(h, { tokens: pool, k: body.k, sign: 1 }).filter((x) => x.value > 0)),
-      topSuppressed: named(c.topCopied(h, { tokens: pool, k: body.k, sign: -1 }).filter((x) => x.value < 0)),
+      topCopied: named(diagonal.slice(0, body.k).filter((x) => x.value > 0)),
+      topSuppressed: named(diagonal.slice(-body.k).reverse().filter((x) => x.value < 0)),
     };
   });
 
