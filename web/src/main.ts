@@ -25,12 +25,15 @@ import { featuresView } from './views/features';
 import { leaderboardView } from './views/leaderboard';
 import { judgmentsView } from './views/judgments';
 import { causalView } from './views/causal';
+import { headsView } from './views/heads';
+import { neuronsView } from './views/neurons';
 
 register(predict, attribution, lens, attention, patching, trace, circuit, probes);
 register(featuresView(promptEl));
 register(steeringView({ prompt: () => promptEl.value, model: () => modelEl.value }));
 register(leaderboardView, judgmentsView);
 register(causalView({ model: () => modelEl.value }));
+register(headsView(), neuronsView());
 // Saved runs stays the last tab.
 register(runsView);
 

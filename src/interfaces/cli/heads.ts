@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
@@ -7,7 +5,7 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import {
   analyzeHeads, HEAD_DETECTORS, HeadAnalysis, HeadDetector, ModelCircuits, parseHead, headLabel, topHeads, HeadGrid, checkDetectors,
 } from '../../methods/heads/index.js';
-import { PLANTED_FILE, readPlantedDescription } from '../../models/planted/index.js';
+import { plantedPool } from '../../models/planted/index.js';
 import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
@@ -28,15 +26,6 @@ export function parsePool(spec: string, vocab: number): number[] {
   }
   if (ids.size === 0) throw new LanternError('--pool names no tokens');
   return [...ids];
-}
-
-/** A planted model's task tokens (its alphabet, items or names): the random sequences' default pool there. */
-export function plantedPool(source: string): number[] | undefined {
-  if (!fs.existsSync(path.join(source, PLANTED_FILE))) return undefined;
-  const tokens = readPlantedDescription(source).task.tokens;
-  const ids = new Set<number>();
-  for (const v of Object.values(tokens)) for (const t of Array.isArray(v) ? v : [v]) ids.add(t);
-  return ids.size >= 4 ? [...ids] : undefined;
 }
 
 function progressBar() {

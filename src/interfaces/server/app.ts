@@ -30,6 +30,7 @@ import { METHODS } from '../../methods/attribution/index.js';
 import { RUN_KINDS, RunKind, RunStore } from './store.js';
 import { steeringRoutes } from './steering.js';
 import { causalRoutes } from './causal.js';
+import { headsRoutes } from './heads.js';
 import { workbenchRoutes } from './workbench.js';
 import { evaluationApi } from './evaluation.js';
 
@@ -398,6 +399,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   await app.register(steeringRoutes, { models });
   await app.register(evaluationApi, { file: path.join(dataDir, 'evaluation.sqlite') });
   await app.register(causalRoutes, { models });
+  await app.register(headsRoutes, { models });
   for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
   await app.register(featuresApi, { dir: path.join(dataDir, 'dashboards') });
 

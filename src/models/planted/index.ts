@@ -108,6 +108,15 @@ export function readPlantedDescription(folder: string): PlantedDescription {
   return d as PlantedDescription;
 }
 
+/** A planted model's task tokens (its alphabet, items or names): the random sequences' default pool there. */
+export function plantedPool(source: string): number[] | undefined {
+  if (!fs.existsSync(path.join(source, PLANTED_FILE))) return undefined;
+  const tokens = readPlantedDescription(source).task.tokens;
+  const ids = new Set<number>();
+  for (const v of Object.values(tokens)) for (const t of Array.isArray(v) ? v : [v]) ids.add(t);
+  return ids.size >= 4 ? [...ids] : undefined;
+}
+
 /** Loads a planted model and its description. */
 export async function loadPlanted(folder: string, opts: { executor?: Executor } = {}): Promise<{ model: HookedTransformer; description: PlantedDescription }> {
   const description = readPlantedDescription(folder);
