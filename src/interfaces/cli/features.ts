@@ -13,34 +13,13 @@ import { tokenizeSplits } from '../../data/brown.js';
 import { openBackend } from '../../backends/index.js';
 import { PLANTED_FILE, plantedPrompts, readPlantedDescription } from '../../models/planted/index.js';
 import {
-  buildDashboards, dashboardsHtml, explainDashboard, featuresOnText, neuronSource, readDashboard, readDashboardIndex, sascDashboard, writeDashboards,
+  buildDashboards, dashboardsHtml, dashboardSourceSpec, explainDashboard, featuresOnText, openFeatureSource, readDashboard, readDashboardIndex, sascDashboard, writeDashboards,
   writeExplanations, DashboardIndex, ExplainPrompts, FeatureSource, DEFAULT_PROMPTS,
 } from '../../methods/features/index.js';
-import { asFeatureSource, checkSaeFits, loadSae } from '../../methods/sae/index.js';
 import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { assertWritable } from './output.js';
 import { HTTP_OPTION_KEYS, httpBackendOptions, httpOptions } from './http-options.js';
-
-/**
- * The feature source a command reads: `--source neurons:<hook>` (MLP neurons), or `--sae <path>`.
- * An SAE is loaded from its folder or Hub id (SAELens or Gemma Scope layout) and checked against the model.
- */
-async function openSource(model: HookedTransformer, opts: { source?: string; sae?: string }): Promise<FeatureSource> {
-  if (opts.sae !== undefined) {
-    const { sae } = await loadSae(opts.sae);
-    checkSaeFits(model, sae);
-    const source = asFeatureSource(sae);
-    // Logits and nearest features read decoder rows in the residual stream; an SAE on another
-    // space (attention z, MLP neurons) has none there.
-    const writesResidual = sae.decoderDirection(0).length === model.cfg.dModel;
-    return writesResidual ? source : { ...source, decoderDirection: undefined };
-  }
-  const spec = opts.source ?? 'neurons:blocks.0.mlp.hook_post';
-  const m = /^neurons:(.+)$/.exec(spec);
-  if (!m) throw new LanternError(`--source '${spec}' is not of the form neurons:<hook> (e.g. neurons:blocks.0.mlp.hook_post)`);
-  return neuronSource(model, m[1]);
-}
 
 /** The corpus: token ids from --tokens, text from --data (tokenized by the model), a planted model's own task prompts, or Brown. */
 function readCorpus(model: HookedTransformer, source: string, opts: { tokens?: string; data?: string; maxTokens: number }): { tokens: ArrayLike<number>; corpus: string } {
@@ -138,7 +117,7 @@ export function featuresCommand(program: Command): void {
       if (opts.html) assertWritable(opts.html, '--html');
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) throw new LanternError(`--out ${opts.out} is a file; give a folder`);
       const model = await loadModel(modelSpec, { progress: process.stderr.isTTY });
-      const source = await openSource(model, opts);
+      const source = await openFeatureSource(model, opts);
       const { tokens, corpus } = readCorpus(model, modelSpec, opts);
       const set = await buildDashboards(model, source, tokens, { seq: opts.seq, batchSize: opts.batchSize, topK: opts.topK, seed: opts.seed, progress: progressBar('tokens') });
       writeDashboards(set, opts.out);
@@ -228,7 +207,7 @@ export function featuresCommand(program: Command): void {
       const index = readDashboardIndex(opts.dashboards);
       const d = readDashboard(opts.dashboards, opts.feature, index);
       const model = await loadModel(index.model, { progress: process.stderr.isTTY });
-      const source = await openSource(model, sourceSpec(index));
+      const source = await openFeatureSource(model, dashboardSourceSpec(index));
       const backend = await openWith(opts.backend, opts);
       const r = await sascDashboard(backend, model, source, d, index.random, { candidates: opts.candidates, texts: opts.texts, seed: opts.seed, prompts: readPrompts(opts.prompts) });
       writeExplanations(opts.dashboards, { [opts.feature]: { text: r.explanation, score: r.score, method: 'sasc' } });
@@ -256,7 +235,7 @@ export function featuresCommand(program: Command): void {
       if (typeof opts.json === 'string') assertWritable(opts.json, '--json');
       const index = opts.dashboards ? readDashboardIndex(opts.dashboards) : undefined;
       const model = await loadModel(opts.model ?? index?.model ?? defaultModel(), { progress: process.stderr.isTTY });
-      const source = await openSource(model, opts.source || opts.sae ? opts : index ? sourceSpec(index) : opts);
+      const source = await openFeatureSource(model, opts.source || opts.sae ? opts : index ? dashboardSourceSpec(index) : opts);
       const r = await featuresOnText(model, source, opts.text, opts.topK);
       const saved = { ...r, ...(index ? { dashboards: opts.dashboards, dataHash: index.dataHash } : {}) };
       if (opts.json === true) { console.log(JSON.stringify(saved, null, 2)); return; }
@@ -270,7 +249,3 @@ export function featuresCommand(program: Command): void {
     });
 }
 
-/** A dashboard folder's source as the options openSource takes. */
-function sourceSpec(index: DashboardIndex): { source?: string; sae?: string } {
-  return index.source.startsWith('neurons:') ? { source: index.source } : { sae: index.source };
-}

@@ -15,7 +15,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import { featuresOnText, neuronSource, readDashboard, readDashboardIndex, DashboardIndex, FeatureSource } from '../../methods/features/index.js';
+import { dashboardSourceSpec, featuresOnText, openFeatureSource, readDashboard, readDashboardIndex, DashboardIndex, FeatureSource } from '../../methods/features/index.js';
 
 /** Where the dashboard folders are. */
 export interface FeaturesApiOptions {
@@ -81,12 +81,11 @@ export const featuresApi: FastifyPluginAsync<FeaturesApiOptions> = async (app, o
     const { text, k } = req.body as { text: string; k: number };
     try {
       const ix = index(set);
-      if (!ix.source.startsWith('neurons:')) throw new LanternError(`set '${set}' reads ${ix.source}; only neuron sources can run on a prompt here`);
       let entry = sources.get(set);
       if (!entry) {
         entry = (async () => {
           const model = await loadModel(ix.model);
-          return { model, source: await neuronSource(model, ix.hook) };
+          return { model, source: await openFeatureSource(model, dashboardSourceSpec(ix)) };
         })();
         entry.catch(() => sources.delete(set));
         sources.set(set, entry);

@@ -13,3 +13,4 @@ export * from './sasc.js';
 export * from './html.js';
 export * from './explain-dashboard.js';
 export * from './on-text.js';
+export * from './open.js';
