@@ -14,7 +14,9 @@ import { loadModel } from '../src/models/load.js';
 import { writeRandomModel } from '../src/models/random.js';
 import { architectureFor } from '../src/models/config.js';
 import { repeatedRandomSequences } from '../src/methods/heads/detectors.js';
-import { sweepRevisions, sweepRun } from '../src/methods/sweep/index.js';
+import { PROBE_SUBJECTS, sweepRevisions, sweepRun } from '../src/methods/sweep/index.js';
+import { builtinDataset } from '../src/data/statements.js';
+import { sweepLayers } from '../src/methods/representations/probes/index.js';
 import { analyseGrokking, GROKKING_DEFAULTS, loadGrokkingParams, trainGrokking } from '../src/methods/toys/grokking.js';
 import { expectOneLineError, logSoftmaxAt, runLantern } from './helpers.js';
 
@@ -110,6 +112,19 @@ describe('sweep', () => {
     expect(values.size).toBe(3); // the revisions really differ
     expect(loss).toMatchObject({ method: 'sweep', source: REPO, analysis: 'loss', seed: 3 });
     await expect(sweepRevisions(REPO, ['step1000'], 'perplexity')).rejects.toThrow(/unknown analysis 'perplexity'; choose loss, lens-kl, head:previous-token/);
+  }, 180_000);
+
+  it('probe accuracy by layer: each revision\'s held-out accuracies equal a probe sweep on its own folder', async () => {
+    const r = await sweepRevisions(REPO, REVISIONS.slice(0, 2), 'probe:sentiment', { seed: 4 });
+    const items = builtinDataset('sentiment', { seed: 4, limit: PROBE_SUBJECTS }).examples;
+    for (const [i, rev] of REVISIONS.slice(0, 2).entries()) {
+      const model = await loadModel(folders[rev]);
+      const e = await sweepLayers(model, items, { kind: 'logistic', seed: 4 });
+      await model.executor.dropWeights(model.weights);
+      expect(Object.keys(r.points[i].values)).toEqual(e.layers.map((_, l) => `accuracy L${l}`));
+      e.layers.forEach((l, j) => expect(r.points[i].values[`accuracy L${j}`]).toBeCloseTo(l.test.accuracy, 12));
+    }
+    await expect(sweepRevisions(REPO, ['step1000'], 'probe:sentimentt')).rejects.toThrow(/unknown built-in dataset 'sentimentt' for a probe sweep; choose probe:capitals/);
   }, 180_000);
 
   it('logit-lens KL per layer: one series per layer, 0 at the final layer, ≥ 0 elsewhere', async () => {

@@ -11,10 +11,14 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import { PATTERN_DETECTORS, PatternDetector, patternScores, repeatedRandomSequences } from '../heads/detectors.js';
 import { collectResiduals, evaluateLens, identityLens } from '../lens/tuned-lens.js';
 import { analyseGrokking, loadGrokkingParams, readGrokkingRun } from '../toys/grokking.js';
+import { builtinDataset, GENERATORS } from '../../data/statements.js';
+import { sweepLayers } from '../representations/probes/index.js';
 import path from 'node:path';
 
-/** Analyses of a language model, by name. */
-export const MODEL_ANALYSES = ['loss', 'lens-kl', ...PATTERN_DETECTORS.map((d) => `head:${d}`)] as const;
+/** Analyses of a language model, by name (`probe:<dataset>` for any built-in labelled dataset). */
+export const MODEL_ANALYSES = ['loss', 'lens-kl', ...PATTERN_DETECTORS.map((d) => `head:${d}`), 'probe:<dataset>'] as const;
+/** Subjects of a built-in dataset a `probe:<dataset>` analysis draws (a quarter held out). */
+export const PROBE_SUBJECTS = 100;
 /** Analyses of a grokking run's checkpoints, by name. */
 export const RUN_ANALYSES = ['train-loss', 'test-loss', 'test-accuracy', 'restricted-loss', 'excluded-loss', 'key-share'] as const;
 
@@ -47,8 +51,13 @@ export interface SweepData {
   seed?: number;
 }
 
-/** Parses `head:<detector>` and `head:<detector>:<layer>.<head>`; other names pass through. */
-function parseAnalysis(name: string): { kind: string; detector?: PatternDetector; head?: [number, number] } {
+/** Parses `head:<detector>`, `head:<detector>:<layer>.<head>` and `probe:<dataset>`; other names pass through. */
+function parseAnalysis(name: string): { kind: string; detector?: PatternDetector; head?: [number, number]; dataset?: string } {
+  const probe = /^probe:(.*)$/.exec(name);
+  if (probe) {
+    if (!GENERATORS[probe[1]]) throw new LanternError(`unknown built-in dataset '${probe[1]}' for a probe sweep; choose ${Object.keys(GENERATORS).map((d) => `probe:${d}`).join(', ')}`);
+    return { kind: 'probe', dataset: probe[1] };
+  }
   const m = /^head:([a-z-]+)(?::(\d+)\.(\d+))?$/.exec(name);
   if (m) {
     if (!(PATTERN_DETECTORS as readonly string[]).includes(m[1])) throw new LanternError(`unknown head detector '${m[1]}'; choose ${PATTERN_DETECTORS.join(', ')}`);
@@ -76,10 +85,19 @@ async function meanLoss(model: HookedTransformer, rows: number[][]): Promise<num
   return total / count;
 }
 
-/** The analysis `name` of one loaded model on `rows`. */
-export async function analyseModel(model: HookedTransformer, name: string, rows: number[][], repeat?: { half: number; offset: number }): Promise<Record<string, number>> {
+/**
+ * The analysis `name` of one loaded model on `rows`. `probe:<dataset>` instead reads
+ * {@link PROBE_SUBJECTS} subjects of a built-in dataset drawn with `seed` and reports a logistic
+ * probe's held-out accuracy on the residual stream after each block.
+ */
+export async function analyseModel(model: HookedTransformer, name: string, rows: number[][], repeat?: { half: number; offset: number }, seed = 0): Promise<Record<string, number>> {
   const a = parseAnalysis(name);
   if (a.kind === 'loss') return { loss: await meanLoss(model, rows) };
+  if (a.kind === 'probe') {
+    const items = builtinDataset(a.dataset!, { seed, limit: PROBE_SUBJECTS }).examples;
+    const r = await sweepLayers(model, items, { kind: 'logistic', seed, dataset: a.dataset });
+    return Object.fromEntries(r.layers.map((l, i) => [`accuracy L${i}`, l.test.accuracy]));
+  }
   if (a.kind === 'lens-kl') {
     const flat = rows.flat();
     const res = await collectResiduals(model, flat, { seq: rows[0].length });
@@ -126,7 +144,7 @@ export async function sweepRevisions(
         rows = r.tokens;
         repeat = { half: r.half, offset: r.offset };
       }
-      points.push({ revision, step: stepOf(revision), ...(m.hub ? { commit: m.hub.commit } : {}), values: await analyseModel(m, analysis, rows, repeat) });
+      points.push({ revision, step: stepOf(revision), ...(m.hub ? { commit: m.hub.commit } : {}), values: await analyseModel(m, analysis, rows, repeat, seed) });
     } finally {
       await m.executor.dropWeights(m.weights);
     }
