@@ -22,3 +22,5 @@ export { dasSearch, saveSubspace, loadSubspace, iiaHeatmapSvg, iiaHeatmapHtml } 
 export type { DasSearchOptions, DasSearchResult } from './search.js';
 export { alignmentTaskFromJson } from './task-json.js';
 export type { AlignmentTaskJson } from './task-json.js';
+export { priceTaggingTask, priceTaggingInputs, priceTaggingTokens, trainPriceTagger } from './price-tagging.js';
+export type { PriceTagger, PriceTaggerOptions } from './price-tagging.js';

@@ -1,0 +1,54 @@
+// DAS on a model Lantern trains itself: the price tagging task ("is x between a and b?") of
+// *Interpretability at Scale* at small scale. The model reads [a, x, b] and is trained to answer
+// left = (a ≤ x) at x and left AND right at b, so left is certainly computed at x's position after
+// block 0. DAS for left there is compared with a place where left cannot be: b's embedding, which
+// carries nothing about a or x. The interchange pairs are drawn so that the counterfactual answer
+// differs from the base's, so an intervention that does nothing scores 0, not the base rate.
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  das, interchangeAccuracy, priceTaggingInputs, priceTaggingTask, sampleExamples, trainPriceTagger,
+} from '../src/methods/causal-abstraction/index.js';
+import type { CounterfactualExample, PriceTagger } from '../src/methods/causal-abstraction/index.js';
+
+let tagger: PriceTagger;
+let train: CounterfactualExample[];
+let test: CounterfactualExample[];
+beforeAll(async () => {
+  tagger = await trainPriceTagger({ n: 20, layers: 2, dModel: 32, steps: 600, seed: 0 });
+  const examples = sampleExamples(tagger.task.causalModel, tagger.inputs, 600, { variables: ['left'], seed: 1, changing: true });
+  train = examples.slice(0, 400);
+  test = examples.slice(400);
+}, 120_000);
+
+describe('price tagging', () => {
+  it('has the causal model of the task and every bounded input', () => {
+    const cm = priceTaggingTask(20).causalModel;
+    expect(cm.output({ a: 3, b: 9, x: 3 })).toBe(true);
+    expect(cm.output({ a: 3, b: 9, x: 10 })).toBe(false);
+    // left from a source with x below its a; right stays the base's (x = 5 ≤ 9): the answer turns to NO.
+    expect(cm.counterfactual({ a: 3, b: 9, x: 5 }, [{ a: 7, b: 12, x: 6 }], ['left'])).toBe(false);
+    expect(priceTaggingInputs(20)).toHaveLength(210 * 20);
+  });
+
+  it('trains to ≥ 99% accuracy, seeded', () => {
+    expect(tagger.accuracy).toBeGreaterThanOrEqual(0.99);
+    expect(tagger.losses.at(-1)!).toBeLessThan(tagger.losses[0] / 20);
+  });
+
+  it('DAS finds left at x after block 0 and not in b\'s embedding', async () => {
+    const cm = tagger.task.causalModel;
+    const unchanged = [...train, ...test].filter((e) => cm.counterfactual(e.base, e.sources, ['left']) === cm.output(e.base)).length / (train.length + test.length);
+    const settings = { task: tagger.task, variable: 'left', train, test, k: 1, epochs: 30, lr: 0.1, init: 'random' as const, seed: 0 };
+    const atX = await das(tagger.model, { ...settings, hook: 'blocks.0.hook_resid_post', position: 1 });
+    const boundless = await das(tagger.model, { ...settings, k: 4, boundless: true, hook: 'blocks.0.hook_resid_post', position: 1 });
+    const atB = await das(tagger.model, { ...settings, hook: 'blocks.0.hook_resid_pre', position: 2 });
+    // The whole residual at x interchanged: what any subspace there is measured against.
+    const whole = await interchangeAccuracy(tagger.model, { task: tagger.task, examples: test, variables: ['left'], interventions: [{ hook: 'blocks.0.hook_resid_post', positions: [1] }] });
+    console.log(`price tagging: unchanged ${unchanged.toFixed(3)}; left at x: DAS ${atX.iia.toFixed(3)}, Boundless ${boundless.iia.toFixed(3)} (k ${boundless.k}), whole ${whole.iia.toFixed(3)}; at b's embedding ${atB.iia.toFixed(3)}`);
+    expect(unchanged).toBeLessThanOrEqual(0.05);
+    expect(atB.iia).toBeLessThanOrEqual(0.6);
+    expect(atX.orthogonality).toBeLessThan(1e-5);
+    expect(atX.iia).toBeGreaterThan(atB.iia + 0.3);
+    expect(boundless.iia).toBeGreaterThan(atB.iia + 0.3);
+  }, 120_000);
+});
