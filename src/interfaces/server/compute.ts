@@ -3,6 +3,8 @@
  * the OpenAPI description shows) and the library call it makes. Results are the library's own
  * result objects, plus token strings, so an API result can be checked against a direct call.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { topK } from '../../models/predictions.js';
@@ -15,7 +17,7 @@ import { checkOptionsApply, optionSchema, requestSchema, withDefaults } from '..
 import type { MethodFamily } from '../../methods/options.js';
 import { LENS } from '../../methods/lens/options.js';
 import { PATCHING } from '../../methods/patching/options.js';
-import { logitLens } from '../../methods/lens/index.js';
+import { logitLens, loadTunedLens, tunedLensPath } from '../../methods/lens/index.js';
 import { activationPatching, attributionPatching, pearson } from '../../methods/patching/index.js';
 import { GENERATORS, builtinDataset, statementPairs } from '../../data/statements.js';
 import { PROBE_KINDS, sweepLayers } from '../../methods/representations/probes/index.js';
@@ -177,6 +179,14 @@ function patchingPrompt(m: HookedTransformer, body: Body, text: string): number[
   return chatPrompt(m, msgs).tokens;
 }
 
+/** The tuned lens saved in the model's own folder (the server reads no file a request names). */
+function modelTunedLens(m: HookedTransformer) {
+  if (m.hub) throw new LanternError('tuned lenses are read only from local model folders, not from Hub models');
+  const file = tunedLensPath(m.source);
+  if (!fs.existsSync(file)) throw new LanternError(`model ${path.basename(m.source)} has no tuned lens (no ${path.basename(file)} in its folder); train one with 'lantern tuned-lens train --model <folder>'`);
+  return loadTunedLens(file, m);
+}
+
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /**
@@ -259,7 +269,7 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
     }
     case 'lens': {
       const o = withDefaults(LENS, body);
-      const r = await logitLens(m, first, { topK: o.topK, target: o.target });
+      const r = await logitLens(m, first, { topK: o.topK, target: o.target, tuned: o.tunedLens ? modelTunedLens(m) : undefined });
       const cells = r.cells.map((row) => row.map((c) => ({ ...c, top: c.top.map((t) => ({ ...t, label: tokenLabel(m, t.id) })) })));
       return { ...r, cells, tokenLabels: tokenLabels(m, r.tokens), ...(body.messages ? { messages: body.messages } : { text: body.text }) };
     }
