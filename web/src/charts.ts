@@ -140,7 +140,7 @@ export function lensSpec(tokens: string[], layers: string[], cells: { top: { tok
       {
         mark: { type: 'text', fontSize: 10, font: 'ui-monospace, monospace', limit: 60 },
         encoding: showKl
-          ? { text: { field: 'klText' }, color: { condition: { test: 'datum.kl < 0.3', value: 'black' }, value: 'white' } }
+          ? { text: { field: 'klText' }, color: { condition: { test: 'datum.kl < 0.02', value: 'black' }, value: 'white' } }
           : { text: { field: 'top' }, color: { condition: { test: 'datum.prob > 0.01', value: 'black' }, value: 'white' } },
       },
     ],

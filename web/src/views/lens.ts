@@ -19,7 +19,7 @@ export const lens: View = {
     const target = run.request.target;
     const tuned = r.method === 'tuned-lens';
     const decoded = tuned ? "through the model's tuned lens, then the final LayerNorm and unembedding" : 'through the final LayerNorm and unembedding';
-    meta(lens, `${tuned ? 'Tuned lens' : 'Logit lens'}. Each cell: the top token when the residual stream at that layer is decoded ${decoded}${target ? `; colour: p(${show(target)})` : '; colour: its probability'}.`);
+    meta(lens, `${tuned ? 'Tuned lens' : 'Logit lens'}. Each cell: the top token when the residual stream at that layer is decoded ${decoded}; colour: ${target ? `p(${show(target)})` : 'its probability'}, or with the switch, its KL divergence from the final layer.`);
     const out = output(lens);
     const chart = h('div', { class: 'chart scroll lens-grid' });
     const hasKl = r.cells[0]?.[0]?.kl !== undefined;
