@@ -32,6 +32,7 @@ import { TRACING } from '../../methods/patching/options.js';
 import { CIRCUITS } from '../../methods/circuits/options.js';
 import { acdc, eap, Circuit, IgPath } from '../../methods/circuits/discovery.js';
 import { TASK_METRIC, taskExamples, CircuitTask } from '../../methods/circuits/data.js';
+import { valueOutputNorms } from '../../methods/heads/value-norms.js';
 import { pathPatching, pathPatchingSweep } from '../../methods/circuits/path-patching.js';
 import { circuitSvg } from '../../methods/circuits/render.js';
 
@@ -245,26 +246,15 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
       const { cache } = await m.runWithCache([first], [...names, ...valueNames]);
       const T = first.length;
       const H = m.cfg.nHeads;
-      const KV = m.cfg.nKvHeads;
-      const D = m.cfg.dHead;
       // patterns[layer][head][query][key], rounded to 1e-6 to keep the JSON small.
       const patterns = names.map((n) => {
         const p = cache.get(n).f32;
         return Array.from({ length: H }, (_, h) => Array.from({ length: T }, (_, q) => Array.from(p.subarray((h * T + q) * T, (h * T + q + 1) * T), round)));
       });
-      // valueNorms[layer][head][key]: |v_key| of the head's value vector (shared by a key/value group),
-      // which with the pattern gives value-weighted attention (Kobayashi et al., 2020).
-      const valueNorms = valueNames.map((n) => {
-        const v = cache.get(n).f32; // [1, T, KV, D]
-        return Array.from({ length: H }, (_, h) => {
-          const g = Math.floor(h / (H / KV));
-          return Array.from({ length: T }, (_, k) => {
-            let s2 = 0;
-            for (let d = 0; d < D; d++) s2 += v[(k * KV + g) * D + d] ** 2;
-            return round(Math.sqrt(s2));
-          });
-        });
-      });
+      // valueNorms[layer][head][key]: ‖v_key W_O‖, what the key can write through the head, which
+      // with the pattern gives value-weighted attention (Kobayashi et al., 2020).
+      const valueNorms: number[][][] = [];
+      for (let l = 0; l < L; l++) valueNorms.push((await valueOutputNorms(m, l, cache.get(valueNames[l]))).map((row) => row.map(round)));
       return { tokens: first, tokenStrings: str(first), tokenLabels: tokenLabels(m, first), nLayers: L, nHeads: H, patterns, valueNorms };
     }
     case 'lens': {
