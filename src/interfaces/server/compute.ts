@@ -326,8 +326,8 @@ async function circuit(m: HookedTransformer, body: Body, ctx: JobContext): Promi
     return { ...r, kind: 'path', settings: { ...settings, ...r.settings, ...(o.path ? { path: o.path } : { sender: o.sender }) } };
   }
   const c: Circuit = o.method === 'acdc'
-    ? await acdc(m, { examples, metric, threshold: o.threshold })
-    : await eap(m, { examples, metric, threshold: o.threshold, igSteps: o.igSteps, igPath: o.igPath as IgPath });
+    ? await acdc(m, { examples, metric, threshold: o.threshold, progress: ctx.advance })
+    : await eap(m, { examples, metric, threshold: o.threshold, igSteps: o.igSteps, igPath: o.igPath as IgPath, progress: ctx.advance });
   // The graph as `lantern circuit --svg` draws it: one <line> per edge, in the order of `edges`.
   return { ...c, kind: 'graph', nLayers: m.cfg.nLayers, nHeads: m.cfg.nHeads, svg: circuitSvg(c, m.cfg.nLayers, m.cfg.nHeads), settings: { ...settings, ...c.settings, method: o.method } };
 }
