@@ -11,7 +11,7 @@ import { LanternError } from '../src/errors.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { loadModel } from '../src/models/load.js';
 import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
-import { decodeResid, logitLens } from '../src/methods/lens/index.js';
+import { decodeResid, identityLens, logitLens, translate } from '../src/methods/lens/index.js';
 import { makePlanted, inductionPrompts } from '../src/models/planted/index.js';
 import { seededModel, runLantern } from './helpers.js';
 
@@ -132,6 +132,44 @@ describe('logitLens', () => {
       expect(c.target!.id).toBe(target);
       expect(Math.abs(c.target!.logprob - lp[target])).toBeLessThan(1e-6);
     }));
+  });
+
+  it('KL(final ‖ layer) per cell: 0 at the final layer, and equal to a float64 recomputation from cached residuals, ln_final and W_U (logit and tuned lens)', async () => {
+    const model = seeded; // untied unembedding, no tokenizer
+    const { nLayers: L, dModel: D, dVocab: V, lnEps } = model.cfg;
+    const T = TOKENS.length;
+    const w = await model.executor.readWeights(model.weights, ['ln_final.w', 'ln_final.b', 'unembed.W_U_T']);
+    const decode64 = (x: ArrayLike<number>) => {
+      const mu = Array.from(x).reduce((s, v) => s + v, 0) / D;
+      const varr = Array.from(x).reduce((s, v) => s + (v - mu) ** 2, 0) / D;
+      const n = Array.from(x, (v, i) => ((v - mu) / Math.sqrt(varr + lnEps)) * w['ln_final.w'].f32[i] + w['ln_final.b'].f32[i]);
+      return logSoftmaxRow(Array.from({ length: V }, (_, v) => {
+        let s = 0;
+        for (let i = 0; i < D; i++) s += n[i] * w['unembed.W_U_T'].f32[v * D + i];
+        return s;
+      }));
+    };
+    // The final distribution from the model's own logits, not from the lens.
+    const logits = await model.run([TOKENS]);
+    const finalLp = (p: number) => logSoftmaxRow(logits.f32.subarray(p * V, (p + 1) * V));
+    const kl = (p: number, lp: number[]) => finalLp(p).reduce((s, f, v) => s + Math.exp(f) * (f - lp[v]), 0);
+    const stack = await residStack(model, TOKENS);
+    // A tuned lens with random translators: the KL must be of the translated stream's distribution.
+    const tuned = identityLens(L, D);
+    let seed = 3;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 0.2;
+    for (let l = 0; l < L; l++) { tuned.weights[l] = Float32Array.from(tuned.weights[l], rand); tuned.biases[l] = Float32Array.from(tuned.biases[l], rand); }
+    for (const lens of [undefined, tuned]) {
+      const r = await logitLens(model, TOKENS, { topK: 1, tuned: lens });
+      expect(r.method).toBe(lens ? 'tuned-lens' : 'logit-lens');
+      for (let p = 0; p < T; p++) expect(r.cells[L][p].kl).toBeLessThan(1e-5);
+      for (const [l, p] of [[0, 2], [1, 6], [2, 4]]) {
+        const raw = stack.f32.subarray((l * T + p) * D, (l * T + p + 1) * D);
+        const ref = kl(p, decode64(lens ? translate(lens, l, raw) : raw));
+        expect(ref).toBeGreaterThan(1e-3);
+        expect(Math.abs(r.cells[l][p].kl - ref)).toBeLessThan(1e-4 * Math.max(1, ref));
+      }
+    }
   });
 
   it('a target that is not one token is a LanternError', async () => {

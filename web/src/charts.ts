@@ -87,7 +87,16 @@ export function fmtProb(p: number): string {
   return p >= 1e-3 ? `${(100 * p).toFixed(2)}%` : p.toExponential(2);
 }
 
-export function lensSpec(tokens: string[], layers: string[], cells: { top: { token?: string; label?: string; id: number; prob: number }[]; target?: { prob: number; rank: number } }[][], target: boolean, kl?: number[][]): VisualizationSpec {
+/** A KL divergence (nats) for a label: three decimals, or scientific notation when below 0.001 (0 stays 0). */
+export function fmtKl(kl: number): string {
+  return kl === 0 ? '0' : kl >= 1e-3 ? kl.toFixed(3) : kl.toExponential(2);
+}
+
+/**
+ * The lens grid: top token per cell, coloured by its (or the target's) probability, or with `showKl`
+ * coloured and labelled by KL(final layer ‖ this layer) in nats.
+ */
+export function lensSpec(tokens: string[], layers: string[], cells: { top: { token?: string; label?: string; id: number; prob: number }[]; target?: { prob: number; rank: number }; kl?: number }[][], target: boolean, showKl = false): VisualizationSpec {
   const cols = labels(tokens);
   const nBlocks = layers.length - 1;
   const rows = layers.map((l) => lensLayerLabel(l, nBlocks));
@@ -97,10 +106,15 @@ export function lensSpec(tokens: string[], layers: string[], cells: { top: { tok
     const top = cell.top[0];
     const prob = target ? cell.target!.prob : top.prob;
     return {
-      layer: rows[i], pos: c, top: name(top), prob, probText: fmtProb(prob), kl: kl ? kl[i][p] : null,
+      layer: rows[i], pos: c, top: name(top), prob, probText: fmtProb(prob), kl: cell.kl ?? null, klText: cell.kl === undefined ? null : fmtKl(cell.kl),
       rank: cell.target?.rank ?? null, alts: cell.top.map((t) => `${name(t)} ${fmtProb(t.prob)}`).join(', '),
     };
   }));
+  const hasKl = cells[0]?.[0]?.kl !== undefined;
+  // KL on a log scale too: early layers sit near 10 nats, the last ones near 1e-3, the final layer at 0 (drawn at the scale's floor).
+  const colour = showKl
+    ? { field: 'kl', type: 'quantitative', scale: { type: 'symlog', constant: 1e-4, scheme: 'magma', reverse: true, domain: [0, 10], clamp: true }, legend: null }
+    : { field: 'prob', type: 'quantitative', scale: { type: 'log', scheme: 'viridis', domain: [1e-6, 1], clamp: true }, legend: null };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: { step: 64 },
@@ -116,16 +130,18 @@ export function lensSpec(tokens: string[], layers: string[], cells: { top: { tok
         encoding: {
           // Log scale: a target's probability is often 1e-5 at early layers and 0.3 at the last; linear would show one colour.
           // The legend is drawn outside the chart (always visible while the grid scrolls).
-          color: { field: 'prob', type: 'quantitative', scale: { type: 'log', scheme: 'viridis', domain: [1e-6, 1], clamp: true }, legend: null },
+          color: colour as any,
           tooltip: [
             { field: 'layer' }, { field: 'pos', title: 'position' }, { field: 'top', title: 'top token' }, { field: 'probText', title: target ? 'p(target)' : 'p(top)' },
-            ...(target ? [{ field: 'rank', title: 'target rank' }] : []), ...(kl ? [{ field: 'kl', title: 'KL to the final layer (nats)', format: '.3f' }] : []), { field: 'alts', title: 'top tokens' },
+            ...(target ? [{ field: 'rank', title: 'target rank' }] : []), ...(hasKl ? [{ field: 'klText', title: 'KL(final ‖ layer), nats' }] : []), { field: 'alts', title: 'top tokens' },
           ],
         },
       },
       {
         mark: { type: 'text', fontSize: 10, font: 'ui-monospace, monospace', limit: 60 },
-        encoding: { text: { field: 'top' }, color: { condition: { test: 'datum.prob > 0.01', value: 'black' }, value: 'white' } },
+        encoding: showKl
+          ? { text: { field: 'klText' }, color: { condition: { test: 'datum.kl < 0.02', value: 'black' }, value: 'white' } }
+          : { text: { field: 'top' }, color: { condition: { test: 'datum.prob > 0.01', value: 'black' }, value: 'white' } },
       },
     ],
   };

@@ -3,6 +3,8 @@
  * the OpenAPI description shows) and the library call it makes. Results are the library's own
  * result objects, plus token strings, so an API result can be checked against a direct call.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { topK } from '../../models/predictions.js';
@@ -15,7 +17,7 @@ import { checkOptionsApply, optionSchema, requestSchema, withDefaults } from '..
 import type { MethodFamily } from '../../methods/options.js';
 import { LENS } from '../../methods/lens/options.js';
 import { PATCHING } from '../../methods/patching/options.js';
-import { logitLens } from '../../methods/lens/index.js';
+import { logitLens, loadTunedLens, tunedLensPath } from '../../methods/lens/index.js';
 import { activationPatching, attributionPatching, pearson } from '../../methods/patching/index.js';
 import { GENERATORS, builtinDataset, statementPairs } from '../../data/statements.js';
 import { PROBE_KINDS, sweepLayers } from '../../methods/representations/probes/index.js';
@@ -30,6 +32,7 @@ import { TRACING } from '../../methods/patching/options.js';
 import { CIRCUITS } from '../../methods/circuits/options.js';
 import { acdc, eap, Circuit, IgPath } from '../../methods/circuits/discovery.js';
 import { TASK_METRIC, taskExamples, CircuitTask } from '../../methods/circuits/data.js';
+import { valueOutputNorms } from '../../methods/heads/value-norms.js';
 import { pathPatching, pathPatchingSweep } from '../../methods/circuits/path-patching.js';
 import { circuitSvg } from '../../methods/circuits/render.js';
 
@@ -177,6 +180,14 @@ function patchingPrompt(m: HookedTransformer, body: Body, text: string): number[
   return chatPrompt(m, msgs).tokens;
 }
 
+/** The tuned lens saved in the model's own folder (the server reads no file a request names). */
+function modelTunedLens(m: HookedTransformer) {
+  if (m.hub) throw new LanternError('tuned lenses are read only from local model folders, not from Hub models');
+  const file = tunedLensPath(m.source);
+  if (!fs.existsSync(file)) throw new LanternError(`model ${path.basename(m.source)} has no tuned lens (no ${path.basename(file)} in its folder); train one with 'lantern tuned-lens train --model <folder>'`);
+  return loadTunedLens(file, m);
+}
+
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /**
@@ -235,31 +246,20 @@ export async function compute(kind: RunKind, m: HookedTransformer, body: Body, c
       const { cache } = await m.runWithCache([first], [...names, ...valueNames]);
       const T = first.length;
       const H = m.cfg.nHeads;
-      const KV = m.cfg.nKvHeads;
-      const D = m.cfg.dHead;
       // patterns[layer][head][query][key], rounded to 1e-6 to keep the JSON small.
       const patterns = names.map((n) => {
         const p = cache.get(n).f32;
         return Array.from({ length: H }, (_, h) => Array.from({ length: T }, (_, q) => Array.from(p.subarray((h * T + q) * T, (h * T + q + 1) * T), round)));
       });
-      // valueNorms[layer][head][key]: |v_key| of the head's value vector (shared by a key/value group),
-      // which with the pattern gives value-weighted attention (Kobayashi et al., 2020).
-      const valueNorms = valueNames.map((n) => {
-        const v = cache.get(n).f32; // [1, T, KV, D]
-        return Array.from({ length: H }, (_, h) => {
-          const g = Math.floor(h / (H / KV));
-          return Array.from({ length: T }, (_, k) => {
-            let s2 = 0;
-            for (let d = 0; d < D; d++) s2 += v[(k * KV + g) * D + d] ** 2;
-            return round(Math.sqrt(s2));
-          });
-        });
-      });
+      // valueNorms[layer][head][key]: ‖v_key W_O‖, what the key can write through the head, which
+      // with the pattern gives value-weighted attention (Kobayashi et al., 2020).
+      const valueNorms: number[][][] = [];
+      for (let l = 0; l < L; l++) valueNorms.push((await valueOutputNorms(m, l, cache.get(valueNames[l]))).map((row) => row.map(round)));
       return { tokens: first, tokenStrings: str(first), tokenLabels: tokenLabels(m, first), nLayers: L, nHeads: H, patterns, valueNorms };
     }
     case 'lens': {
       const o = withDefaults(LENS, body);
-      const r = await logitLens(m, first, { topK: o.topK, target: o.target });
+      const r = await logitLens(m, first, { topK: o.topK, target: o.target, tuned: o.tunedLens ? modelTunedLens(m) : undefined });
       const cells = r.cells.map((row) => row.map((c) => ({ ...c, top: c.top.map((t) => ({ ...t, label: tokenLabel(m, t.id) })) })));
       return { ...r, cells, tokenLabels: tokenLabels(m, r.tokens), ...(body.messages ? { messages: body.messages } : { text: body.text }) };
     }
@@ -326,8 +326,8 @@ async function circuit(m: HookedTransformer, body: Body, ctx: JobContext): Promi
     return { ...r, kind: 'path', settings: { ...settings, ...r.settings, ...(o.path ? { path: o.path } : { sender: o.sender }) } };
   }
   const c: Circuit = o.method === 'acdc'
-    ? await acdc(m, { examples, metric, threshold: o.threshold })
-    : await eap(m, { examples, metric, threshold: o.threshold, igSteps: o.igSteps, igPath: o.igPath as IgPath });
+    ? await acdc(m, { examples, metric, threshold: o.threshold, progress: ctx.advance })
+    : await eap(m, { examples, metric, threshold: o.threshold, igSteps: o.igSteps, igPath: o.igPath as IgPath, progress: ctx.advance });
   // The graph as `lantern circuit --svg` draws it: one <line> per edge, in the order of `edges`.
   return { ...c, kind: 'graph', nLayers: m.cfg.nLayers, nHeads: m.cfg.nHeads, svg: circuitSvg(c, m.cfg.nLayers, m.cfg.nHeads), settings: { ...settings, ...c.settings, method: o.method } };
 }

@@ -56,6 +56,11 @@ export interface JobContext {
    * row of a batch counted) turns the sequences run so far into a fraction.
    */
   stage(stage: 'loading' | 'downloading' | 'computing', message: string, expectedSequences?: number): void;
+  /**
+   * Reports the stage's own count of its work (e.g. circuit edges tried), for methods whose number of
+   * model runs is not known up front; the fraction is then done / total.
+   */
+  advance(done: number, total: number): void;
 }
 
 export class Job extends EventEmitter {
@@ -165,11 +170,12 @@ export class ComputeQueue {
     const rssBefore = process.memoryUsage().rss;
     this.store.setStatus(job.id, 'running');
     this.waiting.forEach((w, i) => w.job.emitEvent({ type: 'queued', position: i + 1 }));
-    let stage: { stage: 'loading' | 'downloading' | 'computing'; message: string; expected?: number; base: number } = { stage: 'loading', message: 'starting', base: 0 };
+    let stage: { stage: 'loading' | 'downloading' | 'computing'; message: string; expected?: number; base: number; count?: { done: number; total: number } } = { stage: 'loading', message: 'starting', base: 0 };
+    const fraction = () => stage.count ? stage.count.done / stage.count.total : stage.expected ? (job.sequences - stage.base) / stage.expected : null;
     const progress = () => job.emitEvent({
       type: 'progress', stage: stage.stage, message: stage.message, runs: job.runs,
       // Below 1 until the work is saved: an estimate that ran short must not show a finished bar.
-      fraction: stage.expected ? Math.min(0.99, (job.sequences - stage.base) / stage.expected) : null, elapsedMs: Date.now() - job.startedAt,
+      fraction: fraction() === null ? null : Math.min(0.99, fraction()!), elapsedMs: Date.now() - job.startedAt,
     });
     // The estimate let this job in; the deadline holds it to the limit if the estimate was wrong.
     const limit = this.opts.maxJobSeconds;
@@ -187,6 +193,11 @@ export class ComputeQueue {
       signal: job.abort.signal,
       stage: (s, message, expected) => {
         stage = { stage: s, message, expected, base: job.sequences };
+        progress();
+      },
+      advance: (done, total) => {
+        if (!(total > 0)) return;
+        stage.count = { done, total };
         progress();
       },
     };

@@ -16,6 +16,7 @@ import { ioiPromptsFor } from './ioi.js';
 
 export * from './circuits.js';
 export * from './detectors.js';
+export { valueOutputNorms } from './value-norms.js';
 export { ioiPromptsFor } from './ioi.js';
 
 /** Names of every head detector {@link analyzeHeads} can run (see {@link DETECTOR_DESCRIPTIONS} for what each scores). */

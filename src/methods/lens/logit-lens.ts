@@ -21,6 +21,8 @@ export interface DecodeOptions {
   target?: number | number[];
   /** Also return the full log-probs [n, seq, vocab] (large: n * seq * vocab floats). */
   logprobs?: boolean;
+  /** Also return KL(last || row) [n][seq]: each row's divergence from the last row's distribution at the same position, from full distributions. */
+  klToLast?: boolean;
 }
 
 /** Residual streams decoded to next-token distributions. */
@@ -32,6 +34,8 @@ export interface Decoded {
   targetLogprob?: number[][];
   targetRank?: number[][];
   logprobs?: Tensor;
+  /** [n][seq] KL(last row || this row) in nats (with `klToLast`). */
+  klToLast?: number[][];
 }
 
 /**
@@ -53,7 +57,7 @@ export async function decodeResid(model: HookedTransformer, stack: Tensor, opts:
     if (targets.length !== seq) throw new LanternError(`decodeResid: ${targets.length} targets for ${seq} positions`);
     for (const t of targets) if (!Number.isInteger(t) || t < 0 || t >= cfg.dVocab) throw new LanternError(`target token ${t} is outside the vocabulary [0, ${cfg.dVocab})`);
   }
-  const spec = { k, target: !!targets, logprobs: !!opts.logprobs };
+  const spec = { k, target: !!targets, logprobs: !!opts.logprobs, kl: !!opts.klToLast };
   const feeds: Record<string, Tensor> = { 'lens.resid': stack.dtype === 'float32' ? stack : Tensor.f32(Float32Array.from(stack.toArray()), stack.shape) };
   if (k > 0) feeds['lens.k'] = Tensor.i64([k], [1]);
   if (targets) {
@@ -61,6 +65,7 @@ export async function decodeResid(model: HookedTransformer, stack: Tensor, opts:
     for (let i = 0; i < n; i++) for (let p = 0; p < seq; p++) idx[i * seq + p] = BigInt(targets[p]);
     feeds['lens.target'] = new Tensor('int64', idx, [n, seq, 1]);
   }
+  if (spec.kl) feeds['lens.last'] = Tensor.i64([n - 1], [1]);
   const signature = JSON.stringify({ method: 'logit-lens', cfg, ...spec });
   const out = await model.executor.run(signature, () => lensGraph(model, spec), feeds, { weights: [model.weights] });
   const res: Decoded = {};
@@ -76,16 +81,25 @@ export async function decodeResid(model: HookedTransformer, stack: Tensor, opts:
     res.targetRank = Array.from({ length: n }, (_, i) => Array.from(rank.subarray(i * seq, (i + 1) * seq), Math.round));
   }
   if (opts.logprobs) res.logprobs = out['lens.logprobs'];
+  if (spec.kl) {
+    const kl = out['lens.kl'].f32;
+    // Rounding can leave a tiny negative where the distributions agree; KL is never below 0.
+    res.klToLast = Array.from({ length: n }, (_, i) => Array.from(kl.subarray(i * seq, (i + 1) * seq), (x) => Math.max(0, x)));
+  }
   return res;
 }
 
 /** The model's final norm and unembedding (its own readout), then log-softmax. */
-function lensGraph(model: HookedTransformer, spec: { k: number; target: boolean; logprobs: boolean }): Graph {
+function lensGraph(model: HookedTransformer, spec: { k: number; target: boolean; logprobs: boolean; kl: boolean }): Graph {
   const { cfg } = model;
   const g = new Graph();
   const x = g.input('lens.resid', 'float32', ['n', 'seq', cfg.dModel]);
   const logprobs: Value = g.logSoftmax(readout(g, cfg, x), -1); // [n, seq, vocab]
   if (spec.logprobs) g.output('lens.logprobs', logprobs);
+  if (spec.kl) {
+    const last = g.gather(logprobs, g.input('lens.last', 'int64', [1])); // [1, seq, vocab]
+    g.output('lens.kl', g.reduceSum(g.mul(g.exp(last), g.sub(last, logprobs)), [2], false)); // [n, seq]
+  }
   if (spec.k > 0) {
     const outShape = ['n', 'seq', spec.k];
     const [values, ids] = g.node('TopK', [logprobs, g.input('lens.k', 'int64', [1])], { axis: 2, largest: 1, sorted: 1 }, [
@@ -110,18 +124,21 @@ export interface LensCell {
   /** Top-k tokens, most likely first. */
   top: { id: number; token?: string; prob: number; logprob: number }[];
   target?: { id: number; prob: number; logprob: number; rank: number };
+  /** KL(final layer || this layer) in nats, from the full next-token distributions (0 at the final layer). */
+  kl: number;
 }
 
 /** A lens grid: every layer's prediction at every position. */
 export interface LogitLensResult {
-  method: 'logit-lens';
+  /** 'tuned-lens' when decoded through a tuned lens's translators. */
+  method: 'logit-lens' | 'tuned-lens';
   tokens: number[];
   tokenStrings?: string[];
   /** '0_pre' … '{L-1}_pre', 'final_post': the residual stream before each block and after the last. */
   layers: string[];
   /** cells[layer][pos]. */
   cells: LensCell[][];
-  settings: { topK: number; target?: number | number[] };
+  settings: { topK: number; target?: number | number[]; tuned?: boolean };
 }
 
 /** Logit lens settings: top-k, target, and a tuned lens to use instead. */
@@ -148,7 +165,7 @@ export async function logitLens(model: HookedTransformer, input: string | number
   const resid = opts.tuned ? translateStack(opts.tuned, raw) : raw;
   const target = typeof opts.target === 'string' ? singleToken(model, opts.target, 'target') : opts.target;
   const topK = opts.topK ?? 5;
-  const d = await decodeResid(model, resid, { topK, target });
+  const d = await decodeResid(model, resid, { topK, target, klToLast: true });
   const str = model.tokenizer ? (id: number) => model.tokenStrings([id])[0] : undefined;
   const k = d.topIds?.[0]?.[0]?.length ?? 0;
   const cells: LensCell[][] = labels.map((_, l) => Array.from({ length: seq }, (_, p) => {
@@ -157,7 +174,7 @@ export async function logitLens(model: HookedTransformer, input: string | number
       const logprob = d.topLogprobs!.f32[(l * seq + p) * k + j];
       return { id, ...(str ? { token: str(id) } : {}), prob: Math.exp(logprob), logprob };
     });
-    const cell: LensCell = { top };
+    const cell: LensCell = { top, kl: d.klToLast![l][p] };
     if (target !== undefined) {
       const id = typeof target === 'number' ? target : target[p];
       const logprob = d.targetLogprob![l][p];
@@ -166,8 +183,8 @@ export async function logitLens(model: HookedTransformer, input: string | number
     return cell;
   }));
   return {
-    method: 'logit-lens', tokens, ...(model.tokenizer ? { tokenStrings: model.tokenStrings(tokens) } : {}),
-    layers: labels, cells, settings: { topK, ...(target !== undefined ? { target } : {}) },
+    method: opts.tuned ? 'tuned-lens' : 'logit-lens', tokens, ...(model.tokenizer ? { tokenStrings: model.tokenStrings(tokens) } : {}),
+    layers: labels, cells, settings: { topK, ...(target !== undefined ? { target } : {}), ...(opts.tuned ? { tuned: true } : {}) },
   };
 }
 

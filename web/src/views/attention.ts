@@ -218,7 +218,7 @@ function render(run: Run): void {
 
   out.append(
     h('div', { class: 'grid-controls' }, field('Layer', layerSel), field('Head', headSel), field('Hover shows', modeSel),
-      h('label', { class: 'switch', title: 'weight each key by the norm of its value vector, |v|, and renormalise each row (Kobayashi et al., 2020)' }, weightedBox, 'Value-weighted')),
+      h('label', { class: 'switch', title: 'weight each key by ‖v W_O‖, the norm of its value vector through the head\'s output matrix (what it can write), and renormalise each row (Kobayashi et al., 2020)' }, weightedBox, 'Value-weighted')),
     strip, legend(0, 1, true),
     h('div', { class: 'attention-layout' }, h('div', { class: 'scroll' }, big, tip), thumbs),
   );
