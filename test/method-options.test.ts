@@ -174,7 +174,7 @@ describe('options that apply only sometimes', () => {
     const res = (await app.inject({ method: 'GET', url: '/api/methods/settings' })).json();
     expect(Object.keys(res.families)).toEqual(['attribution', 'lens', 'patching', 'tracing', 'circuits']);
     expect(res.families.patching.options.map((o: { key: string }) => o.key)).toEqual(PATCHING.options.map((o) => o.key));
-    expect(res.families.lens.options.map((o: { key: string }) => o.key)).toEqual(['text', 'target', 'topK']);
+    expect(res.families.lens.options.map((o: { key: string }) => o.key)).toEqual(['text', 'target', 'topK', 'tunedLens']);
     const batch = res.families.patching.options.find((o: { key: string }) => o.key === 'batchSize');
     expect(batch).toEqual({ key: 'batchSize', type: { kind: 'integer', min: 1, max: 256 }, default: 64, required: false, appliesTo: { key: 'method', values: ['activation', 'both'] }, help: 'patched runs per model call' });
     const old = (await app.inject({ method: 'GET', url: '/api/attribution/settings' })).json();
