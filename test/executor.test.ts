@@ -86,3 +86,22 @@ describe('executor', () => {
     expect(hex).toContain('18ffffffffffffffffff01');
   });
 });
+
+describe('process lifetime', () => {
+  it('an executor that never ran anything does not keep the process alive', async () => {
+    const { spawn } = await import('node:child_process');
+    const { createRequire } = await import('node:module');
+    const { pathToFileURL } = await import('node:url');
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+    const script = "const { defaultExecutor } = await import('./src/engine/runtime/executor.ts'); defaultExecutor(); console.log('made');";
+    const child = spawn(process.execPath, ['--import', tsx, '--input-type=module', '-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    clearTimeout(timer);
+    expect(out).toContain('made');
+    expect(code, out).toBe(0);
+  }, 30_000);
+});

@@ -52,7 +52,6 @@ export class Executor {
         executionProviders: opts.executionProviders ?? process.env.LANTERN_EXECUTION_PROVIDERS?.split(',') ?? ['cpu'],
       },
     });
-    this.worker.unref();
     this.worker.on('message', (m) => {
       const p = this.pending.get(m.id);
       if (!p) return;
@@ -65,6 +64,9 @@ export class Executor {
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
     });
+    // After the listeners: adding a 'message' listener refs the worker's port again, and an
+    // executor that never ran anything would then keep the process alive.
+    this.worker.unref();
   }
 
   private call(msg: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<any> {
