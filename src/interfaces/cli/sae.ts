@@ -5,7 +5,8 @@ import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { SAE_ARCHITECTURES, SaeArchitecture, SaeConfig, NORMALIZATIONS, ActivationNormalization } from '../../methods/sae/sae.js';
 import { SaeTrainer, defaultTrainConfig, SaeLogEntry } from '../../methods/sae/train.js';
-import { ModelSource, hookRowWidth } from '../../methods/sae/source.js';
+import { ModelSource } from '../../methods/sae/source.js';
+import { hookWidth } from '../../methods/representations/activations.js';
 import { loadSae, saveSae } from '../../methods/sae/io.js';
 import { evaluateSae, SaeEvaluation } from '../../methods/sae/metrics.js';
 import { loadCorpus } from '../../methods/sae/corpus.js';
@@ -107,7 +108,7 @@ export function saeCommand(program: Command): void {
       if (arch === 'transcoder' && !opts.hookOut) throw new LanternError('--architecture transcoder needs --hook-out (the hook it predicts)');
       const source = new ModelSource(model, corpus.tokens, { hook: opts.hook, hookOut: arch === 'transcoder' ? opts.hookOut : undefined, context: opts.context, skipPositions: opts.skipPositions });
       const cfg: SaeConfig = {
-        architecture: arch, dIn: hookRowWidth(model, opts.hook), dSae: opts.dSae, dOut: arch === 'transcoder' ? source.dOut : hookRowWidth(model, opts.hook),
+        architecture: arch, dIn: hookWidth(model, opts.hook), dSae: opts.dSae, dOut: arch === 'transcoder' ? source.dOut : hookWidth(model, opts.hook),
         k: arch === 'topk' || arch === 'batchtopk' ? opts.k : undefined, applyBDecToInput: arch !== 'transcoder',
         normalizeActivations: opts.normalize as ActivationNormalization, hookName: opts.hook, hookNameOut: arch === 'transcoder' ? opts.hookOut : undefined, modelName: modelName(model, modelSource(opts)),
       };

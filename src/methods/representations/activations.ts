@@ -55,7 +55,7 @@ export function hookWidth(model: HookedTransformer, hook: string): number {
   const shape = model.hookShapes.get(hook)!;
   // 'seq': the symbolic position axis of hook shapes.
   if (shape[1] !== 'seq') {
-    throw new LanternError(`hook '${hook}' has no position axis after the batch (shape [${shape.join(', ')}]); --positions applies to hooks shaped [batch, pos, ...] such as blocks.0.hook_resid_post`);
+    throw new LanternError(`hook '${hook}' has no position axis after the batch (shape [${shape.join(', ')}]); activations per position come from hooks shaped [batch, pos, ...] such as blocks.0.hook_resid_post`);
   }
   return shape.slice(2).reduce((p: number, d) => p * Number(d), 1);
 }

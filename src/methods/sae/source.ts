@@ -5,6 +5,7 @@
  * draws exactly the batches an uninterrupted one would.
  */
 import { LanternError } from '../../errors.js';
+import { hookWidth } from '../representations/activations.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { Rng } from '../../rng.js';
 
@@ -121,8 +122,8 @@ export class ModelSource implements ActivationSource {
     if (!(this.skip >= 0 && this.skip < this.context)) throw new LanternError(`skipPositions ${this.skip} must be in [0, ${this.context})`);
     this.windows = Math.floor(tokens.length / this.context);
     if (this.windows < 1) throw new LanternError(`the corpus has ${tokens.length} tokens, fewer than one window of ${this.context}`);
-    this.dIn = hookRowWidth(model, opts.hook);
-    this.dOut = opts.hookOut ? hookRowWidth(model, opts.hookOut) : 0;
+    this.dIn = hookWidth(model, opts.hook);
+    this.dOut = opts.hookOut ? hookWidth(model, opts.hookOut) : 0;
   }
 
   async next(): Promise<ActivationChunk> {
@@ -158,13 +159,6 @@ export class ModelSource implements ActivationSource {
   }
 }
 
-/** Values per position at a [batch, seq, ...] hook; a one-line error for hooks that do not fit. */
-export function hookRowWidth(model: HookedTransformer, hook: string): number {
-  model.checkHook(hook);
-  const shape = model.hookShapes.get(hook)!;
-  if (shape[1] !== 'seq') throw new LanternError(`hook '${hook}' has no position axis (shape [${shape.join(', ')}]); SAEs read hooks shaped [batch, pos, ...] such as blocks.0.hook_resid_post`);
-  return shape.slice(2).reduce((p: number, d) => p * Number(d), 1);
-}
 
 /**
  * A shuffle buffer of `capacity` rows: each batch takes rows at random positions and refills

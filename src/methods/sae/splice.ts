@@ -10,7 +10,7 @@ import { LanternError } from '../../errors.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { HookedTransformer, HookCallback, Intervention, ModelInput, ObjectiveTerm, RunOptions, RunResult } from '../../models/hooked.js';
 import type { Sae } from './sae.js';
-import { hookRowWidth } from './source.js';
+import { hookWidth } from '../representations/activations.js';
 
 /** A change to one feature's activation: zero it, set it, or multiply it. */
 export interface FeatureIntervention {
@@ -38,11 +38,11 @@ export const SAE_HOOKS = ['hook_sae_input', 'hook_sae_acts_pre', 'hook_sae_acts_
 /** Checks that `sae` reads and writes hooks of `model` with the right widths; a one-line error otherwise. */
 export function checkSaeFits(model: HookedTransformer, sae: Sae): void {
   const { cfg } = sae;
-  const width = hookRowWidth(model, cfg.hookName);
+  const width = hookWidth(model, cfg.hookName);
   if (width !== cfg.dIn) throw new LanternError(`SAE ${sae.id} has d_in ${cfg.dIn} but ${cfg.hookName} of this model has width ${width}`);
   if (cfg.architecture === 'transcoder') {
     if (!cfg.hookNameOut) throw new LanternError(`transcoder ${sae.id} names no output hook (hook_name_out)`);
-    const out = hookRowWidth(model, cfg.hookNameOut);
+    const out = hookWidth(model, cfg.hookNameOut);
     if (out !== cfg.dOut) throw new LanternError(`transcoder ${sae.id} has d_out ${cfg.dOut} but ${cfg.hookNameOut} of this model has width ${out}`);
   }
 }
