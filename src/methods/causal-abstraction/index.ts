@@ -23,4 +23,4 @@ export type { DasSearchOptions, DasSearchResult } from './search.js';
 export { alignmentTaskFromJson } from './task-json.js';
 export type { AlignmentTaskJson } from './task-json.js';
 export { priceTaggingTask, priceTaggingInputs, priceTaggingTokens, trainPriceTagger } from './price-tagging.js';
-export type { PriceTagger, PriceTaggerOptions } from './price-tagging.js';
+export type { PriceTagger, PriceTaggerAlignment, PriceTaggerOptions } from './price-tagging.js';
