@@ -20,7 +20,7 @@ beforeAll(async () => {
   const examples = sampleExamples(tagger.task.causalModel, tagger.inputs, 600, { variables: ['left'], seed: 1, changing: true });
   train = examples.slice(0, 400);
   test = examples.slice(400);
-}, 180_000);
+}, 300_000);
 
 describe('price tagging', () => {
   it('has the causal model of the task and every bounded input', () => {
@@ -30,6 +30,12 @@ describe('price tagging', () => {
     // left from a source with x below its a; right stays the base's (x = 5 ≤ 9): the answer turns to NO.
     expect(cm.counterfactual({ a: 3, b: 9, x: 5 }, [{ a: 7, b: 12, x: 6 }], ['left'])).toBe(false);
     expect(priceTaggingInputs(20)).toHaveLength(210 * 20);
+  });
+
+  it('rejects settings it cannot train with one clear message', async () => {
+    await expect(trainPriceTagger({ alignedDims: 32 })).rejects.toThrow('alignedDims must be an integer in [1, 31], got 32');
+    await expect(trainPriceTagger({ layers: 1 })).rejects.toThrow('needs at least 2 layers');
+    await expect(trainPriceTagger({ steps: 0 })).rejects.toThrow('steps must be a positive integer, got 0');
   });
 
   it('trains to ≥ 99% accuracy, seeded, with left at x after block 0', async () => {

@@ -6,8 +6,9 @@
  * known intermediate variables without a download.
  *
  * The order puts x before b so that left is computable at x's position, where b is not yet seen;
- * the model is also trained to answer left there, so left is certainly computed at that place.
- * Whether the answer at b reads it from there or recomputes it is what DAS measures.
+ * the model is also trained to answer left there. Interchange intervention training (see
+ * {@link trainPriceTagger}) makes the answer at b read left from there and nowhere else, so DAS
+ * has one known place to find it.
  */
 import type { Graph, Value } from '../../engine/graph/ir.js';
 import { Tensor } from '../../engine/tensor.js';
@@ -136,10 +137,9 @@ export async function trainPriceTagger(opts: PriceTaggerOptions = {}): Promise<P
     const mask = new Float32Array(rows.length * 3 * s.dModel);
     const targets: number[] = [];
     rows.forEach((r, i) => {
-      const p = partner[i];
-      if (p !== i) for (let d = 0; d < s.alignedDims; d++) mask[(i * 3 + aligned.position) * s.dModel + d] = 1;
-      const sources = p === i ? [r] : [rows[p]];
-      targets.push(task.answer(task.causalModel.run(sources[0]).left), task.answer(task.causalModel.counterfactual(r, sources, ['left'])));
+      const source = rows[partner[i]];
+      if (partner[i] !== i) for (let d = 0; d < s.alignedDims; d++) mask[(i * 3 + aligned.position) * s.dModel + d] = 1;
+      targets.push(task.answer(task.causalModel.run(source).left), task.answer(task.causalModel.counterfactual(r, [source], ['left'])));
     });
     return {
       tokens: Tensor.i64(rows.flatMap((r) => task.tokens(r)), [rows.length, 3]),
