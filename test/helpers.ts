@@ -86,6 +86,37 @@ export function expectOneLineError(r: CliRun, pattern: RegExp, label = ''): void
   expect(lines[0], label).toMatch(pattern);
 }
 
+/** log softmax(row) in float64, independently of the library's code. */
+export function logSoftmaxRow(row: ArrayLike<number>): number[] {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]);
+  let z = 0;
+  for (let i = 0; i < row.length; i++) z += Math.exp(row[i] - max);
+  const lse = max + Math.log(z);
+  return Array.from(row, (x) => x - lse);
+}
+
+/**
+ * The logit lens of one residual vector written out in float64: LayerNorm with the final norm's
+ * weight and bias, then the unembedding (`unembedT` [vocab, d], as HF's lm_head / embed_out), then log softmax.
+ */
+export function logitLens64(x: ArrayLike<number>, w: { lnW: Float32Array; lnB: Float32Array; unembedT: Float32Array; eps: number }): number[] {
+  const D = x.length;
+  const mu = Array.from(x).reduce((s, v) => s + v, 0) / D;
+  const variance = Array.from(x).reduce((s, v) => s + (v - mu) ** 2, 0) / D;
+  const n = Array.from(x, (v, i) => ((v - mu) / Math.sqrt(variance + w.eps)) * w.lnW[i] + w.lnB[i]);
+  return logSoftmaxRow(Array.from({ length: w.unembedT.length / D }, (_, v) => {
+    let s = 0;
+    for (let i = 0; i < D; i++) s += n[i] * w.unembedT[v * D + i];
+    return s;
+  }));
+}
+
+/** KL(p ‖ q) of two distributions given as log-probabilities. */
+export function klLog(p: number[], q: number[]): number {
+  return p.reduce((s, lp, v) => s + Math.exp(lp) * (lp - q[v]), 0);
+}
+
 /** log softmax(row)[token] in float64, independently of the library's code. */
 export function logSoftmaxAt(row: Float32Array, token: number): number {
   let max = -Infinity;

@@ -13,7 +13,7 @@ import { loadModel } from '../src/models/load.js';
 import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import { decodeResid, identityLens, logitLens, translate } from '../src/methods/lens/index.js';
 import { makePlanted, inductionPrompts } from '../src/models/planted/index.js';
-import { seededModel, runLantern } from './helpers.js';
+import { klLog, logitLens64, logSoftmaxRow, seededModel, runLantern } from './helpers.js';
 
 
 let tmp: string;
@@ -35,15 +35,6 @@ afterAll(async () => {
   for (const m of loaded) await m.executor.dropWeights(m.weights);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
-
-function logSoftmaxRow(row: ArrayLike<number>): number[] {
-  let max = -Infinity;
-  for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]);
-  let z = 0;
-  for (let i = 0; i < row.length; i++) z += Math.exp(row[i] - max);
-  const lse = max + Math.log(z);
-  return Array.from(row, (x) => x - lse);
-}
 
 async function residStack(model: HookedTransformer, tokens: number[]): Promise<Tensor> {
   const L = model.cfg.nLayers;
@@ -139,20 +130,11 @@ describe('logitLens', () => {
     const { nLayers: L, dModel: D, dVocab: V, lnEps } = model.cfg;
     const T = TOKENS.length;
     const w = await model.executor.readWeights(model.weights, ['ln_final.w', 'ln_final.b', 'unembed.W_U_T']);
-    const decode64 = (x: ArrayLike<number>) => {
-      const mu = Array.from(x).reduce((s, v) => s + v, 0) / D;
-      const varr = Array.from(x).reduce((s, v) => s + (v - mu) ** 2, 0) / D;
-      const n = Array.from(x, (v, i) => ((v - mu) / Math.sqrt(varr + lnEps)) * w['ln_final.w'].f32[i] + w['ln_final.b'].f32[i]);
-      return logSoftmaxRow(Array.from({ length: V }, (_, v) => {
-        let s = 0;
-        for (let i = 0; i < D; i++) s += n[i] * w['unembed.W_U_T'].f32[v * D + i];
-        return s;
-      }));
-    };
+    const decode64 = (x: ArrayLike<number>) => logitLens64(x, { lnW: w['ln_final.w'].f32, lnB: w['ln_final.b'].f32, unembedT: w['unembed.W_U_T'].f32, eps: lnEps });
     // The final distribution from the model's own logits, not from the lens.
     const logits = await model.run([TOKENS]);
     const finalLp = (p: number) => logSoftmaxRow(logits.f32.subarray(p * V, (p + 1) * V));
-    const kl = (p: number, lp: number[]) => finalLp(p).reduce((s, f, v) => s + Math.exp(f) * (f - lp[v]), 0);
+    const kl = (p: number, lp: number[]) => klLog(finalLp(p), lp);
     const stack = await residStack(model, TOKENS);
     // A tuned lens with random translators: the KL must be of the translated stream's distribution.
     const tuned = identityLens(L, D);

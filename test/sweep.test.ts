@@ -1,7 +1,8 @@
 // Sweeps across checkpoints. A local Hub server serves three revisions of one model (different
 // random weights); each revision's expected value is computed independently from the local folder
 // it was made from: the loss by a JavaScript log-softmax of the logits, a head's previous-token
-// score straight from its cached attention pattern. A toy grokking run's checkpoints are swept
+// score straight from its cached attention pattern, the logit lens's KL from cached residuals decoded
+// in float64 with the folder's own final norm and embed_out weights. A toy grokking run's checkpoints are swept
 // against the analysis of each checkpoint file.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -11,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/models/load.js';
+import { readFloat32, readSafetensorsHeader } from '../src/models/safetensors.js';
 import { writeRandomModel } from '../src/models/random.js';
 import { architectureFor } from '../src/models/config.js';
 import { repeatedRandomSequences } from '../src/methods/heads/detectors.js';
@@ -18,7 +20,7 @@ import { PROBE_SUBJECTS, sweepRevisions, sweepRun } from '../src/methods/sweep/i
 import { builtinDataset } from '../src/data/statements.js';
 import { sweepLayers } from '../src/methods/representations/probes/index.js';
 import { analyseGrokking, GROKKING_DEFAULTS, loadGrokkingParams, trainGrokking } from '../src/methods/toys/grokking.js';
-import { expectOneLineError, logSoftmaxAt, runLantern } from './helpers.js';
+import { expectOneLineError, klLog, logitLens64, logSoftmaxAt, logSoftmaxRow, runLantern } from './helpers.js';
 
 const REPO = 'tiny/sweep';
 const REVISIONS = ['step1000', 'step2000', 'step3000'];
@@ -94,6 +96,37 @@ async function expected(folder: string, rows: number[][]): Promise<{ loss: numbe
   }
 }
 
+/**
+ * Mean KL(final ‖ logit lens at block l's input) over every position that has a next token (all
+ * but the last of the last row), from the folder's safetensors (GPT-NeoX names) in float64; the
+ * final distribution is the model's own logits.
+ */
+async function expectedLensKl(folder: string, rows: number[][]): Promise<number[]> {
+  const model = await loadModel(folder);
+  try {
+    const { nLayers: L, dModel: D, dVocab: V, lnEps } = model.cfg;
+    const header = readSafetensorsHeader(path.join(folder, 'model.safetensors'));
+    const w = {
+      lnW: readFloat32(header, 'gpt_neox.final_layer_norm.weight'), lnB: readFloat32(header, 'gpt_neox.final_layer_norm.bias'),
+      unembedT: readFloat32(header, 'embed_out.weight'), eps: lnEps,
+    };
+    const names = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`);
+    const sums = new Array<number>(L).fill(0);
+    let cells = 0;
+    for (const [r, row] of rows.entries()) {
+      const { logits, cache } = await model.runWithHooks([row], { cache: names });
+      for (let p = 0; p < row.length - (r === rows.length - 1 ? 1 : 0); p++) {
+        const final = logSoftmaxRow(logits.f32.subarray(p * V, (p + 1) * V));
+        names.forEach((name, l) => { sums[l] += klLog(final, logitLens64(cache.get(name).f32.subarray(p * D, (p + 1) * D), w)); });
+        cells++;
+      }
+    }
+    return sums.map((s) => s / cells);
+  } finally {
+    await model.executor.dropWeights(model.weights);
+  }
+}
+
 describe('sweep', () => {
   it('over Hub revisions: each revision\'s loss and head score equal those computed from its own folder', async () => {
     const loss = await sweepRevisions(REPO, REVISIONS, 'loss', { sequences: 4, half: 8, seed: 3 });
@@ -127,13 +160,22 @@ describe('sweep', () => {
     await expect(sweepRevisions(REPO, ['step1000'], 'probe:sentimentt')).rejects.toThrow(/unknown built-in dataset 'sentimentt' for a probe sweep; choose probe:capitals/);
   }, 180_000);
 
-  it('logit-lens KL per layer: one series per layer, 0 at the final layer, ≥ 0 elsewhere', async () => {
+  it("logit-lens KL per layer: each revision's mean KL(final ‖ layer) equals a float64 recomputation from its own folder, 0 at the final layer", async () => {
     const r = await sweepRevisions(REPO, REVISIONS.slice(0, 2), 'lens-kl', { sequences: 2, half: 8, seed: 1 });
-    for (const p of r.points) {
-      const kl = Object.values(p.values);
-      expect(kl.length).toBe(architectureFor('gpt_neox').presets.tiny.nLayers + 1);
-      expect(kl.at(-1)).toBe(0);
-      for (const v of kl) expect(v).toBeGreaterThanOrEqual(0);
+    const model = await loadModel(folders.step1000);
+    const rows = repeatedRandomSequences(model, { n: 2, half: 8, seed: 1 }).tokens;
+    await model.executor.dropWeights(model.weights);
+    const L = architectureFor('gpt_neox').presets.tiny.nLayers;
+    for (const [i, rev] of REVISIONS.slice(0, 2).entries()) {
+      const values = r.points[i].values;
+      expect(Object.keys(values)).toEqual([...Array.from({ length: L }, (_, l) => `KL ${l}_pre`), 'KL final_post']);
+      expect(values['KL final_post']).toBe(0);
+      const expected = await expectedLensKl(folders[rev], rows);
+      expected.forEach((kl, l) => {
+        expect(kl).toBeGreaterThan(1e-3);
+        // float32 graph against float64 here: they agree to about 1e-7 on KLs of about 0.01.
+        expect(Math.abs(values[`KL ${l}_pre`] - kl)).toBeLessThan(1e-6 + 1e-4 * kl);
+      });
     }
   }, 180_000);
 

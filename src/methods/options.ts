@@ -183,8 +183,31 @@ export function withDefaults(family: MethodFamily, given: Record<string, unknown
   return out;
 }
 
+/**
+ * An option as GET /api/methods/settings describes it to clients (the Workbench builds its forms
+ * from these): the spec without what only the CLI reads.
+ */
+export interface DescribedOption {
+  key: string;
+  type: OptionType;
+  default?: string | number | boolean | readonly string[];
+  required: boolean;
+  /** Read only when another option (e.g. the method) has one of these values. */
+  appliesTo?: { key: string; values: readonly string[] };
+  /** Also read when this switch is on. */
+  alsoWith?: string;
+  help: string;
+}
+
+/** A method family as GET /api/methods/settings describes it: its name, CLI command, and API options. */
+export interface DescribedFamily {
+  name: string;
+  command: string;
+  options: DescribedOption[];
+}
+
 /** A family's API options as GET /api/methods/settings describes them (the Workbench builds its forms from this). */
-export function describeFamily(family: MethodFamily): { name: string; command: string; options: Record<string, unknown>[] } {
+export function describeFamily(family: MethodFamily): DescribedFamily {
   return {
     name: family.name, command: family.command,
     options: apiOptions(family).map(({ key, type, default: dflt, required, appliesTo, alsoWith, help }) => ({

@@ -10,6 +10,7 @@
  */
 import { Template } from '@huggingface/jinja';
 import { LanternError } from '../errors.js';
+import { renderBounded, TemplateBoundsError } from './jinja.js';
 import { Tokenizer } from './tokenizer.js';
 
 /** One turn of a conversation, as chat templates take it. */
@@ -112,13 +113,14 @@ export function chatPrompt(model: TokenizerSource, messages: ChatMessage[], opts
   }
   const render = (msgs: ChatMessage[]): string => {
     try {
-      return template.render({
+      return renderBounded(template, {
         ...tokenizer.specialTokensMap,
         ...opts.variables,
         messages: msgs,
         add_generation_prompt: opts.addGenerationPrompt ?? true,
       });
     } catch (e) {
+      if (e instanceof TemplateBoundsError) throw new LanternError(`the chat template (${name}) does too much work, so it was stopped: ${e.message}`);
       // raise_exception in a template is how it refuses a conversation ("System role not supported").
       throw new LanternError(`the chat template (${name}) refused the messages: ${(e as Error).message}`);
     }

@@ -1,53 +1,17 @@
-/** The Workbench API, as the web app uses it. The token (if any) travels in a cookie the server set. */
+/**
+ * The Workbench API, as the web app uses it. The token (if any) travels in a cookie the server set.
+ * The shapes of its answers are the server's own declarations (types only: nothing of the server is bundled).
+ */
+import type { Run as SavedRun, RunKind } from '../../src/interfaces/server/api-types';
+import type { ModelCard, ModelChoice, RunSummary } from '../../src/interfaces/server/api-types';
+import type { DescribedFamily } from '../../src/methods/options';
 
-export type Kind = 'forward' | 'attribution' | 'lens' | 'attention' | 'patching' | 'probes' | 'trace' | 'circuit';
+export type { ModelCard, ModelChoice, RunKind, RunSummary };
+export type { DescribedFamily, DescribedOption } from '../../src/methods/options';
+export type { PlantedComponent } from '../../src/models/planted/types';
 
-export interface RunSummary {
-  id: string;
-  kind: Kind;
-  title: string;
-  model: string;
-  status: string;
-  createdAt: string;
-  finishedAt: string | null;
-  error: string | null;
-}
-
-export interface Run<R = any> extends RunSummary {
-  request: Record<string, any>;
-  result: R;
-}
-
-export interface ModelChoice {
-  ref: string;
-  label: string;
-  kind: string;
-  path?: string;
-}
-
-/** One component of a planted model's mechanism (or a control). */
-export interface PlantedPart {
-  component: string;
-  layer: number;
-  head?: number;
-  neuron?: number;
-  role: string;
-}
-
-/** A model's card (GET api/models/card). */
-export interface ModelCard {
-  ref: string;
-  family: string;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  dModel: number;
-  dMlp: number;
-  nCtx: number;
-  dVocab: number;
-  tokenizer: string;
-  planted?: { description: string; mechanism: PlantedPart[]; controls: PlantedPart[]; task: { prompts: string; answer: string; metric: string } };
-}
+/** A saved run; views read the request and result of their own kind, so both stay loosely typed here. */
+export type Run<R = any> = SavedRun<R, Record<string, any>>;
 
 export class ApiError extends Error {
   constructor(message: string, readonly status: number) {
@@ -67,30 +31,8 @@ async function call<T>(method: string, url: string, body?: unknown): Promise<T> 
   return json as T;
 }
 
-/** One method option as the server declares it (src/methods/options.ts, through GET api/methods/settings). */
-export interface OptionSpec {
-  key: string;
-  type: {
-    kind: 'integer' | 'number' | 'enum' | 'choices' | 'integers' | 'boolean' | 'prompt' | 'text' | 'token';
-    min?: number; max?: number; exclusiveMin?: number; maxLength?: number; choices?: string[];
-  };
-  default?: string | number | boolean | string[];
-  required: boolean;
-  /** Read only when another option (e.g. the method) has one of these values. */
-  appliesTo?: { key: string; values: string[] };
-  /** Also read when this switch is on. */
-  alsoWith?: string;
-  help: string;
-}
-
-export interface FamilyOptions {
-  name: string;
-  command: string;
-  options: OptionSpec[];
-}
-
 export const api = {
-  methodSettings: () => call<{ families: Record<string, FamilyOptions> }>('GET', 'api/methods/settings'),
+  methodSettings: () => call<{ families: Record<string, DescribedFamily> }>('GET', 'api/methods/settings'),
   models: () => call<{ default: string; models: ModelChoice[] }>('GET', 'api/models'),
   checkModel: (ref: string) => call<{ ok: true }>('POST', 'api/models/check', { ref }),
   removeFolder: (id: string) => call<void>('DELETE', `api/models/folders/${encodeURIComponent(id)}`),
@@ -119,7 +61,7 @@ export interface Progress {
  * Queues a job, follows its progress events, and resolves with the saved run (or rejects with the
  * server's error). `onJob` gets the job id at once, for cancelling.
  */
-export async function runJob(kind: Kind, body: Record<string, unknown>, onProgress: (p: Progress) => void, onJob: (id: string) => void): Promise<Run> {
+export async function runJob(kind: RunKind, body: Record<string, unknown>, onProgress: (p: Progress) => void, onJob: (id: string) => void): Promise<Run> {
   const job = await call<{ id: string; events: string }>('POST', `api/${kind}?async=true`, body);
   onJob(job.id);
   await new Promise<void>((resolve, reject) => {

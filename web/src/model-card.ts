@@ -1,8 +1,8 @@
 /** The card of the chosen model: family, shape, context, tokenizer, and for planted models the ground truth. */
-import type { ModelCard, PlantedPart } from './api';
+import type { ModelCard, PlantedComponent } from './api';
 import { h } from './ui';
 
-const part = (p: PlantedPart) => `${p.role}: L${p.layer}${p.head !== undefined ? `H${p.head}` : ''}${p.neuron !== undefined ? ` neuron ${p.neuron}` : ''} (${p.component})`;
+const part = (p: PlantedComponent) => `${p.role}: L${p.layer}${p.head !== undefined ? `H${p.head}` : ''}${p.neuron !== undefined ? ` neuron ${p.neuron}` : ''} (${p.component})`;
 
 export function modelCard(c: ModelCard): HTMLElement {
   const facts: [string, string][] = [

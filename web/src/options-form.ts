@@ -3,16 +3,16 @@
  * api/methods/settings), so a form offers exactly what the API accepts; an option shows only where
  * it applies (e.g. for the chosen method).
  */
-import { api, FamilyOptions, OptionSpec } from './api';
+import { api, type DescribedFamily, type DescribedOption } from './api';
 import { h, input, select } from './ui';
 
 type Control = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
 
-function optionInput(spec: OptionSpec, initial?: string): Control {
+function optionInput(spec: DescribedOption, initial?: string): Control {
   const t = spec.type;
   const dflt = spec.default === undefined ? undefined : Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default);
   if (t.kind === 'enum') {
-    const s = select(spec.key, t.choices ?? [], initial ?? dflt);
+    const s = select(spec.key, t.choices, initial ?? dflt);
     // Without a declared default, the option may be left out: the method then chooses.
     if (dflt === undefined) {
       s.prepend(h('option', { value: '', text: 'default' }));
@@ -28,15 +28,15 @@ function optionInput(spec: OptionSpec, initial?: string): Control {
   }
   const value = initial ?? dflt ?? '';
   if (t.kind === 'integer' || t.kind === 'number') {
-    return input(spec.key, { type: 'number', min: t.min ?? t.exclusiveMin ?? '', max: t.max ?? '', step: t.kind === 'integer' ? 1 : 'any', placeholder: 'default', value });
+    return input(spec.key, { type: 'number', min: t.min ?? (t.kind === 'number' ? t.exclusiveMin : undefined) ?? '', max: t.max ?? '', step: t.kind === 'integer' ? 1 : 'any', placeholder: 'default', value });
   }
-  const placeholder = t.kind === 'integers' ? 'e.g. 0,1 (default all)' : t.kind === 'token' ? "zero, or a token's id or text" : t.kind === 'choices' ? (t.choices ?? []).join(',') : spec.required ? '' : 'optional';
+  const placeholder = t.kind === 'integers' ? 'e.g. 0,1 (default all)' : t.kind === 'token' ? "zero, or a token's id or text" : t.kind === 'choices' ? t.choices.join(',') : spec.required ? '' : 'optional';
   return input(spec.key, { type: 'text', placeholder, value });
 }
 
 export class OptionsForm {
   readonly el = h('div', { class: 'settings' });
-  private specs: OptionSpec[] = [];
+  private specs: DescribedOption[] = [];
   private readonly inputs = new Map<string, Control>();
 
   /**
@@ -49,7 +49,7 @@ export class OptionsForm {
     for (const o of Object.values(opts.outside ?? {})) o.addEventListener('change', () => this.update());
   }
 
-  load(families: Record<string, FamilyOptions>): void {
+  load(families: Record<string, DescribedFamily>): void {
     this.specs = (families[this.family]?.options ?? []).filter((spec) => !(this.opts.skip ?? []).includes(spec.key));
     this.inputs.clear();
     this.el.replaceChildren();
@@ -72,7 +72,7 @@ export class OptionsForm {
     return el instanceof HTMLInputElement && el.type === 'checkbox' ? el.checked : el.value;
   }
 
-  private applies(spec: OptionSpec): boolean {
+  private applies(spec: DescribedOption): boolean {
     const on = spec.appliesTo;
     if (!on || (spec.alsoWith && this.current(spec.alsoWith) === true)) return true;
     const v = this.current(on.key);
@@ -119,7 +119,7 @@ export class OptionsForm {
 
 
 const forms: OptionsForm[] = [];
-let families: Record<string, FamilyOptions> | undefined;
+let families: Record<string, DescribedFamily> | undefined;
 
 /** Builds `form` from the server's declaration (now, or once it has arrived). */
 export function loadWhenReady(form: OptionsForm): OptionsForm {

@@ -1,5 +1,5 @@
 /** Shared pieces of the Workbench's views: DOM helpers, colour scales, the prompt box, and the View shape. */
-import type { Kind, Run } from './api';
+import type { Run, RunKind } from './api';
 import { show } from './charts';
 
 export const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector(sel) as T;
@@ -19,7 +19,7 @@ export function field(label: string, input: HTMLElement, hint?: string): HTMLLab
   return h('label', {}, label, input, ...(hint ? [h('small', { class: 'muted', text: hint })] : []));
 }
 
-export function select(name: string, options: string[], value?: string): HTMLSelectElement {
+export function select(name: string, options: readonly string[], value?: string): HTMLSelectElement {
   const s = h('select', { name });
   for (const o of options) s.append(h('option', { value: o, text: o }));
   if (value) s.value = value;
@@ -41,7 +41,7 @@ export function promptBody(): { text: string } | { messages: { role: string; con
 export interface View {
   id: string;
   label: string;
-  kind?: Kind;
+  kind?: RunKind;
   panel: HTMLElement;
   /** The request body for a run, from the controls (throws Error with a message for bad input). */
   body?: () => Record<string, unknown>;

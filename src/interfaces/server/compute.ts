@@ -21,7 +21,7 @@ import { logitLens, loadTunedLens, tunedLensPath } from '../../methods/lens/inde
 import { activationPatching, attributionPatching, pearson } from '../../methods/patching/index.js';
 import { GENERATORS, builtinDataset, statementPairs } from '../../data/statements.js';
 import { PROBE_KINDS, sweepLayers } from '../../methods/representations/probes/index.js';
-import type { RunKind } from './store.js';
+import type { RunKind } from './api-types.js';
 import type { JobContext } from './queue.js';
 import { checkWork, estimateRequest, WorkLimits } from './limits.js';
 import { chatPrompt } from '../../models/chat.js';

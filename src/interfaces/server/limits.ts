@@ -8,7 +8,7 @@ import { LanternError } from '../../errors.js';
 import {
   activationBytes, estimateAttribution, formatBytes, formatSeconds, forwardFlops, ShapeForCost, WorkEstimate,
 } from '../../methods/cost.js';
-import type { RunKind } from './store.js';
+import type { RunKind } from './api-types.js';
 
 export interface WorkLimits {
   /** Longest a job may take, in seconds (estimated before it starts, enforced while it runs). */

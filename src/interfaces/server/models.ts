@@ -18,15 +18,8 @@ import { loadModel } from '../../models/load.js';
 import type { DownloadProgress } from '../../models/hub.js';
 import { makePlanted, PLANTED_KINDS, PLANTED_FILE } from '../../models/planted/index.js';
 import { BUNDLED_MODEL } from '../../paths.js';
+import type { ModelChoice } from './api-types.js';
 import type { ModelFolder, RunStore } from './store.js';
-
-export interface ModelChoice {
-  ref: string;
-  label: string;
-  kind: 'bundled' | 'planted' | 'folder' | 'hub' | 'default';
-  /** For folders: where it is (the user added it, so showing it back leaks nothing). */
-  path?: string;
-}
 
 // huggingface_hub's repo id pattern (ASCII): 'name' or 'org/name'.
 const REPO_ID = /^(?:[\w.-]+\/)?[\w.-]+$/;

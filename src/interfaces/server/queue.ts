@@ -11,7 +11,8 @@ import { EventEmitter } from 'node:events';
 import { Executor } from '../../engine/runtime/executor.js';
 import { LanternError } from '../../errors.js';
 import { assertFinite } from '../../finite.js';
-import type { RunKind, RunStore, RunSummary } from './store.js';
+import type { RunKind, RunSummary } from './api-types.js';
+import type { RunStore } from './store.js';
 
 export class CancelledError extends Error {
   override name = 'CancelledError';

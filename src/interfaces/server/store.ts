@@ -9,26 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-
-export const RUN_KINDS = ['forward', 'attribution', 'lens', 'attention', 'patching', 'probes', 'trace', 'circuit'] as const;
-export type RunKind = (typeof RUN_KINDS)[number];
-export type RunStatus = 'queued' | 'running' | 'done' | 'error' | 'cancelled' | 'interrupted';
-
-export interface RunSummary {
-  id: string;
-  kind: RunKind;
-  title: string;
-  model: string;
-  status: RunStatus;
-  createdAt: string;
-  finishedAt: string | null;
-  error: string | null;
-}
-
-export interface Run extends RunSummary {
-  request: Record<string, unknown>;
-  result: unknown;
-}
+import type { Run, RunKind, RunStatus, RunSummary } from './api-types.js';
 
 export interface ModelFolder {
   id: string;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { readPlantedDescription, PLANTED_FILE } from '../../models/planted/index.js';
 import { MAX_ATTENTION_TOKENS, MAX_TEXT } from './compute.js';
+import type { ModelCard } from './api-types.js';
 import type { ModelRegistry } from './models.js';
 
 /** Longest prompt, in characters, each view's endpoint takes (the attention and patching schemas set lower ones). */
@@ -18,21 +19,6 @@ export const VIEW_LIMITS = {
   attention: { chars: 1000, tokens: MAX_ATTENTION_TOKENS },
   patching: { chars: 1000 },
 } as const;
-
-/** A model's card: its shape, tokenizer and, for a planted model, the mechanism planted and its ground truth. */
-export interface ModelCard {
-  ref: string;
-  family: string;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  dModel: number;
-  dMlp: number;
-  nCtx: number;
-  dVocab: number;
-  tokenizer: string;
-  planted?: { description: string; mechanism: unknown[]; controls: unknown[]; task: unknown };
-}
 
 export function workbenchRoutes(app: FastifyInstance, models: ModelRegistry): void {
   app.get('/api/limits', { schema: { tags: ['server'], summary: "Each view's prompt limits (characters, and tokens where a view has a token limit)" } }, async () => ({ views: VIEW_LIMITS }));
