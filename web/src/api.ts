@@ -1,10 +1,12 @@
 /** The Workbench API, as the web app uses it. The token (if any) travels in a cookie the server set. */
 
 export type Kind = 'forward' | 'attribution' | 'lens' | 'attention' | 'patching' | 'probes' | 'trace' | 'circuit';
+/** Runs of the endpoints that answer directly (saved when they answer, with their `runId`). */
+export type DirectKind = 'steering' | 'heads' | 'head' | 'neuron' | 'causal' | 'features';
 
 export interface RunSummary {
   id: string;
-  kind: Kind;
+  kind: Kind | DirectKind;
   title: string;
   model: string;
   status: string;
@@ -115,14 +117,27 @@ export interface Progress {
   position?: number;
 }
 
+/** The jobs this page has queued and not yet seen finish (id → method or kind), all stopped by Cancel. */
+export const activeJobs = new Map<string, string>();
+
 /**
  * Queues a job, follows its progress events, and resolves with the saved run (or rejects with the
- * server's error). `onJob` gets the job id at once, for cancelling.
+ * server's error). `onJob` gets the job id at once; the job is in {@link activeJobs} until it ends.
  */
 export async function runJob(kind: Kind, body: Record<string, unknown>, onProgress: (p: Progress) => void, onJob: (id: string) => void): Promise<Run> {
   const job = await call<{ id: string; events: string }>('POST', `api/${kind}?async=true`, body);
-  onJob(job.id);
-  await new Promise<void>((resolve, reject) => {
+  activeJobs.set(job.id, String(body.method ?? kind));
+  try {
+    onJob(job.id);
+    await follow(job, onProgress);
+  } finally {
+    activeJobs.delete(job.id);
+  }
+  return api.run(job.id);
+}
+
+function follow(job: { id: string; events: string }, onProgress: (p: Progress) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const es = new EventSource(job.events.replace(/^\//, ''));
     es.addEventListener('queued', (e) => {
       const d = JSON.parse((e as MessageEvent).data);
@@ -148,5 +163,4 @@ export async function runJob(kind: Kind, body: Record<string, unknown>, onProgre
       }
     });
   });
-  return api.run(job.id);
 }

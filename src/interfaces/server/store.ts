@@ -12,11 +12,21 @@ import Database from 'better-sqlite3';
 
 export const RUN_KINDS = ['forward', 'attribution', 'lens', 'attention', 'patching', 'probes', 'trace', 'circuit'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
+/**
+ * Runs of the endpoints that answer directly instead of queueing a job (steering, a head
+ * detector's grid, one head, one neuron, a causal-abstraction search, features on a prompt):
+ * saved when they finish, like the queued kinds.
+ */
+export const DIRECT_RUN_KINDS = ['steering', 'heads', 'head', 'neuron', 'causal', 'features'] as const;
+/** Every kind of saved run: the queued kinds and the direct ones. */
+export const SAVED_RUN_KINDS = [...RUN_KINDS, ...DIRECT_RUN_KINDS] as const;
+/** One of {@link SAVED_RUN_KINDS}. */
+export type SavedRunKind = (typeof SAVED_RUN_KINDS)[number];
 export type RunStatus = 'queued' | 'running' | 'done' | 'error' | 'cancelled' | 'interrupted';
 
 export interface RunSummary {
   id: string;
-  kind: RunKind;
+  kind: SavedRunKind;
   title: string;
   model: string;
   status: RunStatus;
@@ -38,7 +48,7 @@ export interface ModelFolder {
 }
 
 interface RunRow {
-  id: string; kind: RunKind; title: string; model: string; status: RunStatus; created_at: string; finished_at: string | null;
+  id: string; kind: SavedRunKind; title: string; model: string; status: RunStatus; created_at: string; finished_at: string | null;
   error: string | null; request: string; result: string | null;
 }
 
@@ -82,7 +92,7 @@ export class RunStore {
       WHERE status IN ('queued', 'running')`).run(new Date().toISOString());
   }
 
-  create(kind: RunKind, model: string, title: string, request: Record<string, unknown>): RunSummary {
+  create(kind: SavedRunKind, model: string, title: string, request: Record<string, unknown>): RunSummary {
     const row: RunRow = {
       id: crypto.randomUUID(), kind, title, model, status: 'queued', created_at: new Date().toISOString(), finished_at: null, error: null,
       request: JSON.stringify(request), result: null,
@@ -109,7 +119,7 @@ export class RunStore {
    * Runs newest first, each with its request (the settings it ran with); `q` keeps those whose
    * title, model, kind or request contains it (case-insensitive).
    */
-  list(opts: { kind?: RunKind; q?: string; limit?: number; offset?: number } = {}): { runs: (RunSummary & { request: Record<string, unknown> })[]; total: number } {
+  list(opts: { kind?: SavedRunKind; q?: string; limit?: number; offset?: number } = {}): { runs: (RunSummary & { request: Record<string, unknown> })[]; total: number } {
     const conds = [...(opts.kind ? ['kind = @kind'] : []), ...(opts.q ? [`(title || ' ' || model || ' ' || kind || ' ' || request) LIKE @q ESCAPE '\\'`] : [])];
     const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
     const q = opts.q ? `%${opts.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : undefined;
@@ -120,7 +130,7 @@ export class RunStore {
   }
 
   /** Saves a run exported from this or another Workbench (GET /api/runs/{id}/export) as a new run. */
-  import(run: { kind: RunKind; title: string; model: string; status: RunStatus; request: Record<string, unknown>; result: unknown; error?: string | null; createdAt?: string }): RunSummary {
+  import(run: { kind: SavedRunKind; title: string; model: string; status: RunStatus; request: Record<string, unknown>; result: unknown; error?: string | null; createdAt?: string }): RunSummary {
     const now = new Date().toISOString();
     const row: RunRow = {
       id: crypto.randomUUID(), kind: run.kind, title: run.title, model: run.model, status: run.status, created_at: now, finished_at: now,
