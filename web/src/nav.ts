@@ -19,7 +19,7 @@ export interface ViewGroup {
  * Builds both rows in `nav` (the first, a tablist) and the second-row container after it. Views
  * in no group get a group of their own, before the last group (Saved runs stays last).
  */
-export function buildNav(nav: HTMLElement, declared: ViewGroup[], onTabAdded: (v: View) => void): void {
+export function buildNav(nav: HTMLElement, declared: ViewGroup[], onView: (v: View) => void): void {
   const byId = new Map(views.map((v) => [v.id, v]));
   const grouped = new Set(declared.flatMap((g) => g.views));
   const loose = views.filter((v) => !grouped.has(v.id)).map((v) => ({ id: v.id, label: v.label, views: [v.id] }));
@@ -36,7 +36,7 @@ export function buildNav(nav: HTMLElement, declared: ViewGroup[], onTabAdded: (v
   const tabFor = (v: View, hint: string) => {
     const b = h('button', { type: 'button', role: 'tab', id: `tab-${v.id}`, 'aria-controls': `view-${v.id}`, class: 'tab', text: v.label, title: hint, 'data-views': v.id });
     b.addEventListener('click', () => showView(v));
-    onTabAdded(v);
+    onView(v);
     return b;
   };
   groups.forEach((g, i) => {
@@ -46,12 +46,12 @@ export function buildNav(nav: HTMLElement, declared: ViewGroup[], onTabAdded: (v
       return;
     }
     const b = h('button', {
-      type: 'button', role: 'tab', id: `group-${g.id}`, 'aria-controls': `subtabs-${g.id}`, class: 'tab group-tab', 'aria-haspopup': 'false',
+      type: 'button', role: 'tab', id: `group-${g.id}`, 'aria-controls': `subtabs-${g.id}`, class: 'tab group-tab',
       text: g.label, title: `${g.members.map((v) => v.label).join(', ')}${key ? ` (${key})` : ''}`, 'data-views': g.members.map((v) => v.id).join(' '),
     });
     b.addEventListener('click', () => open(g));
     nav.append(b);
-    const row = h('div', { role: 'tablist', id: `subtabs-${g.id}`, class: 'tabs subtabs', 'aria-label': `${g.label} views`, 'aria-labelledby': `group-${g.id}`, hidden: true },
+    const row = h('div', { role: 'tablist', id: `subtabs-${g.id}`, class: 'tabs subtabs', 'aria-label': `${g.label} views`, hidden: true },
       ...g.members.map((v) => tabFor(v, '')));
     row.addEventListener('keydown', (e) => arrows(e, g.members.map((v) => $(`#tab-${v.id}`, row)), (j) => showView(g.members[j])));
     second.append(row);
