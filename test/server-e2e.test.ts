@@ -146,6 +146,7 @@ describe('workbench in chromium', () => {
     await page.locator('#view-lens .chart svg.marks').waitFor();
     await page.screenshot({ path: path.join(SHOTS, '5-lens.png'), fullPage: true });
 
+    await page.click('#group-components'); // the view's group, then its tab in the second row
     await page.click('#tab-attention');
     await page.click('#view-attention button.run');
     await page.locator('#view-attention [data-testid=attention-main]').waitFor();
@@ -157,6 +158,7 @@ describe('workbench in chromium', () => {
   });
 
   it('draws a patching heatmap, and cancels a long sweep in place', async () => {
+    await page.click('#group-patching'); // the view's group, then its tab in the second row
     await page.click('#tab-patching');
     await page.selectOption('#view-patching select[name=sweep]', 'heads');
     await page.click('#view-patching button.run');
@@ -200,6 +202,7 @@ describe('workbench in chromium', () => {
   });
 
   it("builds the patching and lens forms from the server's declaration: options show where they apply, and 'both' draws both grids", async () => {
+    await page.click('#group-patching'); // the view's group, then its tab in the second row
     await page.click('#tab-patching');
     const visible = (name: string) => page.locator(`#view-patching [name=${name}]`).isVisible();
     await page.selectOption('#view-patching select[name=sweep]', 'resid');

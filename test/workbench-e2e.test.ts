@@ -307,6 +307,7 @@ describe('the Workbench tells the truth about its results', () => {
 
     // Patching: on the bundled model the default name-mover example scores lower on the clean
     // prompt than on the corrupted one; with the answers swapped the difference is small.
+    await page.click('#group-patching'); // the view's group, then its tab in the second row
     await page.click('#tab-patching');
     await page.selectOption('#view-patching select[name=sweep]', 'resid');
     await run('patching');
@@ -405,6 +406,7 @@ describe('the Workbench tells the truth about its results', () => {
     const scroll = await page.locator('#view-lens .chart').evaluate((el) => [el.scrollLeft, el.clientWidth, el.scrollWidth]);
     expect(scroll[2]).toBeGreaterThan(scroll[1]);
     expect(scroll[0] + scroll[1]).toBeGreaterThanOrEqual(scroll[2] - 1);
+    await page.click('#group-representations'); // the view's group, then its tab in the second row
     await page.click('#tab-probes');
     await page.fill('#view-probes input[name=limit]', '8');
     await run('probes');

@@ -7,6 +7,7 @@ import type { ModelCard, ModelChoice, RunSummary } from '../../src/interfaces/se
 import type { DescribedFamily } from '../../src/methods/options';
 
 export type { ModelCard, ModelChoice, RunKind, RunSummary };
+export type { DirectRunKind } from '../../src/interfaces/server/api-types';
 export type { DescribedFamily, DescribedOption } from '../../src/methods/options';
 export type { PlantedComponent } from '../../src/models/planted/types';
 
@@ -57,14 +58,27 @@ export interface Progress {
   position?: number;
 }
 
+/** The jobs this page has queued and not yet seen finish (id → method or kind), all stopped by Cancel. */
+export const activeJobs = new Map<string, string>();
+
 /**
  * Queues a job, follows its progress events, and resolves with the saved run (or rejects with the
- * server's error). `onJob` gets the job id at once, for cancelling.
+ * server's error). `onJob` gets the job id at once; the job is in {@link activeJobs} until it ends.
  */
 export async function runJob(kind: RunKind, body: Record<string, unknown>, onProgress: (p: Progress) => void, onJob: (id: string) => void): Promise<Run> {
   const job = await call<{ id: string; events: string }>('POST', `api/${kind}?async=true`, body);
-  onJob(job.id);
-  await new Promise<void>((resolve, reject) => {
+  activeJobs.set(job.id, String(body.method ?? kind));
+  try {
+    onJob(job.id);
+    await follow(job, onProgress);
+  } finally {
+    activeJobs.delete(job.id);
+  }
+  return api.run(job.id);
+}
+
+function follow(job: { id: string; events: string }, onProgress: (p: Progress) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const es = new EventSource(job.events.replace(/^\//, ''));
     es.addEventListener('queued', (e) => {
       const d = JSON.parse((e as MessageEvent).data);
@@ -90,5 +104,4 @@ export async function runJob(kind: RunKind, body: Record<string, unknown>, onPro
       }
     });
   });
-  return api.run(job.id);
 }

@@ -7,10 +7,11 @@
  */
 import '@picocss/pico/css/pico.min.css';
 import './style.css';
-import { api, ApiError, Run, runJob } from './api';
+import { activeJobs, api, ApiError, Run, runJob } from './api';
 import { current, register, setOpener, showView, viewForKind, views } from './registry';
 import { $, chatEl, clearResult, h, limitsNote, modelEl, promptEl, provenance, showError, View, warnings } from './ui';
 import { modelCard } from './model-card';
+import { buildNav } from './nav';
 import { predict } from './views/predict';
 import { attribution } from './views/attribution';
 import { lens } from './views/lens';
@@ -29,7 +30,7 @@ import { headsView } from './views/heads';
 import { neuronsView } from './views/neurons';
 
 register(predict, attribution, lens, attention, patching, trace, circuit, probes);
-register(featuresView(promptEl));
+register(featuresView(promptEl, () => modelEl.value));
 register(steeringView({ prompt: () => promptEl.value, model: () => modelEl.value }));
 register(leaderboardView, judgmentsView);
 register(causalView({ model: () => modelEl.value }));
@@ -37,34 +38,26 @@ register(headsView(), neuronsView());
 // Saved runs stays the last tab.
 register(runsView);
 
-// ---- Tabs, running, progress
-const tabs = $('.tabs');
+// ---- Tabs (grouped in two rows: nav.ts), running, progress
 const viewsEl = $('#views');
-for (const [i, v] of views.entries()) {
-  const b = h('button', { type: 'button', role: 'tab', id: `tab-${v.id}`, 'aria-controls': `view-${v.id}`, class: 'tab', text: v.label, title: `Alt+${i + 1}` });
-  b.addEventListener('click', () => showView(v));
-  tabs.append(b);
+buildNav($('.tabs'), [
+  { id: 'predictions', label: 'Predictions', views: ['predict'] },
+  { id: 'attribution', label: 'Attribution', views: ['attribution'] },
+  { id: 'lenses', label: 'Logit lens', views: ['lens'] },
+  { id: 'components', label: 'Attention & heads', views: ['attention', 'heads', 'neurons'] },
+  { id: 'patching', label: 'Patching & circuits', views: ['patching', 'trace', 'circuit', 'causal'] },
+  { id: 'representations', label: 'Representations', views: ['probes', 'steering', 'features'] },
+  { id: 'evaluation', label: 'Evaluation', views: ['leaderboard', 'judgments'] },
+  { id: 'runs', label: 'Saved runs', views: ['runs'] },
+], (v) => {
   viewsEl.append(v.panel);
   const form = v.panel.querySelector('form');
   form?.addEventListener('submit', (e) => {
     e.preventDefault();
     void start(v);
   });
-}
-
-tabs.addEventListener('keydown', (e) => {
-  const i = views.indexOf(current());
-  const next = e.key === 'ArrowRight' ? views[(i + 1) % views.length] : e.key === 'ArrowLeft' ? views[(i + views.length - 1) % views.length] : undefined;
-  if (next) {
-    showView(next);
-    $(`#tab-${next.id}`).focus();
-  }
 });
 document.addEventListener('keydown', (e) => {
-  if (e.altKey && /^[1-9]$/.test(e.key) && views[Number(e.key) - 1]) {
-    e.preventDefault();
-    showView(views[Number(e.key) - 1]);
-  }
   if ((e.ctrlKey || e.metaKey) && e.key === 'Enter' && current().kind) {
     e.preventDefault();
     void start(current());
@@ -75,8 +68,14 @@ const statusEl = $('#status');
 const progressEl = $<HTMLProgressElement>('#progress');
 const statusText = $('#status-text');
 let jobId: string | undefined;
+/** What the last Cancel stopped (each job's method or kind). */
+let cancelled: string[] = [];
+const cancelActive = () => {
+  for (const id of activeJobs.keys()) void api.cancel(id).catch(() => {});
+};
 $('#cancel').addEventListener('click', () => {
-  if (jobId) void api.cancel(jobId).catch(() => {});
+  cancelled = [...activeJobs.values()];
+  cancelActive();
 });
 
 /** For `npm run bench -- --workbench`: when each view's last result arrived and when it was drawn. */
@@ -103,6 +102,7 @@ async function start(v: View): Promise<void> {
   statusEl.hidden = false;
   progressEl.removeAttribute('value');
   statusText.textContent = 'queued';
+  cancelled = [];
   // Not aria-busy on the panel: Pico turns any aria-busy element into an inline spinner.
   $('.output', v.panel).classList.add('stale');
   let serverMs = 0;
@@ -112,10 +112,16 @@ async function start(v: View): Promise<void> {
       if (p.fraction === null) progressEl.removeAttribute('value');
       else progressEl.value = p.fraction;
       statusText.textContent = `${p.message}${p.fraction !== null ? ` · ${Math.round(100 * p.fraction)}%` : ''}${p.elapsedMs ? ` · ${(p.elapsedMs / 1000).toFixed(1)} s` : ''}`;
-    }, (id) => (jobId = id));
+    }, (id) => {
+      jobId = id;
+      v.alongside?.(body);
+    });
     await show(v, run, serverMs);
   } catch (e) {
-    showError(v, e instanceof ApiError && e.message === 'cancelled' ? 'Cancelled.' : (e as Error).message);
+    // A run that failed takes the jobs queued with it along.
+    cancelActive();
+    const wasCancelled = e instanceof ApiError && e.message === 'cancelled';
+    showError(v, !wasCancelled ? (e as Error).message : cancelled.length > 1 ? `Cancelled: ${cancelled.join(' and ')}, each saved as cancelled.` : 'Cancelled.');
     // The previous result is not this request's: never leave it under the error.
     clearResult(v);
   } finally {

@@ -12,7 +12,13 @@ export function register(...vs: View[]): void {
 
 /** The view that draws runs of this kind. */
 export function viewForKind(kind: string): View | undefined {
-  return views.find((v) => v.kind === kind);
+  return views.find((v) => v.kind === kind || (v.kinds as string[] | undefined)?.includes(kind));
+}
+
+const shownListeners: ((v: View) => void)[] = [];
+/** Calls `f` each time a view is shown (the navigation follows it). */
+export function onViewShown(f: (v: View) => void): void {
+  shownListeners.push(f);
 }
 
 let currentView: View | undefined;
@@ -27,6 +33,7 @@ export function showView(v: View): void {
     tab.tabIndex = x === v ? 0 : -1;
   }
   history.replaceState(null, '', `#${v.id}`);
+  for (const f of shownListeners) f(v);
   v.onShow?.();
 }
 

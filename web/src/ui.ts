@@ -1,5 +1,5 @@
 /** Shared pieces of the Workbench's views: DOM helpers, colour scales, the prompt box, and the View shape. */
-import type { Run, RunKind } from './api';
+import type { DirectRunKind, Run, RunKind } from './api';
 import { show } from './charts';
 
 export const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector(sel) as T;
@@ -42,12 +42,16 @@ export interface View {
   id: string;
   label: string;
   kind?: RunKind;
+  /** The kinds of saved run this view draws that the server answers directly (the view sends those requests itself). */
+  kinds?: DirectRunKind[];
   panel: HTMLElement;
   /** The request body for a run, from the controls (throws Error with a message for bad input). */
   body?: () => Record<string, unknown>;
   /** Restores the controls from a saved run's request. */
   restore?: (req: Record<string, any>) => void;
   render?: (run: Run) => Promise<void> | void;
+  /** Called once a run's job is queued, with its request: queues any job that goes with it (one Cancel stops them all). */
+  alongside?: (body: Record<string, unknown>) => void;
   onShow?: () => void;
 }
 
@@ -107,7 +111,7 @@ export function tokenLabelsOf(r: { tokenLabels?: string[]; tokenStrings: string[
 export function provenance(v: View, run: Run): void {
   const req = run.request;
   const userMessage = req.messages?.filter((m: { role: string }) => m.role === 'user').at(-1)?.content;
-  const prompt: string | undefined = req.text ?? userMessage ?? (req.clean !== undefined ? `${req.clean} / ${req.corrupt}` : undefined);
+  const prompt: string | undefined = req.text ?? req.prompt ?? userMessage ?? (req.clean !== undefined ? `${req.clean} / ${req.corrupt}` : undefined);
   const el = $('.provenance', v.panel);
   el.replaceChildren(
     h('span', { text: `Model ${run.model}` }),
@@ -115,6 +119,23 @@ export function provenance(v: View, run: Run): void {
     h('a', { href: `#run/${run.id}`, title: 'a link to this saved run', text: 'permalink' }),
   );
   el.hidden = false;
+}
+
+/** The elements a view's panel needs for {@link provenance}, {@link warnings} and {@link clearResult}, for views that build their own panel. */
+export const resultFrame = (): HTMLElement[] => [h('div', { class: 'provenance', hidden: true }), h('ul', { class: 'warnings', role: 'note', hidden: true })];
+
+/** A direct endpoint's answer as the saved run it became (the server answers its id as `runId`). */
+export function answeredRun(kind: DirectRunKind, request: Record<string, any> & { model: string }, result: { runId?: string }): Run {
+  const { runId, ...rest } = result;
+  const now = new Date().toISOString();
+  return { id: runId ?? '', kind, title: '', model: request.model, status: 'done', createdAt: now, finishedAt: now, error: null, request, result: rest };
+}
+
+/** Draws a directly answered run in its view, saying which model and prompt made it, with its permalink. */
+export async function showAnswered(v: View, run: Run): Promise<void> {
+  warnings(v, []);
+  provenance(v, run);
+  await v.render!(run);
 }
 
 /** Shows cautions about the numbers below (or none). */

@@ -9,13 +9,25 @@ import type { PlantedComponent, PlantedTask } from '../../models/planted/types.j
 export const RUN_KINDS = ['forward', 'attribution', 'lens', 'attention', 'patching', 'probes', 'trace', 'circuit'] as const;
 /** A kind of saved run. */
 export type RunKind = (typeof RUN_KINDS)[number];
+/**
+ * Runs of the endpoints that answer directly instead of queueing a job (steering, a head
+ * detector's grid, one head, one neuron, a causal-abstraction search, features on a prompt):
+ * saved when they finish, like the queued kinds.
+ */
+export const DIRECT_RUN_KINDS = ['steering', 'heads', 'head', 'neuron', 'causal', 'features'] as const;
+/** One of {@link DIRECT_RUN_KINDS}. */
+export type DirectRunKind = (typeof DIRECT_RUN_KINDS)[number];
+/** Every kind of saved run: the queued kinds and the direct ones. */
+export const SAVED_RUN_KINDS = [...RUN_KINDS, ...DIRECT_RUN_KINDS] as const;
+/** One of {@link SAVED_RUN_KINDS}. */
+export type SavedRunKind = (typeof SAVED_RUN_KINDS)[number];
 /** Where a run stands; 'interrupted' marks one the server stopped (or crashed) during. */
 export type RunStatus = 'queued' | 'running' | 'done' | 'error' | 'cancelled' | 'interrupted';
 
 /** A saved run without its request and result, as run lists show it. */
 export interface RunSummary {
   id: string;
-  kind: RunKind;
+  kind: SavedRunKind;
   title: string;
   model: string;
   status: RunStatus;

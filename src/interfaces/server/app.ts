@@ -27,7 +27,7 @@ import { featuresApi } from './features.js';
 import { CancelledError, ComputeQueue, Job, JobExecutor } from './queue.js';
 import { ATTRIBUTION_SETTINGS } from '../../methods/attribution/options.js';
 import { METHODS } from '../../methods/attribution/index.js';
-import { RUN_KINDS, type RunKind } from './api-types.js';
+import { RUN_KINDS, SAVED_RUN_KINDS, type RunKind, type SavedRunKind } from './api-types.js';
 import { RunStore } from './store.js';
 import { steeringRoutes } from './steering.js';
 import { causalRoutes } from './causal.js';
@@ -324,12 +324,12 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
       tags: ['runs'], summary: 'Saved runs, newest first',
       querystring: {
         type: 'object', additionalProperties: false, properties: {
-          kind: { type: 'string', enum: [...RUN_KINDS] }, q: { type: 'string', maxLength: 200 }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' }, offset: { type: 'string', pattern: '^[0-9]{1,9}$' }, token: { type: 'string' },
+          kind: { type: 'string', enum: [...SAVED_RUN_KINDS] }, q: { type: 'string', maxLength: 200 }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' }, offset: { type: 'string', pattern: '^[0-9]{1,9}$' }, token: { type: 'string' },
         },
       },
     },
   }, async (req) => {
-    const q = req.query as { kind?: RunKind; q?: string; limit?: string; offset?: string };
+    const q = req.query as { kind?: SavedRunKind; q?: string; limit?: string; offset?: string };
     return store.list({ kind: q.kind, q: q.q || undefined, limit: q.limit ? Math.min(1000, Number(q.limit)) : 100, offset: q.offset ? Number(q.offset) : 0 });
   });
 
@@ -358,14 +358,14 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
       body: {
         type: 'object', required: ['format', 'kind', 'title', 'model', 'status', 'request'],
         properties: {
-          format: { type: 'string', enum: ['lantern-run'] }, version: { type: 'integer', enum: [1] }, kind: { type: 'string', enum: [...RUN_KINDS] },
+          format: { type: 'string', enum: ['lantern-run'] }, version: { type: 'integer', enum: [1] }, kind: { type: 'string', enum: [...SAVED_RUN_KINDS] },
           title: { type: 'string', minLength: 1, maxLength: 200 }, model: { type: 'string', minLength: 1, maxLength: 300 },
           status: { type: 'string', enum: ['done', 'error', 'cancelled', 'interrupted'] }, request: { type: 'object' }, result: {}, error: { type: ['string', 'null'] },
         },
       },
     },
   }, async (req, reply) => {
-    const b = req.body as { kind: RunKind; title: string; model: string; status: 'done' | 'error' | 'cancelled' | 'interrupted'; request: Record<string, unknown>; result?: unknown; error?: string | null };
+    const b = req.body as { kind: SavedRunKind; title: string; model: string; status: 'done' | 'error' | 'cancelled' | 'interrupted'; request: Record<string, unknown>; result?: unknown; error?: string | null };
     if (b.status === 'done' && (b.result === null || b.result === undefined)) return reply.code(400).send({ error: 'a done run needs its result', statusCode: 400 });
     const run = store.import({ ...b, title: b.title.endsWith('(imported)') ? b.title : `${b.title.slice(0, 189)} (imported)`, result: b.result ?? null });
     return reply.code(201).send(run);
@@ -397,12 +397,12 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     const id = servedId(opts.model ?? BUNDLED_MODEL);
     await app.register(openAICompat, { models: { [id]: () => models.load(models.defaultRef) } });
   }
-  await app.register(steeringRoutes, { models });
+  await app.register(steeringRoutes, { models, store });
   await app.register(evaluationApi, { file: path.join(dataDir, 'evaluation.sqlite') });
-  await app.register(causalRoutes, { models });
-  await app.register(headsRoutes, { models });
+  await app.register(causalRoutes, { models, store });
+  await app.register(headsRoutes, { models, store });
   for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
-  await app.register(featuresApi, { dir: path.join(dataDir, 'dashboards') });
+  await app.register(featuresApi, { dir: path.join(dataDir, 'dashboards'), store });
 
   const webDir = opts.webDir ?? DEFAULT_WEB_DIR;
   if (fs.existsSync(path.join(webDir, 'index.html'))) {

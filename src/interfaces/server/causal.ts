@@ -3,10 +3,13 @@
  * a built-in task's high-level variable? Held-out interchange intervention accuracy (IIA) at every
  * layer × position: with a learned DAS or Boundless DAS subspace, or interchanging the whole
  * residual stream. Answers directly (no queue): the built-in tasks are short prompts, and the
- * request's size is capped below so one request stays seconds on a small model.
+ * request's size is capped below so one request stays seconds on a small model. Each answer is
+ * saved as a 'causal' run.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelRegistry } from './models.js';
+import type { RunStore } from './store.js';
+import { savedRun } from './direct-runs.js';
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { dasSearch } from '../../methods/causal-abstraction/search.js';
@@ -67,12 +70,17 @@ export function causalViewHooks(model: HookedTransformer): string[] {
   return [...Array.from({ length: n }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${n - 1}.hook_resid_post`];
 }
 
-/** Registers POST /api/causal (behind the server's token and Host checks). */
-export const causalRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async (app, { models }) => {
+/** Registers POST /api/causal (behind the server's token and Host checks); each answer is saved as a run in `store`. */
+export const causalRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: RunStore }> = async (app, { models, store }) => {
   app.post('/api/causal', { schema }, async (req) => {
     const body = req.body as CausalBody;
     // Results name the model as the request did (a reference), never by a path on the server.
     const ref = body.model ?? models.defaultRef;
+    await models.resolve(ref, false);
+    return savedRun(store, 'causal', ref, `${body.method} for ${CAUSAL_VIEW_TASKS[body.task].variable} on ${body.task}`, { ...body }, () => search(body, ref));
+  });
+
+  async function search(body: CausalBody, ref: string) {
     const model = await models.load(ref);
     const hooks = causalViewHooks(model);
     const { positions, method, epochs, seed } = body;
@@ -112,5 +120,5 @@ export const causalRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async
       model: ref, method, variable: r.variable, hooks, positions, iia: r.iia, k: r.k, settings, seed,
       best: { ...best, subspace: { k: subspace.k, dim: subspace.dim }, finalLoss: losses[losses.length - 1] }, elapsedMs: Date.now() - start,
     };
-  });
+  }
 };

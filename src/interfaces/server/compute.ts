@@ -321,8 +321,8 @@ async function circuit(m: HookedTransformer, body: Body, ctx: JobContext): Promi
   ctx.stage('computing', `running ${o.method} on ${task}`);
   if (o.method === 'path') {
     const r = o.path
-      ? await pathPatching(m, [String(o.path).split(',').map((x: string) => x.trim())], { examples, metric })
-      : await pathPatchingSweep(m, o.sender, { examples, metric });
+      ? await pathPatching(m, [String(o.path).split(',').map((x: string) => x.trim())], { examples, metric, progress: ctx.advance })
+      : await pathPatchingSweep(m, o.sender, { examples, metric, progress: ctx.advance });
     return { ...r, kind: 'path', settings: { ...settings, ...r.settings, ...(o.path ? { path: o.path } : { sender: o.sender }) } };
   }
   const c: Circuit = o.method === 'acdc'

@@ -7,7 +7,7 @@
  *   GET  /api/features/sets                     the sets: name, model, hook, source, size, tokens
  *   GET  /api/features/sets/:set                one set's index (summaries of every feature)
  *   GET  /api/features/sets/:set/features/:n    one feature's dashboard
- *   POST /api/features/sets/:set/top {text, k}  the set's features on a text
+ *   POST /api/features/sets/:set/top {text, k}  the set's features on a text (saved as a 'features' run)
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,11 +15,15 @@ import type { FastifyPluginAsync } from 'fastify';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import type { HookedTransformer } from '../../models/hooked.js';
+import type { RunStore } from './store.js';
+import { promptTitle, savedRun } from './direct-runs.js';
 import { dashboardSourceSpec, featuresOnText, openFeatureSource, readDashboard, readDashboardIndex, DashboardIndex, FeatureSource } from '../../methods/features/index.js';
 
 /** Where the dashboard folders are. */
 export interface FeaturesApiOptions {
   dir: string;
+  /** Where the features found on a text are saved as runs (the Workbench's store); without one they are not saved. */
+  store?: RunStore;
 }
 
 const NAME = { type: 'string', pattern: '^[\\w.-]+$', maxLength: 200 } as const;
@@ -90,8 +94,10 @@ export const featuresApi: FastifyPluginAsync<FeaturesApiOptions> = async (app, o
         entry.catch(() => sources.delete(set));
         sources.set(set, entry);
       }
-      const { model, source } = await entry;
-      return await featuresOnText(model, source, text, k);
+      return await savedRun(opts.store, 'features', ix.model, promptTitle(`features of ${set}`, text), { set, text, k, method: ix.source, hook: ix.hook }, async () => {
+        const { model, source } = await entry!;
+        return { set, ...(await featuresOnText(model, source, text, k)) };
+      });
     } catch (e) { return fail(e, reply); }
   });
 };

@@ -6,8 +6,9 @@
  *   POST /api/neurons/neuron one MLP neuron's statistics and label over a small corpus sample
  *                            (src/methods/neurons), with its top contexts and per-token activations
  *
- * They answer directly (no saved run): a detector over a few dozen short sequences, or one layer's
- * neuron statistics over a few thousand tokens, on the models the Workbench is meant for.
+ * They answer directly (not queued): a detector over a few dozen short sequences, or one layer's
+ * neuron statistics over a few thousand tokens, on the models the Workbench is meant for. Each
+ * answer is saved as a run ('heads', 'head', 'neuron').
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,6 +21,8 @@ import { analyzeHeads, checkDetectors, DETECTOR_DESCRIPTIONS, HEAD_DETECTORS, He
 import { corpusRows, neuronStats, NeuronStats } from '../../methods/neurons/index.js';
 import { MAX_ATTENTION_TOKENS } from './compute.js';
 import type { ModelRegistry } from './models.js';
+import type { RunStore } from './store.js';
+import { promptTitle, savedRun } from './direct-runs.js';
 import { tokenLabel, tokenLabels } from './token-labels.js';
 
 /** Most neuron statistics kept in memory at once (one per model, layer and corpus size). */
@@ -79,54 +82,61 @@ function checkHead(model: HookedTransformer, layer: number, head: number): void 
   if (layer >= nLayers || head >= nHeads) throw new LanternError(`head L${layer}H${head} is outside the model's ${nLayers} layers x ${nHeads} heads (L0H0 .. L${nLayers - 1}H${nHeads - 1})`);
 }
 
-/** Registers the heads and neuron-page endpoints (behind the server's token and Host checks). */
-export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async (app, { models }) => {
+/** Registers the heads and neuron-page endpoints (behind the server's token and Host checks); each answer is saved as a run in `store`. */
+export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: RunStore }> = async (app, { models, store }) => {
   // A model's weights, read once for every head clicked (dropped with the model).
   const circuitsOf = new WeakMap<HookedTransformer, Promise<ModelCircuits>>();
   app.post('/api/heads/scores', { schema: scoresSchema }, async (req) => {
     const body = req.body as { model?: string; detector: HeadDetector; sequences: number; half?: number; seed: number };
     checkDetectors([body.detector]); // an unknown name is a 400 naming the nearest detectors
     const ref = body.model ?? models.defaultRef;
-    const model = await models.load(ref);
-    const pool = plantedPool(model.source);
-    const r = await analyzeHeads(model, { detectors: [body.detector], sequences: body.sequences, half: body.half, seed: body.seed, pool });
-    return {
-      model: ref, method: 'heads', detector: body.detector, description: DETECTOR_DESCRIPTIONS[body.detector], layers: r.layers, heads: r.heads,
-      scores: r.scores[body.detector], dataHash: r.dataHash, settings: { ...r.settings, poolSource: pool ? 'planted task tokens' : 'vocabulary' },
-    };
+    await models.resolve(ref, false);
+    return savedRun(store, 'heads', ref, `${body.detector} heads`, { ...body, method: body.detector }, async () => {
+      const model = await models.load(ref);
+      const pool = plantedPool(model.source);
+      const r = await analyzeHeads(model, { detectors: [body.detector], sequences: body.sequences, half: body.half, seed: body.seed, pool });
+      return {
+        model: ref, method: 'heads', detector: body.detector, description: DETECTOR_DESCRIPTIONS[body.detector], layers: r.layers, heads: r.heads,
+        scores: r.scores[body.detector], dataHash: r.dataHash, settings: { ...r.settings, poolSource: pool ? 'planted task tokens' : 'vocabulary' },
+      };
+    });
   });
 
   app.post('/api/heads/head', { schema: headSchema }, async (req) => {
     const body = req.body as { model?: string; layer: number; head: number; prompt: string; k: number };
-    const model = await models.load(body.model ?? models.defaultRef);
-    checkHead(model, body.layer, body.head);
-    const tokens = model.toTokens(body.prompt);
-    if (tokens.length > MAX_ATTENTION_TOKENS) throw new LanternError(`attention patterns are limited to ${MAX_ATTENTION_TOKENS} tokens (the prompt is ${tokens.length}); use a shorter prompt`);
-    if (tokens.length > model.cfg.nCtx) throw new LanternError(`the prompt is ${tokens.length} tokens, longer than the model's context of ${model.cfg.nCtx}`);
-    const h = { layer: body.layer, head: body.head };
-    const hook = `blocks.${h.layer}.attn.hook_pattern`;
-    const { cache } = await model.runWithHooks([tokens], { cache: [hook], logitPositions: [0] });
-    const T = tokens.length;
-    const p = cache.get(hook).f32;
-    const base = h.head * T * T;
-    let circuits = circuitsOf.get(model);
-    if (!circuits) {
-      circuits = ModelCircuits.read(model);
-      circuitsOf.set(model, circuits);
-      circuits.catch(() => circuitsOf.delete(model));
-    }
-    const c = await circuits;
-    const pool = plantedPool(model.source);
-    // The whole OV diagonal once, largest first: both ends of it are shown.
-    const diagonal = c.topCopied(h, { tokens: pool, k: Infinity });
-    const named = (xs: { token: number; value: number }[]) => xs.map((x) => ({ ...x, label: model.tokenizer ? tokenLabel(model, x.token) : String(x.token) }));
-    return {
-      head: headLabel(h), layer: h.layer, index: h.head, tokens, tokenLabels: tokenLabels(model, tokens),
-      pattern: Array.from({ length: T }, (_, q) => Array.from(p.subarray(base + q * T, base + q * T + T))),
-      copyingScore: c.copyingScore(h),
-      topCopied: named(diagonal.slice(0, body.k).filter((x) => x.value > 0)),
-      topSuppressed: named(diagonal.slice(-body.k).reverse().filter((x) => x.value < 0)),
-    };
+    const ref = body.model ?? models.defaultRef;
+    await models.resolve(ref, false);
+    return savedRun(store, 'head', ref, promptTitle(`head L${body.layer}H${body.head}`, body.prompt), { ...body, method: 'head' }, async () => {
+      const model = await models.load(ref);
+      checkHead(model, body.layer, body.head);
+      const tokens = model.toTokens(body.prompt);
+      if (tokens.length > MAX_ATTENTION_TOKENS) throw new LanternError(`attention patterns are limited to ${MAX_ATTENTION_TOKENS} tokens (the prompt is ${tokens.length}); use a shorter prompt`);
+      if (tokens.length > model.cfg.nCtx) throw new LanternError(`the prompt is ${tokens.length} tokens, longer than the model's context of ${model.cfg.nCtx}`);
+      const h = { layer: body.layer, head: body.head };
+      const hook = `blocks.${h.layer}.attn.hook_pattern`;
+      const { cache } = await model.runWithHooks([tokens], { cache: [hook], logitPositions: [0] });
+      const T = tokens.length;
+      const p = cache.get(hook).f32;
+      const base = h.head * T * T;
+      let circuits = circuitsOf.get(model);
+      if (!circuits) {
+        circuits = ModelCircuits.read(model);
+        circuitsOf.set(model, circuits);
+        circuits.catch(() => circuitsOf.delete(model));
+      }
+      const c = await circuits;
+      const pool = plantedPool(model.source);
+      // The whole OV diagonal once, largest first: both ends of it are shown.
+      const diagonal = c.topCopied(h, { tokens: pool, k: Infinity });
+      const named = (xs: { token: number; value: number }[]) => xs.map((x) => ({ ...x, label: model.tokenizer ? tokenLabel(model, x.token) : String(x.token) }));
+      return {
+        head: headLabel(h), layer: h.layer, index: h.head, tokens, tokenLabels: tokenLabels(model, tokens),
+        pattern: Array.from({ length: T }, (_, q) => Array.from(p.subarray(base + q * T, base + q * T + T))),
+        copyingScore: c.copyingScore(h),
+        topCopied: named(diagonal.slice(0, body.k).filter((x) => x.value > 0)),
+        topSuppressed: named(diagonal.slice(-body.k).reverse().filter((x) => x.value < 0)),
+      };
+    });
   });
 
   // One layer's statistics serve every neuron of it: kept for the next click.
@@ -134,30 +144,32 @@ export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async 
   app.post('/api/neurons/neuron', { schema: neuronSchema }, async (req) => {
     const body = req.body as { model?: string; layer: number; neuron: number; maxTokens: number; context: number };
     const ref = body.model ?? models.defaultRef;
-    const model = await models.load(ref);
-    const { nLayers, dMlp } = model.cfg;
-    if (body.layer >= nLayers) throw new LanternError(`layer ${body.layer} is outside the model's layers [0, ${nLayers - 1}]`);
-    if (body.neuron >= dMlp) throw new LanternError(`neuron ${body.neuron} is outside the layer's ${dMlp} neurons [0, ${dMlp - 1}]`);
-    const key = `${ref}\0${model.source}\0${body.layer}\0${body.maxTokens}`;
-    let entry = stats.get(key);
-    if (!entry) {
-      entry = (async () => {
-        const corpus = neuronCorpus(model, body.maxTokens);
-        return { corpus, stats: await neuronStats(model, corpus.tokens, { layers: [body.layer] }) };
-      })();
-      stats.set(key, entry);
-      entry.catch(() => stats.delete(key));
-      while (stats.size > KEEP_STATS) stats.delete(stats.keys().next().value as string);
-    }
-    const { stats: s, corpus } = await entry;
-    const n = s.neurons.find((x) => x.neuron === body.neuron)!;
-    // Each top example in its row, from `context` tokens before it to a few after, with the
-    // neuron's activation at every token (rerun from the row's start, as the pass saw it).
-    const rows = corpusRows(corpus.tokens, s.settings.seq);
-    const windows = n.top.map((e) => {
-      const rowStart = e.offset - e.position;
-      const rowEnd = rows.find((r) => r.start === rowStart)!.length + rowStart;
-      return { rowStart, from: Math.max(rowStart, e.offset - body.context), to: Math.min(rowEnd, e.offset + 4), focus: e.offset };
+    await models.resolve(ref, false);
+    return savedRun(store, 'neuron', ref, `neuron L${body.layer}N${body.neuron}`, { ...body, method: 'neurons' }, async () => {
+      const model = await models.load(ref);
+      const { nLayers, dMlp } = model.cfg;
+      if (body.layer >= nLayers) throw new LanternError(`layer ${body.layer} is outside the model's layers [0, ${nLayers - 1}]`);
+      if (body.neuron >= dMlp) throw new LanternError(`neuron ${body.neuron} is outside the layer's ${dMlp} neurons [0, ${dMlp - 1}]`);
+      const key = `${ref}\0${model.source}\0${body.layer}\0${body.maxTokens}`;
+      let entry = stats.get(key);
+      if (!entry) {
+        entry = (async () => {
+          const corpus = neuronCorpus(model, body.maxTokens);
+          return { corpus, stats: await neuronStats(model, corpus.tokens, { layers: [body.layer] }) };
+        })();
+        stats.set(key, entry);
+        entry.catch(() => stats.delete(key));
+        while (stats.size > KEEP_STATS) stats.delete(stats.keys().next().value as string);
+      }
+      const { stats: s, corpus } = await entry;
+      const n = s.neurons.find((x) => x.neuron === body.neuron)!;
+      // Each top example in its row, from `context` tokens before it to a few after, with the
+      // neuron's activation at every token (rerun from the row's start, as the pass saw it).
+      const rows = corpusRows(corpus.tokens, s.settings.seq);
+      const windows = n.top.map((e) => {
+        const rowStart = e.offset - e.position;
+        const rowEnd = rows.find((r) => r.start === rowStart)!.length + rowStart;
+        return { rowStart, from: Math.max(rowStart, e.offset - body.context), to: Math.min(rowEnd, e.offset + 4), focus: e.offset };
     });
     const hook = `blocks.${body.layer}.mlp.hook_post`;
     const examples: { activation: number; tokens: number[]; tokenLabels: string[]; focus: number; activations: number[] }[] = [];
@@ -180,6 +192,7 @@ export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async 
       neuron: { ...summary, ...(n.ngram ? { ngramLabels: tokenLabelsOrIds(model, n.ngram.tokens) } : {}) },
       layerCounts: s.counts, labelled, examples,
     };
+    });
   });
 };
 

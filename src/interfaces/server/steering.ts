@@ -2,10 +2,13 @@
  * POST /api/steering: the Workbench's steering playground. Generates a prompt's continuation with
  * and without a steering vector — ActAdd from a prompt pair, or the direction of a probe fit on a
  * built-in dataset at the chosen layer — and measures the cost (KL divergence of next-token
- * distributions on neutral text). Answers directly: a few short generations on a small model.
+ * distributions on neutral text). Answers directly: a few short generations on a small model; each
+ * answer is saved as a 'steering' run.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelRegistry } from './models.js';
+import type { RunStore } from './store.js';
+import { promptTitle, savedRun } from './direct-runs.js';
 import { builtinDataset } from '../../data/statements.js';
 import { harvestProbeData, steeringDirection, trainProbe, PROBE_KINDS, ProbeKind } from '../../methods/representations/probes/index.js';
 import { datasetHash } from '../../methods/representations/data.js';
@@ -52,11 +55,17 @@ const schema = {
   },
 };
 
-/** Registers POST /api/steering (behind the server's token and Host checks). */
-export const steeringRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async (app, { models }) => {
+/** Registers POST /api/steering (behind the server's token and Host checks); each answer is saved as a run in `store`. */
+export const steeringRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: RunStore }> = async (app, { models, store }) => {
   app.post('/api/steering', { schema }, async (req) => {
     const body = req.body as SteeringBody;
-    const model = await models.load(body.model ?? models.defaultRef);
+    const ref = body.model ?? models.defaultRef;
+    await models.resolve(ref, false); // an unknown model is a 400, not a saved failure
+    return savedRun(store, 'steering', ref, promptTitle(`steering ×${body.coef}`, body.prompt), { ...body, method: body.direction.source === 'pair' ? 'actadd' : 'probe' }, () => steerOnce(body, ref));
+  });
+
+  async function steerOnce(body: SteeringBody, ref: string) {
+    const model = await models.load(ref);
     const hook = layerHook(model, body.layer);
     let vector: SteeringVector;
     let probe: Record<string, unknown> | undefined;
@@ -74,5 +83,5 @@ export const steeringRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = asy
     }
     const r = await steer(model, [body.prompt], { vector, coef: body.coef, neutral: PLAYGROUND_NEUTRAL, maxNewTokens: body.maxNewTokens, temperature: body.temperature, seed: body.seed });
     return { ...r, ...(probe ? { probe } : {}), vectorNorm: Math.hypot(...vector.rows.flat()) };
-  });
+  }
 };

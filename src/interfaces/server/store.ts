@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Run, RunKind, RunStatus, RunSummary } from './api-types.js';
+import type { Run, RunStatus, RunSummary, SavedRunKind } from './api-types.js';
 
 export interface ModelFolder {
   id: string;
@@ -19,7 +19,7 @@ export interface ModelFolder {
 }
 
 interface RunRow {
-  id: string; kind: RunKind; title: string; model: string; status: RunStatus; created_at: string; finished_at: string | null;
+  id: string; kind: SavedRunKind; title: string; model: string; status: RunStatus; created_at: string; finished_at: string | null;
   error: string | null; request: string; result: string | null;
 }
 
@@ -63,7 +63,7 @@ export class RunStore {
       WHERE status IN ('queued', 'running')`).run(new Date().toISOString());
   }
 
-  create(kind: RunKind, model: string, title: string, request: Record<string, unknown>): RunSummary {
+  create(kind: SavedRunKind, model: string, title: string, request: Record<string, unknown>): RunSummary {
     const row: RunRow = {
       id: crypto.randomUUID(), kind, title, model, status: 'queued', created_at: new Date().toISOString(), finished_at: null, error: null,
       request: JSON.stringify(request), result: null,
@@ -90,7 +90,7 @@ export class RunStore {
    * Runs newest first, each with its request (the settings it ran with); `q` keeps those whose
    * title, model, kind or request contains it (case-insensitive).
    */
-  list(opts: { kind?: RunKind; q?: string; limit?: number; offset?: number } = {}): { runs: (RunSummary & { request: Record<string, unknown> })[]; total: number } {
+  list(opts: { kind?: SavedRunKind; q?: string; limit?: number; offset?: number } = {}): { runs: (RunSummary & { request: Record<string, unknown> })[]; total: number } {
     const conds = [...(opts.kind ? ['kind = @kind'] : []), ...(opts.q ? [`(title || ' ' || model || ' ' || kind || ' ' || request) LIKE @q ESCAPE '\\'`] : [])];
     const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
     const q = opts.q ? `%${opts.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : undefined;
@@ -101,7 +101,7 @@ export class RunStore {
   }
 
   /** Saves a run exported from this or another Workbench (GET /api/runs/{id}/export) as a new run. */
-  import(run: { kind: RunKind; title: string; model: string; status: RunStatus; request: Record<string, unknown>; result: unknown; error?: string | null; createdAt?: string }): RunSummary {
+  import(run: { kind: SavedRunKind; title: string; model: string; status: RunStatus; request: Record<string, unknown>; result: unknown; error?: string | null; createdAt?: string }): RunSummary {
     const now = new Date().toISOString();
     const row: RunRow = {
       id: crypto.randomUUID(), kind: run.kind, title: run.title, model: run.model, status: run.status, created_at: now, finished_at: now,

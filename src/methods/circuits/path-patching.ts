@@ -19,6 +19,11 @@ export interface PathPatchingOptions {
   metric: EdgeMetric;
   /** Rows per ORT call (default 64). */
   batchSize?: number;
+  /**
+   * Called as forwards finish: `done` of `total` sequences run (the clean and corrupted caches,
+   * the clean log-probabilities, then every path-patched row).
+   */
+  progress?: (done: number, total: number) => void;
 }
 
 /** The effect of patching one path (sender to receivers). */
@@ -80,9 +85,14 @@ export async function pathPatching(model: HookedTransformer, paths: string[][], 
   const resolved = paths.map((p) => resolvePath(space, p));
   const batchSize = opts.batchSize ?? 64;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new LanternError(`batch size must be a positive integer, got ${batchSize}`);
+  const n = opts.examples.length;
+  // prepare runs the corrupted and clean caches (n rows each) and the clean log-probabilities (n more).
+  const preparing = 3 * n;
+  const total = preparing + resolved.length * n;
+  opts.progress?.(0, total);
   const data = await prepare(runner, opts.examples, opts.metric);
+  opts.progress?.(preparing, total);
   const D = model.cfg.dModel;
-  const n = data.examples.length;
   const rows = resolved.flatMap(({ sender, receivers }) => data.examples.map((e, b) => ({
     tokens: e.clean, targets: e.targets, cleanLogprobs: data.cleanLogprobs[b], ...pathRow(space, data, b, sender, receivers, D),
   })));
@@ -100,6 +110,7 @@ export async function pathPatching(model: HookedTransformer, paths: string[][], 
       start += targets.reduce((a, t) => a + t.length, 0);
       out.push({ path: paths[(i / n) + k], effect: (value - data.clean) / (data.corrupt - data.clean), value, kl });
     }
+    opts.progress?.(preparing + i + chunk.length, total);
   }
   return { method: 'path-patching', metric: data.metric, clean: data.clean, corrupt: data.corrupt, paths: out, settings: { examples: n, batchSize } };
 }

@@ -1,4 +1,4 @@
-import { runJob, Run } from '../api';
+import { ApiError, runJob, Run } from '../api';
 import { attributionSpec, draw, labels, show } from '../charts';
 import { loadWhenReady, OptionsForm } from '../options-form';
 import { $, diverging, field, h, input, legend, meta, output, panel, promptBody, select, tokenLabelsOf, View, warnings } from '../ui';
@@ -14,6 +14,11 @@ compareWith.options[0].text = 'none';
 const attrOptions = loadWhenReady(new OptionsForm('attribution', { outside: { evaluate: attrEval }, labels: { method: 'Method' } }));
 
 let lastAttribution: Run | undefined;
+/** The second method's job of a comparison, queued right after the first so that one Cancel stops both. */
+interface Pending { first?: string; method: string; job: Promise<Run>; status: string; onStatus?: (s: string) => void }
+let pending: Pending | undefined;
+/** The comparison drawn beside a run (kept for redrawing it, e.g. when tokens are merged into words). */
+let compared: { first: string; method: string; outcome: Run | 'cancelled' | Error } | undefined;
 export const attribution: View = {
   id: 'attribution', label: 'Attribution', kind: 'attribution',
   panel: panel('attribution', 'Attribution', [
@@ -25,9 +30,24 @@ export const attribution: View = {
     ...promptBody(), kind: attrKind.value, evaluate: attrEval.checked,
     ...(attrTarget.value ? { target: attrTarget.value } : {}), ...(attrFoil.value ? { foil: attrFoil.value } : {}), ...attrOptions.body(),
   }),
+  alongside: (body) => {
+    const method = compareWith.value;
+    pending = undefined;
+    if (!method || method === body.method) return;
+    const keep = ['text', 'messages', 'target', 'foil', 'kind', 'evaluate', 'seed', 'model'];
+    const second = { ...Object.fromEntries(Object.entries(body).filter(([k]) => keep.includes(k))), method };
+    const p: Pending = { method, status: `${method}: queued for comparison`, job: Promise.resolve(undefined as unknown as Run) };
+    p.job = runJob('attribution', second, (prog) => {
+      p.status = `${method}: ${prog.message}${prog.fraction !== null ? ` · ${Math.round(100 * prog.fraction)}%` : ''}`;
+      p.onStatus?.(p.status);
+    }, () => {});
+    p.job.catch(() => {}); // its outcome is shown where the comparison is drawn
+    pending = p;
+  },
   restore: (r) => {
     // A saved run opens alone (a comparison is a second run, started only by Run).
     compareWith.value = '';
+    pending = undefined;
     attrTarget.value = r.target ?? '';
     attrFoil.value = r.foil ?? '';
     attrKind.value = r.kind ?? 'logprob';
@@ -57,8 +77,10 @@ export const attribution: View = {
     out.append(toggle, downloads(run), h('p', { class: 'muted', text: `First row (${rows[0]}), coloured by score:` }), chips, legend(-max, max), h('div', { class: 'chart scroll' }));
     if (r.faithfulness) out.append(h('div', { class: 'scroll' }, faithTable(r.faithfulness, rows)));
     await draw($('.chart', out), attributionSpec(labels(strings), rows, scores, DIVERGING_RANGE));
-    const other = compareWith.value;
-    if (other && other !== r.method) await compareRun(run, other, out);
+    if (pending && !pending.first) {
+      pending.first = run.id;
+      await compareRun(run, pending, out);
+    } else if (compared?.first === run.id) drawComparison(run, compared.method, compared.outcome, out);
   },
 };
 
@@ -69,23 +91,38 @@ const methodChoices = new MutationObserver(() => {
 });
 methodChoices.observe(attribution.panel, { childList: true, subtree: true });
 
-/** Runs `method` on the same prompt and target, and shows it beside `first` with both faithfulness rows in one table. */
-async function compareRun(first: Run, method: string, out: HTMLElement): Promise<void> {
-  const keep = ['text', 'messages', 'target', 'foil', 'kind', 'evaluate', 'seed', 'model'];
-  const body = Object.fromEntries(Object.entries(first.request).filter(([k]) => keep.includes(k)));
-  const status = h('p', { class: 'muted', 'data-testid': 'compare-status', text: `running ${method} for comparison…` });
-  const section = h('section', { class: 'compare-result', 'data-testid': 'compare-result' }, h('h4', { text: `Compared with ${method}` }), status);
+/** Waits for the second method's job (queued with the first) and shows it beside `first`, with both faithfulness rows in one table. */
+async function compareRun(first: Run, p: Pending, out: HTMLElement): Promise<void> {
+  const section = drawComparison(first, p.method, undefined, out);
+  const status = $('[data-testid=compare-status]', section);
+  status.textContent = p.status;
+  p.onStatus = (s) => (status.textContent = s);
+  let outcome: Run | 'cancelled' | Error;
+  try {
+    outcome = await p.job;
+  } catch (e) {
+    outcome = e instanceof ApiError && e.message === 'cancelled' ? 'cancelled' : (e as Error);
+  }
+  if (pending === p) pending = undefined;
+  compared = { first: first.id, method: p.method, outcome };
+  section.remove();
+  drawComparison(first, p.method, outcome, out);
+}
+
+/** The comparison section: waiting (no outcome yet), cancelled, failed, or the second method's scores. */
+function drawComparison(first: Run, method: string, outcome: Run | 'cancelled' | Error | undefined, out: HTMLElement): HTMLElement {
+  const status = h('p', { class: 'muted', 'data-testid': 'compare-status', text: outcome === 'cancelled' ? `${method}: cancelled` : outcome instanceof Error ? `${method} failed: ${outcome.message}` : `${method}: queued for comparison` });
+  const section = h('section', { class: 'compare-result', 'data-testid': 'compare-result', 'data-outcome': outcome === undefined ? 'waiting' : outcome === 'cancelled' ? 'cancelled' : outcome instanceof Error ? 'error' : 'done' }, h('h4', { text: `Compared with ${method}` }), status);
   out.append(section);
-  const second = await runJob('attribution', { ...body, method }, (p) => {
-    status.textContent = `${method}: ${p.message}${p.fraction !== null ? ` · ${Math.round(100 * p.fraction)}%` : ''}`;
-  }, () => {});
-  const r = second.result;
+  if (outcome === undefined || outcome === 'cancelled' || outcome instanceof Error) return section;
+  const r = outcome.result;
   const strings = tokenLabelsOf(r);
   const max = Math.max(1e-12, ...r.scores.flat().map(Math.abs));
   status.textContent = `${r.method} · ${explained(r)}`;
   section.append(legend(-max, max), h('div', { class: 'chart scroll' }));
   if (first.result.faithfulness && r.faithfulness) section.append(h('div', { class: 'scroll' }, methodsFaithTable([first.result, r])));
-  await draw($('.chart', section), attributionSpec(labels(strings), r.target.rows, r.scores, DIVERGING_RANGE));
+  void draw($('.chart', section), attributionSpec(labels(strings), r.target.rows, r.scores, DIVERGING_RANGE));
+  return section;
 }
 
 /** Faithfulness of several methods (first target row each), one row per method. */

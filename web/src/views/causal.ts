@@ -2,10 +2,11 @@
  * The causal-abstraction view: where does the model compute a built-in task's high-level variable?
  * Held-out interchange intervention accuracy (IIA) at every layer × position, with a learned DAS
  * or Boundless DAS subspace or the whole activation interchanged, drawn as a heatmap with each
- * cell's value, and downloadable as JSON (model, method, settings, seed and the table).
+ * cell's value, and downloadable as JSON (model, method, settings, seed and the table). Each search
+ * is saved as a run ('causal') by the server, reopened here.
  */
-import { api, ApiError } from '../api';
-import { field, h, input, legend, select, sequential } from '../ui';
+import { api, ApiError, Run } from '../api';
+import { answeredRun, clearResult, field, h, input, legend, resultFrame, select, sequential, showAnswered, View } from '../ui';
 
 /** What the server answers (src/interfaces/server/causal.ts). */
 export interface CausalResponse {
@@ -37,7 +38,7 @@ function heatmap(r: CausalResponse): HTMLElement {
 }
 
 /** The view's panel, for the tab list in main.ts. */
-export function causalView(deps: { model: () => string }): { id: string; label: string; panel: HTMLElement } {
+export function causalView(deps: { model: () => string }): View {
   const task = select('task', ['ioi', 'induction'], 'ioi');
   const method = select('method', ['das', 'boundless', 'interchange-whole'], 'das');
   const positions = input('positions', { type: 'text', value: '-1, -2, -3' });
@@ -54,7 +55,7 @@ export function causalView(deps: { model: () => string }): { id: string; label: 
   const error = h('p', { class: 'error', role: 'alert', hidden: true });
   const meta = h('div', { class: 'meta' });
   const out = h('div', { class: 'output' });
-  const panel = h('section', { id: 'view-causal', class: 'view', role: 'tabpanel', 'aria-label': 'Causal', hidden: true }, form, error, meta, out);
+  const panel = h('section', { id: 'view-causal', class: 'view', role: 'tabpanel', 'aria-label': 'Causal', hidden: true }, form, error, ...resultFrame(), meta, out);
 
   let busy = false;
   async function run(): Promise<void> {
@@ -67,34 +68,47 @@ export function causalView(deps: { model: () => string }): { id: string; label: 
       const pos = positions.value.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
       const bad = pos.find((p) => !Number.isInteger(p));
       if (pos.length === 0 || bad !== undefined) throw new Error(`positions must be integers separated by commas, got '${positions.value}'`);
-      const r = await api.causal<CausalResponse>({
+      const request = {
         model: deps.model(), task: task.value, method: method.value, positions: pos,
         k: Number(k.value), epochs: Number(epochs.value), train: Number(train.value), test: Number(test.value), seed: Number(seed.value),
-      });
-      const best = r.best ? ` · best ${r.best.location.hook} @ ${r.best.location.position}: IIA ${r.best.iia.toFixed(3)} with ${r.best.k} dimensions` : '';
-      meta.textContent = `${r.method} for ${r.variable} on ${r.model}, seed ${r.seed}, ${(r.elapsedMs / 1000).toFixed(1)} s${best}`;
-      const download = h('button', { type: 'button', class: 'secondary download', text: 'Download JSON' });
-      download.addEventListener('click', () => {
-        const a = h('a', { href: URL.createObjectURL(new Blob([JSON.stringify(r, null, 2)], { type: 'application/json' })), download: `iia-${r.variable}-${r.method}-seed${r.seed}.json` });
-        a.click();
-        setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-      });
-      out.replaceChildren(heatmap(r), download);
+      };
+      await showAnswered(view, answeredRun('causal', request, await api.causal<CausalResponse & { runId?: string }>(request)));
     } catch (e) {
       error.hidden = false;
       error.textContent = e instanceof ApiError ? e.message : (e as Error).message;
       // The previous table is not this request's: never leave it under the error.
-      out.replaceChildren();
-      meta.textContent = '';
+      clearResult(view);
     } finally {
       busy = false;
       button.removeAttribute('aria-busy');
       out.classList.remove('stale');
     }
   }
+  function render(saved: Run<CausalResponse>): void {
+    const r = saved.result;
+    const best = r.best ? ` · best ${r.best.location.hook} @ ${r.best.location.position}: IIA ${r.best.iia.toFixed(3)} with ${r.best.k} dimensions` : '';
+    meta.textContent = `${r.method} for ${r.variable} on ${r.model}, seed ${r.seed}, ${(r.elapsedMs / 1000).toFixed(1)} s${best}`;
+    const download = h('button', { type: 'button', class: 'secondary download', text: 'Download JSON' });
+    download.addEventListener('click', () => {
+      const a = h('a', { href: URL.createObjectURL(new Blob([JSON.stringify(r, null, 2)], { type: 'application/json' })), download: `iia-${r.variable}-${r.method}-seed${r.seed}.json` });
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    });
+    out.replaceChildren(heatmap(r), download);
+  }
+
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     void run();
   });
-  return { id: 'causal', label: 'Causal', panel };
+  const view: View = {
+    id: 'causal', label: 'Causal', kinds: ['causal'], panel, render,
+    restore: (req) => {
+      task.value = req.task ?? task.value;
+      method.value = req.method ?? method.value;
+      if (Array.isArray(req.positions)) positions.value = req.positions.join(', ');
+      for (const [el, key] of [[k, 'k'], [epochs, 'epochs'], [train, 'train'], [test, 'test'], [seed, 'seed']] as const) if (req[key] !== undefined) el.value = String(req[key]);
+    },
+  };
+  return view;
 }

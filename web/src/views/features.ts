@@ -1,8 +1,10 @@
 /**
  * The Features view: browse and search a dashboard set, open a feature's dashboard (top contexts
  * with per-token activations, quantile samples, histogram, logits, nearest features, explanation),
- * and see which features fire on the prompt.
+ * and see which features fire on the prompt (saved by the server as a 'features' run, reopened here).
  */
+import type { Run } from '../api';
+import { answeredRun, provenance, resultFrame, View } from '../ui';
 
 const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector(sel) as T;
 
@@ -46,7 +48,7 @@ function contextRow(c: Context, max: number): HTMLElement {
 }
 
 /** The Features view: its tab id and label, its panel, and what it does when shown. */
-export function featuresView(promptEl: HTMLTextAreaElement): { id: string; label: string; panel: HTMLElement; onShow: () => void } {
+export function featuresView(promptEl: HTMLTextAreaElement, model: () => string): View {
   const setEl = h('select', { id: 'features-set', 'aria-label': 'Dashboard set' });
   const searchEl = h('input', { id: 'features-search', type: 'search', placeholder: 'search: index, token or explanation' });
   const onPrompt = h('button', { type: 'button', id: 'features-on-prompt', text: 'Features on the prompt' });
@@ -54,10 +56,10 @@ export function featuresView(promptEl: HTMLTextAreaElement): { id: string; label
   const metaEl = h('div', { class: 'meta' });
   const listEl = h('div', { class: 'feature-list scroll' });
   const detailEl = h('div', { class: 'feature-detail', id: 'feature-detail' });
-  const promptOut = h('div', { class: 'feature-prompt', id: 'features-prompt-out' });
+  const promptOut = h('div', { class: 'feature-prompt output', id: 'features-prompt-out' });
   const panel = h('section', { id: 'view-features', class: 'view', role: 'tabpanel', 'aria-label': 'Features', hidden: true },
     h('div', { class: 'grid-controls' }, h('label', {}, 'Dashboards', setEl), h('label', {}, 'Search', searchEl), onPrompt),
-    error, metaEl, promptOut, h('div', { class: 'grid features-grid' }, listEl, detailEl));
+    error, ...resultFrame(), metaEl, promptOut, h('div', { class: 'grid features-grid' }, listEl, detailEl));
   let summaries: Summary[] = [];
   let sets: SetInfo[] = [];
   const showError = (msg: string | null) => { error.hidden = msg === null; error.textContent = msg ?? ''; };
@@ -119,34 +121,57 @@ export function featuresView(promptEl: HTMLTextAreaElement): { id: string; label
     }
   };
 
+  /** Draws the features found on a prompt (answered now, or a saved run). */
+  const drawOnPrompt = (run: Run<{ tokens: string[]; top: { index: number; max: number; activations: number[] }[] }>) => {
+    const r = run.result;
+    promptOut.replaceChildren(h('h6', { text: 'Features on the prompt' }), ...r.top.map((f) => {
+      const row = contextRow({ tokens: r.tokens, activations: f.activations, at: -1, activation: f.max }, f.max);
+      const a = h('a', { href: '#features', class: 'feature-link', 'data-feature': f.index, text: `#${f.index}` });
+      a.addEventListener('click', (e) => { e.preventDefault(); void openFeature(f.index); });
+      const ex = summaries[f.index]?.explanation;
+      return h('div', { class: 'feature-on-prompt' }, a, ' ', row, ...(ex ? [h('small', { text: ` ${ex}` })] : []));
+    }));
+  };
+
   onPrompt.addEventListener('click', async () => {
     try {
-      const r = await get<{ tokens: string[]; top: { index: number; max: number; activations: number[] }[] }>(`api/features/sets/${encodeURIComponent(setName())}/top`, { text: promptEl.value, k: 10 });
+      const request = { set: setName(), text: promptEl.value, k: 10 };
+      const r = await get<{ runId?: string; tokens: string[]; top: { index: number; max: number; activations: number[] }[] }>(`api/features/sets/${encodeURIComponent(request.set)}/top`, { text: request.text, k: request.k });
       showError(null);
-      promptOut.replaceChildren(h('h6', { text: 'Features on the prompt' }), ...r.top.map((f) => {
-        const row = contextRow({ tokens: r.tokens, activations: f.activations, at: -1, activation: f.max }, f.max);
-        const a = h('a', { href: '#features', class: 'feature-link', 'data-feature': f.index, text: `#${f.index}` });
-        a.addEventListener('click', (e) => { e.preventDefault(); void openFeature(f.index); });
-        const ex = summaries[f.index]?.explanation;
-        return h('div', { class: 'feature-on-prompt' }, a, ' ', row, ...(ex ? [h('small', { text: ` ${ex}` })] : []));
-      }));
+      const run = answeredRun('features', { ...request, model: sets.find((x) => x.name === request.set)?.model ?? model() }, r);
+      provenance(view, run);
+      drawOnPrompt(run);
     } catch (e) {
+      promptOut.replaceChildren();
+      (panel.querySelector('.provenance') as HTMLElement).hidden = true;
       showError((e as Error).message);
     }
   });
   searchEl.addEventListener('input', renderList);
   setEl.addEventListener('change', () => void loadSet());
 
-  return {
-    id: 'features', label: 'Features', panel,
+  /** The set a reopened run was made with, selected once the sets have loaded. */
+  let wantedSet: string | undefined;
+  const view: View = {
+    id: 'features', label: 'Features', kinds: ['features'], panel,
+    restore: (req) => {
+      wantedSet = req.set;
+      if (sets.some((x) => x.name === req.set) && setEl.value !== req.set) {
+        setEl.value = req.set;
+        void loadSet();
+      }
+    },
+    render: (run) => drawOnPrompt(run),
     onShow: () => {
       if (sets.length) return;
       void get<{ dir: string; sets: SetInfo[] }>('api/features/sets').then(async (r) => {
         sets = r.sets;
         setEl.replaceChildren(...sets.map((s) => h('option', { value: s.name, text: `${s.name} — ${s.source} (${s.size})` })));
         if (!sets.length) { metaEl.textContent = `No dashboards yet: build some with \`lantern features dashboards -o ${r.dir}/<name>\`.`; return; }
+        if (wantedSet && sets.some((x) => x.name === wantedSet)) setEl.value = wantedSet;
         await loadSet();
       }).catch((e) => showError((e as Error).message));
     },
   };
+  return view;
 }

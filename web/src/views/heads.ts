@@ -1,11 +1,12 @@
 /**
  * Heads: one head detector's score for every layer x head of the selected model, as a heatmap;
  * a click on a head shows its attention pattern on the prompt and the tokens its full OV circuit
- * copies and suppresses most. Answered directly by the server (src/interfaces/server/heads.ts).
+ * copies and suppresses most. Answered directly by the server (src/interfaces/server/heads.ts),
+ * which saves each answer as a run ('heads' for a grid, 'head' for one head), reopened here.
  */
-import { ApiError } from '../api';
+import { ApiError, Run } from '../api';
 import { show } from '../charts';
-import { diverging, field, h, input, legend, modelEl, promptEl, select, sequential, View } from '../ui';
+import { answeredRun, clearResult, diverging, field, h, input, legend, modelEl, promptEl, resultFrame, select, sequential, showAnswered, View } from '../ui';
 
 /** POSTs JSON to the server and returns its answer, or throws its error message. */
 export async function postJson<T>(url: string, body: unknown): Promise<T> {
@@ -51,7 +52,7 @@ export function headsView(): View {
   const meta = h('div', { class: 'meta' });
   const grid = h('div', { class: 'output heads-grid' });
   const detail = h('div', { class: 'head-detail' });
-  const panel = h('section', { id: 'view-heads', class: 'view', role: 'tabpanel', 'aria-label': 'Heads', hidden: true }, form, error, meta, grid, detail);
+  const panel = h('section', { id: 'view-heads', class: 'view', role: 'tabpanel', 'aria-label': 'Heads', hidden: true }, form, error, ...resultFrame(), meta, grid, detail);
 
   const fail = (e: unknown) => {
     error.hidden = false;
@@ -63,12 +64,10 @@ export function headsView(): View {
     button.setAttribute('aria-busy', 'true');
     grid.classList.add('stale');
     try {
-      const r = await postJson<HeadScores>('api/heads/scores', { model: modelEl.value, detector: detector.value, sequences: Number(sequences.value), seed: Number(seed.value) });
-      meta.textContent = `${r.detector}: ${r.description} · ${r.settings.sequences} sequences of 2 x ${r.settings.half} tokens (${r.settings.poolSource}), seed ${r.settings.seed}, data ${r.dataHash} · click a head for its pattern on the prompt`;
-      drawGrid(r);
-      detail.replaceChildren();
+      const request = { model: modelEl.value, detector: detector.value, sequences: Number(sequences.value), seed: Number(seed.value) };
+      await showAnswered(view, answeredRun('heads', request, await postJson<HeadScores & { runId?: string }>('api/heads/scores', request)));
     } catch (e) {
-      grid.replaceChildren();
+      clearResult(view);
       detail.replaceChildren();
       fail(e);
     } finally {
@@ -100,44 +99,81 @@ export function headsView(): View {
     grid.replaceChildren(table, legend(signed ? -max : 0, max, !signed));
   }
 
-  async function headDetail(layer: number, head: number): Promise<void> {
-    error.hidden = true;
+  function drawScores(r: HeadScores): void {
+    meta.textContent = `${r.detector}: ${r.description} · ${r.settings.sequences} sequences of 2 x ${r.settings.half} tokens (${r.settings.poolSource}), seed ${r.settings.seed}, data ${r.dataHash} · click a head for its pattern on the prompt`;
+    drawGrid(r);
+    detail.replaceChildren();
+  }
+
+  function markSelected(layer: number, head: number): void {
     for (const c of grid.querySelectorAll<HTMLElement>('.head-cell')) {
       const picked = c.getAttribute('data-layer') === String(layer) && c.getAttribute('data-head') === String(head);
       c.classList.toggle('selected', picked);
       c.style.outline = picked ? '3px solid #222' : '';
     }
+  }
+
+  async function headDetail(layer: number, head: number): Promise<void> {
+    error.hidden = true;
+    markSelected(layer, head);
     detail.classList.add('stale');
     try {
-      const r = await postJson<HeadDetail>('api/heads/head', { model: modelEl.value, layer, head, prompt: promptEl.value });
-      const T = r.tokenLabels.length;
-      const pattern = h('table', { class: 'head-pattern', style: 'width:auto;font-family:ui-monospace,monospace;font-size:0.75rem' },
-        h('thead', {}, h('tr', {}, h('th', { text: 'query \\ key' }), ...r.tokenLabels.map((t) => h('th', { text: show(t) })))),
-        h('tbody', {}, ...r.pattern.map((row, q) => h('tr', {}, h('th', { text: `${q} ${show(r.tokenLabels[q])}` }),
-          ...row.slice(0, T).map((p, k) => h('td', { 'data-query': q, 'data-key': k, 'data-value': p, title: `${show(r.tokenLabels[q])} → ${show(r.tokenLabels[k])}: ${p.toFixed(4)}`, style: `background:${sequential(p)};color:${p > 0.6 ? 'white' : 'black'};min-width:1.6rem`, text: k <= q ? p.toFixed(2) : '' }))))));
-      const tokenList = (cls: string, xs: HeadDetail['topCopied']) => (xs.length
-        ? h('ol', { class: cls }, ...xs.map((x) => h('li', { 'data-token': x.token, text: `${show(x.label)} ${x.value.toFixed(3)}` })))
-        : h('p', { class: `${cls} muted`, text: 'none' }));
-      detail.replaceChildren(
-        h('h3', { class: 'head-title', text: `Head ${r.head}` }),
-        h('p', { class: 'copying', text: `eigenvalue copying score of the full OV circuit: ${r.copyingScore.toFixed(3)}` }),
-        h('div', { class: 'grid' },
-          h('div', {}, h('h4', { text: 'Copies most (full OV diagonal)' }), tokenList('ov-copied', r.topCopied)),
-          h('div', {}, h('h4', { text: 'Suppresses most' }), tokenList('ov-suppressed', r.topSuppressed))),
-        h('h4', { text: 'Attention pattern on the prompt' }),
-        h('div', { style: 'overflow-x:auto' }, pattern),
-      );
+      const request = { model: modelEl.value, layer, head, prompt: promptEl.value };
+      await showAnswered(view, answeredRun('head', request, await postJson<HeadDetail & { runId?: string }>('api/heads/head', request)));
     } catch (e) {
       detail.replaceChildren();
+      (panel.querySelector('.provenance') as HTMLElement).hidden = true;
       fail(e);
     } finally {
       detail.classList.remove('stale');
     }
   }
 
+  function drawDetail(r: HeadDetail): void {
+    const T = r.tokenLabels.length;
+    const pattern = h('table', { class: 'head-pattern', style: 'width:auto;font-family:ui-monospace,monospace;font-size:0.75rem' },
+      h('thead', {}, h('tr', {}, h('th', { text: 'query \\ key' }), ...r.tokenLabels.map((t) => h('th', { text: show(t) })))),
+      h('tbody', {}, ...r.pattern.map((row, q) => h('tr', {}, h('th', { text: `${q} ${show(r.tokenLabels[q])}` }),
+        ...row.slice(0, T).map((p, k) => h('td', { 'data-query': q, 'data-key': k, 'data-value': p, title: `${show(r.tokenLabels[q])} → ${show(r.tokenLabels[k])}: ${p.toFixed(4)}`, style: `background:${sequential(p)};color:${p > 0.6 ? 'white' : 'black'};min-width:1.6rem`, text: k <= q ? p.toFixed(2) : '' }))))));
+    const tokenList = (cls: string, xs: HeadDetail['topCopied']) => (xs.length
+      ? h('ol', { class: cls }, ...xs.map((x) => h('li', { 'data-token': x.token, text: `${show(x.label)} ${x.value.toFixed(3)}` })))
+      : h('p', { class: `${cls} muted`, text: 'none' }));
+    detail.replaceChildren(
+      h('h3', { class: 'head-title', text: `Head ${r.head}` }),
+      h('p', { class: 'copying', text: `eigenvalue copying score of the full OV circuit: ${r.copyingScore.toFixed(3)}` }),
+      h('div', { class: 'grid' },
+        h('div', {}, h('h4', { text: 'Copies most (full OV diagonal)' }), tokenList('ov-copied', r.topCopied)),
+        h('div', {}, h('h4', { text: 'Suppresses most' }), tokenList('ov-suppressed', r.topSuppressed))),
+      h('h4', { text: 'Attention pattern on the prompt' }),
+      h('div', { style: 'overflow-x:auto' }, pattern),
+    );
+  }
+
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     void score();
   });
-  return { id: 'heads', label: 'Heads', panel };
+  const view: View = {
+    id: 'heads', label: 'Heads', kinds: ['heads', 'head'], panel,
+    restore: (req) => {
+      if (req.detector !== undefined) {
+        detector.value = req.detector;
+        sequences.value = String(req.sequences ?? sequences.value);
+        seed.value = String(req.seed ?? seed.value);
+      } else {
+        // One head's run stands alone: no grid of another run around it.
+        promptEl.value = req.prompt ?? promptEl.value;
+        grid.replaceChildren();
+        meta.textContent = '';
+      }
+    },
+    render: (run: Run) => {
+      if (run.kind === 'heads') drawScores(run.result);
+      else {
+        markSelected(run.result.layer, run.result.index);
+        drawDetail(run.result);
+      }
+    },
+  };
+  return view;
 }

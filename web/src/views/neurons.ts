@@ -1,11 +1,12 @@
 /**
  * Neuron page: one MLP neuron's statistics and label (dead, positional, token / n-gram,
  * token-frequency, other) over a small bundled corpus sample, the labelled neurons of its layer,
- * and its top-activating contexts with every token shaded by the neuron's activation there.
+ * and its top-activating contexts with every token shaded by the neuron's activation there. Each
+ * page is saved as a run ('neuron') by the server, reopened here.
  */
 import { ApiError } from '../api';
 import { show } from '../charts';
-import { field, h, input, modelEl, sequential, View } from '../ui';
+import { answeredRun, clearResult, field, h, input, modelEl, resultFrame, sequential, showAnswered, View } from '../ui';
 import { postJson } from './heads';
 
 /** What POST api/neurons/neuron answers. */
@@ -33,18 +34,17 @@ export function neuronsView(): View {
   const error = h('p', { class: 'error', role: 'alert', hidden: true });
   const meta = h('div', { class: 'meta' });
   const out = h('div', { class: 'output' });
-  const panel = h('section', { id: 'view-neurons', class: 'view', role: 'tabpanel', 'aria-label': 'Neurons', hidden: true }, form, error, meta, out);
+  const panel = h('section', { id: 'view-neurons', class: 'view', role: 'tabpanel', 'aria-label': 'Neurons', hidden: true }, form, error, ...resultFrame(), meta, out);
 
   async function load(): Promise<void> {
     error.hidden = true;
     button.setAttribute('aria-busy', 'true');
     out.classList.add('stale');
     try {
-      const r = await postJson<NeuronPage>('api/neurons/neuron', { model: modelEl.value, layer: Number(layer.value), neuron: Number(neuron.value), maxTokens: Number(maxTokens.value) });
-      draw(r);
+      const request = { model: modelEl.value, layer: Number(layer.value), neuron: Number(neuron.value), maxTokens: Number(maxTokens.value) };
+      await showAnswered(view, answeredRun('neuron', request, await postJson<NeuronPage & { runId?: string }>('api/neurons/neuron', request)));
     } catch (e) {
-      out.replaceChildren();
-      meta.textContent = '';
+      clearResult(view);
       error.hidden = false;
       error.textContent = e instanceof ApiError ? e.message : (e as Error).message;
     } finally {
@@ -91,5 +91,14 @@ export function neuronsView(): View {
     e.preventDefault();
     void load();
   });
-  return { id: 'neurons', label: 'Neurons', panel };
+  const view: View = {
+    id: 'neurons', label: 'Neurons', kinds: ['neuron'], panel,
+    restore: (req) => {
+      layer.value = String(req.layer ?? layer.value);
+      neuron.value = String(req.neuron ?? neuron.value);
+      maxTokens.value = String(req.maxTokens ?? maxTokens.value);
+    },
+    render: (run) => draw(run.result),
+  };
+  return view;
 }

@@ -6,7 +6,7 @@ import { api, Run, RunSummary } from '../api';
 import { field, h, input, meta, output, panel, select, showError, View } from '../ui';
 import { openRun } from '../registry';
 
-const runsKind = select('kind', ['all kinds', 'forward', 'attribution', 'lens', 'attention', 'patching', 'trace', 'circuit', 'probes'], 'all kinds');
+const runsKind = select('kind', ['all kinds', 'forward', 'attribution', 'lens', 'attention', 'patching', 'trace', 'circuit', 'probes', 'steering', 'heads', 'head', 'neuron', 'causal', 'features'], 'all kinds');
 const search = input('q', { type: 'search', placeholder: 'title, model, method, setting…', 'aria-label': 'Search saved runs' });
 const importFile = input('import', { type: 'file', accept: 'application/json,.json', 'aria-label': 'Import an exported run' });
 const compareBtn = h('button', { type: 'button', class: 'small', text: 'Compare the two ticked runs', disabled: true });
@@ -47,7 +47,7 @@ importFile.addEventListener('change', async () => {
 
 /** The settings worth seeing in a list: the method and what was set, without the prompt itself. */
 export function keySettings(r: { kind: string; request: Record<string, any> }): string {
-  const skip = new Set(['text', 'messages', 'model', 'title', 'clean', 'corrupt']);
+  const skip = new Set(['text', 'prompt', 'messages', 'model', 'title', 'clean', 'corrupt']);
   const fmt = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : Array.isArray(v) ? v.join(',') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
   const entries = Object.entries(r.request).filter(([k]) => !skip.has(k));
   const method = r.request.method ?? (r.kind === 'attribution' ? 'ig' : r.kind === 'patching' ? 'activation' : undefined);
