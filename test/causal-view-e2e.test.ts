@@ -1,34 +1,27 @@
 /**
  * The Workbench's Causal view in a real browser (Debian's chromium driven by playwright-core)
  * against a real server, on the planted IOI model: the heatmap's cells must equal the IIA table the
- * library computes here for the same seed and settings. The app is built into a folder of its own,
- * so this file and the other browser tests never write the same web/dist at once.
+ * library computes here for the same seed and settings.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'vite';
-import { chromium, Browser, Page } from 'playwright-core';
-import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
+import type { Page } from 'playwright-core';
 import { Tensor } from '../src/engine/tensor.js';
 import { HookedTransformer } from '../src/models/hooked.js';
 import { weightShapes } from '../src/models/forward.js';
 import { buildPlanted } from '../src/models/planted/index.js';
 import { dasSearch, interchangeAccuracy, ioiExamples, ioiTask } from '../src/methods/causal-abstraction/index.js';
-import { ROOT } from './helpers.js';
+import { SHOTS, startWorkbench, type Workbench } from './support/browser.js';
 
-const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
 const SEED = 5;
 const POSITIONS = [-1, -2];
 
-let tmp: string;
-let browser: Browser;
+let wb: Workbench;
 let page: Page;
-let app: LanternServer;
 let url: string;
 let ioi: HookedTransformer;
-const errors: string[] = [];
+let errors: string[];
 
 /** Every cell of the drawn heatmap, row by row: the exact IIA it carries and the text shown in it. */
 async function cells(): Promise<{ hook: string; values: number[]; shown: string[] }[]> {
@@ -50,18 +43,8 @@ async function search(method: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-causal-e2e-'));
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const webDir = path.join(tmp, 'web');
-  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error', build: { outDir: webDir, emptyOutDir: true } });
-  app = await buildServer({ dataDir: path.join(tmp, 'data'), webDir, allowHub: false });
-  url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('127.0.0.1', 'localhost');
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-  page.on('pageerror', (e) => errors.push(e.message));
+  wb = await startWorkbench({ name: 'lantern-causal-e2e', page: { acceptDownloads: true } });
+  ({ page, url, pageErrors: errors } = wb);
   // The library's own copy of the planted IOI model, built in memory (the server writes and loads its own).
   const { cfg, weights } = buildPlanted('ioi');
   const shapes = weightShapes(cfg);
@@ -69,9 +52,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  await wb?.close();
 });
 
 describe('Causal view in chromium, on planted:ioi', () => {

@@ -4,61 +4,46 @@
  * bias: the judgment browser must list exactly the flipped comparisons and open one with both
  * orders' verdicts; the leaderboard must rank the run's battles as the library does.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'vite';
-import { chromium, Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { HttpBackend } from '../src/backends/http.js';
-import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
 import { arena } from '../src/methods/evaluation/arena.js';
 import { loadAnswers, loadQuestions, SAMPLE_DATA } from '../src/methods/evaluation/data.js';
 import { judgePairwise, type PairwiseReport } from '../src/methods/evaluation/judge.js';
 import { JudgeRunner } from '../src/methods/evaluation/runner.js';
 import { EvalStore } from '../src/methods/evaluation/store.js';
-import { ROOT } from './helpers.js';
 import { pairOf, scriptedServer } from './eval-helpers.js';
+import { SHOTS, startWorkbench, type Workbench } from './support/browser.js';
 
-const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
-let tmp: string;
-let browser: Browser;
+let wb: Workbench;
 let page: Page;
-let app: LanternServer;
 let url = '';
 let report: PairwiseReport;
-const errors: string[] = [];
+let errors: string[];
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-eval-wb-'));
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const WRONG = /Around 90 degrees|Yes, 91 is prime|^Sydney\.$|180 km\/h|Eat oats|It shines/m;
-  const judge = await scriptedServer((p) => {
-    const { a, b } = pairOf(p);
-    return WRONG.test(a) === WRONG.test(b) ? 'Both fine. [[A]]' : WRONG.test(a) ? 'B is right. [[B]]' : 'A is right. [[A]]';
+  wb = await startWorkbench({
+    name: 'lantern-eval-wb',
+    prepare: async ({ dataDir }) => {
+      const WRONG = /Around 90 degrees|Yes, 91 is prime|^Sydney\.$|180 km\/h|Eat oats|It shines/m;
+      const judge = await scriptedServer((p) => {
+        const { a, b } = pairOf(p);
+        return WRONG.test(a) === WRONG.test(b) ? 'Both fine. [[A]]' : WRONG.test(a) ? 'B is right. [[B]]' : 'A is right. [[A]]';
+      });
+      const store = new EvalStore(path.join(dataDir, 'evaluation.sqlite'));
+      const questions = await loadQuestions(path.join(SAMPLE_DATA, 'questions.jsonl'));
+      const answers = await loadAnswers(path.join(SAMPLE_DATA, 'answers.jsonl'));
+      report = await judgePairwise(new JudgeRunner(new HttpBackend({ baseURL: judge.baseURL, model: 'scripted-judge', api: 'chat' }), { store }), { questions, answers });
+      store.close();
+      await judge.close();
+    },
   });
-  const dataDir = path.join(tmp, 'data');
-  const store = new EvalStore(path.join(dataDir, 'evaluation.sqlite'));
-  const questions = await loadQuestions(path.join(SAMPLE_DATA, 'questions.jsonl'));
-  const answers = await loadAnswers(path.join(SAMPLE_DATA, 'answers.jsonl'));
-  report = await judgePairwise(new JudgeRunner(new HttpBackend({ baseURL: judge.baseURL, model: 'scripted-judge', api: 'chat' }), { store }), { questions, answers });
-  store.close();
-  await judge.close();
-  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error' });
-  app = await buildServer({ dataDir, webDir: path.join(ROOT, 'web', 'dist'), allowHub: false });
-  url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('127.0.0.1', 'localhost');
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => errors.push(e.message));
+  ({ page, url, pageErrors: errors } = wb);
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  await wb?.close();
 });
 
 describe('evaluation views in chromium', () => {

@@ -3,51 +3,37 @@
  * server: dashboards of the planted n-gram model's neurons, where neuron 5 fires on "h" only.
  * Screenshots go to test-artifacts/workbench/ (gitignored).
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'vite';
-import { chromium, Browser, Page } from 'playwright-core';
-import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
+import type { Page } from 'playwright-core';
 import { loadPlanted, makePlanted, ngramPrompts, NGRAM } from '../src/models/planted/index.js';
 import { buildDashboards, neuronSource, writeDashboards, writeExplanations } from '../src/methods/features/index.js';
-import { ROOT } from './helpers.js';
+import { SHOTS, startWorkbench, type Workbench } from './support/browser.js';
 
-const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
-const WEB_DIR = path.join(ROOT, 'web', 'dist');
 const H = NGRAM.currentHDistractorNeuron;
 
-let tmp: string;
-let browser: Browser;
+let wb: Workbench;
 let page: Page;
-let app: LanternServer;
 let url: string;
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-features-e2e-'));
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const folder = path.join(tmp, 'ngram');
-  await makePlanted('ngram-neuron', folder, { measure: false });
-  const { model } = await loadPlanted(folder);
-  const set = await buildDashboards(model, await neuronSource(model, 'blocks.0.mlp.hook_post'), ngramPrompts(40, { seed: 2 }).flatMap((p) => p.tokens), { seq: 32, topK: 6 });
-  const dir = path.join(tmp, 'data', 'dashboards', 'ngram-mlp0');
-  writeDashboards(set, dir);
-  writeExplanations(dir, { [H]: { text: 'the letter h', score: 0.99 } });
-  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error' });
-  app = await buildServer({ dataDir: path.join(tmp, 'data'), webDir: WEB_DIR, allowHub: false });
-  url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('127.0.0.1', 'localhost');
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  wb = await startWorkbench({
+    name: 'lantern-features-e2e',
+    prepare: async ({ tmp, dataDir }) => {
+      const folder = path.join(tmp, 'ngram');
+      await makePlanted('ngram-neuron', folder, { measure: false });
+      const { model } = await loadPlanted(folder);
+      const set = await buildDashboards(model, await neuronSource(model, 'blocks.0.mlp.hook_post'), ngramPrompts(40, { seed: 2 }).flatMap((p) => p.tokens), { seq: 32, topK: 6 });
+      const dir = path.join(dataDir, 'dashboards', 'ngram-mlp0');
+      writeDashboards(set, dir);
+      writeExplanations(dir, { [H]: { text: 'the letter h', score: 0.99 } });
+    },
   });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  ({ page, url } = wb);
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  await wb?.close();
 });
 
 describe('features view in chromium', () => {

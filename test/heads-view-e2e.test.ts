@@ -1,48 +1,31 @@
 /**
  * The Workbench's Heads and Neurons views in a real browser (Debian's chromium driven by
  * playwright-core) against a real server, on planted models whose mechanisms are known by
- * construction. The app is built into a folder of its own, so this file never writes the
- * web/dist other browser tests serve.
+ * construction.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'vite';
-import { chromium, Browser, Page } from 'playwright-core';
-import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
+import type { Page } from 'playwright-core';
+import type { LanternServer } from '../src/interfaces/server/app.js';
 import { heads, neurons, INDUCTION_HEADS, loadPlanted, makePlanted, NGRAM, plantedPool, plantedPrompts } from '../src/index.js';
-import { ROOT } from './helpers.js';
+import { SHOTS, startWorkbench, type Workbench } from './support/browser.js';
 
-const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
 const PROMPT = 'ABCDEFABCDEF';
 
 let tmp: string;
-let browser: Browser;
+let wb: Workbench;
 let page: Page;
 let app: LanternServer;
 let url: string;
-const errors: string[] = [];
+let errors: string[];
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-heads-e2e-'));
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const webDir = path.join(tmp, 'web');
-  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error', build: { outDir: webDir, emptyOutDir: true } });
-  app = await buildServer({ dataDir: path.join(tmp, 'data'), webDir, allowHub: false });
-  url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('127.0.0.1', 'localhost');
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => errors.push(e.message));
+  wb = await startWorkbench({ name: 'lantern-heads-e2e' });
+  ({ page, url, app, tmp, pageErrors: errors } = wb);
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  await wb?.close();
 });
 
 const cellNumber = (sel: string, attr: string) => page.locator(sel).getAttribute(attr).then(Number);

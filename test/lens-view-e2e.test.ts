@@ -1,50 +1,30 @@
 /**
  * The Workbench's logit lens in a real browser (Debian's chromium driven by playwright-core) against
  * a real server: the tuned-lens switch (the bundled model's own tuned-lens.safetensors) and the KL
- * view, checked against the library. The app is built into a folder of its own, as in
- * steering-e2e.test.ts.
+ * view, checked against the library.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'vite';
-import { chromium, Browser, Page } from 'playwright-core';
-import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
+import type { Page } from 'playwright-core';
+import { SHOTS, startWorkbench, type Workbench } from './support/browser.js';
 import { loadModel } from '../src/models/load.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
 import { loadTunedLens, logitLens } from '../src/methods/lens/index.js';
-import { ROOT } from './helpers.js';
 
-const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
 const PROMPT = 'The cat sat on the mat because the';
 
-let tmp: string;
-let browser: Browser;
+let wb: Workbench;
 let page: Page;
-let app: LanternServer;
 let url: string;
-const errors: string[] = [];
+let errors: string[];
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-lens-e2e-'));
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const webDir = path.join(tmp, 'web');
-  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error', build: { outDir: webDir, emptyOutDir: true } });
-  app = await buildServer({ dataDir: path.join(tmp, 'data'), webDir, allowHub: false });
-  url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('127.0.0.1', 'localhost');
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => errors.push(e.message));
+  wb = await startWorkbench({ name: 'lantern-lens-e2e' });
+  ({ page, url, pageErrors: errors } = wb);
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  await wb?.close();
 });
 
 /** The texts drawn in the grid's cells (not the axes). */

@@ -6,41 +6,30 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'vite';
-import { chromium, Browser, Page } from 'playwright-core';
-import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
+import type { Page } from 'playwright-core';
+import type { LanternServer } from '../src/interfaces/server/app.js';
 import { loadModel } from '../src/models/load.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
-import { ROOT } from './helpers.js';
+import { openPage, serveWorkbench, SHOTS, type BrowserPage } from './support/browser.js';
 
-const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
-const WEB_DIR = path.join(ROOT, 'web', 'dist');
 const PROMPT = 'The quick brown fox jumps over the lazy';
 
 let tmp: string;
-let browser: Browser;
+let chromium: BrowserPage;
 let page: Page;
 
-async function startServer(token?: string): Promise<{ app: LanternServer; url: string }> {
-  const app = await buildServer({ dataDir: path.join(tmp, token ? 'secured' : 'data'), webDir: WEB_DIR, allowHub: false, token });
-  const url = await app.listen({ port: 0, host: '127.0.0.1' });
-  return { app, url: url.replace('127.0.0.1', 'localhost') };
+function startServer(token?: string): Promise<{ app: LanternServer; url: string }> {
+  return serveWorkbench({ dataDir: path.join(tmp, token ? 'secured' : 'data'), token });
 }
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-e2e-'));
-  fs.mkdirSync(SHOTS, { recursive: true });
-  // The app the user gets from `npm start`, built the same way.
-  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error' });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  chromium = await openPage();
+  page = chromium.page;
 });
 
 afterAll(async () => {
-  await browser?.close();
+  await chromium?.close();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -1,30 +1,22 @@
 /**
  * The Workbench's steering playground in a real browser (Debian's chromium driven by
- * playwright-core) against a real server. The app is built into a folder of its own, so this file
- * and server-e2e.test.ts never write the same web/dist at once.
+ * playwright-core) against a real server.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'vite';
-import { chromium, Browser, Page } from 'playwright-core';
-import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
+import type { Page } from 'playwright-core';
 import { PLAYGROUND_NEUTRAL } from '../src/interfaces/server/steering.js';
 import { loadModel } from '../src/models/load.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
 import { steering as S } from '../src/index.js';
-import { ROOT } from './helpers.js';
+import { SHOTS, startWorkbench, type Workbench } from './support/browser.js';
 
-const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
 const PROMPT = 'The weather today is';
 
-let tmp: string;
-let browser: Browser;
+let wb: Workbench;
 let page: Page;
-let app: LanternServer;
 let url: string;
-const errors: string[] = [];
+let errors: string[];
 
 /** Moves the coefficient slider as a user's drag ends: input events, then change. */
 async function slide(value: number): Promise<void> {
@@ -36,24 +28,12 @@ async function slide(value: number): Promise<void> {
 }
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-steer-e2e-'));
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const webDir = path.join(tmp, 'web');
-  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error', build: { outDir: webDir, emptyOutDir: true } });
-  app = await buildServer({ dataDir: path.join(tmp, 'data'), webDir, allowHub: false });
-  url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('127.0.0.1', 'localhost');
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => errors.push(e.message));
+  wb = await startWorkbench({ name: 'lantern-steer-e2e' });
+  ({ page, url, pageErrors: errors } = wb);
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  await wb?.close();
 });
 
 describe('steering playground in chromium', () => {

@@ -4,50 +4,32 @@
  * an older chart looking current, and numbers that should not be trusted say so. Screenshots of
  * every view go to test-artifacts/workbench/ (gitignored).
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'vite';
-import { chromium, Browser, Page } from 'playwright-core';
-import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
+import type { Page } from 'playwright-core';
 import { loadModel } from '../src/models/load.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
-import { ROOT } from './helpers.js';
+import { SHOTS, startWorkbench, type Workbench } from './support/browser.js';
 
-const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
 const PROMPT = 'The quick brown fox jumps over the lazy';
 
-let tmp: string;
-let browser: Browser;
+let wb: Workbench;
 let page: Page;
-let app: LanternServer;
 let url: string;
 let lib: HookedTransformer;
-const pageErrors: string[] = [];
+let pageErrors: string[];
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-wb-'));
-  fs.mkdirSync(SHOTS, { recursive: true });
-  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error' });
   // Hub ids are allowed (only checked here: nothing is downloaded).
-  app = await buildServer({ dataDir: path.join(tmp, 'data'), webDir: path.join(ROOT, 'web', 'dist'), allowHub: true });
-  url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('127.0.0.1', 'localhost');
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  wb = await startWorkbench({ name: 'lantern-wb', server: { allowHub: true } });
+  ({ page, url, pageErrors } = wb);
   page.on('dialog', (d) => void d.accept(nextAnswer.shift()));
   lib = await loadModel(BUNDLED_MODEL);
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  await wb?.close();
 });
 
 /** Answers for the app's prompt() and confirm() dialogs, in order. */
