@@ -1,55 +1,41 @@
 /**
  * The Workbench's navigation, saved direct runs, comparison cancelling and path-patching progress,
  * in Chromium (Debian's, driven by playwright-core) against a real server on the bundled and
- * planted models. The app is built into a folder of its own (other browser tests serve web/dist).
+ * planted models (set up by test/support/browser.ts).
  * Leaves a screenshot of every view in test-artifacts/workbench/ (gitignored).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'vite';
-import { chromium, Browser, Page } from 'playwright-core';
-import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
+import type { Page } from 'playwright-core';
 import { loadPlanted, makePlanted, ngramPrompts } from '../src/models/planted/index.js';
 import { buildDashboards, neuronSource, writeDashboards } from '../src/methods/features/index.js';
-import { ROOT } from './helpers.js';
+import { SHOTS, startWorkbench, type Workbench } from './support/browser.js';
 
-const SHOTS = path.join(ROOT, 'test-artifacts', 'workbench');
 const PROMPT = 'The quick brown fox jumps over the lazy';
 
-let tmp: string;
-let browser: Browser;
+let wb: Workbench;
 let page: Page;
-let app: LanternServer;
 let url: string;
-const pageErrors: string[] = [];
+let pageErrors: string[];
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-nav-e2e-'));
-  fs.mkdirSync(SHOTS, { recursive: true });
-  // A small dashboard set, for the features found on a prompt.
-  const folder = path.join(tmp, 'ngram');
-  await makePlanted('ngram-neuron', folder, { measure: false });
-  const { model } = await loadPlanted(folder);
-  const set = await buildDashboards(model, await neuronSource(model, 'blocks.0.mlp.hook_post'), ngramPrompts(20, { seed: 2 }).flatMap((p) => p.tokens), { seq: 32, topK: 4 });
-  writeDashboards(set, path.join(tmp, 'data', 'dashboards', 'ngram-mlp0'));
-  const webDir = path.join(tmp, 'web');
-  await build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error', build: { outDir: webDir, emptyOutDir: true } });
-  app = await buildServer({ dataDir: path.join(tmp, 'data'), webDir, allowHub: false });
-  url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('127.0.0.1', 'localhost');
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  wb = await startWorkbench({
+    name: 'lantern-nav-e2e',
+    // A small dashboard set, for the features found on a prompt.
+    prepare: async ({ tmp, dataDir }) => {
+      const folder = path.join(tmp, 'ngram');
+      await makePlanted('ngram-neuron', folder, { measure: false });
+      const { model } = await loadPlanted(folder);
+      const set = await buildDashboards(model, await neuronSource(model, 'blocks.0.mlp.hook_post'), ngramPrompts(20, { seed: 2 }).flatMap((p) => p.tokens), { seq: 32, topK: 4 });
+      writeDashboards(set, path.join(dataDir, 'dashboards', 'ngram-mlp0'));
+    },
   });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  ({ page, url, pageErrors } = wb);
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  await wb?.close();
 });
 
 async function fresh(hash = 'predict'): Promise<void> {
