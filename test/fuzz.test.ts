@@ -22,6 +22,9 @@ import { tokenizerKind } from '../src/bench/fuzz/tokenizer.js';
 import { openaiKind, workbenchKind } from '../src/bench/fuzz/requests.js';
 import { configKind, safetensorsKind, shardedKind } from '../src/bench/fuzz/models.js';
 import { chatTemplateKind, controlVectorKind, datasetKind } from '../src/bench/fuzz/files.js';
+import { saeKind } from '../src/bench/fuzz/sae.js';
+import { loadSae, saveSae, Sae } from '../src/methods/sae/index.js';
+import { writeSafetensors } from '../src/models/safetensors.js';
 import { loadContrastPairs, loadLabelled } from '../src/methods/representations/data.js';
 import { writeControlVector } from '../src/backends/control-vector.js';
 import { steeredGgufCopy } from '../src/backends/gguf-steer.js';
@@ -105,6 +108,86 @@ describe('fuzzing user files (fixed seeds)', () => {
 
   it('control vectors baked into a GGUF model: refused cleanly, or a copy that parses and changes only finite ffn_down biases', async () => {
     await fuzz(controlVectorKind(), 150, ['refused', 'steered']);
+  });
+});
+
+describe('fuzzing SAE folders (fixed seed)', () => {
+  it('SAELens (current and pre-6.0 cfg.json) and Gemma Scope (npz, safetensors): refused cleanly, or finite weights of the declared shapes that run', async () => {
+    await fuzz(saeKind(), 300, ['refused', 'accepted saelens', 'accepted gemma-scope']);
+  });
+});
+
+describe('SAE loading: what fuzzing found', () => {
+  let tmp: string;
+  let folder: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fuzz-sae-found-'));
+    const cfg = { architecture: 'standard' as const, dIn: 2, dSae: 3, dOut: 2, applyBDecToInput: true, normalizeActivations: 'none' as const, hookName: 'blocks.0.hook_resid_pre' };
+    const f = (n: number) => Float32Array.from({ length: n }, (_, i) => (i + 1) / 10);
+    folder = path.join(tmp, 'sae');
+    saveSae(new Sae(cfg, { W_enc: f(6), W_dec: f(6), b_enc: f(3), b_dec: f(2) }), folder, { logSparsity: Float32Array.from([-1, -2, -Infinity]) });
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const refusal = async (f: () => unknown): Promise<string> => {
+    try {
+      await f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(LanternError);
+      expect((e as Error).message).not.toContain('\n');
+      return (e as Error).message;
+    }
+    throw new Error('expected a LanternError');
+  };
+  const copy = (name: string) => {
+    const to = path.join(tmp, name);
+    fs.cpSync(folder, to, { recursive: true });
+    return to;
+  };
+  const patchCfg = (dir: string, patch: Record<string, unknown>) => {
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'cfg.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'cfg.json'), JSON.stringify({ ...cfg, ...patch }));
+  };
+
+  it('the valid folder loads, with its weights and sparsity (a dead feature is -Infinity)', async () => {
+    const { sae, logSparsity } = await loadSae(folder);
+    expect(Array.from(sae.weights.W_enc)).toEqual(Array.from({ length: 6 }, (_, i) => Math.fround((i + 1) / 10)));
+    expect(Array.from(logSparsity!)).toEqual([-1, -2, -Infinity]);
+  });
+
+  it('cfg.json that is not JSON is a LanternError on one line (was a SyntaxError trace)', async () => {
+    const dir = copy('not-json');
+    fs.writeFileSync(path.join(dir, 'cfg.json'), '\u0000\n "architecture": "standard"\n}');
+    expect(await refusal(() => loadSae(dir))).toMatch(/cfg\.json is not valid JSON: /);
+    fs.writeFileSync(path.join(dir, 'cfg.json'), '[1, 2]');
+    expect(await refusal(() => loadSae(dir))).toMatch(/cfg\.json must hold a JSON object/);
+  });
+
+  it('a NaN or infinite weight is refused, naming the tensor and index (was loaded and spread NaN through every encode)', async () => {
+    const dir = copy('nan');
+    const f = (n: number) => Float32Array.from({ length: n }, () => 0.5);
+    const W_dec = f(6);
+    W_dec[4] = NaN;
+    writeSafetensors(path.join(dir, 'sae_weights.safetensors'), { W_enc: { dtype: 'F32', shape: [2, 3], data: f(6) }, W_dec: { dtype: 'F32', shape: [3, 2], data: W_dec }, b_enc: { dtype: 'F32', shape: [3], data: f(3) }, b_dec: { dtype: 'F32', shape: [2], data: f(2) } });
+    expect(await refusal(() => loadSae(dir))).toMatch(/W_dec holds NaN at index 4; an SAE's weights must be finite/);
+  });
+
+  it('sparsity with NaN or a positive log10 density is refused (was returned as the feature densities)', async () => {
+    const dir = copy('sparsity');
+    writeSafetensors(path.join(dir, 'sparsity.safetensors'), { sparsity: { dtype: 'F32', shape: [3], data: Float32Array.from([-1, NaN, -2]) } });
+    expect(await refusal(() => loadSae(dir))).toMatch(/feature 1 has log10 density NaN/);
+    writeSafetensors(path.join(dir, 'sparsity.safetensors'), { sparsity: { dtype: 'F32', shape: [3], data: Float32Array.from([-1, -2, Infinity]) } });
+    expect(await refusal(() => loadSae(dir))).toMatch(/feature 2 has log10 density Infinity/);
+  });
+
+  it("an architecture with a line break is quoted on one line; 'constructor' and 'toString' are no architectures", async () => {
+    const dir = copy('arch');
+    patchCfg(dir, { architecture: 'top\nk' });
+    expect(await refusal(() => loadSae(dir))).toMatch(/unknown SAELens architecture "top\\nk"; Lantern loads standard/);
+    for (const arch of ['constructor', 'toString']) {
+      patchCfg(dir, { architecture: arch });
+      expect(await refusal(() => loadSae(dir))).toMatch(new RegExp(`unknown SAELens architecture "${arch}"`));
+    }
   });
 });
 
