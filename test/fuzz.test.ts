@@ -23,6 +23,8 @@ import { openaiKind, workbenchKind } from '../src/bench/fuzz/requests.js';
 import { configKind, safetensorsKind, shardedKind } from '../src/bench/fuzz/models.js';
 import { chatTemplateKind, controlVectorKind, datasetKind } from '../src/bench/fuzz/files.js';
 import { saeKind } from '../src/bench/fuzz/sae.js';
+import { routesKind } from '../src/bench/fuzz/routes.js';
+import { buildServer } from '../src/interfaces/server/app.js';
 import { loadSae, saveSae, Sae } from '../src/methods/sae/index.js';
 import { writeSafetensors } from '../src/models/safetensors.js';
 import { loadContrastPairs, loadLabelled } from '../src/methods/representations/data.js';
@@ -108,6 +110,59 @@ describe('fuzzing user files (fixed seeds)', () => {
 
   it('control vectors baked into a GGUF model: refused cleanly, or a copy that parses and changes only finite ffn_down biases', async () => {
     await fuzz(controlVectorKind(), 150, ['refused', 'steered']);
+  });
+});
+
+describe('fuzzing the newer Workbench routes (fixed seed)', () => {
+  it('steering, heads, neurons, causal, trace, circuits, features, evaluation, runs, jobs, models: finite 2xx or a one-line 4xx; the server keeps answering', async () => {
+    const kind = routesKind();
+    const r = await fuzz(kind, 90, ['ok', 'refused 400', 'refused 404']);
+    // Most routes were reached and answered with a result at least once, not only refused.
+    const answered = [...kind.reached].filter(([, statuses]) => [...statuses.keys()].some((s) => s < 300)).map(([route]) => route);
+    expect(answered.length, `${answered.join(', ')}\n${formatReport(r)}`).toBeGreaterThanOrEqual(20);
+    for (const route of ['POST /api/steering', 'POST /api/causal', 'POST /api/heads/scores', 'POST /api/trace', 'POST /api/circuit']) expect(kind.reached.has(route), route).toBe(true);
+  }, 180_000);
+});
+
+describe('Workbench routes: what fuzzing found', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fuzz-routes-found-'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('a steering probe whose held-out examples have one label is a 400 naming it (its AUROC was NaN, sent as null in a 200)', async () => {
+    const dir = path.join(tmp, 'steer');
+    writeRandomModel(path.join(dir, 'tiny'), TINY_GPT2);
+    const app = await buildServer({ dataDir: path.join(dir, 'data'), model: path.join(dir, 'tiny'), allowHub: false, webDir: path.join(dir, 'none') });
+    try {
+      const res = await app.inject({
+        method: 'POST', url: '/api/steering', headers: { host: 'localhost' },
+        payload: { prompt: 'The cat sat on the mat because', layer: 0, coef: 2, direction: { source: 'probe', dataset: 'sentiment', kind: 'mass-mean', limit: 8 }, maxNewTokens: 3, temperature: 0.7, seed: 3 },
+      });
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.json().error).toMatch(/^the probe's \d+ held-out examples of the sentiment dataset all have one label, so its held-out AUROC is undefined: use a larger limit \(now 8\)/);
+      // A run whose result holds 1e999 (JSON's Infinity) is refused, not saved with null in its place.
+      const run = { format: 'lantern-run', version: 1, kind: 'forward', title: 't', model: 'm', status: 'done', request: {} };
+      const bad = await app.inject({ method: 'POST', url: '/api/runs/import', headers: { host: 'localhost', 'content-type': 'application/json' }, payload: `${JSON.stringify({ ...run, result: { p: [0.5] } }).slice(0, -3)}1e999]}}` });
+      expect(bad.statusCode, bad.body).toBe(400);
+      expect(bad.json().error).toBe("the imported run's result holds Infinity at p[0]; results hold finite numbers only");
+      expect(app.lantern.store.list().total).toBe(0);
+    } finally {
+      await app.close();
+    }
+  }, 60_000);
+
+  it('a route answering directly with a NaN is a 400 naming where, not a 200 with null', async () => {
+    const dir = path.join(tmp, 'nan');
+    const app = await buildServer({ dataDir: dir, allowHub: false, webDir: path.join(dir, 'none'), plugins: [{ plugin: async (a) => { a.get('/api/nan', async () => ({ scores: [[1, NaN]] })); } }] });
+    try {
+      const res = await app.inject({ method: 'GET', url: '/api/nan', headers: { host: 'localhost' } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toMatch(/^the result has a non-finite number \(NaN at scores\[0\]\[1\]\)/);
+    } finally {
+      await app.close();
+    }
   });
 });
 

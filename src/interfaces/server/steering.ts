@@ -6,6 +6,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelRegistry } from './models.js';
+import { LanternError } from '../../errors.js';
 import { builtinDataset } from '../../data/statements.js';
 import { harvestProbeData, steeringDirection, trainProbe, PROBE_KINDS, ProbeKind } from '../../methods/representations/probes/index.js';
 import { datasetHash } from '../../methods/representations/data.js';
@@ -66,6 +67,7 @@ export const steeringRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = asy
       const ds = builtinDataset(d.dataset, { seed: body.seed ?? 0, limit: d.limit ?? 60 });
       const data = (await harvestProbeData(model, ds.examples, { hooks: [hook], seed: body.seed ?? 0 })).get(hook)!;
       const t = trainProbe(data, { kind: d.kind ?? 'mass-mean', seed: body.seed ?? 0 });
+      if (!Number.isFinite(t.test.auroc)) throw new LanternError(`the probe's ${t.test.n} held-out examples of the ${d.dataset} dataset all have one label, so its held-out AUROC is undefined: use a larger limit (now ${d.limit ?? 60}) or another seed`);
       probe = { dataset: ds.name, kind: d.kind ?? 'mass-mean', test: t.test };
       vector = {
         format: 'lantern-steering-vector', method: 'probe', model: model.source, hook, dModel: model.cfg.dModel,
