@@ -235,6 +235,20 @@ describe('SAE loading: what fuzzing found', () => {
     expect(await refusal(() => loadSae(dir))).toMatch(/feature 2 has log10 density Infinity/);
   });
 
+  it('a FIFO or /dev/zero as params.npz or cfg.json is refused (a FIFO params.npz blocked the process forever)', async () => {
+    const gemma = path.join(tmp, 'gemma', 'layer_0');
+    fs.mkdirSync(gemma, { recursive: true });
+    execFileSync('mkfifo', [path.join(gemma, 'params.npz')]);
+    expect(await refusal(() => loadSae(gemma))).toMatch(/params\.npz: params\.npz is not a regular file \(a FIFO\)/);
+    fs.rmSync(path.join(gemma, 'params.npz'));
+    fs.symlinkSync('/dev/zero', path.join(gemma, 'params.npz'));
+    expect(await refusal(() => loadSae(gemma))).toMatch(/is not a regular file \(a character device\)/);
+    const dir = copy('fifo-cfg');
+    fs.rmSync(path.join(dir, 'cfg.json'));
+    execFileSync('mkfifo', [path.join(dir, 'cfg.json')]);
+    expect(await refusal(() => loadSae(dir))).toMatch(/cfg\.json: cfg\.json is not a regular file \(a FIFO\)/);
+  });
+
   it("an architecture with a line break is quoted on one line; 'constructor' and 'toString' are no architectures", async () => {
     const dir = copy('arch');
     patchCfg(dir, { architecture: 'top\nk' });

@@ -266,6 +266,13 @@ export function routesKind(): FuzzKind<{ req: RouteRequest; async: boolean; muts
       const key = fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...fields) }, { weight: 1, arbitrary: fc.string({ maxLength: 8 }) });
       const mutation: fc.Arbitrary<Mutation> = fc.oneof(
         { weight: 8, arbitrary: fc.record({ op: fc.constant('set' as const), key, value: oddValue }) },
+        // Values a schema lets through: small integers, fractions, short position lists, other names.
+        { weight: 4, arbitrary: fc.record({ op: fc.constant('set' as const), key, value: fc.oneof(
+          fc.integer({ min: -3, max: 70 }), fc.double({ min: -2, max: 40, noNaN: true }), fc.array(fc.integer({ min: -20, max: 20 }), { minLength: 1, maxLength: 4 }),
+          fc.constantFrom('planted:induction', 'planted:ioi', 'planted:ngram-neuron', 'default', 'bundled', 'induction', 'ioi', 'greater-than', 'factual', 'das', 'boundless', 'interchange-whole',
+            'acdc', 'eap', 'path', 'L0H0', 'L1H3', 'MLP0', 'input', 'L0H0,L1H1.k,logits', 'resid', 'mlp', 'attn', ['resid'], ['attn', 'mlp'], 'copying', 'induction', 'previous-token',
+            'duplicate-token', 'successor', 'ov-copy', 'ov-suppression', 'copy-suppression', 'name-mover', 'capitals', 'cities', 'comparisons', 'sentiment', 'logistic', 'mass-mean-iid', 'k-sparse', 'pair', 'probe'),
+        ) }) },
         { weight: 2, arbitrary: fc.record({ op: fc.constant('delete' as const), key }) },
         { weight: 3, arbitrary: fc.record({ op: fc.constant('param' as const), key: fc.constantFrom('id', 'set', 'n', 'item'), value: oddParam }) },
         { weight: 2, arbitrary: fc.record({ op: fc.constant('query' as const), key: fc.constantFrom('filter', 'bootstrap', 'pseudoTies', 'kind', 'q', 'limit', 'offset', 'ref', 'async', 'x'), value: fc.option(fc.oneof(oddParam, oddText.filter((t) => t.length < 200)), { nil: null }) }) },

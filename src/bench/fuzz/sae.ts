@@ -8,13 +8,14 @@
  * replaced; tensors with the wrong shape for d_in/d_sae, another dtype (safetensors F16/BF16/F64/
  * I32, .npy f8/f2/i4/i8/b1/U3/c8/big-endian), renamed, removed, or holding NaN/±Inf/huge values;
  * safetensors headers with hostile shapes/dtypes; .npy headers and .npz zip bytes truncated or
- * flipped; files removed.
+ * flipped; files removed, or replaced by a FIFO, /dev/zero or a folder.
  *
  * The oracle: `loadSae(folder)` refuses with one clean LanternError, or accepts with every weight
  * finite and of the declared shape (and sparsity of d_sae values, no NaN); an accepted SAE is then
  * run on two rows, which must give finite activations unless finite weights overflow float32
  * (counted as 'accepted, overflow', not a violation: results are checked where they are returned).
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -106,6 +107,7 @@ type Mut =
   | { t: 'npy-bytes'; tensor: number; cut: number; flips: [number, number][] }
   | { t: 'bytes'; file: FileName; cut: number; flips: [number, number][] }
   | { t: 'drop'; file: FileName }
+  | { t: 'special'; file: FileName; as: 'fifo' | 'zero' | 'folder' }
   | { t: 'sparsity'; value: Poison | 'short' | 'empty' };
 interface SaeInput { base: number; muts: Mut[] }
 
@@ -261,6 +263,13 @@ function writeInput(dir: string, b: SaeBase, muts: Mut[]): void {
     if (!fs.existsSync(p)) continue;
     for (const m of byteMuts(muts, key)) fs.writeFileSync(p, mutateBytes(fs.readFileSync(p), m.cut, m.flips));
     if (muts.some((m) => m.t === 'drop' && m.file === key)) fs.rmSync(p);
+    const special = muts.find((m): m is Extract<Mut, { t: 'special' }> => m.t === 'special' && m.file === key);
+    if (special) {
+      fs.rmSync(p, { force: true });
+      if (special.as === 'fifo') execFileSync('mkfifo', [p]);
+      else if (special.as === 'zero') fs.symlinkSync('/dev/zero', p);
+      else fs.mkdirSync(p);
+    }
   }
 }
 
@@ -332,6 +341,7 @@ export function saeKind(): FuzzKind<SaeInput> {
     { weight: 2, arbitrary: fc.record({ t: fc.constant('npy-bytes' as const), tensor: fc.nat(), cut: frac, flips }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('bytes' as const), file: fc.constantFrom<FileName>('cfg.json', 'weights', 'sparsity.safetensors'), cut: frac, flips }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('drop' as const), file: fc.constantFrom<FileName>('cfg.json', 'weights', 'sparsity.safetensors') }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('special' as const), file: fc.constantFrom<FileName>('cfg.json', 'weights', 'sparsity.safetensors'), as: fc.constantFrom('fifo' as const, 'zero' as const, 'folder' as const) }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('sparsity' as const), value: fc.constantFrom<Poison | 'short' | 'empty'>('NaN', 'Inf', '-Inf', 'short', 'empty') }) },
   );
   return {

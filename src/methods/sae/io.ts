@@ -13,7 +13,7 @@ import path from 'node:path';
 import { unzipSync } from 'fflate';
 import { parse as parseNpy } from 'npyjs';
 import { LanternError } from '../../errors.js';
-import { readRegularText } from '../../files.js';
+import { readRegularBytes, readRegularText } from '../../files.js';
 import type { Executor } from '../../engine/runtime/executor.js';
 import { resolveModel, ResolveOptions } from '../../models/hub.js';
 import { readFloat32, readSafetensorsHeader, SafetensorsHeader, writeSafetensors, WritableTensor } from '../../models/safetensors.js';
@@ -117,11 +117,16 @@ function readSafetensorsAll(file: string): Record<string, RawTensor> {
   return Object.fromEntries([...header.tensors.keys()].map((n) => [n, readTensor(header, n)]));
 }
 
+/** Largest .npz read whole (Node's largest Buffer is about this). */
+const NPZ_MAX_BYTES = 2 ** 32 - 1;
+
 /** The arrays of an .npz (a zip of .npy files), as float32. */
 export function readNpz(file: string, where = file): Record<string, RawTensor> {
+  // Checked before any byte is read: a FIFO would block the process forever, a device never end.
+  const bytes = readRegularBytes(file, NPZ_MAX_BYTES, 'params.npz');
   let entries: Record<string, Uint8Array>;
   try {
-    entries = unzipSync(new Uint8Array(fs.readFileSync(file)));
+    entries = unzipSync(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
     throw new LanternError(`${where} is not a valid .npz file (${(e as Error).message})`);
   }
