@@ -25,6 +25,9 @@ import { chatTemplateKind, controlVectorKind, datasetKind } from '../src/bench/f
 import { saeKind } from '../src/bench/fuzz/sae.js';
 import { routesKind } from '../src/bench/fuzz/routes.js';
 import { buildServer } from '../src/interfaces/server/app.js';
+import { EvalStore } from '../src/methods/evaluation/store.js';
+import { arena } from '../src/methods/evaluation/arena.js';
+import type { Battle } from '../src/methods/evaluation/judge.js';
 import { loadSae, saveSae, Sae } from '../src/methods/sae/index.js';
 import { writeSafetensors } from '../src/models/safetensors.js';
 import { loadContrastPairs, loadLabelled } from '../src/methods/representations/data.js';
@@ -152,6 +155,28 @@ describe('Workbench routes: what fuzzing found', () => {
       await app.close();
     }
   }, 60_000);
+
+  it('a leaderboard asking for more bootstrap resamples than POST /api/evaluation/arena allows is a 400 (bootstrap=1e7 kept the server from answering for half a minute)', async () => {
+    const dir = path.join(tmp, 'leaderboard');
+    const app = await buildServer({ dataDir: dir, allowHub: false, webDir: path.join(dir, 'none') });
+    try {
+      const store = new EvalStore(path.join(dir, 'evaluation.sqlite'));
+      const battles = [{ model_a: 'x', model_b: 'y', winner: 'model_a' }, { model_a: 'x', model_b: 'y', winner: 'model_b' }, { model_a: 'y', model_b: 'x', winner: 'model_a' }];
+      const id = store.startRun('judge-pairwise', 'judge', {});
+      store.finishRun(id, { battles }, {});
+      store.close();
+      for (const bootstrap of ['10000000', '1e9', '2001']) {
+        const res = await app.inject({ method: 'GET', url: `/api/evaluation/runs/${id}/leaderboard?bootstrap=${bootstrap}`, headers: { host: 'localhost' } });
+        expect(res.statusCode, res.body).toBe(400);
+        expect(res.json().error).toBe(`bootstrap must be at most 2000, got "${bootstrap}"`);
+      }
+      const ok = await app.inject({ method: 'GET', url: `/api/evaluation/runs/${id}/leaderboard?bootstrap=2000`, headers: { host: 'localhost' } });
+      expect(ok.statusCode, ok.body).toBe(200);
+      expect(ok.json()).toEqual(JSON.parse(JSON.stringify(arena(battles as Battle[], { bootstrap: 2000, pseudoTies: 1 }))));
+    } finally {
+      await app.close();
+    }
+  });
 
   it('a route answering directly with a NaN is a 400 naming where, not a 200 with null', async () => {
     const dir = path.join(tmp, 'nan');
