@@ -178,13 +178,17 @@ describe('Workbench routes: what fuzzing found', () => {
     }
   });
 
-  it('a route answering directly with a NaN is a 400 naming where, not a 200 with null', async () => {
+  it('a route answering directly with a NaN is a 400 naming where, not a 200 with null; a 404 says 404 in its body', async () => {
     const dir = path.join(tmp, 'nan');
     const app = await buildServer({ dataDir: dir, allowHub: false, webDir: path.join(dir, 'none'), plugins: [{ plugin: async (a) => { a.get('/api/nan', async () => ({ scores: [[1, NaN]] })); } }] });
     try {
       const res = await app.inject({ method: 'GET', url: '/api/nan', headers: { host: 'localhost' } });
       expect(res.statusCode).toBe(400);
       expect(res.json().error).toMatch(/^the result has a non-finite number \(NaN at scores\[0\]\[1\]\)/);
+      // A missing dashboard set: a 404 whose body says 404 too (it said 400).
+      const missing = await app.inject({ method: 'GET', url: '/api/features/sets/nope', headers: { host: 'localhost' } });
+      expect([missing.statusCode, missing.json().statusCode]).toEqual([404, 404]);
+      expect(missing.json().error).toMatch(/^no dashboard set 'nope' in /);
     } finally {
       await app.close();
     }

@@ -315,6 +315,9 @@ export function routesKind(): FuzzKind<{ req: RouteRequest; async: boolean; muts
       const down = await stillAnswering(ctx.app);
       if (down) return { outcome: 'server down', violation: down };
       if (res.statusCode >= 500) return { outcome: `${res.statusCode}`, violation: `${res.statusCode}: ${res.body.slice(0, 300)}` };
+      if (res.statusCode >= 400 && json?.statusCode !== undefined && json.statusCode !== res.statusCode) {
+        return { outcome: 'status mismatch', violation: `a ${res.statusCode} whose body says statusCode ${json.statusCode}: ${res.body.slice(0, 200)}` };
+      }
       // A refused non-finite result is clean, and counted apart: it may hide arithmetic to fix.
       if (res.statusCode >= 400) return refused(res.statusCode, json?.error, /non-finite/.test(String(json?.error)) ? `refused ${res.statusCode} non-finite` : `refused ${res.statusCode}`);
       if (nonFinite) return { outcome: 'non-finite', violation: `a ${res.statusCode} whose reply has ${nonFinite.value} at ${nonFinite.path || 'the top'} (sent as null)` };
