@@ -1,8 +1,10 @@
 /**
  * Property-based fuzzing with fixed seeds (src/bench/fuzz/): mutated GGUF headers, tokenizer.json
  * files, Workbench API bodies, /v1 bodies, config.json files, model.safetensors files, sharded
- * checkpoints, labelled dataset files, chat templates with their messages and control vectors
- * baked into a GGUF model must each end in a result or one clean error —
+ * checkpoints, labelled dataset files, chat templates with their messages, control vectors
+ * baked into a GGUF model, requests to the newer Workbench routes (steering, heads, neurons,
+ * causal, tracing, circuits, features, evaluation, runs, jobs, models) and SAE folders (SAELens,
+ * Gemma Scope) must each end in a result or one clean error —
  * never a stack trace, a native abort, a hang, a non-finite number or a server that stops
  * answering. `npm run fuzz` runs the same kinds for longer.
  */
