@@ -27,6 +27,7 @@ import { chatTemplateKind, controlVectorKind, datasetKind } from '../src/bench/f
 import { saeKind } from '../src/bench/fuzz/sae.js';
 import { routesKind } from '../src/bench/fuzz/routes.js';
 import { buildServer } from '../src/interfaces/server/app.js';
+import { PLAYGROUND_NEUTRAL } from '../src/interfaces/server/steering.js';
 import { EvalStore } from '../src/methods/evaluation/store.js';
 import { arena } from '../src/methods/evaluation/arena.js';
 import type { Battle } from '../src/methods/evaluation/judge.js';
@@ -121,7 +122,7 @@ describe('fuzzing user files (fixed seeds)', () => {
 describe('fuzzing the newer Workbench routes (fixed seed)', () => {
   it('steering, heads, neurons, causal, trace, circuits, features, evaluation, runs, jobs, models: finite 2xx or a one-line 4xx; the server keeps answering', async () => {
     const kind = routesKind();
-    const r = await fuzz(kind, 90, ['ok', 'refused 400', 'refused 404']);
+    const r = await fuzz(kind, 120, ['ok', 'refused 400', 'async done']);
     // Most routes were reached and answered with a result at least once, not only refused.
     const answered = [...kind.reached].filter(([, statuses]) => [...statuses.keys()].some((s) => s < 300)).map(([route]) => route);
     expect(answered.length, `${answered.join(', ')}\n${formatReport(r)}`).toBeGreaterThanOrEqual(20);
@@ -136,7 +137,7 @@ describe('Workbench routes: what fuzzing found', () => {
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  it('a steering probe whose held-out examples have one label is a 400 naming it (its AUROC was NaN, sent as null in a 200)', async () => {
+  it('steering: a probe whose held-out examples have one label is a 400 naming it (its AUROC was NaN, sent as null in a 200); a small-context model gets a neutral text that fits', async () => {
     const dir = path.join(tmp, 'steer');
     writeRandomModel(path.join(dir, 'tiny'), TINY_GPT2);
     const app = await buildServer({ dataDir: path.join(dir, 'data'), model: path.join(dir, 'tiny'), allowHub: false, webDir: path.join(dir, 'none') });
@@ -147,6 +148,20 @@ describe('Workbench routes: what fuzzing found', () => {
       });
       expect(res.statusCode, res.body).toBe(400);
       expect(res.json().error).toMatch(/^the probe's \d+ held-out examples of the sentiment dataset all have one label, so its held-out AUROC is undefined: use a larger limit \(now 8\)/);
+      // A planted model with a character-level tokenizer and a context of 64: the neutral text the
+      // cost is measured on is cut to fit (every request failed with 'prompt 0 is 100 tokens').
+      const planted = await app.inject({
+        method: 'POST', url: '/api/steering', headers: { host: 'localhost' },
+        payload: { model: 'planted:induction', prompt: 'A B C A B', layer: 0, coef: 2, direction: { source: 'pair', positive: 'A', negative: 'B' }, maxNewTokens: 3 },
+      });
+      expect(planted.statusCode, planted.body).toBe(200);
+      const neutral: string = planted.json().settings.neutral[0];
+      expect(PLAYGROUND_NEUTRAL[0].startsWith(neutral) && neutral.length > 20).toBe(true);
+      const m = await app.lantern.models.load('planted:induction');
+      expect(m.toTokens(neutral).length).toBeLessThanOrEqual(m.cfg.nCtx);
+      // Cut no shorter than needed: one more word would not fit.
+      const oneMore = PLAYGROUND_NEUTRAL[0].split(' ').slice(0, neutral.split(' ').length + 1).join(' ');
+      expect(m.toTokens(oneMore).length).toBeGreaterThan(m.cfg.nCtx);
       // A run whose result holds 1e999 (JSON's Infinity) is refused, not saved with null in its place.
       const run = { format: 'lantern-run', version: 1, kind: 'forward', title: 't', model: 'm', status: 'done', request: {} };
       const bad = await app.inject({ method: 'POST', url: '/api/runs/import', headers: { host: 'localhost', 'content-type': 'application/json' }, payload: `${JSON.stringify({ ...run, result: { p: [0.5] } }).slice(0, -3)}1e999]}}` });

@@ -67,6 +67,7 @@ function bases(battles: unknown[]): RouteRequest[] {
     // Steering: ActAdd from a prompt pair, a probe direction fit on a built-in dataset.
     { method: 'POST', path: '/api/steering', body: { prompt: TEXT, layer: 1, coef: 4, direction: { source: 'pair', positive: ' love', negative: ' hate' }, maxNewTokens: 4 } },
     { method: 'POST', path: '/api/steering', body: { prompt: TEXT, layer: 0, coef: 2, direction: { source: 'probe', dataset: 'sentiment', kind: 'mass-mean', limit: 8 }, maxNewTokens: 3, temperature: 0.7, seed: 3 } },
+    { method: 'POST', path: '/api/steering', body: { model: 'planted:induction', prompt: 'A B C A B', layer: 1, coef: 3, direction: { source: 'pair', positive: 'A', negative: 'B' }, maxNewTokens: 3 } },
     // Heads and neurons.
     { method: 'POST', path: '/api/heads/scores', body: { detector: 'previous-token', sequences: 4 } },
     { method: 'POST', path: '/api/heads/scores', body: { model: 'planted:induction', detector: 'copying', sequences: 3, seed: 2 } },

@@ -6,6 +6,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelRegistry } from './models.js';
+import type { HookedTransformer } from '../../models/hooked.js';
 import { LanternError } from '../../errors.js';
 import { builtinDataset } from '../../data/statements.js';
 import { harvestProbeData, steeringDirection, trainProbe, PROBE_KINDS, ProbeKind } from '../../methods/representations/probes/index.js';
@@ -53,6 +54,16 @@ const schema = {
   },
 };
 
+/**
+ * The neutral text cut, a word at a time, to fit the model's context: a planted model's
+ * character-level tokenizer makes it longer than a small context, which failed every request.
+ */
+function neutralFor(model: HookedTransformer): string[] {
+  const words = PLAYGROUND_NEUTRAL[0].split(' ');
+  while (words.length > 1 && model.toTokens(words.join(' ')).length > model.cfg.nCtx) words.pop();
+  return [words.join(' ')];
+}
+
 /** Registers POST /api/steering (behind the server's token and Host checks). */
 export const steeringRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = async (app, { models }) => {
   app.post('/api/steering', { schema }, async (req) => {
@@ -74,7 +85,7 @@ export const steeringRoutes: FastifyPluginAsync<{ models: ModelRegistry }> = asy
         rows: [Array.from(steeringDirection(t.probe).f32)], datasetHash: datasetHash(ds.examples), settings: probe,
       };
     }
-    const r = await steer(model, [body.prompt], { vector, coef: body.coef, neutral: PLAYGROUND_NEUTRAL, maxNewTokens: body.maxNewTokens, temperature: body.temperature, seed: body.seed });
+    const r = await steer(model, [body.prompt], { vector, coef: body.coef, neutral: neutralFor(model), maxNewTokens: body.maxNewTokens, temperature: body.temperature, seed: body.seed });
     return { ...r, ...(probe ? { probe } : {}), vectorNorm: Math.hypot(...vector.rows.flat()) };
   });
 };
