@@ -19,6 +19,11 @@ export function fileKind(st: fs.Stats): string {
 
 /** The UTF-8 text of a regular file of at most `maxBytes`; `what` names the file in errors ("tokenizer file"). */
 export function readRegularText(path: string, maxBytes: number, what: string): string {
+  return readRegularBytes(path, maxBytes, what).toString('utf8');
+}
+
+/** The bytes of a regular file of at most `maxBytes`, checked as {@link readRegularText} checks them. */
+export function readRegularBytes(path: string, maxBytes: number, what: string): Buffer {
   let fd: number;
   try {
     fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
@@ -39,7 +44,7 @@ export function readRegularText(path: string, maxBytes: number, what: string): s
       if (n === 0) break;
       got += n;
     }
-    return buf.subarray(0, got).toString('utf8');
+    return buf.subarray(0, got);
   } catch (e) {
     if (e instanceof LanternError) throw e;
     throw new LanternError(`${path}: cannot read (${(e as Error).message.split('\n')[0]})`);

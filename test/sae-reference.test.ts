@@ -180,7 +180,7 @@ describe('bad SAE files give one-line errors naming the problem', () => {
     expect((e as Error).message).toMatch(pattern);
   }
   it('an unknown SAELens architecture', () => {
-    expect(() => parseSaeLensConfig({ architecture: 'gated', d_in: 4, d_sae: 8, metadata: { sae_lens_version: '6.1.0', hook_name: 'h' } })).toThrow(/unknown SAELens architecture 'gated'.*standard, topk, jumprelu/);
+    expect(() => parseSaeLensConfig({ architecture: 'gated', d_in: 4, d_sae: 8, metadata: { sae_lens_version: '6.1.0', hook_name: 'h' } })).toThrow(/unknown SAELens architecture "gated".*standard, topk, jumprelu/);
   });
   it('a corrupt npz and a corrupt safetensors', async () => {
     const a = path.join(tmp, 'bad-npz');

@@ -28,16 +28,19 @@ interface Request {
 
 type Mutation = { op: 'set'; key: string; value: unknown } | { op: 'delete'; key: string } | { op: 'raw'; text: string };
 
-const oddText = fc.oneof(
+/** Hostile strings: binary, empty, long, odd Unicode, lone surrogates, special tokens. */
+export const oddText = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.constantFrom('', ' ', 'the '.repeat(70), '🥐'.repeat(30), '東京は日本の首都です', 'e\u0301\u0301\u0301', '\ud800', '<|endoftext|>'.repeat(5), '\u0000', 'x'.repeat(5000)),
 );
-const oddNumber = fc.constantFrom(-1, 0, 1, 2, 3.5, 64, 65, 256, 512, 513, 5000, 5001, 1e9, 2 ** 31, 2 ** 53, -(2 ** 53), 1e308, -1e-308);
+/** Numbers at and past the limits requests name. */
+export const oddNumber = fc.constantFrom(-1, 0, 1, 2, 3.5, 64, 65, 256, 512, 513, 5000, 5001, 1e9, 2 ** 31, 2 ** 53, -(2 ** 53), 1e308, -1e-308);
 const oddMessages = fc.array(fc.oneof(
   { weight: 5, arbitrary: fc.record({ role: fc.constantFrom('system', 'user', 'assistant', 'tool', '', 'USER'), content: oddText }) },
   { weight: 1, arbitrary: fc.constantFrom(null, 'hi', { role: 'user' }, { role: 'user', content: 3 }, { role: 'user', content: 'x', name: 'y' }) },
 ), { maxLength: 4 });
-const oddValue = fc.oneof(oddText, oddNumber, oddMessages, fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(null, true, false, [], {}, [1, 2, 3], Array.from({ length: 300 }, () => 1)));
+/** Any hostile JSON value for a field. */
+export const oddValue = fc.oneof(oddText, oddNumber, oddMessages, fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(null, true, false, [], {}, [1, 2, 3], Array.from({ length: 300 }, () => 1)));
 
 function mutated(bases: Request[], fields: string[]): fc.Arbitrary<{ req: Request; async: boolean; muts: Mutation[] }> {
   const key = fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...fields) }, { weight: 1, arbitrary: fc.string({ maxLength: 8 }) });
@@ -98,12 +101,14 @@ async function send(app: LanternServer, r: Request, query = ''): Promise<{ statu
   return { status: res.statusCode, json, text: res.body };
 }
 
-async function stillAnswering(app: LanternServer): Promise<string | undefined> {
+/** A violation when /api/health stops answering 200. */
+export async function stillAnswering(app: LanternServer): Promise<string | undefined> {
   const h = await app.inject({ method: 'GET', url: '/api/health', headers: { host: 'localhost' } });
   return h.statusCode === 200 ? undefined : `the server stopped answering: /api/health gave ${h.statusCode}`;
 }
 
-function refused(status: number, message: unknown, outcome: string): Verdict {
+/** A refusal, a violation when its message is not one clean line. */
+export function refused(status: number, message: unknown, outcome: string): Verdict {
   const bad = cleanMessage(message);
   return bad ? { outcome, violation: bad } : { outcome };
 }

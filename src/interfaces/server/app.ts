@@ -17,6 +17,7 @@ import Fastify, { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRepl
 import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import { LanternError } from '../../errors.js';
+import { assertFinite, firstNonFinite } from '../../finite.js';
 import { BUNDLED_MODEL, lanternHome } from '../../paths.js';
 import { API_FAMILIES, checkRequestWork, compute, defaultTitle, precheck, SCHEMAS } from './compute.js';
 import { describeFamily } from '../../methods/options.js';
@@ -173,6 +174,12 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) app.log.error(err);
     return reply.code(status).send({ error: status >= 500 ? `internal error: ${err.message}` : err.message, statusCode: status });
+  });
+  // Routes that answer directly (steering, heads, causal, features …) are checked as queued runs
+  // are: JSON would send a NaN or an infinity as null, a reply that looks complete and is not.
+  app.addHook('preSerialization', async (_req, reply, payload) => {
+    if (reply.statusCode < 400) assertFinite(payload, 'the result');
+    return payload;
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}`, statusCode: 404 }));
 
@@ -367,6 +374,9 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   }, async (req, reply) => {
     const b = req.body as { kind: SavedRunKind; title: string; model: string; status: 'done' | 'error' | 'cancelled' | 'interrupted'; request: Record<string, unknown>; result?: unknown; error?: string | null };
     if (b.status === 'done' && (b.result === null || b.result === undefined)) return reply.code(400).send({ error: 'a done run needs its result', statusCode: 400 });
+    // JSON reads 1e999 as Infinity, which the store would save as null.
+    const bad = firstNonFinite(b.result);
+    if (bad) return reply.code(400).send({ error: `the imported run's result holds ${bad.value} at ${bad.path || 'the top'}; results hold finite numbers only`, statusCode: 400 });
     const run = store.import({ ...b, title: b.title.endsWith('(imported)') ? b.title : `${b.title.slice(0, 189)} (imported)`, result: b.result ?? null });
     return reply.code(201).send(run);
   });

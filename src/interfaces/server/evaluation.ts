@@ -21,6 +21,8 @@ export interface EvaluationApiOptions {
 }
 
 const FILTERS = ['all', 'flip', 'critique', 'error'] as const;
+/** Most bootstrap resamples one leaderboard request may ask for. */
+const MAX_BOOTSTRAP = 2000;
 
 /** One judged item as the browser lists it. */
 interface ItemRow {
@@ -88,6 +90,9 @@ export const evaluationApi: FastifyPluginAsync<EvaluationApiOptions> = async (ap
     const run = store.run(id);
     if (!run) return reply.code(404).send(notFound(id));
     const q = req.query as { bootstrap?: string; pseudoTies?: string };
+    // The bound POST /api/evaluation/arena's schema sets: the resampling runs on the server's one
+    // thread, and bootstrap=1e9 would keep it from answering anyone for hours.
+    if (q.bootstrap && Number(q.bootstrap) > MAX_BOOTSTRAP) return reply.code(400).send({ error: `bootstrap must be at most ${MAX_BOOTSTRAP}, got ${JSON.stringify(q.bootstrap)}`, statusCode: 400 });
     try {
       return arena(battlesOf(run.summary), { bootstrap: q.bootstrap ? Number(q.bootstrap) : 100, pseudoTies: q.pseudoTies ? Number(q.pseudoTies) : 1 });
     } catch (e) {
@@ -103,7 +108,7 @@ export const evaluationApi: FastifyPluginAsync<EvaluationApiOptions> = async (ap
         type: 'object', required: ['battles'], additionalProperties: false,
         properties: {
           battles: { type: 'array', maxItems: 200000, items: { type: 'object', required: ['model_a', 'model_b', 'winner'], properties: { model_a: { type: 'string' }, model_b: { type: 'string' }, winner: { type: 'string' } } } },
-          bootstrap: { type: 'integer', minimum: 0, maximum: 2000 }, seed: { type: 'integer', minimum: 0 }, pseudoTies: { type: 'number', minimum: 0 },
+          bootstrap: { type: 'integer', minimum: 0, maximum: MAX_BOOTSTRAP }, seed: { type: 'integer', minimum: 0 }, pseudoTies: { type: 'number', minimum: 0 },
         },
       },
     },

@@ -46,7 +46,10 @@ export const featuresApi: FastifyPluginAsync<FeaturesApiOptions> = async (app, o
     return fresh;
   };
   const fail = (e: unknown, reply: { code: (n: number) => { send: (x: unknown) => unknown } }) => {
-    if (e instanceof LanternError) return reply.code(/^no dashboard set|outside/.test(e.message) ? 404 : 400).send({ error: e.message, statusCode: 400 });
+    if (e instanceof LanternError) {
+      const status = /^no dashboard set|outside/.test(e.message) ? 404 : 400;
+      return reply.code(status).send({ error: e.message, statusCode: status });
+    }
     throw e;
   };
 

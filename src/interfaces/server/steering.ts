@@ -9,6 +9,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ModelRegistry } from './models.js';
 import type { RunStore } from './store.js';
 import { promptTitle, savedRun } from './direct-runs.js';
+import type { HookedTransformer } from '../../models/hooked.js';
+import { LanternError } from '../../errors.js';
 import { builtinDataset } from '../../data/statements.js';
 import { harvestProbeData, steeringDirection, trainProbe, PROBE_KINDS, ProbeKind } from '../../methods/representations/probes/index.js';
 import { datasetHash } from '../../methods/representations/data.js';
@@ -55,6 +57,16 @@ const schema = {
   },
 };
 
+/**
+ * The neutral text cut, a word at a time, to fit the model's context: a planted model's
+ * character-level tokenizer makes it longer than a small context, which failed every request.
+ */
+function neutralFor(model: HookedTransformer): string[] {
+  const words = PLAYGROUND_NEUTRAL[0].split(' ');
+  while (words.length > 1 && model.toTokens(words.join(' ')).length > model.cfg.nCtx) words.pop();
+  return [words.join(' ')];
+}
+
 /** Registers POST /api/steering (behind the server's token and Host checks); each answer is saved as a run in `store`. */
 export const steeringRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: RunStore }> = async (app, { models, store }) => {
   app.post('/api/steering', { schema }, async (req) => {
@@ -75,13 +87,14 @@ export const steeringRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: 
       const ds = builtinDataset(d.dataset, { seed: body.seed ?? 0, limit: d.limit ?? 60 });
       const data = (await harvestProbeData(model, ds.examples, { hooks: [hook], seed: body.seed ?? 0 })).get(hook)!;
       const t = trainProbe(data, { kind: d.kind ?? 'mass-mean', seed: body.seed ?? 0 });
+      if (!Number.isFinite(t.test.auroc)) throw new LanternError(`the probe's ${t.test.n} held-out examples of the ${d.dataset} dataset all have one label, so its held-out AUROC is undefined: use a larger limit (now ${d.limit ?? 60}) or another seed`);
       probe = { dataset: ds.name, kind: d.kind ?? 'mass-mean', test: t.test };
       vector = {
         format: 'lantern-steering-vector', method: 'probe', model: model.source, hook, dModel: model.cfg.dModel,
         rows: [Array.from(steeringDirection(t.probe).f32)], datasetHash: datasetHash(ds.examples), settings: probe,
       };
     }
-    const r = await steer(model, [body.prompt], { vector, coef: body.coef, neutral: PLAYGROUND_NEUTRAL, maxNewTokens: body.maxNewTokens, temperature: body.temperature, seed: body.seed });
+    const r = await steer(model, [body.prompt], { vector, coef: body.coef, neutral: neutralFor(model), maxNewTokens: body.maxNewTokens, temperature: body.temperature, seed: body.seed });
     return { ...r, ...(probe ? { probe } : {}), vectorNorm: Math.hypot(...vector.rows.flat()) };
   }
 };

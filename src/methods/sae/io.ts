@@ -13,6 +13,7 @@ import path from 'node:path';
 import { unzipSync } from 'fflate';
 import { parse as parseNpy } from 'npyjs';
 import { LanternError } from '../../errors.js';
+import { readRegularBytes, readRegularText } from '../../files.js';
 import type { Executor } from '../../engine/runtime/executor.js';
 import { resolveModel, ResolveOptions } from '../../models/hub.js';
 import { readFloat32, readSafetensorsHeader, SafetensorsHeader, writeSafetensors, WritableTensor } from '../../models/safetensors.js';
@@ -59,7 +60,7 @@ export async function loadSae(source: string, opts: LoadSaeOptions = {}): Promis
   }
   const has = (f: string) => fs.existsSync(path.join(folder, f));
   if (has('cfg.json') && has('sae_weights.safetensors')) {
-    const cfg = parseSaeLensConfig(JSON.parse(fs.readFileSync(path.join(folder, 'cfg.json'), 'utf8')), path.join(label, 'cfg.json'));
+    const cfg = parseSaeLensConfig(readCfgJson(path.join(folder, 'cfg.json'), path.join(label, 'cfg.json')), path.join(label, 'cfg.json'));
     cfg.source = label;
     if (opts.hook && opts.hook !== cfg.hookName) cfg.hookName = opts.hook;
     const header = readSafetensorsHeader(path.join(folder, 'sae_weights.safetensors'));
@@ -68,8 +69,12 @@ export async function loadSae(source: string, opts: LoadSaeOptions = {}): Promis
     if (has('sparsity.safetensors')) {
       const sp = readSafetensorsHeader(path.join(folder, 'sparsity.safetensors'));
       const name = sp.tensors.has('sparsity') ? 'sparsity' : [...sp.tensors.keys()][0];
+      if (name === undefined) throw new LanternError(`${label}/sparsity.safetensors holds no tensor`);
       logSparsity = readFloat32(sp, name);
       if (logSparsity.length !== cfg.dSae) throw new LanternError(`${label}/sparsity.safetensors has ${logSparsity.length} values for ${cfg.dSae} features`);
+      // log10 of a frequency: -Infinity is a feature that never fired; NaN or above 0 is no frequency.
+      const bad = logSparsity.findIndex((v) => Number.isNaN(v) || v > 0);
+      if (bad >= 0) throw new LanternError(`${label}/sparsity.safetensors: feature ${bad} has log10 density ${logSparsity[bad]}, which is no log10 of a frequency (at most 0)`);
     }
     return { sae: new Sae(cfg, weights, opts.executor), logSparsity, format: 'saelens' };
   }
@@ -112,11 +117,16 @@ function readSafetensorsAll(file: string): Record<string, RawTensor> {
   return Object.fromEntries([...header.tensors.keys()].map((n) => [n, readTensor(header, n)]));
 }
 
+/** Largest .npz read whole (Node's largest Buffer is about this). */
+const NPZ_MAX_BYTES = 2 ** 32 - 1;
+
 /** The arrays of an .npz (a zip of .npy files), as float32. */
 export function readNpz(file: string, where = file): Record<string, RawTensor> {
+  // Checked before any byte is read: a FIFO would block the process forever, a device never end.
+  const bytes = readRegularBytes(file, NPZ_MAX_BYTES, 'params.npz');
   let entries: Record<string, Uint8Array>;
   try {
-    entries = unzipSync(new Uint8Array(fs.readFileSync(file)));
+    entries = unzipSync(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
     throw new LanternError(`${where} is not a valid .npz file (${(e as Error).message})`);
   }
@@ -151,9 +161,25 @@ function weightsFrom(cfg: SaeConfig, get: (name: string) => RawTensor | undefine
     if (t.shape.join() !== shape.join()) {
       throw new LanternError(`${where}: ${name} has shape [${t.shape}], but the config (d_in ${cfg.dIn}, d_sae ${cfg.dSae}${cfg.dOut !== cfg.dIn ? `, d_out ${cfg.dOut}` : ''}) needs [${shape}]`);
     }
+    // A NaN or an infinity would spread through every encode silently; SAELens files never hold one.
+    const bad = t.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new LanternError(`${where}: ${name} holds ${t.data[bad]} at index ${bad}${name === 'threshold' && get('log_threshold') ? ' (exp of log_threshold)' : ''}; an SAE's weights must be finite`);
     w[name as keyof SaeWeights] = t.data;
   }
   return w as SaeWeights;
+}
+
+function readCfgJson(file: string, where: string): Record<string, any> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readRegularText(file, 16 << 20, 'cfg.json'));
+  } catch (e) {
+    if (e instanceof LanternError) throw e;
+    // V8 quotes the text around the error, line breaks included: the message stays one line.
+    throw new LanternError(`${where} is not valid JSON: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new LanternError(`${where} must hold a JSON object`);
+  return raw as Record<string, any>;
 }
 
 const major = (v: unknown) => (typeof v === 'string' ? Number(/^(\d+)/.exec(v)?.[1] ?? NaN) : NaN);
@@ -181,12 +207,18 @@ export function parseSaeLensConfig(raw: Record<string, any>, where = 'cfg.json')
     meta.hook_name_out ??= c.hook_name_out;
   }
   const arch = c.architecture;
-  const mapped = LOADABLE[arch];
-  if (!mapped) throw new LanternError(`${where}: unknown SAELens architecture '${arch}'; Lantern loads ${Object.keys(LOADABLE).join(', ')}`);
+  // Own keys only: 'constructor' or 'toString' is no architecture. Values are quoted as JSON, so a
+  // name with a line break stays on the message's one line.
+  const mapped = typeof arch === 'string' && Object.hasOwn(LOADABLE, arch) ? LOADABLE[arch] : undefined;
+  if (!mapped) throw new LanternError(`${where}: unknown SAELens architecture ${JSON.stringify(arch) ?? 'undefined'}; Lantern loads ${Object.keys(LOADABLE).join(', ')}`);
   const norm = (c.normalize_activations ?? 'none') as ActivationNormalization;
-  if (!NORMALIZATIONS.includes(norm)) throw new LanternError(`${where}: unknown normalize_activations '${c.normalize_activations}'; expected one of ${NORMALIZATIONS.join(', ')}`);
+  if (!NORMALIZATIONS.includes(norm)) throw new LanternError(`${where}: unknown normalize_activations ${JSON.stringify(c.normalize_activations)}; expected one of ${NORMALIZATIONS.join(', ')}`);
   const hookName = meta.hook_name ?? c.hook_name;
-  if (typeof hookName !== 'string') throw new LanternError(`${where} names no hook (metadata.hook_name)`);
+  if (typeof hookName !== 'string' || hookName === '') throw new LanternError(`${where} names no hook (metadata.hook_name)`);
+  if (mapped === 'transcoder' && meta.hook_name_out !== undefined && meta.hook_name_out !== null && typeof meta.hook_name_out !== 'string') {
+    throw new LanternError(`${where}: metadata.hook_name_out must be a hook name, got ${JSON.stringify(meta.hook_name_out)}`);
+  }
+  const modelName = typeof meta.model_name === 'string' ? meta.model_name : undefined;
   for (const key of ['d_in', 'd_sae']) if (!Number.isInteger(c[key]) || c[key] < 1) throw new LanternError(`${where}: ${key} must be a positive integer, got ${JSON.stringify(c[key])}`);
   return {
     architecture: mapped,
@@ -198,8 +230,8 @@ export function parseSaeLensConfig(raw: Record<string, any>, where = 'cfg.json')
     applyBDecToInput: mapped === 'transcoder' ? false : Boolean(c.apply_b_dec_to_input ?? true),
     normalizeActivations: norm,
     hookName,
-    hookNameOut: mapped === 'transcoder' ? meta.hook_name_out : undefined,
-    modelName: meta.model_name,
+    hookNameOut: mapped === 'transcoder' ? meta.hook_name_out ?? undefined : undefined,
+    modelName,
   };
 }
 
