@@ -163,11 +163,13 @@ describe('Workbench routes: what fuzzing found', () => {
       const oneMore = PLAYGROUND_NEUTRAL[0].split(' ').slice(0, neutral.split(' ').length + 1).join(' ');
       expect(m.toTokens(oneMore).length).toBeGreaterThan(m.cfg.nCtx);
       // A run whose result holds 1e999 (JSON's Infinity) is refused, not saved with null in its place.
+      const saved = app.lantern.store.list().total; // the two steering answers above are saved runs
       const run = { format: 'lantern-run', version: 1, kind: 'forward', title: 't', model: 'm', status: 'done', request: {} };
       const bad = await app.inject({ method: 'POST', url: '/api/runs/import', headers: { host: 'localhost', 'content-type': 'application/json' }, payload: `${JSON.stringify({ ...run, result: { p: [0.5] } }).slice(0, -3)}1e999]}}` });
       expect(bad.statusCode, bad.body).toBe(400);
       expect(bad.json().error).toBe("the imported run's result holds Infinity at p[0]; results hold finite numbers only");
-      expect(app.lantern.store.list().total).toBe(0);
+      expect(app.lantern.store.list().total).toBe(saved);
+      expect(app.lantern.store.list({ kind: 'steering' }).runs.map((r) => r.status).sort()).toEqual(['done', 'error']);
     } finally {
       await app.close();
     }
