@@ -23,6 +23,19 @@ export interface EvaluationApiOptions {
 const FILTERS = ['all', 'flip', 'critique', 'error'] as const;
 /** Most bootstrap resamples one leaderboard request may ask for. */
 const MAX_BOOTSTRAP = 2000;
+/**
+ * Most battle fits (battles × bootstrap resamples) one leaderboard request may ask for: the fits run
+ * on the server's one thread, about 0.7 s per 10 million here, so this keeps a request to seconds
+ * (200,000 battles with 2,000 resamples would block every other request for minutes).
+ */
+const MAX_BATTLE_FITS = 20_000_000;
+
+/** Checks a leaderboard request's work against {@link MAX_BATTLE_FITS}. */
+function checkArenaWork(battles: number, bootstrap: number): void {
+  if (battles * bootstrap > MAX_BATTLE_FITS) {
+    throw new LanternError(`${battles} battles × ${bootstrap} bootstrap resamples is more than this server computes in one request (${MAX_BATTLE_FITS / 1e6} million battle fits): ask for at most ${Math.floor(MAX_BATTLE_FITS / battles)} resamples, or run \`lantern arena\` from the command line`);
+  }
+}
 
 /** One judged item as the browser lists it. */
 interface ItemRow {
@@ -94,7 +107,10 @@ export const evaluationApi: FastifyPluginAsync<EvaluationApiOptions> = async (ap
     // thread, and bootstrap=1e9 would keep it from answering anyone for hours.
     if (q.bootstrap && Number(q.bootstrap) > MAX_BOOTSTRAP) return reply.code(400).send({ error: `bootstrap must be at most ${MAX_BOOTSTRAP}, got ${JSON.stringify(q.bootstrap)}`, statusCode: 400 });
     try {
-      return arena(battlesOf(run.summary), { bootstrap: q.bootstrap ? Number(q.bootstrap) : 100, pseudoTies: q.pseudoTies ? Number(q.pseudoTies) : 1 });
+      const battles = battlesOf(run.summary);
+      const bootstrap = q.bootstrap ? Number(q.bootstrap) : 100;
+      checkArenaWork(battles.length, bootstrap);
+      return arena(battles, { bootstrap, pseudoTies: q.pseudoTies ? Number(q.pseudoTies) : 1 });
     } catch (e) {
       if (e instanceof LanternError) return reply.code(400).send({ error: e.message, statusCode: 400 });
       throw e;
@@ -115,6 +131,7 @@ export const evaluationApi: FastifyPluginAsync<EvaluationApiOptions> = async (ap
   }, async (req, reply) => {
     const b = req.body as { battles: Battle[]; bootstrap?: number; seed?: number; pseudoTies?: number };
     try {
+      checkArenaWork(b.battles.length, b.bootstrap ?? 100);
       return arena(b.battles, { bootstrap: b.bootstrap ?? 100, seed: b.seed, pseudoTies: b.pseudoTies });
     } catch (e) {
       if (e instanceof LanternError) return reply.code(400).send({ error: e.message, statusCode: 400 });
