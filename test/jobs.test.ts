@@ -96,6 +96,30 @@ describe('activations as a job', () => {
   }, 120_000);
 });
 
+describe('Workbench API: GET /api/dataset-jobs', () => {
+  it('lists the jobs of the jobs folder with their progress; an unknown id is a 404 naming the nearest', async () => {
+    const dir = path.join(tmp, 'server-jobs');
+    const job = await R.activationsJob(dir, model, examples, { hooks: [HOOKS[0]], batchSize: 8, shardSize: 16 });
+    await runJobLocally(dir, job, R.activationsAnalysis, { model, examples: [...examples] });
+    fs.rmSync(shardFile(dir, job, 1));
+    const { buildServer } = await import('../src/interfaces/server/app.js');
+    const server = await buildServer({ dataDir: path.join(tmp, 'workbench'), jobsDir: dir, model: BUNDLED_MODEL, allowHub: false });
+    try {
+      const get = (url: string) => server.inject({ method: 'GET', url, headers: { host: 'localhost' } });
+      let r = await get('/api/dataset-jobs');
+      expect(r.statusCode).toBe(200);
+      expect(r.json().jobs).toEqual([{ id: job.id, analysis: 'activations', model: BUNDLED_MODEL, dataset: job.dataset, shards: 3, done: 2, failed: 0, state: 'incomplete' }]);
+      r = await get(`/api/dataset-jobs/${job.id}`);
+      expect(r.json().done.map((d: { shard: number }) => d.shard)).toEqual([0, 2]);
+      r = await get(`/api/dataset-jobs/${job.id}x`);
+      expect(r.statusCode).toBe(404);
+      expect(r.json().error).toMatch(`nearest: ${job.id}`);
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
+});
+
 describe('CLI', () => {
   it('lantern activations resumes its job; jobs show; bad shards and unknown jobs are one-line errors', async () => {
     const data = path.join(tmp, 'texts.jsonl');

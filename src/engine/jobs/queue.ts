@@ -36,8 +36,10 @@ export function redisConnection(url: string): Redis {
 export interface SubmitOptions {
   /** Called whenever the count of finished shards changes, with the count and the total. */
   progress?: (done: number, total: number) => void;
-  /** How often the job folder and the queue are checked, in milliseconds (default 250). */
+  /** How often the job folder is checked for finished shards, in milliseconds (default 250). */
   pollMs?: number;
+  /** How often the queue is checked for failed shards and for entries Redis lost, in milliseconds (default 1000). */
+  reconcileMs?: number;
   /** Attempts per shard for unexpected errors (a LanternError, i.e. bad input, is not retried); default 3. */
   attempts?: number;
 }
@@ -56,23 +58,26 @@ export async function submitToQueue(url: string, dir: string, job: JobSpec, opts
   job.shards.forEach((_, i) => finishedShard(dir, job, i) && done.add(i));
   const skipped = [...done];
   const failures = new Map<number, ShardFailure>();
-  const add = async (i: number) => {
-    const id = entryId(job.id, i);
-    const state = await queue.getJobState(id);
-    if (state === 'failed' || state === 'completed') await queue.remove(id);
-    else if (state !== 'unknown') return;
-    await queue.add('shard', { dir, jobId: job.id, shard: i }, { jobId: id, attempts: opts.attempts ?? 3, removeOnComplete: true, removeOnFail: false });
-  };
+  const entry = (i: number) => ({ name: 'shard', data: { dir, jobId: job.id, shard: i }, opts: { jobId: entryId(job.id, i), attempts: opts.attempts ?? 3, removeOnComplete: true, removeOnFail: false } });
   try {
-    // Entries left failed by an earlier run are replaced, so a resubmitted job tries those shards again.
-    for (let i = 0; i < total; i++) if (!done.has(i)) await add(i);
+    // Entries left failed by an earlier run are replaced, so a resubmitted job tries those shards
+    // again; entries still waiting or running are kept (adding an existing id does nothing).
+    for (const stale of await queue.getJobs(['failed', 'completed'])) {
+      if (stale?.data.jobId === job.id && stale.id) await queue.remove(stale.id);
+    }
+    await queue.addBulk(job.shards.map((_, i) => i).filter((i) => !done.has(i)).map(entry));
     opts.progress?.(done.size, total);
+    let reconciled = performance.now();
     while (done.size + failures.size < total && !isCancelled(dir, job.id)) {
       await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
       const before = done.size;
+      for (let i = 0; i < total; i++) if (!done.has(i) && !failures.has(i) && finishedShard(dir, job, i)) done.add(i);
+      if (done.size !== before) opts.progress?.(done.size, total);
+      // The queue is asked less often than the folder: one request per unfinished shard.
+      if (performance.now() - reconciled < (opts.reconcileMs ?? 1000)) continue;
+      reconciled = performance.now();
       for (let i = 0; i < total; i++) {
         if (done.has(i) || failures.has(i)) continue;
-        if (finishedShard(dir, job, i)) { done.add(i); continue; }
         const id = entryId(job.id, i);
         const state = await queue.getJobState(id);
         if (state === 'failed') {
@@ -80,12 +85,12 @@ export async function submitToQueue(url: string, dir: string, job: JobSpec, opts
           // A shard can finish on disk even though its entry failed (a lost lock): the file decides.
           if (finishedShard(dir, job, i)) done.add(i);
           else failures.set(i, { shard: i, range: job.shards[i], message: entry?.failedReason ?? 'failed', worker: 'queue' });
-        } else if (state === 'unknown') {
+        } else if (state === 'unknown' && !finishedShard(dir, job, i)) {
           // Redis lost the entry (restarted without persistence): put the shard back.
-          if (!finishedShard(dir, job, i)) await add(i);
+          const e = entry(i);
+          await queue.add(e.name, e.data, e.opts);
         }
       }
-      if (done.size !== before) opts.progress?.(done.size, total);
     }
     throwIfUnfinished(dir, job, [...failures.values()], done.size);
     return { skipped, computed: job.shards.map((_, i) => i).filter((i) => !skipped.includes(i)) };
@@ -128,6 +133,7 @@ export interface WorkerOptions {
 
 /** A running worker; `close` lets its shards in flight finish, then disconnects. */
 export interface RunningWorker {
+  /** Stops taking shards, waits for those in flight, and disconnects from Redis. */
   close(): Promise<void>;
 }
 

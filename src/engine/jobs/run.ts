@@ -23,8 +23,11 @@ export interface OpenOptions {
 export interface Analysis<Context = unknown, Target = unknown, Result = unknown> {
   /** The name jobs carry (e.g. 'activations'). */
   readonly name: string;
+  /** Prepares what every shard of `job` (stored under `dir`) shares; a worker calls it once per job. */
   open(dir: string, job: JobSpec, opts: OpenOptions): Promise<Context>;
+  /** Computes shard `shard` and writes it to `file` (a temporary path that is then renamed into place). */
   runShard(context: Context, job: JobSpec, shard: number, file: string): Promise<void>;
+  /** Combines the finished shards' files, in shard order, into the result at `target`. */
   merge(context: Context, job: JobSpec, files: string[], target: Target): Promise<Result>;
 }
 
