@@ -9,7 +9,7 @@ import { loadModel } from '../src/models/load.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
 import * as R from '../src/methods/representations/index.js';
-import { JobFailedError, jobStatus, readJob, shardFile, cancelJob } from '../src/engine/jobs/store.js';
+import { JobFailedError, jobIds, jobStatus, readJob, removeJob, shardFile, cancelJob } from '../src/engine/jobs/store.js';
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
 import { expectOneLineError, runLantern } from './helpers.js';
 
@@ -76,6 +76,9 @@ describe('activations as a job', () => {
     // Other settings are another job.
     const other = await R.activationsJob(dir, model, examples, { ...opts, hooks: [HOOKS[0]] });
     expect(other.id).not.toBe(first.job.id);
+    expect(jobIds(dir)).toEqual([first.job.id, other.id].sort());
+    removeJob(dir, other.id);
+    expect(jobIds(dir)).toEqual([first.job.id]);
   }, 120_000);
 
   it('a shard that throws is named with its examples and reason; the others are kept', async () => {

@@ -207,6 +207,13 @@ export function cancelJob(dir: string, id: string): JobSpec {
   return job;
 }
 
+/** Deletes job `id`'s folder: its shards, records and data (the merged outputs live elsewhere and stay). */
+export function removeJob(dir: string, id: string): JobSpec {
+  const job = readJob(dir, id);
+  fs.rmSync(jobDir(dir, id), { recursive: true, force: true });
+  return job;
+}
+
 /** Whether job `id` was cancelled since it was last submitted. */
 export const isCancelled = (dir: string, id: string) => fs.existsSync(cancelFile(dir, id));
 

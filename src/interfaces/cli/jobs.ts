@@ -1,13 +1,13 @@
 /** `lantern jobs list|show|cancel`: the jobs in a jobs folder and where each stands. */
 import path from 'node:path';
 import { Command } from 'commander';
-import { cancelJob, describeFailure, jobIds, jobStatus } from '../../engine/jobs/store.js';
+import { cancelJob, describeFailure, jobIds, jobStatus, removeJob } from '../../engine/jobs/store.js';
 import { defaultJobsDir, jobsDirOption } from './job-options.js';
 
 const dirOf = (opts: Record<string, any>) => path.resolve(opts.jobsDir ?? defaultJobsDir());
 
 export function jobsCommand(program: Command): void {
-  const jobs = program.command('jobs').description('Dataset-scale jobs (lantern activations and others): list them, show one shard by shard, cancel one.');
+  const jobs = program.command('jobs').description('Dataset-scale jobs (lantern activations): list them, show one shard by shard, cancel or remove one.');
   jobsDirOption(jobs.command('list').description('Every job in the jobs folder, with its shards done.'))
     .option('--json', 'print the list as JSON')
     .action((opts) => {
@@ -54,5 +54,13 @@ export function jobsCommand(program: Command): void {
       }
       const s = jobStatus(dir, id);
       console.log(`cancelled job ${id} (${s.done.length} of ${s.job.shards.length} shards done${opts.queue ? `, ${removed} removed from the queue` : ''})`);
+    });
+  jobsDirOption(jobs.command('remove').description('Delete a job\'s folder (its shards and records) once its result is merged; running the command again computes every shard anew.'))
+    .argument('<id>', 'the job id (see lantern jobs list)')
+    .action((id: string, opts) => {
+      const dir = dirOf(opts);
+      const s = jobStatus(dir, id);
+      removeJob(dir, id);
+      console.log(`removed job ${id} (${s.done.length} of ${s.job.shards.length} shards were done)`);
     });
 }
