@@ -164,5 +164,8 @@ describe('jobs on a BullMQ queue with lantern worker processes', () => {
     expect(err).toBeInstanceOf(JobFailedError);
     expect(err.message).toBe(`job ${job.id}: 1 of 3 shards failed: shard 1 (examples 8–15): prompt 10 has no token " of": "Paris"`);
     expect(jobStatus(jobsDir, job.id).done.map((d) => d.shard)).toEqual([0, 2]);
+    // A Redis nobody listens at is a clear error, not a hang.
+    const closed = await freePort();
+    await expect(submitToQueue(`redis://127.0.0.1:${closed}`, jobsDir, job, { connectMs: 1500 })).rejects.toThrow(new RegExp(`^cannot reach Redis at redis://127.0.0.1:${closed} \\(.*ECONNREFUSED.*\\); start one`));
   }, 120_000);
 });

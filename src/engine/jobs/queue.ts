@@ -32,6 +32,22 @@ export function redisConnection(url: string): Redis {
   return redis;
 }
 
+/** Waits until `redis` is connected; a Redis that cannot be reached within `ms` is a LanternError naming it. */
+export async function waitForRedis(redis: Redis, url: string, ms = 10_000): Promise<void> {
+  if (redis.status === 'ready') return;
+  let last = '';
+  const onError = (e: Error) => (last = e.message);
+  redis.on('error', onError);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new LanternError(`cannot reach Redis at ${url}${last ? ` (${last})` : ''}; start one (e.g. redis-server --port 6379) or check --queue`)), ms);
+      redis.once('ready', () => { clearTimeout(timer); resolve(); });
+    });
+  } finally {
+    redis.off('error', onError);
+  }
+}
+
 /** Options for {@link submitToQueue}. */
 export interface SubmitOptions {
   /** Called whenever the count of finished shards changes, with the count and the total. */
@@ -40,6 +56,8 @@ export interface SubmitOptions {
   pollMs?: number;
   /** How often the queue is checked for failed shards and for entries Redis lost, in milliseconds (default 1000). */
   reconcileMs?: number;
+  /** How long to wait for Redis to answer before failing, in milliseconds (default 10000). */
+  connectMs?: number;
   /** Attempts per shard for unexpected errors (a LanternError, i.e. bad input, is not retried); default 3. */
   attempts?: number;
 }
@@ -51,6 +69,12 @@ export interface SubmitOptions {
  */
 export async function submitToQueue(url: string, dir: string, job: JobSpec, opts: SubmitOptions = {}): Promise<{ skipped: number[]; computed: number[] }> {
   const connection = redisConnection(url);
+  try {
+    await waitForRedis(connection, url, opts.connectMs);
+  } catch (e) {
+    connection.disconnect();
+    throw e;
+  }
   const queue = new Queue<ShardEntry>(QUEUE_NAME, { connection });
   queue.on('error', () => {});
   const total = job.shards.length;
@@ -103,6 +127,12 @@ export async function submitToQueue(url: string, dir: string, job: JobSpec, opts
 /** Removes the queue entries of job `id` that no worker has started. */
 export async function dequeueJob(url: string, id: string): Promise<number> {
   const connection = redisConnection(url);
+  try {
+    await waitForRedis(connection, url);
+  } catch (e) {
+    connection.disconnect();
+    throw e;
+  }
   const queue = new Queue<ShardEntry>(QUEUE_NAME, { connection });
   try {
     let removed = 0;
