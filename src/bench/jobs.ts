@@ -7,7 +7,7 @@
  *   - per-shard overhead (queue round trip + shard write + completion record) over one-prompt
  *     shards on one worker, minus the same prompts' forwards in-process, <= 50 ms
  * Workers are warmed on a small job first (model loaded, graphs compiled), as a long-running worker
- * would be; every timed job starts from an empty jobs folder.
+ * would be; every timed job starts from an empty jobs folder; each figure is the best of 2 rounds.
  */
 import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -73,27 +73,38 @@ export async function jobsBench(report: Report, n = 128): Promise<void> {
     };
     const timed = async (f: () => Promise<unknown>) => { const t0 = performance.now(); await f(); return performance.now() - t0; };
 
-    // Warm up: the in-process model and two workers (each loads the model and compiles on its first shards).
+    // Warm up the in-process model.
     const warm = await job(prompts(32, 12), 8);
     await runJobLocally(warm.dir, warm.job, activationsAnalysis, { model, examples: prompts(32, 12) });
-    const [w1, w2] = [startWorker(), startWorker()];
-    await Promise.all([w1, w2].map((w) => waitForLine(w, /waiting for shards/)));
-    const warmQ = await job(prompts(32, 12), 8);
-    await submitToQueue(url, warmQ.dir, warmQ.job, { pollMs: 20 });
-    const warmTiny = await job(prompts(8, 1), 1, 1);
-    await submitToQueue(url, warmTiny.dir, warmTiny.job, { pollMs: 20 });
-    for (const w of [w1, w2]) if (!/done in/.test(w.log)) throw new Error(`worker ${w.child.pid} took no warm-up shard:\n${w.log}`);
-
-    const inProcess = await job(examples, 16);
-    const tLocal = await timed(() => runJobLocally(inProcess.dir, inProcess.job, activationsAnalysis, { model, examples }));
-    const two = await job(examples, 16);
-    const tTwo = await timed(() => submitToQueue(url, two.dir, two.job, { pollMs: 20 }));
-    await stop(w2);
-    const one = await job(examples, 16);
-    const tOne = await timed(() => submitToQueue(url, one.dir, one.job, { pollMs: 20 }));
-    const shards = inProcess.job.shards.length;
+    const w1 = startWorker();
+    let w2: { child: ChildProcess; log: string } | undefined;
+    // Each worker loads the model and compiles its graphs on its first shards: warm both on small jobs.
+    const warmWorkers = async () => {
+      await Promise.all(workers.filter((w) => w.child.exitCode === null).map((w) => waitForLine(w, /waiting for shards/)));
+      for (let i = 0; i < 5 && ![w1, w2].every((w) => !w || /done in/.test(w.log)); i++) {
+        const q = await job(prompts(32, 12), 8);
+        await submitToQueue(url, q.dir, q.job, { pollMs: 20 });
+      }
+    };
+    // Rounds interleave the three runs, and each figure is the best of its rounds, so load from
+    // other processes on the machine falls on all three alike.
+    const best = { local: Infinity, two: Infinity, one: Infinity };
+    let shards = 0;
+    for (let round = 0; round < 2; round++) {
+      w2 = startWorker();
+      await warmWorkers();
+      const inProcess = await job(examples, 16);
+      shards = inProcess.job.shards.length;
+      best.local = Math.min(best.local, await timed(() => runJobLocally(inProcess.dir, inProcess.job, activationsAnalysis, { model, examples })));
+      const two = await job(examples, 16);
+      best.two = Math.min(best.two, await timed(() => submitToQueue(url, two.dir, two.job, { pollMs: 20 })));
+      await stop(w2);
+      const one = await job(examples, 16);
+      best.one = Math.min(best.one, await timed(() => submitToQueue(url, one.dir, one.job, { pollMs: 20 })));
+    }
+    const { local: tLocal, two: tTwo, one: tOne } = best;
     report('jobs: 1 worker / 2 workers (1 thread each)', tOne / tTwo, '>=', 1.7,
-      `${n} prompts of ~150 tokens in ${shards} shards: 1 worker ${tOne.toFixed(0)} ms, 2 workers ${tTwo.toFixed(0)} ms`);
+      `${n} prompts of ~150 tokens in ${shards} shards, best of 2 rounds: 1 worker ${tOne.toFixed(0)} ms, 2 workers ${tTwo.toFixed(0)} ms`);
     report('jobs: 2 queue workers / in-process, 2 threads', tTwo / tLocal, '<=', 1.05,
       `2 workers x 1 thread ${tTwo.toFixed(0)} ms; in-process, 1 executor x 2 threads ${tLocal.toFixed(0)} ms`);
 
@@ -103,8 +114,11 @@ export async function jobsBench(report: Report, n = 128): Promise<void> {
     const forwards = async () => { for (const e of tiny) for await (const _ of activationBatches(single, [e.text], { hooks: HOOKS })) void _; };
     await forwards();
     const tForwards = Math.min(await timed(forwards), await timed(forwards));
-    const tinyJob = await job(tiny, 1, 1);
-    const tTiny = await timed(() => submitToQueue(url, tinyJob.dir, tinyJob.job, { pollMs: 20 }));
+    let tinyJob = await job(tiny, 1, 1);
+    let tTiny = await timed(() => submitToQueue(url, tinyJob.dir, tinyJob.job, { pollMs: 20 }));
+    const again = await job(tiny, 1, 1);
+    const tAgain = await timed(() => submitToQueue(url, again.dir, again.job, { pollMs: 20 }));
+    if (tAgain < tTiny) [tinyJob, tTiny] = [again, tAgain];
     const overhead = (tTiny - tForwards) / tiny.length;
     const inWorker = jobStatus(tinyJob.dir, tinyJob.job.id).done.reduce((t, r) => t + r.ms, 0);
     report('jobs: per-shard overhead (ms)', overhead, '<=', 50,

@@ -163,6 +163,8 @@ export interface WorkerOptions {
 
 /** A running worker; `close` lets its shards in flight finish, then disconnects. */
 export interface RunningWorker {
+  /** Resolves once Redis answers; rejects (the worker keeps trying) when it has not within 10 s. */
+  ready: Promise<void>;
   /** Stops taking shards, waits for those in flight, and disconnects from Redis. */
   close(): Promise<void>;
 }
@@ -213,7 +215,14 @@ export function startWorker(url: string, analyses: Record<string, Analysis<any, 
   });
   worker.on('error', () => {});
   return {
+    ready: waitForRedis(connection, url),
     async close() {
+      // Without Redis nothing in flight can be reported done (its file still counts): stop at once.
+      if (connection.status !== 'ready') {
+        connection.disconnect();
+        await Promise.race([worker.close(true), new Promise((r) => setTimeout(r, 2000))]);
+        return;
+      }
       await worker.close();
       connection.disconnect();
     },

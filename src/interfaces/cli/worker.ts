@@ -20,7 +20,10 @@ export function workerCommand(program: Command): void {
         concurrency: opts.concurrency, executor, stallMs: opts.stallTimeout,
         log: (line) => console.error(`[worker ${process.pid}] ${line}`),
       });
-      console.error(`[worker ${process.pid}] waiting for shards on ${opts.queue}`);
+      worker.ready.then(
+        () => console.error(`[worker ${process.pid}] waiting for shards on ${opts.queue}`),
+        (e: Error) => console.error(`[worker ${process.pid}] ${e.message}; still trying`),
+      );
       await new Promise<void>((resolve) => {
         const stop = () => void worker.close().then(resolve);
         process.once('SIGINT', stop);
