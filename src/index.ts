@@ -48,6 +48,7 @@ export * as steering from './methods/steering/index.js';
 export * as causal from './methods/causal-abstraction/index.js';
 export * as sae from './methods/sae/index.js';
 export * as evaluation from './methods/evaluation/index.js';
+export * as jobs from './engine/jobs/index.js';
 export { HttpBackend, LanternBackend, listModels, openBackend } from './backends/index.js';
 export type {
   LanguageModelBackend, Prompt, Continuation, ContinuationScore, Generation, GenerateOptions, Usage, ScoreOptions, HttpBackendOptions, HttpEvent, HttpApi,

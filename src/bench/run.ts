@@ -23,6 +23,8 @@
  * the SAE training step (sae.ts, `--sae`): d_in 768, d_sae 24,576, batch 4,096 in GFLOP/s / sgemm peak, >= 0.5,
  * causal abstraction (causal.ts): interchange one pair at a time / batched, >= 5, and a DAS training
  * step / a forward, <= 2.5;
+ * dataset-scale jobs on a queue (jobs.ts, `--jobs`, needs redis-server): 1 / 2 single-threaded workers
+ * >= 1.7, 2 workers / in-process with the same threads <= 1.05, per-shard overhead <= 50 ms;
  * and black-box attribution over HTTP (backends.ts):
  *   - word leave-one-out + faithfulness over 50 words, sequential / concurrency 4 + cache, >= 2
  * then the model families' bars (family.ts) and generation's (generation.ts).
@@ -215,6 +217,11 @@ async function main() {
   if (process.argv[2] === '--workbench') { // the Workbench in Chromium: npm run bench -- --workbench
     const { workbenchBench } = await import('./workbench.js');
     await workbenchBench(report);
+    process.exit(0);
+  }
+  if (process.argv[2] === '--jobs') { // the job queue's bars (needs redis-server): npm run bench -- --jobs [prompts]
+    const { jobsBench } = await import('./jobs.js');
+    await jobsBench(report, process.argv[3] ? Number(process.argv[3]) : undefined);
     process.exit(0);
   }
   if (process.argv[2] === '--families') { // only the model-families bars: npm run bench -- --families

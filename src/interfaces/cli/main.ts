@@ -35,6 +35,8 @@ import { selfExplainCommand } from './self-explain.js';
 import { interchangeCommand } from './interchange.js';
 import { dasCommand } from './das.js';
 import { scrubCommand } from './scrub.js';
+import { workerCommand } from './worker.js';
+import { jobsCommand } from './jobs.js';
 
 // `lantern hooks | head`: a reader that stops early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -84,6 +86,8 @@ selfExplainCommand(program);
 interchangeCommand(program);
 dasCommand(program);
 scrubCommand(program);
+workerCommand(program);
+jobsCommand(program);
 
 /** Exits after help or version output, which commander reports as errors under exitOverride. */
 const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

@@ -1,5 +1,6 @@
 /** `lantern activations` and `lantern probe train|eval|sweep`. */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { LanternError } from '../../errors.js';
@@ -7,7 +8,7 @@ import { loadModel } from '../../models/load.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { builtinDataset, statementPairs, GENERATORS } from '../../data/statements.js';
 import { ContrastPair, LabelledExample, datasetHash, loadContrastPairs, requireTwoClasses, loadLabelled, splitExamples } from '../../methods/representations/data.js';
-import { harvestToFile, parsePositions, readActivations, Positions, positionsLabel } from '../../methods/representations/activations.js';
+import { parsePositions, readActivations, Positions, positionsLabel } from '../../methods/representations/activations.js';
 import {
   harvestProbeData, loadProbe, metrics, ProbeData, ProbeKind, PROBE_KINDS, residHooks, saveProbe, sweepLayers, SweepResult, toSaved, trainProbe,
 } from '../../methods/representations/probes/index.js';
@@ -16,6 +17,8 @@ import { lineChartSvg, scatterChartSvg } from '../../report/plot.js';
 import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { assertWritable } from './output.js';
+import { defaultJobsDir, jobOptions, runAndMerge } from './job-options.js';
+import { activationsAnalysis, activationsJob } from '../../methods/representations/activations-job.js';
 
 type Item = LabelledExample | ContrastPair;
 
@@ -112,14 +115,14 @@ async function openModel(source: string | undefined): Promise<HookedTransformer>
 }
 
 export function activationsCommand(program: Command): void {
-  dataOptions(program.command('activations').description('Harvest activations of labelled texts at chosen hooks and positions, streamed to safetensors shards.'))
+  jobOptions(dataOptions(program.command('activations').description('Harvest activations of labelled texts at chosen hooks and positions, streamed to safetensors shards. Runs as a resumable job, in this process or on lantern worker processes (--queue).'))
     .option('-m, --model <folder|hub-id>', 'model (default: the bundled model)')
     .requiredOption('--hooks <names>', 'comma-separated hook names (see lantern hooks)')
     .option('--positions <last|mean|all|N|token>', 'which positions to keep: the last token, the mean over tokens, every token, index N (negative: from the end), or the last occurrence of a token', 'last')
     .addOption(new Option('--batch-size <n>', 'prompts per forward').default(32).argParser(positiveInt('--batch-size')))
-    .addOption(new Option('--shard-rows <n>', 'rows per shard file (default: 256 MiB of activations)').argParser(positiveInt('--shard-rows')))
-    .requiredOption('--out <file>', 'output .safetensors (shards: <stem>-00001-of-0000N.safetensors with <file>.index.json)')
-    .addHelpText('after', '\nExample:\n  lantern activations --data builtin:capitals --hooks blocks.2.hook_resid_post --out acts.safetensors')
+    .addOption(new Option('--shard-rows <n>', 'rows per output file (default: 256 MiB of activations)').argParser(positiveInt('--shard-rows')))
+    .requiredOption('--out <file>', 'output .safetensors (several files: <stem>-00001-of-0000N.safetensors with <file>.index.json)'))
+    .addHelpText('after', '\nExamples:\n  lantern activations --data builtin:capitals --hooks blocks.2.hook_resid_post --out acts.safetensors\n  lantern activations --data big.jsonl --hooks blocks.2.hook_resid_post --out acts.safetensors --jobs-dir /shared/jobs --queue redis://10.0.0.5:6379')
     .action(async (opts) => {
       assertWritable(opts.out, '--out');
       const { name, items } = await loadItems(opts);
@@ -128,9 +131,10 @@ export function activationsCommand(program: Command): void {
       const examples = items.flatMap((it, i) => ('positive' in it
         ? [{ text: it.positive, label: it.label, split: it.split, side: 1, pair: i }, { text: it.negative, label: it.label, split: it.split, side: 0, pair: i }]
         : [it]));
-      const bar = progressBar('activations');
-      const meta = await harvestToFile(model, examples, { out: opts.out, hooks, positions: parsePositions(opts.positions), batchSize: opts.batchSize, shardRows: opts.shardRows, dataset: name, seed: opts.seed, progress: bar.update });
-      bar.stop();
+      const dir = path.resolve(opts.jobsDir ?? defaultJobsDir());
+      const positions = parsePositions(opts.positions);
+      const job = await activationsJob(dir, model, examples, { hooks, positions, batchSize: opts.batchSize, shardSize: opts.shardSize, dataset: name, seed: opts.seed });
+      const meta = await runAndMerge(opts, dir, job, activationsAnalysis, { model, examples }, { out: opts.out, shardRows: opts.shardRows });
       console.log(`saved ${meta.rows} rows x [${meta.widths.join(', ')}] at ${hooks.join(', ')} (${meta.positions} position) of ${meta.examples} texts to ${opts.out}`);
     });
 }

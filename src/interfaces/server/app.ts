@@ -35,10 +35,13 @@ import { causalRoutes } from './causal.js';
 import { headsRoutes } from './heads.js';
 import { workbenchRoutes } from './workbench.js';
 import { evaluationApi } from './evaluation.js';
+import { datasetJobsRoutes } from './dataset-jobs.js';
 
 export interface ServerOptions {
   /** Where the database and planted models go (default: <lanternHome>/workbench). */
   dataDir?: string;
+  /** The jobs folder whose dataset-scale jobs GET /api/dataset-jobs lists (default: <lanternHome>/jobs, as the CLI's). */
+  jobsDir?: string;
   /** The default model (folder or Hub id), as given to `lantern serve --model`. */
   model?: string;
   /** The Hub revision of `model` (`lantern serve --revision`). */
@@ -413,6 +416,7 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
   await app.register(headsRoutes, { models, store });
   for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
   await app.register(featuresApi, { dir: path.join(dataDir, 'dashboards'), store });
+  await app.register(datasetJobsRoutes, { dir: opts.jobsDir ?? path.join(lanternHome(), 'jobs') });
 
   const webDir = opts.webDir ?? DEFAULT_WEB_DIR;
   if (fs.existsSync(path.join(webDir, 'index.html'))) {

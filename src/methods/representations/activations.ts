@@ -23,6 +23,8 @@ export interface HarvestOptions {
   batchSize?: number;
   /** Called after each batch with the prompts done so far and the total. */
   progress?: (done: number, total: number) => void;
+  /** The index of the first text in the whole dataset, when harvesting a part of it (a job's shard): rows and messages name examples by it. Default 0. */
+  firstExample?: number;
 }
 
 /** One batch of harvested activations, as {@link activationBatches} yields it: a row per kept position (or per prompt). */
@@ -60,13 +62,13 @@ export function hookWidth(model: HookedTransformer, hook: string): number {
   return shape.slice(2).reduce((p: number, d) => p * Number(d), 1);
 }
 
-function resolvePositions(model: HookedTransformer, rows: number[][], positions: Positions, texts: readonly string[]): number[][] {
+function resolvePositions(model: HookedTransformer, rows: number[][], positions: Positions, texts: readonly string[], first: number): number[][] {
   if (positions === 'all' || positions === 'mean') return rows.map((r) => r.map((_, i) => i));
   if (positions === 'last') return rows.map((r) => [r.length - 1]);
   if (typeof positions === 'number') {
     return rows.map((r, b) => {
       const p = positions < 0 ? r.length + positions : positions;
-      if (p < 0 || p >= r.length) throw new LanternError(`position ${positions} is outside prompt ${b} (${r.length} tokens): ${JSON.stringify(texts[b])}`);
+      if (p < 0 || p >= r.length) throw new LanternError(`position ${positions} is outside prompt ${first + b} (${r.length} tokens): ${JSON.stringify(texts[b])}`);
       return [p];
     });
   }
@@ -74,7 +76,7 @@ function resolvePositions(model: HookedTransformer, rows: number[][], positions:
   if (ids.length !== 1) throw new LanternError(`--positions token ${JSON.stringify(positions.token)} is ${ids.length} tokens; give one token (e.g. with its leading space)`);
   return rows.map((r, b) => {
     const p = r.lastIndexOf(ids[0]);
-    if (p < 0) throw new LanternError(`prompt ${b} has no token ${JSON.stringify(positions.token)}: ${JSON.stringify(texts[b])}`);
+    if (p < 0) throw new LanternError(`prompt ${first + b} has no token ${JSON.stringify(positions.token)}: ${JSON.stringify(texts[b])}`);
     return [p];
   });
 }
@@ -91,7 +93,8 @@ export async function* activationBatches(model: HookedTransformer, texts: readon
   if (opts.hooks.length === 0) throw new LanternError('give at least one hook');
   const widths = opts.hooks.map((h) => hookWidth(model, h));
   const tokens = texts.map((t) => (typeof t === 'string' ? model.toTokens(t) : t));
-  const at = resolvePositions(model, tokens, positions, texts.map(String));
+  const first = opts.firstExample ?? 0;
+  const at = resolvePositions(model, tokens, positions, texts.map(String), first);
   for (let start = 0; start < texts.length; start += batchSize) {
     const rows = tokens.slice(start, start + batchSize);
     const { cache, batch } = await model.runWithHooks(rows, { cache: opts.hooks, logitPositions: [0] });
@@ -101,7 +104,7 @@ export async function* activationBatches(model: HookedTransformer, texts: readon
     const position = new Int32Array(n);
     let k = 0;
     picks.forEach((ps, b) => {
-      for (const p of positions === 'mean' ? [-1] : ps) { example[k] = start + b; position[k++] = p; }
+      for (const p of positions === 'mean' ? [-1] : ps) { example[k] = first + start + b; position[k++] = p; }
     });
     const acts: Record<string, Float32Array> = {};
     opts.hooks.forEach((hook, h) => {
@@ -188,32 +191,52 @@ function shardName(out: string, k: number, n: number): string {
   return `${stem}-${String(k + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
 }
 
+/** An example as harvesting takes it: a labelled text, and for contrast pairs its side and pair. */
+export type HarvestExample = LabelledExample & { side?: number; pair?: number };
+
+/** The metadata an activations file saves for `examples` harvested with `opts`, holding `rows` rows. */
+export function activationsMeta(model: HookedTransformer, examples: readonly HarvestExample[], opts: Pick<HarvestFileOptions, 'hooks' | 'positions' | 'dataset' | 'seed'>, rows: number): ActivationsMeta {
+  return {
+    format: 'lantern-activations', model: model.source, dModel: model.cfg.dModel, hooks: opts.hooks, widths: opts.hooks.map((h) => hookWidth(model, h)),
+    positions: positionsLabel(opts.positions ?? 'last'), dataset: opts.dataset ?? '', datasetHash: datasetHash(examples), rows, examples: examples.length,
+    contrast: examples.some((e) => e.side !== undefined), ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+  };
+}
+
+/** Rows per output file by default: as many as fit in 256 MiB. */
+export function defaultShardRows(widths: number[]): number {
+  return Math.max(1, Math.floor((256 << 20) / (4 * widths.reduce((a, b) => a + b, 0))));
+}
+
 /**
  * Harvests `examples` (or contrast pairs, given as examples with a `side`) to `opts.out`, holding
  * at most one shard of rows in memory. Returns what was saved.
  */
-export async function harvestToFile(model: HookedTransformer, examples: readonly (LabelledExample & { side?: number; pair?: number })[], opts: HarvestFileOptions): Promise<ActivationsMeta> {
-  const widths = opts.hooks.map((h) => hookWidth(model, h));
+export async function harvestToFile(model: HookedTransformer, examples: readonly HarvestExample[], opts: HarvestFileOptions): Promise<ActivationsMeta> {
   const positions = opts.positions ?? 'last';
   const texts = opts.tokens ?? examples.map((e) => e.text);
   if (texts.length !== examples.length) throw new LanternError(`${texts.length} token rows for ${examples.length} examples`);
   const totalRows = positions === 'all' ? texts.reduce((s, t) => s + (typeof t === 'string' ? model.toTokens(t) : t).length, 0) : texts.length;
-  const rowBytes = 4 * widths.reduce((a, b) => a + b, 0);
-  const shardRows = opts.shardRows ?? Math.max(1, Math.floor((256 << 20) / rowBytes));
-  const nShards = Math.max(1, Math.ceil(totalRows / shardRows));
-  const contrast = examples.some((e) => e.side !== undefined);
-  const meta: ActivationsMeta = {
-    format: 'lantern-activations', model: model.source, dModel: model.cfg.dModel, hooks: opts.hooks, widths,
-    positions: positionsLabel(positions), dataset: opts.dataset ?? '', datasetHash: datasetHash(examples), rows: totalRows, examples: examples.length, contrast, ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
-  };
+  const meta = activationsMeta(model, examples, opts, totalRows);
+  return writeActivations(opts.out, examples, meta, activationBatches(model, texts, opts), opts.shardRows);
+}
+
+/**
+ * Writes the rows of `batches` (which must hold `meta.rows` rows, in example order) to `out`,
+ * as one file or as shards of `shardRows` rows listed in `<out>.index.json`, with each row's
+ * label and split from `examples`. Holds at most one shard of rows in memory.
+ */
+export async function writeActivations(out: string, examples: readonly HarvestExample[], meta: ActivationsMeta, batches: AsyncIterable<ActivationBatch>, shardRows = defaultShardRows(meta.widths)): Promise<ActivationsMeta> {
+  const { hooks, widths, contrast } = meta;
+  const nShards = Math.max(1, Math.ceil(meta.rows / shardRows));
   const shards: string[] = [];
   let pending: ActivationBatch[] = [];
   let pendingRows = 0;
   const flush = (rows: number) => {
-    const take = concatRows(pending, rows, opts.hooks, widths);
+    const take = concatRows(pending, rows, hooks, widths);
     pending = take.rest ? [take.rest] : [];
     pendingRows -= rows;
-    const file = nShards === 1 ? opts.out : shardName(opts.out, shards.length, nShards);
+    const file = nShards === 1 ? out : shardName(out, shards.length, nShards);
     const ex = take.batch.example;
     const tensors: Record<string, WritableTensor> = {
       example: { dtype: 'I32', shape: [rows], data: ex },
@@ -225,17 +248,20 @@ export async function harvestToFile(model: HookedTransformer, examples: readonly
       tensors.side = { dtype: 'I32', shape: [rows], data: Int32Array.from(ex, (i) => examples[i].side ?? 0) };
       tensors.pair = { dtype: 'I32', shape: [rows], data: Int32Array.from(ex, (i) => examples[i].pair ?? i) };
     }
-    opts.hooks.forEach((h, j) => (tensors[`acts.${h}`] = { dtype: 'F32', shape: [rows, widths[j]], data: take.batch.acts[h] }));
+    hooks.forEach((h, j) => (tensors[`acts.${h}`] = { dtype: 'F32', shape: [rows, widths[j]], data: take.batch.acts[h] }));
     writeSafetensors(file, tensors, { lantern: JSON.stringify(meta) });
     shards.push(path.basename(file));
   };
-  for await (const batch of activationBatches(model, texts, opts)) {
+  let seen = 0;
+  for await (const batch of batches) {
     pending.push(batch);
     pendingRows += batch.rows;
+    seen += batch.rows;
     while (pendingRows >= shardRows && shards.length < nShards - 1) flush(shardRows);
   }
+  if (seen !== meta.rows) throw new LanternError(`the activations hold ${seen} rows, not the ${meta.rows} expected`);
   flush(pendingRows);
-  if (nShards > 1) fs.writeFileSync(`${opts.out}.index.json`, JSON.stringify({ ...meta, shards }, null, 2) + '\n');
+  if (nShards > 1) fs.writeFileSync(`${out}.index.json`, JSON.stringify({ ...meta, shards }, null, 2) + '\n');
   return meta;
 }
 

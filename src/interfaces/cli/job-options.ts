@@ -1,0 +1,65 @@
+/** The flags and the runner every dataset-scale command shares: its work runs as a job (in-process, or on a queue). */
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { lanternHome } from '../../paths.js';
+import type { Analysis, RunSummary } from '../../engine/jobs/run.js';
+import { runJobLocally, shardFiles } from '../../engine/jobs/run.js';
+import type { JobSpec } from '../../engine/jobs/store.js';
+import { activationsAnalysis } from '../../methods/representations/activations-job.js';
+import { positiveInt } from './forward.js';
+
+/** Every analysis a worker can run, by the name jobs carry. */
+export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis };
+
+/** Where jobs live unless --jobs-dir says otherwise. */
+export const defaultJobsDir = () => path.join(lanternHome(), 'jobs');
+
+/** --jobs-dir, for every command that reads or writes jobs. */
+export function jobsDirOption(cmd: Command): Command {
+  return cmd.option('--jobs-dir <dir>', 'the jobs folder (with --queue: a path every worker reaches); default <LANTERN_HOME>/jobs');
+}
+
+/** The flags of a command that runs as a job. */
+export function jobOptions(cmd: Command): Command {
+  return jobsDirOption(cmd)
+    .addOption(new Option('--shard-size <n>', 'examples per shard (rounded up to whole batches); finished shards are kept, so an interrupted run resumes').argParser(positiveInt('--shard-size')))
+    .option('--queue <redis-url>', 'run the shards on lantern worker processes through this Redis (e.g. redis://127.0.0.1:6379) instead of in this process')
+    .addOption(new Option('--concurrency <n>', 'in-process: shards in flight at once').default(1).argParser(positiveInt('--concurrency')));
+}
+
+function progressBar(label: string): { update: (done: number, total: number) => void; stop: () => void } {
+  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new cliProgress.SingleBar({
+    stream: process.stderr, format: `${label} |{bar}| {value}/{total} shards ETA {eta_formatted}`,
+    barCompleteChar: '\u2588', barIncompleteChar: '\u2591', gracefulExit: false,
+  });
+  let started = false;
+  return {
+    update: (done, total) => { if (!started) { bar.start(total, 0); started = true; } bar.update(done); },
+    stop: () => started && bar.stop(),
+  };
+}
+
+/**
+ * Runs every unfinished shard of `job` (in this process, or on the queue given by --queue, showing
+ * progress over all workers), then merges the shards into `target`. Prints one line saying what
+ * was computed and what was reused.
+ */
+export async function runAndMerge<C, T, R>(opts: Record<string, any>, dir: string, job: JobSpec, analysis: Analysis<C, T, R>, context: C, target: T): Promise<R> {
+  const bar = progressBar(job.id);
+  let summary: RunSummary;
+  try {
+    if (opts.queue) {
+      const { submitToQueue } = await import('../../engine/jobs/queue.js');
+      summary = await submitToQueue(String(opts.queue), dir, job, { progress: bar.update });
+    } else {
+      summary = await runJobLocally(dir, job, analysis, context, { concurrency: opts.concurrency, progress: bar.update });
+    }
+  } finally {
+    bar.stop();
+  }
+  const result = await analysis.merge(context, job, shardFiles(dir, job), target);
+  console.log(`job ${job.id}: ${summary.computed.length} shard${summary.computed.length === 1 ? '' : 's'} computed, ${summary.skipped.length} already done (${path.join(dir, job.id)})`);
+  return result;
+}

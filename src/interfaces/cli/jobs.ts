@@ -1,0 +1,66 @@
+/** `lantern jobs list|show|cancel`: the jobs in a jobs folder and where each stands. */
+import path from 'node:path';
+import { Command } from 'commander';
+import { cancelJob, describeFailure, jobIds, jobStatus, removeJob } from '../../engine/jobs/store.js';
+import { defaultJobsDir, jobsDirOption } from './job-options.js';
+
+const dirOf = (opts: Record<string, any>) => path.resolve(opts.jobsDir ?? defaultJobsDir());
+
+export function jobsCommand(program: Command): void {
+  const jobs = program.command('jobs').description('Dataset-scale jobs (lantern activations): list them, show one shard by shard, cancel or remove one.');
+  jobsDirOption(jobs.command('list').description('Every job in the jobs folder, with its shards done.'))
+    .option('--json', 'print the list as JSON')
+    .action((opts) => {
+      const dir = dirOf(opts);
+      const rows = jobIds(dir).map((id) => jobStatus(dir, id));
+      if (opts.json) {
+        console.log(JSON.stringify(rows.map((s) => ({ id: s.job.id, analysis: s.job.analysis, model: s.job.model.source, dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state })), null, 2));
+        return;
+      }
+      if (!rows.length) { console.log(`no jobs in ${dir}`); return; }
+      console.log(`${'job'.padEnd(32)} ${'state'.padEnd(10)} ${'shards'.padStart(9)}  model / dataset`);
+      for (const s of rows) console.log(`${s.job.id.padEnd(32)} ${s.state.padEnd(10)} ${`${s.done.length}/${s.job.shards.length}`.padStart(9)}  ${s.job.model.source} / ${s.job.dataset.name || '-'} (${s.job.dataset.examples} examples)`);
+    });
+  jobsDirOption(jobs.command('show').description('One job: its settings and each shard (done, by which worker, how long; or why it failed).'))
+    .argument('<id>', 'the job id (see lantern jobs list)')
+    .option('--json', 'print the status as JSON')
+    .action((id: string, opts) => {
+      const s = jobStatus(dirOf(opts), id);
+      if (opts.json) { console.log(JSON.stringify(s, null, 2)); return; }
+      const { job } = s;
+      console.log(`job ${job.id}: ${job.analysis}, ${s.state}, ${s.done.length} of ${job.shards.length} shards done`);
+      console.log(`model: ${job.model.source} (weights sha256 ${job.model.weightsSha256.slice(0, 16)}…)`);
+      console.log(`dataset: ${job.dataset.name || '-'}, ${job.dataset.examples} examples; seed ${job.seed}`);
+      console.log(`settings: ${JSON.stringify(job.settings)}`);
+      const done = new Map(s.done.map((r) => [r.shard, r]));
+      const failed = new Map(s.failed.map((f) => [f.shard, f]));
+      job.shards.forEach(([a, b], i) => {
+        const r = done.get(i);
+        const f = failed.get(i);
+        console.log(r ? `  shard ${i} (examples ${a}–${b - 1}): done by ${r.worker} in ${r.ms} ms, ${r.bytes} bytes, sha256 ${r.sha256.slice(0, 16)}…`
+          : f ? `  ${describeFailure(f)} (failed on ${f.worker})` : `  shard ${i} (examples ${a}–${b - 1}): not done`);
+      });
+    });
+  jobsDirOption(jobs.command('cancel').description('Stop a job: runners take no more of its shards (finished shards are kept; running the command again resumes it).'))
+    .argument('<id>', 'the job id (see lantern jobs list)')
+    .option('--queue <redis-url>', 'also remove its shards waiting on this queue')
+    .action(async (id: string, opts) => {
+      const dir = dirOf(opts);
+      cancelJob(dir, id);
+      let removed = 0;
+      if (opts.queue) {
+        const { dequeueJob } = await import('../../engine/jobs/queue.js');
+        removed = await dequeueJob(String(opts.queue), id);
+      }
+      const s = jobStatus(dir, id);
+      console.log(`cancelled job ${id} (${s.done.length} of ${s.job.shards.length} shards done${opts.queue ? `, ${removed} removed from the queue` : ''})`);
+    });
+  jobsDirOption(jobs.command('remove').description('Delete a job\'s folder (its shards and records) once its result is merged; running the command again computes every shard anew.'))
+    .argument('<id>', 'the job id (see lantern jobs list)')
+    .action((id: string, opts) => {
+      const dir = dirOf(opts);
+      const s = jobStatus(dir, id);
+      removeJob(dir, id);
+      console.log(`removed job ${id} (${s.done.length} of ${s.job.shards.length} shards were done)`);
+    });
+}
