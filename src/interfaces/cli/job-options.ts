@@ -8,10 +8,11 @@ import { runJobLocally, shardFiles } from '../../engine/jobs/run.js';
 import type { JobSpec } from '../../engine/jobs/store.js';
 import { activationsAnalysis } from '../../methods/representations/activations-job.js';
 import { attributionAnalysis } from '../../methods/attribution/dataset.js';
+import { neuronsAnalysis } from '../../methods/neurons/job.js';
 import { positiveInt } from './forward.js';
 
 /** Every analysis a worker can run, by the name jobs carry. */
-export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis, [attributionAnalysis.name]: attributionAnalysis };
+export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis, [attributionAnalysis.name]: attributionAnalysis, [neuronsAnalysis.name]: neuronsAnalysis };
 
 /** Where jobs live unless --jobs-dir says otherwise. */
 export const defaultJobsDir = () => path.join(lanternHome(), 'jobs');
@@ -65,6 +66,7 @@ export async function runAndMerge<C, T, R>(opts: Record<string, any>, dir: strin
     bar.stop();
   }
   const result = await analysis.merge(context, job, shardFiles(dir, job), target);
-  console.log(`job ${job.id}: ${summary.computed.length} shard${summary.computed.length === 1 ? '' : 's'} computed, ${summary.skipped.length} already done (${path.join(dir, job.id)})`);
+  // A bare --json prints the result on stdout, which must stay JSON.
+  (opts.json === true ? console.error : console.log)(`job ${job.id}: ${summary.computed.length} shard${summary.computed.length === 1 ? '' : 's'} computed, ${summary.skipped.length} already done (${path.join(dir, job.id)})`);
   return result;
 }
