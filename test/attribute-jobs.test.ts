@@ -16,6 +16,7 @@ import * as A from '../src/methods/attribution/index.js';
 import { JobFailedError, shardFile } from '../src/engine/jobs/store.js';
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
 import { startWorker, submitToQueue } from '../src/engine/jobs/queue.js';
+import { ANALYSES } from '../src/interfaces/cli/job-options.js';
 import { expectOneLineError, runLantern } from './helpers.js';
 
 let tmp: string;
@@ -124,7 +125,7 @@ describe('attribution job on a BullMQ queue (real redis-server)', () => {
   let redis: ChildProcess | undefined;
   afterAll(() => { redis?.kill('SIGKILL'); });
 
-  it('two in-process workers produce the same file as the direct run', async () => {
+  it('two workers with the analyses of lantern worker produce the same file as the direct run', async () => {
     if (spawnSync('redis-server', ['--version']).error) throw new Error('redis-server is not installed (Debian: apt-get install redis-server; .ci/run installs it)');
     const srv = net.createServer();
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
@@ -141,7 +142,10 @@ describe('attribution job on a BullMQ queue (real redis-server)', () => {
 
     const dir = path.join(tmp, 'queue');
     const job = await A.attributionJob(dir, model, EXAMPLES, { ...OPTS, shardSize: 1 });
-    const workers = [0, 1].map(() => startWorker(url, { attribution: A.attributionAnalysis }));
+    // The analyses `lantern worker` runs: attribution (and neurons) are registered there.
+    expect(ANALYSES.attribution).toBe(A.attributionAnalysis);
+    expect(ANALYSES.neurons.name).toBe('neurons');
+    const workers = [0, 1].map(() => startWorker(url, ANALYSES));
     try {
       const summary = await submitToQueue(url, dir, job, { pollMs: 50 });
       expect(summary).toEqual({ skipped: [], computed: [0, 1, 2, 3, 4] });
