@@ -13,6 +13,8 @@ import { cliOption } from './method-options.js';
 import { nonNegativeInt } from './forward.js';
 import { assertWritable } from './output.js';
 import { modelOption, revisionOption, loadModelFromFlags } from './model-option.js';
+import { attributeDataFile, checkDataFlags } from './attribute-data.js';
+import { jobOptions } from './job-options.js';
 import { chatMessages, chatOption, chatTemplateFlag, chatTemplateOption, checkChatFlags, systemOption } from './chat-option.js';
 
 function oneOf<T extends string>(flag: string, values: readonly T[]) {
@@ -48,7 +50,11 @@ export function attributeCommand(program: Command): void {
     .command('attribute')
     .description('Input attribution: how much each prompt token contributes to a prediction (gradients at the input or any hook, attention, value zeroing, occlusion, LIME or Shapley values).')
     .addOption(modelOption('model folder or Hub id (default: the bundled model)')).addOption(revisionOption())
-    .requiredOption('-t, --text <text>', 'the prompt (with --chat: the user\'s message)')
+    .option('-t, --text <text>', 'the prompt (with --chat: the user\'s message)')
+    .option('--data <file>', 'or: attribute every prompt of a .jsonl, .csv or .parquet file (columns prompt or text, optional target and foil) as a resumable job; --json saves every result and the faithfulness averages')
+    .option('--prompt-column <name>', "--data: the prompt column (default 'prompt', else 'text')")
+    .option('--target-column <name>', "--data: the target column (default 'target' when present)")
+    .option('--foil-column <name>', "--data: the foil column (default 'foil' when present)")
     .addOption(chatOption()).addOption(systemOption()).addOption(chatTemplateFlag())
     .option('--attribute-template-tokens', "--chat: attribute the chat template's tokens (and the system message) too; by default only the user's words get scores")
     .option('--target <text>', "what to explain: one token (next-token target) or several (a teacher-forced continuation); default: the model's top next token")
@@ -63,12 +69,15 @@ export function attributeCommand(program: Command): void {
     .option('--html <file.html>', 'write a self-contained HTML report')
     .option('--json <file.json>', 'write the result as JSON (reload with loadResult)')
     .option('--no-color', 'plain text output')
-    .addHelpText('after', '\nExamples:\n  lantern attribute --text "The capital of France is" --target " Paris" --foil " Rome" --method ig --steps 64 --eval --html out.html\n  lantern attribute --backend http://127.0.0.1:8000/v1 --text "The capital of France is" --target " Paris" --method shap --granularity word')
+    .addHelpText('after', '\nExamples:\n  lantern attribute --text "The capital of France is" --target " Paris" --foil " Rome" --method ig --steps 64 --eval --html out.html\n  lantern attribute --data prompts.jsonl --method ig --eval --json results.json --shard-size 16\n  lantern attribute --backend http://127.0.0.1:8000/v1 --text "The capital of France is" --target " Paris" --method shap --granularity word')
     .action(async (opts) => {
       checkChatFlags(opts);
       if (opts.attributeTemplateTokens && !opts.chat) throw new LanternError('--attribute-template-tokens applies only with --chat');
       if (opts.backend !== undefined && opts.chat) throw new LanternError('--chat is not available with --backend (the backend applies its own chat template)');
       if (opts.backend !== undefined && (opts.model !== undefined || opts.revision !== undefined)) throw new LanternError('--model and --revision name a Lantern model; with --backend the backend names it');
+      if ((opts.text === undefined) === (opts.data === undefined)) throw new LanternError('give --text (one prompt) or --data (a file of prompts), not both');
+      checkDataFlags(opts);
+      if (opts.backend !== undefined && opts.data !== undefined) throw new LanternError('--data is not available with --backend');
       if (opts.backend !== undefined) return attributeViaBackend(opts, cmd.getOptionValueSource('method') !== 'default');
       rejectBackendOnly(opts);
       const method = opts.method as string;
@@ -93,6 +102,10 @@ export function attributeCommand(program: Command): void {
         const v = opts[spec.key];
         if (v !== undefined) settings[spec.key] = spec.type.kind === 'token' ? tokenChoice(model, spec.flag, v) : v;
       }
+      if (opts.data !== undefined) {
+        await attributeDataFile(opts, model, settings as AttributionSettings);
+        return;
+      }
       const result = await attribute(model, {
         ...(opts.chat
           ? { messages: chatMessages(opts, opts.text), chat: { template: chatTemplateOption(opts) }, templateTokens: Boolean(opts.attributeTemplateTokens) }
@@ -109,6 +122,8 @@ export function attributeCommand(program: Command): void {
   // Every method setting, from the one declaration the Workbench API is built from too.
   for (const spec of ATTRIBUTION_SETTINGS) cmd.addOption(cliOption(spec, BACKEND_NOTES[spec.key]));
   for (const o of backendOptions()) cmd.addOption(o);
+  // --concurrency is the http backend's requests in flight here.
+  jobOptions(cmd, { concurrency: false });
 }
 
 /** What a setting means with --backend (black-box attribution reads some of them too). */

@@ -7,10 +7,12 @@ import type { Analysis, RunSummary } from '../../engine/jobs/run.js';
 import { runJobLocally, shardFiles } from '../../engine/jobs/run.js';
 import type { JobSpec } from '../../engine/jobs/store.js';
 import { activationsAnalysis } from '../../methods/representations/activations-job.js';
+import { attributionAnalysis } from '../../methods/attribution/dataset.js';
+import { neuronsAnalysis } from '../../methods/neurons/job.js';
 import { positiveInt } from './forward.js';
 
 /** Every analysis a worker can run, by the name jobs carry. */
-export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis };
+export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis, [attributionAnalysis.name]: attributionAnalysis, [neuronsAnalysis.name]: neuronsAnalysis };
 
 /** Where jobs live unless --jobs-dir says otherwise. */
 export const defaultJobsDir = () => path.join(lanternHome(), 'jobs');
@@ -20,12 +22,16 @@ export function jobsDirOption(cmd: Command): Command {
   return cmd.option('--jobs-dir <dir>', 'the jobs folder (with --queue: a path every worker reaches); default <LANTERN_HOME>/jobs');
 }
 
-/** The flags of a command that runs as a job. */
-export function jobOptions(cmd: Command): Command {
-  return jobsDirOption(cmd)
+/**
+ * The flags of a command that runs as a job. `concurrency: false` leaves out --concurrency, for a
+ * command that already uses the flag for something else (its shards then run one at a time in-process).
+ */
+export function jobOptions(cmd: Command, opts: { concurrency?: boolean } = {}): Command {
+  jobsDirOption(cmd)
     .addOption(new Option('--shard-size <n>', 'examples per shard (rounded up to whole batches); finished shards are kept, so an interrupted run resumes').argParser(positiveInt('--shard-size')))
-    .option('--queue <redis-url>', 'run the shards on lantern worker processes through this Redis (e.g. redis://127.0.0.1:6379) instead of in this process')
-    .addOption(new Option('--concurrency <n>', 'in-process: shards in flight at once').default(1).argParser(positiveInt('--concurrency')));
+    .option('--queue <redis-url>', 'run the shards on lantern worker processes through this Redis (e.g. redis://127.0.0.1:6379) instead of in this process');
+  if (opts.concurrency === false) return cmd;
+  return cmd.addOption(new Option('--concurrency <n>', 'in-process: shards in flight at once').default(1).argParser(positiveInt('--concurrency')));
 }
 
 function progressBar(label: string): { update: (done: number, total: number) => void; stop: () => void } {
@@ -60,6 +66,7 @@ export async function runAndMerge<C, T, R>(opts: Record<string, any>, dir: strin
     bar.stop();
   }
   const result = await analysis.merge(context, job, shardFiles(dir, job), target);
-  console.log(`job ${job.id}: ${summary.computed.length} shard${summary.computed.length === 1 ? '' : 's'} computed, ${summary.skipped.length} already done (${path.join(dir, job.id)})`);
+  // A bare --json prints the result on stdout, which must stay JSON.
+  (opts.json === true ? console.error : console.log)(`job ${job.id}: ${summary.computed.length} shard${summary.computed.length === 1 ? '' : 's'} computed, ${summary.skipped.length} already done (${path.join(dir, job.id)})`);
   return result;
 }

@@ -2,7 +2,8 @@ import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import { tokenizeSplits } from '../../data/brown.js';
-import { buildN2G, evaluateN2G, neuronStats, NeuronStats, N2GEvaluation, N2GPattern } from '../../methods/neurons/index.js';
+import { buildN2G, evaluateN2G, neuronsAnalysis, neuronsJob, NeuronStats, N2GEvaluation, N2GPattern } from '../../methods/neurons/index.js';
+import { defaultJobsDir, jobOptions, runAndMerge } from './job-options.js';
 import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
@@ -25,7 +26,7 @@ async function readTokenFile(file: string): Promise<number[]> {
 export function neuronsCommand(program: Command): void {
   const cmd = program
     .command('neurons')
-    .description('Label every MLP neuron over a corpus (dead, positional, token / n-gram detector, token-frequency) in one pass; explain one neuron with N2G and score it on held-out text.')
+    .description('Label every MLP neuron over a corpus (dead, positional, token / n-gram detector, token-frequency) in one pass, run as a resumable job over rows of the corpus (--shard-size rows per shard; --queue for lantern worker processes); explain one neuron with N2G and score it on held-out text.')
     .option('-m, --model <folder|hub-id>', 'Hugging Face model folder or Hub id (default: the bundled model)')
     .option('--tokens <file>', 'corpus as token ids (whitespace- or comma-separated); the last tenth is held out for N2G (default: a planted model\'s task prompts, else the Brown corpus)')
     .addOption(new Option('--max-tokens <n>', 'tokens of the corpus to read').default(20000).argParser(positiveInt('--max-tokens')))
@@ -37,11 +38,14 @@ export function neuronsCommand(program: Command): void {
     .option('--pool <ids>', 'N2G replacement tokens, e.g. 32-57,64-89 (default: tokens of the corpus)')
     .addOption(new Option('--seed <n>', 'seed of the N2G replacements').default(0).argParser(nonNegativeInt('--seed')))
     .addOption(new Option('-k, --top-k <n>', 'neurons listed per label').default(10).argParser(positiveInt('--top-k')));
+  jobOptions(cmd);
   addOutputOptions(cmd, 'write the labels and top examples as an HTML page')
     .addHelpText('after', '\nExamples:\n  lantern neurons --max-tokens 20000\n  lantern neurons --model /tmp/ngram --tokens corpus.txt --seq 32 --n2g L0N13')
     .action(async (opts) => {
       const source: string = opts.model ?? defaultModel();
       assertOutputsWritable(opts);
+      // Checked before the statistics pass, which may be long.
+      const n2gRef = opts.n2g ? parseNeuronRef(String(opts.n2g)) : undefined;
       const model = await loadModel(source, { progress: process.stderr.isTTY });
       let train: ArrayLike<number>;
       let heldout: ArrayLike<number>;
@@ -68,13 +72,12 @@ export function neuronsCommand(program: Command): void {
         corpus = 'Brown (train split; held-out split for N2G)';
       }
       const layers = opts.layers ? String(opts.layers).split(',').map((s) => Number(s.trim())) : undefined;
-      const progress = process.stderr.isTTY ? (d: number, t: number) => { process.stderr.write(`\rrows ${d}/${t}   `); if (d === t) process.stderr.write('\n'); } : undefined;
-      const stats = await neuronStats(model, train, { layers, seq: opts.seq, threshold: opts.threshold, batchSize: opts.batchSize, progress });
+      const dir = path.resolve(opts.jobsDir ?? defaultJobsDir());
+      const job = await neuronsJob(dir, model, Array.from(train), { layers, seq: opts.seq, threshold: opts.threshold, batchSize: opts.batchSize, shardRows: opts.shardSize, corpus });
+      const stats = await runAndMerge(opts, dir, job, neuronsAnalysis, { model, tokens: Array.from(train) }, {});
       let n2g: { neuron: string; patterns: N2GPattern[]; evaluation: N2GEvaluation } | undefined;
       if (opts.n2g) {
-        const m = /^(?:L(\d+)N(\d+)|(\d+)\.(\d+))$/i.exec(String(opts.n2g).trim());
-        if (!m) throw new LanternError(`--n2g '${opts.n2g}' is not of the form L<layer>N<neuron> (e.g. L0N13) or <layer>.<neuron>`);
-        const ref = { layer: Number(m[1] ?? m[3]), neuron: Number(m[2] ?? m[4]) };
+        const ref = n2gRef!;
         const summary = stats.neurons.find((n) => n.layer === ref.layer && n.neuron === ref.neuron);
         if (!summary) throw new LanternError(`neuron ${opts.n2g} is not among the analysed layers (${stats.settings.layers.join(', ')}) and ${model.cfg.dMlp} neurons`);
         const examples = summary.top.map((e) => Array.from({ length: e.position + 1 }, (_, i) => train[e.offset - e.position + i]));
@@ -86,6 +89,12 @@ export function neuronsCommand(program: Command): void {
       const saved = { ...stats, corpus, ...(n2g ? { n2g } : {}) };
       emitOutputs(opts, saved, { html: () => neuronsHtml(stats, source, model.tokenizer ? (t: number) => model.tokenStrings([t])[0] : String) }, () => printNeurons(stats, source, opts.topK, (t) => (model.tokenizer ? model.tokenStrings([t])[0] : String(t)), n2g));
     });
+}
+
+function parseNeuronRef(v: string): { layer: number; neuron: number } {
+  const m = /^(?:L(\d+)N(\d+)|(\d+)\.(\d+))$/i.exec(v.trim());
+  if (!m) throw new LanternError(`--n2g '${v}' is not of the form L<layer>N<neuron> (e.g. L0N13) or <layer>.<neuron>`);
+  return { layer: Number(m[1] ?? m[3]), neuron: Number(m[2] ?? m[4]) };
 }
 
 function ngramText(tokens: number[], text: (t: number) => string): string {

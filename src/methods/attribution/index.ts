@@ -195,3 +195,4 @@ export type { Faithfulness, FaithfulnessRow, AopcBins } from './faithfulness.js'
 export { saveResult, loadResult, parseResult, resultToJSON, weightsHash, mergeWords, RESULT_FORMAT } from './result.js';
 export type { AttributionResult, WordAggregation } from './result.js';
 export { renderTerminal, renderHtml, scoreColor } from './render.js';
+export * from './dataset.js';

@@ -5,3 +5,4 @@
  */
 export * from './stats.js';
 export * from './n2g.js';
+export * from './job.js';

@@ -165,19 +165,60 @@ export function hashTokens(tokens: ArrayLike<number>): string {
   return createHash('sha256').update(Int32Array.from(tokens as ArrayLike<number>)).digest('hex').slice(0, 16);
 }
 
-/** Statistics and labels of every MLP neuron of the chosen layers over `tokens` (one forward per batch of rows). */
-export async function neuronStats(model: HookedTransformer, tokens: ArrayLike<number>, opts: NeuronStatsOptions = {}): Promise<NeuronStats> {
-  const { nLayers, dMlp: F, nCtx, dVocab: V } = model.cfg;
+/** The settings of {@link neuronStats}, defaults filled in. */
+export type NeuronStatsSettings = NeuronStats['settings'];
+
+/** Checks the model, corpus and options of a neuron-statistics run and fills in the defaults. */
+export function neuronStatsSettings(model: HookedTransformer, tokens: ArrayLike<number>, opts: NeuronStatsOptions = {}): NeuronStatsSettings {
+  const { nLayers, nCtx, dVocab: V } = model.cfg;
   const layers = opts.layers ?? Array.from({ length: nLayers }, (_, l) => l);
   for (const l of layers) if (!Number.isInteger(l) || l < 0 || l >= nLayers) throw new LanternError(`layer ${l} outside [0, ${nLayers})`);
   const seq = opts.seq ?? Math.min(nCtx, 128);
   if (!Number.isInteger(seq) || seq < 1 || seq > nCtx) throw new LanternError(`rows of ${seq} tokens: must be in [1, ${nCtx}] (the model's context)`);
   if (tokens.length < 2) throw new LanternError(`the corpus has ${tokens.length} tokens; neuron statistics need at least 2`);
   for (let i = 0; i < tokens.length; i++) if (!(tokens[i] >= 0 && tokens[i] < V)) throw new LanternError(`corpus token ${tokens[i]} at ${i} is outside the vocabulary [0, ${V})`);
-  const settings = {
+  return {
     layers, seq, batchSize: opts.batchSize ?? 8, threshold: opts.threshold ?? 0, topK: opts.topK ?? 20,
     positionalMin: opts.positionalMin ?? 0.5, frequencyMin: opts.frequencyMin ?? 0.5, maxN: opts.maxN ?? 3,
   };
+}
+
+/**
+ * The main pass's sums over a range of corpus rows, per neuron (index layer-slot × d_mlp +
+ * neuron): activation sums, squares, products with the token's log frequency, per-position sums,
+ * maxima, firing counts and top examples. Sums of ranges add up to the sums of the whole corpus.
+ */
+export interface NeuronAccumulators {
+  sum: Float64Array;
+  sumSq: Float64Array;
+  sumAF: Float64Array;
+  /** Per neuron and position: sumP[n * seq + t]. */
+  sumP: Float64Array;
+  max: Float64Array;
+  fires: Float64Array;
+  /** Tokens seen at each position. */
+  countP: Float64Array;
+  /** Sums of the log frequency and its square over the tokens seen. */
+  sumF: number;
+  sumFF: number;
+  /** Each neuron's top examples in the range, largest first. */
+  top: TopExample[][];
+}
+
+/** Log corpus frequency of each vocabulary token, counted from the tokens alone. */
+function logFrequencies(tokens: ArrayLike<number>, V: number): Float64Array {
+  const unigram = new Float64Array(V);
+  for (let i = 0; i < tokens.length; i++) unigram[tokens[i]]++;
+  return unigram.map((c) => Math.log(c + 1));
+}
+
+/** The main pass over corpus rows [first, last) of {@link corpusRows}: one forward per batch of rows. */
+export async function accumulateNeuronRows(
+  model: HookedTransformer, tokens: ArrayLike<number>, settings: NeuronStatsSettings, first: number, last: number,
+  progress?: (done: number, total: number) => void,
+): Promise<NeuronAccumulators> {
+  const F = model.cfg.dMlp;
+  const { layers, seq } = settings;
   const N = layers.length * F;
   const sum = new Float64Array(N);
   const sumSq = new Float64Array(N);
@@ -187,15 +228,12 @@ export async function neuronStats(model: HookedTransformer, tokens: ArrayLike<nu
   const sumP = new Float64Array(N * seq);
   const countP = new Float64Array(seq);
   const heaps = Array.from({ length: N }, () => new TopHeap(settings.topK));
-  // Log corpus frequency of each token: counted from the tokens alone, before the model runs.
-  const unigram = new Float64Array(V);
-  for (let i = 0; i < tokens.length; i++) unigram[tokens[i]]++;
-  const logFreq = unigram.map((c) => Math.log(c + 1));
+  const logFreq = logFrequencies(tokens, model.cfg.dVocab);
   let sumF = 0;
   let sumFF = 0;
 
   const hooks = layers.map((l) => `blocks.${l}.mlp.hook_post`);
-  const rows = corpusRows(tokens, seq);
+  const rows = corpusRows(tokens, seq).slice(first, last);
   for (let r0 = 0; r0 < rows.length; r0 += settings.batchSize) {
     const chunk = rows.slice(r0, r0 + settings.batchSize);
     const ids = chunk.map(({ start, length }) => Array.from({ length }, (_, i) => tokens[start + i]));
@@ -228,14 +266,67 @@ export async function neuronStats(model: HookedTransformer, tokens: ArrayLike<nu
         }
       }
     });
-    opts.progress?.(Math.min(r0 + settings.batchSize, rows.length), rows.length);
+    progress?.(Math.min(r0 + settings.batchSize, rows.length), rows.length);
   }
+  return { sum, sumSq, sumAF, sumP, max, fires, countP, sumF, sumFF, top: heaps.map((h) => h.sorted()) };
+}
+
+/**
+ * Adds the accumulators of consecutive row ranges, in order (the fold's order fixes the rounding,
+ * so the same ranges always give the same bits). Top examples keep the largest; among equal
+ * activations, the earlier range's.
+ */
+export function addNeuronAccumulators(parts: readonly NeuronAccumulators[], topK: number): NeuronAccumulators {
+  if (parts.length === 0) throw new LanternError('no row ranges to add');
+  const [first, ...rest] = parts;
+  const out: NeuronAccumulators = {
+    sum: first.sum.slice(), sumSq: first.sumSq.slice(), sumAF: first.sumAF.slice(), sumP: first.sumP.slice(), max: first.max.slice(),
+    fires: first.fires.slice(), countP: first.countP.slice(), sumF: first.sumF, sumFF: first.sumFF, top: first.top.map((t) => t.slice()),
+  };
+  for (const p of rest) {
+    for (const k of ['sum', 'sumSq', 'sumAF', 'sumP', 'fires', 'countP'] as const) {
+      const a = out[k];
+      const b = p[k];
+      for (let i = 0; i < a.length; i++) a[i] += b[i];
+    }
+    for (let i = 0; i < out.max.length; i++) if (p.max[i] > out.max[i]) out.max[i] = p.max[i];
+    out.sumF += p.sumF;
+    out.sumFF += p.sumFF;
+    // Stable: for equal activations the earlier range's example stays ahead.
+    out.top = out.top.map((t, n) => [...t, ...p.top[n]].sort((x, y) => y.activation - x.activation).slice(0, topK));
+  }
+  return out;
+}
+
+/**
+ * Statistics and labels of every MLP neuron of the chosen layers over `tokens` (one forward per
+ * batch of rows). With `blockRows`, the rows are summed in blocks of that many rows and the blocks
+ * added in order, as a job with shards of that size does, so the two give the same bits.
+ */
+export async function neuronStats(model: HookedTransformer, tokens: ArrayLike<number>, opts: NeuronStatsOptions & { blockRows?: number } = {}): Promise<NeuronStats> {
+  const settings = neuronStatsSettings(model, tokens, opts);
+  const rows = corpusRows(tokens, settings.seq).length;
+  const block = opts.blockRows ?? rows;
+  if (!Number.isInteger(block) || block < 1) throw new LanternError(`blockRows must be a positive integer, got ${block}`);
+  const parts: NeuronAccumulators[] = [];
+  for (let r = 0; r < rows; r += block) {
+    parts.push(await accumulateNeuronRows(model, tokens, settings, r, Math.min(rows, r + block), opts.progress && ((d) => opts.progress!(r + d, rows))));
+  }
+  return finishNeuronStats(model, tokens, settings, addNeuronAccumulators(parts, settings.topK));
+}
+
+/** Labels every neuron from the main pass's sums over the whole corpus (n-gram checks rerun sampled occurrences). */
+export async function finishNeuronStats(model: HookedTransformer, tokens: ArrayLike<number>, settings: NeuronStatsSettings, acc: NeuronAccumulators): Promise<NeuronStats> {
+  const F = model.cfg.dMlp;
+  const { layers, seq } = settings;
+  const N = layers.length * F;
+  const { sum, sumSq, sumAF, sumP, max, fires, countP, sumF, sumFF } = acc;
+  const hooks = layers.map((l) => `blocks.${l}.mlp.hook_post`);
   const total = tokens.length;
 
   // Candidate n-grams: what the top examples of each neuron end in; counted in the corpus in one scan.
   const key = (off: number, n: number) => (off - n + 1 < 0 ? undefined : Array.from({ length: n }, (_, i) => tokens[off - n + 1 + i]).join(','));
-  const candidates: ({ n: number; key: string; share: number } | undefined)[][] = heaps.map((heap) => {
-    const top = heap.sorted();
+  const candidates: ({ n: number; key: string; share: number } | undefined)[][] = acc.top.map((top) => {
     return Array.from({ length: settings.maxN }, (_, i) => {
       const n = i + 1;
       const tally = new Map<string, number>();
@@ -318,7 +409,7 @@ export async function neuronStats(model: HookedTransformer, tokens: ArrayLike<nu
     counts[label]++;
     neurons.push({
       layer: layers[Math.floor(n / F)], neuron: n % F, label, max: max[n], mean, fireRate: fires[n] / total, positionVariance, frequencyCorrelation,
-      ...(ngram ? { ngram } : {}), top: heaps[n].sorted(),
+      ...(ngram ? { ngram } : {}), top: acc.top[n],
     });
   }
   return { model: model.source, method: 'neurons', settings, tokens: total, dataHash: hashTokens(tokens), neurons, counts };
