@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildServer, type LanternServer } from '../src/interfaces/server/app.js';
 import { arena } from '../src/methods/evaluation/arena.js';
 import { loadBattles, SAMPLE_DATA } from '../src/methods/evaluation/data.js';
+import type { Battle } from '../src/methods/evaluation/judge.js';
 
 let tmp: string;
 let app: LanternServer;
@@ -39,7 +40,7 @@ describe('evaluation API', () => {
 
   it('refuses a leaderboard that would hold the server for minutes, and takes the same battles with fewer resamples', async () => {
     // 200,000 battles × 2,000 resamples is 4e8 battle fits (minutes on the server's one thread).
-    const many = Array.from({ length: 200_000 }, (_, i) => ({ model_a: 'a', model_b: 'b', winner: i % 3 === 0 ? 'model_a' : i % 3 === 1 ? 'model_b' : 'tie' }));
+    const many: Battle[] = Array.from({ length: 200_000 }, (_, i) => ({ model_a: 'a', model_b: 'b', winner: i % 3 === 0 ? 'model_a' : i % 3 === 1 ? 'model_b' : 'tie' }));
     const big = await app.inject({ method: 'POST', url: '/api/evaluation/arena', payload: { battles: many, bootstrap: 2000 } });
     expect(big.statusCode, big.body).toBe(400);
     expect(big.json().error).toBe('200000 battles × 2000 bootstrap resamples is more than this server computes in one request (20 million battle fits): ask for at most 100 resamples, or run `lantern arena` from the command line');
