@@ -111,7 +111,7 @@ describe('Workbench API: GET /api/dataset-jobs', () => {
       const get = (url: string) => server.inject({ method: 'GET', url, headers: { host: 'localhost' } });
       let r = await get('/api/dataset-jobs');
       expect(r.statusCode).toBe(200);
-      expect(r.json().jobs).toEqual([{ id: job.id, analysis: 'activations', model: BUNDLED_MODEL, dataset: job.dataset, shards: 3, done: 2, failed: 0, state: 'incomplete' }]);
+      expect(r.json().jobs).toEqual([{ id: job.id, analysis: 'activations', model: BUNDLED_MODEL, dataset: job.dataset, shards: 3, done: 2, failed: 0, state: 'incomplete', createdAt: expect.any(String), failures: [] }]);
       r = await get(`/api/dataset-jobs/${job.id}`);
       expect(r.json().done.map((d: { shard: number }) => d.shard)).toEqual([0, 2]);
       r = await get(`/api/dataset-jobs/${job.id}x`);

@@ -119,6 +119,7 @@ describe('workbench in chromium', () => {
     await page.screenshot({ path: path.join(SHOTS, '4-reopened.png'), fullPage: true });
 
     // Rename and delete from the list (native prompt and confirm dialogs).
+    await page.click('#group-runs');
     await page.click('#tab-runs');
     page.once('dialog', (d) => void d.accept('fox attribution'));
     await page.locator('table.runs tbody tr').filter({ hasText: 'done' }).filter({ hasText: 'attribution' }).locator('button', { hasText: 'Rename' }).click();

@@ -336,6 +336,7 @@ describe('the Workbench tells the truth about its results', () => {
     await page.locator('#view-attribution .provenance').waitFor();
     expect(await page.locator('#view-attribution .meta').textContent()).not.toBe('');
     // The failed run of the too-long prompt opens with its model and prompt, and says why it failed.
+    await page.click('#group-runs');
     await page.click('#tab-runs');
     await page.selectOption('#view-runs select[name=kind]', 'forward');
     await rows.filter({ hasText: 'error' }).first().locator('button', { hasText: 'Open' }).click();
@@ -403,6 +404,7 @@ describe('the Workbench tells the truth about its results', () => {
         && document.querySelector(`#view-${v} .provenance a`)?.getAttribute('href') === `#run/${rid}`, [id, done.id]);
       await page.screenshot({ path: path.join(SHOTS, `view-${id}.png`), fullPage: true });
     }
+    await page.click('#group-runs');
     await page.click('#tab-runs');
     await page.locator('table.runs tbody tr').first().waitFor();
     await page.screenshot({ path: path.join(SHOTS, 'view-runs.png'), fullPage: true });

@@ -54,12 +54,14 @@ async function newest(kind: string): Promise<any> {
 
 /** Opens a saved run through Saved runs (its row's Open button). */
 async function openFromList(id: string): Promise<void> {
+  await page.click('#group-runs');
   await page.click('#tab-runs');
   await page.locator(`table.runs tr[data-run="${id}"] button:has-text("Open")`).click();
 }
 
 /** Opens a saved run by typing its permalink into the open page. */
 async function openPermalink(id: string): Promise<void> {
+  await page.click('#group-runs');
   await page.click('#tab-runs'); // elsewhere first, so the view must be shown again
   await page.evaluate((rid) => (location.hash = `#run/${rid}`), id);
 }
@@ -167,6 +169,7 @@ describe('direct results are saved runs', () => {
     expect(await page.locator(probe).first().textContent()).toBe(before);
 
     const exported = await (await fetch(`${url}/api/runs/${run.id}/export`)).text();
+    await page.click('#group-runs');
     await page.click('#tab-runs');
     await page.setInputFiles('#view-runs input[name=import]', { name: 'run.json', mimeType: 'application/json', buffer: Buffer.from(exported) });
     const imported = page.locator('table.runs tbody tr', { hasText: '(imported)' }).filter({ hasText: run.title.slice(0, 20) });

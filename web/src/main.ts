@@ -28,6 +28,7 @@ import { judgmentsView } from './views/judgments';
 import { causalView } from './views/causal';
 import { headsView } from './views/heads';
 import { neuronsView } from './views/neurons';
+import { jobsView } from './views/jobs';
 
 register(predict, attribution, lens, attention, patching, trace, circuit, probes);
 register(featuresView(promptEl, () => modelEl.value));
@@ -36,7 +37,7 @@ register(leaderboardView, judgmentsView);
 register(causalView({ model: () => modelEl.value }));
 register(headsView(), neuronsView());
 // Saved runs stays the last tab.
-register(runsView);
+register(runsView, jobsView);
 
 // ---- Tabs (grouped in two rows: nav.ts), running, progress
 const viewsEl = $('#views');
@@ -48,7 +49,7 @@ buildNav($('.tabs'), [
   { id: 'patching', label: 'Patching & circuits', views: ['patching', 'trace', 'circuit', 'causal'] },
   { id: 'representations', label: 'Representations', views: ['probes', 'steering', 'features'] },
   { id: 'evaluation', label: 'Evaluation', views: ['leaderboard', 'judgments'] },
-  { id: 'runs', label: 'Saved runs', views: ['runs'] },
+  { id: 'runs', label: 'Saved runs', views: ['runs', 'dataset-jobs'] },
 ], (v) => {
   viewsEl.append(v.panel);
   const form = v.panel.querySelector('form');

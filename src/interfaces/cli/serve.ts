@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { buildServer } from '../server/app.js';
@@ -36,6 +37,7 @@ export function serveCommand(program: Command): void {
     .option('--host <host>', 'address to listen on; anything but loopback needs --token', '127.0.0.1')
     .option('--token <token>', 'a secret every request must carry (Authorization: Bearer, or ?token= in the URL)')
     .option('--data-dir <folder>', 'where saved runs live (default: <LANTERN_HOME>/workbench)')
+    .option('--jobs-dir <dir>', 'the jobs folder the Dataset jobs view lists (default: <LANTERN_HOME>/jobs, as for lantern jobs)')
     .addOption(new Option('--max-job-seconds <s>', `longest a job may run; longer requests are refused up front, by estimate (default ${DEFAULT_LIMITS.maxJobSeconds})`).argParser(positiveNumber('--max-job-seconds')))
     .addOption(new Option('--max-job-memory <size>', `most memory one job may need, e.g. 2G or 512M (default ${DEFAULT_LIMITS.maxJobMemory / 2 ** 30}G)`).argParser(parseSize('--max-job-memory')))
     .addOption(new Option('--gflops <n>', `sustained GFLOP/s the estimates assume (default ${DEFAULT_LIMITS.flopsPerSecond / 1e9}; raise it on a GPU)`).argParser(positiveNumber('--gflops')))
@@ -50,7 +52,7 @@ export function serveCommand(program: Command): void {
         ...(opts.maxJobMemory !== undefined ? { maxJobMemory: opts.maxJobMemory } : {}),
         ...(opts.gflops !== undefined ? { flopsPerSecond: opts.gflops * 1e9 } : {}),
       };
-      const app = await buildServer({ model: opts.model, revision: opts.revision, token: opts.token, dataDir: opts.dataDir, openai: true, limits });
+      const app = await buildServer({ model: opts.model, revision: opts.revision, token: opts.token, dataDir: opts.dataDir, jobsDir: opts.jobsDir === undefined ? undefined : path.resolve(opts.jobsDir), openai: true, limits });
       let address: string;
       try {
         address = await app.listen({ port: opts.port, host: opts.host });

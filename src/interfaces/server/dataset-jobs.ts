@@ -2,31 +2,50 @@
  * The Workbench's view of dataset-scale jobs (lantern activations and other commands that run as
  * jobs, in-process or on worker processes), read from the jobs folder:
  *
- *   GET /api/dataset-jobs       every job with its shards done, failed and its state
- *   GET /api/dataset-jobs/{id}  one job: its spec and each finished or failed shard
+ *   GET  /api/dataset-jobs             every job with its shards done, failed (and why) and its state
+ *   GET  /api/dataset-jobs/{id}        one job: its spec and each finished or failed shard
+ *   POST /api/dataset-jobs/{id}/cancel stops a job at its next shard, as `lantern jobs cancel` does
  *
  * The folder is the record (workers on other machines write to it too), so progress shows here
  * whichever process runs the shards.
  */
-import type { FastifyPluginAsync } from 'fastify';
+import fs from 'node:fs';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { LanternError } from '../../errors.js';
-import { jobIds, jobStatus } from '../../engine/jobs/store.js';
+import { cancelJob, jobDir, jobIds, jobStatus } from '../../engine/jobs/store.js';
+
+/** When job `id` was first submitted: its folder's creation (job.json is rewritten on every submission). */
+function createdAt(dir: string, id: string): string {
+  const st = fs.statSync(jobDir(dir, id));
+  // Some filesystems keep no creation time (birthtime 0); the folder's last change is the nearest.
+  return new Date(st.birthtimeMs > 0 ? st.birthtimeMs : st.mtimeMs).toISOString();
+}
 
 /** Routes listing the jobs in `dir`. */
 export const datasetJobsRoutes: FastifyPluginAsync<{ dir: string }> = async (app, { dir }) => {
-  app.get('/api/dataset-jobs', async () => ({
-    dir,
-    jobs: jobIds(dir).map((id) => {
-      const s = jobStatus(dir, id);
-      return { id, analysis: s.job.analysis, model: s.job.model.source, dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state };
-    }),
-  }));
-  app.get<{ Params: { id: string } }>('/api/dataset-jobs/:id', async (req, reply) => {
+  // An id names a folder in `dir`: one with a path in it (`../…`) never reaches the files outside.
+  const notFound = (reply: FastifyReply, id: string, f: () => unknown) => {
     try {
-      return jobStatus(dir, req.params.id);
+      if (/[\\/]/.test(id) || id === '..' || id === '.') throw new LanternError(`'${id}' is not a job id (see GET /api/dataset-jobs)`);
+      return f();
     } catch (e) {
       if (e instanceof LanternError) return reply.code(404).send({ error: e.message });
       throw e;
     }
-  });
+  };
+  app.get('/api/dataset-jobs', async () => ({
+    dir,
+    jobs: jobIds(dir).map((id) => {
+      const s = jobStatus(dir, id);
+      return {
+        id, analysis: s.job.analysis, model: s.job.model.source, dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state,
+        createdAt: createdAt(dir, id), failures: s.failed.map(({ shard, range, message }) => ({ shard, range, message })),
+      };
+    }),
+  }));
+  app.get<{ Params: { id: string } }>('/api/dataset-jobs/:id', async (req, reply) => notFound(reply, req.params.id, () => jobStatus(dir, req.params.id)));
+  app.post<{ Params: { id: string } }>('/api/dataset-jobs/:id/cancel', async (req, reply) => notFound(reply, req.params.id, () => {
+    cancelJob(dir, req.params.id);
+    return jobStatus(dir, req.params.id);
+  }));
 };
