@@ -17,7 +17,6 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as nodePath from 'node:path';
-import { encode as gpt3Encode } from 'gpt-3-encoder';
 import { lanternHome } from '../paths.js';
 import { LanternError } from '../errors.js';
 import { buildGpt2TokenizerJson } from '../models/gpt2-tokenizer.js';
@@ -428,6 +427,10 @@ export interface EncoderCheck {
  * does not know `<|endoftext|>` is special, so the separators are not part of the comparison.
  */
 export function verifyAgainstGpt3Encoder(sampleDocs: readonly BrownDoc[], tokenizer: Tokenizer = gpt2Tokenizer()): EncoderCheck {
+  // Loaded here, not at import: its vocabulary tables add ~11 MB to the heap of every process that
+  // imports this module (the whole CLI), and a larger heap makes each full garbage collection of a
+  // long-running worker slower.
+  const { encode: gpt3Encode } = createRequire(import.meta.url)('gpt-3-encoder') as typeof import('gpt-3-encoder');
   const check: EncoderCheck = { docs: 0, chars: 0, tokens: 0, mismatches: [] };
   for (const d of sampleDocs) {
     const ours = tokenizer.encode(d.text);

@@ -2,9 +2,18 @@
  * Static charts for reports and model cards: a Vega-Lite spec rendered to SVG by Vega (no
  * browser, no canvas), then to PNG by resvg.
  */
-import * as vega from 'vega';
-import * as vegaLite from 'vega-lite';
-import { Resvg } from '@resvg/resvg-js';
+import type { TopLevelSpec } from 'vega-lite';
+
+/**
+ * Renders a Vega-Lite spec to SVG. Vega and Vega-Lite are imported on first use: loaded at startup
+ * they add ~9 MB to the heap of every CLI process, including long-running workers that never draw
+ * a chart, whose full garbage collections then take longer.
+ */
+async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
+  return view.toSVG();
+}
 
 export interface Series {
   name: string;
@@ -29,7 +38,7 @@ export async function lineChartSvg(series: Series[], opts: LineChartOptions): Pr
   const ruleRows = (opts.rules ?? []).map((r) => ({ series: r.name, y: r.y }));
   const y = { field: 'y', type: 'quantitative', title: opts.yLabel, scale: { type: opts.yScale ?? 'linear', zero: false } } as const;
   const color = { field: 'series', type: 'nominal', title: null, legend: { orient: 'top-right', labelLimit: 0 } } as const;
-  const spec: vegaLite.TopLevelSpec = {
+  const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: opts.title,
     width: opts.width ?? 640,
@@ -46,12 +55,12 @@ export async function lineChartSvg(series: Series[], opts: LineChartOptions): Pr
         : []),
     ],
   };
-  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
-  return view.toSVG();
+  return renderSvg(spec);
 }
 
 export async function lineChartPng(series: Series[], opts: LineChartOptions): Promise<Buffer> {
   const svg = await lineChartSvg(series, opts);
+  const { Resvg } = await import('@resvg/resvg-js');
   return new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, font: { loadSystemFonts: true } }).render().asPng();
 }
 
@@ -59,7 +68,7 @@ export interface ScatterPoint { x: number; y: number; group: string; shape?: str
 
 /** Points coloured by group (e.g. a label) and shaped by another (e.g. train/test). */
 export async function scatterChartSvg(points: ScatterPoint[], opts: { title: string; xLabel: string; yLabel: string; width?: number; height?: number }): Promise<string> {
-  const spec: vegaLite.TopLevelSpec = {
+  const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: opts.title,
     width: opts.width ?? 480,
@@ -74,6 +83,5 @@ export async function scatterChartSvg(points: ScatterPoint[], opts: { title: str
       ...(points.some((p) => p.shape) ? { shape: { field: 'shape', type: 'nominal' as const, title: null } } : {}),
     },
   };
-  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
-  return view.toSVG();
+  return renderSvg(spec);
 }

@@ -3,11 +3,12 @@
  * WᵀW heatmaps, feature norms coloured by superposition, the phase diagram, dimensionality,
  * and bar charts of Fourier or irrep shares.
  */
-import * as vega from 'vega';
-import * as vegaLite from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import type { PhaseCell, SuperpositionAnalysis } from './superposition.js';
 
-async function render(spec: vegaLite.TopLevelSpec): Promise<string> {
+// Vega is imported on first use, as in src/report/plot.ts: the CLI imports this module at startup.
+async function render(spec: TopLevelSpec): Promise<string> {
+  const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   return view.toSVG();
 }
