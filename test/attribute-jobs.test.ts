@@ -3,12 +3,9 @@
 // the mean of the per-example rows, re-running skips finished shards, a bad example is reported by
 // shard, and the same job runs through a BullMQ queue on a real redis-server.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { loadModel } from '../src/models/load.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
@@ -16,6 +13,7 @@ import * as A from '../src/methods/attribution/index.js';
 import { JobFailedError, shardFile } from '../src/engine/jobs/store.js';
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
 import { startWorker, submitToQueue } from '../src/engine/jobs/queue.js';
+import { startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
 import { ANALYSES } from '../src/interfaces/cli/job-options.js';
 import { expectOneLineError, runLantern } from './helpers.js';
 
@@ -122,23 +120,12 @@ describe('attribution over a dataset as a job', () => {
 });
 
 describe('attribution job on a BullMQ queue (real redis-server)', () => {
-  let redis: ChildProcess | undefined;
-  afterAll(() => { redis?.kill('SIGKILL'); });
+  let redis: LocalRedis | undefined;
+  afterAll(async () => { await redis?.stop(); });
 
   it('two workers with the analyses of lantern worker produce the same file as the direct run', async () => {
-    if (spawnSync('redis-server', ['--version']).error) throw new Error('redis-server is not installed (Debian: apt-get install redis-server; .ci/run installs it)');
-    const srv = net.createServer();
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-    const port = (srv.address() as net.AddressInfo).port;
-    await new Promise((r) => srv.close(r));
-    const url = `redis://127.0.0.1:${port}`;
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp], { stdio: 'ignore' });
-    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    client.on('error', () => {});
-    for (let i = 0; ; i++) {
-      try { await client.connect(); await client.ping(); break; } catch { if (i > 100) throw new Error('redis-server did not start'); await new Promise((r) => setTimeout(r, 100)); }
-    }
-    client.disconnect();
+    redis = await startLocalRedis(tmp);
+    const url = redis.url;
 
     const dir = path.join(tmp, 'queue');
     const job = await A.attributionJob(dir, model, EXAMPLES, { ...OPTS, shardSize: 1 });

@@ -3,12 +3,10 @@
 // direct harvest's byte for byte even when a worker is killed -9 mid-shard, when Redis stops
 // mid-job and comes back empty, and a shard that throws is reported by number and reason.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, spawnSync, ChildProcess } from 'node:child_process';
+import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { loadModel } from '../src/models/load.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
@@ -16,6 +14,7 @@ import * as R from '../src/methods/representations/index.js';
 import { jobStatus, readJob, JobFailedError } from '../src/engine/jobs/store.js';
 import { shardFiles } from '../src/engine/jobs/run.js';
 import { submitToQueue } from '../src/engine/jobs/queue.js';
+import { freePort, startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
 import { ROOT, runLantern } from './helpers.js';
 
 const CLI_MAIN = path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts');
@@ -23,33 +22,18 @@ const HOOK = 'blocks.2.hook_resid_post';
 let tmp: string;
 let port: number;
 let url: string;
-let redis: ChildProcess | undefined;
+let redis: LocalRedis | undefined;
 let model: HookedTransformer;
 const workers: { child: ChildProcess; log: string }[] = [];
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const p = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return p;
-}
-
 async function startRedis(): Promise<void> {
-  if (spawnSync('redis-server', ['--version']).error) throw new Error('redis-server is not installed (Debian: apt-get install redis-server; .ci/run installs it)');
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp], { stdio: 'ignore' });
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => {}); // refused until the server listens: retried below
-  for (let i = 0; ; i++) {
-    try { await client.connect(); await client.ping(); break; } catch { if (i > 100) throw new Error('redis-server did not start'); await new Promise((r) => setTimeout(r, 100)); }
-  }
-  client.disconnect();
+  redis = await startLocalRedis(tmp, port);
 }
 
 async function stopRedis(): Promise<void> {
   const r = redis!;
   redis = undefined;
-  await new Promise((resolve) => { r.once('exit', resolve); r.kill('SIGKILL'); });
+  await r.stop();
 }
 
 function startWorker(): { child: ChildProcess; log: string } {

@@ -11,12 +11,12 @@
  */
 import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Executor } from '../engine/runtime/executor.js';
 import { submitToQueue } from '../engine/jobs/queue.js';
+import { startLocalRedis } from '../engine/jobs/local-redis.js';
 import { runJobLocally } from '../engine/jobs/run.js';
 import { jobStatus } from '../engine/jobs/store.js';
 import { loadModel } from '../models/load.js';
@@ -30,14 +30,6 @@ type Report = (name: string, value: number, op: '>=' | '<=', bar: number, detail
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'interfaces', 'cli', 'main.js');
 const HOOKS = ['blocks.1.hook_resid_post', 'blocks.3.hook_resid_post'];
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const p = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return p;
-}
-
 function prompts(n: number, sentences: number): HarvestExample[] {
   const all = capitals({ seed: 5 }).examples;
   return Array.from({ length: n }, (_, i) => ({ text: Array.from({ length: sentences }, (_, k) => all[(i * 11 + k) % all.length].text).join(' '), label: i % 2 }));
@@ -49,10 +41,8 @@ async function waitForLine(w: { log: string }, pattern: RegExp): Promise<void> {
 
 export async function jobsBench(report: Report, n = 128): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-jobs-bench-'));
-  const port = await freePort();
-  const url = `redis://127.0.0.1:${port}`;
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp], { stdio: 'ignore' });
-  redis.on('error', (e) => { console.error(`cannot start redis-server (Debian: apt-get install redis-server): ${e.message}`); process.exit(1); });
+  const redis = await startLocalRedis(tmp);
+  const { url } = redis;
   const workers: { child: ChildProcess; log: string }[] = [];
   const startWorker = () => {
     const child = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LANTERN_HOME: path.join(tmp, 'home') } });
@@ -127,7 +117,7 @@ export async function jobsBench(report: Report, n = 128): Promise<void> {
     await model.executor.close();
   } finally {
     for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) await stop(w);
-    redis.kill('SIGTERM');
+    await redis.stop();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
