@@ -1,7 +1,6 @@
 /** The flags and the runner every dataset-scale command shares: its work runs as a job (in-process, or on a queue). */
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import cliProgress from 'cli-progress';
 import { lanternHome } from '../../paths.js';
 import type { Analysis, RunSummary } from '../../engine/jobs/run.js';
 import { runJobLocally, shardFiles } from '../../engine/jobs/run.js';
@@ -10,6 +9,7 @@ import { activationsAnalysis } from '../../methods/representations/activations-j
 import { attributionAnalysis } from '../../methods/attribution/dataset.js';
 import { neuronsAnalysis } from '../../methods/neurons/job.js';
 import { positiveInt } from './forward.js';
+import { progressBar } from './progress-bar.js';
 
 /** Every analysis a worker can run, by the name jobs carry. */
 export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis, [attributionAnalysis.name]: attributionAnalysis, [neuronsAnalysis.name]: neuronsAnalysis };
@@ -34,26 +34,13 @@ export function jobOptions(cmd: Command, opts: { concurrency?: boolean } = {}): 
   return cmd.addOption(new Option('--concurrency <n>', 'in-process: shards in flight at once').default(1).argParser(positiveInt('--concurrency')));
 }
 
-function progressBar(label: string): { update: (done: number, total: number) => void; stop: () => void } {
-  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
-  const bar = new cliProgress.SingleBar({
-    stream: process.stderr, format: `${label} |{bar}| {value}/{total} shards ETA {eta_formatted}`,
-    barCompleteChar: '\u2588', barIncompleteChar: '\u2591', gracefulExit: false,
-  });
-  let started = false;
-  return {
-    update: (done, total) => { if (!started) { bar.start(total, 0); started = true; } bar.update(done); },
-    stop: () => started && bar.stop(),
-  };
-}
-
 /**
  * Runs every unfinished shard of `job` (in this process, or on the queue given by --queue, showing
  * progress over all workers), then merges the shards into `target`. Prints one line saying what
  * was computed and what was reused.
  */
 export async function runAndMerge<C, T, R>(opts: Record<string, any>, dir: string, job: JobSpec, analysis: Analysis<C, T, R>, context: C, target: T): Promise<R> {
-  const bar = progressBar(job.id);
+  const bar = progressBar(job.id, 'shards');
   let summary: RunSummary;
   try {
     if (opts.queue) {

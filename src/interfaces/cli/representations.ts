@@ -2,7 +2,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import cliProgress from 'cli-progress';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import type { HookedTransformer } from '../../models/hooked.js';
@@ -19,6 +18,7 @@ import { nonNegativeInt, positiveInt } from './forward.js';
 import { assertWritable } from './output.js';
 import { defaultJobsDir, jobOptions, runAndMerge } from './job-options.js';
 import { activationsAnalysis, activationsJob } from '../../methods/representations/activations-job.js';
+import { progressBar } from './progress-bar.js';
 
 type Item = LabelledExample | ContrastPair;
 
@@ -56,19 +56,6 @@ async function loadItems(opts: Record<string, any>): Promise<{ name: string; ite
     items = statementPairs(items as LabelledExample[]);
   }
   return { name, items: splitExamples(items, { seed: opts.seed }) };
-}
-
-function progressBar(label: string): { update: (done: number, total: number) => void; stop: () => void } {
-  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
-  const bar = new cliProgress.SingleBar({
-    stream: process.stderr, format: `${label} |{bar}| {value}/{total} prompts ETA {eta_formatted}`,
-    barCompleteChar: '\u2588', barIncompleteChar: '\u2591', gracefulExit: false,
-  });
-  let started = false;
-  return {
-    update: (done, total) => { if (!started) { bar.start(total, 0); started = true; } bar.update(done); },
-    stop: () => started && bar.stop(),
-  };
 }
 
 const hookList = (s: string) => s.split(',').map((h) => h.trim()).filter(Boolean);
@@ -170,7 +157,7 @@ export function probeCommand(program: Command): void {
         const model = await openModel(opts.model);
         const hook = opts.hook ?? residHooks(model).at(-1)!;
         const positions = parsePositions(opts.positions);
-        const bar = progressBar('activations');
+        const bar = progressBar('activations', 'prompts');
         data = (await harvestProbeData(model, items, { hooks: [hook], positions, seed: opts.seed, progress: bar.update })).get(hook)!;
         bar.stop();
         ctx = { model: model.source, hook, dModel: model.cfg.dModel, positions: positionsLabel(positions), dataset: name, datasetHash: datasetHash(items), seed: opts.seed };
@@ -199,7 +186,7 @@ export function probeCommand(program: Command): void {
       const model = await openModel(opts.model ?? unchecked.model);
       const { saved, probe: p } = loadProbe(opts.probe, model);
       const positions: Positions = parsePositions(saved.positions.startsWith('token:') ? saved.positions.slice(6) : saved.positions);
-      const bar = progressBar('activations');
+      const bar = progressBar('activations', 'prompts');
       const data = (await harvestProbeData(model, items, { hooks: [saved.hook], positions, seed: opts.seed, progress: bar.update })).get(saved.hook)!;
       bar.stop();
       const m = metrics(p, data.x, data.labels, data.neg);
@@ -226,7 +213,7 @@ export function probeCommand(program: Command): void {
       const { name, items } = await loadItems({ ...opts, contrast: opts.contrast ?? opts.kind === 'ccs' });
       if (opts.kind !== 'linear') requireTwoClasses(items.map((e) => e.label), `the labels of ${name}`);
       const model = await openModel(opts.model);
-      const bar = progressBar('activations');
+      const bar = progressBar('activations', 'prompts');
       const r = await sweepLayers(model, items, { kind: opts.kind, seed: opts.seed, hooks: opts.hooks ? hookList(opts.hooks) : undefined, positions: parsePositions(opts.positions), batchSize: opts.batchSize, dataset: name, progress: bar.update });
       bar.stop();
       if (opts.plot || opts.pca) {
