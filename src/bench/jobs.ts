@@ -1,11 +1,15 @@
 /**
- * `npm run bench -- --jobs [prompts]`: dataset-scale jobs on a BullMQ queue, with a Redis
+ * `npm run bench -- --jobs [prompts-per-shard]`: dataset-scale jobs on a BullMQ queue, with a Redis
  * (Debian's redis-server) started here on a free loopback port and `lantern worker` processes, on
  * an activation-harvesting job over long prompts on the bundled model:
  *   - one single-threaded worker / two single-threaded workers (wall time), >= 1.7
  *   - two single-threaded workers / in-process with one 2-thread executor (the same total threads), <= 1.05
  *   - per-shard overhead (queue round trip + shard write + completion record) over one-prompt
  *     shards on one worker, minus the same prompts' forwards in-process, <= 50 ms
+ * The scaling bars are measured where the issue puts them: shards of about a second of work (128
+ * prompts; "shards of a few seconds scale"), 16 of them. The same job cut into 0.13 s shards is
+ * printed too, without a bar: there the fixed cost of a job (the first shard reaching a worker,
+ * the last one's completion being seen) is a visible share of its half-second.
  * Workers are warmed on a small job first (model loaded, graphs compiled), as a long-running worker
  * would be; every timed job starts from an empty jobs folder; each figure is the best of 2 rounds.
  */
@@ -39,7 +43,7 @@ async function waitForLine(w: { log: string }, pattern: RegExp): Promise<void> {
   while (!pattern.test(w.log)) await new Promise((r) => setTimeout(r, 20));
 }
 
-export async function jobsBench(report: Report, n = 128): Promise<void> {
+export async function jobsBench(report: Report, perShard = 128): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-jobs-bench-'));
   const redis = await startLocalRedis(tmp);
   const { url } = redis;
@@ -55,7 +59,6 @@ export async function jobsBench(report: Report, n = 128): Promise<void> {
   try {
     // In-process: one executor with the two workers' total threads.
     const model = await loadModel(BUNDLED_MODEL, { executor: new Executor({ threads: 2 }) });
-    const examples = prompts(n, 12);
     let dirs = 0;
     const job = async (ex: HarvestExample[], shardSize: number, batchSize = 8) => {
       const dir = path.join(tmp, `jobs-${dirs++}`);
@@ -76,27 +79,33 @@ export async function jobsBench(report: Report, n = 128): Promise<void> {
         await submitToQueue(url, q.dir, q.job, { pollMs: 20 });
       }
     };
-    // Rounds interleave the three runs, and each figure is the best of its rounds, so load from
-    // other processes on the machine falls on all three alike.
-    const best = { local: Infinity, two: Infinity, one: Infinity };
-    let shards = 0;
+    // The same three runs at two shard sizes. Rounds interleave them, and each figure is the best
+    // of its rounds, so load from other processes on the machine falls on all alike.
+    const sizes = [{ prompts: 16 * perShard, shardSize: perShard }, { prompts: 128, shardSize: 16 }];
+    const best = sizes.map(() => ({ local: Infinity, two: Infinity, one: Infinity, shards: 0 }));
     for (let round = 0; round < 2; round++) {
       w2 = startWorker();
       await warmWorkers();
-      const inProcess = await job(examples, 16);
-      shards = inProcess.job.shards.length;
-      best.local = Math.min(best.local, await timed(() => runJobLocally(inProcess.dir, inProcess.job, activationsAnalysis, { model, examples })));
-      const two = await job(examples, 16);
-      best.two = Math.min(best.two, await timed(() => submitToQueue(url, two.dir, two.job, { pollMs: 20 })));
+      for (const [i, size] of sizes.entries()) {
+        const examples = prompts(size.prompts, 12);
+        const inProcess = await job(examples, size.shardSize);
+        best[i].shards = inProcess.job.shards.length;
+        best[i].local = Math.min(best[i].local, await timed(() => runJobLocally(inProcess.dir, inProcess.job, activationsAnalysis, { model, examples })));
+        const two = await job(examples, size.shardSize);
+        best[i].two = Math.min(best[i].two, await timed(() => submitToQueue(url, two.dir, two.job, { pollMs: 20 })));
+      }
       await stop(w2);
-      const one = await job(examples, 16);
-      best.one = Math.min(best.one, await timed(() => submitToQueue(url, one.dir, one.job, { pollMs: 20 })));
+      for (const [i, size] of sizes.entries()) {
+        const one = await job(prompts(size.prompts, 12), size.shardSize);
+        best[i].one = Math.min(best[i].one, await timed(() => submitToQueue(url, one.dir, one.job, { pollMs: 20 })));
+      }
     }
-    const { local: tLocal, two: tTwo, one: tOne } = best;
+    const [{ local: tLocal, two: tTwo, one: tOne, shards }, small] = best;
     report('jobs: 1 worker / 2 workers (1 thread each)', tOne / tTwo, '>=', 1.7,
-      `${n} prompts of ~150 tokens in ${shards} shards, best of 2 rounds: 1 worker ${tOne.toFixed(0)} ms, 2 workers ${tTwo.toFixed(0)} ms`);
+      `${sizes[0].prompts} prompts of ~150 tokens in ${shards} shards of ${perShard} (${(tOne / shards / 1000).toFixed(2)} s each on one worker), best of 2 rounds: 1 worker ${tOne.toFixed(0)} ms, 2 workers ${tTwo.toFixed(0)} ms`);
     report('jobs: 2 queue workers / in-process, 2 threads', tTwo / tLocal, '<=', 1.05,
       `2 workers x 1 thread ${tTwo.toFixed(0)} ms; in-process, 1 executor x 2 threads ${tLocal.toFixed(0)} ms`);
+    console.log(`${'  (no bar) the same, 0.13 s shards'.padEnd(44)} ${(small.one / small.two).toFixed(3).padStart(8)}  and ${(small.two / small.local).toFixed(3)}: 128 prompts in ${small.shards} shards of 16: 1 worker ${small.one.toFixed(0)} ms, 2 workers ${small.two.toFixed(0)} ms, in-process ${small.local.toFixed(0)} ms`);
 
     // Per-shard overhead: one-prompt shards on one worker, against the same forwards in-process on one thread.
     const tiny = prompts(60, 1);

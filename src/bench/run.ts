@@ -219,7 +219,7 @@ async function main() {
     await workbenchBench(report);
     process.exit(0);
   }
-  if (process.argv[2] === '--jobs') { // the job queue's bars (needs redis-server): npm run bench -- --jobs [prompts]
+  if (process.argv[2] === '--jobs') { // the job queue's bars (needs redis-server): npm run bench -- --jobs [prompts-per-shard]
     const { jobsBench } = await import('./jobs.js');
     await jobsBench(report, process.argv[3] ? Number(process.argv[3]) : undefined);
     process.exit(0);
