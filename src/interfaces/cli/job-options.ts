@@ -8,11 +8,12 @@ import type { JobSpec } from '../../engine/jobs/store.js';
 import { activationsAnalysis } from '../../methods/representations/activations-job.js';
 import { attributionAnalysis } from '../../methods/attribution/dataset.js';
 import { neuronsAnalysis } from '../../methods/neurons/job.js';
+import { saeHarvestAnalysis } from '../../methods/sae/harvest-job.js';
 import { positiveInt } from './forward.js';
 import { progressBar } from './progress-bar.js';
 
 /** Every analysis a worker can run, by the name jobs carry. */
-export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis, [attributionAnalysis.name]: attributionAnalysis, [neuronsAnalysis.name]: neuronsAnalysis };
+export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis, [attributionAnalysis.name]: attributionAnalysis, [neuronsAnalysis.name]: neuronsAnalysis, [saeHarvestAnalysis.name]: saeHarvestAnalysis };
 
 /** Where jobs live unless --jobs-dir says otherwise. */
 export const defaultJobsDir = () => path.join(lanternHome(), 'jobs');
