@@ -162,7 +162,7 @@ describe('lantern sae train on a queue', () => {
     expect(plain.code, plain.stderr).toBe(0);
     expect(queued.code, queued.stderr).toBe(0);
     // 22 batches of 32 rows = 704 rows: 6 forwards of 8 windows × 15 rows, 48 windows in shards of 16.
-    expect(queued.stderr).toMatch(/harvest sae-activations-[0-9a-f]{16}: 48 windows, 720 rows x 256 floats = 0\.00 GB in /);
+    expect(queued.stderr).toMatch(/harvest sae-activations-[0-9a-f]{16}: 48 windows, 720 rows x 256 floats = 720 KiB in /);
     expect(queued.stdout).toMatch(/3 shards computed, 0 already done/);
     const id = /job (sae-activations-[0-9a-f]{16})/.exec(queued.stdout)![1];
     expect(jobStatus(jobs, id).done.map((d) => d.worker)).toEqual(Array(3).fill(expect.stringMatching(new RegExp(`:${worker.pid}$`))));

@@ -14,6 +14,7 @@ import { loadCorpus } from '../../methods/sae/corpus.js';
 import { hubRecord, loadModelFromFlags, modelOption, modelSource, revisionOption } from './model-option.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { defaultJobsDir, jobOptions, runAndMerge } from './job-options.js';
+import { formatBytes } from '../../methods/cost.js';
 
 const positiveNumber = (flag: string) => (v: string) => {
   const x = Number(v);
@@ -108,7 +109,7 @@ export function saeCommand(program: Command): void {
 Streaming (the default) runs the model between steps and needs no disk. --harvest writes every row
 training will read first: (steps + buffer-batches) x batch rows, rounded up to whole forwards of 8
 windows, each d_in (+ d_out for transcoders) float32s. That is rows x d x 4 bytes: 1000 steps of
-4096 rows at d 768 is about 12.7 GB. The estimate is printed before the harvest starts. A shard is
+4096 rows at d 768 is about 11.8 GiB. The estimate is printed before the harvest starts. A shard is
 --shard-size windows of --context tokens (rounded up to whole forwards; default 256); an interrupted
 harvest resumes, and the same model, corpus and settings find the same job. The SAE equals the
 streamed one bit for bit.
@@ -140,9 +141,9 @@ Examples:
         const dir = path.resolve(opts.jobsDir ?? defaultJobsDir());
         const job = await saeHarvestJob(dir, source, { rows: saeTrainingRows(tc), shardSize: opts.shardSize, corpus: corpus.name });
         const { rows, bytes } = saeHarvestSize(job);
-        process.stderr.write(`harvest ${job.id}: ${job.dataset.examples} windows, ${rows} rows x ${source.dIn + source.dOut} floats = ${(bytes / 1e9).toFixed(2)} GB in ${path.join(dir, job.id)}\n`);
+        process.stderr.write(`harvest ${job.id}: ${job.dataset.examples} windows, ${rows} rows x ${source.dIn + source.dOut} floats = ${formatBytes(bytes)} in ${path.join(dir, job.id)}\n`);
         const free = fs.statfsSync(dir);
-        if (free.bavail * free.bsize < bytes) process.stderr.write(`warning: ${dir} has ${(free.bavail * free.bsize / 1e9).toFixed(2)} GB free, less than the harvest's ${(bytes / 1e9).toFixed(2)} GB (shards already done are part of it)\n`);
+        if (free.bavail * free.bsize < bytes) process.stderr.write(`warning: ${dir} has ${formatBytes(free.bavail * free.bsize)} free, less than the harvest's ${formatBytes(bytes)} (shards already done are part of it)\n`);
         trainSource = await runAndMerge(opts, dir, job, saeHarvestAnalysis, saeHarvestContext(source, job), {});
         harvest = job.id;
       }
