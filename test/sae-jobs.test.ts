@@ -118,7 +118,12 @@ describe('SAE training from harvested activations', () => {
     expect(many.job.id).not.toBe(one.job.id);
     // 2000 rows would be 17 forwards; 8 and 37 are coprime, so the stream repeats after 37 forwards: all 17 are harvested.
     expect(harvestForwards(source, rows)).toBe(17);
-    expect(harvestForwards(new ModelSource(model, tokens.slice(0, 32 * 16), SOURCE), rows)).toBe(4);
+    // 32 windows: forward 4 starts where forward 0 did, so 4 forwards are harvested and replayed in a cycle.
+    const short = tokens.slice(0, 32 * 16);
+    const cycle = await harvest(path.join(tmp, 'cycle'), new ModelSource(model, short, SOURCE), rows);
+    expect(cycle.job.dataset.examples).toBe(32);
+    const stream = new ModelSource(model, short, SOURCE);
+    for (let f = 0; f < 17; f++) expect(bytes((await cycle.harvested.next()).x).equals(bytes((await stream.next()).x))).toBe(true);
     expect(many.job.shards.length).toBe(Math.ceil(136 / 16));
     expect(one.job.shards.length).toBe(1);
     for (let f = 0; f < 17; f++) expect(bytes((await many.harvested.next()).x).equals(bytes((await one.harvested.next()).x))).toBe(true);
