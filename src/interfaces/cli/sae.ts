@@ -104,15 +104,14 @@ export function saeCommand(program: Command): void {
     .addOption(new Option('--checkpoint-every <n>', 'steps between checkpoints').default(200).argParser(positiveInt('--checkpoint-every')))
     .option('--eval-windows <n>', 'after training, evaluate on this many held-out windows (0: skip; runs the model with the SAE spliced in, never harvested)', '16')
     .option('--harvest', 'harvest the training activations to disk as a job first (resumable; implied by --jobs-dir, --shard-size and --queue), then train from the files');
-  jobOptions(train)
+  jobOptions(train, { shardSize: 'windows of --context tokens per shard of the harvest (rounded up to whole forwards of 8; default 256)' })
     .addHelpText('after', `
 Streaming (the default) runs the model between steps and needs no disk. --harvest writes every row
 training will read first: (steps + buffer-batches) x batch rows, rounded up to whole forwards of 8
 windows, each d_in (+ d_out for transcoders) float32s. That is rows x d x 4 bytes: 1000 steps of
-4096 rows at d 768 is about 11.8 GiB. The estimate is printed before the harvest starts. A shard is
---shard-size windows of --context tokens (rounded up to whole forwards; default 256); an interrupted
-harvest resumes, and the same model, corpus and settings find the same job. The SAE equals the
-streamed one bit for bit.
+4096 rows at d 768 is about 11.8 GiB. The estimate is printed before the harvest starts. An
+interrupted harvest resumes, and the same model, corpus, hooks, steps, batch and buffer find the
+same job (whatever the SAE's own settings). The SAE equals the streamed one bit for bit.
 
 Examples:
   lantern sae train --hook blocks.1.hook_resid_post --architecture topk --d-sae 2048 --k 32 --steps 1500 --out sae-demo
