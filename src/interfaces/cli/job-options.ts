@@ -8,11 +8,12 @@ import type { JobSpec } from '../../engine/jobs/store.js';
 import { activationsAnalysis } from '../../methods/representations/activations-job.js';
 import { attributionAnalysis } from '../../methods/attribution/dataset.js';
 import { neuronsAnalysis } from '../../methods/neurons/job.js';
+import { saeHarvestAnalysis } from '../../methods/sae/harvest-job.js';
 import { positiveInt } from './forward.js';
 import { progressBar } from './progress-bar.js';
 
 /** Every analysis a worker can run, by the name jobs carry. */
-export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis, [attributionAnalysis.name]: attributionAnalysis, [neuronsAnalysis.name]: neuronsAnalysis };
+export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis, [attributionAnalysis.name]: attributionAnalysis, [neuronsAnalysis.name]: neuronsAnalysis, [saeHarvestAnalysis.name]: saeHarvestAnalysis };
 
 /** Where jobs live unless --jobs-dir says otherwise. */
 export const defaultJobsDir = () => path.join(lanternHome(), 'jobs');
@@ -24,11 +25,12 @@ export function jobsDirOption(cmd: Command): Command {
 
 /**
  * The flags of a command that runs as a job. `concurrency: false` leaves out --concurrency, for a
- * command that already uses the flag for something else (its shards then run one at a time in-process).
+ * command that already uses the flag for something else (its shards then run one at a time in-process);
+ * `shardSize` says what --shard-size counts, for a command whose examples are not prompts.
  */
-export function jobOptions(cmd: Command, opts: { concurrency?: boolean } = {}): Command {
+export function jobOptions(cmd: Command, opts: { concurrency?: boolean; shardSize?: string } = {}): Command {
   jobsDirOption(cmd)
-    .addOption(new Option('--shard-size <n>', 'examples per shard (rounded up to whole batches); finished shards are kept, so an interrupted run resumes').argParser(positiveInt('--shard-size')))
+    .addOption(new Option('--shard-size <n>', `${opts.shardSize ?? 'examples per shard (rounded up to whole batches)'}; finished shards are kept, so an interrupted run resumes`).argParser(positiveInt('--shard-size')))
     .option('--queue <redis-url>', 'run the shards on lantern worker processes through this Redis (e.g. redis://127.0.0.1:6379) instead of in this process');
   if (opts.concurrency === false) return cmd;
   return cmd.addOption(new Option('--concurrency <n>', 'in-process: shards in flight at once').default(1).argParser(positiveInt('--concurrency')));

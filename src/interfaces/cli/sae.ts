@@ -4,14 +4,17 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { LanternError } from '../../errors.js';
 import { SAE_ARCHITECTURES, SaeArchitecture, SaeConfig, NORMALIZATIONS, ActivationNormalization } from '../../methods/sae/sae.js';
-import { SaeTrainer, defaultTrainConfig, SaeLogEntry } from '../../methods/sae/train.js';
-import { ModelSource } from '../../methods/sae/source.js';
+import { SaeTrainer, defaultTrainConfig, SaeLogEntry, saeTrainingRows } from '../../methods/sae/train.js';
+import { ActivationSource, ModelSource } from '../../methods/sae/source.js';
+import { saeHarvestAnalysis, saeHarvestContext, saeHarvestJob, saeHarvestSize } from '../../methods/sae/harvest-job.js';
 import { hookWidth } from '../../methods/representations/activations.js';
 import { loadSae, saveSae } from '../../methods/sae/io.js';
 import { evaluateSae, SaeEvaluation } from '../../methods/sae/metrics.js';
 import { loadCorpus } from '../../methods/sae/corpus.js';
 import { hubRecord, loadModelFromFlags, modelOption, modelSource, revisionOption } from './model-option.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
+import { defaultJobsDir, jobOptions, runAndMerge } from './job-options.js';
+import { formatBytes } from '../../methods/cost.js';
 
 const positiveNumber = (flag: string) => (v: string) => {
   const x = Number(v);
@@ -70,8 +73,8 @@ function saeSourceOptions(cmd: Command): Command {
 export function saeCommand(program: Command): void {
   const sae = program.command('sae').description('Sparse autoencoders: train on a model\'s activations, evaluate (L0, explained variance, CE-loss score), load SAELens / Gemma Scope SAEs, export in SAELens layout.');
 
-  sae.command('train')
-    .description('Train an SAE on activations streamed from a model over a corpus (shuffle buffer, checkpoints that resume exactly, live metrics).')
+  const train = sae.command('train')
+    .description('Train an SAE on activations streamed from a model over a corpus (shuffle buffer, checkpoints that resume exactly, live metrics); with --harvest, the activations are first written to disk as a resumable job (in this process, or on lantern worker processes with --queue) and training reads them from there, giving the same SAE.')
     .addOption(modelOption()).addOption(revisionOption())
     .requiredOption('--hook <name>', 'hook whose activations the SAE reads, e.g. blocks.1.hook_resid_post')
     .option('--hook-out <name>', 'transcoders: the hook to predict, e.g. blocks.1.hook_mlp_out')
@@ -99,8 +102,22 @@ export function saeCommand(program: Command): void {
     .requiredOption('--out <folder>', 'where to write the SAE (SAELens layout)')
     .option('--checkpoint <folder>', 'checkpoint folder (resumed from when it exists)')
     .addOption(new Option('--checkpoint-every <n>', 'steps between checkpoints').default(200).argParser(positiveInt('--checkpoint-every')))
-    .option('--eval-windows <n>', 'after training, evaluate on this many held-out windows (0: skip)', '16')
-    .addHelpText('after', '\nExample:\n  lantern sae train --hook blocks.1.hook_resid_post --architecture topk --d-sae 2048 --k 32 --steps 1500 --out sae-demo')
+    .option('--eval-windows <n>', 'after training, evaluate on this many held-out windows (0: skip; runs the model with the SAE spliced in, never harvested)', '16')
+    .option('--harvest', 'harvest the training activations to disk as a job first (resumable; implied by --jobs-dir, --shard-size and --queue), then train from the files');
+  jobOptions(train, { shardSize: 'windows of --context tokens per shard of the harvest (rounded up to whole forwards of 8; default 256)' })
+    .addHelpText('after', `
+Streaming (the default) runs the model between steps and needs no disk. --harvest writes every row
+training will read first: (steps + buffer-batches) x batch rows, rounded up to whole forwards of 8
+windows, each d_in (+ d_out for transcoders) float32s. That is rows x d x 4 bytes: 1000 steps of
+4096 rows at d 768 is about 11.8 GiB. The estimate is printed before the harvest starts. An
+interrupted harvest resumes, and the same model, corpus, hooks, steps, batch and buffer find the
+same job (whatever the SAE's own settings). The SAE equals the streamed one bit for bit.
+
+Examples:
+  lantern sae train --hook blocks.1.hook_resid_post --architecture topk --d-sae 2048 --k 32 --steps 1500 --out sae-demo
+  lantern sae train --hook blocks.1.hook_resid_post --d-sae 2048 --k 32 --steps 1500 --out sae-demo --harvest
+  lantern sae train --hook blocks.1.hook_resid_post --d-sae 2048 --k 32 --steps 1500 --out sae-demo \\
+    --jobs-dir /shared/jobs --queue redis://127.0.0.1:6379     (shards on: lantern worker --queue redis://127.0.0.1:6379)`)
     .action(async (opts) => {
       const model = await loadModelFromFlags(opts);
       const corpus = await loadCorpus(model, opts.data, { textColumn: opts.textColumn });
@@ -117,7 +134,19 @@ export function saeCommand(program: Command): void {
         sparsityWarmupSteps: opts.sparsityWarmup, auxKCoefficient: opts.auxK, deadFeatureWindow: opts.deadWindow, resampleEvery: opts.resampleEvery, bufferBatches: opts.bufferBatches, seed: opts.seed,
       });
       const resume = opts.checkpoint && fs.existsSync(path.join(opts.checkpoint, 'state.json')) ? opts.checkpoint : undefined;
-      const trainer = await SaeTrainer.create(cfg, tc, source, { checkpoint: resume });
+      let trainSource: ActivationSource = source;
+      let harvest: string | undefined;
+      if (opts.harvest || opts.jobsDir || opts.shardSize || opts.queue) {
+        const dir = path.resolve(opts.jobsDir ?? defaultJobsDir());
+        const job = await saeHarvestJob(dir, source, { rows: saeTrainingRows(tc), shardSize: opts.shardSize, corpus: corpus.name });
+        const { rows, bytes } = saeHarvestSize(job);
+        process.stderr.write(`harvest ${job.id}: ${job.dataset.examples} windows, ${rows} rows x ${source.dIn + source.dOut} floats = ${formatBytes(bytes)} in ${path.join(dir, job.id)}\n`);
+        const free = fs.statfsSync(dir);
+        if (free.bavail * free.bsize < bytes) process.stderr.write(`warning: ${dir} has ${formatBytes(free.bavail * free.bsize)} free, less than the harvest's ${formatBytes(bytes)} (shards already done are part of it)\n`);
+        trainSource = await runAndMerge(opts, dir, job, saeHarvestAnalysis, saeHarvestContext(source, job), {});
+        harvest = job.id;
+      }
+      const trainer = await SaeTrainer.create(cfg, tc, trainSource, { checkpoint: resume });
       if (resume) process.stderr.write(`resuming from ${resume} at step ${trainer.state.step}\n`);
       const show = progressLine(tc.steps);
       await trainer.train(async (e, t) => {
@@ -126,7 +155,7 @@ export function saeCommand(program: Command): void {
       });
       const trained = await trainer.sae();
       trained.cfg.source = opts.out;
-      const meta: Record<string, unknown> = { ...hubRecord(model), dataset: corpus.name, dataset_hash: corpus.hash, seed: tc.seed, context_size: opts.context, training: { ...tc }, final: trainer.state.log.at(-1) };
+      const meta: Record<string, unknown> = { ...hubRecord(model), dataset: corpus.name, dataset_hash: corpus.hash, seed: tc.seed, context_size: opts.context, training: { ...tc }, final: trainer.state.log.at(-1), ...(harvest ? { harvest } : {}) };
       let evaluation: SaeEvaluation | undefined;
       const windows = Number(opts.evalWindows);
       if (windows > 0 && arch !== 'transcoder') {

@@ -61,6 +61,11 @@ export async function openJobModel(job: JobSpec, opts: OpenOptions): Promise<Hoo
   return p;
 }
 
+/** A job's model record for `model`: its source, where workers load it from (an absolute path for a folder), and its weights hash. */
+export async function jobModel(model: HookedTransformer): Promise<JobSpec['model']> {
+  return { source: model.source, load: fs.existsSync(model.source) ? path.resolve(model.source) : model.source, weightsSha256: await weightsHash(model) };
+}
+
 /** The analysis behind `lantern activations`. */
 export const activationsAnalysis: Analysis<ActivationsJobContext, ActivationsTarget, ActivationsMeta> = {
   name: 'activations',
@@ -129,9 +134,8 @@ export async function activationsJob(dir: string, model: HookedTransformer, exam
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new LanternError(`batch size must be a positive integer, got ${batchSize}`);
   const shardSize = Math.ceil((opts.shardSize ?? DEFAULT_SHARD_SIZE) / batchSize) * batchSize;
   const settings: ActivationsJobSettings = { hooks: opts.hooks, positions: positionsLabel(opts.positions ?? 'last'), batchSize, dataset: opts.dataset ?? '' };
-  const load = fs.existsSync(model.source) ? path.resolve(model.source) : model.source;
   return createJob(dir, {
-    analysis: 'activations', model: { source: model.source, load, weightsSha256: await weightsHash(model) },
+    analysis: 'activations', model: await jobModel(model),
     settings: settings as unknown as Record<string, unknown>, seed: opts.seed ?? 0, dataset: { name: opts.dataset ?? '' },
     shards: shardRanges(examples.length, shardSize), ext: 'safetensors',
   }, examples.map((e) => ({ text: e.text, label: e.label, ...(e.split !== undefined ? { split: e.split } : {}), ...(e.side !== undefined ? { side: e.side, pair: e.pair } : {}) })));

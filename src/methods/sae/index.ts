@@ -5,9 +5,11 @@
  */
 export { Sae, saeForward, saeParamShapes, checkSaeConfig, SAE_ARCHITECTURES, NORMALIZATIONS } from './sae.js';
 export type { SaeConfig, SaeWeights, SaeArchitecture, ActivationNormalization, SaeOutputName } from './sae.js';
-export { SaeTrainer, defaultTrainConfig, saeLearningRate, saeLossGraph } from './train.js';
+export { SaeTrainer, defaultTrainConfig, saeLearningRate, saeLossGraph, saeTrainingRows } from './train.js';
 export type { SaeTrainConfig, SaeLogEntry, SaeTrainState } from './train.js';
-export { ShuffleBuffer, SyntheticSource, ModelSource } from './source.js';
+export { ShuffleBuffer, SyntheticSource, ModelSource, windowActivations } from './source.js';
+export { saeHarvestJob, saeHarvestAnalysis, saeHarvestContext, saeHarvestSize, harvestForwards, HarvestedSource } from './harvest-job.js';
+export type { SaeHarvestSettings, SaeHarvestContext } from './harvest-job.js';
 export type { ActivationSource, ActivationChunk, ModelSourceOptions } from './source.js';
 export { loadSae, saveSae, parseSaeLensConfig, saeLensConfig, readNpz } from './io.js';
 export type { LoadSaeOptions, LoadedSae } from './io.js';

@@ -101,52 +101,69 @@ export interface ModelSourceOptions {
 }
 
 /**
+ * Runs `windows` (token lists of one length) in one forward and returns every position's
+ * activations at `hook` (and `hookOut`) as rows, window by window, each window's first `skip`
+ * positions left out. Both {@link ModelSource} and the SAE harvest job compute chunks with it, so
+ * the same windows give the same bits.
+ */
+export async function windowActivations(model: HookedTransformer, windows: number[][], hook: string, hookOut: string | undefined, skip: number): Promise<ActivationChunk> {
+  const context = windows[0].length;
+  const { cache } = await model.runWithCache(windows, hookOut ? [hook, hookOut] : [hook]);
+  const keep = (name: string) => {
+    const width = hookWidth(model, name);
+    const a = cache.get(name).f32;
+    const per = context - skip;
+    const out = new Float32Array(windows.length * per * width);
+    for (let b = 0; b < windows.length; b++) out.set(a.subarray((b * context + skip) * width, (b + 1) * context * width), b * per * width);
+    return out;
+  };
+  return { rows: windows.length * (context - skip), x: keep(hook), y: hookOut ? keep(hookOut) : undefined };
+}
+
+/**
  * Activations of a model over a token stream: consecutive windows of `context` tokens, run
  * `windowsPerForward` at a time, every position's activation at the hook a row. Wraps around at
- * the end of the stream.
+ * the end of the stream: forward `f` runs windows `(f * windowsPerForward + b) mod windows`.
  */
 export class ModelSource implements ActivationSource {
   readonly dIn: number;
   readonly dOut: number;
+  /** Tokens per window. */
+  readonly context: number;
+  /** Windows per forward (one chunk). */
+  readonly windowsPerForward: number;
+  /** Positions left out at the start of each window. */
+  readonly skipPositions: number;
+  /** Whole windows in the token stream. */
+  readonly windows: number;
   private window = 0;
-  private readonly context: number;
-  private readonly perForward: number;
-  private readonly skip: number;
-  private readonly windows: number;
 
   constructor(readonly model: HookedTransformer, readonly tokens: ArrayLike<number>, readonly opts: ModelSourceOptions) {
     this.context = opts.context ?? Math.min(128, model.cfg.nCtx);
-    this.perForward = opts.windowsPerForward ?? 8;
-    this.skip = opts.skipPositions ?? 0;
+    this.windowsPerForward = opts.windowsPerForward ?? 8;
+    this.skipPositions = opts.skipPositions ?? 0;
     if (this.context > model.cfg.nCtx) throw new LanternError(`context ${this.context} is longer than the model's ${model.cfg.nCtx}`);
-    if (!(this.skip >= 0 && this.skip < this.context)) throw new LanternError(`skipPositions ${this.skip} must be in [0, ${this.context})`);
+    if (!(this.skipPositions >= 0 && this.skipPositions < this.context)) throw new LanternError(`skipPositions ${this.skipPositions} must be in [0, ${this.context})`);
     this.windows = Math.floor(tokens.length / this.context);
     if (this.windows < 1) throw new LanternError(`the corpus has ${tokens.length} tokens, fewer than one window of ${this.context}`);
     this.dIn = hookWidth(model, opts.hook);
     this.dOut = opts.hookOut ? hookWidth(model, opts.hookOut) : 0;
   }
 
+  /** The tokens of window `w` of the stream. */
+  windowTokens(w: number): number[] {
+    return Array.from({ length: this.context }, (_, i) => this.tokens[w * this.context + i]);
+  }
+
+  /** Rows in each chunk. */
+  get rowsPerChunk(): number {
+    return this.windowsPerForward * (this.context - this.skipPositions);
+  }
+
   async next(): Promise<ActivationChunk> {
-    const batch: number[][] = [];
-    for (let b = 0; b < this.perForward; b++) {
-      const w = (this.window + b) % this.windows;
-      batch.push(Array.from({ length: this.context }, (_, i) => this.tokens[w * this.context + i]));
-    }
-    this.window = (this.window + this.perForward) % this.windows;
-    const hooks = [this.opts.hook, ...(this.opts.hookOut ? [this.opts.hookOut] : [])];
-    const { cache } = await this.model.runWithCache(batch, hooks);
-    const keep = (name: string, width: number) => {
-      const a = cache.get(name).f32;
-      const per = this.context - this.skip;
-      const out = new Float32Array(batch.length * per * width);
-      for (let b = 0; b < batch.length; b++) out.set(a.subarray((b * this.context + this.skip) * width, (b + 1) * this.context * width), b * per * width);
-      return out;
-    };
-    return {
-      rows: batch.length * (this.context - this.skip),
-      x: keep(this.opts.hook, this.dIn),
-      y: this.opts.hookOut ? keep(this.opts.hookOut, this.dOut) : undefined,
-    };
+    const batch = Array.from({ length: this.windowsPerForward }, (_, b) => this.windowTokens((this.window + b) % this.windows));
+    this.window = (this.window + this.windowsPerForward) % this.windows;
+    return windowActivations(this.model, batch, this.opts.hook, this.opts.hookOut, this.skipPositions);
   }
 
   state(): unknown {
@@ -158,7 +175,6 @@ export class ModelSource implements ActivationSource {
     this.window = (state as { window: number }).window;
   }
 }
-
 
 /**
  * A shuffle buffer of `capacity` rows: each batch takes rows at random positions and refills

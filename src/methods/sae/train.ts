@@ -70,6 +70,9 @@ export function defaultTrainConfig(cfg: SaeConfig, over: Partial<SaeTrainConfig>
   };
 }
 
+/** Rows a whole run draws from its source: the shuffle buffer's fill, then one batch per step. */
+export const saeTrainingRows = (tc: SaeTrainConfig): number => (tc.bufferBatches + tc.steps) * tc.batch;
+
 /** One step's figures. */
 export interface SaeLogEntry {
   step: number;
