@@ -4,10 +4,12 @@
  * writing the report.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { openBackend } from '../../backends/index.js';
 import { LanternBackend } from '../../backends/lantern.js';
 import type { LanguageModelBackend } from '../../backends/types.js';
+import type { JobBackend } from '../../engine/jobs/store.js';
 import { LanternError } from '../../errors.js';
 import { assertFinite } from '../../finite.js';
 import { EvalStore } from '../../methods/evaluation/store.js';
@@ -50,6 +52,28 @@ export async function openSpec(spec: string, opts: Record<string, any>): Promise
     return new LanternBackend(await loadModel(source, { progress: process.stderr.isTTY }));
   }
   return openBackend(spec, { ...httpBackendOptions(opts), prices: prices(opts.prices) });
+}
+
+/**
+ * The judge backend as a job records it: its id, the spec workers open (local files made
+ * absolute, the bundled model named), and the command's HTTP settings. The API key stays in the
+ * environment variable --api-key-env names (each worker reads its own); a URL with a password in
+ * it is refused rather than written to job.json.
+ */
+export function jobBackend(spec: string, opts: Record<string, any>, judge: LanguageModelBackend): JobBackend {
+  let load = spec;
+  if (/^https?:\/\//i.test(spec)) {
+    const url = new URL(spec);
+    if (url.username || url.password) throw new LanternError(`--judge ${url.protocol}//…@${url.host}: a job does not keep credentials; give the key in an environment variable (--api-key-env) instead of the URL`);
+  } else if (spec === 'lantern') {
+    load = `lantern:${defaultModel()}`;
+  } else {
+    const [scheme, file] = spec.startsWith('gguf:') ? ['gguf:', spec.slice(5)] : ['lantern:', spec.replace(/^lantern:/, '')];
+    load = `${scheme}${fs.existsSync(file) ? path.resolve(file) : file}`;
+  }
+  const { model, api, retries, timeoutMs, apiKeyEnv } = httpBackendOptions(opts);
+  const open = Object.fromEntries(Object.entries({ model, api, retries, timeoutMs, apiKeyEnv, prices: prices(opts.prices) }).filter(([, v]) => v !== undefined));
+  return { id: judge.id, load, options: { open, ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}) } };
 }
 
 /** Progress on stderr: one rewritten line on a terminal, else a line per tenth. */
