@@ -197,7 +197,10 @@ describe('judge jobs on a queue', () => {
     expect(local.code, local.stderr).toBe(0);
     // 6 questions × 3 pairs = 18 items in shards of 5.
     expect(local.stdout).toMatch(/job judge-[0-9a-f]{16}: 4 shards computed, 0 already done/);
+    const before = srv.prompts.length;
     const queued = await runLantern([...args('jobs-queue', 'queued.json'), '--queue', redis.url], tmp, env);
+    // Every judge request of the queued run came from the worker, with the key from its own environment.
+    expect(new Set(srv.authorizations.slice(before))).toEqual(new Set(['Bearer sk-worker-secret']));
     expect(queued.code, queued.stderr + log).toBe(0);
     expect(queued.stdout).toMatch(/4 shards computed, 0 already done/);
     expect(log).toMatch(/shard 3 of judge-[0-9a-f]{16} done/);
@@ -209,5 +212,8 @@ describe('judge jobs on a queue', () => {
     expect(readJob(path.join(tmp, 'jobs-queue'), id).backend).toEqual({
       id: `http:scripted-judge@${srv.baseURL} (chat)`, load: srv.baseURL, options: { open: { api: 'chat', apiKeyEnv: 'JUDGE_KEY' } },
     });
+    // lantern jobs names a judge job by its backend.
+    const list = await runLantern(['jobs', 'list', '--json', '--jobs-dir', path.join(tmp, 'jobs-queue')], tmp);
+    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ id, analysis: 'judge', model: `http:scripted-judge@${srv.baseURL} (chat)`, shards: 4, done: 4, state: 'done' })]);
   }, 180_000);
 });
