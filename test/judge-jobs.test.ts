@@ -10,14 +10,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpBackend } from '../src/backends/http.js';
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
-import { JobFailedError, jobStatus, readJob, type JobBackend } from '../src/engine/jobs/store.js';
+import { createJob, JobFailedError, jobStatus, readJob, type JobBackend } from '../src/engine/jobs/store.js';
 import { startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
 import { asksPerItem, judgePairwise, judgeSingle, planPairwise, planSingle, type EvalQuestion, type HumanPairLabel, type HumanScore, type ModelAnswer } from '../src/methods/evaluation/judge.js';
 import { judgeAnalysis, judgeJob, judgeJobContext } from '../src/methods/evaluation/judge-job.js';
 import { JudgeRunner } from '../src/methods/evaluation/runner.js';
 import { EvalStore } from '../src/methods/evaluation/store.js';
 import { answerOf, pairOf, scriptedServer, type ScriptedServer } from './eval-helpers.js';
-import { ROOT, runLantern } from './helpers.js';
+import { expectOneLineError, ROOT, runLantern } from './helpers.js';
 
 // Three models, four questions (with references); quality[model][question] is what the scripted judge sees.
 const quality: Record<string, number[]> = { strong: [9, 8, 7, 6], medium: [6, 8, 5, 6], weak: [3, 2, 5, 1] };
@@ -169,6 +169,17 @@ describe('judge runs as jobs', () => {
     const { usage: _u1, ...a } = again.report;
     const { usage: _u2, ...b } = direct;
     expect(a).toEqual(b);
+  });
+
+  it('a job records a model or a backend, never both; a judge URL with credentials is refused before it is opened', async () => {
+    const spec = { analysis: 'judge', settings: {}, seed: 0, dataset: { name: '' }, shards: [[0, 1]] as [number, number][], ext: 'json' as const };
+    expect(() => createJob(path.join(tmp, 'bad'), { ...spec, backend: jobBackend('x'), model: { source: 'm', load: 'm', weightsSha256: '0' } }, [{}])).toThrow(/needs a model or a backend, and not both/);
+    expect(() => createJob(path.join(tmp, 'bad'), spec, [{}])).toThrow(/needs a model or a backend, and not both/);
+    const withKey = srv.baseURL.replace('http://', 'http://user:sk-in-url@');
+    const r = await runLantern(['judge', 'single', '--questions', 'data/evaluation/questions.jsonl', '--answers', 'data/evaluation/answers.jsonl', '--judge', withKey, '--jobs-dir', path.join(tmp, 'bad')], tmp);
+    expectOneLineError(r, /--judge http:\/\/…@127\.0\.0\.1:\d+: a job does not keep credentials; give the key in an environment variable \(--api-key-env\)/);
+    expect(r.stderr).not.toContain('sk-in-url');
+    expect(fs.existsSync(path.join(tmp, 'bad'))).toBe(false);
   });
 });
 

@@ -55,15 +55,20 @@ export async function openSpec(spec: string, opts: Record<string, any>): Promise
 }
 
 /**
- * The judge backend as a job records it: its id, the spec workers open (local files made
- * absolute, the bundled model named), and the command's HTTP settings. The API key stays in the
- * environment variable --api-key-env names (each worker reads its own); a URL with a password in
- * it is refused rather than written to job.json.
+ * How a job's workers open the judge `spec`: the spec with local files made absolute and the
+ * bundled model named, and the command's HTTP settings. The API key stays in the environment
+ * variable --api-key-env names (each worker reads its own); a URL with credentials in it is refused
+ * rather than written to job.json. Checked before the judge is opened.
  */
-export function jobBackend(spec: string, opts: Record<string, any>, judge: LanguageModelBackend): JobBackend {
+export function jobBackend(spec: string, opts: Record<string, any>): Omit<JobBackend, 'id'> {
   let load = spec;
   if (/^https?:\/\//i.test(spec)) {
-    const url = new URL(spec);
+    let url: URL;
+    try {
+      url = new URL(spec);
+    } catch {
+      throw new LanternError(`--judge: not a URL: '${spec}' (give e.g. http://127.0.0.1:8000/v1)`);
+    }
     if (url.username || url.password) throw new LanternError(`--judge ${url.protocol}//…@${url.host}: a job does not keep credentials; give the key in an environment variable (--api-key-env) instead of the URL`);
   } else if (spec === 'lantern') {
     load = `lantern:${defaultModel()}`;
@@ -73,7 +78,7 @@ export function jobBackend(spec: string, opts: Record<string, any>, judge: Langu
   }
   const { model, api, retries, timeoutMs, apiKeyEnv } = httpBackendOptions(opts);
   const open = Object.fromEntries(Object.entries({ model, api, retries, timeoutMs, apiKeyEnv, prices: prices(opts.prices) }).filter(([, v]) => v !== undefined));
-  return { id: judge.id, load, options: { open, ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}) } };
+  return { load, options: { open, ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}) } };
 }
 
 /** Progress on stderr: one rewritten line on a terminal, else a line per tenth. */

@@ -84,10 +84,11 @@ export function judgeCommand(program: Command): void {
     // Checked before the judge is opened (a lantern judge loads a model).
     const { plan, items } = pairwise ? planPairwise({ ...common, swap: opts.swap }) : planSingle(common);
     const dir = path.resolve(opts.jobsDir ?? defaultJobsDir());
+    const backend = jobBackend(opts.judge, opts);
     const { runner, done } = await openRunner(opts, `judge ${mode}`);
     let report: PairwiseReport | SingleReport;
     try {
-      const job = judgeJob(dir, jobBackend(opts.judge, opts, runner.judge), plan, items, { shardSize: opts.shardSize, dataset: [opts.questions, ...opts.answers].join(' ') });
+      const job = judgeJob(dir, { id: runner.judge.id, ...backend }, plan, items, { shardSize: opts.shardSize, dataset: [opts.questions, ...opts.answers].join(' ') });
       // In this process the runner's request count is the progress; on a queue, the shards done.
       report = await runAndMerge(opts, dir, job, judgeAnalysis, judgeJobContext(dir, job, runner), { store: runner.store, runId: opts.runId, human: pairwise ? human : humanScores }, Boolean(opts.queue));
     } finally {
