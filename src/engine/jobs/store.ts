@@ -1,8 +1,7 @@
 /**
  * Dataset-scale jobs on disk. A job is a named analysis over a dataset, split into shards by
- * example range; each shard is a pure function of (model + weights hash, or a black-box backend;
- * settings, range, seed)
- * and is written once, atomically, to `<dir>/<jobId>/shard-<i>.<ext>`, with a completion record
+ * example range; each shard is a pure function of (model + weights hash, or a black-box backend's
+ * id; settings, range, seed) and is written once, atomically, to `<dir>/<jobId>/shard-<i>.<ext>`, with a completion record
  * holding its content hash. The directory is the source of truth for what is done, so any number
  * of processes (in-process, or queue workers on machines sharing the directory) can run shards,
  * and re-running a job skips every shard whose file still matches its recorded hash.
