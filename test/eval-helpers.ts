@@ -12,12 +12,15 @@ export interface ScriptedServer {
   baseURL: string;
   /** Requests received, by prompt text. */
   prompts: string[];
+  /** Each request's Authorization header (in the order of `prompts`). */
+  authorizations: (string | undefined)[];
   close(): Promise<void>;
 }
 
 /** Serves /v1/models, /v1/chat/completions and /v1/completions, answering with `script(prompt, request)`. */
 export async function scriptedServer(script: (prompt: string, body: Record<string, unknown>, n: number) => ScriptReply, model = 'scripted-judge'): Promise<ScriptedServer> {
   const prompts: string[] = [];
+  const authorizations: (string | undefined)[] = [];
   const sockets = new Set<import('node:net').Socket>();
   const server = http.createServer((req, res) => {
     let data = '';
@@ -32,6 +35,7 @@ export async function scriptedServer(script: (prompt: string, body: Record<strin
       const chat = req.url === '/v1/chat/completions';
       const prompt = chat ? String((body.messages as { content: string }[]).at(-1)!.content) : String(body.prompt);
       prompts.push(prompt);
+      authorizations.push(req.headers.authorization);
       let reply: ScriptReply;
       try {
         reply = script(prompt, body, prompts.length);
@@ -58,6 +62,7 @@ export async function scriptedServer(script: (prompt: string, body: Record<strin
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
     prompts,
+    authorizations,
     close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
   };
 }

@@ -27,8 +27,11 @@ export interface Analysis<Context = unknown, Target = unknown, Result = unknown>
   open(dir: string, job: JobSpec, opts: OpenOptions): Promise<Context>;
   /** Computes shard `shard` and writes it to `file` (a temporary path that is then renamed into place). */
   runShard(context: Context, job: JobSpec, shard: number, file: string): Promise<void>;
-  /** Combines the finished shards' files, in shard order, into the result at `target`. */
-  merge(context: Context, job: JobSpec, files: string[], target: Target): Promise<Result>;
+  /**
+   * Combines the finished shards' files, in shard order, into the result at `target`. `run` says
+   * which shards this run computed and which it found finished (for what the run itself cost).
+   */
+  merge(context: Context, job: JobSpec, files: string[], target: Target, run?: RunSummary): Promise<Result>;
 }
 
 /** Options for {@link runJobLocally}. */

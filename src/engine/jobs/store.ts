@@ -1,7 +1,7 @@
 /**
  * Dataset-scale jobs on disk. A job is a named analysis over a dataset, split into shards by
- * example range; each shard is a pure function of (model + weights hash, settings, range, seed)
- * and is written once, atomically, to `<dir>/<jobId>/shard-<i>.<ext>`, with a completion record
+ * example range; each shard is a pure function of (model + weights hash, or a black-box backend's
+ * id; settings, range, seed) and is written once, atomically, to `<dir>/<jobId>/shard-<i>.<ext>`, with a completion record
  * holding its content hash. The directory is the source of truth for what is done, so any number
  * of processes (in-process, or queue workers on machines sharing the directory) can run shards,
  * and re-running a job skips every shard whose file still matches its recorded hash.
@@ -20,8 +20,10 @@ export interface JobSpec {
   id: string;
   /** The analysis that runs each shard (e.g. 'activations'). */
   analysis: string;
-  /** The model: its source as the user gave it, where workers load it from, and the sha256 of its config and weights. */
-  model: { source: string; load: string; weightsSha256: string };
+  /** A weight-based analysis's model: its source as the user gave it, where workers load it from, and the sha256 of its config and weights. */
+  model?: { source: string; load: string; weightsSha256: string };
+  /** A black-box analysis's backend (exactly one of `model` and `backend` is set). */
+  backend?: JobBackend;
   /** The analysis's settings (JSON). */
   settings: Record<string, unknown>;
   /** The seed the dataset and any sampling were drawn with. */
@@ -32,6 +34,32 @@ export interface JobSpec {
   shards: [number, number][];
   /** The shard files' extension ('safetensors' for tensors, 'json' for small results). */
   ext: 'safetensors' | 'json';
+}
+
+/**
+ * The backend a black-box job (a judge run) asks: its id, which names what answers (the job's
+ * identity), and how workers open it. `options` holds only settings that are safe to write down
+ * (an API key is named by the environment variable holding it, never stored), and like `load`
+ * is not part of the identity: a changed timeout or address of the same backend is the same work.
+ */
+export interface JobBackend {
+  /** The backend's id as results name it, e.g. `http:gpt-4o-mini@https://api.openai.com/v1`. */
+  id: string;
+  /** The spec workers open: `http(s)://…/v1`, `gguf:<absolute file>` or `lantern:<absolute folder or Hub id>`. */
+  load: string;
+  /** How to open it (remote model name, API, retries, timeout, API-key variable name, prices, requests in flight). */
+  options: Record<string, unknown>;
+}
+
+/** What a job runs on, in words: its model's source or its backend's id. */
+export function jobSubject(job: JobSpec): string {
+  return job.model?.source ?? job.backend?.id ?? '-';
+}
+
+/** The model of a weight-based job; a job that has none (a black-box job) is a LanternError. */
+export function jobModel(job: JobSpec): NonNullable<JobSpec['model']> {
+  if (!job.model) throw new LanternError(`job ${job.id} (${job.analysis}) runs on a backend, not a model`);
+  return job.model;
 }
 
 /** A finished shard's record, `<dir>/<jobId>/shard-<i>.done.json`. */
@@ -109,10 +137,12 @@ export function createJob(dir: string, spec: Omit<JobSpec, 'format' | 'id' | 'da
   const lines = data.map((d) => JSON.stringify(d) + '\n').join('');
   const sha256 = crypto.createHash('sha256').update(lines).digest('hex');
   const last = spec.shards[spec.shards.length - 1];
+  if (Boolean(spec.model) === Boolean(spec.backend)) throw new LanternError(`a ${spec.analysis} job needs a model or a backend, and not both`);
   if (spec.shards[0]?.[0] !== 0 || last[1] !== data.length) throw new LanternError(`the shards cover examples ${spec.shards[0]?.[0]}..${last[1]}, not the dataset's ${data.length}`);
-  const body = { format: 'lantern-job' as const, analysis: spec.analysis, model: spec.model, settings: spec.settings, seed: spec.seed, dataset: { name: spec.dataset.name, sha256, examples: data.length }, shards: spec.shards, ext: spec.ext };
-  // The load path is where this machine finds the model, not part of what is computed.
-  const identity = { ...body, model: { source: body.model.source, weightsSha256: body.model.weightsSha256 } };
+  const body = { format: 'lantern-job' as const, analysis: spec.analysis, model: spec.model, backend: spec.backend, settings: spec.settings, seed: spec.seed, dataset: { name: spec.dataset.name, sha256, examples: data.length }, shards: spec.shards, ext: spec.ext };
+  // Where this machine finds the model or backend, and how it talks to it, is not part of what is
+  // computed. (An absent model or backend is left out of the JSON, so model jobs keep their ids.)
+  const identity = { ...body, model: body.model && { source: body.model.source, weightsSha256: body.model.weightsSha256 }, backend: body.backend && { id: body.backend.id } };
   const id = `${spec.analysis}-${crypto.createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 16)}`;
   const job: JobSpec = { id, ...body };
   try {

@@ -4,10 +4,12 @@
  * writing the report.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { openBackend } from '../../backends/index.js';
 import { LanternBackend } from '../../backends/lantern.js';
 import type { LanguageModelBackend } from '../../backends/types.js';
+import type { JobBackend } from '../../engine/jobs/store.js';
 import { LanternError } from '../../errors.js';
 import { assertFinite } from '../../finite.js';
 import { EvalStore } from '../../methods/evaluation/store.js';
@@ -50,6 +52,33 @@ export async function openSpec(spec: string, opts: Record<string, any>): Promise
     return new LanternBackend(await loadModel(source, { progress: process.stderr.isTTY }));
   }
   return openBackend(spec, { ...httpBackendOptions(opts), prices: prices(opts.prices) });
+}
+
+/**
+ * How a job's workers open the judge `spec`: the spec with local files made absolute and the
+ * bundled model named, and the command's HTTP settings. The API key stays in the environment
+ * variable --api-key-env names (each worker reads its own); a URL with credentials in it is refused
+ * rather than written to job.json. Checked before the judge is opened.
+ */
+export function jobBackend(spec: string, opts: Record<string, any>): Omit<JobBackend, 'id'> {
+  let load = spec;
+  if (/^https?:\/\//i.test(spec)) {
+    let url: URL;
+    try {
+      url = new URL(spec);
+    } catch {
+      throw new LanternError(`--judge: not a URL: '${spec}' (give e.g. http://127.0.0.1:8000/v1)`);
+    }
+    if (url.username || url.password) throw new LanternError(`--judge ${url.protocol}//…@${url.host}: a job does not keep credentials; give the key in an environment variable (--api-key-env) instead of the URL`);
+  } else if (spec === 'lantern') {
+    load = `lantern:${defaultModel()}`;
+  } else {
+    const [scheme, file] = spec.startsWith('gguf:') ? ['gguf:', spec.slice(5)] : ['lantern:', spec.replace(/^lantern:/, '')];
+    load = `${scheme}${fs.existsSync(file) ? path.resolve(file) : file}`;
+  }
+  const { model, api, retries, timeoutMs, apiKeyEnv } = httpBackendOptions(opts);
+  const open = Object.fromEntries(Object.entries({ model, api, retries, timeoutMs, apiKeyEnv, prices: prices(opts.prices) }).filter(([, v]) => v !== undefined));
+  return { load, options: { open, ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}) } };
 }
 
 /** Progress on stderr: one rewritten line on a terminal, else a line per tenth. */

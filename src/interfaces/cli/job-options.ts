@@ -9,11 +9,14 @@ import { activationsAnalysis } from '../../methods/representations/activations-j
 import { attributionAnalysis } from '../../methods/attribution/dataset.js';
 import { neuronsAnalysis } from '../../methods/neurons/job.js';
 import { saeHarvestAnalysis } from '../../methods/sae/harvest-job.js';
+import { judgeAnalysis } from '../../methods/evaluation/judge-job.js';
 import { positiveInt } from './forward.js';
 import { progressBar } from './progress-bar.js';
 
 /** Every analysis a worker can run, by the name jobs carry. */
-export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis, [attributionAnalysis.name]: attributionAnalysis, [neuronsAnalysis.name]: neuronsAnalysis, [saeHarvestAnalysis.name]: saeHarvestAnalysis };
+export const ANALYSES: Record<string, Analysis<any, any, any>> = Object.fromEntries(
+  [activationsAnalysis, attributionAnalysis, neuronsAnalysis, saeHarvestAnalysis, judgeAnalysis].map((a) => [a.name, a]),
+);
 
 /** Where jobs live unless --jobs-dir says otherwise. */
 export const defaultJobsDir = () => path.join(lanternHome(), 'jobs');
@@ -39,10 +42,11 @@ export function jobOptions(cmd: Command, opts: { concurrency?: boolean; shardSiz
 /**
  * Runs every unfinished shard of `job` (in this process, or on the queue given by --queue, showing
  * progress over all workers), then merges the shards into `target`. Prints one line saying what
- * was computed and what was reused.
+ * was computed and what was reused. `shardBar` false leaves the shard bar out, for a command that
+ * shows finer progress of its own.
  */
-export async function runAndMerge<C, T, R>(opts: Record<string, any>, dir: string, job: JobSpec, analysis: Analysis<C, T, R>, context: C, target: T): Promise<R> {
-  const bar = progressBar(job.id, 'shards');
+export async function runAndMerge<C, T, R>(opts: Record<string, any>, dir: string, job: JobSpec, analysis: Analysis<C, T, R>, context: C, target: T, shardBar = true): Promise<R> {
+  const bar = shardBar ? progressBar(job.id, 'shards') : { update: undefined, stop: () => {} };
   let summary: RunSummary;
   try {
     if (opts.queue) {
@@ -54,7 +58,7 @@ export async function runAndMerge<C, T, R>(opts: Record<string, any>, dir: strin
   } finally {
     bar.stop();
   }
-  const result = await analysis.merge(context, job, shardFiles(dir, job), target);
+  const result = await analysis.merge(context, job, shardFiles(dir, job), target, summary);
   // A bare --json prints the result on stdout, which must stay JSON.
   (opts.json === true ? console.error : console.log)(`job ${job.id}: ${summary.computed.length} shard${summary.computed.length === 1 ? '' : 's'} computed, ${summary.skipped.length} already done (${path.join(dir, job.id)})`);
   return result;

@@ -1,7 +1,7 @@
 /** `lantern jobs list|show|cancel`: the jobs in a jobs folder and where each stands. */
 import path from 'node:path';
 import { Command } from 'commander';
-import { cancelJob, describeFailure, jobIds, jobStatus, removeJob } from '../../engine/jobs/store.js';
+import { cancelJob, describeFailure, jobIds, jobStatus, jobSubject, removeJob } from '../../engine/jobs/store.js';
 import { defaultJobsDir, jobsDirOption } from './job-options.js';
 
 const dirOf = (opts: Record<string, any>) => path.resolve(opts.jobsDir ?? defaultJobsDir());
@@ -14,12 +14,12 @@ export function jobsCommand(program: Command): void {
       const dir = dirOf(opts);
       const rows = jobIds(dir).map((id) => jobStatus(dir, id));
       if (opts.json) {
-        console.log(JSON.stringify(rows.map((s) => ({ id: s.job.id, analysis: s.job.analysis, model: s.job.model.source, dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state })), null, 2));
+        console.log(JSON.stringify(rows.map((s) => ({ id: s.job.id, analysis: s.job.analysis, model: jobSubject(s.job), dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state })), null, 2));
         return;
       }
       if (!rows.length) { console.log(`no jobs in ${dir}`); return; }
       console.log(`${'job'.padEnd(32)} ${'state'.padEnd(10)} ${'shards'.padStart(9)}  model / dataset`);
-      for (const s of rows) console.log(`${s.job.id.padEnd(32)} ${s.state.padEnd(10)} ${`${s.done.length}/${s.job.shards.length}`.padStart(9)}  ${s.job.model.source} / ${s.job.dataset.name || '-'} (${s.job.dataset.examples} examples)`);
+      for (const s of rows) console.log(`${s.job.id.padEnd(32)} ${s.state.padEnd(10)} ${`${s.done.length}/${s.job.shards.length}`.padStart(9)}  ${jobSubject(s.job)} / ${s.job.dataset.name || '-'} (${s.job.dataset.examples} examples)`);
     });
   jobsDirOption(jobs.command('show').description('One job: its settings and each shard (done, by which worker, how long; or why it failed).'))
     .argument('<id>', 'the job id (see lantern jobs list)')
@@ -29,7 +29,7 @@ export function jobsCommand(program: Command): void {
       if (opts.json) { console.log(JSON.stringify(s, null, 2)); return; }
       const { job } = s;
       console.log(`job ${job.id}: ${job.analysis}, ${s.state}, ${s.done.length} of ${job.shards.length} shards done`);
-      console.log(`model: ${job.model.source} (weights sha256 ${job.model.weightsSha256.slice(0, 16)}…)`);
+      console.log(job.model ? `model: ${job.model.source} (weights sha256 ${job.model.weightsSha256.slice(0, 16)}…)` : `backend: ${jobSubject(job)}`);
       console.log(`dataset: ${job.dataset.name || '-'}, ${job.dataset.examples} examples; seed ${job.seed}`);
       console.log(`settings: ${JSON.stringify(job.settings)}`);
       const done = new Map(s.done.map((r) => [r.shard, r]));

@@ -3,14 +3,17 @@
  * position swapping, repeated samples, several templates, critique checks and human agreement.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
 import { LanternError } from '../../errors.js';
 import { loadAnswers, loadHumanLabels, loadQuestions } from '../../methods/evaluation/data.js';
-import { judgePairwise, judgeSingle, type HumanScore, type PairwiseReport, type SingleReport } from '../../methods/evaluation/judge.js';
+import { planPairwise, planSingle, type HumanScore, type PairwiseReport, type SingleReport } from '../../methods/evaluation/judge.js';
+import { judgeAnalysis, judgeJob, judgeJobContext } from '../../methods/evaluation/judge-job.js';
 import { readRows } from '../../methods/representations/data.js';
 import { TEMPLATES } from '../../methods/evaluation/templates.js';
 import { positiveInt } from './forward.js';
-import { addRunOptions, backendOption, fmt, openRunner, usageLine, writeReport } from './eval-options.js';
+import { addRunOptions, backendOption, fmt, jobBackend, openRunner, usageLine, writeReport } from './eval-options.js';
+import { defaultJobsDir, jobOptions, runAndMerge } from './job-options.js';
 
 const MODES = ['single', 'pairwise', 'reference'] as const;
 
@@ -43,7 +46,7 @@ function printPairwise(r: PairwiseReport): void {
 export function judgeCommand(program: Command): void {
   const cmd = program
     .command('judge')
-    .description('LLM-as-a-judge: grade answers (single), compare them two by two with positions swapped (pairwise), or grade against references (reference).')
+    .description('LLM-as-a-judge: grade answers (single), compare them two by two with positions swapped (pairwise), or grade against references (reference); runs as a resumable job over the answers or question × pair items (--shard-size items per shard; --queue for lantern worker processes).')
     .argument('<mode>', `one of ${MODES.join(', ')}`)
     .requiredOption('--questions <file>', 'questions (.jsonl/.csv/.parquet; MT-Bench style: question_id, turns, reference)')
     .requiredOption('--answers <files...>', 'answers (question_id, model, turns or choices[0].turns); one file per model works too')
@@ -60,7 +63,8 @@ export function judgeCommand(program: Command): void {
     .option('--no-swap', 'pairwise: do not repeat each comparison with positions swapped')
     .option('--human <file>', 'human labels: pairwise (question_id, model_a, model_b, winner) or single (question_id, model, score)')
     .option('--battles <file>', 'pairwise: also write the final verdicts as arena battles (JSONL)');
-  addRunOptions(cmd).action(async (mode: string, opts: Record<string, any>) => {
+  // --concurrency is already the requests in flight; a job's shards take turns on the judge.
+  jobOptions(addRunOptions(cmd), { concurrency: false }).action(async (mode: string, opts: Record<string, any>) => {
     if (!(MODES as readonly string[]).includes(mode)) throw new LanternError(`unknown judge mode '${mode}'; use ${MODES.join(', ')}`);
     const questions = await loadQuestions(opts.questions);
     const answers = await loadAnswers(opts.answers);
@@ -73,14 +77,20 @@ export function judgeCommand(program: Command): void {
         return { questionId: String(row.question_id), model: String(row.model), score };
       })
       : undefined;
-    const { runner, done } = await openRunner(opts, `judge ${mode}`);
     const common = {
       questions, answers, templates: opts.template, reference: mode === 'reference', samples: opts.samples, temperature: opts.temperature,
-      maxTokens: opts.maxTokens, seed: opts.seed, runId: opts.runId,
+      maxTokens: opts.maxTokens, seed: opts.seed,
     };
+    // Checked before the judge is opened (a lantern judge loads a model).
+    const { plan, items } = pairwise ? planPairwise({ ...common, swap: opts.swap }) : planSingle(common);
+    const dir = path.resolve(opts.jobsDir ?? defaultJobsDir());
+    const backend = jobBackend(opts.judge, opts);
+    const { runner, done } = await openRunner(opts, `judge ${mode}`);
     let report: PairwiseReport | SingleReport;
     try {
-      report = pairwise ? await judgePairwise(runner, { ...common, swap: opts.swap, human }) : await judgeSingle(runner, { ...common, human: humanScores });
+      const job = judgeJob(dir, { id: runner.judge.id, ...backend }, plan, items, { shardSize: opts.shardSize, dataset: [opts.questions, ...opts.answers].join(' ') });
+      // In this process the runner's request count is the progress; on a queue, the shards done.
+      report = await runAndMerge(opts, dir, job, judgeAnalysis, judgeJobContext(dir, job, runner), { store: runner.store, runId: opts.runId, human: pairwise ? human : humanScores }, Boolean(opts.queue));
     } finally {
       await done();
     }

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { LanternError } from '../../errors.js';
-import { cancelJob, jobDir, jobIds, jobStatus } from '../../engine/jobs/store.js';
+import { cancelJob, jobDir, jobIds, jobStatus, jobSubject } from '../../engine/jobs/store.js';
 
 /** When job `id` was first submitted: its folder's creation (job.json is rewritten on every submission). */
 function createdAt(dir: string, id: string): string {
@@ -38,7 +38,7 @@ export const datasetJobsRoutes: FastifyPluginAsync<{ dir: string }> = async (app
     jobs: jobIds(dir).map((id) => {
       const s = jobStatus(dir, id);
       return {
-        id, analysis: s.job.analysis, model: s.job.model.source, dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state,
+        id, analysis: s.job.analysis, model: jobSubject(s.job), dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state,
         createdAt: createdAt(dir, id), failures: s.failed.map(({ shard, range, message }) => ({ shard, range, message })),
       };
     }),

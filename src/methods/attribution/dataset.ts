@@ -12,7 +12,7 @@ import path from 'node:path';
 import { LanternError, nearest } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { readRows } from '../representations/data.js';
-import { createJob, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
+import { createJob, jobModel, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
 import type { Analysis } from '../../engine/jobs/run.js';
 import { openJobModel } from '../representations/activations-job.js';
 import { attribute, checkMethod, AttributionSettings } from './index.js';
@@ -218,7 +218,7 @@ export const attributionAnalysis: Analysis<AttributionJobContext, { out?: string
 
   async merge({ model }, job, files, target) {
     const results = files.flatMap((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as ExampleAttribution[]);
-    const r = datasetAttribution(await modelInfo(model, job.model.source), { ...jobOptions(job), seed: job.seed }, results);
+    const r = datasetAttribution(await modelInfo(model, jobModel(job).source), { ...jobOptions(job), seed: job.seed }, results);
     if (target.out) saveDatasetAttribution(target.out, r);
     return r;
   },

@@ -5,13 +5,18 @@
  *
  * @module
  */
-export { judgeSingle, judgePairwise } from './judge.js';
+export {
+  judgeSingle, judgePairwise, planSingle, planPairwise, judgeSingleItems, judgePairItems, finishSingle, finishPairwise, asksPerItem,
+} from './judge.js';
 export type {
   EvalQuestion, ModelAnswer, JudgeOptions, ScoreJudgment, HumanScore, SingleReport, PairJudgment, PairOutcome, Battle, HumanPairLabel, PairwiseReport,
+  JudgePlan, SinglePlan, PairwisePlan, SingleItem, PairItem, JudgedRecord, FinishOptions,
 } from './judge.js';
+export { judgeAnalysis, judgeJob, judgeJobContext } from './judge-job.js';
+export type { JudgeJobContext, JudgeMergeTarget } from './judge-job.js';
 export { TEMPLATES, resolveTemplate, checkTemplate, renderTemplate, transcript, parseScore, parsePair, critiqueAgrees } from './templates.js';
 export type { JudgeTemplate, TemplateKind, ScoreVerdict, PairVerdict, Parsed } from './templates.js';
-export { JudgeRunner } from './runner.js';
+export { JudgeRunner, addUsage, NO_USAGE } from './runner.js';
 export type { RunnerOptions, JudgeReply, JudgeSampling, RunUsage } from './runner.js';
 export { EvalStore, requestKey } from './store.js';
 export type { StoredVerdict, StoredRun } from './store.js';

@@ -18,6 +18,7 @@
 import type { LanguageModelBackend } from '../../backends/types.js';
 import { LanternError } from '../../errors.js';
 import { JudgeRunner, type RunnerOptions, type RunUsage } from './runner.js';
+import type { EvalStore, StoredVerdict } from './store.js';
 import { agreement, mean, pearsonOrNull, spearman, std, wordCount } from './stats.js';
 import {
   critiqueAgrees, parsePair, parseScore, renderTemplate, resolveTemplate, transcript, type JudgeTemplate, type PairVerdict, type ScoreVerdict,
@@ -144,23 +145,91 @@ function runnerFor(judge: LanguageModelBackend | JudgeRunner, opts: RunnerOption
   return judge instanceof JudgeRunner ? judge : new JudgeRunner(judge, opts);
 }
 
-/** Grades every answer with a score and a rationale (single-answer grading, optionally reference-guided). */
-export async function judgeSingle(judge: LanguageModelBackend | JudgeRunner, opts: JudgeOptions & { human?: HumanScore[] }): Promise<SingleReport> {
-  const byId = checkQuestions(opts.questions, opts.answers, Boolean(opts.reference));
-  const templates = templatesFor(opts, 'single');
+/**
+ * What every judgment of a run shares, resolved from {@link JudgeOptions} (templates read,
+ * defaults filled in): with its items, all a shard of a judge job needs, so it is saved in the job.
+ */
+export interface JudgePlan {
+  templates: JudgeTemplate[];
+  samples: number;
+  temperature: number;
+  maxTokens: number;
+  seed: number;
+  reference: boolean;
+}
+
+/** Single grading's plan. */
+export interface SinglePlan extends JudgePlan {
+  kind: 'single';
+  /** Critique mode: how far a score may lie from its criteria's mean. */
+  critiqueTolerance: number;
+}
+
+/** Pairwise comparison's plan. */
+export interface PairwisePlan extends JudgePlan {
+  kind: 'pairwise';
+  /** Judge each comparison in both orders. */
+  swap: boolean;
+  /** The models the tally lists, in order (every model with answers). */
+  models: string[];
+}
+
+/** One unit of single grading: an answer with its question (judged under every template and sample). */
+export interface SingleItem {
+  question: EvalQuestion;
+  answer: ModelAnswer;
+}
+
+/** One unit of pairwise comparison: a question and the answers of the pair (x, y), judged under every template, sample and order. */
+export interface PairItem {
+  question: EvalQuestion;
+  x: ModelAnswer;
+  y: ModelAnswer;
+}
+
+/** A judgment and the row the evaluation store keeps for it (written when the run is finished). */
+export interface JudgedRecord<J> {
+  judgment: J;
+  verdict: Omit<StoredVerdict, 'runId'>;
+}
+
+/** What finishing a run needs besides the judgments. */
+export interface FinishOptions<H> {
+  /** The stored run's id (default: a new one). */
+  runId?: string;
+  human?: H[];
+  usage: RunUsage;
+}
+
+/** Judge requests one item takes: every template and sample, and with swapping both orders. */
+export function asksPerItem(plan: SinglePlan | PairwisePlan): number {
+  return plan.templates.length * plan.samples * (plan.kind === 'pairwise' && plan.swap ? 2 : 1);
+}
+
+function basePlan(opts: JudgeOptions, kind: 'single' | 'pairwise'): JudgePlan {
+  const templates = templatesFor(opts, kind);
   if (templates.some((t) => t.reference)) for (const q of opts.questions) if (!q.reference?.length) throw new LanternError(`question '${q.id}' has no reference answer, which template '${templates.find((t) => t.reference)!.name}' needs`);
-  const s = sampling(opts);
-  const runner = runnerFor(judge, opts);
-  const settings = { templates: templates.map((t) => t.name), samples: s.samples, temperature: s.temperature, maxTokens: s.maxTokens, seed: s.seed, reference: Boolean(opts.reference) };
-  const runId = runner.store.startRun('judge-single', runner.judge.id, settings, opts.runId);
-  const tasks = opts.answers.flatMap((a) => templates.flatMap((t) => Array.from({ length: s.samples }, (_, k) => ({ a, t, k }))));
-  runner.expect(tasks.length);
-  const judgments = await Promise.all(tasks.map(async ({ a, t, k }): Promise<ScoreJudgment> => {
-    const q = byId.get(a.questionId)!;
+  return { templates, ...sampling(opts), reference: Boolean(opts.reference) };
+}
+
+/** Checks the questions, answers and settings of single grading, and splits the work into items (one per answer, in order). */
+export function planSingle(opts: JudgeOptions): { plan: SinglePlan; items: SingleItem[] } {
+  const byId = checkQuestions(opts.questions, opts.answers, Boolean(opts.reference));
+  const plan: SinglePlan = { kind: 'single', ...basePlan(opts, 'single'), critiqueTolerance: opts.critiqueTolerance ?? 2 };
+  return { plan, items: opts.answers.map((answer) => ({ question: byId.get(answer.questionId)!, answer })) };
+}
+
+/** The settings a single-grading report and its stored run carry. */
+const singleSettings = (p: SinglePlan) => ({ templates: p.templates.map((t) => t.name), samples: p.samples, temperature: p.temperature, maxTokens: p.maxTokens, seed: p.seed, reference: p.reference });
+
+/** Grades `items` (every template and sample of each, in order); a failed or unreadable judgment is a record with an error. */
+export async function judgeSingleItems(runner: JudgeRunner, plan: SinglePlan, items: SingleItem[]): Promise<JudgedRecord<ScoreJudgment>[]> {
+  const tasks = items.flatMap(({ question: q, answer: a }) => plan.templates.flatMap((t) => Array.from({ length: plan.samples }, (_, k) => ({ q, a, t, k }))));
+  return Promise.all(tasks.map(async ({ q, a, t, k }): Promise<JudgedRecord<ScoreJudgment>> => {
     const { question, answer } = transcript(q.turns, a.turns);
     const reference = q.reference ? q.reference.join('\n\n') : undefined;
     const prompt = renderTemplate(t, { question, answer, reference });
-    const reply = await runner.ask(prompt, { maxTokens: s.maxTokens, temperature: s.temperature, seed: s.seed + k });
+    const reply = await runner.ask(prompt, { maxTokens: plan.maxTokens, temperature: plan.temperature, seed: plan.seed + k });
     const base = { question: q.id, model: a.model, template: t.name, sample: k, length: wordCount(a.turns[a.turns.length - 1]) };
     let j: ScoreJudgment;
     if (!reply.ok) {
@@ -171,21 +240,35 @@ export async function judgeSingle(judge: LanguageModelBackend | JudgeRunner, opt
       else {
         j = { ...base, score: p.value.score, rationale: p.value.rationale, error: null };
         if (t.critique) {
-          const c = critiqueAgrees(p.value, opts.critiqueTolerance ?? 2);
+          const c = critiqueAgrees(p.value, plan.critiqueTolerance);
           j.critique = { criteria: p.value.criteria!, expected: c.expected as number, agrees: c.agrees };
         }
       }
     }
-    runner.store.saveVerdict({
-      runId, item: `${q.id}:${a.model}`, variant: `${t.name}/s${k}`, prompt, raw: reply.ok ? reply.text : null,
-      parsed: j.score === null ? null : { score: j.score, critique: j.critique }, rationale: j.rationale, error: j.error,
-      meta: { kind: 'single', question: q.id, model: a.model, template: t.name, sample: k, answer: answer, critiqueDisagrees: j.critique ? !j.critique.agrees : false },
-    });
-    return j;
+    return {
+      judgment: j,
+      verdict: {
+        item: `${q.id}:${a.model}`, variant: `${t.name}/s${k}`, prompt, raw: reply.ok ? reply.text : null,
+        parsed: j.score === null ? null : { score: j.score, critique: j.critique }, rationale: j.rationale, error: j.error,
+        meta: { kind: 'single', question: q.id, model: a.model, template: t.name, sample: k, answer: answer, critiqueDisagrees: j.critique ? !j.critique.agrees : false },
+      },
+    };
   }));
+}
 
+/**
+ * The run-level statistics of single grading from every judgment of `items` (in item order):
+ * means per model, flip noise, template sensitivity, length bias, critique checks and human
+ * agreement. Stores the run, its verdicts and its summary in `store`.
+ */
+export function finishSingle(store: EvalStore, judge: string, plan: SinglePlan, items: SingleItem[], records: JudgedRecord<ScoreJudgment>[], o: FinishOptions<HumanScore>): SingleReport {
+  const { templates } = plan;
+  const settings = singleSettings(plan);
+  const runId = store.startRun('judge-single', judge, settings, o.runId);
+  for (const r of records) store.saveVerdict({ runId, ...r.verdict });
+  const judgments = records.map((r) => r.judgment);
   const ok = judgments.filter((j) => j.score !== null);
-  const modelNames = [...new Set(opts.answers.map((a) => a.model))];
+  const modelNames = [...new Set(items.map((i) => i.answer.model))];
   const models = modelNames.map((m) => {
     const mine = judgments.filter((j) => j.model === m);
     const scores = mine.filter((j) => j.score !== null).map((j) => j.score!);
@@ -197,7 +280,7 @@ export async function judgeSingle(judge: LanguageModelBackend | JudgeRunner, opt
     return [...g.values()];
   };
   let flipNoise: SingleReport['flipNoise'] = null;
-  if (s.samples > 1) {
+  if (plan.samples > 1) {
     const groups = group((j) => `${j.question}\n${j.model}\n${j.template}`).filter((g) => g.length > 1);
     if (groups.length) flipNoise = { items: groups.length, fractionChanged: mean(groups.map((g) => (new Set(g.map((j) => j.score)).size > 1 ? 1 : 0))), meanStd: mean(groups.map((g) => std(g.map((j) => j.score!)))) };
   }
@@ -214,9 +297,9 @@ export async function judgeSingle(judge: LanguageModelBackend | JudgeRunner, opt
     };
   }
   let human: SingleReport['human'] = null;
-  if (opts.human?.length) {
+  if (o.human?.length) {
     const pairs: [number, number][] = [];
-    for (const h of opts.human) {
+    for (const h of o.human) {
       const j = ok.find((x) => x.question === h.questionId && x.model === h.model && x.template === templates[0].name && x.sample === 0);
       if (j) pairs.push([j.score!, h.score]);
     }
@@ -224,14 +307,23 @@ export async function judgeSingle(judge: LanguageModelBackend | JudgeRunner, opt
     human = { ...a, spearman: spearman(pairs.map((p) => p[0]), pairs.map((p) => p[1])) };
   }
   const report: SingleReport = {
-    method: 'judge-single', judge: runner.judge.id, runId, settings, judgments, models, errors: judgments.length - ok.length, flipNoise, templateSensitivity,
+    method: 'judge-single', judge, runId, settings, judgments, models, errors: judgments.length - ok.length, flipNoise, templateSensitivity,
     lengthBias: { n: ok.length, correlation: pearsonOrNull(ok.map((j) => j.length), ok.map((j) => j.score!)) },
     critique: templates.some((t) => t.critique) ? { checked: ok.filter((j) => j.critique).length, disagreements: ok.filter((j) => j.critique && !j.critique.agrees) } : null,
-    human, usage: runner.usage(),
+    human, usage: o.usage,
   };
   const { judgments: _j, ...summary } = report;
-  runner.store.finishRun(runId, summary, report.usage);
+  store.finishRun(runId, summary, report.usage);
   return report;
+}
+
+/** Grades every answer with a score and a rationale (single-answer grading, optionally reference-guided). */
+export async function judgeSingle(judge: LanguageModelBackend | JudgeRunner, opts: JudgeOptions & { human?: HumanScore[] }): Promise<SingleReport> {
+  const { plan, items } = planSingle(opts);
+  const runner = runnerFor(judge, opts);
+  runner.expect(items.length * asksPerItem(plan));
+  const records = await judgeSingleItems(runner, plan, items);
+  return finishSingle(runner.store, runner.judge.id, plan, items, records, { runId: opts.runId, human: opts.human, usage: runner.usage() });
 }
 
 /** One pairwise judgment: which model the judge preferred with one of the two orders. */
@@ -312,17 +404,10 @@ export interface PairwiseReport {
   usage: RunUsage;
 }
 
-/** Compares answers two by two, each comparison in both orders unless `swap` is false. */
-export async function judgePairwise(
-  judge: LanguageModelBackend | JudgeRunner,
-  opts: JudgeOptions & { pairs?: [string, string][]; swap?: boolean; human?: HumanPairLabel[] },
-): Promise<PairwiseReport> {
+/** Checks the questions, answers, pairs and settings of pairwise comparison, and splits the work into items (question × pair, in order). */
+export function planPairwise(opts: JudgeOptions & { pairs?: [string, string][]; swap?: boolean }): { plan: PairwisePlan; items: PairItem[] } {
   const byId = checkQuestions(opts.questions, opts.answers, Boolean(opts.reference));
-  const templates = templatesFor(opts, 'pairwise');
-  if (templates.some((t) => t.reference)) for (const q of opts.questions) if (!q.reference?.length) throw new LanternError(`question '${q.id}' has no reference answer, which template '${templates.find((t) => t.reference)!.name}' needs`);
-  const s = sampling(opts);
-  const swap = opts.swap ?? true;
-  const runner = runnerFor(judge, opts);
+  const base = basePlan(opts, 'pairwise');
   const answerOf = new Map(opts.answers.map((a) => [`${a.questionId}\n${a.model}`, a]));
   const models = [...new Set(opts.answers.map((a) => a.model))];
   for (const [x, y] of opts.pairs ?? []) {
@@ -331,27 +416,33 @@ export async function judgePairwise(
   }
   const pairs = opts.pairs ?? models.flatMap((x, i) => models.slice(i + 1).map((y) => [x, y] as [string, string]));
   if (!pairs.length) throw new LanternError(`pairwise judging needs answers from at least two models, got ${models.length}`);
-  const settings = { templates: templates.map((t) => t.name), samples: s.samples, temperature: s.temperature, maxTokens: s.maxTokens, seed: s.seed, swap, reference: Boolean(opts.reference) };
-  const runId = runner.store.startRun('judge-pairwise', runner.judge.id, settings, opts.runId);
-  type Task = { q: EvalQuestion; x: string; y: string; t: JudgeTemplate; k: number; order: 'xy' | 'yx' };
-  const tasks: Task[] = [];
+  const items: PairItem[] = [];
   for (const q of opts.questions) {
     for (const [x, y] of pairs) {
-      if (!answerOf.has(`${q.id}\n${x}`) || !answerOf.has(`${q.id}\n${y}`)) continue;
-      for (const t of templates) for (let k = 0; k < s.samples; k++) for (const order of swap ? (['xy', 'yx'] as const) : (['xy'] as const)) tasks.push({ q, x, y, t, k, order });
+      const ax = answerOf.get(`${q.id}\n${x}`);
+      const ay = answerOf.get(`${q.id}\n${y}`);
+      if (ax && ay) items.push({ question: byId.get(q.id)!, x: ax, y: ay });
     }
   }
-  if (!tasks.length) throw new LanternError('no question has answers from both models of any pair');
-  runner.expect(tasks.length);
-  const lengths = new Map<string, number>();
-  const judgments = await Promise.all(tasks.map(async ({ q, x, y, t, k, order }): Promise<PairJudgment> => {
-    const [first, second] = order === 'xy' ? [x, y] : [y, x];
-    const a = transcript(q.turns, answerOf.get(`${q.id}\n${first}`)!.turns);
-    const b = transcript(q.turns, answerOf.get(`${q.id}\n${second}`)!.turns);
-    lengths.set(`${q.id}\n${first}`, wordCount(answerOf.get(`${q.id}\n${first}`)!.turns.at(-1)!));
-    lengths.set(`${q.id}\n${second}`, wordCount(answerOf.get(`${q.id}\n${second}`)!.turns.at(-1)!));
+  if (!items.length) throw new LanternError('no question has answers from both models of any pair');
+  return { plan: { kind: 'pairwise', ...base, swap: opts.swap ?? true, models }, items };
+}
+
+/** The settings a pairwise report and its stored run carry. */
+const pairwiseSettings = (p: PairwisePlan) => ({ templates: p.templates.map((t) => t.name), samples: p.samples, temperature: p.temperature, maxTokens: p.maxTokens, seed: p.seed, swap: p.swap, reference: p.reference });
+
+/** Compares the pairs of `items` (every template, sample and order of each, in order); a failed or unreadable judgment is a record with an error. */
+export async function judgePairItems(runner: JudgeRunner, plan: PairwisePlan, items: PairItem[]): Promise<JudgedRecord<PairJudgment>[]> {
+  const tasks = items.flatMap((item) => plan.templates.flatMap((t) => Array.from({ length: plan.samples }, (_, k) => (plan.swap ? (['xy', 'yx'] as const) : (['xy'] as const)).map((order) => ({ item, t, k, order }))).flat()));
+  return Promise.all(tasks.map(async ({ item, t, k, order }): Promise<JudgedRecord<PairJudgment>> => {
+    const q = item.question;
+    const x = item.x.model;
+    const y = item.y.model;
+    const [first, second] = order === 'xy' ? [item.x, item.y] : [item.y, item.x];
+    const a = transcript(q.turns, first.turns);
+    const b = transcript(q.turns, second.turns);
     const prompt = renderTemplate(t, { question: a.question, answer_a: a.answer, answer_b: b.answer, reference: q.reference?.join('\n\n') });
-    const reply = await runner.ask(prompt, { maxTokens: s.maxTokens, temperature: s.temperature, seed: s.seed + k });
+    const reply = await runner.ask(prompt, { maxTokens: plan.maxTokens, temperature: plan.temperature, seed: plan.seed + k });
     const base = { question: q.id, x, y, order, template: t.name, sample: k };
     let j: PairJudgment;
     if (!reply.ok) j = { ...base, position: null, winner: null, rationale: null, error: reply.error };
@@ -360,21 +451,38 @@ export async function judgePairwise(
       if (!p.ok) j = { ...base, position: null, winner: null, rationale: null, error: `unreadable verdict: ${p.error}` };
       else {
         const pos = p.value.winner;
-        j = { ...base, position: pos, winner: pos === 'tie' ? 'tie' : pos === 'A' ? first : second, rationale: p.value.rationale, error: null };
+        j = { ...base, position: pos, winner: pos === 'tie' ? 'tie' : pos === 'A' ? first.model : second.model, rationale: p.value.rationale, error: null };
         if (t.critique) {
           const c = critiqueAgrees(p.value as PairVerdict);
           j.critique = { criteria: p.value.criteria!, expected: c.expected as 'A' | 'B' | 'tie', agrees: c.agrees };
         }
       }
     }
-    runner.store.saveVerdict({
-      runId, item: `${q.id}:${x}|${y}`, variant: `${t.name}/${order}/s${k}`, prompt, raw: reply.ok ? reply.text : null,
-      parsed: j.position === null ? null : { position: j.position, winner: j.winner, critique: j.critique }, rationale: j.rationale, error: j.error,
-      meta: { kind: 'pairwise', question: q.id, x, y, order, template: t.name, sample: k, modelA: first, modelB: second, answerA: a.answer, answerB: b.answer, critiqueDisagrees: j.critique ? !j.critique.agrees : false },
-    });
-    return j;
+    return {
+      judgment: j,
+      verdict: {
+        item: `${q.id}:${x}|${y}`, variant: `${t.name}/${order}/s${k}`, prompt, raw: reply.ok ? reply.text : null,
+        parsed: j.position === null ? null : { position: j.position, winner: j.winner, critique: j.critique }, rationale: j.rationale, error: j.error,
+        meta: { kind: 'pairwise', question: q.id, x, y, order, template: t.name, sample: k, modelA: first.model, modelB: second.model, answerA: a.answer, answerB: b.answer, critiqueDisagrees: j.critique ? !j.critique.agrees : false },
+      },
+    };
   }));
+}
 
+/**
+ * The run-level statistics of pairwise comparison from every judgment of `items` (in item order):
+ * combined verdicts, position consistency and preference, flip noise, template sensitivity,
+ * length bias, critique checks, human agreement, the tally and the battles. Stores the run, its
+ * verdicts, each comparison's combined verdict and the summary in `store`.
+ */
+export function finishPairwise(store: EvalStore, judge: string, plan: PairwisePlan, items: PairItem[], records: JudgedRecord<PairJudgment>[], o: FinishOptions<HumanPairLabel>): PairwiseReport {
+  const { templates, swap, models } = plan;
+  const settings = pairwiseSettings(plan);
+  const runId = store.startRun('judge-pairwise', judge, settings, o.runId);
+  for (const r of records) store.saveVerdict({ runId, ...r.verdict });
+  const judgments = records.map((r) => r.judgment);
+  const lengths = new Map<string, number>();
+  for (const { question, x, y } of items) for (const a of [x, y]) lengths.set(`${question.id}\n${a.model}`, wordCount(a.turns.at(-1)!));
   const find = (q: string, x: string, y: string, t: string, k: number, order: 'xy' | 'yx') =>
     judgments.find((j) => j.question === q && j.x === x && j.y === y && j.template === t && j.sample === k && j.order === order);
   const outcomes: PairOutcome[] = [];
@@ -389,7 +497,7 @@ export async function judgePairwise(
   }
   // Store each comparison's combined verdict next to its judgments, for the browser's position-flip filter.
   for (const o of outcomes) {
-    runner.store.saveVerdict({
+    store.saveVerdict({
       runId, item: `${o.question}:${o.x}|${o.y}`, variant: `${o.template}/final/s${o.sample}`, prompt: '', raw: null, parsed: { final: o.final, consistent: o.consistent },
       rationale: null, error: o.final === null ? 'a judgment of this comparison failed' : null,
       meta: { kind: 'pairwise-outcome', question: o.question, x: o.x, y: o.y, template: o.template, sample: o.sample, forward: o.forward, swapped: o.swapped, positionFlip: o.consistent === false },
@@ -407,7 +515,7 @@ export async function judgePairwise(
     else if (f === 'B' && b === 'B') second++;
   }
   let flipNoise: PairwiseReport['flipNoise'] = null;
-  if (s.samples > 1) {
+  if (plan.samples > 1) {
     const g = new Map<string, string[]>();
     for (const j of ok) {
       const key = `${j.question}\n${j.x}\n${j.y}\n${j.template}\n${j.order}`;
@@ -450,10 +558,10 @@ export async function judgePairwise(
   }
   let human: PairwiseReport['human'] = null;
   const primary = outcomes.filter((o) => o.template === templates[0].name && o.sample === 0);
-  if (opts.human?.length) {
+  if (o.human?.length) {
     const judged: string[] = [];
     const people: string[] = [];
-    for (const h of opts.human) {
+    for (const h of o.human) {
       const o = primary.find((p) => p.question === h.questionId && ((p.x === h.model_a && p.y === h.model_b) || (p.x === h.model_b && p.y === h.model_a)));
       if (!o || o.final === null) continue;
       judged.push(o.final);
@@ -472,17 +580,30 @@ export async function judgePairwise(
     ties: battles.filter((b) => (b.model_a === m || b.model_b === m) && b.winner.startsWith('tie')).length,
   }));
   const report: PairwiseReport = {
-    method: 'judge-pairwise', judge: runner.judge.id, runId, settings, judgments, outcomes, errors: judgments.length - ok.length,
+    method: 'judge-pairwise', judge, runId, settings, judgments, outcomes, errors: judgments.length - ok.length,
     positionConsistency: swap && both.length ? { n: both.length, consistent: both.filter((o) => o.consistent).length, rate: both.filter((o) => o.consistent).length / both.length } : null,
     positionPreference: swap ? { inconsistent: inconsistent.length, first, second, other: inconsistent.length - first - second, firstRate: inconsistent.length ? first / inconsistent.length : null } : null,
     flipNoise, templateSensitivity,
     lengthBias: { n: decided, longerWinRate: decided ? longer / decided : null, correlation: pearsonOrNull(diffs, signs) },
     critique: templates.some((t) => t.critique) ? { checked: ok.filter((j) => j.critique).length, disagreements: ok.filter((j) => j.critique && !j.critique.agrees) } : null,
-    human, models: tally, battles, usage: runner.usage(),
+    human, models: tally, battles, usage: o.usage,
   };
   const { judgments: _j, outcomes: _o, ...summary } = report;
-  runner.store.finishRun(runId, summary, report.usage);
+  store.finishRun(runId, summary, report.usage);
   return report;
+}
+
+
+/** Compares answers two by two, each comparison in both orders unless `swap` is false. */
+export async function judgePairwise(
+  judge: LanguageModelBackend | JudgeRunner,
+  opts: JudgeOptions & { pairs?: [string, string][]; swap?: boolean; human?: HumanPairLabel[] },
+): Promise<PairwiseReport> {
+  const { plan, items } = planPairwise(opts);
+  const runner = runnerFor(judge, opts);
+  runner.expect(items.length * asksPerItem(plan));
+  const records = await judgePairItems(runner, plan, items);
+  return finishPairwise(runner.store, runner.judge.id, plan, items, records, { runId: opts.runId, human: opts.human, usage: runner.usage() });
 }
 
 export type { ScoreVerdict, PairVerdict };

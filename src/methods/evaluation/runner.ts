@@ -48,6 +48,21 @@ export interface RunUsage extends Usage {
   failed: number;
 }
 
+/** A run that has asked nothing yet. */
+export const NO_USAGE: RunUsage = { requests: 0, cachedRequests: 0, promptTokens: 0, completionTokens: 0, retries: 0, failures: 0, fromStore: 0, failed: 0 };
+
+/**
+ * `a + sign × b`, field by field (a cost where either has one): a run's usage from its parts', or
+ * one part's from two readings of a runner.
+ */
+export function addUsage(a: RunUsage, b: RunUsage, sign: 1 | -1 = 1): RunUsage {
+  const f = (k: keyof RunUsage) => ((a[k] as number | undefined) ?? 0) + sign * ((b[k] as number | undefined) ?? 0);
+  return {
+    requests: f('requests'), cachedRequests: f('cachedRequests'), promptTokens: f('promptTokens'), completionTokens: f('completionTokens'),
+    retries: f('retries'), failures: f('failures'), ...(a.cost !== undefined || b.cost !== undefined ? { cost: f('cost') } : {}), fromStore: f('fromStore'), failed: f('failed'),
+  };
+}
+
 /** Sends judge requests with caching, a concurrency limit, retries and per-item errors. */
 export class JudgeRunner {
   readonly store: EvalStore;

@@ -11,7 +11,7 @@ import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { loadModel } from '../../models/load.js';
 import { readFloat32, readInt32, readSafetensorsHeader, writeSafetensors, WritableTensor } from '../../models/safetensors.js';
-import { createJob, DEFAULT_SHARD_SIZE, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
+import { createJob, DEFAULT_SHARD_SIZE, jobModel, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
 import type { Analysis, OpenOptions } from '../../engine/jobs/run.js';
 import { weightsHash } from '../attribution/result.js';
 import { ActivationBatch, activationBatches, activationsMeta, ActivationsMeta, HarvestExample, hookWidth, parsePositions, Positions, positionsLabel, writeActivations } from './activations.js';
@@ -44,15 +44,16 @@ const models = new Map<string, Promise<HookedTransformer>>();
 
 /** Loads (once per process and executor) the job's model and checks it is the one the job was submitted with. */
 export async function openJobModel(job: JobSpec, opts: OpenOptions): Promise<HookedTransformer> {
-  const key = `${job.model.load}\u0000${job.model.weightsSha256}`;
+  const spec = jobModel(job);
+  const key = `${spec.load}\u0000${spec.weightsSha256}`;
   let p = models.get(key);
   if (!p) {
     p = (async () => {
-      const model = await loadModel(job.model.load, { executor: opts.executor });
+      const model = await loadModel(spec.load, { executor: opts.executor });
       // Shown as the user gave it, as the direct command saves it.
-      (model as { source: string }).source = job.model.source;
+      (model as { source: string }).source = spec.source;
       const hash = await weightsHash(model);
-      if (hash !== job.model.weightsSha256) throw new LanternError(`the model at ${job.model.load} has weights sha256 ${hash.slice(0, 16)}…, not the ${job.model.weightsSha256.slice(0, 16)}… job ${job.id} was submitted with`);
+      if (hash !== spec.weightsSha256) throw new LanternError(`the model at ${spec.load} has weights sha256 ${hash.slice(0, 16)}…, not the ${spec.weightsSha256.slice(0, 16)}… job ${job.id} was submitted with`);
       return model;
     })();
     p.catch(() => models.delete(key));

@@ -1,0 +1,127 @@
+/**
+ * Judge runs as jobs. An item is one unit of judge work: an answer for single grading (judged
+ * under every template and sample), a question × pair for pairwise comparison (every template,
+ * sample and order). Shards are ranges of items; each shard's judgments, with the store row of
+ * each (prompt, raw answer, parsed verdict), and what its requests cost are written once as JSON.
+ * The merge computes every run-level statistic from all the judgments in item order with the
+ * functions a direct run uses ({@link finishSingle}, {@link finishPairwise}), so a job's report
+ * equals a direct run's however the items were split.
+ *
+ * A shard's judgments that failed stay per-item errors, as in a direct run; but a shard whose
+ * requests all failed (a judge that is down, a worker without the API key) is a failed shard, so
+ * that running the command again asks again instead of keeping a shard of errors.
+ */
+import fs from 'node:fs';
+import pLimit from 'p-limit';
+import { openBackend } from '../../backends/index.js';
+import { LanternError } from '../../errors.js';
+import type { Analysis, RunSummary } from '../../engine/jobs/run.js';
+import { createJob, DEFAULT_SHARD_SIZE, finishedShard, JobBackend, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
+import {
+  asksPerItem, finishPairwise, finishSingle, judgePairItems, judgeSingleItems,
+  type HumanPairLabel, type HumanScore, type JudgedRecord, type PairItem, type PairJudgment, type PairwisePlan, type PairwiseReport,
+  type ScoreJudgment, type SingleItem, type SinglePlan, type SingleReport,
+} from './judge.js';
+import { addUsage, JudgeRunner, NO_USAGE, type RunUsage } from './runner.js';
+import type { EvalStore } from './store.js';
+
+/** What a judge job's shards share: the runner that asks the judge, the job's items, and a lock that runs its shards one at a time. */
+export interface JudgeJobContext {
+  runner: JudgeRunner;
+  items: SingleItem[] | PairItem[];
+  /**
+   * A shard's usage is the runner's count over the shard, so shards sharing a runner take turns;
+   * the requests within a shard still run the runner's concurrency at a time.
+   */
+  lock: ReturnType<typeof pLimit>;
+}
+
+/** Where a judge job's merge stores the run, and what it needs besides the judgments. */
+export interface JudgeMergeTarget {
+  store: EvalStore;
+  /** The stored run's id (default: a new one). */
+  runId?: string;
+  /** Human labels: scores for single grading, verdicts for pairwise comparison. */
+  human?: HumanScore[] | HumanPairLabel[];
+}
+
+/** One shard's file. */
+interface JudgeShard {
+  records: JudgedRecord<ScoreJudgment | PairJudgment>[];
+  usage: RunUsage;
+}
+
+const planOf = (job: JobSpec) => (job.settings as { plan: SinglePlan | PairwisePlan }).plan;
+
+function backendOf(job: JobSpec): JobBackend {
+  if (!job.backend) throw new LanternError(`job ${job.id} has no judge backend`);
+  return job.backend;
+}
+
+/**
+ * What the shards of `job` share, asking through `runner` (a worker's own, or the submitting
+ * command's, whose store then caches the requests). Announces the requests of the unfinished
+ * shards to the runner's progress.
+ */
+export function judgeJobContext(dir: string, job: JobSpec, runner: JudgeRunner): JudgeJobContext {
+  const items = readJobData<SingleItem | PairItem>(dir, job);
+  const todo = job.shards.filter((_, i) => !finishedShard(dir, job, i)).reduce((n, [a, b]) => n + b - a, 0);
+  runner.expect(todo * asksPerItem(planOf(job)));
+  return { runner, items: items as SingleItem[] | PairItem[], lock: pLimit(1) };
+}
+
+/** The analysis behind `lantern judge`: single grading or pairwise comparison, by the job's plan. */
+export const judgeAnalysis: Analysis<JudgeJobContext, JudgeMergeTarget, SingleReport | PairwiseReport> = {
+  name: 'judge',
+
+  async open(dir, job) {
+    const { load, options } = backendOf(job);
+    // Keys come from the worker's environment (the variable options.open.apiKeyEnv names), never from the job.
+    const judge = await openBackend(load, options.open as Parameters<typeof openBackend>[1]);
+    return judgeJobContext(dir, job, new JudgeRunner(judge, { concurrency: options.concurrency as number | undefined }));
+  },
+
+  async runShard(ctx, job, shard, file) {
+    const plan = planOf(job);
+    const [first, last] = job.shards[shard];
+    const out = await ctx.lock(async (): Promise<JudgeShard> => {
+      const before = ctx.runner.usage();
+      const records = plan.kind === 'single'
+        ? await judgeSingleItems(ctx.runner, plan, ctx.items.slice(first, last) as SingleItem[])
+        : await judgePairItems(ctx.runner, plan, ctx.items.slice(first, last) as PairItem[]);
+      return { records, usage: addUsage(ctx.runner.usage(), before, -1) };
+    });
+    if (out.records.length && out.usage.failed === out.records.length) {
+      throw new LanternError(`all ${out.records.length} judge requests failed (${out.records[0].judgment.error})`);
+    }
+    fs.writeFileSync(file, JSON.stringify(out) + '\n');
+  },
+
+  async merge(ctx, job, files, target, run?: RunSummary) {
+    const plan = planOf(job);
+    const shards = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as JudgeShard);
+    // What this run cost: the shards it computed; a shard found finished answered its requests from the job folder.
+    let usage = NO_USAGE;
+    shards.forEach((s, i) => {
+      usage = addUsage(usage, !run || run.computed.includes(i) ? s.usage : { ...NO_USAGE, fromStore: s.records.length });
+    });
+    const records = shards.flatMap((s) => s.records);
+    const o = { runId: target.runId, usage };
+    const { id } = backendOf(job);
+    return plan.kind === 'single'
+      ? finishSingle(target.store, id, plan, ctx.items as SingleItem[], records as JudgedRecord<ScoreJudgment>[], { ...o, human: target.human as HumanScore[] | undefined })
+      : finishPairwise(target.store, id, plan, ctx.items as PairItem[], records as JudgedRecord<PairJudgment>[], { ...o, human: target.human as HumanPairLabel[] | undefined });
+  },
+};
+
+/**
+ * Creates (or finds) the judge job over `items` (from `planSingle` or `planPairwise`)
+ * under `dir`, asking `backend`, `shardSize` items per shard (default 256). Its identity is the
+ * backend's id, the plan and the items.
+ */
+export function judgeJob(dir: string, backend: JobBackend, plan: SinglePlan | PairwisePlan, items: SingleItem[] | PairItem[], opts: { shardSize?: number; dataset?: string } = {}): JobSpec {
+  return createJob(dir, {
+    analysis: 'judge', backend, settings: { plan }, seed: plan.seed, dataset: { name: opts.dataset ?? '' },
+    shards: shardRanges(items.length, opts.shardSize ?? DEFAULT_SHARD_SIZE), ext: 'json',
+  }, items);
+}
