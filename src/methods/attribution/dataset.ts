@@ -8,13 +8,12 @@
  * files are identical byte for byte.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { LanternError, nearest } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { readRows } from '../representations/data.js';
 import { createJob, jobModel, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
 import type { Analysis } from '../../engine/jobs/run.js';
-import { openJobModel } from '../representations/activations-job.js';
+import { modelRef, openJobModel } from '../representations/activations-job.js';
 import { attribute, checkMethod, AttributionSettings } from './index.js';
 import type { AopcBins } from './faithfulness.js';
 import { AttributionResult, weightsHash } from './result.js';
@@ -233,9 +232,8 @@ export async function attributionJob(dir: string, model: HookedTransformer, exam
   if (examples.length === 0) throw new LanternError('the dataset has no examples to attribute');
   const { shardSize, seed, ...rest } = opts;
   const settings = JSON.parse(JSON.stringify({ ...rest, kind: rest.kind ?? 'logprob', settings: rest.settings ?? {}, dataset: rest.dataset ?? '' })) as Record<string, unknown>;
-  const load = fs.existsSync(model.source) ? path.resolve(model.source) : model.source;
   return createJob(dir, {
-    analysis: 'attribution', model: { source: model.source, load, weightsSha256: await weightsHash(model) },
+    analysis: 'attribution', model: await modelRef(model),
     settings, seed: seed ?? 0, dataset: { name: opts.dataset ?? '' },
     shards: shardRanges(examples.length, shardSize ?? ATTRIBUTION_SHARD_SIZE), ext: 'json',
   }, examples.map((e) => ({ text: e.text, ...(e.target !== undefined ? { target: e.target } : {}), ...(e.foil !== undefined ? { foil: e.foil } : {}) })));

@@ -5,13 +5,11 @@
  * the shard size adds the same sums in the same order, so both give the same bits.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { createJob, DEFAULT_SHARD_SIZE, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
 import type { Analysis } from '../../engine/jobs/run.js';
-import { openJobModel } from '../representations/activations-job.js';
-import { weightsHash } from '../attribution/result.js';
+import { modelRef, openJobModel } from '../representations/activations-job.js';
 import {
   accumulateNeuronRows, addNeuronAccumulators, corpusRows, finishNeuronStats, NeuronAccumulators, NeuronStats, NeuronStatsOptions, NeuronStatsSettings, neuronStatsSettings,
 } from './stats.js';
@@ -80,9 +78,8 @@ export async function neuronsJob(dir: string, model: HookedTransformer, tokens: 
   const covered = rows.reduce((n, r) => n + r.length, 0);
   const tail = Array.from({ length: tokens.length - covered }, (_, i) => tokens[covered + i]);
   const settings: NeuronsJobSettings = { stats, tail };
-  const load = fs.existsSync(model.source) ? path.resolve(model.source) : model.source;
   return createJob(dir, {
-    analysis: 'neurons', model: { source: model.source, load, weightsSha256: await weightsHash(model) },
+    analysis: 'neurons', model: await modelRef(model),
     settings: settings as unknown as Record<string, unknown>, seed: 0, dataset: { name: opts.corpus ?? '' },
     shards: shardRanges(rows.length, shardRows), ext: 'json',
   }, rows.map(({ start, length }) => ({ tokens: Array.from({ length }, (_, i) => tokens[start + i]) })));

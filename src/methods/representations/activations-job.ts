@@ -63,7 +63,7 @@ export async function openJobModel(job: JobSpec, opts: OpenOptions): Promise<Hoo
 }
 
 /** A job's model record for `model`: its source, where workers load it from (an absolute path for a folder), and its weights hash. */
-export async function jobModel(model: HookedTransformer): Promise<JobSpec['model']> {
+export async function modelRef(model: HookedTransformer): Promise<NonNullable<JobSpec['model']>> {
   return { source: model.source, load: fs.existsSync(model.source) ? path.resolve(model.source) : model.source, weightsSha256: await weightsHash(model) };
 }
 
@@ -136,7 +136,7 @@ export async function activationsJob(dir: string, model: HookedTransformer, exam
   const shardSize = Math.ceil((opts.shardSize ?? DEFAULT_SHARD_SIZE) / batchSize) * batchSize;
   const settings: ActivationsJobSettings = { hooks: opts.hooks, positions: positionsLabel(opts.positions ?? 'last'), batchSize, dataset: opts.dataset ?? '' };
   return createJob(dir, {
-    analysis: 'activations', model: await jobModel(model),
+    analysis: 'activations', model: await modelRef(model),
     settings: settings as unknown as Record<string, unknown>, seed: opts.seed ?? 0, dataset: { name: opts.dataset ?? '' },
     shards: shardRanges(examples.length, shardSize), ext: 'safetensors',
   }, examples.map((e) => ({ text: e.text, label: e.label, ...(e.split !== undefined ? { split: e.split } : {}), ...(e.side !== undefined ? { side: e.side, pair: e.pair } : {}) })));

@@ -11,7 +11,7 @@ import type { HookedTransformer } from '../../models/hooked.js';
 import { readFloat32, readSafetensorsHeader, writeSafetensors, WritableTensor } from '../../models/safetensors.js';
 import { createJob, DEFAULT_SHARD_SIZE, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
 import type { Analysis } from '../../engine/jobs/run.js';
-import { jobModel, openJobModel } from '../representations/activations-job.js';
+import { modelRef, openJobModel } from '../representations/activations-job.js';
 import { ActivationChunk, ActivationSource, ModelSource, windowActivations } from './source.js';
 
 /** What the shards of an SAE harvest compute: the {@link ModelSource} settings, and the widths. */
@@ -72,7 +72,7 @@ export async function saeHarvestJob(dir: string, source: ModelSource, opts: { ro
     windowsPerForward: P, corpusWindows: source.windows, dIn: source.dIn, dOut: source.dOut,
   };
   return createJob(dir, {
-    analysis: saeHarvestAnalysis.name, model: await jobModel(source.model), settings: settings as unknown as Record<string, unknown>, seed: 0,
+    analysis: saeHarvestAnalysis.name, model: await modelRef(source.model), settings: settings as unknown as Record<string, unknown>, seed: 0,
     dataset: { name: opts.corpus ?? '' }, shards: shardRanges(windows, shardSize), ext: 'safetensors',
   }, Array.from({ length: windows }, (_, i): WindowExample => ({ window: i % source.windows, tokens: source.windowTokens(i % source.windows) })));
 }
