@@ -64,7 +64,7 @@ export function judgeCommand(program: Command): void {
     .option('--human <file>', 'human labels: pairwise (question_id, model_a, model_b, winner) or single (question_id, model, score)')
     .option('--battles <file>', 'pairwise: also write the final verdicts as arena battles (JSONL)');
   // --concurrency is already the requests in flight; a job's shards take turns on the judge.
-  jobOptions(addRunOptions(cmd), { concurrency: false }).action(async (mode: string, opts: Record<string, any>) => {
+  jobOptions(addRunOptions(cmd), { concurrency: false, shardSize: 'items per shard: an answer (single) or a question and pair of models (pairwise), with all its templates and samples (default 256)' }).action(async (mode: string, opts: Record<string, any>) => {
     if (!(MODES as readonly string[]).includes(mode)) throw new LanternError(`unknown judge mode '${mode}'; use ${MODES.join(', ')}`);
     const questions = await loadQuestions(opts.questions);
     const answers = await loadAnswers(opts.answers);
