@@ -11,6 +11,9 @@ import { BUNDLED_MODEL } from '../src/paths.js';
 import * as R from '../src/methods/representations/index.js';
 import { JobFailedError, jobIds, jobStatus, readJob, removeJob, shardFile, cancelJob } from '../src/engine/jobs/store.js';
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
+import { readTable, writeTable } from '../src/engine/jobs/table.js';
+import { LanternError } from '../src/errors.js';
+import { parquetReadObjects, parquetSchema, parquetMetadata } from 'hyparquet';
 import { expectOneLineError, runLantern } from './helpers.js';
 
 let tmp: string;
@@ -97,6 +100,31 @@ describe('activations as a job', () => {
     cancelJob(dir, job.id);
     await expect(runJobLocally(dir, readJob(dir, job.id), R.activationsAnalysis, { model, examples: bad })).rejects.toThrow(`job ${job.id} was cancelled with 3 of 5 shards done; run the command again to finish it`);
   }, 120_000);
+});
+
+describe('table shards (Parquet)', () => {
+  it('read back as JSON would: typed columns, objects as JSON text, absent fields absent', async () => {
+    const rows = [
+      { name: 'a', score: 7.25, ok: true, extra: { marks: [1, 2], why: 'x' }, sometimes: 3, empty: null },
+      { name: null, score: -0, ok: false, extra: null, empty: null },
+      { name: 'c\u00e9\u{1F600}', score: 1e-300, ok: null, extra: ['list'], sometimes: 'mixed', empty: null },
+    ];
+    const file = path.join(tmp, 'table.parquet');
+    writeTable(file, rows, { usage: { requests: 3 } });
+    const back = await readTable(file);
+    expect(back.meta).toEqual({ usage: { requests: 3 } });
+    expect(JSON.stringify(back.rows)).toBe(JSON.stringify(rows));
+    expect(Object.is(back.rows[1].score, -0)).toBe(true);
+    expect('sometimes' in back.rows[1]).toBe(false);
+    // Another reader sees the Parquet types: strings, doubles and booleans as such, the rest as JSON text.
+    const bytes = fs.readFileSync(file);
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    const types = Object.fromEntries(parquetSchema(parquetMetadata(buffer)).children.map((c) => [c.element.name, c.element.type]));
+    expect(types).toEqual({ name: 'BYTE_ARRAY', score: 'DOUBLE', ok: 'BOOLEAN', extra: 'BYTE_ARRAY', sometimes: 'BYTE_ARRAY', empty: 'BYTE_ARRAY' });
+    expect((await parquetReadObjects({ file: buffer }))[0].extra).toBe('{"marks":[1,2],"why":"x"}');
+    fs.writeFileSync(path.join(tmp, 'not-a-table.parquet'), 'PAR1 nonsense');
+    await expect(readTable(path.join(tmp, 'not-a-table.parquet'))).rejects.toThrow(LanternError);
+  });
 });
 
 describe('Workbench API: GET /api/dataset-jobs', () => {

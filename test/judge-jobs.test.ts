@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpBackend } from '../src/backends/http.js';
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
-import { createJob, JobFailedError, jobStatus, readJob, type JobBackend } from '../src/engine/jobs/store.js';
+import { createJob, JobFailedError, jobStatus, readJob, shardFile, type JobBackend } from '../src/engine/jobs/store.js';
+import { parquetReadObjects } from 'hyparquet';
 import { startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
 import { asksPerItem, judgePairwise, judgeSingle, planPairwise, planSingle, type EvalQuestion, type HumanPairLabel, type HumanScore, type ModelAnswer } from '../src/methods/evaluation/judge.js';
 import { judgeAnalysis, judgeJob, judgeJobContext } from '../src/methods/evaluation/judge-job.js';
@@ -130,7 +131,13 @@ describe('judge runs as jobs', () => {
   it("resumes: with one shard's files deleted, only that shard's items are judged again", async () => {
     const dir = path.join(tmp, 'resume');
     const first = await viaJob(dir, 'pairwise', 3, humanPairs);
-    fs.rmSync(path.join(dir, first.job.id, 'shard-2.json'));
+    // The shards are Parquet tables any reader opens: a row per judgment (here read with hyparquet directly).
+    const bytes = fs.readFileSync(shardFile(dir, first.job, 2));
+    const rows = await parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
+    expect(rows.length).toBe(3 * first.asks);
+    expect(new Set(rows.map((r) => r['judgment.question']))).toEqual(new Set(['q2']));
+    expect(rows.filter((r) => r['judgment.order'] === 'yx').length).toBe(rows.length / 2);
+    fs.rmSync(shardFile(dir, first.job, 2));
     fs.rmSync(path.join(dir, first.job.id, 'shard-2.done.json'));
     const sent = srv.prompts.length;
     const again = await viaJob(dir, 'pairwise', 3, humanPairs);

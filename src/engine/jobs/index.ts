@@ -7,3 +7,4 @@
 export * from './store.js';
 export * from './run.js';
 export * from './queue.js';
+export * from './table.js';

@@ -32,8 +32,8 @@ export interface JobSpec {
   dataset: { name: string; sha256: string; examples: number };
   /** Each shard's example range [start, end). */
   shards: [number, number][];
-  /** The shard files' extension ('safetensors' for tensors, 'json' for small results). */
-  ext: 'safetensors' | 'json';
+  /** The shard files' extension ('safetensors' for tensors, 'parquet' for tables, 'json' for small results). */
+  ext: 'safetensors' | 'parquet' | 'json';
 }
 
 /**

@@ -2,7 +2,8 @@
  * Judge runs as jobs. An item is one unit of judge work: an answer for single grading (judged
  * under every template and sample), a question × pair for pairwise comparison (every template,
  * sample and order). Shards are ranges of items; each shard's judgments, with the store row of
- * each (prompt, raw answer, parsed verdict), and what its requests cost are written once as JSON.
+ * each (prompt, raw answer, parsed verdict), are written once as a Parquet table (a row per
+ * judgment: `judgment.*` and `verdict.*` columns), with what its requests cost in its metadata.
  * The merge computes every run-level statistic from all the judgments in item order with the
  * functions a direct run uses ({@link finishSingle}, {@link finishPairwise}), so a job's report
  * equals a direct run's however the items were split.
@@ -11,12 +12,12 @@
  * requests all failed (a judge that is down, a worker without the API key) is a failed shard, so
  * that running the command again asks again instead of keeping a shard of errors.
  */
-import fs from 'node:fs';
 import pLimit from 'p-limit';
 import { openBackend } from '../../backends/index.js';
 import { LanternError } from '../../errors.js';
 import type { Analysis, RunSummary } from '../../engine/jobs/run.js';
 import { createJob, DEFAULT_SHARD_SIZE, finishedShard, JobBackend, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
+import { readTable, writeTable } from '../../engine/jobs/table.js';
 import {
   asksPerItem, finishPairwise, finishSingle, judgePairItems, judgeSingleItems,
   type HumanPairLabel, type HumanScore, type JudgedRecord, type PairItem, type PairJudgment, type PairwisePlan, type PairwiseReport,
@@ -45,10 +46,31 @@ export interface JudgeMergeTarget {
   human?: HumanScore[] | HumanPairLabel[];
 }
 
-/** One shard's file. */
+/** One shard's content. */
 interface JudgeShard {
   records: JudgedRecord<ScoreJudgment | PairJudgment>[];
   usage: RunUsage;
+}
+
+/** A judged record as a table row: its judgment's and its verdict's fields, prefixed. */
+function recordRow(r: JudgedRecord<unknown>): Record<string, unknown> {
+  const row: Record<string, unknown> = {};
+  for (const part of ['judgment', 'verdict'] as const) for (const [k, v] of Object.entries(r[part] as object)) row[`${part}.${k}`] = v;
+  return row;
+}
+
+function rowRecord(row: Record<string, unknown>): JudgedRecord<ScoreJudgment | PairJudgment> {
+  const r = { judgment: {} as Record<string, unknown>, verdict: {} as Record<string, unknown> };
+  for (const [key, v] of Object.entries(row)) {
+    const dot = key.indexOf('.');
+    r[key.slice(0, dot) as 'judgment' | 'verdict'][key.slice(dot + 1)] = v;
+  }
+  return r as unknown as JudgedRecord<ScoreJudgment | PairJudgment>;
+}
+
+async function readShard(file: string): Promise<JudgeShard> {
+  const { rows, meta } = await readTable<Record<string, unknown>, { usage: RunUsage }>(file);
+  return { records: rows.map(rowRecord), usage: meta.usage };
 }
 
 const planOf = (job: JobSpec) => (job.settings as { plan: SinglePlan | PairwisePlan }).plan;
@@ -94,12 +116,12 @@ export const judgeAnalysis: Analysis<JudgeJobContext, JudgeMergeTarget, SingleRe
     if (out.records.length && out.usage.failed === out.records.length) {
       throw new LanternError(`all ${out.records.length} judge requests failed (${out.records[0].judgment.error})`);
     }
-    fs.writeFileSync(file, JSON.stringify(out) + '\n');
+    writeTable(file, out.records.map(recordRow), { usage: out.usage });
   },
 
   async merge(ctx, job, files, target, run?: RunSummary) {
     const plan = planOf(job);
-    const shards = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as JudgeShard);
+    const shards = await Promise.all(files.map(readShard));
     // What this run cost: the shards it computed; a shard found finished answered its requests from the job folder.
     let usage = NO_USAGE;
     shards.forEach((s, i) => {
@@ -122,6 +144,6 @@ export const judgeAnalysis: Analysis<JudgeJobContext, JudgeMergeTarget, SingleRe
 export function judgeJob(dir: string, backend: JobBackend, plan: SinglePlan | PairwisePlan, items: SingleItem[] | PairItem[], opts: { shardSize?: number; dataset?: string } = {}): JobSpec {
   return createJob(dir, {
     analysis: 'judge', backend, settings: { plan }, seed: plan.seed, dataset: { name: opts.dataset ?? '' },
-    shards: shardRanges(items.length, opts.shardSize ?? DEFAULT_SHARD_SIZE), ext: 'json',
+    shards: shardRanges(items.length, opts.shardSize ?? DEFAULT_SHARD_SIZE), ext: 'parquet',
   }, items);
 }
