@@ -8,11 +8,15 @@ import type { JobSpec } from '../../engine/jobs/store.js';
 import { activationsAnalysis } from '../../methods/representations/activations-job.js';
 import { attributionAnalysis } from '../../methods/attribution/dataset.js';
 import { neuronsAnalysis } from '../../methods/neurons/job.js';
+import { dashboardsAnalysis } from '../../methods/features/dashboards-job.js';
+import { explainAnalysis } from '../../methods/features/explain-job.js';
 import { positiveInt } from './forward.js';
 import { progressBar } from './progress-bar.js';
 
 /** Every analysis a worker can run, by the name jobs carry. */
-export const ANALYSES: Record<string, Analysis<any, any, any>> = { [activationsAnalysis.name]: activationsAnalysis, [attributionAnalysis.name]: attributionAnalysis, [neuronsAnalysis.name]: neuronsAnalysis };
+export const ANALYSES: Record<string, Analysis<any, any, any>> = Object.fromEntries(
+  [activationsAnalysis, attributionAnalysis, neuronsAnalysis, dashboardsAnalysis, explainAnalysis].map((a) => [a.name, a]),
+);
 
 /** Where jobs live unless --jobs-dir says otherwise. */
 export const defaultJobsDir = () => path.join(lanternHome(), 'jobs');
