@@ -293,6 +293,26 @@ describe('feature explanations as a job', () => {
     expect(explainJob(dir, dash, features, server.url, { ...settings, shardFeatures: 2 }).id).not.toBe(job.id);
     await expect(explainAnalysis.open(dir, job, {})).rejects.toThrow(/the dashboards in .* have sha256 [0-9a-f]{16}…, not the [0-9a-f]{16}… job feature-explain-/);
   }, 120_000);
+
+  it('the CLI records the backend\'s settings but not its key, and resumes', async () => {
+    const jobs = path.join(tmp, 'explain-cli-jobs');
+    const json = path.join(tmp, 'explain-cli.json');
+    const args = ['features', 'explain', '-d', dash, '--features', `${H},13`, '--backend', server.url, '--api-key-env', 'LANTERN_TEST_KEY', '--timeout', '9000', '--shard-size', '1', '--jobs-dir', jobs, '--json', json];
+    const env = { LANTERN_TEST_KEY: 'sk-not-for-job-json' };
+    const first = await runLantern(args, tmp, env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/job feature-explain-[0-9a-f]{16}: 2 shards computed, 0 already done/);
+    expect(first.stdout).toContain(`#${H}: the token "h".`);
+    const id = /job (feature-explain-[0-9a-f]{16})/.exec(first.stdout)![1];
+    const spec = fs.readFileSync(path.join(jobs, id, 'job.json'), 'utf8');
+    expect(JSON.parse(spec).settings.backendOptions).toEqual({ apiKeyEnv: 'LANTERN_TEST_KEY', timeoutMs: 9000 });
+    expect(fs.readdirSync(path.join(jobs, id)).some((f) => fs.readFileSync(path.join(jobs, id, f), 'utf8').includes('sk-not-for-job-json'))).toBe(false);
+    const saved = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(saved.results.map((r: { feature: number }) => r.feature)).toEqual([H, 13]);
+    const again = await runLantern(args, tmp, env);
+    expect(again.stdout).toMatch(/0 shards computed, 2 already done/);
+    expect(JSON.parse(fs.readFileSync(json, 'utf8')).results).toEqual(saved.results);
+  }, 120_000);
 });
 
 describe('feature dashboards on a queue with a lantern worker process', () => {
