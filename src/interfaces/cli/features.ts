@@ -107,11 +107,11 @@ export function featuresCommand(program: Command): void {
       if (opts.html) assertWritable(opts.html, '--html');
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) throw new LanternError(`--out ${opts.out} is a file; give a folder`);
       const model = await loadModel(modelSpec, { progress: process.stderr.isTTY });
-      const source = await openJobFeatureSource(model, opts);
+      const opened = await openJobFeatureSource(model, opts);
       const { tokens, corpus } = readCorpus(model, modelSpec, opts);
       const dir = path.resolve(opts.jobsDir ?? defaultJobsDir());
-      const job = await dashboardsJob(dir, model, source, tokens, { seq: opts.seq, batchSize: opts.batchSize, topK: opts.topK, seed: opts.seed, shardRows: opts.shardSize, corpus });
-      const set = await runAndMerge(opts, dir, job, dashboardsAnalysis, { model, source: source.source, tokens: Array.from(tokens) }, {});
+      const job = await dashboardsJob(dir, model, opened, tokens, { seq: opts.seq, batchSize: opts.batchSize, topK: opts.topK, seed: opts.seed, shardRows: opts.shardSize, corpus });
+      const set = await runAndMerge(opts, dir, job, dashboardsAnalysis, { model, source: opened.source, tokens: Array.from(tokens) }, {});
       writeDashboards(set, opts.out);
       const live = set.features.filter((f) => f.density > 0).length;
       console.log(`model: ${modelSpec}; source ${set.source} (${set.size} features) at ${set.hook}; ${set.tokens} tokens of ${corpus} (data ${set.dataHash}), seed ${set.seed}`);
