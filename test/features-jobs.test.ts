@@ -25,6 +25,7 @@ import { corpusRows } from '../src/methods/neurons/index.js';
 import { JobFailedError, JobSpec, readJob, shardFile } from '../src/engine/jobs/store.js';
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
 import { startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
+import { readLines } from '../src/engine/jobs/lines.js';
 import { ROOT, runLantern, seededModel } from './helpers.js';
 import { scriptedServer, ScriptedServer } from './features-scripted.js';
 
@@ -196,6 +197,13 @@ describe('feature dashboards as a job', () => {
     expect(third.summary.computed).toEqual([1]);
     expect(JSON.stringify(third.set)).toBe(JSON.stringify(three));
   }, 60_000);
+
+  it('shard files are read a line at a time, whatever the chunk size (lines across chunks, multi-byte characters split)', () => {
+    const file = path.join(tmp, 'lines.jsonl');
+    const lines = ['{"a":1}', JSON.stringify({ t: 'héllo — wörld ✓'.repeat(5) }), 'x', JSON.stringify(Array.from({ length: 300 }, (_, i) => i / 7))];
+    fs.writeFileSync(file, lines.join('\n') + '\n\n' + 'tail without newline');
+    for (const chunk of [1, 2, 3, 7, 64, 1 << 22]) expect([...readLines(file, chunk)]).toEqual([...lines, 'tail without newline']);
+  });
 
   it('a shard whose source gives non-finite activations fails, named with its rows; the others are kept', async () => {
     // A one-row batch happens only in the last shard (rows 8–10, batches of 2).

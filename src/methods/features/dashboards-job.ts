@@ -1,8 +1,9 @@
 /**
  * Feature dashboards as a job: the corpus rows are the examples, shards cover whole batches of
  * rows, and each shard writes its {@link DashboardPart} (top contexts, histogram-bin samples with
- * their counts, sums, the random contexts in its rows) as JSON; the merge folds the parts in order
- * ({@link mergeDashboardParts}). A shard is a pure function of the model, the feature source (an
+ * their counts, sums, the random contexts in its rows) as JSON lines: the rows and random contexts,
+ * then one line per feature, so no shard is ever one string, however many features the source
+ * has. The merge folds the parts in order, a line at a time ({@link mergeDashboardParts}). A shard is a pure function of the model, the feature source (an
  * SAE checked by its content hash), the settings, its rows and the seed, so the merged dashboards
  * are the same however many workers ran the shards, in this process or on a queue.
  */
@@ -12,10 +13,11 @@ import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { createJob, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
 import type { Analysis } from '../../engine/jobs/run.js';
+import { readLines } from '../../engine/jobs/lines.js';
 import { openJobModel } from '../representations/activations-job.js';
 import { weightsHash } from '../attribution/result.js';
 import { corpusExamples, joinCorpus, NEURONS_SHARD_ROWS, RowExample } from '../neurons/job.js';
-import { DashboardOptions, dashboardPart, DashboardPart, DashboardSet, DashboardSettings, dashboardSettings, mergeDashboardParts } from './dashboards.js';
+import { DashboardOptions, dashboardPart, DashboardPart, DashboardSet, DashboardSettings, dashboardSettings, FeaturePart, mergeDashboardParts } from './dashboards.js';
 import { FeatureSourceSpec, JobFeatureSource, openJobFeatureSource } from './open.js';
 import type { FeatureSource } from './source.js';
 
@@ -49,17 +51,38 @@ export const dashboardsAnalysis: Analysis<DashboardsJobContext, Record<string, n
 
   async runShard({ model, source, tokens }, job, shard, file) {
     const [first, last] = job.shards[shard];
-    fs.writeFileSync(file, JSON.stringify(await dashboardPart(model, source, tokens, settingsOf(job).dashboards, first, last, shard)) + '\n');
+    const { features, ...head } = await dashboardPart(model, source, tokens, settingsOf(job).dashboards, first, last, shard);
+    const fd = fs.openSync(file, 'w');
+    try {
+      fs.writeSync(fd, JSON.stringify(head) + '\n');
+      for (const f of features) fs.writeSync(fd, JSON.stringify(f) + '\n');
+    } finally {
+      fs.closeSync(fd);
+    }
   },
 
   async merge({ model, source, tokens }, job, files) {
-    // One part in memory at a time: each is read as the fold reaches it.
+    // Each part is read as the fold reaches it, a feature at a time.
     function* parts(): Generator<DashboardPart> {
-      for (const f of files) yield JSON.parse(fs.readFileSync(f, 'utf8')) as DashboardPart;
+      for (const file of files) {
+        const lines = readLines(file);
+        const head = lines.next();
+        if (head.done) throw new LanternError(`${file} is empty; remove the job's folder and run it again`);
+        yield { ...(JSON.parse(head.value) as Omit<DashboardPart, 'features'>), features: { [Symbol.iterator]: () => map(lines, (l) => JSON.parse(l) as FeaturePart) } };
+      }
     }
     return mergeDashboardParts(model, source, tokens, settingsOf(job).dashboards, parts());
   },
 };
+
+function* map<T, U>(it: Iterator<T>, f: (x: T) => U): Generator<U> {
+  try {
+    for (let r = it.next(); !r.done; r = it.next()) yield f(r.value);
+  } finally {
+    // A merge that stops early (a bad part) closes the file.
+    it.return?.();
+  }
+}
 
 /**
  * Creates (or finds) the dashboards job for `source` over `tokens` under `dir`, `shardRows` corpus

@@ -165,7 +165,7 @@ class Windows {
       [this.acts[a], this.acts[b]] = [this.acts[b], this.acts[a]];
     }
   }
-  read(s: number): Omit<PartWindow, 'feature'> {
+  read(s: number): PartWindow {
     const W = this.W;
     const ids: number[] = [];
     const activations: number[] = [];
@@ -201,9 +201,8 @@ export function dashboardSettings(model: HookedTransformer, tokens: ArrayLike<nu
   return s;
 }
 
-/** A context window as a part stores it: the feature, the activation and offset it was kept for, the window's ids and activations. */
+/** A context window as a part stores it: the activation and offset it was kept for, the window's ids and activations. */
 export interface PartWindow {
-  feature: number;
   activation: number;
   offset: number;
   at: number;
@@ -211,24 +210,32 @@ export interface PartWindow {
   activations: number[];
 }
 
+/** One feature's share of a {@link DashboardPart}. Every number is a float32 activation or a count, except `sum` (float64); all survive JSON exactly. */
+export interface FeaturePart {
+  /** The sum of its activations, its firings, and its largest firing (0 when none). */
+  sum: number;
+  fires: number;
+  max: number;
+  /** Its top contexts in these rows (at most topK), activation descending, then offset. */
+  top: PartWindow[];
+  /** One uniform sample of its firings in each non-empty histogram bin, with the bin's count, by bin. */
+  samples: (PartWindow & { bin: number; count: number })[];
+  /** Its activations on each of the part's random contexts. */
+  random: number[][];
+}
+
 /**
  * One range of corpus rows' share of every feature's dashboard: what a shard of a dashboards job
- * holds, and what {@link mergeDashboardParts} combines. Every number is a float32 activation or a
- * count, except `sum` (float64); all survive JSON exactly.
+ * holds, and what {@link mergeDashboardParts} combines. `features` yields one {@link FeaturePart}
+ * per feature, in order, made as it is read, so a part of many features is never in memory as
+ * objects all at once (nor written as one string).
  */
 export interface DashboardPart {
   /** The corpus rows [first, last) it covers. */
   rows: [number, number];
-  /** Per feature: the sum of its activations, its firings, and its largest firing (0 when none). */
-  sum: number[];
-  fires: number[];
-  max: number[];
-  /** Each feature's top contexts in these rows (at most topK), by feature, then activation descending, then offset. */
-  top: PartWindow[];
-  /** One uniform sample of the firings in each non-empty histogram bin, with the bin's count, by feature then bin. */
-  samples: (PartWindow & { bin: number; count: number })[];
-  /** The shared random contexts that lie in these rows: their index, offset, ids and every feature's activations. */
-  random: { context: number; offset: number; ids: number[]; activations: number[][] }[];
+  /** The shared random contexts that lie in these rows: their index among all, offset and ids. */
+  random: { context: number; offset: number; ids: number[] }[];
+  features: Iterable<FeaturePart>;
 }
 
 /** A seed for random stream `stream` of a run seeded with `seed`: the streams are independent, and each is fixed by the pair. */
@@ -274,6 +281,7 @@ export async function dashboardPart(
   const max = new Float64Array(F);
   const randomAt = randomOffsets(tokens.length, settings);
   const random: DashboardPart['random'] = [];
+  const randomActs: Float32Array[] = [];
   // Heap order: a lower activation, or an equal one at a later offset, is kept less (so ties
   // resolve by offset, whichever rows a part holds).
   const less = (a: number, b: number) => top.act[a] < top.act[b] || (top.act[a] === top.act[b] && top.off[a] > top.off[b]);
@@ -299,10 +307,8 @@ export async function dashboardPart(
         const offset = start + t;
         const ri = randomAt.get(offset);
         if (ri !== undefined) {
-          random.push({
-            context: ri, offset, ids: Array.from({ length: to - from }, (_, i) => tokens[start + from + i]),
-            activations: Array.from({ length: F }, (_, f) => Array.from({ length: to - from }, (_, i) => enc[(base + from + i) * F + f])),
-          });
+          random.push({ context: ri, offset, ids: Array.from({ length: to - from }, (_, i) => tokens[start + from + i]) });
+          randomActs.push(enc.slice((base + from) * F, (base + to) * F));
         }
         for (let f = 0; f < F; f++) {
           const x = enc[o + f];
@@ -353,13 +359,25 @@ export async function dashboardPart(
   const bad = sum.findIndex((s) => !Number.isFinite(s));
   if (bad >= 0) throw new LanternError(`feature source ${source.id}: feature ${bad} has non-finite activations (sum ${sum[bad]}) in corpus rows ${first}–${last - 1}`);
 
-  const out: DashboardPart = { rows: [first, last], sum: Array.from(sum), fires: Array.from(fires), max: Array.from(max), top: [], samples: [], random: random.sort((a, b) => a.context - b.context) };
-  for (let f = 0; f < F; f++) {
-    const slots = Array.from({ length: topSize[f] }, (_, i) => f * K + i).sort((a, b) => top.act[b] - top.act[a] || top.off[a] - top.off[b]);
-    for (const s of slots) out.top.push({ feature: f, ...top.read(s) });
-    for (let bin = 0; bin < NB; bin++) if (hist[f * NB + bin]) out.samples.push({ feature: f, bin, count: hist[f * NB + bin], ...samples.read(f * NB + bin) });
-  }
-  return out;
+  // Random contexts come in row order; the merge orders them by index.
+  return {
+    rows: [first, last],
+    random,
+    features: {
+      *[Symbol.iterator]() {
+        for (let f = 0; f < F; f++) {
+          const slots = Array.from({ length: topSize[f] }, (_, i) => f * K + i).sort((a, b) => top.act[b] - top.act[a] || top.off[a] - top.off[b]);
+          const bins = Array.from({ length: NB }, (_, bin) => bin).filter((bin) => hist[f * NB + bin] > 0);
+          yield {
+            sum: sum[f], fires: fires[f], max: max[f],
+            top: slots.map((s) => top.read(s)),
+            samples: bins.map((bin) => ({ bin, count: hist[f * NB + bin], ...samples.read(f * NB + bin) })),
+            random: randomActs.map((a, c) => Array.from({ length: random[c].ids.length }, (_, i) => a[i * F + f])),
+          };
+        }
+      },
+    },
+  };
 }
 
 /** Contexts ordered largest activation first, ties by corpus offset. */
@@ -383,30 +401,34 @@ export async function mergeDashboardParts(model: HookedTransformer, source: Feat
   const max = new Float64Array(F);
   const top: PartWindow[][] = Array.from({ length: F }, () => []);
   const samples = new Map<number, { window: PartWindow; count: number }>();
-  const random: DashboardPart['random'] = [];
+  const random: (DashboardPart['random'][number] & { activations: number[][] })[] = [];
   const rows = corpusRows(tokens, settings.seq).length;
   let next = 0;
   for (const part of parts) {
-    if (part.rows[0] !== next || part.rows[1] <= next || part.rows[1] > rows || part.sum.length !== F) {
-      throw new LanternError(`dashboard part of rows ${part.rows[0]}–${part.rows[1] - 1} with ${part.sum.length} features does not continue rows ${next}– of ${rows} with ${F} features`);
-    }
+    if (part.rows[0] !== next || part.rows[1] <= next || part.rows[1] > rows) throw new LanternError(`dashboard part of rows ${part.rows[0]}–${part.rows[1] - 1} does not continue rows 0–${next - 1} of ${rows}`);
     next = part.rows[1];
-    for (let f = 0; f < F; f++) {
-      sum[f] += part.sum[f];
-      fires[f] += part.fires[f];
-      if (part.max[f] > max[f]) max[f] = part.max[f];
+    const contexts = part.random.map((c) => ({ ...c, activations: [] as number[][] }));
+    const mismatch = () => new LanternError(`dashboard part of rows ${part.rows[0]}–${part.rows[1] - 1} does not hold the ${F} features of ${source.id}`);
+    let f = 0;
+    for (const p of part.features) {
+      if (f >= F || p.random.length !== contexts.length) throw mismatch();
+      sum[f] += p.sum;
+      fires[f] += p.fires;
+      if (p.max > max[f]) max[f] = p.max;
+      top[f].push(...p.top);
+      if (top[f].length > K) top[f] = top[f].sort(byActivation).slice(0, K);
+      for (const s of p.samples) {
+        const key = f * NB + s.bin;
+        const kept = samples.get(key);
+        if (!kept) { samples.set(key, { window: s, count: s.count }); continue; }
+        kept.count += s.count;
+        if (rng.next() * kept.count < s.count) kept.window = s;
+      }
+      p.random.forEach((a, c) => contexts[c].activations.push(a));
+      f++;
     }
-    const touched = new Set<number>();
-    for (const w of part.top) { top[w.feature].push(w); touched.add(w.feature); }
-    for (const f of touched) if (top[f].length > K) top[f] = top[f].sort(byActivation).slice(0, K);
-    for (const s of part.samples) {
-      const key = s.feature * NB + s.bin;
-      const kept = samples.get(key);
-      if (!kept) { samples.set(key, { window: s, count: s.count }); continue; }
-      kept.count += s.count;
-      if (rng.next() * kept.count < s.count) kept.window = s;
-    }
-    random.push(...part.random);
+    if (f !== F) throw mismatch();
+    random.push(...contexts);
   }
   if (next !== rows) throw new LanternError(`the dashboard parts cover rows 0–${next - 1} of ${rows}`);
 
