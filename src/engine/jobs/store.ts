@@ -62,6 +62,12 @@ export function jobModel(job: JobSpec): NonNullable<JobSpec['model']> {
   return job.model;
 }
 
+/** The backend of a black-box job; a job that has none (a weight-based job) is a LanternError. */
+export function jobBackend(job: JobSpec): JobBackend {
+  if (!job.backend) throw new LanternError(`job ${job.id} (${job.analysis}) runs on a model, not a backend`);
+  return job.backend;
+}
+
 /** A finished shard's record, `<dir>/<jobId>/shard-<i>.done.json`. */
 export interface ShardRecord {
   shard: number;

@@ -55,21 +55,21 @@ export async function openSpec(spec: string, opts: Record<string, any>): Promise
 }
 
 /**
- * How a job's workers open the judge `spec`: the spec with local files made absolute and the
+ * How a job's workers open the backend `spec` (given with `flag`): the spec with local files made absolute and the
  * bundled model named, and the command's HTTP settings. The API key stays in the environment
  * variable --api-key-env names (each worker reads its own); a URL with credentials in it is refused
  * rather than written to job.json. Checked before the judge is opened.
  */
-export function jobBackend(spec: string, opts: Record<string, any>): Omit<JobBackend, 'id'> {
+export function backendRecord(spec: string, opts: Record<string, any>, flag = '--judge'): Omit<JobBackend, 'id'> {
   let load = spec;
   if (/^https?:\/\//i.test(spec)) {
     let url: URL;
     try {
       url = new URL(spec);
     } catch {
-      throw new LanternError(`--judge: not a URL: '${spec}' (give e.g. http://127.0.0.1:8000/v1)`);
+      throw new LanternError(`${flag}: not a URL: '${spec}' (give e.g. http://127.0.0.1:8000/v1)`);
     }
-    if (url.username || url.password) throw new LanternError(`--judge ${url.protocol}//…@${url.host}: a job does not keep credentials; give the key in an environment variable (--api-key-env) instead of the URL`);
+    if (url.username || url.password) throw new LanternError(`${flag} ${url.protocol}//…@${url.host}: a job does not keep credentials; give the key in an environment variable (--api-key-env) instead of the URL`);
   } else if (spec === 'lantern') {
     load = `lantern:${defaultModel()}`;
   } else {

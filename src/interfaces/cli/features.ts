@@ -13,13 +13,15 @@ import { tokenizeSplits } from '../../data/brown.js';
 import { openBackend } from '../../backends/index.js';
 import { PLANTED_FILE, plantedPrompts, readPlantedDescription } from '../../models/planted/index.js';
 import {
-  buildDashboards, dashboardsHtml, dashboardSourceSpec, explainDashboard, featuresOnText, openFeatureSource, readDashboard, readDashboardIndex, sascDashboard, writeDashboards,
-  writeExplanations, DashboardIndex, ExplainPrompts, FeatureSource, DEFAULT_PROMPTS,
+  dashboardsAnalysis, dashboardsHtml, dashboardsJob, dashboardSourceSpec, explainAnalysis, explainJob, featuresOnText, openFeatureSource, openJobFeatureSource, readDashboard,
+  readDashboardIndex, sascDashboard, writeDashboards, writeExplanations, ExplainPrompts, DEFAULT_PROMPTS,
 } from '../../methods/features/index.js';
 import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { assertWritable } from './output.js';
 import { HTTP_OPTION_KEYS, httpBackendOptions, httpOptions } from './http-options.js';
+import { defaultJobsDir, jobOptions, runAndMerge } from './job-options.js';
+import { backendRecord } from './eval-options.js';
 
 /** The corpus: token ids from --tokens, text from --data (tokenized by the model), a planted model's own task prompts, or Brown. */
 function readCorpus(model: HookedTransformer, source: string, opts: { tokens?: string; data?: string; maxTokens: number }): { tokens: ArrayLike<number>; corpus: string } {
@@ -55,18 +57,6 @@ function readCorpus(model: HookedTransformer, source: string, opts: { tokens?: s
   return { tokens: tokenizeSplits().train.subarray(0, opts.maxTokens), corpus: 'Brown (train split)' };
 }
 
-function progressBar(what: string): ((done: number, total: number) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  const started = Date.now();
-  return (done, total) => {
-    const frac = done / total;
-    const width = 30;
-    const eta = frac > 0 ? ((Date.now() - started) / frac) * (1 - frac) / 1000 : 0;
-    process.stderr.write(`\r${what} [${'#'.repeat(Math.round(frac * width)).padEnd(width)}] ${done}/${total} ${frac < 1 ? `eta ${eta.toFixed(0)} s` : ''}   `);
-    if (done >= total) process.stderr.write('\n');
-  };
-}
-
 function parseFeatureList(spec: string, size: number): number[] {
   const out: number[] = [];
   for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
@@ -96,8 +86,8 @@ function readPrompts(file?: string): Partial<ExplainPrompts> {
 export function featuresCommand(program: Command): void {
   const cmd = program.command('features').description('Feature dashboards over a corpus, automated explanations (explain → simulate → score), SASC, and the features that fire on a text.');
 
-  cmd.command('dashboards')
-    .description('Build every feature\'s dashboard in one pass over a corpus and store them in a folder (index.json + features.jsonl)')
+  const dashboards = cmd.command('dashboards')
+    .description('Build every feature\'s dashboard in one pass over a corpus and store them in a folder (index.json + features.jsonl). Runs as a resumable job over row ranges, in this process or on lantern worker processes (--queue).')
     .option('-m, --model <folder|hub-id>', 'model (default: the bundled model)')
     .option('--source <spec>', 'features to read: neurons:<hook> (default neurons:blocks.0.mlp.hook_post)')
     .option('--sae <path>', 'a sparse autoencoder as the feature source')
@@ -110,16 +100,19 @@ export function featuresCommand(program: Command): void {
     .addOption(new Option('--seed <n>', 'seed of the samples and random contexts').default(0).argParser(nonNegativeInt('--seed')))
     .requiredOption('-o, --out <folder>', 'folder to write the dashboards to')
     .option('--html <file>', 'also write a static HTML page of the features in --html-features')
-    .option('--html-features <list>', 'features on the HTML page, e.g. 0-19,40 (default: the 20 densest)')
-    .addHelpText('after', '\nExamples:\n  lantern features dashboards --source neurons:blocks.1.mlp.hook_post --max-tokens 20000 -o dash\n  lantern features dashboards --model /tmp/ngram --tokens corpus.txt --seq 32 -o dash --html dash.html')
+    .option('--html-features <list>', 'features on the HTML page, e.g. 0-19,40 (default: the 20 densest)');
+  jobOptions(dashboards)
+    .addHelpText('after', '\nExamples:\n  lantern features dashboards --source neurons:blocks.1.mlp.hook_post --max-tokens 20000 -o dash\n  lantern features dashboards --model /tmp/ngram --tokens corpus.txt --seq 32 -o dash --html dash.html\n  lantern features dashboards --sae /shared/sae --data big.jsonl -o dash --jobs-dir /shared/jobs --queue redis://10.0.0.5:6379')
     .action(async (opts) => {
       const modelSpec: string = opts.model ?? defaultModel();
       if (opts.html) assertWritable(opts.html, '--html');
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) throw new LanternError(`--out ${opts.out} is a file; give a folder`);
       const model = await loadModel(modelSpec, { progress: process.stderr.isTTY });
-      const source = await openFeatureSource(model, opts);
+      const opened = await openJobFeatureSource(model, opts);
       const { tokens, corpus } = readCorpus(model, modelSpec, opts);
-      const set = await buildDashboards(model, source, tokens, { seq: opts.seq, batchSize: opts.batchSize, topK: opts.topK, seed: opts.seed, progress: progressBar('tokens') });
+      const dir = path.resolve(opts.jobsDir ?? defaultJobsDir());
+      const job = await dashboardsJob(dir, model, opened, tokens, { seq: opts.seq, batchSize: opts.batchSize, topK: opts.topK, seed: opts.seed, shardRows: opts.shardSize, corpus });
+      const set = await runAndMerge(opts, dir, job, dashboardsAnalysis, { model, source: opened.source, tokens: Array.from(tokens) }, {});
       writeDashboards(set, opts.out);
       const live = set.features.filter((f) => f.density > 0).length;
       console.log(`model: ${modelSpec}; source ${set.source} (${set.size} features) at ${set.hook}; ${set.tokens} tokens of ${corpus} (data ${set.dataHash}), seed ${set.seed}`);
@@ -155,7 +148,7 @@ export function featuresCommand(program: Command): void {
     return openBackend(spec, /^https?:/.test(spec) ? httpBackendOptions(http) : {});
   };
 
-  backendOpts(cmd.command('explain')
+  const explain = backendOpts(cmd.command('explain')
     .description('Explain features with a black-box backend (top contexts as token<TAB>activation records) and score each explanation by simulation')
     .requiredOption('-d, --dashboards <folder>', 'dashboard folder (from `features dashboards`); explanations are stored in it')
     .requiredOption('--features <list>', 'features to explain, e.g. 0-9,40')
@@ -165,23 +158,28 @@ export function featuresCommand(program: Command): void {
     .option('--fuzzing', 'also compute the fuzzing score')
     .option('--prompts <file>', 'JSON object replacing some of the prompts (explainer, simulator, simulatorGenerate, detection, fuzzing)')
     .addOption(new Option('--seed <n>', 'seed of the fuzzing marks').default(0).argParser(nonNegativeInt('--seed')))
-    .option('--json <file>', 'write every result (explanations, scores, simulated activations) as JSON'))
-    .addHelpText('after', '\nExample:\n  lantern features explain -d dash --features 0-4 --backend http://127.0.0.1:8000/v1 --detection')
+    .option('--json <file>', 'write every result (explanations, scores, simulated activations) as JSON'));
+  jobOptions(explain)
+    .addHelpText('after', '\nExamples:\n  lantern features explain -d dash --features 0-4 --backend http://127.0.0.1:8000/v1 --detection\n  lantern features explain -d /shared/dash --features 0-999 --backend http://10.0.0.7:8000/v1 --jobs-dir /shared/jobs --queue redis://10.0.0.5:6379')
     .action(async (opts) => {
       if (opts.json) assertWritable(opts.json, '--json');
       const index = readDashboardIndex(opts.dashboards);
       const pick = parseFeatureList(opts.features, index.size);
       const prompts = readPrompts(opts.prompts);
+      // The job records how workers reach the backends (checked before they are opened); a key stays
+      // in the environment variable --api-key-env names.
+      const record = backendRecord(opts.backend, { ...opts, concurrency: undefined }, '--backend');
+      const simulatorLoad = opts.simulatorBackend ? backendRecord(opts.simulatorBackend, {}, '--simulator-backend').load : undefined;
       const backend = await openWith(opts.backend, opts);
       const simulatorBackend = opts.simulatorBackend ? await openWith(opts.simulatorBackend, opts) : undefined;
-      const results = [];
-      for (const f of pick) {
-        const d = readDashboard(opts.dashboards, f, index);
-        const r = await explainDashboard(backend, d, index.random, { prompts, simulator: opts.simulator, simulatorBackend, detection: opts.detection, fuzzing: opts.fuzzing, seed: opts.seed });
-        writeExplanations(opts.dashboards, { [f]: { text: r.explanation, score: r.score, method: `explain-simulate (${r.simulator})` } });
+      const dir = path.resolve(opts.jobsDir ?? defaultJobsDir());
+      const job = explainJob(dir, opts.dashboards, pick, { id: backend.id, ...record }, {
+        simulatorBackend: simulatorLoad, simulator: opts.simulator, detection: Boolean(opts.detection), fuzzing: Boolean(opts.fuzzing), prompts, seed: opts.seed, shardFeatures: opts.shardSize,
+      });
+      const results = await runAndMerge(opts, dir, job, explainAnalysis, { folder: opts.dashboards, index, features: pick, backend, simulatorBackend }, {});
+      for (const r of results) {
         const extra = [r.detection !== undefined ? `detection ${r.detection.toFixed(3)}` : '', r.fuzzing !== undefined ? `fuzzing ${r.fuzzing.toFixed(3)}` : ''].filter(Boolean).join(', ');
-        console.log(`#${f}: ${r.explanation}  (score ${r.score.toFixed(3)}${extra ? `, ${extra}` : ''})`);
-        results.push({ feature: f, ...r });
+        console.log(`#${r.feature}: ${r.explanation}  (score ${r.score.toFixed(3)}${extra ? `, ${extra}` : ''})`);
       }
       if (opts.json) {
         const { features: _f, ranges: _r, random: _rc, ...meta } = index;

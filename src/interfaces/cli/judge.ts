@@ -12,7 +12,7 @@ import { judgeAnalysis, judgeJob, judgeJobContext } from '../../methods/evaluati
 import { readRows } from '../../methods/representations/data.js';
 import { TEMPLATES } from '../../methods/evaluation/templates.js';
 import { positiveInt } from './forward.js';
-import { addRunOptions, backendOption, fmt, jobBackend, openRunner, usageLine, writeReport } from './eval-options.js';
+import { addRunOptions, backendOption, fmt, backendRecord, openRunner, usageLine, writeReport } from './eval-options.js';
 import { defaultJobsDir, jobOptions, runAndMerge } from './job-options.js';
 
 const MODES = ['single', 'pairwise', 'reference'] as const;
@@ -84,7 +84,7 @@ export function judgeCommand(program: Command): void {
     // Checked before the judge is opened (a lantern judge loads a model).
     const { plan, items } = pairwise ? planPairwise({ ...common, swap: opts.swap }) : planSingle(common);
     const dir = path.resolve(opts.jobsDir ?? defaultJobsDir());
-    const backend = jobBackend(opts.judge, opts);
+    const backend = backendRecord(opts.judge, opts);
     const { runner, done } = await openRunner(opts, `judge ${mode}`);
     let report: PairwiseReport | SingleReport;
     try {

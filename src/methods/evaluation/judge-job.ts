@@ -16,7 +16,7 @@ import pLimit from 'p-limit';
 import { openBackend } from '../../backends/index.js';
 import { LanternError } from '../../errors.js';
 import type { Analysis, RunSummary } from '../../engine/jobs/run.js';
-import { createJob, DEFAULT_SHARD_SIZE, finishedShard, JobBackend, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
+import { createJob, DEFAULT_SHARD_SIZE, finishedShard, jobBackend, JobBackend, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
 import { readTable, writeTable } from '../../engine/jobs/table.js';
 import {
   asksPerItem, finishPairwise, finishSingle, judgePairItems, judgeSingleItems,
@@ -75,10 +75,6 @@ async function readShard(file: string): Promise<JudgeShard> {
 
 const planOf = (job: JobSpec) => (job.settings as { plan: SinglePlan | PairwisePlan }).plan;
 
-function backendOf(job: JobSpec): JobBackend {
-  if (!job.backend) throw new LanternError(`job ${job.id} has no judge backend`);
-  return job.backend;
-}
 
 /**
  * What the shards of `job` share, asking through `runner` (a worker's own, or the submitting
@@ -97,7 +93,7 @@ export const judgeAnalysis: Analysis<JudgeJobContext, JudgeMergeTarget, SingleRe
   name: 'judge',
 
   async open(dir, job) {
-    const { load, options } = backendOf(job);
+    const { load, options } = jobBackend(job);
     // Keys come from the worker's environment (the variable options.open.apiKeyEnv names), never from the job.
     const judge = await openBackend(load, options.open as Parameters<typeof openBackend>[1]);
     return judgeJobContext(dir, job, new JudgeRunner(judge, { concurrency: options.concurrency as number | undefined }));
@@ -129,7 +125,7 @@ export const judgeAnalysis: Analysis<JudgeJobContext, JudgeMergeTarget, SingleRe
     });
     const records = shards.flatMap((s) => s.records);
     const o = { runId: target.runId, usage };
-    const { id } = backendOf(job);
+    const { id } = jobBackend(job);
     return plan.kind === 'single'
       ? finishSingle(target.store, id, plan, ctx.items as SingleItem[], records as JudgedRecord<ScoreJudgment>[], { ...o, human: target.human as HumanScore[] | undefined })
       : finishPairwise(target.store, id, plan, ctx.items as PairItem[], records as JudgedRecord<PairJudgment>[], { ...o, human: target.human as HumanPairLabel[] | undefined });

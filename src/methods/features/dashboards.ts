@@ -7,7 +7,12 @@
  * Memory is fixed by the settings, never by the corpus: per feature a top-k buffer, one reservoir
  * sample per histogram bin (each a context window of token ids and activations), and the
  * activations on a few shared random contexts (for scoring explanations against).
+ *
+ * The pass splits into parts over ranges of corpus rows ({@link dashboardPart}, a dashboards
+ * job's shards), each a pure function of its rows and the seed, and a merge that does not depend
+ * on how the corpus was split except for which firing each histogram bin's sample shows.
  */
+import crypto from 'node:crypto';
 import { LanternError } from '../../errors.js';
 import { Graph } from '../../engine/graph/ir.js';
 import { Tensor } from '../../engine/tensor.js';
@@ -93,7 +98,7 @@ export interface DashboardSet {
   dataHash: string;
   tokens: number;
   seed: number;
-  settings: Required<Omit<DashboardOptions, 'progress'>>;
+  settings: DashboardSettings;
   features: FeatureDashboard[];
   /** Random corpus windows and each feature's activations on them (for scoring explanations). */
   random: { ids: number[][]; tokens: string[][]; offsets: number[]; activations: number[][][] };
@@ -160,7 +165,7 @@ class Windows {
       [this.acts[a], this.acts[b]] = [this.acts[b], this.acts[a]];
     }
   }
-  read(s: number, text: (ids: number[]) => string[]): FeatureContext {
+  read(s: number): PartWindow {
     const W = this.W;
     const ids: number[] = [];
     const activations: number[] = [];
@@ -170,12 +175,15 @@ class Windows {
       ids.push(id);
       activations.push(this.acts[s * W + i]);
     }
-    return { ids, tokens: text(ids), activations, at: this.at[s], activation: this.act[s], offset: this.off[s] };
+    return { activation: this.act[s], offset: this.off[s], at: this.at[s], ids, activations };
   }
 }
 
+/** {@link DashboardOptions} with every default filled in, as saved with the dashboards. */
+export type DashboardSettings = Required<Omit<DashboardOptions, 'progress'>>;
+
 /** Checks the corpus and fills in the default settings. */
-function settingsOf(model: HookedTransformer, tokens: ArrayLike<number>, opts: DashboardOptions): Required<Omit<DashboardOptions, 'progress'>> {
+export function dashboardSettings(model: HookedTransformer, tokens: ArrayLike<number>, opts: DashboardOptions): DashboardSettings {
   const seq = opts.seq ?? Math.min(model.cfg.nCtx, 128);
   if (!Number.isInteger(seq) || seq < 1 || seq > model.cfg.nCtx) throw new LanternError(`rows of ${seq} tokens: must be in [1, ${model.cfg.nCtx}] (the model's context)`);
   if (tokens.length < 2) throw new LanternError(`the corpus has ${tokens.length} tokens; dashboards need at least 2`);
@@ -193,18 +201,76 @@ function settingsOf(model: HookedTransformer, tokens: ArrayLike<number>, opts: D
   return s;
 }
 
+/** A context window as a part stores it: the activation and offset it was kept for, the window's ids and activations. */
+export interface PartWindow {
+  activation: number;
+  offset: number;
+  at: number;
+  ids: number[];
+  activations: number[];
+}
+
+/** One feature's share of a {@link DashboardPart}. Every number is a float32 activation or a count, except `sum` (float64); all survive JSON exactly. */
+export interface FeaturePart {
+  /** The sum of its activations, its firings, and its largest firing (0 when none). */
+  sum: number;
+  fires: number;
+  max: number;
+  /** Its top contexts in these rows (at most topK), activation descending, then offset. */
+  top: PartWindow[];
+  /** One uniform sample of its firings in each non-empty histogram bin, with the bin's count, by bin. */
+  samples: (PartWindow & { bin: number; count: number })[];
+  /** Its activations on each of the part's random contexts. */
+  random: number[][];
+}
+
 /**
- * Every feature's dashboard over `tokens`, from one pass: the corpus is cut into rows of `seq`
- * tokens, each batch runs the model once (caching only `source.hook`) and is encoded once.
+ * One range of corpus rows' share of every feature's dashboard: what a shard of a dashboards job
+ * holds, and what {@link mergeDashboardParts} combines. `features` yields one {@link FeaturePart}
+ * per feature, in order, made as it is read, so a part of many features is never in memory as
+ * objects all at once (nor written as one string).
  */
-export async function buildDashboards(model: HookedTransformer, source: FeatureSource, tokens: ArrayLike<number>, opts: DashboardOptions = {}): Promise<DashboardSet> {
+export interface DashboardPart {
+  /** The corpus rows [first, last) it covers. */
+  rows: [number, number];
+  /** The shared random contexts that lie in these rows: their index among all, offset and ids. */
+  random: { context: number; offset: number; ids: number[] }[];
+  features: Iterable<FeaturePart>;
+}
+
+/** A seed for random stream `stream` of a run seeded with `seed`: the streams are independent, and each is fixed by the pair. */
+function streamSeed(seed: number, stream: string): number {
+  return crypto.createHash('sha256').update(`${seed}:${stream}`).digest().readInt32LE(0);
+}
+
+/** Corpus offsets of the shared random contexts: drawn from the seed alone, before any row runs, so every split of the corpus agrees. */
+function randomOffsets(n: number, settings: DashboardSettings): Map<number, number> {
+  const rng = new Rng(settings.seed);
+  const R = Math.min(settings.randomContexts, n);
+  const at = new Map<number, number>();
+  while (at.size < R) {
+    const off = rng.int(n);
+    if (!at.has(off)) at.set(off, at.size);
+  }
+  return at;
+}
+
+/**
+ * Rows [first, last) of the corpus (rows of `settings.seq` tokens, {@link corpusRows}) as a
+ * {@link DashboardPart}: each batch of rows runs the model once (caching only `source.hook`) and is
+ * encoded once. Its histogram-bin samples draw from a random stream fixed by (seed, `part`), so a
+ * part is a pure function of its inputs.
+ */
+export async function dashboardPart(
+  model: HookedTransformer, source: FeatureSource, tokens: ArrayLike<number>, settings: DashboardSettings, first: number, last: number, part: number,
+  progress?: (done: number, total: number) => void,
+): Promise<DashboardPart> {
   checkSource(model, source);
-  const settings = settingsOf(model, tokens, opts);
   const { topK: K, contextBefore: before, contextAfter: after, threshold, seq } = settings;
   const F = source.size;
   const W = before + 1 + after;
   const width = hookWidth(model, source.hook);
-  const rng = new Rng(settings.seed);
+  const rng = new Rng(streamSeed(settings.seed, `part ${part}`));
 
   const top = new Windows(F * K, W);
   const topSize = new Int32Array(F);
@@ -213,18 +279,15 @@ export async function buildDashboards(model: HookedTransformer, source: FeatureS
   const sum = new Float64Array(F);
   const fires = new Float64Array(F);
   const max = new Float64Array(F);
-  // Random contexts: positions chosen before the pass, their windows filled when their row runs.
-  const R = Math.min(settings.randomContexts, tokens.length);
-  const randomAt = new Map<number, number>();
-  while (randomAt.size < R) {
-    const off = rng.int(tokens.length);
-    if (!randomAt.has(off)) randomAt.set(off, randomAt.size);
-  }
-  const randomIds: number[][] = new Array(R);
-  const randomAt0: number[] = new Array(R);
-  const randomActs = new Float32Array(F * R * W);
+  const randomAt = randomOffsets(tokens.length, settings);
+  const random: DashboardPart['random'] = [];
+  const randomActs: Float32Array[] = [];
+  // Heap order: a lower activation, or an equal one at a later offset, is kept less (so ties
+  // resolve by offset, whichever rows a part holds).
+  const less = (a: number, b: number) => top.act[a] < top.act[b] || (top.act[a] === top.act[b] && top.off[a] > top.off[b]);
 
-  const rows = corpusRows(tokens, seq);
+  const rows = corpusRows(tokens, seq).slice(first, last);
+  const total = rows.reduce((n, r) => n + r.length, 0);
   let done = 0;
   for (let r0 = 0; r0 < rows.length; r0 += settings.batchSize) {
     const chunk = rows.slice(r0, r0 + settings.batchSize);
@@ -244,9 +307,8 @@ export async function buildDashboards(model: HookedTransformer, source: FeatureS
         const offset = start + t;
         const ri = randomAt.get(offset);
         if (ri !== undefined) {
-          randomIds[ri] = Array.from({ length: to - from }, (_, i) => tokens[start + from + i]);
-          randomAt0[ri] = offset;
-          for (let f = 0; f < F; f++) for (let i = 0; i < to - from; i++) randomActs[(f * R + ri) * W + i] = enc[(base + from + i) * F + f];
+          random.push({ context: ri, offset, ids: Array.from({ length: to - from }, (_, i) => tokens[start + from + i]) });
+          randomActs.push(enc.slice((base + from) * F, (base + to) * F));
         }
         for (let f = 0; f < F; f++) {
           const x = enc[o + f];
@@ -259,7 +321,8 @@ export async function buildDashboards(model: HookedTransformer, source: FeatureS
           const count = ++hist[h];
           // Reservoir of one per bin: the c-th firing in a bin replaces the sample with probability 1/c.
           if (count === 1 || rng.next() * count < 1) samples.write(h, x, offset, t - from, tokens, start, from, to, enc, base, F, f);
-          // Top-k min-heap per feature, in slots f*K .. f*K+K-1.
+          // Top-k min-heap per feature, in slots f*K .. f*K+K-1. Offsets only grow, so a new
+          // activation equal to the root's is the one to drop.
           const s0 = f * K;
           const n = topSize[f];
           if (n < K) {
@@ -268,7 +331,7 @@ export async function buildDashboards(model: HookedTransformer, source: FeatureS
             top.write(s0 + i, x, offset, t - from, tokens, start, from, to, enc, base, F, f);
             while (i > 0) {
               const p = (i - 1) >> 1;
-              if (top.act[s0 + p] <= top.act[s0 + i]) break;
+              if (!less(s0 + i, s0 + p)) break;
               top.swap(s0 + i, s0 + p);
               i = p;
             }
@@ -279,8 +342,8 @@ export async function buildDashboards(model: HookedTransformer, source: FeatureS
               const l = 2 * i + 1;
               const rr = l + 1;
               let m = i;
-              if (l < K && top.act[s0 + l] < top.act[s0 + m]) m = l;
-              if (rr < K && top.act[s0 + rr] < top.act[s0 + m]) m = rr;
+              if (l < K && less(s0 + l, s0 + m)) m = l;
+              if (rr < K && less(s0 + rr, s0 + m)) m = rr;
               if (m === i) break;
               top.swap(s0 + i, s0 + m);
               i = m;
@@ -290,36 +353,122 @@ export async function buildDashboards(model: HookedTransformer, source: FeatureS
       }
       done += length;
     });
-    opts.progress?.(done, tokens.length);
+    progress?.(done, total);
   }
+  // Every window value is some token's activation, all added to `sum`: a finite sum means JSON keeps them all.
+  const bad = sum.findIndex((s) => !Number.isFinite(s));
+  if (bad >= 0) throw new LanternError(`feature source ${source.id}: feature ${bad} has non-finite activations (sum ${sum[bad]}) in corpus rows ${first}–${last - 1}`);
+
+  // Random contexts come in row order; the merge orders them by index.
+  return {
+    rows: [first, last],
+    random,
+    features: {
+      *[Symbol.iterator]() {
+        for (let f = 0; f < F; f++) {
+          const slots = Array.from({ length: topSize[f] }, (_, i) => f * K + i).sort((a, b) => top.act[b] - top.act[a] || top.off[a] - top.off[b]);
+          const bins = Array.from({ length: NB }, (_, bin) => bin).filter((bin) => hist[f * NB + bin] > 0);
+          yield {
+            sum: sum[f], fires: fires[f], max: max[f],
+            top: slots.map((s) => top.read(s)),
+            samples: bins.map((bin) => ({ bin, count: hist[f * NB + bin], ...samples.read(f * NB + bin) })),
+            random: randomActs.map((a, c) => Array.from({ length: random[c].ids.length }, (_, i) => a[i * F + f])),
+          };
+        }
+      },
+    },
+  };
+}
+
+/** Contexts ordered largest activation first, ties by corpus offset. */
+const byActivation = (a: PartWindow, b: PartWindow) => b.activation - a.activation || a.offset - b.offset;
+
+/**
+ * Every feature's dashboard from the parts covering the corpus, folded in row order (one part
+ * in memory at a time): top contexts merged (ties by offset), counts and sums added, and each
+ * histogram bin's sample kept by a weighted reservoir: the next part's sample replaces it with
+ * probability (that part's count) / (count so far), drawn from a stream fixed by the seed, so the
+ * merged sample is a uniform draw from every firing in the bin. Logits and nearest features come
+ * from the weights, once.
+ */
+export async function mergeDashboardParts(model: HookedTransformer, source: FeatureSource, tokens: ArrayLike<number>, settings: DashboardSettings, parts: Iterable<DashboardPart>): Promise<DashboardSet> {
+  checkSource(model, source);
+  const F = source.size;
+  const K = settings.topK;
+  const rng = new Rng(streamSeed(settings.seed, 'merge'));
+  const sum = new Float64Array(F);
+  const fires = new Float64Array(F);
+  const max = new Float64Array(F);
+  const top: PartWindow[][] = Array.from({ length: F }, () => []);
+  const samples = new Map<number, { window: PartWindow; count: number }>();
+  const random: (DashboardPart['random'][number] & { activations: number[][] })[] = [];
+  const rows = corpusRows(tokens, settings.seq).length;
+  let next = 0;
+  for (const part of parts) {
+    if (part.rows[0] !== next || part.rows[1] <= next || part.rows[1] > rows) throw new LanternError(`dashboard part of rows ${part.rows[0]}–${part.rows[1] - 1} does not continue rows 0–${next - 1} of ${rows}`);
+    next = part.rows[1];
+    const contexts = part.random.map((c) => ({ ...c, activations: [] as number[][] }));
+    const mismatch = () => new LanternError(`dashboard part of rows ${part.rows[0]}–${part.rows[1] - 1} does not hold the ${F} features of ${source.id}`);
+    let f = 0;
+    for (const p of part.features) {
+      if (f >= F || p.random.length !== contexts.length) throw mismatch();
+      sum[f] += p.sum;
+      fires[f] += p.fires;
+      if (p.max > max[f]) max[f] = p.max;
+      top[f].push(...p.top);
+      if (top[f].length > K) top[f] = top[f].sort(byActivation).slice(0, K);
+      for (const s of p.samples) {
+        const key = f * NB + s.bin;
+        const kept = samples.get(key);
+        if (!kept) { samples.set(key, { window: s, count: s.count }); continue; }
+        kept.count += s.count;
+        if (rng.next() * kept.count < s.count) kept.window = s;
+      }
+      p.random.forEach((a, c) => contexts[c].activations.push(a));
+      f++;
+    }
+    if (f !== F) throw mismatch();
+    random.push(...contexts);
+  }
+  if (next !== rows) throw new LanternError(`the dashboard parts cover rows 0–${next - 1} of ${rows}`);
 
   const text = (ids: number[]) => (model.tokenizer ? model.tokenStrings(ids) : ids.map(String));
+  const context = ({ ids, activations, at, activation, offset }: PartWindow): FeatureContext => ({ ids, tokens: text(ids), activations, at, activation, offset });
   const edges = histogramEdges();
   const logits = source.decoderDirection && settings.logits > 0 ? await decoderLogits(model, source, settings.logits) : undefined;
   const neighbours = source.decoderDirection && settings.neighbours > 0 ? await nearestFeatures(model, source, settings.neighbours) : undefined;
   const features: FeatureDashboard[] = [];
   for (let f = 0; f < F; f++) {
-    const slots = Array.from({ length: topSize[f] }, (_, i) => f * K + i).sort((a, b) => top.act[b] - top.act[a]);
-    const counts = Array.from(hist.subarray(f * NB, (f + 1) * NB));
+    const counts = Array.from({ length: NB }, (_, bin) => samples.get(f * NB + bin)?.count ?? 0);
     features.push({
       index: f, max: max[f], mean: sum[f] / tokens.length, density: fires[f] / tokens.length,
-      top: slots.map((s) => top.read(s, text)),
-      quantiles: quantileSamples(counts, edges, settings.quantiles, max[f], (bin) => samples.read(f * NB + bin, text)),
+      top: top[f].sort(byActivation).map(context),
+      quantiles: quantileSamples(counts, edges, settings.quantiles, max[f], (bin) => context(samples.get(f * NB + bin)!.window)),
       histogram: { edges, counts },
       ...(logits ? { logits: logits(f) } : {}),
       ...(neighbours ? { neighbours: neighbours[f] } : {}),
     });
   }
   // A position in a dropped one-token tail row never ran: its context is left out.
-  const kept = Array.from({ length: R }, (_, c) => c).filter((c) => randomIds[c] !== undefined);
-  const random = {
-    ids: kept.map((c) => randomIds[c]), tokens: kept.map((c) => text(randomIds[c])), offsets: kept.map((c) => randomAt0[c]),
-    activations: Array.from({ length: F }, (_, f) => kept.map((c) => Array.from(randomActs.subarray((f * R + c) * W, (f * R + c) * W + randomIds[c].length)))),
-  };
+  random.sort((a, b) => a.context - b.context);
   return {
     model: model.source, method: 'feature-dashboards', hook: source.hook, source: source.id, size: F,
-    dataHash: hashTokens(tokens), tokens: tokens.length, seed: settings.seed, settings, features, random,
+    dataHash: hashTokens(tokens), tokens: tokens.length, seed: settings.seed, settings, features,
+    random: { ids: random.map((c) => c.ids), tokens: random.map((c) => text(c.ids)), offsets: random.map((c) => c.offset), activations: Array.from({ length: F }, (_, f) => random.map((c) => c.activations[f])) },
   };
+}
+
+/**
+ * Every feature's dashboard over `tokens`, from one pass: the corpus is cut into rows of `seq`
+ * tokens, each batch runs the model once (caching only `source.hook`) and is encoded once. The
+ * same as a dashboards job with a single shard ({@link dashboardPart} over every row, then
+ * {@link mergeDashboardParts}).
+ */
+export async function buildDashboards(model: HookedTransformer, source: FeatureSource, tokens: ArrayLike<number>, opts: DashboardOptions = {}): Promise<DashboardSet> {
+  checkSource(model, source);
+  const settings = dashboardSettings(model, tokens, opts);
+  const part = await dashboardPart(model, source, tokens, settings, 0, corpusRows(tokens, settings.seq).length, 0, opts.progress);
+  return mergeDashboardParts(model, source, tokens, settings, [part]);
 }
 
 /**

@@ -14,3 +14,5 @@ export * from './html.js';
 export * from './explain-dashboard.js';
 export * from './on-text.js';
 export * from './open.js';
+export * from './dashboards-job.js';
+export * from './explain-job.js';

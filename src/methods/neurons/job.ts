@@ -20,8 +20,21 @@ export interface NeuronsJobContext {
   tokens: number[];
 }
 
-/** One example of a neurons job: a corpus row's tokens (the corpus is their concatenation, then `tail`). */
-interface RowExample { tokens: number[] }
+/** One example of a job over corpus rows: a row's tokens (the corpus is their concatenation, then the job's `tail`). */
+export interface RowExample { tokens: number[] }
+
+/** A corpus as a job's examples: its rows of `seq` tokens ({@link corpusRows}), and the tokens after the last row. */
+export function corpusExamples(tokens: ArrayLike<number>, seq: number): { rows: RowExample[]; tail: number[] } {
+  const rows = corpusRows(tokens, seq);
+  const covered = rows.reduce((n, r) => n + r.length, 0);
+  return {
+    rows: rows.map(({ start, length }) => ({ tokens: Array.from({ length }, (_, i) => tokens[start + i]) })),
+    tail: Array.from({ length: tokens.length - covered }, (_, i) => tokens[covered + i]),
+  };
+}
+
+/** The corpus of a job over corpus rows, as {@link corpusExamples} split it. */
+export const joinCorpus = (rows: RowExample[], tail: number[]): number[] => [...rows.flatMap((r) => r.tokens), ...tail];
 
 /** The job's settings: the statistics' settings, and the corpus tokens after the last row (a row needs two). */
 interface NeuronsJobSettings { stats: NeuronStatsSettings; tail: number[] }
@@ -48,7 +61,7 @@ export const neuronsAnalysis: Analysis<NeuronsJobContext, Record<string, never>,
 
   async open(dir, job, opts) {
     const rows = readJobData<RowExample>(dir, job);
-    return { model: await openJobModel(job, opts), tokens: [...rows.flatMap((r) => r.tokens), ...(job.settings as unknown as NeuronsJobSettings).tail] };
+    return { model: await openJobModel(job, opts), tokens: joinCorpus(rows, (job.settings as unknown as NeuronsJobSettings).tail) };
   },
 
   async runShard({ model, tokens }, job, shard, file) {
@@ -72,15 +85,13 @@ export const NEURONS_SHARD_ROWS = Math.max(1, Math.round(DEFAULT_SHARD_SIZE / 4)
  */
 export async function neuronsJob(dir: string, model: HookedTransformer, tokens: ArrayLike<number>, opts: NeuronStatsOptions & { shardRows?: number; corpus?: string } = {}): Promise<JobSpec> {
   const stats = neuronStatsSettings(model, tokens, opts);
-  const rows = corpusRows(tokens, stats.seq);
+  const { rows, tail } = corpusExamples(tokens, stats.seq);
   const shardRows = opts.shardRows ?? NEURONS_SHARD_ROWS;
   if (!Number.isInteger(shardRows) || shardRows < 1) throw new LanternError(`shard size must be a positive integer, got ${shardRows}`);
-  const covered = rows.reduce((n, r) => n + r.length, 0);
-  const tail = Array.from({ length: tokens.length - covered }, (_, i) => tokens[covered + i]);
   const settings: NeuronsJobSettings = { stats, tail };
   return createJob(dir, {
     analysis: 'neurons', model: await modelRef(model),
     settings: settings as unknown as Record<string, unknown>, seed: 0, dataset: { name: opts.corpus ?? '' },
     shards: shardRanges(rows.length, shardRows), ext: 'json',
-  }, rows.map(({ start, length }) => ({ tokens: Array.from({ length }, (_, i) => tokens[start + i]) })));
+  }, rows);
 }
