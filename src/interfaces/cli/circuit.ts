@@ -8,15 +8,8 @@ import { addCliOptions } from './method-options.js';
 import { pathPatching, pathPatchingSweep } from '../../methods/circuits/path-patching.js';
 import { circuitHtml, circuitSvg } from '../../methods/circuits/render.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
+import { progressBar } from './progress-bar.js';
 import { hubRecord, modelOption, revisionOption, loadModelFromFlags, modelSource } from './model-option.js';
-
-function progressBar(label: string) {
-  if (!process.stderr.isTTY) return undefined;
-  return (done: number, total: number) => {
-    process.stderr.write(`\r${label} ${done}/${total}`);
-    if (done === total) process.stderr.write('\n');
-  };
-}
 
 export function circuitCommand(program: Command): void {
   const cmd = program
@@ -53,8 +46,14 @@ export function circuitCommand(program: Command): void {
         });
       }
 
-      const common = { examples, metric, threshold: opts.threshold, progress: progressBar(opts.method) };
-      const c: Circuit = opts.method === 'acdc' ? await acdc(model, common) : await eap(model, { ...common, igSteps: opts.igSteps, igPath: opts.igPath as IgPath });
+      const bar = progressBar(opts.method, 'runs');
+      const common = { examples, metric, threshold: opts.threshold, progress: bar.update };
+      let c: Circuit;
+      try {
+        c = opts.method === 'acdc' ? await acdc(model, common) : await eap(model, { ...common, igSteps: opts.igSteps, igPath: opts.igPath as IgPath });
+      } finally {
+        bar.stop();
+      }
       const saved = { ...c, model: source, ...hubRecord(model), settings: { ...settings, ...c.settings, method: opts.method } };
       const title = `${c.method.toUpperCase()} circuit — ${task} — ${source}`;
       const pages = {

@@ -9,6 +9,7 @@ import { plantedPool } from '../../models/planted/index.js';
 import { defaultModel } from './defaults.js';
 import { nonNegativeInt, positiveInt } from './forward.js';
 import { addOutputOptions, assertOutputsWritable, emitOutputs } from './output.js';
+import { stagedProgressBars } from './progress-bar.js';
 import { ansiProb, ansiSigned, cellText, cssProb, cssSigned, escapeHtml, htmlPage, useColor } from './lens.js';
 
 /** Scores in [-1, 1] get the diverging colours; the rest are coloured as [0, 1] (larger values clamp). */
@@ -26,14 +27,6 @@ export function parsePool(spec: string, vocab: number): number[] {
   }
   if (ids.size === 0) throw new LanternError('--pool names no tokens');
   return [...ids];
-}
-
-function progressBar() {
-  if (!process.stderr.isTTY) return undefined;
-  return (stage: string, done: number, total: number) => {
-    process.stderr.write(`\r${stage} ${done}/${total}   `);
-    if (done === total) process.stderr.write('\n');
-  };
 }
 
 export function headsCommand(program: Command): void {
@@ -61,9 +54,13 @@ export function headsCommand(program: Command): void {
       const head = opts.head ? parseHead(opts.head, model) : undefined;
       const pool = opts.pool ? parsePool(opts.pool, model.cfg.dVocab) : plantedPool(source);
       const rows = opts.text ? (opts.text as string[]).map((t) => model.toTokens(t)) : undefined;
-      const result = await analyzeHeads(model, {
-        detectors, sequences: opts.sequences, half: opts.half, pool, rows, seed: opts.seed, batchSize: opts.batchSize, progress: progressBar(),
-      });
+      const bars = stagedProgressBars('steps');
+      let result: Awaited<ReturnType<typeof analyzeHeads>>;
+      try {
+        result = await analyzeHeads(model, { detectors, sequences: opts.sequences, half: opts.half, pool, rows, seed: opts.seed, batchSize: opts.batchSize, progress: bars.update });
+      } finally {
+        bars.stop();
+      }
       const extra: Record<string, unknown> = {};
       let circuits: ModelCircuits | undefined;
       if (head || opts.composition) circuits = await ModelCircuits.read(model);

@@ -14,3 +14,21 @@ export function progressBar(label: string, unit: string): { update: (done: numbe
     stop: () => started && bar.stop(),
   };
 }
+
+/**
+ * Bars for work that goes through named stages (patterns, then ablations, ...): a bar per stage,
+ * the previous one finished when the next starts. `stop` ends the last.
+ */
+export function stagedProgressBars(unit: string): { update: (stage: string, done: number, total: number) => void; stop: () => void } {
+  let current: { stage: string; bar: ReturnType<typeof progressBar> } | undefined;
+  return {
+    update: (stage, done, total) => {
+      if (current?.stage !== stage) {
+        current?.bar.stop();
+        current = { stage, bar: progressBar(stage, unit) };
+      }
+      current.bar.update(done, total);
+    },
+    stop: () => current?.bar.stop(),
+  };
+}
