@@ -79,7 +79,14 @@ export async function runJobLocally<C>(dir: string, job: JobSpec, analysis: Anal
   return summary;
 }
 
-/** The shard files of a finished job, in shard order. */
+/**
+ * The shard files of a finished job, in shard order, each checked against its record: a merge
+ * never reads a shard that is missing or was changed since it was written.
+ */
 export function shardFiles(dir: string, job: JobSpec): string[] {
+  const unfinished = job.shards.map((_, i) => i).filter((i) => !finishedShard(dir, job, i));
+  if (unfinished.length) {
+    throw new LanternError(`job ${job.id}: shard${unfinished.length === 1 ? '' : 's'} ${unfinished.join(', ')} of ${job.shards.length} ${unfinished.length === 1 ? 'is' : 'are'} not finished (missing, or changed since written); run the command again to compute ${unfinished.length === 1 ? 'it' : 'them'}`);
+  }
   return job.shards.map((_, i) => shardFile(dir, job, i));
 }
