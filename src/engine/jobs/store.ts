@@ -205,10 +205,12 @@ function readJsonFile(file: string, maxBytes: number, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new LanternError(`${file}: ${what} is not valid JSON (${(e as Error).message})`);
+    throw new LanternError(`${file}: ${what} is not valid JSON (${oneLine((e as Error).message)})`);
   }
 }
 
+/** JSON.parse quotes the text it failed on, line breaks included: an error is one line. */
+const oneLine = (m: string) => m.replace(/\s*\n\s*/g, ' ');
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isSha256 = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
@@ -246,7 +248,9 @@ export function readJob(dir: string, id: string): JobSpec {
   const spec = readJsonFile(file, MAX_JOB_BYTES, 'job file');
   const problem = jobSpecProblem(spec, id);
   if (problem) throw new LanternError(`${file}: ${problem}; submit the job again`);
-  return spec as JobSpec;
+  // Only the fields the id covers: anything added by hand is not part of the job.
+  const { format, analysis, model, settings, seed, dataset, shards, ext } = spec as JobSpec;
+  return { format, id, analysis, model: { source: model.source, load: model.load, weightsSha256: model.weightsSha256 }, settings, seed, dataset: { name: dataset.name, sha256: dataset.sha256, examples: dataset.examples }, shards, ext };
 }
 
 /** The examples of a job, checked against the hash it was submitted with. */
@@ -261,7 +265,7 @@ export function readJobData<T>(dir: string, job: JobSpec): T[] {
     try {
       return JSON.parse(l) as T;
     } catch (e) {
-      throw new LanternError(`${file}: line ${k + 1} is not JSON (${(e as Error).message}); submit the job again`);
+      throw new LanternError(`${file}: line ${k + 1} is not JSON (${oneLine((e as Error).message)}); submit the job again`);
     }
   });
 }
