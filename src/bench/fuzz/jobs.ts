@@ -224,7 +224,7 @@ async function cli(args: string[]): Promise<Attempt<string>> {
 const identity = (s: JobSpec) => ({ ...s, model: { ...s.model, load: '' } });
 
 /** Runs every reader on job folder `dir`/`base.spec.id` (see the module comment). */
-export async function judgeJobFolder(dir: string, base: Base, out: string): Promise<Verdict> {
+async function judgeJobFolder(dir: string, base: Base, out: string): Promise<Verdict> {
   const { spec, analysis, context } = base;
   const id = spec.id;
   const problems: string[] = [];
