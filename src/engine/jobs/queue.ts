@@ -75,8 +75,6 @@ export async function submitToQueue(url: string, dir: string, job: JobSpec, opts
     connection.disconnect();
     throw e;
   }
-  // Whoever cancels the job later (the Workbench) finds its waiting shards through this.
-  recordQueue(dir, job.id, url);
   const queue = new Queue<ShardEntry>(QUEUE_NAME, { connection });
   queue.on('error', () => {});
   const total = job.shards.length;
@@ -86,6 +84,8 @@ export async function submitToQueue(url: string, dir: string, job: JobSpec, opts
   const failures = new Map<number, ShardFailure>();
   const entry = (i: number) => ({ name: 'shard', data: { dir, jobId: job.id, shard: i }, opts: { jobId: entryId(job.id, i), attempts: opts.attempts ?? 3, removeOnComplete: true, removeOnFail: false } });
   try {
+    // Whoever cancels the job later (the Workbench) finds its waiting shards through this.
+    recordQueue(dir, job.id, url);
     // Entries left failed by an earlier run are replaced, so a resubmitted job tries those shards
     // again; entries still waiting or running are kept (adding an existing id does nothing).
     for (const stale of await queue.getJobs(['failed', 'completed'])) {

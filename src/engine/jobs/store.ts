@@ -290,8 +290,8 @@ export function finishedShard(dir: string, job: JobSpec, i: number): ShardRecord
   try {
     const rec = readJsonFile(done, MAX_RECORD_BYTES, 'shard record');
     if (recordProblem(rec, job, i)) return undefined;
-    const { sha256, bytes } = rec as ShardRecord;
-    return fileSha256(shardFile(dir, job, i), bytes) === sha256 ? rec as ShardRecord : undefined;
+    const { shard, range, sha256, bytes, ms, worker, finishedAt } = rec as ShardRecord;
+    return fileSha256(shardFile(dir, job, i), bytes) === sha256 ? { shard, range, sha256, bytes, ms, worker, finishedAt } : undefined;
   } catch (e) {
     if (e instanceof LanternError) return undefined;
     throw e;
