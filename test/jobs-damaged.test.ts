@@ -14,10 +14,11 @@ import { loadModel } from '../src/models/load.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import * as R from '../src/methods/representations/index.js';
 import {
-  cancelJob, createJob, fileSha256, finishedShard, isCancelled, jobIds, JobFailedError, JobSpec, jobStatus, listJobs, readJob, readJobData, recordedQueue, recordQueue, shardFile,
+  cancelJob, createJob, fileSha256, finishedShard, isCancelled, jobIds, JobFailedError, JobSpec, jobStatus, listJobs, readJob, readJobData, recordedQueue, recordQueue, removeJob, shardFile,
 } from '../src/engine/jobs/store.js';
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
 import { buildServer } from '../src/interfaces/server/app.js';
+import { runLantern } from './helpers.js';
 
 let tmp: string;
 let model: HookedTransformer;
@@ -119,6 +120,22 @@ describe('a damaged job.json', () => {
     // Where the model loads from is this machine's business: editing it is allowed, and fields added by hand are dropped.
     write((j) => { j.model.load = '/elsewhere/tiny'; j.note = 'mine'; });
     expect(readJob(dir, job.id)).toEqual({ ...job, model: { ...job.model, load: '/elsewhere/tiny' } });
+  });
+
+  it('can still be removed (removing read it first and refused), by the library and by lantern jobs remove; an id with a path is refused', async () => {
+    const { dir, job, file } = await finished();
+    const other = await R.activationsJob(dir, model, examples, { ...opts, hooks: ['blocks.0.hook_mlp_out'] });
+    fs.writeFileSync(file('job.json'), '[');
+    const r = await runLantern(['jobs', 'remove', job.id, '--jobs-dir', dir], path.join(tmp, 'home'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`removed job ${job.id} (its job.json was unreadable)`);
+    expect(jobIds(dir)).toEqual([other.id]);
+    fs.mkdirSync(path.join(tmp, 'outside'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'outside', 'job.json'), '[');
+    expect(refusal(() => removeJob(dir, '../outside'))).toBe("'../outside' is not a job id");
+    expect(fs.existsSync(path.join(tmp, 'outside', 'job.json'))).toBe(true);
+    expect(removeJob(dir, other.id)).toEqual(other);
+    expect(jobIds(dir)).toEqual([]);
   });
 });
 

@@ -160,7 +160,7 @@ function applyMut(dir: string, spec: JobSpec, m: Mut): void {
       return;
     }
     case 'drop':
-      fs.rmSync(fileOf(dir, spec, m.file, m.shard), { recursive: true, force: true });
+      if (m.file === 'jobs dir' || (m.file === 'folder' ? lstat(dir)?.isDirectory() : folderOk)) fs.rmSync(fileOf(dir, spec, m.file, m.shard), { recursive: true, force: true });
       return;
     case 'special':
       if (m.file === 'jobs dir' || folderOk) makeSpecial(fileOf(dir, spec, m.file, m.shard), m.as);
@@ -181,8 +181,8 @@ function applyMut(dir: string, spec: JobSpec, m: Mut): void {
       if (folderOk) recordQueue(dir, spec.id, m.url);
       return;
     case 'stray': {
-      if (!lstat(dir)?.isDirectory()) return;
       const stray = path.join(dir, `${spec.analysis}-${m.as.padEnd(16, '0')}`);
+      if (!lstat(dir)?.isDirectory() || lstat(stray)) return;
       if (m.as === 'file') fs.writeFileSync(stray, '{}');
       else if (m.as === 'folder') fs.mkdirSync(path.join(stray, 'job.json'), { recursive: true });
       else if (m.as === 'fifo') execFileSync('mkfifo', [stray]);

@@ -238,8 +238,14 @@ function jobSpecProblem(v: unknown, id: string): string | undefined {
   return undefined;
 }
 
+/** An id names a folder in the jobs folder: one with a path in it (`../…`) never reaches the files outside. */
+function checkJobId(id: string): void {
+  if (id === '' || id === '.' || id === '..' || /[\\/]/.test(id)) throw new LanternError(`'${id}' is not a job id`);
+}
+
 /** Reads job `id` from `dir`; an unknown id names the nearest known ones, and a damaged or edited job.json is a LanternError naming it. */
 export function readJob(dir: string, id: string): JobSpec {
+  checkJobId(id);
   const file = path.join(dir, id, 'job.json');
   if (!fs.existsSync(file)) {
     const known = jobIds(dir);
@@ -364,9 +370,19 @@ export function cancelJob(dir: string, id: string): JobSpec {
   return job;
 }
 
-/** Deletes job `id`'s folder: its shards, records and data (the merged outputs live elsewhere and stay). */
-export function removeJob(dir: string, id: string): JobSpec {
-  const job = readJob(dir, id);
+/**
+ * Deletes job `id`'s folder: its shards, records and data (the merged outputs live elsewhere and
+ * stay). A folder whose job.json is damaged is removed too; then there is no job to return.
+ */
+export function removeJob(dir: string, id: string): JobSpec | undefined {
+  checkJobId(id);
+  let job: JobSpec | undefined;
+  try {
+    job = readJob(dir, id);
+  } catch (e) {
+    // Only a folder holding a job.json is a job's; a damaged one is what removing is for.
+    if (!(e instanceof LanternError) || !fs.existsSync(path.join(dir, id, 'job.json'))) throw e;
+  }
   removeAny(jobDir(dir, id));
   return job;
 }

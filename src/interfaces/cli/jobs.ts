@@ -1,7 +1,8 @@
 /** `lantern jobs list|show|cancel`: the jobs in a jobs folder and where each stands. */
 import path from 'node:path';
 import { Command } from 'commander';
-import { cancelJob, describeFailure, jobStatus, listJobs, removeJob } from '../../engine/jobs/store.js';
+import { LanternError } from '../../errors.js';
+import { cancelJob, describeFailure, jobStatus, JobStatus, listJobs, removeJob } from '../../engine/jobs/store.js';
 import { defaultJobsDir, jobsDirOption } from './job-options.js';
 
 const dirOf = (opts: Record<string, any>) => path.resolve(opts.jobsDir ?? defaultJobsDir());
@@ -62,8 +63,13 @@ export function jobsCommand(program: Command): void {
     .argument('<id>', 'the job id (see lantern jobs list)')
     .action((id: string, opts) => {
       const dir = dirOf(opts);
-      const s = jobStatus(dir, id);
+      let s: JobStatus | undefined;
+      try {
+        s = jobStatus(dir, id);
+      } catch (e) {
+        if (!(e instanceof LanternError)) throw e; // a damaged job is removed all the same; an unknown one is refused below
+      }
       removeJob(dir, id);
-      console.log(`removed job ${id} (${s.done.length} of ${s.job.shards.length} shards were done)`);
+      console.log(`removed job ${id} (${s ? `${s.done.length} of ${s.job.shards.length} shards were done` : 'its job.json was unreadable'})`);
     });
 }
