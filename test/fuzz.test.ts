@@ -3,8 +3,8 @@
  * files, Workbench API bodies, /v1 bodies, config.json files, model.safetensors files, sharded
  * checkpoints, labelled dataset files, chat templates with their messages, control vectors
  * baked into a GGUF model, requests to the newer Workbench routes (steering, heads, neurons,
- * causal, tracing, circuits, features, evaluation, runs, jobs, models) and SAE folders (SAELens,
- * Gemma Scope) must each end in a result or one clean error —
+ * causal, tracing, circuits, features, evaluation, runs, jobs, dataset jobs, models), SAE folders
+ * (SAELens, Gemma Scope) and job folders must each end in a result or one clean error —
  * never a stack trace, a native abort, a hang, a non-finite number or a server that stops
  * answering. `npm run fuzz` runs the same kinds for longer.
  */
@@ -26,6 +26,7 @@ import { configKind, safetensorsKind, shardedKind } from '../src/bench/fuzz/mode
 import { chatTemplateKind, controlVectorKind, datasetKind } from '../src/bench/fuzz/files.js';
 import { saeKind } from '../src/bench/fuzz/sae.js';
 import { routesKind } from '../src/bench/fuzz/routes.js';
+import { jobsKind } from '../src/bench/fuzz/jobs.js';
 import { buildServer } from '../src/interfaces/server/app.js';
 import { PLAYGROUND_NEUTRAL } from '../src/interfaces/server/steering.js';
 import { EvalStore } from '../src/methods/evaluation/store.js';
@@ -120,13 +121,14 @@ describe('fuzzing user files (fixed seeds)', () => {
 });
 
 describe('fuzzing the newer Workbench routes (fixed seed)', () => {
-  it('steering, heads, neurons, causal, trace, circuits, features, evaluation, runs, jobs, models: finite 2xx or a one-line 4xx; the server keeps answering', async () => {
+  it('steering, heads, neurons, causal, trace, circuits, features, evaluation, runs, jobs, dataset jobs, models: finite 2xx or a one-line 4xx; the server keeps answering', async () => {
     const kind = routesKind();
     const r = await fuzz(kind, 120, ['ok', 'refused 400', 'async done']);
     // Most routes were reached and answered with a result at least once, not only refused.
     const answered = [...kind.reached].filter(([, statuses]) => [...statuses.keys()].some((s) => s < 300)).map(([route]) => route);
     expect(answered.length, `${answered.join(', ')}\n${formatReport(r)}`).toBeGreaterThanOrEqual(20);
     for (const route of ['POST /api/steering', 'POST /api/causal', 'POST /api/heads/scores', 'POST /api/trace', 'POST /api/circuit']) expect(kind.reached.has(route), route).toBe(true);
+    for (const route of ['GET /api/dataset-jobs', 'POST /api/dataset-jobs/:id/cancel', 'GET /api/jobs/:id/events']) expect(kind.reached.get(route)?.get(200), route).toBeGreaterThan(0);
   }, 180_000);
 });
 
@@ -218,6 +220,13 @@ describe('fuzzing SAE folders (fixed seed)', () => {
   it('SAELens (current and pre-6.0 cfg.json) and Gemma Scope (npz, safetensors): refused cleanly, or finite weights of the declared shapes that run', async () => {
     await fuzz(saeKind(), 300, ['refused', 'accepted saelens', 'accepted gemma-scope']);
   });
+});
+
+describe('fuzzing job folders (fixed seed)', () => {
+  it('activations and neurons jobs with files corrupted, edited or replaced (FIFO, /dev/zero, folder, loop, huge): every reader ends cleanly, and merges (as-is or after a re-run) equal the clean run', async () => {
+    // Regression tests for what this found: test/jobs-damaged.test.ts.
+    await fuzz(jobsKind(), 150, ['resumed, reused', 'resumed, recomputed', 'resumed, recomputed (job.json refused)', 'resume refused (job.json refused)']);
+  }, 120_000);
 });
 
 describe('SAE loading: what fuzzing found', () => {

@@ -9,8 +9,11 @@
  *   the features API over a dashboard set built in setup from a tiny SAE of the served model;
  *   the evaluation API over a store holding a pairwise and a single-grading run judged in setup
  *   by an in-process scripted judge, and POST /api/evaluation/arena;
- *   runs (list, get, export, import, rename, delete), jobs (get, cancel), models (check, card,
- *   folders), limits and settings.
+ *   runs (list, get, export, import, rename, delete), jobs (get, events, cancel), models (check,
+ *   card, folders), limits and settings;
+ *   dataset jobs (list, get, cancel) over a jobs folder holding a real activations job of the served
+ *   model with a record replaced by a FIFO and a shard by a link to /dev/zero, a job whose job.json
+ *   is not JSON, and one submitted to a queue with a password (which cancel cannot reach).
  *
  * The server is a tiny random GPT-2 (context 64, 3-second job limit) and the planted models a
  * request names. The oracle is workbenchKind's: a 2xx whose JSON holds no NaN or infinity (seen
@@ -18,6 +21,7 @@
  * done or ended with a clean error — or a 4xx with a one-line JSON error; never a 5xx, a hang,
  * or a server that stops answering /api/health.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +37,9 @@ import { JudgeRunner } from '../../methods/evaluation/runner.js';
 import { judgePairwise, judgeSingle } from '../../methods/evaluation/judge.js';
 import { loadAnswers, loadBattles, loadQuestions, SAMPLE_DATA } from '../../methods/evaluation/data.js';
 import type { LanguageModelBackend, Usage } from '../../backends/types.js';
+import { activationsAnalysis, activationsJob } from '../../methods/representations/activations-job.js';
+import { runJobLocally } from '../../engine/jobs/run.js';
+import { recordQueue, shardFile } from '../../engine/jobs/store.js';
 import { FuzzKind, Verdict } from './harness.js';
 import { oddText, oddValue, refused, stillAnswering } from './requests.js';
 
@@ -107,6 +114,13 @@ function bases(battles: unknown[]): RouteRequest[] {
     { method: 'DELETE', path: '/api/runs/:id', params: { id: '@fresh' } },
     { method: 'GET', path: '/api/jobs/:id', params: { id: '@run' } },
     { method: 'POST', path: '/api/jobs/:id/cancel', params: { id: '@run' } },
+    { method: 'GET', path: '/api/jobs/:id/events', params: { id: '@run' } },
+    // Dataset jobs.
+    { method: 'GET', path: '/api/dataset-jobs' },
+    { method: 'GET', path: '/api/dataset-jobs/:id', params: { id: '@djob' } },
+    { method: 'POST', path: '/api/dataset-jobs/:id/cancel', params: { id: '@djob' } },
+    { method: 'POST', path: '/api/dataset-jobs/:id/cancel', params: { id: '@djob-queued' } },
+    { method: 'POST', path: '/api/dataset-jobs/:id/cancel', params: { id: '@djob-unreadable' } },
     { method: 'POST', path: '/api/models/check', body: { ref: 'planted:ioi' } },
     { method: 'GET', path: '/api/models/card', query: { ref: 'default' } },
     { method: 'POST', path: '/api/models/folders', body: { path: '@model', name: 'tiny copy' } },
@@ -132,7 +146,7 @@ function fieldsOf(reqs: RouteRequest[]): string[] {
 
 const oddParam = fc.oneof(
   fc.string({ maxLength: 12 }),
-  fc.constantFrom('', '0', '-1', '1.5', '99999999999999999999', 'NaN', '..', '../..', '%2e%2e', 'tiny-sae', 'x'.repeat(150), 'a b', 'é', '\u0000', '@run', '@pairwise', '@single', 'true', '1e9', 'constructor', '__proto__'),
+  fc.constantFrom('', '0', '-1', '1.5', '99999999999999999999', 'NaN', '..', '../..', '%2e%2e', 'tiny-sae', 'x'.repeat(150), 'a b', 'é', '\u0000', '@run', '@pairwise', '@single', '@djob', 'true', '1e9', 'constructor', '__proto__'),
 );
 
 function setPath(body: Record<string, unknown>, key: string, value: unknown): void {
@@ -179,6 +193,8 @@ interface Ctx {
   pairwise: string;
   single: string;
   item: string;
+  /** Dataset jobs in the server's jobs folder: a real one, one submitted to a queue, one whose job.json is not JSON. */
+  djobs: { real: string; queued: string; unreadable: string };
   /** The first non-finite number of the reply being sent, seen before serialisation. */
   nonFinite?: { path: string; value: number };
 }
@@ -215,8 +231,9 @@ async function setupServer(): Promise<Ctx> {
   const item = store.verdicts(pairwise)[0].item;
   store.close();
 
-  const app = await buildServer({ dataDir: data, model, allowHub: false, webDir: path.join(dir, 'none'), limits: { maxJobSeconds: 3 } });
-  const ctx: Ctx = { app, dir, model, run: '', exported: {}, pairwise, single, item };
+  const jobsDir = path.join(dir, 'jobs');
+  const app = await buildServer({ dataDir: data, jobsDir, model, allowHub: false, webDir: path.join(dir, 'none'), limits: { maxJobSeconds: 3 } });
+  const ctx: Ctx = { app, dir, model, run: '', exported: {}, pairwise, single, item, djobs: await datasetJobs(jobsDir, model) };
   app.addHook('preSerialization', async (_req, _reply, payload) => {
     ctx.nonFinite ??= firstNonFinite(payload);
     return payload;
@@ -226,6 +243,27 @@ async function setupServer(): Promise<Ctx> {
   ctx.run = res.json().id;
   ctx.exported = (await app.inject({ method: 'GET', url: `/api/runs/${ctx.run}/export`, headers: { host: 'localhost' } })).json();
   return ctx;
+}
+
+/** Fills `jobsDir` with the dataset jobs the routes are fuzzed over (see the module comment); returns their ids. */
+async function datasetJobs(jobsDir: string, modelDir: string): Promise<Ctx['djobs']> {
+  const m = await loadModel(modelDir);
+  try {
+    const examples = Array.from({ length: 6 }, (_, i) => ({ text: `${TEXT} ${i}`, label: i % 2 }));
+    const real = await activationsJob(jobsDir, m, examples, { hooks: ['blocks.0.hook_resid_post'], batchSize: 2, shardSize: 2 });
+    await runJobLocally(jobsDir, real, activationsAnalysis, { model: m, examples });
+    fs.rmSync(path.join(jobsDir, real.id, 'shard-1.done.json'));
+    execFileSync('mkfifo', [path.join(jobsDir, real.id, 'shard-1.done.json')]);
+    fs.rmSync(shardFile(jobsDir, real, 2));
+    fs.symlinkSync('/dev/zero', shardFile(jobsDir, real, 2));
+    const queued = await activationsJob(jobsDir, m, examples, { hooks: ['blocks.1.hook_resid_post'], batchSize: 2, shardSize: 2 });
+    recordQueue(jobsDir, queued.id, 'redis://lantern:secret@127.0.0.1:1');
+    const unreadable = await activationsJob(jobsDir, m, examples.slice(1), { hooks: ['blocks.0.hook_resid_post'] });
+    fs.writeFileSync(path.join(jobsDir, unreadable.id, 'job.json'), '{"format": "lantern-job", ');
+    return { real: real.id, queued: queued.id, unreadable: unreadable.id };
+  } finally {
+    await m.executor.dropWeights(m.weights);
+  }
 }
 
 /** The routes fuzz kind (see the module comment). `reached` counts, per route, the statuses seen. */
@@ -241,6 +279,9 @@ export function routesKind(): FuzzKind<{ req: RouteRequest; async: boolean; muts
       case '@pairwise': return ctx.pairwise;
       case '@single': return ctx.single;
       case '@item': return ctx.item;
+      case '@djob': return ctx.djobs.real;
+      case '@djob-queued': return ctx.djobs.queued;
+      case '@djob-unreadable': return ctx.djobs.unreadable;
       case '@model': return ctx.model;
       case '@fresh': {
         const r = await ctx.app.inject({ method: 'POST', url: '/api/runs/import', headers: { host: 'localhost' }, payload: ctx.exported });
@@ -330,6 +371,15 @@ export function routesKind(): FuzzKind<{ req: RouteRequest; async: boolean; muts
         if (run?.status !== 'done') return { outcome: `async ${run?.status}`, violation: `the job ended ${run?.status}` };
         const nf = firstNonFinite(run.result);
         return nf ? { outcome: 'non-finite', violation: `non-finite ${nf.value} at ${nf.path}` } : { outcome: 'async done' };
+      }
+      if (req.path === '/api/jobs/:id/events') {
+        // Server-sent events, each `event: <type>` and `data: <its JSON>`.
+        const events = res.body.split('\n\n').filter(Boolean);
+        const bad = events.find((e) => {
+          const m = /^event: (\w+)\ndata: (.*)$/s.exec(e);
+          try { return !m || JSON.parse(m[2]).type !== m[1]; } catch { return true; }
+        });
+        return bad === undefined && events.length ? { outcome: 'ok' } : { outcome: 'bad events', violation: `a ${res.statusCode} whose events are not well-formed: ${res.body.slice(0, 300)}` };
       }
       if (QUEUED.has(req.path) && (json?.status !== 'done' || json?.result == null)) return { outcome: `${res.statusCode}`, violation: `a ${res.statusCode} without a done run: ${res.body.slice(0, 300)}` };
       if (res.statusCode !== 204 && json === undefined) return { outcome: 'not JSON', violation: `a ${res.statusCode} whose body is not JSON: ${res.body.slice(0, 200)}` };

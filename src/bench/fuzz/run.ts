@@ -2,7 +2,7 @@
  * `npm run fuzz`: a longer fuzzing campaign than the test suite's (test/fuzz.test.ts), printing
  * the count of each outcome per input kind. `npm run fuzz -- --runs 2000 --seed 7 --only gguf`;
  * kinds: gguf, tokenizer.json, 'workbench requests', '/v1 requests', config.json, model.safetensors, sharded,
- * 'dataset files', 'chat templates', 'control vectors', 'SAE folders', 'workbench routes'.
+ * 'dataset files', 'chat templates', 'control vectors', 'SAE folders', 'workbench routes', 'job folders'.
  */
 import { campaign, formatReport, FuzzKind } from './harness.js';
 import { ggufKind } from './gguf.js';
@@ -12,6 +12,7 @@ import { configKind, safetensorsKind, shardedKind } from './models.js';
 import { chatTemplateKind, controlVectorKind, datasetKind } from './files.js';
 import { saeKind } from './sae.js';
 import { routesKind } from './routes.js';
+import { jobsKind } from './jobs.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,7 +22,7 @@ function arg(name: string, fallback: string): string {
 const runs = Number(arg('runs', '1000'));
 const seed = Number(arg('seed', '20261206'));
 const only = arg('only', '');
-const kinds: FuzzKind<any>[] = [ggufKind({ loads: 24 }), tokenizerKind(), workbenchKind(), openaiKind(), configKind(), safetensorsKind(), shardedKind(), datasetKind(), chatTemplateKind(), controlVectorKind(), saeKind(), routesKind()].filter((k) => !only || only.split(',').includes(k.name));
+const kinds: FuzzKind<any>[] = [ggufKind({ loads: 24 }), tokenizerKind(), workbenchKind(), openaiKind(), configKind(), safetensorsKind(), shardedKind(), datasetKind(), chatTemplateKind(), controlVectorKind(), saeKind(), routesKind(), jobsKind()].filter((k) => !only || only.split(',').includes(k.name));
 let failed = false;
 for (const k of kinds) {
   const t = Date.now();

@@ -12,7 +12,7 @@ import { LanternError } from '../../errors.js';
 import type { Executor } from '../runtime/executor.js';
 import type { Analysis } from './run.js';
 import { throwIfUnfinished } from './run.js';
-import { finishedShard, isCancelled, JobSpec, readJob, ShardFailure, writeShard } from './store.js';
+import { finishedShard, isCancelled, JobSpec, readJob, recordedQueue, recordQueue, ShardFailure, writeShard } from './store.js';
 
 /** The BullMQ queue every Lantern job uses; entries name their job, so one queue serves all. */
 export const QUEUE_NAME = 'lantern-shards';
@@ -84,6 +84,8 @@ export async function submitToQueue(url: string, dir: string, job: JobSpec, opts
   const failures = new Map<number, ShardFailure>();
   const entry = (i: number) => ({ name: 'shard', data: { dir, jobId: job.id, shard: i }, opts: { jobId: entryId(job.id, i), attempts: opts.attempts ?? 3, removeOnComplete: true, removeOnFail: false } });
   try {
+    // Whoever cancels the job later (the Workbench) finds its waiting shards through this.
+    recordQueue(dir, job.id, url);
     // Entries left failed by an earlier run are replaced, so a resubmitted job tries those shards
     // again; entries still waiting or running are kept (adding an existing id does nothing).
     for (const stale of await queue.getJobs(['failed', 'completed'])) {
@@ -124,11 +126,11 @@ export async function submitToQueue(url: string, dir: string, job: JobSpec, opts
   }
 }
 
-/** Removes the queue entries of job `id` that no worker has started. */
-export async function dequeueJob(url: string, id: string): Promise<number> {
+/** Removes the queue entries of job `id` that no worker has started; waits at most `connectMs` for Redis (default 10000). */
+export async function dequeueJob(url: string, id: string, connectMs?: number): Promise<number> {
   const connection = redisConnection(url);
   try {
-    await waitForRedis(connection, url);
+    await waitForRedis(connection, url, connectMs);
   } catch (e) {
     connection.disconnect();
     throw e;
@@ -143,6 +145,39 @@ export async function dequeueJob(url: string, id: string): Promise<number> {
   } finally {
     await queue.close().catch(() => {});
     connection.disconnect();
+  }
+}
+
+/** What {@link dequeueRecorded} did: the queue, the shards it removed, and why it removed none if it could not. */
+export interface DequeueReport {
+  url: string;
+  removed: number;
+  error?: string;
+}
+
+/**
+ * Removes job `id`'s waiting shards from the queue its folder records it was submitted to (see
+ * {@link recordQueue}); undefined when it never was. A queue reached with a password, which is not
+ * recorded, or one that does not answer within `connectMs`, is reported, not thrown: the job is
+ * cancelled either way, and workers skip the shards of a cancelled job.
+ */
+export async function dequeueRecorded(dir: string, id: string, connectMs = 3000): Promise<DequeueReport | undefined> {
+  let rec;
+  try {
+    rec = recordedQueue(dir, id);
+  } catch (e) {
+    if (!(e instanceof LanternError)) throw e;
+    return { url: '', removed: 0, error: e.message };
+  }
+  if (!rec) return undefined;
+  if (rec.credentials) {
+    return { url: rec.url, removed: 0, error: `the job was submitted to ${rec.url} with credentials, which are not recorded, so its waiting shards stay on that queue (workers skip them as cancelled); remove them with lantern jobs cancel ${id} --queue <the URL with its password>` };
+  }
+  try {
+    return { url: rec.url, removed: await dequeueJob(rec.url, id, connectMs) };
+  } catch (e) {
+    if (!(e instanceof LanternError)) throw e;
+    return { url: rec.url, removed: 0, error: e.message };
   }
 }
 

@@ -6,7 +6,7 @@
 import pLimit from 'p-limit';
 import { LanternError } from '../../errors.js';
 import type { Executor } from '../runtime/executor.js';
-import { finishedShard, isCancelled, JobFailedError, JobSpec, ShardFailure, shardFile, writeShard, WORKER_NAME } from './store.js';
+import { finishedShard, isCancelled, jobDir, JobFailedError, JobSpec, ShardFailure, shardFile, writeShard, WORKER_NAME } from './store.js';
 
 /** What a worker gives an analysis to open a job with. */
 export interface OpenOptions {
@@ -82,7 +82,14 @@ export async function runJobLocally<C>(dir: string, job: JobSpec, analysis: Anal
   return summary;
 }
 
-/** The shard files of a finished job, in shard order. */
+/**
+ * The shard files of a finished job, in shard order, each checked against its record: a merge
+ * never reads a shard that is missing or was changed since it was written.
+ */
 export function shardFiles(dir: string, job: JobSpec): string[] {
+  const unfinished = job.shards.map((_, i) => i).filter((i) => !finishedShard(dir, job, i));
+  if (unfinished.length) {
+    throw new LanternError(`job ${job.id} (${jobDir(dir, job.id)}): shard${unfinished.length === 1 ? '' : 's'} ${unfinished.join(', ')} of ${job.shards.length} ${unfinished.length === 1 ? 'is' : 'are'} not finished (missing, or changed since written); run the command again to compute ${unfinished.length === 1 ? 'it' : 'them'}`);
+  }
   return job.shards.map((_, i) => shardFile(dir, job, i));
 }

@@ -1,7 +1,8 @@
 /** `lantern jobs list|show|cancel`: the jobs in a jobs folder and where each stands. */
 import path from 'node:path';
 import { Command } from 'commander';
-import { cancelJob, describeFailure, jobIds, jobStatus, jobSubject, removeJob } from '../../engine/jobs/store.js';
+import { LanternError } from '../../errors.js';
+import { cancelJob, describeFailure, jobStatus, JobStatus, jobSubject, listJobs, removeJob } from '../../engine/jobs/store.js';
 import { defaultJobsDir, jobsDirOption } from './job-options.js';
 
 const dirOf = (opts: Record<string, any>) => path.resolve(opts.jobsDir ?? defaultJobsDir());
@@ -12,14 +13,17 @@ export function jobsCommand(program: Command): void {
     .option('--json', 'print the list as JSON')
     .action((opts) => {
       const dir = dirOf(opts);
-      const rows = jobIds(dir).map((id) => jobStatus(dir, id));
+      const rows = listJobs(dir);
       if (opts.json) {
-        console.log(JSON.stringify(rows.map((s) => ({ id: s.job.id, analysis: s.job.analysis, model: jobSubject(s.job), dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state })), null, 2));
+        console.log(JSON.stringify(rows.map(({ id, status: s, error }) => (s ? { id, analysis: s.job.analysis, model: jobSubject(s.job), dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state } : { id, state: 'unreadable', error })), null, 2));
         return;
       }
       if (!rows.length) { console.log(`no jobs in ${dir}`); return; }
       console.log(`${'job'.padEnd(32)} ${'state'.padEnd(10)} ${'shards'.padStart(9)}  model / dataset`);
-      for (const s of rows) console.log(`${s.job.id.padEnd(32)} ${s.state.padEnd(10)} ${`${s.done.length}/${s.job.shards.length}`.padStart(9)}  ${jobSubject(s.job)} / ${s.job.dataset.name || '-'} (${s.job.dataset.examples} examples)`);
+      for (const { id, status: s, error } of rows) {
+        console.log(s ? `${id.padEnd(32)} ${s.state.padEnd(10)} ${`${s.done.length}/${s.job.shards.length}`.padStart(9)}  ${jobSubject(s.job)} / ${s.job.dataset.name || '-'} (${s.job.dataset.examples} examples)`
+          : `${id.padEnd(32)} ${'unreadable'.padEnd(10)} ${'-'.padStart(9)}  ${error}`);
+      }
     });
   jobsDirOption(jobs.command('show').description('One job: its settings and each shard (done, by which worker, how long; or why it failed).'))
     .argument('<id>', 'the job id (see lantern jobs list)')
@@ -59,8 +63,13 @@ export function jobsCommand(program: Command): void {
     .argument('<id>', 'the job id (see lantern jobs list)')
     .action((id: string, opts) => {
       const dir = dirOf(opts);
-      const s = jobStatus(dir, id);
+      let s: JobStatus | undefined;
+      try {
+        s = jobStatus(dir, id);
+      } catch (e) {
+        if (!(e instanceof LanternError)) throw e; // a damaged job is removed all the same; an unknown one is refused below
+      }
       removeJob(dir, id);
-      console.log(`removed job ${id} (${s.done.length} of ${s.job.shards.length} shards were done)`);
+      console.log(`removed job ${id} (${s ? `${s.done.length} of ${s.job.shards.length} shards were done` : 'its job.json was unreadable'})`);
     });
 }

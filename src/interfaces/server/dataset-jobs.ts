@@ -4,7 +4,9 @@
  *
  *   GET  /api/dataset-jobs             every job with its shards done, failed (and why) and its state
  *   GET  /api/dataset-jobs/{id}        one job: its spec and each finished or failed shard
- *   POST /api/dataset-jobs/{id}/cancel stops a job at its next shard, as `lantern jobs cancel` does
+ *   POST /api/dataset-jobs/{id}/cancel stops a job at its next shard, as `lantern jobs cancel` does, and
+ *                                      removes its shards waiting on the queue it was submitted to (recorded
+ *                                      in its folder without credentials; the reply's `queue` says what it did)
  *
  * The folder is the record (workers on other machines write to it too), so progress shows here
  * whichever process runs the shards.
@@ -12,7 +14,7 @@
 import fs from 'node:fs';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { LanternError } from '../../errors.js';
-import { cancelJob, jobDir, jobIds, jobStatus, jobSubject } from '../../engine/jobs/store.js';
+import { cancelJob, jobDir, jobStatus, jobSubject, listJobs, queueFile } from '../../engine/jobs/store.js';
 
 /** When job `id` was first submitted: its folder's creation (job.json is rewritten on every submission). */
 function createdAt(dir: string, id: string): string {
@@ -24,10 +26,10 @@ function createdAt(dir: string, id: string): string {
 /** Routes listing the jobs in `dir`. */
 export const datasetJobsRoutes: FastifyPluginAsync<{ dir: string }> = async (app, { dir }) => {
   // An id names a folder in `dir`: one with a path in it (`../…`) never reaches the files outside.
-  const notFound = (reply: FastifyReply, id: string, f: () => unknown) => {
+  const notFound = async (reply: FastifyReply, id: string, f: () => unknown) => {
     try {
       if (/[\\/]/.test(id) || id === '..' || id === '.') throw new LanternError(`'${id}' is not a job id (see GET /api/dataset-jobs)`);
-      return f();
+      return await f();
     } catch (e) {
       if (e instanceof LanternError) return reply.code(404).send({ error: e.message });
       throw e;
@@ -35,17 +37,18 @@ export const datasetJobsRoutes: FastifyPluginAsync<{ dir: string }> = async (app
   };
   app.get('/api/dataset-jobs', async () => ({
     dir,
-    jobs: jobIds(dir).map((id) => {
-      const s = jobStatus(dir, id);
-      return {
-        id, analysis: s.job.analysis, model: jobSubject(s.job), dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state,
-        createdAt: createdAt(dir, id), failures: s.failed.map(({ shard, range, message }) => ({ shard, range, message })),
-      };
-    }),
+    // A damaged job is listed with what is wrong, so the others still show.
+    jobs: listJobs(dir).map(({ id, status: s, error }) => (s ? {
+      id, analysis: s.job.analysis, model: jobSubject(s.job), dataset: s.job.dataset, shards: s.job.shards.length, done: s.done.length, failed: s.failed.length, state: s.state,
+      createdAt: createdAt(dir, id), failures: s.failed.map(({ shard, range, message }) => ({ shard, range, message })),
+    } : { id, state: 'unreadable', error, createdAt: createdAt(dir, id) })),
   }));
   app.get<{ Params: { id: string } }>('/api/dataset-jobs/:id', async (req, reply) => notFound(reply, req.params.id, () => jobStatus(dir, req.params.id)));
-  app.post<{ Params: { id: string } }>('/api/dataset-jobs/:id/cancel', async (req, reply) => notFound(reply, req.params.id, () => {
-    cancelJob(dir, req.params.id);
-    return jobStatus(dir, req.params.id);
+  // Cancelling also takes the job's waiting shards off the queue it was submitted to, if any.
+  app.post<{ Params: { id: string } }>('/api/dataset-jobs/:id/cancel', async (req, reply) => notFound(reply, req.params.id, async () => {
+    const { id } = req.params;
+    cancelJob(dir, id);
+    const queue = fs.existsSync(queueFile(dir, id)) ? await (await import('../../engine/jobs/queue.js')).dequeueRecorded(dir, id) : undefined;
+    return { ...jobStatus(dir, id), ...(queue ? { queue } : {}) };
   }));
 };

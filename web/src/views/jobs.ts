@@ -6,6 +6,14 @@
  */
 import { h, meta, output, panel, showError, View } from '../ui';
 
+/** A job whose folder cannot be read (a damaged job.json), as GET /api/dataset-jobs lists it. */
+interface UnreadableJob {
+  id: string;
+  state: 'unreadable';
+  error: string;
+  createdAt: string;
+}
+
 /** A job as GET /api/dataset-jobs lists it. */
 interface DatasetJob {
   id: string;
@@ -41,7 +49,7 @@ async function refresh(): Promise<void> {
   clearTimeout(timer);
   timer = undefined;
   try {
-    const { dir, jobs } = await call<{ dir: string; jobs: DatasetJob[] }>('GET', 'api/dataset-jobs');
+    const { dir, jobs } = await call<{ dir: string; jobs: (DatasetJob | UnreadableJob)[] }>('GET', 'api/dataset-jobs');
     showError(jobsView, null);
     const unfinished = jobs.filter((j) => j.state === 'incomplete').length;
     meta(jobsView, `${jobs.length} job${jobs.length === 1 ? '' : 's'} in ${dir}${unfinished ? ` · ${unfinished} unfinished, refreshing` : ''}`);
@@ -57,7 +65,14 @@ async function refresh(): Promise<void> {
   }
 }
 
-function row(j: DatasetJob): HTMLElement {
+function row(j: DatasetJob | UnreadableJob): HTMLElement {
+  if (j.state === 'unreadable') {
+    return h('tr', { 'data-job': j.id, 'data-state': j.state },
+      h('td', {}, h('code', { text: j.id })), h('td', {}), h('td', {}),
+      h('td', { class: 'error', text: j.error }),
+      h('td', { class: 'state', text: j.state }),
+      h('td', { text: new Date(j.createdAt).toLocaleString() }), h('td', {}));
+  }
   const cancel = h('button', { type: 'button', class: 'small outline secondary cancel', text: 'Cancel', title: 'Stop the job at its next shard; running its command again resumes it' });
   cancel.addEventListener('click', async () => {
     cancel.setAttribute('aria-busy', 'true');
