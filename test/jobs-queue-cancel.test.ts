@@ -16,6 +16,7 @@ import { JobSpec, recordQueue, recordedQueue } from '../src/engine/jobs/store.js
 import { QUEUE_NAME, redisConnection, submitToQueue } from '../src/engine/jobs/queue.js';
 import { startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
 import { buildServer, type LanternServer } from '../src/interfaces/server/app.js';
+import { runLantern } from './helpers.js';
 
 let tmp: string;
 let redis: LocalRedis;
@@ -105,6 +106,17 @@ describe('cancelling a queued job from the Workbench', () => {
       error: `the job was submitted to ${redis.url} with credentials, which are not recorded, so its waiting shards stay on that queue (workers skip them as cancelled); remove them with lantern jobs cancel ${c.id} --queue <the URL with its password>`,
     });
     expect(await waiting(c.id)).toEqual([0, 1, 2]);
+    await expect(running).rejects.toThrow(/was cancelled/);
+  }, 60_000);
+
+  it('lantern jobs cancel without --queue removes the waiting shards from the recorded queue too', async () => {
+    const d = await job('blocks.0.hook_attn_out');
+    const { running } = await submit(d);
+    expect(await waiting(d.id)).toEqual([0, 1, 2]);
+    const r = await runLantern(['jobs', 'cancel', d.id, '--jobs-dir', jobsDir], tmp);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`cancelled job ${d.id} (0 of 3 shards done, 3 removed from the queue at ${redis.url})`);
+    expect(await waiting(d.id)).toEqual([]);
     await expect(running).rejects.toThrow(/was cancelled/);
   }, 60_000);
 });

@@ -1,8 +1,9 @@
 /** `lantern jobs list|show|cancel`: the jobs in a jobs folder and where each stands. */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { LanternError } from '../../errors.js';
-import { cancelJob, describeFailure, jobStatus, JobStatus, jobSubject, listJobs, removeJob } from '../../engine/jobs/store.js';
+import { cancelJob, describeFailure, jobStatus, JobStatus, jobSubject, listJobs, queueFile, removeJob } from '../../engine/jobs/store.js';
 import { defaultJobsDir, jobsDirOption } from './job-options.js';
 
 const dirOf = (opts: Record<string, any>) => path.resolve(opts.jobsDir ?? defaultJobsDir());
@@ -47,17 +48,21 @@ export function jobsCommand(program: Command): void {
     });
   jobsDirOption(jobs.command('cancel').description('Stop a job: runners take no more of its shards (finished shards are kept; running the command again resumes it).'))
     .argument('<id>', 'the job id (see lantern jobs list)')
-    .option('--queue <redis-url>', 'also remove its shards waiting on this queue')
+    .option('--queue <redis-url>', 'also remove its shards waiting on this queue (default: the queue it was submitted to, when that is recorded without a password)')
     .action(async (id: string, opts) => {
       const dir = dirOf(opts);
       cancelJob(dir, id);
-      let removed = 0;
+      let queue = '';
+      // Loaded only for a job on a queue: BullMQ and ioredis are needed by nothing else here.
       if (opts.queue) {
         const { dequeueJob } = await import('../../engine/jobs/queue.js');
-        removed = await dequeueJob(String(opts.queue), id);
+        queue = `, ${await dequeueJob(String(opts.queue), id)} removed from the queue`;
+      } else if (fs.existsSync(queueFile(dir, id))) {
+        const r = (await (await import('../../engine/jobs/queue.js')).dequeueRecorded(dir, id))!;
+        queue = r.error ? `; ${r.error}` : `, ${r.removed} removed from the queue at ${r.url}`;
       }
       const s = jobStatus(dir, id);
-      console.log(`cancelled job ${id} (${s.done.length} of ${s.job.shards.length} shards done${opts.queue ? `, ${removed} removed from the queue` : ''})`);
+      console.log(`cancelled job ${id} (${s.done.length} of ${s.job.shards.length} shards done${queue})`);
     });
   jobsDirOption(jobs.command('remove').description('Delete a job\'s folder (its shards and records) once its result is merged; running the command again computes every shard anew.'))
     .argument('<id>', 'the job id (see lantern jobs list)')
