@@ -511,6 +511,24 @@ describe('work limits', () => {
     }
   });
 
+  it('the endpoints that answer in the request are held to --max-job-seconds too, and their failure is saved', async () => {
+    const dir = path.join(tmp, 'direct-deadline');
+    const s = await buildServer({ dataDir: dir, allowHub: false, limits: { maxJobSeconds: 0.3 } });
+    try {
+      const t0 = Date.now();
+      const r = await s.inject({ method: 'POST', url: '/api/heads/scores', payload: { detector: 'induction', sequences: 100, half: 64 }, headers: { host: 'localhost' } });
+      expect(r.statusCode, r.body).toBe(400);
+      expect(r.json().error).toMatch(/^stopped after 0.3 s, this server's --max-job-seconds/);
+      // Stopped at a graph run after the deadline, not after the whole grid (two forwards of 100 x 128 tokens per layer).
+      expect(Date.now() - t0).toBeLessThan(20_000);
+      const runs = (await s.inject({ method: 'GET', url: '/api/runs?kind=heads', headers: { host: 'localhost' } })).json().runs;
+      expect(runs).toHaveLength(1);
+      expect(runs[0]).toMatchObject({ kind: 'heads', status: 'error' });
+    } finally {
+      await s.close();
+    }
+  });
+
   it('lantern serve takes --max-job-seconds and --max-job-memory, and rejects bad values in one line', async () => {
     expectOneLineError(await runLantern(['serve', '--max-job-seconds', '0'], tmp), /--max-job-seconds must be a positive number, got '0'/);
     expectOneLineError(await runLantern(['serve', '--max-job-memory', 'lots'], tmp), /--max-job-memory must be a size such as 2G, 512M or a byte count, got 'lots'/);

@@ -10,9 +10,9 @@ export const RUN_KINDS = ['forward', 'attribution', 'lens', 'attention', 'patchi
 /** A kind of saved run. */
 export type RunKind = (typeof RUN_KINDS)[number];
 /**
- * Runs of the endpoints that answer directly instead of queueing a job (steering, a head
- * detector's grid, one head, one neuron, a causal-abstraction search, features on a prompt):
- * saved when they finish, like the queued kinds.
+ * Runs of the endpoints that answer in the request (steering, a head detector's grid, one head,
+ * one neuron, a causal-abstraction search, features on a prompt), with no ?async=true or events
+ * stream: they still run on the compute queue and are saved like the other kinds.
  */
 export const DIRECT_RUN_KINDS = ['steering', 'heads', 'head', 'neuron', 'causal', 'features'] as const;
 /** One of {@link DIRECT_RUN_KINDS}. */

@@ -178,8 +178,8 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     if (status >= 500) app.log.error(err);
     return reply.code(status).send({ error: status >= 500 ? `internal error: ${err.message}` : err.message, statusCode: status });
   });
-  // Routes that answer directly (steering, heads, causal, features …) are checked as queued runs
-  // are: JSON would send a NaN or an infinity as null, a reply that looks complete and is not.
+  // Every reply is checked as queued runs' results are: JSON would send a NaN or an infinity as
+  // null, a reply that looks complete and is not.
   app.addHook('preSerialization', async (_req, reply, payload) => {
     if (reply.statusCode < 400) assertFinite(payload, 'the result');
     return payload;
@@ -410,12 +410,12 @@ export async function buildServer(opts: ServerOptions = {}): Promise<LanternServ
     const id = servedId(opts.model ?? BUNDLED_MODEL);
     await app.register(openAICompat, { models: { [id]: () => models.load(models.defaultRef) } });
   }
-  await app.register(steeringRoutes, { models, store });
+  await app.register(steeringRoutes, { models, queue });
   await app.register(evaluationApi, { file: path.join(dataDir, 'evaluation.sqlite') });
-  await app.register(causalRoutes, { models, store });
-  await app.register(headsRoutes, { models, store });
+  await app.register(causalRoutes, { models, queue });
+  await app.register(headsRoutes, { models, queue });
   for (const p of opts.plugins ?? []) await app.register(p.plugin, p.options ?? {});
-  await app.register(featuresApi, { dir: path.join(dataDir, 'dashboards'), store });
+  await app.register(featuresApi, { dir: path.join(dataDir, 'dashboards'), queue });
   await app.register(datasetJobsRoutes, { dir: opts.jobsDir ?? path.join(lanternHome(), 'jobs') });
 
   const webDir = opts.webDir ?? DEFAULT_WEB_DIR;

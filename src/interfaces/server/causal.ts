@@ -2,13 +2,13 @@
  * POST /api/causal: the Workbench's causal-abstraction view. Where does the selected model compute
  * a built-in task's high-level variable? Held-out interchange intervention accuracy (IIA) at every
  * layer × position: with a learned DAS or Boundless DAS subspace, or interchanging the whole
- * residual stream. Answers directly (no queue): the built-in tasks are short prompts, and the
- * request's size is capped below so one request stays seconds on a small model. Each answer is
- * saved as a 'causal' run.
+ * residual stream. Answers in the request (a job on the compute queue, held to the server's
+ * --max-job-seconds): the built-in tasks are short prompts, and the request's size is capped below
+ * so one request stays seconds on a small model. Each answer is saved as a 'causal' run.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelRegistry } from './models.js';
-import type { RunStore } from './store.js';
+import type { ComputeQueue } from './queue.js';
 import { savedRun } from './direct-runs.js';
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
@@ -70,14 +70,14 @@ export function causalViewHooks(model: HookedTransformer): string[] {
   return [...Array.from({ length: n }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${n - 1}.hook_resid_post`];
 }
 
-/** Registers POST /api/causal (behind the server's token and Host checks); each answer is saved as a run in `store`. */
-export const causalRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: RunStore }> = async (app, { models, store }) => {
+/** Registers POST /api/causal (behind the server's token and Host checks); each runs as a job on `queue` and is saved as a run. */
+export const causalRoutes: FastifyPluginAsync<{ models: ModelRegistry; queue: ComputeQueue }> = async (app, { models, queue }) => {
   app.post('/api/causal', { schema }, async (req) => {
     const body = req.body as CausalBody;
     // Results name the model as the request did (a reference), never by a path on the server.
     const ref = body.model ?? models.defaultRef;
     await models.resolve(ref, false);
-    return savedRun(store, 'causal', ref, `${body.method} for ${CAUSAL_VIEW_TASKS[body.task].variable} on ${body.task}`, { ...body }, () => search(body, ref));
+    return savedRun(queue, 'causal', ref, `${body.method} for ${CAUSAL_VIEW_TASKS[body.task].variable} on ${body.task}`, { ...body }, () => search(body, ref));
   });
 
   async function search(body: CausalBody, ref: string) {

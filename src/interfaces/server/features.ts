@@ -15,15 +15,15 @@ import type { FastifyPluginAsync } from 'fastify';
 import { LanternError } from '../../errors.js';
 import { loadModel } from '../../models/load.js';
 import type { HookedTransformer } from '../../models/hooked.js';
-import type { RunStore } from './store.js';
+import type { ComputeQueue } from './queue.js';
 import { promptTitle, savedRun } from './direct-runs.js';
 import { dashboardSourceSpec, featuresOnText, openFeatureSource, readDashboard, readDashboardIndex, DashboardIndex, FeatureSource } from '../../methods/features/index.js';
 
 /** Where the dashboard folders are. */
 export interface FeaturesApiOptions {
   dir: string;
-  /** Where the features found on a text are saved as runs (the Workbench's store); without one they are not saved. */
-  store?: RunStore;
+  /** The compute queue the features found on a text run on and are saved as runs by (the Workbench's); without one they run at once and are not saved. */
+  queue?: ComputeQueue;
 }
 
 const NAME = { type: 'string', pattern: '^[\\w.-]+$', maxLength: 200 } as const;
@@ -97,7 +97,7 @@ export const featuresApi: FastifyPluginAsync<FeaturesApiOptions> = async (app, o
         entry.catch(() => sources.delete(set));
         sources.set(set, entry);
       }
-      return await savedRun(opts.store, 'features', ix.model, promptTitle(`features of ${set}`, text), { set, text, k, method: ix.source, hook: ix.hook }, async () => {
+      return await savedRun(opts.queue, 'features', ix.model, promptTitle(`features of ${set}`, text), { set, text, k, method: ix.source, hook: ix.hook }, async () => {
         const { model, source } = await entry!;
         return { set, ...(await featuresOnText(model, source, text, k)) };
       });

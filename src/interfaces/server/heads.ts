@@ -6,9 +6,9 @@
  *   POST /api/neurons/neuron one MLP neuron's statistics and label over a small corpus sample
  *                            (src/methods/neurons), with its top contexts and per-token activations
  *
- * They answer directly (not queued): a detector over a few dozen short sequences, or one layer's
- * neuron statistics over a few thousand tokens, on the models the Workbench is meant for. Each
- * answer is saved as a run ('heads', 'head', 'neuron').
+ * They answer in the request (a job on the compute queue, held to the server's --max-job-seconds):
+ * a detector over a few dozen short sequences, or one layer's neuron statistics over a few thousand
+ * tokens, on the models the Workbench is meant for. Each answer is saved as a run ('heads', 'head', 'neuron').
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,7 +21,7 @@ import { analyzeHeads, checkDetectors, DETECTOR_DESCRIPTIONS, HEAD_DETECTORS, He
 import { corpusRows, neuronStats, NeuronStats } from '../../methods/neurons/index.js';
 import { MAX_ATTENTION_TOKENS } from './compute.js';
 import type { ModelRegistry } from './models.js';
-import type { RunStore } from './store.js';
+import type { ComputeQueue } from './queue.js';
 import { promptTitle, savedRun } from './direct-runs.js';
 import { tokenLabel, tokenLabels } from './token-labels.js';
 
@@ -82,8 +82,8 @@ function checkHead(model: HookedTransformer, layer: number, head: number): void 
   if (layer >= nLayers || head >= nHeads) throw new LanternError(`head L${layer}H${head} is outside the model's ${nLayers} layers x ${nHeads} heads (L0H0 .. L${nLayers - 1}H${nHeads - 1})`);
 }
 
-/** Registers the heads and neuron-page endpoints (behind the server's token and Host checks); each answer is saved as a run in `store`. */
-export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: RunStore }> = async (app, { models, store }) => {
+/** Registers the heads and neuron-page endpoints (behind the server's token and Host checks); each runs as a job on `queue` and is saved as a run. */
+export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry; queue: ComputeQueue }> = async (app, { models, queue }) => {
   // A model's weights, read once for every head clicked (dropped with the model).
   const circuitsOf = new WeakMap<HookedTransformer, Promise<ModelCircuits>>();
   app.post('/api/heads/scores', { schema: scoresSchema }, async (req) => {
@@ -91,7 +91,7 @@ export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: Run
     checkDetectors([body.detector]); // an unknown name is a 400 naming the nearest detectors
     const ref = body.model ?? models.defaultRef;
     await models.resolve(ref, false);
-    return savedRun(store, 'heads', ref, `${body.detector} heads`, { ...body, method: body.detector }, async () => {
+    return savedRun(queue, 'heads', ref, `${body.detector} heads`, { ...body, method: body.detector }, async () => {
       const model = await models.load(ref);
       const pool = plantedPool(model.source);
       const r = await analyzeHeads(model, { detectors: [body.detector], sequences: body.sequences, half: body.half, seed: body.seed, pool });
@@ -106,7 +106,7 @@ export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: Run
     const body = req.body as { model?: string; layer: number; head: number; prompt: string; k: number };
     const ref = body.model ?? models.defaultRef;
     await models.resolve(ref, false);
-    return savedRun(store, 'head', ref, promptTitle(`head L${body.layer}H${body.head}`, body.prompt), { ...body, method: 'head' }, async () => {
+    return savedRun(queue, 'head', ref, promptTitle(`head L${body.layer}H${body.head}`, body.prompt), { ...body, method: 'head' }, async () => {
       const model = await models.load(ref);
       checkHead(model, body.layer, body.head);
       const tokens = model.toTokens(body.prompt);
@@ -145,7 +145,7 @@ export const headsRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: Run
     const body = req.body as { model?: string; layer: number; neuron: number; maxTokens: number; context: number };
     const ref = body.model ?? models.defaultRef;
     await models.resolve(ref, false);
-    return savedRun(store, 'neuron', ref, `neuron L${body.layer}N${body.neuron}`, { ...body, method: 'neurons' }, async () => {
+    return savedRun(queue, 'neuron', ref, `neuron L${body.layer}N${body.neuron}`, { ...body, method: 'neurons' }, async () => {
       const model = await models.load(ref);
       const { nLayers, dMlp } = model.cfg;
       if (body.layer >= nLayers) throw new LanternError(`layer ${body.layer} is outside the model's layers [0, ${nLayers - 1}]`);

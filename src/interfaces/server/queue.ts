@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { Executor } from '../../engine/runtime/executor.js';
 import { LanternError } from '../../errors.js';
 import { assertFinite } from '../../finite.js';
-import type { RunKind, RunSummary } from './api-types.js';
+import type { RunSummary, SavedRunKind } from './api-types.js';
 import type { RunStore } from './store.js';
 
 export class CancelledError extends Error {
@@ -131,7 +131,7 @@ export class ComputeQueue {
     return this.waiting.length + (this.running ? 1 : 0);
   }
 
-  enqueue(kind: RunKind, model: string, title: string, request: Record<string, unknown>, work: (ctx: JobContext) => Promise<unknown>): Job {
+  enqueue(kind: SavedRunKind, model: string, title: string, request: Record<string, unknown>, work: (ctx: JobContext) => Promise<unknown>): Job {
     const job = new Job(this.store.create(kind, model, title, request));
     this.jobs.set(job.id, job);
     this.waiting.push({ job, work });

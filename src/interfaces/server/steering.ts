@@ -2,12 +2,12 @@
  * POST /api/steering: the Workbench's steering playground. Generates a prompt's continuation with
  * and without a steering vector — ActAdd from a prompt pair, or the direction of a probe fit on a
  * built-in dataset at the chosen layer — and measures the cost (KL divergence of next-token
- * distributions on neutral text). Answers directly: a few short generations on a small model; each
- * answer is saved as a 'steering' run.
+ * distributions on neutral text). Answers in the request (a job on the compute queue): a few short
+ * generations on a small model; each answer is saved as a 'steering' run.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelRegistry } from './models.js';
-import type { RunStore } from './store.js';
+import type { ComputeQueue } from './queue.js';
 import { promptTitle, savedRun } from './direct-runs.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { LanternError } from '../../errors.js';
@@ -67,13 +67,13 @@ function neutralFor(model: HookedTransformer): string[] {
   return [words.join(' ')];
 }
 
-/** Registers POST /api/steering (behind the server's token and Host checks); each answer is saved as a run in `store`. */
-export const steeringRoutes: FastifyPluginAsync<{ models: ModelRegistry; store: RunStore }> = async (app, { models, store }) => {
+/** Registers POST /api/steering (behind the server's token and Host checks); each runs as a job on `queue` and is saved as a run. */
+export const steeringRoutes: FastifyPluginAsync<{ models: ModelRegistry; queue: ComputeQueue }> = async (app, { models, queue }) => {
   app.post('/api/steering', { schema }, async (req) => {
     const body = req.body as SteeringBody;
     const ref = body.model ?? models.defaultRef;
     await models.resolve(ref, false); // an unknown model is a 400, not a saved failure
-    return savedRun(store, 'steering', ref, promptTitle(`steering ×${body.coef}`, body.prompt), { ...body, method: body.direction.source === 'pair' ? 'actadd' : 'probe' }, () => steerOnce(body, ref));
+    return savedRun(queue, 'steering', ref, promptTitle(`steering ×${body.coef}`, body.prompt), { ...body, method: body.direction.source === 'pair' ? 'actadd' : 'probe' }, () => steerOnce(body, ref));
   });
 
   async function steerOnce(body: SteeringBody, ref: string) {

@@ -1,7 +1,7 @@
 /**
  * Heads: one head detector's score for every layer x head of the selected model, as a heatmap;
  * a click on a head shows its attention pattern on the prompt and the tokens its full OV circuit
- * copies and suppresses most. Answered directly by the server (src/interfaces/server/heads.ts),
+ * copies and suppresses most. Answered in the request by the server (src/interfaces/server/heads.ts),
  * which saves each answer as a run ('heads' for a grid, 'head' for one head), reopened here.
  */
 import { ApiError, Run } from '../api';
