@@ -10,6 +10,7 @@ import { attributionAnalysis } from '../../methods/attribution/dataset.js';
 import { neuronsAnalysis } from '../../methods/neurons/job.js';
 import { saeHarvestAnalysis } from '../../methods/sae/harvest-job.js';
 import { judgeAnalysis } from '../../methods/evaluation/judge-job.js';
+import { chainPollAnalysis } from '../../methods/evaluation/chainpoll-job.js';
 import { dashboardsAnalysis } from '../../methods/features/dashboards-job.js';
 import { explainAnalysis } from '../../methods/features/explain-job.js';
 import { positiveInt } from './forward.js';
@@ -17,7 +18,7 @@ import { progressBar } from './progress-bar.js';
 
 /** Every analysis a worker can run, by the name jobs carry. */
 export const ANALYSES: Record<string, Analysis<any, any, any>> = Object.fromEntries(
-  [activationsAnalysis, attributionAnalysis, neuronsAnalysis, saeHarvestAnalysis, judgeAnalysis, dashboardsAnalysis, explainAnalysis].map((a) => [a.name, a]),
+  [activationsAnalysis, attributionAnalysis, neuronsAnalysis, saeHarvestAnalysis, judgeAnalysis, chainPollAnalysis, dashboardsAnalysis, explainAnalysis].map((a) => [a.name, a]),
 );
 
 /** Where jobs live unless --jobs-dir says otherwise. */

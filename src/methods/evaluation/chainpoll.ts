@@ -7,7 +7,9 @@
  */
 import type { LanguageModelBackend } from '../../backends/types.js';
 import { LanternError } from '../../errors.js';
+import type { JudgedRecord } from './judge.js';
 import { JudgeRunner, type RunnerOptions, type RunUsage } from './runner.js';
+import type { EvalStore } from './store.js';
 
 /** A completion to check, with the prompt it answers and optionally a reference. */
 export interface ChainPollItem {
@@ -86,8 +88,30 @@ export function parseYesNo(text: string): { ok: true; value: boolean; reasoning:
   return { ok: true, value: last[1].toLowerCase() === 'yes', reasoning: text.slice(0, last.index).trim() };
 }
 
-/** Polls the judge on every item; the score is the fraction of yes. */
-export async function chainPoll(judge: LanguageModelBackend | JudgeRunner, items: ChainPollItem[], opts: ChainPollOptions = {}): Promise<ChainPollReport> {
+/**
+ * What every poll of a run shares, resolved from {@link ChainPollOptions} (defaults filled in):
+ * with the items, all a shard of a chainpoll job needs, so it is saved in the job. It is also the
+ * settings a report and its stored run carry.
+ */
+export interface ChainPollPlan {
+  polls: number;
+  temperature: number;
+  maxTokens: number;
+  seed: number;
+}
+
+/** A poll and the row the evaluation store keeps for it (written when the run is finished). */
+export type PolledRecord = JudgedRecord<Poll>;
+
+/** What finishing a run needs besides the polls. */
+export interface ChainPollFinishOptions {
+  /** The stored run's id (default: a new one). */
+  runId?: string;
+  usage: RunUsage;
+}
+
+/** Checks the items and the settings of a ChainPoll run. */
+export function planChainPoll(items: ChainPollItem[], opts: ChainPollOptions = {}): ChainPollPlan {
   if (!items.length) throw new LanternError('no completions to check');
   const polls = opts.polls ?? 5;
   if (!Number.isInteger(polls) || polls < 1) throw new LanternError(`polls must be an integer ≥ 1, got ${polls}`);
@@ -99,35 +123,60 @@ export async function chainPoll(judge: LanguageModelBackend | JudgeRunner, items
     if (ids.has(it.id)) throw new LanternError(`item id '${it.id}' appears twice`);
     ids.add(it.id);
   }
-  const runner = judge instanceof JudgeRunner ? judge : new JudgeRunner(judge, opts);
-  const settings = { polls, temperature, maxTokens: opts.maxTokens ?? 400, seed: opts.seed ?? 0 };
-  const runId = runner.store.startRun('chainpoll', runner.judge.id, settings, opts.runId);
-  runner.expect(items.length * polls);
-  const results = await Promise.all(items.map(async (item): Promise<ChainPollResult> => {
+  return { polls, temperature, maxTokens: opts.maxTokens ?? 400, seed: opts.seed ?? 0 };
+}
+
+/** Polls the judge on `items` (every poll of each, in order); a failed or unreadable poll is a record with an error. */
+export async function pollItems(runner: JudgeRunner, plan: ChainPollPlan, items: ChainPollItem[]): Promise<PolledRecord[]> {
+  const tasks = items.flatMap((item) => Array.from({ length: plan.polls }, (_, p) => ({ item, p })));
+  return Promise.all(tasks.map(async ({ item, p }): Promise<PolledRecord> => {
     const prompt = chainPollPrompt(item);
-    const out = await Promise.all(Array.from({ length: polls }, async (_, p): Promise<Poll> => {
-      const reply = await runner.ask(prompt, { maxTokens: settings.maxTokens, temperature, seed: settings.seed + p });
-      let poll: Poll;
-      if (!reply.ok) poll = { hallucination: null, reasoning: null, error: reply.error };
-      else {
-        const r = parseYesNo(reply.text);
-        poll = r.ok ? { hallucination: r.value, reasoning: r.reasoning, error: null } : { hallucination: null, reasoning: null, error: `unreadable answer: ${r.error}` };
-      }
-      runner.store.saveVerdict({
-        runId, item: item.id, variant: `poll${p}`, prompt, raw: reply.ok ? reply.text : null, parsed: poll.hallucination, rationale: poll.reasoning, error: poll.error,
+    const reply = await runner.ask(prompt, { maxTokens: plan.maxTokens, temperature: plan.temperature, seed: plan.seed + p });
+    let poll: Poll;
+    if (!reply.ok) poll = { hallucination: null, reasoning: null, error: reply.error };
+    else {
+      const r = parseYesNo(reply.text);
+      poll = r.ok ? { hallucination: r.value, reasoning: r.reasoning, error: null } : { hallucination: null, reasoning: null, error: `unreadable answer: ${r.error}` };
+    }
+    return {
+      judgment: poll,
+      verdict: {
+        item: item.id, variant: `poll${p}`, prompt, raw: reply.ok ? reply.text : null, parsed: poll.hallucination, rationale: poll.reasoning, error: poll.error,
         meta: { kind: 'chainpoll', completion: item.completion },
-      });
-      return poll;
-    }));
-    const readable = out.filter((p) => p.hallucination !== null);
-    return { id: item.id, score: readable.length ? readable.filter((p) => p.hallucination).length / readable.length : null, polls: out };
+      },
+    };
   }));
+}
+
+/**
+ * The scores from every poll of `items` (in item order, `plan.polls` per item) and their mean.
+ * Stores the run, its polls and its summary in `store`.
+ */
+export function finishChainPoll(store: EvalStore, judge: string, plan: ChainPollPlan, items: ChainPollItem[], records: PolledRecord[], o: ChainPollFinishOptions): ChainPollReport {
+  if (records.length !== items.length * plan.polls) throw new LanternError(`${records.length} polls for ${items.length} items × ${plan.polls} polls`);
+  const settings = { polls: plan.polls, temperature: plan.temperature, maxTokens: plan.maxTokens, seed: plan.seed };
+  const runId = store.startRun('chainpoll', judge, settings, o.runId);
+  for (const r of records) store.saveVerdict({ runId, ...r.verdict });
+  const results = items.map((item, i): ChainPollResult => {
+    const polls = records.slice(i * plan.polls, (i + 1) * plan.polls).map((r) => r.judgment);
+    const readable = polls.filter((p) => p.hallucination !== null);
+    return { id: item.id, score: readable.length ? readable.filter((p) => p.hallucination).length / readable.length : null, polls };
+  });
   const scored = results.filter((r) => r.score !== null);
   const report: ChainPollReport = {
-    method: 'chainpoll', judge: runner.judge.id, runId, settings, items: results,
+    method: 'chainpoll', judge, runId, settings, items: results,
     meanScore: scored.length ? scored.reduce((a, r) => a + r.score!, 0) / scored.length : null,
-    errors: results.flatMap((r) => r.polls).filter((p) => p.error !== null).length, usage: runner.usage(),
+    errors: results.flatMap((r) => r.polls).filter((p) => p.error !== null).length, usage: o.usage,
   };
-  runner.store.finishRun(runId, { meanScore: report.meanScore, errors: report.errors, items: results.map((r) => ({ id: r.id, score: r.score })) }, report.usage);
+  store.finishRun(runId, { meanScore: report.meanScore, errors: report.errors, items: results.map((r) => ({ id: r.id, score: r.score })) }, report.usage);
   return report;
+}
+
+/** Polls the judge on every item; the score is the fraction of yes. */
+export async function chainPoll(judge: LanguageModelBackend | JudgeRunner, items: ChainPollItem[], opts: ChainPollOptions = {}): Promise<ChainPollReport> {
+  const plan = planChainPoll(items, opts);
+  const runner = judge instanceof JudgeRunner ? judge : new JudgeRunner(judge, opts);
+  runner.expect(items.length * plan.polls);
+  const records = await pollItems(runner, plan, items);
+  return finishChainPoll(runner.store, runner.judge.id, plan, items, records, { runId: opts.runId, usage: runner.usage() });
 }

@@ -12,8 +12,8 @@ export type {
   EvalQuestion, ModelAnswer, JudgeOptions, ScoreJudgment, HumanScore, SingleReport, PairJudgment, PairOutcome, Battle, HumanPairLabel, PairwiseReport,
   JudgePlan, SinglePlan, PairwisePlan, SingleItem, PairItem, JudgedRecord, FinishOptions,
 } from './judge.js';
-export { judgeAnalysis, judgeJob, judgeJobContext } from './judge-job.js';
-export type { JudgeJobContext, JudgeMergeTarget } from './judge-job.js';
+export { judgeAnalysis, judgeJob, judgeJobContext, openJobRunner, runnerShards, writeRecordShard, readRecordShards } from './judge-job.js';
+export type { JudgeJobContext, JudgeMergeTarget, RunnerShards } from './judge-job.js';
 export { TEMPLATES, resolveTemplate, checkTemplate, renderTemplate, transcript, parseScore, parsePair, critiqueAgrees } from './templates.js';
 export type { JudgeTemplate, TemplateKind, ScoreVerdict, PairVerdict, Parsed } from './templates.js';
 export { JudgeRunner, addUsage, NO_USAGE } from './runner.js';
@@ -22,8 +22,10 @@ export { EvalStore, requestKey } from './store.js';
 export type { StoredVerdict, StoredRun } from './store.js';
 export { arena, bradleyTerry, onlineElo, expectedWinRate, battlesFromRows, checkBattles, fitLogStrengths } from './arena.js';
 export type { ArenaOptions, ArenaEntry, ArenaReport } from './arena.js';
-export { chainPoll, chainPollPrompt, parseYesNo } from './chainpoll.js';
-export type { ChainPollItem, ChainPollOptions, Poll, ChainPollResult, ChainPollReport } from './chainpoll.js';
+export { chainPoll, chainPollPrompt, parseYesNo, planChainPoll, pollItems, finishChainPoll } from './chainpoll.js';
+export type { ChainPollItem, ChainPollOptions, Poll, ChainPollResult, ChainPollReport, ChainPollPlan, PolledRecord, ChainPollFinishOptions } from './chainpoll.js';
+export { chainPollAnalysis, chainPollJob, chainPollJobContext } from './chainpoll-job.js';
+export type { ChainPollJobContext, ChainPollMergeTarget } from './chainpoll-job.js';
 export { pride, mcqPrompt, mcqFromRows } from './mcq.js';
 export type { McqQuestion, McqOptions, SelectionStats, McqReport } from './mcq.js';
 export {

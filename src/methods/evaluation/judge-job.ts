@@ -27,14 +27,8 @@ import { addUsage, JudgeRunner, NO_USAGE, type RunUsage } from './runner.js';
 import type { EvalStore } from './store.js';
 
 /** What a judge job's shards share: the runner that asks the judge, the job's items, and a lock that runs its shards one at a time. */
-export interface JudgeJobContext {
-  runner: JudgeRunner;
+export interface JudgeJobContext extends RunnerShards {
   items: SingleItem[] | PairItem[];
-  /**
-   * A shard's usage is the runner's count over the shard, so shards sharing a runner take turns;
-   * the requests within a shard still run the runner's concurrency at a time.
-   */
-  lock: ReturnType<typeof pLimit>;
 }
 
 /** Where a judge job's merge stores the run, and what it needs besides the judgments. */
@@ -47,8 +41,8 @@ export interface JudgeMergeTarget {
 }
 
 /** One shard's content. */
-interface JudgeShard {
-  records: JudgedRecord<ScoreJudgment | PairJudgment>[];
+interface RecordShard<J> {
+  records: JudgedRecord<J>[];
   usage: RunUsage;
 }
 
@@ -59,18 +53,78 @@ function recordRow(r: JudgedRecord<unknown>): Record<string, unknown> {
   return row;
 }
 
-function rowRecord(row: Record<string, unknown>): JudgedRecord<ScoreJudgment | PairJudgment> {
+function rowRecord<J>(row: Record<string, unknown>): JudgedRecord<J> {
   const r = { judgment: {} as Record<string, unknown>, verdict: {} as Record<string, unknown> };
   for (const [key, v] of Object.entries(row)) {
     const dot = key.indexOf('.');
     r[key.slice(0, dot) as 'judgment' | 'verdict'][key.slice(dot + 1)] = v;
   }
-  return r as unknown as JudgedRecord<ScoreJudgment | PairJudgment>;
+  return r as unknown as JudgedRecord<J>;
 }
 
-async function readShard(file: string): Promise<JudgeShard> {
+async function readShard<J>(file: string): Promise<RecordShard<J>> {
   const { rows, meta } = await readTable<Record<string, unknown>, { usage: RunUsage }>(file);
-  return { records: rows.map(rowRecord), usage: meta.usage };
+  return { records: rows.map((row) => rowRecord<J>(row)), usage: meta.usage };
+}
+
+/** What the shards of a job of judge requests share: the runner that asks the judge, and a lock that runs its shards one at a time. */
+export interface RunnerShards {
+  runner: JudgeRunner;
+  /**
+   * A shard's usage is the runner's count over the shard, so shards sharing a runner take turns;
+   * the requests within a shard still run the runner's concurrency at a time.
+   */
+  lock: ReturnType<typeof pLimit>;
+}
+
+/**
+ * Opens the judge a job records (a worker's side), with the key from this process's environment
+ * (the variable the job's options name), never from the job.
+ */
+export async function openJobRunner(job: JobSpec): Promise<JudgeRunner> {
+  const { load, options } = jobBackend(job);
+  const judge = await openBackend(load, options.open as Parameters<typeof openBackend>[1]);
+  return new JudgeRunner(judge, { concurrency: options.concurrency as number | undefined });
+}
+
+/**
+ * The shared part of a job of judge requests (judge, chainpoll): the runner and the lock, with the
+ * requests of the unfinished shards (`asksPerItem` each of their items) announced to the runner's progress.
+ */
+export function runnerShards(dir: string, job: JobSpec, runner: JudgeRunner, asksPerItem: number): RunnerShards {
+  const todo = job.shards.filter((_, i) => !finishedShard(dir, job, i)).reduce((n, [a, b]) => n + b - a, 0);
+  runner.expect(todo * asksPerItem);
+  return { runner, lock: pLimit(1) };
+}
+
+/**
+ * Computes a shard's records with `work` (on the shared runner, one shard at a time) and writes
+ * them to `file` as a table, with what their requests cost. A shard whose `what` requests all
+ * failed is a failed shard.
+ */
+export async function writeRecordShard<J extends { error: string | null }>(ctx: RunnerShards, file: string, what: string, work: () => Promise<JudgedRecord<J>[]>): Promise<void> {
+  const out = await ctx.lock(async (): Promise<RecordShard<J>> => {
+    const before = ctx.runner.usage();
+    const records = await work();
+    return { records, usage: addUsage(ctx.runner.usage(), before, -1) };
+  });
+  if (out.records.length && out.usage.failed === out.records.length) {
+    throw new LanternError(`all ${out.records.length} ${what} requests failed (${out.records[0].judgment.error})`);
+  }
+  writeTable(file, out.records.map(recordRow), { usage: out.usage });
+}
+
+/**
+ * Every record of the shards' `files`, in order, and what this run cost: the shards it computed
+ * (every shard without `run`); a shard found finished answered its requests from the job folder.
+ */
+export async function readRecordShards<J>(files: string[], run?: RunSummary): Promise<{ records: JudgedRecord<J>[]; usage: RunUsage }> {
+  const shards = await Promise.all(files.map((f) => readShard<J>(f)));
+  let usage = NO_USAGE;
+  shards.forEach((s, i) => {
+    usage = addUsage(usage, !run || run.computed.includes(i) ? s.usage : { ...NO_USAGE, fromStore: s.records.length });
+  });
+  return { records: shards.flatMap((s) => s.records), usage };
 }
 
 const planOf = (job: JobSpec) => (job.settings as { plan: SinglePlan | PairwisePlan }).plan;
@@ -83,9 +137,7 @@ const planOf = (job: JobSpec) => (job.settings as { plan: SinglePlan | PairwiseP
  */
 export function judgeJobContext(dir: string, job: JobSpec, runner: JudgeRunner): JudgeJobContext {
   const items = readJobData<SingleItem | PairItem>(dir, job);
-  const todo = job.shards.filter((_, i) => !finishedShard(dir, job, i)).reduce((n, [a, b]) => n + b - a, 0);
-  runner.expect(todo * asksPerItem(planOf(job)));
-  return { runner, items: items as SingleItem[] | PairItem[], lock: pLimit(1) };
+  return { ...runnerShards(dir, job, runner, asksPerItem(planOf(job))), items: items as SingleItem[] | PairItem[] };
 }
 
 /** The analysis behind `lantern judge`: single grading or pairwise comparison, by the job's plan. */
@@ -93,37 +145,20 @@ export const judgeAnalysis: Analysis<JudgeJobContext, JudgeMergeTarget, SingleRe
   name: 'judge',
 
   async open(dir, job) {
-    const { load, options } = jobBackend(job);
-    // Keys come from the worker's environment (the variable options.open.apiKeyEnv names), never from the job.
-    const judge = await openBackend(load, options.open as Parameters<typeof openBackend>[1]);
-    return judgeJobContext(dir, job, new JudgeRunner(judge, { concurrency: options.concurrency as number | undefined }));
+    return judgeJobContext(dir, job, await openJobRunner(job));
   },
 
   async runShard(ctx, job, shard, file) {
     const plan = planOf(job);
     const [first, last] = job.shards[shard];
-    const out = await ctx.lock(async (): Promise<JudgeShard> => {
-      const before = ctx.runner.usage();
-      const records = plan.kind === 'single'
-        ? await judgeSingleItems(ctx.runner, plan, ctx.items.slice(first, last) as SingleItem[])
-        : await judgePairItems(ctx.runner, plan, ctx.items.slice(first, last) as PairItem[]);
-      return { records, usage: addUsage(ctx.runner.usage(), before, -1) };
-    });
-    if (out.records.length && out.usage.failed === out.records.length) {
-      throw new LanternError(`all ${out.records.length} judge requests failed (${out.records[0].judgment.error})`);
-    }
-    writeTable(file, out.records.map(recordRow), { usage: out.usage });
+    await writeRecordShard<ScoreJudgment | PairJudgment>(ctx, file, 'judge', () => (plan.kind === 'single'
+      ? judgeSingleItems(ctx.runner, plan, ctx.items.slice(first, last) as SingleItem[])
+      : judgePairItems(ctx.runner, plan, ctx.items.slice(first, last) as PairItem[])));
   },
 
   async merge(ctx, job, files, target, run?: RunSummary) {
     const plan = planOf(job);
-    const shards = await Promise.all(files.map(readShard));
-    // What this run cost: the shards it computed; a shard found finished answered its requests from the job folder.
-    let usage = NO_USAGE;
-    shards.forEach((s, i) => {
-      usage = addUsage(usage, !run || run.computed.includes(i) ? s.usage : { ...NO_USAGE, fromStore: s.records.length });
-    });
-    const records = shards.flatMap((s) => s.records);
+    const { records, usage } = await readRecordShards<ScoreJudgment | PairJudgment>(files, run);
     const o = { runId: target.runId, usage };
     const { id } = jobBackend(job);
     return plan.kind === 'single'
