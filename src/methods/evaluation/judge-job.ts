@@ -11,6 +11,9 @@
  * A shard's judgments that failed stay per-item errors, as in a direct run; but a shard whose
  * requests all failed (a judge that is down, a worker without the API key) is a failed shard, so
  * that running the command again asks again instead of keeping a shard of errors.
+ *
+ * The shard plumbing of a job of judge requests ({@link runnerShards}, {@link writeRecordShard},
+ * {@link readRecordShards}, {@link openJobRunner}) is shared with ChainPoll jobs (chainpoll-job.ts).
  */
 import pLimit from 'p-limit';
 import { openBackend } from '../../backends/index.js';
