@@ -9,7 +9,7 @@ import { defaultJobsDir, jobsDirOption } from './job-options.js';
 const dirOf = (opts: Record<string, any>) => path.resolve(opts.jobsDir ?? defaultJobsDir());
 
 export function jobsCommand(program: Command): void {
-  const jobs = program.command('jobs').description('Dataset-scale jobs (lantern activations, attribute --data, neurons, judge, chainpoll, sae train --harvest): list them, show one shard by shard, cancel or remove one.');
+  const jobs = program.command('jobs').description('Dataset-scale jobs (lantern activations, attribute --data, neurons, features dashboards|explain, judge, chainpoll, sae train --harvest): list them, show one shard by shard, cancel or remove one.');
   jobsDirOption(jobs.command('list').description('Every job in the jobs folder, with its shards done.'))
     .option('--json', 'print the list as JSON')
     .action((opts) => {
