@@ -3,7 +3,6 @@
 // a resumed job asks again only for the completions of the shard it lost; a shard whose requests
 // all fail is reported by shard and reason; and shards run by a `lantern worker` process through a
 // real Redis merge into the report an in-process run writes.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +17,8 @@ import { chainPollAnalysis, chainPollJob, chainPollJobContext } from '../src/met
 import { JudgeRunner } from '../src/methods/evaluation/runner.js';
 import { EvalStore } from '../src/methods/evaluation/store.js';
 import { scriptedServer, type ScriptedServer } from './eval-helpers.js';
-import { expectOneLineError, ROOT, runLantern } from './helpers.js';
+import { expectOneLineError, runLantern } from './helpers.js';
+import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/worker.js';
 
 // Ten completions: every third one makes a false claim; c4's third poll is unreadable; c5 has a reference.
 const items: ChainPollItem[] = Array.from({ length: 10 }, (_, i) => ({
@@ -143,18 +143,14 @@ describe('chainpoll runs as jobs', () => {
 
 describe('chainpoll jobs on a queue', () => {
   let redis: LocalRedis;
-  let worker: ChildProcess;
-  let log = '';
+  let worker: LanternWorker;
   beforeAll(async () => {
     redis = await startLocalRedis(tmp);
     // The worker reads the API key from its own environment: the job names only the variable.
-    worker = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts'), 'worker', '--queue', redis.url], {
-      cwd: ROOT, env: { ...process.env, LANTERN_HOME: path.join(tmp, 'worker-home'), JUDGE_KEY: 'sk-worker-secret', FORCE_COLOR: '0' }, stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    worker.stderr!.on('data', (d) => (log += d));
+    worker = startLanternWorker(redis.url, path.join(tmp, 'worker-home'), { env: { JUDGE_KEY: 'sk-worker-secret' } });
   }, 60_000);
   afterAll(async () => {
-    if (worker && worker.exitCode === null) await new Promise((r) => { worker.once('exit', r); worker.kill('SIGTERM'); });
+    await stopLanternWorker(worker);
     await redis?.stop();
   }, 60_000);
 
@@ -173,9 +169,9 @@ describe('chainpoll jobs on a queue', () => {
     // Every judge request of the queued run came from the worker, with the key from its own environment.
     expect(srv.prompts.length - before).toBe(30);
     expect(new Set(srv.authorizations.slice(before))).toEqual(new Set(['Bearer sk-worker-secret']));
-    expect(queued.code, queued.stderr + log).toBe(0);
+    expect(queued.code, queued.stderr + worker.log).toBe(0);
     expect(queued.stdout).toMatch(/3 shards computed, 0 already done/);
-    expect(log).toMatch(/shard 2 of chainpoll-[0-9a-f]{16} done/);
+    expect(worker.log).toMatch(/shard 2 of chainpoll-[0-9a-f]{16} done/);
     expect(fs.readFileSync(path.join(tmp, 'queued.json'), 'utf8')).toBe(fs.readFileSync(path.join(tmp, 'local.json'), 'utf8'));
     const [id] = fs.readdirSync(path.join(tmp, 'jobs-queue'));
     expect(fs.readFileSync(path.join(tmp, 'jobs-queue', id, 'job.json'), 'utf8')).not.toMatch(/secret/);

@@ -5,7 +5,6 @@
 // resuming, a failing shard, an SAE opened from the job record, and real `lantern worker`
 // processes on Redis. Explain: the job's results equal explaining each feature directly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,7 +25,8 @@ import { JobFailedError, JobSpec, readJob, shardFile } from '../src/engine/jobs/
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
 import { startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
 import { readLines } from '../src/engine/jobs/lines.js';
-import { ROOT, runLantern, seededModel } from './helpers.js';
+import { runLantern, seededModel } from './helpers.js';
+import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/worker.js';
 import { scriptedServer, ScriptedServer } from './features-scripted.js';
 
 const HOOK = 'blocks.1.mlp.hook_post';
@@ -326,17 +326,13 @@ describe('feature explanations as a job', () => {
 
 describe('feature dashboards on a queue with a lantern worker process', () => {
   let redis: LocalRedis;
-  let worker: { child: ChildProcess; log: string };
+  let worker: LanternWorker;
   beforeAll(async () => {
     redis = await startLocalRedis(tmp);
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts'), 'worker', '--queue', redis.url, '--threads', '1'], {
-      cwd: ROOT, env: { ...process.env, LANTERN_HOME: path.join(tmp, 'home'), HF_HUB_OFFLINE: '1', FORCE_COLOR: '0' }, stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    worker = { child, log: '' };
-    child.stderr!.on('data', (d) => (worker.log += d));
+    worker = startLanternWorker(redis.url, path.join(tmp, 'home'), { args: ['--threads', '1'] });
   }, 60_000);
   afterAll(async () => {
-    if (worker.child.exitCode === null && worker.child.signalCode === null) await new Promise((r) => { worker.child.once('exit', r); worker.child.kill('SIGTERM'); });
+    await stopLanternWorker(worker);
     await redis.stop();
   }, 60_000);
 

@@ -3,7 +3,6 @@
 // direct harvest's byte for byte even when a worker is killed -9 mid-shard, when Redis stops
 // mid-job and comes back empty, and a shard that throws is reported by number and reason.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,16 +14,16 @@ import { jobStatus, readJob, JobFailedError } from '../src/engine/jobs/store.js'
 import { shardFiles } from '../src/engine/jobs/run.js';
 import { submitToQueue } from '../src/engine/jobs/queue.js';
 import { freePort, startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
-import { ROOT, runLantern } from './helpers.js';
+import { runLantern } from './helpers.js';
+import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/worker.js';
 
-const CLI_MAIN = path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts');
 const HOOK = 'blocks.2.hook_resid_post';
 let tmp: string;
 let port: number;
 let url: string;
 let redis: LocalRedis | undefined;
 let model: HookedTransformer;
-const workers: { child: ChildProcess; log: string }[] = [];
+const workers: LanternWorker[] = [];
 
 async function startRedis(): Promise<void> {
   redis = await startLocalRedis(tmp, port);
@@ -36,12 +35,8 @@ async function stopRedis(): Promise<void> {
   await r.stop();
 }
 
-function startWorker(): { child: ChildProcess; log: string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, 'worker', '--queue', url, '--threads', '1', '--stall-timeout', '1500'], {
-    cwd: ROOT, env: { ...process.env, LANTERN_HOME: path.join(tmp, 'home'), HF_HUB_OFFLINE: '1', FORCE_COLOR: '0' }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const w = { child, log: '' };
-  child.stderr!.on('data', (d) => (w.log += d));
+function startWorker(): LanternWorker {
+  const w = startLanternWorker(url, path.join(tmp, 'home'), { args: ['--threads', '1', '--stall-timeout', '1500'] });
   workers.push(w);
   return w;
 }
@@ -75,9 +70,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) {
-    await new Promise((resolve) => { w.child.once('exit', resolve); w.child.kill('SIGTERM'); });
-  }
+  for (const w of workers) await stopLanternWorker(w);
   if (redis) await stopRedis();
   fs.rmSync(tmp, { recursive: true, force: true });
 }, 60_000);

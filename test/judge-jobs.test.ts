@@ -3,7 +3,6 @@
 // items are split; a resumed job asks the judge again only for the items of the shards it lost; a
 // shard whose requests all fail is reported by shard and reason; and shards run by a `lantern
 // worker` process through a real Redis merge into the report an in-process run writes.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +17,8 @@ import { judgeAnalysis, judgeJob, judgeJobContext } from '../src/methods/evaluat
 import { JudgeRunner } from '../src/methods/evaluation/runner.js';
 import { EvalStore } from '../src/methods/evaluation/store.js';
 import { answerOf, pairOf, scriptedServer, type ScriptedServer } from './eval-helpers.js';
-import { expectOneLineError, ROOT, runLantern } from './helpers.js';
+import { expectOneLineError, runLantern } from './helpers.js';
+import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/worker.js';
 
 // Three models, four questions (with references); quality[model][question] is what the scripted judge sees.
 const quality: Record<string, number[]> = { strong: [9, 8, 7, 6], medium: [6, 8, 5, 6], weak: [3, 2, 5, 1] };
@@ -192,18 +192,14 @@ describe('judge runs as jobs', () => {
 
 describe('judge jobs on a queue', () => {
   let redis: LocalRedis;
-  let worker: ChildProcess;
-  let log = '';
+  let worker: LanternWorker;
   beforeAll(async () => {
     redis = await startLocalRedis(tmp);
     // The worker reads the API key from its own environment: the job names only the variable.
-    worker = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts'), 'worker', '--queue', redis.url], {
-      cwd: ROOT, env: { ...process.env, LANTERN_HOME: path.join(tmp, 'worker-home'), JUDGE_KEY: 'sk-worker-secret', FORCE_COLOR: '0' }, stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    worker.stderr!.on('data', (d) => (log += d));
+    worker = startLanternWorker(redis.url, path.join(tmp, 'worker-home'), { env: { JUDGE_KEY: 'sk-worker-secret' } });
   }, 60_000);
   afterAll(async () => {
-    if (worker && worker.exitCode === null) await new Promise((r) => { worker.once('exit', r); worker.kill('SIGTERM'); });
+    await stopLanternWorker(worker);
     await redis?.stop();
   }, 60_000);
 
@@ -219,9 +215,9 @@ describe('judge jobs on a queue', () => {
     const queued = await runLantern([...args('jobs-queue', 'queued.json'), '--queue', redis.url], tmp, env);
     // Every judge request of the queued run came from the worker, with the key from its own environment.
     expect(new Set(srv.authorizations.slice(before))).toEqual(new Set(['Bearer sk-worker-secret']));
-    expect(queued.code, queued.stderr + log).toBe(0);
+    expect(queued.code, queued.stderr + worker.log).toBe(0);
     expect(queued.stdout).toMatch(/4 shards computed, 0 already done/);
-    expect(log).toMatch(/shard 3 of judge-[0-9a-f]{16} done/);
+    expect(worker.log).toMatch(/shard 3 of judge-[0-9a-f]{16} done/);
     expect(fs.readFileSync(path.join(tmp, 'queued.json'), 'utf8')).toBe(fs.readFileSync(path.join(tmp, 'local.json'), 'utf8'));
     // job.json names the backend and the key's variable, never a key.
     const [id] = fs.readdirSync(path.join(tmp, 'jobs-queue'));

@@ -5,7 +5,6 @@
 // one recomputed; and `lantern sae train --queue` with a real redis-server and a `lantern worker`
 // process saves the same weights as plain `lantern sae train`.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +18,8 @@ import { HarvestedSource, harvestForwards, saeHarvestAnalysis, saeHarvestContext
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
 import { jobStatus, shardFile, type JobSpec } from '../src/engine/jobs/store.js';
 import { startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
-import { ROOT, runLantern } from './helpers.js';
+import { runLantern } from './helpers.js';
+import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/worker.js';
 
 const HOOK = 'blocks.1.hook_resid_post';
 const HOOK_OUT = 'blocks.1.hook_mlp_out';
@@ -141,17 +141,13 @@ describe('SAE training from harvested activations', () => {
 
 describe('lantern sae train on a queue', () => {
   let redis: LocalRedis;
-  let worker: ChildProcess;
-  let workerLog = '';
+  let worker: LanternWorker;
   beforeAll(async () => {
     redis = await startLocalRedis(tmp);
-    worker = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts'), 'worker', '--queue', redis.url, '--threads', '1'], {
-      cwd: ROOT, env: { ...process.env, LANTERN_HOME: path.join(tmp, 'worker-home'), HF_HUB_OFFLINE: '1', FORCE_COLOR: '0' }, stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    worker.stderr!.on('data', (d) => (workerLog += d));
+    worker = startLanternWorker(redis.url, path.join(tmp, 'worker-home'), { args: ['--threads', '1'] });
   }, 60_000);
   afterAll(async () => {
-    if (worker.exitCode === null && worker.signalCode === null) await new Promise((resolve) => { worker.once('exit', resolve); worker.kill('SIGTERM'); });
+    await stopLanternWorker(worker);
     await redis.stop();
   }, 60_000);
 
@@ -170,8 +166,8 @@ describe('lantern sae train on a queue', () => {
     expect(queued.stderr).toMatch(/harvest sae-activations-[0-9a-f]{16}: 48 windows, 720 rows x 256 floats = 720 KiB in /);
     expect(queued.stdout).toMatch(/3 shards computed, 0 already done/);
     const id = /job (sae-activations-[0-9a-f]{16})/.exec(queued.stdout)![1];
-    expect(jobStatus(jobs, id).done.map((d) => d.worker)).toEqual(Array(3).fill(expect.stringMatching(new RegExp(`:${worker.pid}$`))));
-    expect(workerLog).toMatch(new RegExp(`shard 2 of ${id} done`));
+    expect(jobStatus(jobs, id).done.map((d) => d.worker)).toEqual(Array(3).fill(expect.stringMatching(new RegExp(`:${worker.child.pid}$`))));
+    expect(worker.log).toMatch(new RegExp(`shard 2 of ${id} done`));
     const weights = (out: string) => fs.readFileSync(path.join(tmp, out, 'sae_weights.safetensors'));
     expect(weights('queued').equals(weights('plain'))).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(tmp, 'queued', 'cfg.json'), 'utf8'))).toMatchObject({ metadata: { harvest: id } });
