@@ -100,6 +100,30 @@ describe('Dataset jobs view in chromium', () => {
     expect(wb.pageErrors).toEqual([]);
   }, 120_000);
 
+  it('a job whose job.json is damaged is listed as unreadable, with why, and the other jobs still show', async () => {
+    const damaged = path.join(jobsDir, 'activations-0123456789abcdef');
+    fs.mkdirSync(damaged);
+    fs.writeFileSync(path.join(damaged, 'job.json'), '{"format": "lantern-job", truncated');
+    try {
+      // The page is on the view already, and no job there is unfinished, so nothing refreshes it: reload.
+      await page.reload();
+      const row = page.locator('#view-dataset-jobs tr[data-job="activations-0123456789abcdef"]');
+      await row.waitFor();
+      expect(await row.getAttribute('data-state')).toBe('unreadable');
+      expect(await row.locator('td.state').textContent()).toBe('unreadable');
+      const why = (await row.locator('td.error').textContent())!;
+      expect(why).toContain(path.join(damaged, 'job.json'));
+      expect(why).toMatch(/is not valid JSON/);
+      expect(await row.locator('button.cancel').count()).toBe(0);
+      expect(await page.locator('#view-dataset-jobs tbody tr').count()).toBe(3);
+      expect(await shown(failedId)).toEqual(expected(failedId));
+      await page.screenshot({ path: path.join(SHOTS, 'jobs-3-unreadable.png'), fullPage: true });
+      expect(wb.pageErrors).toEqual([]);
+    } finally {
+      fs.rmSync(damaged, { recursive: true, force: true });
+    }
+  });
+
   it('cancel answers 404 naming the nearest job for an unknown id, refuses paths, and keeps the Host check', async () => {
     const post = (url: string, host = 'localhost') => wb.app.inject({ method: 'POST', url, headers: { host } });
     let r = await post(`/api/dataset-jobs/${failedId}x/cancel`);

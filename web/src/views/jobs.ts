@@ -57,7 +57,7 @@ async function refresh(): Promise<void> {
       h('thead', {}, h('tr', {}, ...['Job', 'Analysis', 'Model / dataset', 'Shards', 'Status', 'Created', ''].map((t) => h('th', { text: t })))),
       h('tbody', {}, ...jobs.map(row)));
     output(jobsView).append(jobs.length ? h('div', { class: 'scroll' }, table)
-      : h('p', { class: 'muted', text: `No jobs in ${dir}: dataset-scale commands (lantern activations, lantern attribute --data, lantern neurons) run as jobs there.` }));
+      : h('p', { class: 'muted', text: `No jobs in ${dir}: dataset-scale commands (lantern activations, attribute --data, neurons, features dashboards|explain, judge, chainpoll, sae train --harvest) run as jobs there.` }));
     // Only while the list is on screen: a hidden view starts refreshing again when shown.
     if (unfinished && !jobsView.panel.hidden) timer = setTimeout(() => void refresh(), REFRESH_MS);
   } catch (e) {
