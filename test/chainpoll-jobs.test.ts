@@ -18,7 +18,7 @@ import { JudgeRunner } from '../src/methods/evaluation/runner.js';
 import { EvalStore } from '../src/methods/evaluation/store.js';
 import { scriptedServer, type ScriptedServer } from './eval-helpers.js';
 import { expectOneLineError, runLantern } from './helpers.js';
-import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/worker.js';
+import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/processes.js';
 
 // Ten completions: every third one makes a false claim; c4's third poll is unreadable; c5 has a reference.
 const items: ChainPollItem[] = Array.from({ length: 10 }, (_, i) => ({

@@ -26,7 +26,7 @@ import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
 import { startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
 import { readLines } from '../src/engine/jobs/lines.js';
 import { runLantern, seededModel } from './helpers.js';
-import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/worker.js';
+import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/processes.js';
 import { scriptedServer, ScriptedServer } from './features-scripted.js';
 
 const HOOK = 'blocks.1.mlp.hook_post';

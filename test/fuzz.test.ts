@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LanternError } from '../src/errors.js';
+import { asyncRefusal, refusal } from './helpers.js';
 import { readConfig } from '../src/models/config.js';
 import { openModelWeights, readSafetensorsHeader } from '../src/models/safetensors.js';
 import { writeRandomModel, TINY_GPT2 } from '../src/models/random.js';
@@ -241,16 +241,6 @@ describe('SAE loading: what fuzzing found', () => {
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  const refusal = async (f: () => unknown): Promise<string> => {
-    try {
-      await f();
-    } catch (e) {
-      expect(e).toBeInstanceOf(LanternError);
-      expect((e as Error).message).not.toContain('\n');
-      return (e as Error).message;
-    }
-    throw new Error('expected a LanternError');
-  };
   const copy = (name: string) => {
     const to = path.join(tmp, name);
     fs.cpSync(folder, to, { recursive: true });
@@ -270,9 +260,9 @@ describe('SAE loading: what fuzzing found', () => {
   it('cfg.json that is not JSON is a LanternError on one line (was a SyntaxError trace)', async () => {
     const dir = copy('not-json');
     fs.writeFileSync(path.join(dir, 'cfg.json'), '\u0000\n "architecture": "standard"\n}');
-    expect(await refusal(() => loadSae(dir))).toMatch(/cfg\.json is not valid JSON: /);
+    expect(await asyncRefusal(() => loadSae(dir))).toMatch(/cfg\.json is not valid JSON: /);
     fs.writeFileSync(path.join(dir, 'cfg.json'), '[1, 2]');
-    expect(await refusal(() => loadSae(dir))).toMatch(/cfg\.json must hold a JSON object/);
+    expect(await asyncRefusal(() => loadSae(dir))).toMatch(/cfg\.json must hold a JSON object/);
   });
 
   it('a NaN or infinite weight is refused, naming the tensor and index (was loaded and spread NaN through every encode)', async () => {
@@ -281,38 +271,38 @@ describe('SAE loading: what fuzzing found', () => {
     const W_dec = f(6);
     W_dec[4] = NaN;
     writeSafetensors(path.join(dir, 'sae_weights.safetensors'), { W_enc: { dtype: 'F32', shape: [2, 3], data: f(6) }, W_dec: { dtype: 'F32', shape: [3, 2], data: W_dec }, b_enc: { dtype: 'F32', shape: [3], data: f(3) }, b_dec: { dtype: 'F32', shape: [2], data: f(2) } });
-    expect(await refusal(() => loadSae(dir))).toMatch(/W_dec holds NaN at index 4; an SAE's weights must be finite/);
+    expect(await asyncRefusal(() => loadSae(dir))).toMatch(/W_dec holds NaN at index 4; an SAE's weights must be finite/);
   });
 
   it('sparsity with NaN or a positive log10 density is refused (was returned as the feature densities)', async () => {
     const dir = copy('sparsity');
     writeSafetensors(path.join(dir, 'sparsity.safetensors'), { sparsity: { dtype: 'F32', shape: [3], data: Float32Array.from([-1, NaN, -2]) } });
-    expect(await refusal(() => loadSae(dir))).toMatch(/feature 1 has log10 density NaN/);
+    expect(await asyncRefusal(() => loadSae(dir))).toMatch(/feature 1 has log10 density NaN/);
     writeSafetensors(path.join(dir, 'sparsity.safetensors'), { sparsity: { dtype: 'F32', shape: [3], data: Float32Array.from([-1, -2, Infinity]) } });
-    expect(await refusal(() => loadSae(dir))).toMatch(/feature 2 has log10 density Infinity/);
+    expect(await asyncRefusal(() => loadSae(dir))).toMatch(/feature 2 has log10 density Infinity/);
   });
 
   it('a FIFO or /dev/zero as params.npz or cfg.json is refused (a FIFO params.npz blocked the process forever)', async () => {
     const gemma = path.join(tmp, 'gemma', 'layer_0');
     fs.mkdirSync(gemma, { recursive: true });
     execFileSync('mkfifo', [path.join(gemma, 'params.npz')]);
-    expect(await refusal(() => loadSae(gemma))).toMatch(/params\.npz: params\.npz is not a regular file \(a FIFO\)/);
+    expect(await asyncRefusal(() => loadSae(gemma))).toMatch(/params\.npz: params\.npz is not a regular file \(a FIFO\)/);
     fs.rmSync(path.join(gemma, 'params.npz'));
     fs.symlinkSync('/dev/zero', path.join(gemma, 'params.npz'));
-    expect(await refusal(() => loadSae(gemma))).toMatch(/is not a regular file \(a character device\)/);
+    expect(await asyncRefusal(() => loadSae(gemma))).toMatch(/is not a regular file \(a character device\)/);
     const dir = copy('fifo-cfg');
     fs.rmSync(path.join(dir, 'cfg.json'));
     execFileSync('mkfifo', [path.join(dir, 'cfg.json')]);
-    expect(await refusal(() => loadSae(dir))).toMatch(/cfg\.json: cfg\.json is not a regular file \(a FIFO\)/);
+    expect(await asyncRefusal(() => loadSae(dir))).toMatch(/cfg\.json: cfg\.json is not a regular file \(a FIFO\)/);
   });
 
   it("an architecture with a line break is quoted on one line; 'constructor' and 'toString' are no architectures", async () => {
     const dir = copy('arch');
     patchCfg(dir, { architecture: 'top\nk' });
-    expect(await refusal(() => loadSae(dir))).toMatch(/unknown SAELens architecture "top\\nk"; Lantern loads standard/);
+    expect(await asyncRefusal(() => loadSae(dir))).toMatch(/unknown SAELens architecture "top\\nk"; Lantern loads standard/);
     for (const arch of ['constructor', 'toString']) {
       patchCfg(dir, { architecture: arch });
-      expect(await refusal(() => loadSae(dir))).toMatch(new RegExp(`unknown SAELens architecture "${arch}"`));
+      expect(await asyncRefusal(() => loadSae(dir))).toMatch(new RegExp(`unknown SAELens architecture "${arch}"`));
     }
   });
 });
@@ -324,28 +314,18 @@ describe('user files: what fuzzing found', () => {
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  const refusal = async (f: () => unknown): Promise<string> => {
-    try {
-      await f();
-    } catch (e) {
-      expect(e).toBeInstanceOf(LanternError);
-      expect((e as Error).message).not.toContain('\n');
-      return (e as Error).message;
-    }
-    throw new Error('expected a LanternError');
-  };
 
   it('a column name with a line break is quoted on one line; an inherited name (constructor) is no column', async () => {
     const f = path.join(tmp, 'd.jsonl');
     fs.writeFileSync(f, '{"text": "a", "label": 1}\n{"text": "b", "label": 0}\n');
-    expect(await refusal(() => loadLabelled(f, { labelColumn: 'la\nbel' }))).toMatch(/has no column "la\\nbel" \(--label-column\); columns nearest to it: "label"/);
-    expect(await refusal(() => loadLabelled(f, { textColumn: 'constructor' }))).toMatch(/has no column "constructor"/);
+    expect(await asyncRefusal(() => loadLabelled(f, { labelColumn: 'la\nbel' }))).toMatch(/has no column "la\\nbel" \(--label-column\); columns nearest to it: "label"/);
+    expect(await asyncRefusal(() => loadLabelled(f, { textColumn: 'constructor' }))).toMatch(/has no column "constructor"/);
   });
 
   it('contrast pairs whose statements are missing or not text are refused (were read as "null", "[object Object]")', async () => {
     const f = path.join(tmp, 'p.jsonl');
     fs.writeFileSync(f, '{"positive": "x. True", "negative": "x. False", "label": 1}\n{"positive": null, "negative": {}, "label": 0}\n');
-    expect(await refusal(() => loadContrastPairs(f))).toMatch(/row 1 has no text in column "positive"/);
+    expect(await asyncRefusal(() => loadContrastPairs(f))).toMatch(/row 1 has no text in column "positive"/);
   });
 
   it('a control vector times a strength that overflows float32 is refused, not baked in as infinities', async () => {
@@ -356,9 +336,9 @@ describe('user files: what fuzzing found', () => {
     const cv = path.join(tmp, 'cv.gguf');
     writeControlVector(cv, { modelHint: 'gpt2', directions: new Map([[1, new Float32Array(TINY_GPT2.dModel).fill(2)]]) });
     const info = checkGgufFile(model);
-    expect(await refusal(() => steeredGgufCopy(model, info, [{ path: cv, strength: 3e38 }], path.join(tmp, 'steered')))).toMatch(/block 1, times their strengths, overflow float32 at index 0 \(Infinity\)/);
+    expect(await asyncRefusal(() => steeredGgufCopy(model, info, [{ path: cv, strength: 3e38 }], path.join(tmp, 'steered')))).toMatch(/block 1, times their strengths, overflow float32 at index 0 \(Infinity\)/);
     // Two vectors that each fit but whose sum does not.
-    expect(await refusal(() => steeredGgufCopy(model, info, [{ path: cv, strength: 1e38 }, { path: cv, strength: 1e38 }], path.join(tmp, 'steered')))).toMatch(/overflow float32/);
+    expect(await asyncRefusal(() => steeredGgufCopy(model, info, [{ path: cv, strength: 1e38 }, { path: cv, strength: 1e38 }], path.join(tmp, 'steered')))).toMatch(/overflow float32/);
     expect(fs.existsSync(steeredGgufCopy(model, info, [{ path: cv, strength: 1e30 }], path.join(tmp, 'steered')))).toBe(true);
   });
 });
@@ -369,18 +349,6 @@ describe('model folder loading: what fuzzing found', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lantern-fuzz-found-'));
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-  const refusal = (f: () => unknown): string => {
-    try {
-      f();
-    } catch (e) {
-      expect(e).toBeInstanceOf(LanternError);
-      const m = (e as Error).message;
-      expect(m).not.toContain('\n');
-      return m;
-    }
-    throw new Error('expected a LanternError');
-  };
 
   it('a FIFO or a device as model.safetensors, a shard or the index is refused, not read forever', () => {
     const fifo = path.join(tmp, 'fifo');

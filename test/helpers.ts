@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { expect } from 'vitest';
+import { LanternError } from '../src/errors.js';
 import { Tensor } from '../src/engine/tensor.js';
 import { HookedTransformer } from '../src/models/hooked.js';
 import { randomWeights } from '../src/models/random.js';
@@ -84,6 +85,32 @@ export function expectOneLineError(r: CliRun, pattern: RegExp, label = ''): void
   expect(lines, `${label}: stderr lines`).toHaveLength(1);
   expect(lines[0], label).toMatch(/^lantern: error: /);
   expect(lines[0], label).toMatch(pattern);
+}
+
+/** The one-line LanternError message `f` throws; fails the test if `f` returns or throws anything else. */
+export function refusal(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    return refusalMessage(e);
+  }
+  throw new Error('expected a LanternError');
+}
+
+/** {@link refusal} for a function that may return a promise: the message it rejects (or throws) with. */
+export async function asyncRefusal(f: () => unknown): Promise<string> {
+  try {
+    await f();
+  } catch (e) {
+    return refusalMessage(e);
+  }
+  throw new Error('expected a LanternError');
+}
+
+function refusalMessage(e: unknown): string {
+  expect(e).toBeInstanceOf(LanternError);
+  expect((e as Error).message).not.toContain('\n');
+  return (e as Error).message;
 }
 
 /** log softmax(row) in float64, independently of the library's code. */

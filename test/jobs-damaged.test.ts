@@ -8,7 +8,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LanternError } from '../src/errors.js';
 import { TINY_GPT2, writeRandomModel } from '../src/models/random.js';
 import { loadModel } from '../src/models/load.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
@@ -18,7 +17,7 @@ import {
 } from '../src/engine/jobs/store.js';
 import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
 import { buildServer } from '../src/interfaces/server/app.js';
-import { runLantern } from './helpers.js';
+import { refusal, runLantern } from './helpers.js';
 
 let tmp: string;
 let model: HookedTransformer;
@@ -53,17 +52,6 @@ async function finished(): Promise<{ dir: string; job: JobSpec; file: (name: str
   const dir = path.join(tmp, `jobs-${n++}`);
   const { job } = await run(dir);
   return { dir, job, file: (name) => path.join(dir, job.id, name) };
-}
-
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LanternError);
-    expect((e as Error).message).not.toContain('\n');
-    return (e as Error).message;
-  }
-  throw new Error('expected a LanternError');
 }
 
 const fifo = (p: string) => {

@@ -15,7 +15,7 @@ import { shardFiles } from '../src/engine/jobs/run.js';
 import { submitToQueue } from '../src/engine/jobs/queue.js';
 import { freePort, startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
 import { runLantern } from './helpers.js';
-import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/worker.js';
+import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/processes.js';
 
 const HOOK = 'blocks.2.hook_resid_post';
 let tmp: string;

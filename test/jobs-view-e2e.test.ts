@@ -4,7 +4,6 @@
  * process: the numbers shown are the library's `jobStatus`, the list follows shards as they change
  * on disk, and Cancel marks the job cancelled in the folder.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import type { Page } from 'playwright-core';
 import { BUNDLED_MODEL, jobs, loadModel, representations as R } from '../src/index.js';
 import { SHOTS, startWorkbench, type Workbench } from './support/browser.js';
 import { ROOT } from './helpers.js';
+import { startLanternServe } from './support/processes.js';
 
 let jobsDir: string;
 let wb: Workbench;
@@ -139,19 +139,8 @@ describe('Dataset jobs view in chromium', () => {
   });
 
   it('lantern serve --jobs-dir lists that folder\'s jobs', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/interfaces/cli/main.ts'), 'serve', '--port', '0', '--jobs-dir', path.relative(ROOT, jobsDir)], {
-      cwd: ROOT, env: { ...process.env, LANTERN_HOME: path.join(wb.tmp, 'home'), HF_HUB_OFFLINE: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const { child, url } = await startLanternServe(['--jobs-dir', path.relative(ROOT, jobsDir)], path.join(wb.tmp, 'home'));
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        child.stdout.on('data', (d) => {
-          out += d;
-          const m = /Lantern Workbench: (http:\/\/\S+?)\/?\s/.exec(out);
-          if (m) resolve(m[1]);
-        });
-        child.on('exit', (c) => reject(new Error(`serve exited ${c}`)));
-      });
       const listed = await (await fetch(`${url}/api/dataset-jobs`)).json();
       expect(listed.dir).toBe(jobsDir);
       expect(listed.jobs.map((j: { id: string }) => j.id)).toEqual(jobs.jobIds(jobsDir));

@@ -18,7 +18,7 @@ import { JudgeRunner } from '../src/methods/evaluation/runner.js';
 import { EvalStore } from '../src/methods/evaluation/store.js';
 import { answerOf, pairOf, scriptedServer, type ScriptedServer } from './eval-helpers.js';
 import { expectOneLineError, runLantern } from './helpers.js';
-import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/worker.js';
+import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/processes.js';
 
 // Three models, four questions (with references); quality[model][question] is what the scripted judge sees.
 const quality: Record<string, number[]> = { strong: [9, 8, 7, 6], medium: [6, 8, 5, 6], weak: [3, 2, 5, 1] };

@@ -19,7 +19,7 @@ import { runJobLocally, shardFiles } from '../src/engine/jobs/run.js';
 import { jobStatus, shardFile, type JobSpec } from '../src/engine/jobs/store.js';
 import { startLocalRedis, type LocalRedis } from '../src/engine/jobs/local-redis.js';
 import { runLantern } from './helpers.js';
-import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/worker.js';
+import { startLanternWorker, stopLanternWorker, type LanternWorker } from './support/processes.js';
 
 const HOOK = 'blocks.1.hook_resid_post';
 const HOOK_OUT = 'blocks.1.hook_mlp_out';

@@ -5,7 +5,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildServer, LanternServer } from '../src/interfaces/server/app.js';
 import { RunStore } from '../src/interfaces/server/store.js';
@@ -17,7 +16,8 @@ import { activationPatching } from '../src/methods/patching/index.js';
 import { writeRandomModel, TINY_GPT2 } from '../src/models/random.js';
 import type { HookedTransformer } from '../src/models/hooked.js';
 import { BUNDLED_MODEL } from '../src/paths.js';
-import { expectOneLineError, ROOT, runLantern } from './helpers.js';
+import { expectOneLineError, runLantern } from './helpers.js';
+import { startLanternServe } from './support/processes.js';
 
 const PROMPT = 'The cat sat on the';
 const CLEAN = 'When Mary and John went to the store, John gave a drink to';
@@ -421,19 +421,8 @@ describe('lantern serve', () => {
 describe('crash safety', () => {
   it('a server killed mid-run keeps every saved run; the run in flight is marked interrupted', async () => {
     const home = path.join(tmp, 'crash-home');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/interfaces/cli/main.ts'), 'serve', '--port', '0'], {
-      cwd: ROOT, env: { ...process.env, LANTERN_HOME: home, HF_HUB_OFFLINE: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const { child, url } = await startLanternServe([], home);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        child.stdout.on('data', (d) => {
-          out += d;
-          const m = /Lantern Workbench: (http:\/\/\S+?)\/?\s/.exec(out);
-          if (m) resolve(m[1]);
-        });
-        child.on('exit', (c) => reject(new Error(`serve exited ${c}`)));
-      });
       const post = (u: string, b: unknown) => fetch(url + u, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) }).then((r) => r.json());
       const saved = await post('/api/forward', { text: 'kept safe' });
       expect(saved.status).toBe('done');

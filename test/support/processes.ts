@@ -1,7 +1,7 @@
 /**
- * What the job-queue tests share: `lantern worker` processes (run from the sources with tsx) on a
- * Redis the test started, with their stderr kept for assertions, and stopped with SIGTERM as a user
- * would stop them (shards in flight finish).
+ * Lantern processes the tests start from the sources (with tsx), offline: `lantern worker` on a
+ * Redis the test started, with its stderr kept for assertions and stopped with SIGTERM as a user
+ * would stop it (shards in flight finish); and `lantern serve` on a free port, with its URL.
  *
  *   const redis = await startLocalRedis(tmp);
  *   const worker = startLanternWorker(redis.url, path.join(tmp, 'home'), { args: ['--threads', '1'] });
@@ -33,4 +33,20 @@ export async function stopLanternWorker(worker: LanternWorker | undefined): Prom
   const child = worker?.child;
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   await new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); });
+}
+
+/** Starts `lantern serve --port 0 <args>` with LANTERN_HOME `home` and resolves with it and its URL once it listens; the caller kills it. */
+export function startLanternServe(args: string[], home: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'interfaces', 'cli', 'main.ts'), 'serve', '--port', '0', ...args], {
+    cwd: ROOT, env: { ...process.env, LANTERN_HOME: home, HF_HUB_OFFLINE: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /Lantern Workbench: (http:\/\/\S+?)\/?\s/.exec(out);
+      if (m) resolve({ child, url: m[1] });
+    });
+    child.on('exit', (c) => reject(new Error(`serve exited ${c}`)));
+  });
 }
