@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { LanternError } from './errors.js';
 
 /** What a path that is not a regular file is, for errors. */
-export function fileKind(st: fs.Stats): string {
+export function fileKind(st: fs.Stats | fs.BigIntStats): string {
   if (st.isDirectory()) return 'a folder';
   if (st.isFIFO()) return 'a FIFO';
   if (st.isCharacterDevice()) return 'a character device';

@@ -2,7 +2,7 @@
 // each): every reader ends in a one-line LanternError naming the file, or treats a damaged shard
 // as unfinished so that a re-run computes it again and merges the same bytes as a clean run. Each
 // case crashed (SyntaxError, EISDIR, ENOTDIR), hung (a FIFO, /dev/zero) or merged changed bytes before.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -206,6 +206,29 @@ describe('files that are not files', () => {
     fs.writeFileSync(file, 'x');
     expect(refusal(() => jobIds(file))).toMatch(new RegExp(`^cannot list the jobs folder ${file}: ENOTDIR`));
     expect(jobIds(path.join(tmp, 'absent'))).toEqual([]);
+  });
+});
+
+describe('shard hashes', () => {
+  it('an unchanged file is not read again; one rewritten in place, even to the same size, is', () => {
+    const file = path.join(tmp, 'hash-me.bin');
+    fs.writeFileSync(file, Buffer.alloc(1 << 20, 7));
+    const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+    expect(fileSha256(file)).toBe(sha(fs.readFileSync(file)));
+    const reads = vi.spyOn(fs, 'readSync');
+    try {
+      expect(fileSha256(file, 1 << 20)).toBe(sha(Buffer.alloc(1 << 20, 7)));
+      expect(reads).not.toHaveBeenCalled();
+      const fd = fs.openSync(file, 'r+');
+      fs.writeSync(fd, Buffer.from([8]), 0, 1, 12345);
+      fs.closeSync(fd);
+      const changed = Buffer.alloc(1 << 20, 7);
+      changed[12345] = 8;
+      expect(fileSha256(file)).toBe(sha(changed));
+      expect(reads).toHaveBeenCalled();
+    } finally {
+      reads.mockRestore();
+    }
   });
 });
 

@@ -129,6 +129,15 @@ function removeAny(file: string): void {
 }
 
 /**
+ * Digests this process has computed, by path, with the identity of the file they were computed
+ * from. A job's shards are hashed when they are written, when a run looks for finished shards, and
+ * again before the merge reads them: a file whose device, inode, size and nanosecond change time
+ * are unchanged is not read again (a shard is replaced by a rename, so a new one is a new inode,
+ * and any write in place moves its change time).
+ */
+const digests = new Map<string, { id: string; sha256: string }>();
+
+/**
  * sha256 of a regular file's bytes, read in pieces. Job folders are written by other processes and
  * machines, so the file is opened non-blocking and checked first: a FIFO, a device or a folder in
  * its place, or a size other than `size` when given, is a LanternError instead of a read that
@@ -142,10 +151,15 @@ export function fileSha256(file: string, size?: number): string {
   } catch (e) {
     throw new LanternError(`cannot read ${file}: ${(e as Error).message}`);
   }
+  const key = path.resolve(file);
+  let id: string;
   try {
-    const st = fs.fstatSync(fd);
+    const st = fs.fstatSync(fd, { bigint: true });
     if (!st.isFile()) throw new LanternError(`${file} is not a regular file (${fileKind(st)})`);
-    if (size !== undefined && st.size !== size) throw new LanternError(`${file} has ${st.size} bytes, not ${size}`);
+    if (size !== undefined && st.size !== BigInt(size)) throw new LanternError(`${file} has ${st.size} bytes, not ${size}`);
+    id = `${st.dev}:${st.ino}:${st.size}:${st.ctimeNs}:${st.mtimeNs}`;
+    const known = digests.get(key);
+    if (known?.id === id) return known.sha256;
     const buf = Buffer.allocUnsafe(1 << 22);
     for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
   } catch (e) {
@@ -154,7 +168,9 @@ export function fileSha256(file: string, size?: number): string {
   } finally {
     fs.closeSync(fd);
   }
-  return h.digest('hex');
+  const sha256 = h.digest('hex');
+  digests.set(key, { id, sha256 });
+  return sha256;
 }
 
 /** Example ranges of `size` examples (the last may be shorter) covering `examples`. */
