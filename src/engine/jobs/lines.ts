@@ -1,4 +1,8 @@
-/** Reading a shard file of JSON lines without holding it as one string (a shard can be larger than the longest string). */
+/**
+ * Reading a shard file of JSON lines without holding it as one string (a shard can be larger than
+ * the longest string). Written here because node:readline only reads asynchronously, and the
+ * dashboards merge folds its parts in a synchronous generator, a feature line at a time.
+ */
 import fs from 'node:fs';
 
 /** The non-empty lines of `file`, read `chunkBytes` at a time; the file stays open until the loop ends. */

@@ -8,14 +8,12 @@
  * are the same however many workers ran the shards, in this process or on a queue.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { LanternError } from '../../errors.js';
 import type { HookedTransformer } from '../../models/hooked.js';
 import { createJob, JobSpec, readJobData, shardRanges } from '../../engine/jobs/store.js';
 import type { Analysis } from '../../engine/jobs/run.js';
 import { readLines } from '../../engine/jobs/lines.js';
-import { openJobModel } from '../representations/activations-job.js';
-import { weightsHash } from '../attribution/result.js';
+import { modelRef, openJobModel } from '../representations/activations-job.js';
 import { corpusExamples, joinCorpus, NEURONS_SHARD_ROWS, RowExample } from '../neurons/job.js';
 import { DashboardOptions, dashboardPart, DashboardPart, DashboardSet, DashboardSettings, dashboardSettings, FeaturePart, mergeDashboardParts } from './dashboards.js';
 import { FeatureSourceSpec, JobFeatureSource, openJobFeatureSource } from './open.js';
@@ -96,9 +94,8 @@ export async function dashboardsJob(dir: string, model: HookedTransformer, sourc
   if (!Number.isInteger(asked) || asked < 1) throw new LanternError(`shard size must be a positive integer, got ${asked}`);
   const shardRows = Math.ceil(asked / dashboards.batchSize) * dashboards.batchSize;
   const settings: DashboardsJobSettings = { dashboards, source: source.spec, ...(source.saeSha256 ? { saeSha256: source.saeSha256 } : {}), tail };
-  const load = fs.existsSync(model.source) ? path.resolve(model.source) : model.source;
   return createJob(dir, {
-    analysis: 'feature-dashboards', model: { source: model.source, load, weightsSha256: await weightsHash(model) },
+    analysis: 'feature-dashboards', model: await modelRef(model),
     settings: settings as unknown as Record<string, unknown>, seed: dashboards.seed, dataset: { name: opts.corpus ?? '' },
     shards: shardRanges(rows.length, shardRows), ext: 'json',
   }, rows);
