@@ -9,10 +9,10 @@
  * fields absent.
  */
 import fs from 'node:fs';
-import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import type { ColumnSource } from 'hyparquet-writer';
 import { LanternError } from '../../errors.js';
+import { readParquet } from '../../parquet.js';
 
 const JSON_COLUMNS = 'lantern.json-columns';
 const META = 'lantern.meta';
@@ -41,19 +41,16 @@ export function writeTable(file: string, rows: readonly Record<string, unknown>[
 
 /** Reads a table {@link writeTable} wrote: its rows and its metadata. */
 export async function readTable<R = Record<string, unknown>, M = unknown>(file: string): Promise<{ rows: R[]; meta: M }> {
+  const { rows, metadata } = await readParquet(file);
   try {
-    const bytes = fs.readFileSync(file);
-    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-    const kv = Object.fromEntries((parquetMetadata(buffer).key_value_metadata ?? []).map(({ key, value }) => [key, value]));
-    const json = new Set(JSON.parse(kv[JSON_COLUMNS] ?? '[]') as string[]);
-    const rows = (await parquetReadObjects({ file: buffer })) as Record<string, unknown>[];
+    const json = new Set(JSON.parse(metadata[JSON_COLUMNS] ?? '[]') as string[]);
     for (const r of rows) {
       for (const k of json) {
         if (r[k] === null) delete r[k];
         else r[k] = JSON.parse(r[k] as string);
       }
     }
-    return { rows: rows as R[], meta: JSON.parse(kv[META] ?? 'null') as M };
+    return { rows: rows as R[], meta: JSON.parse(metadata[META] ?? 'null') as M };
   } catch (e) {
     throw new LanternError(`${file} is not a table Lantern wrote: ${(e as Error).message}`);
   }

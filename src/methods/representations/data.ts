@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { csvParse } from 'd3-dsv';
-import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
+import { readParquet } from '../../parquet.js';
 import { LanternError, nearest } from '../../errors.js';
 import { Rng } from '../../rng.js';
 
@@ -71,13 +71,7 @@ export async function readRows(file: string): Promise<Row[]> {
     });
   }
   if (ext === '.csv') return csvParse(fs.readFileSync(file, 'utf8')) as unknown as Row[];
-  if (ext === '.parquet') {
-    try {
-      return (await parquetReadObjects({ file: await asyncBufferFromFile(file) })) as Row[];
-    } catch (e) {
-      throw new LanternError(`${file}: cannot read as Parquet (${(e as Error).message})`);
-    }
-  }
+  if (ext === '.parquet') return (await readParquet(file)).rows as Row[];
   throw new LanternError(`data file ${file}: unknown format '${ext}'; use .jsonl, .csv or .parquet`);
 }
 
